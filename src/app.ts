@@ -1,0 +1,91 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { DestinationStream } from 'pino'
+import type { Broker } from './brokers/broker.js'
+import { LocalBroker } from './brokers/local.js'
+import { Catalog, selectEntries } from './catalog/index.js'
+import { loadExternalEntries } from './catalog/external.js'
+import { ConfigError, eventTypeAllowList, type Config } from './config.js'
+import { openDatabase, type Db } from './database.js'
+import { Delivery } from './delivery/publisher.js'
+import { IdempotencyStore } from './idempotency.js'
+import { createMetrics, type Metrics } from './metrics.js'
+import { docs } from './http/docs.js'
+import { eventRoutes } from './http/events.js'
+import { eventTypeRoutes } from './http/event-types.js'
+import { healthRoutes } from './http/health.js'
+import { parseJsonBody, registerProblemHandlers } from './http/problems.js'
+import { serverOptions } from './server-options.js'
+import { createAjv } from './validation.js'
+
+export interface AppDeps {
+  /** A broker to use instead of the one BROKER names (tests: the memory broker). */
+  broker?: Broker
+  logStream?: DestinationStream
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    broker: Broker
+    metrics: Metrics
+    catalog: Catalog
+  }
+}
+
+function createBroker (config: Config, db: Db): Broker {
+  switch (config.BROKER) {
+    case 'local': return new LocalBroker(db)
+    default: throw new ConfigError(`BROKER: '${config.BROKER}' is not available in this version`)
+  }
+}
+
+/** Builds the whole gateway from a config; server.ts and every test use this. */
+export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const ajv = createAjv()
+  const extra = config.EVENT_CATALOG_DIR === undefined ? [] : loadExternalEntries(config.EVENT_CATALOG_DIR, ajv)
+  const catalog = new Catalog(selectEntries(extra, eventTypeAllowList(config)), ajv)
+  const db = openDatabase(config.DATA_DIR)
+  const broker = deps.broker ?? createBroker(config, db)
+  const metrics = createMetrics()
+  const idempotency = new IdempotencyStore(db)
+
+  const app = Fastify(serverOptions(config, deps.logStream))
+  // Bodies: strict (no coercion, no stripping). Query strings and headers are text by nature,
+  // so numbers there are coerced, as Fastify does by default.
+  const lenient = createAjv()
+  lenient.opts.coerceTypes = true
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv : lenient).compile(schema))
+  app.removeContentTypeParser(['application/json'])
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody)
+
+  const delivery = new Delivery(broker, {
+    maxAttempts: config.RETRY_MAX_ATTEMPTS,
+    baseMs: config.RETRY_BASE_MS,
+    maxMs: config.RETRY_MAX_MS,
+    timeoutMs: config.PUBLISH_TIMEOUT_MS
+  }, metrics, app.log)
+
+  app.decorate('broker', broker)
+  app.decorate('metrics', metrics)
+  app.decorate('catalog', catalog)
+  registerProblemHandlers(app, (request, p) => {
+    const type = request.routeOptions.config?.eventType
+    metrics.rejected.inc({ type: type ?? 'unknown', code: p.code })
+  })
+
+  await app.register(docs, { catalog })
+  await app.register(eventRoutes, { config, catalog, delivery, broker, idempotency, metrics })
+  await app.register(eventTypeRoutes, { catalog })
+  await app.register(healthRoutes, { broker, metrics })
+
+  app.addHook('onReady', async () => {
+    await broker.connect()
+    metrics.brokerUp.set({ broker: broker.name }, (await broker.health()).up ? 1 : 0)
+  })
+  // Runs after the server has stopped taking requests and in-flight ones have finished.
+  app.addHook('onClose', async () => {
+    await broker.close()
+    idempotency.close()
+    db.close()
+  })
+  return app
+}

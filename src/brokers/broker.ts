@@ -1,0 +1,68 @@
+import type { Envelope } from '../envelope.js'
+
+/** One event on its way to a broker, serialized once. */
+export interface OutgoingEvent {
+  envelope: Envelope
+  /** The envelope as JSON: what the broker stores or sends. */
+  body: string
+  routingKey: string
+  /** Value of the catalog's dedupe field, when the type has one. */
+  dedupeKey?: string
+  idempotencyKey?: string
+}
+
+/** A broker's failure, classified by the adapter: can the same publish succeed later? */
+export class BrokerError extends Error {
+  readonly retryable: boolean
+  /** Short machine-readable reason, e.g. `timeout`, `disk_full`, `access_denied`. */
+  readonly reason: string
+
+  constructor (message: string, options: { retryable: boolean, reason: string, cause?: unknown }) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'BrokerError'
+    this.retryable = options.retryable
+    this.reason = options.reason
+  }
+}
+
+export type PublishOutcome = { ok: true } | { ok: false, error: BrokerError }
+
+export interface BrokerHealth {
+  up: boolean
+  detail?: string
+}
+
+/**
+ * What every broker adapter implements. `publish` makes one attempt and answers per event, in
+ * order; retries, deadlines, metrics and logs belong to delivery.
+ */
+export interface Broker {
+  readonly name: string
+  connect (): Promise<void>
+  publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]>
+  health (): Promise<BrokerHealth>
+  close (): Promise<void>
+}
+
+export interface ReadQuery {
+  tenantId: string
+  type?: string
+  after?: number
+  limit: number
+}
+
+export interface ReadPage {
+  /** Stored envelopes as JSON text, oldest first. */
+  events: string[]
+  /** Cursor for the next page: the position of the last event returned (or `after`). */
+  next: number
+}
+
+/** Brokers that can give events back (the embedded local store). */
+export interface EventReader {
+  read (query: ReadQuery): ReadPage
+}
+
+export function isEventReader (broker: Broker): broker is Broker & EventReader {
+  return typeof (broker as Partial<EventReader>).read === 'function'
+}

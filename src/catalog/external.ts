@@ -1,0 +1,56 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Type, type Static } from 'typebox'
+import type { Ajv } from 'ajv'
+import { ConfigError } from '../config.js'
+import type { CatalogEntry } from './types.js'
+import { toFieldErrors } from '../validation.js'
+
+// EVENT_CATALOG_DIR: one JSON file per extra event type, read at start, no rebuild needed.
+export const ExternalEntrySchema = Type.Object({
+  type: Type.String({ minLength: 1, maxLength: 128 }),
+  description: Type.String({ minLength: 1, maxLength: 2000 }),
+  domain: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  routingKey: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  dedupeKey: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  sensitive: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+  schema: Type.Object({
+    type: Type.Literal('object'),
+    examples: Type.Array(Type.Unknown(), { minItems: 1 })
+  }, { additionalProperties: true })
+}, { additionalProperties: false })
+
+export type ExternalEntry = Static<typeof ExternalEntrySchema>
+
+export function loadExternalEntries (dir: string, ajv: Ajv): CatalogEntry[] {
+  let files: string[]
+  try {
+    files = readdirSync(dir).filter(f => f.endsWith('.json')).sort()
+  } catch (err) {
+    throw new ConfigError(`EVENT_CATALOG_DIR: cannot read '${dir}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+  const checkFile = ajv.compile(ExternalEntrySchema)
+  return files.map(file => {
+    const path = join(dir, file)
+    let json: unknown
+    try {
+      json = JSON.parse(readFileSync(path, 'utf8'))
+    } catch (err) {
+      throw new ConfigError(`EVENT_CATALOG_DIR: ${path} is not valid JSON: ${(err as Error).message}`)
+    }
+    if (!checkFile(json)) {
+      const why = toFieldErrors(checkFile.errors).map(e => `${e.path} ${e.message}`).join('; ')
+      throw new ConfigError(`EVENT_CATALOG_DIR: ${path} is not an event type definition: ${why}`)
+    }
+    const entry = json as ExternalEntry
+    return {
+      type: entry.type,
+      domain: entry.domain ?? 'custom',
+      description: entry.description,
+      schema: entry.schema as CatalogEntry['schema'],
+      routingKey: entry.routingKey ?? entry.type,
+      ...(entry.dedupeKey === undefined ? {} : { dedupeKey: entry.dedupeKey }),
+      ...(entry.sensitive === undefined ? {} : { sensitive: entry.sensitive })
+    }
+  })
+}

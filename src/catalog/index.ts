@@ -1,0 +1,77 @@
+import type { Ajv } from 'ajv'
+import { ConfigError } from '../config.js'
+import { batch } from './batch.js'
+import { comms } from './comms.js'
+import { drafts } from './drafts.js'
+import { platform } from './platform.js'
+import { survey } from './survey.js'
+import type { CatalogEntry } from './types.js'
+import type { Validator } from '../validation.js'
+
+export type { CatalogEntry } from './types.js'
+
+export const BUILTIN_ENTRIES: readonly CatalogEntry[] = [...survey, ...batch, ...platform, ...comms, ...drafts]
+
+export const TYPE_NAME_PATTERN = '^[a-z][a-z0-9_-]*(\\.[a-z0-9_-]+)*$'
+const typeNameRe = new RegExp(TYPE_NAME_PATTERN)
+
+export interface CatalogType extends CatalogEntry {
+  validate: Validator
+}
+
+export class Catalog {
+  readonly #types = new Map<string, CatalogType>()
+
+  constructor (entries: readonly CatalogEntry[], ajv: Ajv) {
+    for (const entry of entries) {
+      if (!typeNameRe.test(entry.type) || entry.type.length > 128) throw new ConfigError(`event type '${entry.type}': name must match ${TYPE_NAME_PATTERN}`)
+      if (this.#types.has(entry.type)) throw new ConfigError(`event type '${entry.type}' is defined twice`)
+      let validate: Validator
+      try {
+        validate = ajv.compile(entry.schema)
+      } catch (err) {
+        throw new ConfigError(`event type '${entry.type}': schema does not compile: ${(err as Error).message}`)
+      }
+      const example = (entry.schema as { examples?: unknown[] }).examples?.[0]
+      if (example === undefined || !validate(example)) {
+        throw new ConfigError(`event type '${entry.type}': the schema's first example must be a valid payload`)
+      }
+      this.#types.set(entry.type, { ...entry, validate })
+    }
+  }
+
+  get (type: string): CatalogType | undefined {
+    return this.#types.get(type)
+  }
+
+  list (): CatalogType[] {
+    return [...this.#types.values()]
+  }
+
+  get size (): number {
+    return this.#types.size
+  }
+}
+
+/** Built-in types plus extra ones, narrowed to the allow-list when one is given. */
+export function selectEntries (extra: readonly CatalogEntry[], allow: readonly string[] | undefined): CatalogEntry[] {
+  const all = [...BUILTIN_ENTRIES, ...extra]
+  if (allow === undefined) return all
+  const known = new Set(all.map(e => e.type))
+  const unknown = allow.filter(t => !known.has(t))
+  if (unknown.length > 0) throw new ConfigError(`EVENT_TYPES: unknown event type(s): ${unknown.join(', ')}`)
+  const wanted = new Set(allow)
+  return all.filter(e => wanted.has(e.type))
+}
+
+const placeholder = /\{([A-Za-z0-9_]+)\}/g
+
+/** Fills `{field}` placeholders of a routing key from the event data, one safe word per field. */
+export function routingKeyFor (entry: CatalogEntry, data: Record<string, unknown>): string {
+  return entry.routingKey.replace(placeholder, (_, field: string) => {
+    const value = data[field]
+    const word = typeof value === 'string' || typeof value === 'number' ? String(value) : ''
+    // '.', '*' and '#' would change the topic's shape; anything odd becomes '_'
+    return word === '' ? '_' : word.replace(/[^A-Za-z0-9_-]/g, '_')
+  })
+}

@@ -1,0 +1,22 @@
+import type { TSchema } from 'typebox'
+
+/** One event type the gateway accepts. Catalog files hold data only. */
+export interface CatalogEntry {
+  /** e.g. `call.ended`; becomes `POST /v1/events/call.ended` and the CloudEvents `type`. */
+  type: string
+  /** Which seed/domain the type belongs to; groups the types in Swagger. */
+  domain: string
+  description: string
+  /** JSON Schema of the event's `data`; its first `examples` entry must be valid. */
+  schema: TSchema
+  /** RabbitMQ routing key; `{field}` placeholders are filled from the data. */
+  routingKey: string
+  /** Data field that identifies a duplicate (SQS FIFO deduplication). */
+  dedupeKey?: string
+  /** Data fields that must never reach a log line (transcripts, free text, PII). */
+  sensitive?: string[]
+}
+
+export function defineEntries (domain: string, entries: Omit<CatalogEntry, 'domain'>[]): CatalogEntry[] {
+  return entries.map(e => ({ ...e, domain }))
+}

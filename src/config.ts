@@ -1,0 +1,92 @@
+import envSchema from 'env-schema'
+import { Type, type Static } from 'typebox'
+
+// The environment is the configuration: these names are part of the contract (DESIGN.md), and
+// .env.example and the README are checked against this schema by test/config.test.ts.
+const Int = (def: number, minimum: number, maximum: number, description: string) =>
+  Type.Integer({ default: def, minimum, maximum, description })
+
+export const ConfigSchema = Type.Object({
+  PORT: Int(3000, 0, 65535, 'listen port'),
+  HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'listen address' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info', description: 'pino level' }),
+  BROKER: Type.Union([Type.Literal('local'), Type.Literal('rabbitmq'), Type.Literal('sqs'), Type.Literal('eventbridge')], { default: 'local', description: 'where events go' }),
+  DELIVERY_MODE: Type.Union([Type.Literal('sync'), Type.Literal('spool')], { default: 'sync', description: 'answer after the broker has the event (sync) or after the outbox has it (spool)' }),
+  DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'embedded SQLite: local broker, outbox, idempotency keys' }),
+  EVENT_SOURCE: Type.String({ default: 'event-gateway', minLength: 1, maxLength: 256, description: 'CloudEvents source' }),
+  EVENT_TYPES: Type.Optional(Type.String({ description: 'comma-separated allow-list of event types; all when unset' })),
+  EVENT_CATALOG_DIR: Type.Optional(Type.String({ minLength: 1, description: 'folder of JSON files that add event types' })),
+  TENANT_ID_FORMAT: Type.Union([Type.Literal('uuid'), Type.Literal('slug')], { default: 'uuid', description: 'X-Tenant-ID format' }),
+  ALLOW_MOCK_CONTEXT: Type.Boolean({ default: false, description: 'use MOCK_TENANT_ID / MOCK_USER_ID when the headers are missing (development only)' }),
+  MOCK_TENANT_ID: Type.Optional(Type.String({ minLength: 1 })),
+  MOCK_USER_ID: Type.Optional(Type.String({ minLength: 1 })),
+  BODY_LIMIT_BYTES: Int(262144, 1024, 16 * 1024 * 1024, 'largest accepted request body'),
+  BATCH_MAX_EVENTS: Int(100, 1, 1000, 'most events in one batch request'),
+  PUBLISH_TIMEOUT_MS: Int(5000, 100, 120000, 'deadline for a publish including retries'),
+  RETRY_MAX_ATTEMPTS: Int(3, 1, 20, 'publish attempts per event'),
+  RETRY_BASE_MS: Int(100, 1, 60000, 'first backoff step'),
+  RETRY_MAX_MS: Int(2000, 1, 60000, 'largest backoff step'),
+  AMQP_URL: Type.String({ default: 'amqp://guest:guest@127.0.0.1:5672', minLength: 1 }),
+  AMQP_EXCHANGE: Type.String({ default: 'events', minLength: 1 }),
+  SQS_QUEUE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  EVENTBRIDGE_BUS_NAME: Type.String({ default: 'default', minLength: 1 }),
+  API_KEYS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of API keys; auth is off without it' }))
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+interface AjvLikeError { instancePath: string, message?: string, params?: Record<string, unknown> }
+
+/**
+ * Validates and types the environment. `env` defaults to process.env plus `.env` when present;
+ * tests pass their own object and get no `.env`.
+ */
+export function loadConfig (env?: Record<string, string | undefined>): Config {
+  let config: Config
+  try {
+    config = envSchema<Config>({
+      schema: structuredClone(ConfigSchema) as never,
+      data: env ?? {},
+      env: env === undefined,
+      dotenv: env === undefined
+    })
+  } catch (err) {
+    const errors = (err as { errors?: AjvLikeError[] }).errors
+    if (errors === undefined) throw new ConfigError(`Invalid configuration: ${(err as Error).message}`)
+    const lines = errors.map(e => {
+      const name = e.instancePath.replace(/^\//, '').split('/')[0]
+      const allowed = e.params?.allowedValues as unknown[] | undefined
+      return `${name}: ${e.message ?? 'is invalid'}${allowed ? ` (${allowed.join(', ')})` : ''}`
+    })
+    throw new ConfigError(`Invalid configuration:\n  ${[...new Set(lines)].join('\n  ')}`)
+  }
+  checkCombinations(config)
+  return config
+}
+
+function checkCombinations (config: Config): void {
+  const problems: string[] = []
+  if (config.RETRY_BASE_MS > config.RETRY_MAX_MS) problems.push('RETRY_BASE_MS: must not be larger than RETRY_MAX_MS')
+  if (config.ALLOW_MOCK_CONTEXT && config.MOCK_TENANT_ID === undefined) {
+    problems.push('MOCK_TENANT_ID: is required when ALLOW_MOCK_CONTEXT=true')
+  }
+  if (config.BROKER !== 'local') {
+    problems.push(`BROKER: '${config.BROKER}' is not available in this version (available: local)`)
+  }
+  if (config.DELIVERY_MODE !== 'sync') {
+    problems.push(`DELIVERY_MODE: '${config.DELIVERY_MODE}' is not available in this version (available: sync)`)
+  }
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`)
+}
+
+export function eventTypeAllowList (config: Config): string[] | undefined {
+  if (config.EVENT_TYPES === undefined || config.EVENT_TYPES.trim() === '') return undefined
+  return config.EVENT_TYPES.split(',').map(s => s.trim()).filter(s => s !== '')
+}

@@ -1,0 +1,67 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Config } from './config.js'
+import { GatewayError } from './errors.js'
+import { HEADERS } from './headers.js'
+
+export interface RequestContext {
+  tenantId: string
+  userId?: string
+  accountId?: string
+  correlationId: string
+  traceparent?: string
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const SLUG = /^[a-z0-9][a-z0-9._-]{0,63}$/i
+// Visible ASCII only: these values travel in AMQP headers and SQS attributes and reach logs.
+const OPAQUE = /^[\x21-\x7e]{1,128}$/
+const TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/
+
+export function isValidTenantId (value: string, format: Config['TENANT_ID_FORMAT']): boolean {
+  return format === 'uuid' ? UUID.test(value) : SLUG.test(value)
+}
+
+function single (headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name]
+  if (Array.isArray(value)) throw new GatewayError('EVG_BAD_CONTEXT', `${name} must be sent once`)
+  return value === undefined || value === '' ? undefined : value
+}
+
+function opaque (headers: IncomingHttpHeaders, name: string, fallback?: string): string | undefined {
+  const value = single(headers, name) ?? fallback
+  if (value !== undefined && !OPAQUE.test(value)) {
+    throw new GatewayError('EVG_BAD_CONTEXT', `${name} must be 1 to 128 visible ASCII characters`)
+  }
+  return value
+}
+
+/** The correlation id to echo back; a missing or unusable one is replaced, never an error. */
+export function correlationIdFrom (headers: IncomingHttpHeaders): string {
+  const value = headers[HEADERS.correlation]
+  return typeof value === 'string' && OPAQUE.test(value) ? value : randomUUID()
+}
+
+/** Tenant, user, account and trace context of a request; EVG_BAD_CONTEXT when unusable. */
+export function contextFromHeaders (headers: IncomingHttpHeaders, correlationId: string, config: Config): RequestContext {
+  const mock = config.ALLOW_MOCK_CONTEXT
+  const tenantId = single(headers, HEADERS.tenant) ?? (mock ? config.MOCK_TENANT_ID : undefined)
+  if (tenantId === undefined) throw new GatewayError('EVG_BAD_CONTEXT', `${HEADERS.tenant} header is required`)
+  if (!isValidTenantId(tenantId, config.TENANT_ID_FORMAT)) {
+    throw new GatewayError('EVG_BAD_CONTEXT', config.TENANT_ID_FORMAT === 'uuid'
+      ? `${HEADERS.tenant} must be a UUID`
+      : `${HEADERS.tenant} must be a slug: letters, digits, '.', '_' or '-', at most 64`)
+  }
+  const userId = opaque(headers, HEADERS.user, mock ? config.MOCK_USER_ID : undefined)
+  const accountId = opaque(headers, HEADERS.account)
+  // An invalid traceparent is dropped, as W3C Trace Context asks, rather than refused.
+  const tp = headers[HEADERS.traceparent]
+  const traceparent = typeof tp === 'string' && TRACEPARENT.test(tp) ? tp : undefined
+  return {
+    tenantId,
+    correlationId,
+    ...(userId === undefined ? {} : { userId }),
+    ...(accountId === undefined ? {} : { accountId }),
+    ...(traceparent === undefined ? {} : { traceparent })
+  }
+}

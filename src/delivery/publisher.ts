@@ -1,0 +1,101 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyBaseLogger } from 'fastify'
+import { BrokerError, type Broker, type OutgoingEvent, type PublishOutcome } from '../brokers/broker.js'
+import { GatewayError } from '../errors.js'
+import type { Metrics } from '../metrics.js'
+import { backoffMs, type RetryPolicy } from './retry.js'
+
+export type DeliveryResult = { ok: true } | { ok: false, error: GatewayError }
+
+/**
+ * Sync delivery: hands events to the broker and answers once it has them. Only events whose
+ * failure is retryable are tried again, with backoff, inside the publish deadline; what is left
+ * becomes EVG_BROKER_UNAVAILABLE (try later) or EVG_BROKER_REJECTED (refused for good).
+ */
+export class Delivery {
+  readonly #broker: Broker
+  readonly #policy: RetryPolicy
+  readonly #metrics: Metrics
+  readonly #log: FastifyBaseLogger
+
+  constructor (broker: Broker, policy: RetryPolicy, metrics: Metrics, log: FastifyBaseLogger) {
+    this.#broker = broker
+    this.#policy = policy
+    this.#metrics = metrics
+    this.#log = log
+  }
+
+  get retryAfterSeconds (): number {
+    return Math.max(1, Math.ceil(this.#policy.maxMs / 1000))
+  }
+
+  async publish (events: readonly OutgoingEvent[]): Promise<DeliveryResult[]> {
+    const started = process.hrtime.bigint()
+    const deadline = Date.now() + this.#policy.timeoutMs
+    const results: (DeliveryResult | undefined)[] = new Array(events.length)
+    let pending = events.map((_, i) => i)
+    let lastError: BrokerError | undefined
+    const broker = this.#broker.name
+
+    for (let attempt = 1; pending.length > 0; attempt++) {
+      const outcomes = await this.#attempt(pending.map(i => events[i] as OutgoingEvent), deadline - Date.now())
+      const retry: number[] = []
+      outcomes.forEach((outcome, k) => {
+        const i = pending[k] as number
+        if (outcome.ok) {
+          results[i] = outcome
+        } else if (outcome.error.retryable) {
+          lastError = outcome.error
+          retry.push(i)
+        } else {
+          results[i] = { ok: false, error: new GatewayError('EVG_BROKER_REJECTED', `${broker} refused the event: ${outcome.error.message}`, { extensions: { reason: outcome.error.reason } }) }
+        }
+      })
+      pending = retry
+      if (pending.length === 0) break
+      const wait = backoffMs(attempt, this.#policy)
+      if (attempt >= this.#policy.maxAttempts || Date.now() + wait >= deadline) break
+      this.#metrics.retries.inc({ broker }, pending.length)
+      this.#log.warn({ broker, attempt, events: pending.length, reason: lastError?.reason, waitMs: wait }, 'publish failed, retrying')
+      await sleep(wait)
+    }
+    for (const i of pending) {
+      results[i] = {
+        ok: false,
+        error: new GatewayError('EVG_BROKER_UNAVAILABLE', `${broker} could not take the event: ${lastError?.message ?? 'no answer'}`, {
+          retryAfter: this.retryAfterSeconds,
+          extensions: { reason: lastError?.reason ?? 'unknown' }
+        })
+      }
+    }
+    const final = results as DeliveryResult[]
+    let failed = 0
+    for (let i = 0; i < final.length; i++) {
+      const r = final[i] as DeliveryResult
+      const outcome = r.ok ? 'published' : r.error.code === 'EVG_BROKER_REJECTED' ? 'rejected' : 'unavailable'
+      if (!r.ok) failed++
+      this.#metrics.published.inc({ broker, type: (events[i] as OutgoingEvent).envelope.type, outcome })
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9
+    this.#metrics.publishDuration.observe({ broker, outcome: failed === 0 ? 'published' : 'failed' }, seconds)
+    return final
+  }
+
+  /** One broker call, bounded by the time left; a throw or a timeout fails every event retryably. */
+  async #attempt (batch: OutgoingEvent[], remainingMs: number): Promise<PublishOutcome[]> {
+    const fail = (error: BrokerError) => batch.map(() => ({ ok: false as const, error }))
+    if (remainingMs <= 0) return fail(new BrokerError('publish deadline passed', { retryable: true, reason: 'timeout' }))
+    const timer = new AbortController()
+    try {
+      return await Promise.race([
+        this.#broker.publish(batch),
+        sleep(remainingMs, undefined, { signal: timer.signal }).then(() => fail(new BrokerError(`no answer within ${this.#policy.timeoutMs} ms`, { retryable: true, reason: 'timeout' })))
+      ])
+    } catch (err) {
+      if (err instanceof BrokerError) return fail(err)
+      return fail(new BrokerError((err as Error).message, { retryable: true, reason: 'error', cause: err }))
+    } finally {
+      timer.abort()
+    }
+  }
+}

@@ -1,0 +1,13 @@
+// Header names the gateway reads and writes: part of the contract (DESIGN.md).
+export const HEADERS = {
+  tenant: 'x-tenant-id',
+  user: 'x-user-id',
+  account: 'x-account-id',
+  correlation: 'x-correlation-id',
+  idempotencyKey: 'idempotency-key',
+  idempotencyReplayed: 'idempotency-replayed',
+  traceparent: 'traceparent',
+  authorization: 'authorization',
+  requestId: 'x-request-id',
+  retryAfter: 'retry-after'
+} as const

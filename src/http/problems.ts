@@ -1,0 +1,117 @@
+import type { Socket } from 'node:net'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import sjson from 'secure-json-parse'
+import { ERRORS, GatewayError, PROBLEM_CONTENT_TYPE, problem, type ErrorCode, type Problem } from '../errors.js'
+import { HEADERS } from '../headers.js'
+import { toFieldErrors } from '../validation.js'
+
+export const MAX_JSON_DEPTH = 64
+
+/** Deepest nesting of arrays/objects in a JSON text, stopping early past `limit`. */
+export function jsonDepthExceeds (text: string, limit: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92) i++ // backslash: skip the escaped character
+      else if (c === 34) inString = false
+    } else if (c === 34) {
+      inString = true
+    } else if (c === 123 || c === 91) {
+      if (++depth > limit) return true
+    } else if (c === 125 || c === 93) {
+      depth--
+    }
+  }
+  return false
+}
+
+/**
+ * Our JSON body parser: rejects prototype-poisoning keys and absurd nesting before anything
+ * walks the value (deep values would overflow the stack when serialized later).
+ */
+export function parseJsonBody (_req: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void): void {
+  if (body.length === 0) return done(new GatewayError('EVG_VALIDATION', 'the body is empty; send a JSON object'))
+  if (jsonDepthExceeds(body, MAX_JSON_DEPTH)) return done(new GatewayError('EVG_VALIDATION', `the body nests deeper than ${MAX_JSON_DEPTH} levels`))
+  try {
+    done(null, sjson.parse(body, { protoAction: 'error', constructorAction: 'error' }))
+  } catch (err) {
+    done(new GatewayError('EVG_VALIDATION', `the body is not valid JSON: ${(err as Error).message}`))
+  }
+}
+
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'EVG_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'EVG_UNSUPPORTED_MEDIA',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'EVG_VALIDATION',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'EVG_VALIDATION',
+  FST_ERR_CTP_INVALID_TYPE: 'EVG_UNSUPPORTED_MEDIA',
+  FST_ERR_BAD_URL: 'EVG_NOT_FOUND',
+  FST_ERR_ASYNC_CONSTRAINT: 'EVG_VALIDATION'
+}
+
+const BY_STATUS: Record<number, ErrorCode> = {
+  400: 'EVG_VALIDATION', 401: 'EVG_UNAUTHORIZED', 403: 'EVG_FORBIDDEN', 404: 'EVG_NOT_FOUND',
+  413: 'EVG_TOO_LARGE', 415: 'EVG_UNSUPPORTED_MEDIA', 429: 'EVG_RATE_LIMITED', 503: 'EVG_OVERLOADED'
+}
+
+/** Any error as a problem: ours as they are, Fastify's by code, the unexpected as EVG_INTERNAL. */
+export function toProblem (error: FastifyError | GatewayError | Error): { problem: Problem, retryAfter?: number } {
+  if (error instanceof GatewayError) return { problem: error.toProblem(), ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter }) }
+  const fe = error as FastifyError
+  if (fe.validation !== undefined) {
+    const where = fe.validationContext ?? 'body'
+    return { problem: problem('EVG_VALIDATION', `the ${where} is not valid`, { errors: toFieldErrors(fe.validation as never) }) }
+  }
+  const mapped = (fe.code ? FASTIFY_CODES[fe.code] : undefined) ?? (fe.statusCode !== undefined && fe.statusCode < 500 ? BY_STATUS[fe.statusCode] ?? 'EVG_VALIDATION' : undefined)
+  if (mapped !== undefined) return { problem: problem(mapped, fe.message) }
+  return { problem: problem('EVG_INTERNAL', 'unexpected error; it was logged') }
+}
+
+export function sendProblem (reply: FastifyReply, p: Problem, retryAfter?: number): FastifyReply {
+  if (retryAfter !== undefined) reply.header(HEADERS.retryAfter, String(retryAfter))
+  return reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(p)
+}
+
+export function registerProblemHandlers (app: FastifyInstance, onProblem?: (request: FastifyRequest, p: Problem) => void): void {
+  app.setErrorHandler((error, request, reply) => {
+    const { problem: p, retryAfter } = toProblem(error as Error)
+    if (p.status >= 500 && p.code === 'EVG_INTERNAL') request.log.error({ err: error }, 'unexpected error')
+    else request.log.info({ code: p.code, status: p.status }, 'request refused')
+    onProblem?.(request, p)
+    return sendProblem(reply, { ...p, instance: request.url }, retryAfter)
+  })
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? ''
+    const p = request.method === 'POST' && path.startsWith('/v1/events/')
+      ? problem('EVG_UNKNOWN_TYPE', `no event type '${decodeSafe(path.slice('/v1/events/'.length))}'; GET /v1/event-types lists them`)
+      : problem('EVG_NOT_FOUND', `${request.method} ${path} does not exist`)
+    onProblem?.(request, p)
+    return sendProblem(reply, p)
+  })
+}
+
+function decodeSafe (s: string): string {
+  try {
+    return decodeURIComponent(s).slice(0, 128)
+  } catch {
+    return s.slice(0, 128)
+  }
+}
+
+/**
+ * Errors Node's HTTP parser meets before Fastify sees a request (oversized headers, garbage):
+ * answered as problems too, and the socket closed; the process is not affected.
+ */
+export function clientErrorHandler (err: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable) {
+    socket.destroy()
+    return
+  }
+  const code: ErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'EVG_HEADERS_TOO_LARGE' : 'EVG_VALIDATION'
+  const body = JSON.stringify(problem(code, code === 'EVG_HEADERS_TOO_LARGE' ? 'the request headers are larger than the server accepts' : 'malformed HTTP request'))
+  const status = ERRORS[code].status
+  socket.end(`HTTP/1.1 ${status} ${code === 'EVG_HEADERS_TOO_LARGE' ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+    `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+}

@@ -1,0 +1,41 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import addFormatsModule from 'ajv-formats'
+import type { FieldError } from './errors.js'
+
+// One Ajv setup for every schema the gateway checks (single routes, batch items, catalog files),
+// so an event is judged the same way whichever door it comes through.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv
+
+export function createAjv (): Ajv {
+  const ajv = new Ajv({
+    coerceTypes: false, // "1" is not 1: producers must send the types they mean
+    removeAdditional: false, // unknown properties are rejected, never silently stripped
+    useDefaults: false,
+    allErrors: true, // report every problem at once; bodies are bounded by BODY_LIMIT_BYTES
+    allowUnionTypes: true,
+    strict: false
+  })
+  addFormats(ajv)
+  return ajv
+}
+
+export type Validator = ValidateFunction
+
+/** Ajv errors as `{path, message}` with JSON Pointer paths that name the offending field. */
+export function toFieldErrors (errors: readonly ErrorObject[] | null | undefined, prefix = ''): FieldError[] {
+  if (!errors) return []
+  return errors.map(e => {
+    let path = e.instancePath
+    let message = e.message ?? 'is invalid'
+    if (e.keyword === 'required') {
+      path += `/${String(e.params.missingProperty)}`
+      message = 'is required'
+    } else if (e.keyword === 'additionalProperties') {
+      path += `/${String(e.params.additionalProperty)}`
+      message = 'is not an allowed property'
+    } else if (e.keyword === 'enum') {
+      message = `must be one of: ${(e.params.allowedValues as unknown[]).join(', ')}`
+    }
+    return { path: prefix + path || '/', message }
+  })
+}
