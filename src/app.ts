@@ -54,7 +54,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const lenient = createAjv()
   lenient.opts.coerceTypes = true
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv : lenient).compile(schema))
-  app.removeContentTypeParser(['application/json'])
+  app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody)
 
   const delivery = new Delivery(broker, {

@@ -1,0 +1,60 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import type { Test } from 'tap'
+import { buildApp, type AppDeps } from '../src/app.js'
+import { MemoryBroker } from '../src/brokers/memory.js'
+import { BUILTIN_ENTRIES } from '../src/catalog/index.js'
+import { loadConfig, type Config } from '../src/config.js'
+
+export const TENANT = '7c9e6679-7425-40de-944b-e07fc1f90ae7'
+export const OTHER_TENANT = '9b2d4f1e-3c5a-4e7b-8d9f-0a1b2c3d4e5f'
+
+export function exampleOf (type: string): Record<string, unknown> {
+  const entry = BUILTIN_ENTRIES.find(e => e.type === type)
+  if (entry === undefined) throw new Error(`no type ${type}`)
+  return structuredClone((entry.schema as { examples: Record<string, unknown>[] }).examples[0] as Record<string, unknown>)
+}
+
+/** Collects log lines so tests can look at what the gateway logged. */
+export class LogCapture extends Writable {
+  lines: string[] = []
+  override _write (chunk: Buffer, _enc: string, done: () => void): void {
+    this.lines.push(...chunk.toString().split('\n').filter(Boolean))
+    done()
+  }
+
+  get text (): string { return this.lines.join('\n') }
+  get records (): Record<string, unknown>[] { return this.lines.map(l => JSON.parse(l)) }
+}
+
+/** A fresh DATA_DIR, removed when the test ends. */
+export function dataDir (t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'evg-test-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+export function testConfig (t: Test, env: Record<string, string> = {}): Config {
+  return loadConfig({ DATA_DIR: dataDir(t), LOG_LEVEL: 'silent', RETRY_BASE_MS: '1', RETRY_MAX_MS: '5', ...env })
+}
+
+/** The production app, built from a test config, with the memory broker unless told otherwise. */
+export async function build (t: Test, env: Record<string, string> = {}, deps: AppDeps = {}) {
+  const config = testConfig(t, env)
+  const broker = deps.broker ?? new MemoryBroker()
+  const app = await buildApp(config, { ...deps, broker })
+  t.teardown(() => app.close())
+  await app.ready()
+  return { app, broker: broker as MemoryBroker, config }
+}
+
+export function post (type: string, payload: unknown, headers: Record<string, string> = {}) {
+  return {
+    method: 'POST' as const,
+    url: `/v1/events/${type}`,
+    headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT, ...headers },
+    payload: typeof payload === 'string' ? payload : JSON.stringify(payload)
+  }
+}
