@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
+import { ApiKeys } from './auth.js'
 import type { Broker } from './brokers/broker.js'
 import { LocalBroker } from './brokers/local.js'
 import { Catalog, selectEntries } from './catalog/index.js'
@@ -43,6 +44,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const ajv = createAjv()
   const extra = config.EVENT_CATALOG_DIR === undefined ? [] : loadExternalEntries(config.EVENT_CATALOG_DIR, ajv)
   const catalog = new Catalog(selectEntries(extra, eventTypeAllowList(config)), ajv)
+  const apiKeys = config.API_KEYS_FILE === undefined ? undefined : ApiKeys.load(config.API_KEYS_FILE, ajv)
   const db = openDatabase(config.DATA_DIR)
   const broker = deps.broker ?? createBroker(config, db)
   const metrics = createMetrics()
@@ -73,7 +75,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   })
 
   await app.register(docs, { catalog })
-  await app.register(eventRoutes, { config, catalog, delivery, broker, idempotency, metrics })
+  await app.register(eventRoutes, { config, catalog, delivery, broker, idempotency, metrics, ...(apiKeys === undefined ? {} : { apiKeys }) })
   await app.register(eventTypeRoutes, { catalog })
   await app.register(healthRoutes, { broker, metrics })
 

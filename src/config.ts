@@ -1,5 +1,6 @@
 import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
+import { isValidTenantId } from './context.js'
 
 // The environment is the configuration: these names are part of the contract (DESIGN.md), and
 // .env.example and the README are checked against this schema by test/config.test.ts.
@@ -76,6 +77,9 @@ function checkCombinations (config: Config): void {
   if (config.RETRY_BASE_MS > config.RETRY_MAX_MS) problems.push('RETRY_BASE_MS: must not be larger than RETRY_MAX_MS')
   if (config.ALLOW_MOCK_CONTEXT && config.MOCK_TENANT_ID === undefined) {
     problems.push('MOCK_TENANT_ID: is required when ALLOW_MOCK_CONTEXT=true')
+  }
+  if (config.MOCK_TENANT_ID !== undefined && !isValidTenantId(config.MOCK_TENANT_ID, config.TENANT_ID_FORMAT)) {
+    problems.push(`MOCK_TENANT_ID: must be a valid tenant id for TENANT_ID_FORMAT=${config.TENANT_ID_FORMAT}`)
   }
   if (config.BROKER !== 'local') {
     problems.push(`BROKER: '${config.BROKER}' is not available in this version (available: local)`)

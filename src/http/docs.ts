@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import fp from 'fastify-plugin'
 import type { Catalog } from '../catalog/index.js'
 
 export const API_VERSION = '1.0.0'
 
 /** The OpenAPI document (generated from the routes) and Swagger UI at /docs. */
-export async function docs (app: FastifyInstance, opts: { catalog: Catalog }): Promise<void> {
+async function docsPlugin (app: FastifyInstance, opts: { catalog: Catalog }): Promise<void> {
   const domains = [...new Set(opts.catalog.list().map(e => e.domain))]
   await app.register(swagger, {
     openapi: {
@@ -28,3 +29,6 @@ export async function docs (app: FastifyInstance, opts: { catalog: Catalog }): P
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true, tryItOutEnabled: true } })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 }
+
+// Not encapsulated: swagger must see every route and decorate the root instance.
+export const docs = fp(docsPlugin, { name: 'evg-docs' })

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
+import { forbidden, type ApiKey, type ApiKeys } from '../auth.js'
 import { isEventReader, type Broker, type OutgoingEvent } from '../brokers/broker.js'
 import { routingKeyFor, type Catalog, type CatalogType } from '../catalog/index.js'
 import type { Config } from '../config.js'
@@ -21,11 +22,14 @@ export interface EventsRouteOptions {
   broker: Broker
   idempotency: IdempotencyStore
   metrics: Metrics
+  /** Present when API_KEYS_FILE is set: every request then needs a key. */
+  apiKeys?: ApiKeys
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     evgContext: RequestContext | undefined
+    apiKey: ApiKey | undefined
   }
   interface FastifyContextConfig {
     eventType?: string
@@ -55,19 +59,30 @@ function idempotencyKeyOf (request: FastifyRequest): string | undefined {
 }
 
 export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOptions): Promise<void> {
-  const { config, catalog, delivery, broker, idempotency, metrics } = opts
+  const { config, catalog, delivery, broker, idempotency, metrics, apiKeys } = opts
   const source = config.EVENT_SOURCE
+  const mayPublish = (request: FastifyRequest, type: string) => {
+    if (request.apiKey !== undefined && !request.apiKey.allowsType(type)) throw forbidden(`events of type ${type}`)
+  }
 
   app.decorateRequest('evgContext', undefined)
+  app.decorateRequest('apiKey', undefined)
   // Context comes before the body is even parsed: a bad tenant is refused whatever the body.
   app.addHook('onRequest', async (request, reply) => {
     const correlationId = correlationIdFrom(request.headers)
     reply.header(HEADERS.correlation, correlationId)
     const type = request.routeOptions.config.eventType
     if (type !== undefined) metrics.received.inc({ type })
+    if (apiKeys !== undefined) {
+      const key = apiKeys.authenticate(request.headers)
+      request.apiKey = key
+      request.log = request.log.child({ apiKey: key.name })
+    }
     const ctx = contextFromHeaders(request.headers, correlationId, config)
     request.evgContext = ctx
     request.log = request.log.child({ correlationId, tenantId: ctx.tenantId })
+    if (request.apiKey !== undefined && !request.apiKey.allowsTenant(ctx.tenantId)) throw forbidden('for this tenant')
+    if (type !== undefined) mayPublish(request, type)
   })
 
   const single = (entry: CatalogType) => async (request: FastifyRequest, reply: FastifyReply) => {
@@ -153,6 +168,7 @@ export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOption
       const entry = catalog.get(item.type)
       if (entry === undefined) return fail(problem('EVG_UNKNOWN_TYPE', `no event type '${item.type.slice(0, 128)}'`))
       metrics.received.inc({ type: entry.type })
+      if (request.apiKey !== undefined && !request.apiKey.allowsType(entry.type)) return fail(forbidden(`events of type ${entry.type}`).toProblem())
       if (!entry.validate(item.data)) {
         return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: toFieldErrors(entry.validate.errors, `/events/${index}/data`) }))
       }

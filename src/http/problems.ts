@@ -80,6 +80,7 @@ export function registerProblemHandlers (app: FastifyInstance, onProblem?: (requ
     if (p.status >= 500 && p.code === 'EVG_INTERNAL') request.log.error({ err: error }, 'unexpected error')
     else request.log.info({ code: p.code, status: p.status }, 'request refused')
     onProblem?.(request, p)
+    if (p.code === 'EVG_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer')
     return sendProblem(reply, { ...p, instance: request.url }, retryAfter)
   })
   app.setNotFoundHandler((request, reply) => {

@@ -17,11 +17,11 @@ export const AcceptedSchema = Type.Object({
   type: Type.String(),
   status: Type.Enum(['published', 'queued'], { description: 'published: the broker has it; queued: the durable outbox has it' }),
   correlationId: Type.String()
-})
+}, { description: 'Accepted: the broker (or the outbox) has the event' })
 
 export const ContextHeadersSchema = Type.Object({
-  'x-tenant-id': Type.Optional(Type.String({ description: 'Tenant (required; a UUID unless TENANT_ID_FORMAT=slug)' })),
-  'x-user-id': Type.Optional(Type.String({ description: 'User who caused the event' })),
+  'x-tenant-id': Type.Optional(Type.String({ description: 'Tenant (required; a UUID unless TENANT_ID_FORMAT=slug)', examples: ['7c9e6679-7425-40de-944b-e07fc1f90ae7'] })),
+  'x-user-id': Type.Optional(Type.String({ description: 'User who caused the event', examples: ['user-123'] })),
   'x-account-id': Type.Optional(Type.String({ description: 'Account, when the tenant has several' })),
   'x-correlation-id': Type.Optional(Type.String({ description: 'Correlation id; generated when absent, echoed back' })),
   'idempotency-key': Type.Optional(Type.String({ description: 'A repeat with the same key and body gets the first answer; another body gets 409' })),

@@ -1,0 +1,72 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import type { IncomingHttpHeaders } from 'node:http'
+import { Type, type Static } from 'typebox'
+import type { Ajv } from 'ajv'
+import { ConfigError } from './config.js'
+import { GatewayError } from './errors.js'
+import { HEADERS } from './headers.js'
+import { toFieldErrors } from './validation.js'
+
+// API_KEYS_FILE holds sha256 digests of keys, never the keys, so the file is not itself a secret.
+export const ApiKeysFileSchema = Type.Object({
+  keys: Type.Array(Type.Object({
+    name: Type.String({ minLength: 1, maxLength: 128, description: 'Who holds the key; shown in logs' }),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'Hex sha256 of the key' }),
+    tenants: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Tenants it may publish for; "*" for any' }),
+    eventTypes: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Types it may publish; "*" for any, "call.*" for a prefix' })
+  }, { additionalProperties: false }), { minItems: 1 })
+}, { additionalProperties: false })
+
+export type ApiKeysFile = Static<typeof ApiKeysFileSchema>
+
+export interface ApiKey {
+  name: string
+  allowsTenant (tenant: string): boolean
+  allowsType (type: string): boolean
+}
+
+const matcher = (patterns: string[]) => {
+  if (patterns.includes('*')) return () => true
+  const exact = new Set(patterns.filter(p => !p.endsWith('*')))
+  const prefixes = patterns.filter(p => p.endsWith('*')).map(p => p.slice(0, -1))
+  return (value: string) => exact.has(value) || prefixes.some(p => value.startsWith(p))
+}
+
+export class ApiKeys {
+  readonly #byDigest = new Map<string, ApiKey>()
+
+  constructor (file: ApiKeysFile) {
+    for (const k of file.keys) {
+      this.#byDigest.set(k.sha256, { name: k.name, allowsTenant: matcher(k.tenants), allowsType: matcher(k.eventTypes) })
+    }
+  }
+
+  static load (path: string, ajv: Ajv): ApiKeys {
+    let json: unknown
+    try {
+      json = JSON.parse(readFileSync(path, 'utf8'))
+    } catch (err) {
+      throw new ConfigError(`API_KEYS_FILE: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
+    const check = ajv.compile(ApiKeysFileSchema)
+    if (!check(json)) {
+      throw new ConfigError(`API_KEYS_FILE: ${path} is not valid: ${toFieldErrors(check.errors).map(e => `${e.path} ${e.message}`).join('; ')}`)
+    }
+    return new ApiKeys(json as ApiKeysFile)
+  }
+
+  /** The key presented as `Authorization: Bearer <key>`; EVG_UNAUTHORIZED when absent or unknown. */
+  authenticate (headers: IncomingHttpHeaders): ApiKey {
+    const header = headers[HEADERS.authorization]
+    const match = typeof header === 'string' ? /^Bearer\s+(\S{1,512})$/i.exec(header) : null
+    if (match === null) throw new GatewayError('EVG_UNAUTHORIZED', 'send an API key as Authorization: Bearer <key>')
+    const key = this.#byDigest.get(createHash('sha256').update(match[1] as string).digest('hex'))
+    if (key === undefined) throw new GatewayError('EVG_UNAUTHORIZED', 'the API key is not known')
+    return key
+  }
+}
+
+export function forbidden (what: string): GatewayError {
+  return new GatewayError('EVG_FORBIDDEN', `this API key may not publish ${what}`)
+}

@@ -1,0 +1,63 @@
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+import { ConfigError, ConfigSchema, eventTypeAllowList, loadConfig } from '../src/config.js'
+
+const names = Object.keys(ConfigSchema.properties)
+const AWS_SDK_VARS = ['AWS_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_SQS', 'AWS_ENDPOINT_URL_EVENTBRIDGE']
+
+t.test('defaults are the documented ones', async t => {
+  const c = loadConfig({})
+  t.match(c, {
+    PORT: 3000, HOST: '0.0.0.0', LOG_LEVEL: 'info', BROKER: 'local', DELIVERY_MODE: 'sync', DATA_DIR: './data',
+    EVENT_SOURCE: 'event-gateway', TENANT_ID_FORMAT: 'uuid', ALLOW_MOCK_CONTEXT: false, BODY_LIMIT_BYTES: 262144,
+    BATCH_MAX_EVENTS: 100, PUBLISH_TIMEOUT_MS: 5000, RETRY_MAX_ATTEMPTS: 3, RETRY_BASE_MS: 100, RETRY_MAX_MS: 2000,
+    AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672', AMQP_EXCHANGE: 'events', EVENTBRIDGE_BUS_NAME: 'default'
+  })
+  t.equal(eventTypeAllowList(c), undefined)
+  t.same(eventTypeAllowList(loadConfig({ EVENT_TYPES: ' call.ended, ,call.started ' })), ['call.ended', 'call.started'])
+})
+
+t.test('bad values name the variable', async t => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ PORT: '70000' }, /PORT: must be <= 65535/],
+    [{ PORT: 'abc' }, /PORT: must be integer/],
+    [{ BROKER: 'kafka' }, /BROKER: must be /],
+    [{ TENANT_ID_FORMAT: 'email' }, /TENANT_ID_FORMAT/],
+    [{ ALLOW_MOCK_CONTEXT: 'maybe' }, /ALLOW_MOCK_CONTEXT: must be boolean/],
+    [{ ALLOW_MOCK_CONTEXT: 'true' }, /MOCK_TENANT_ID: is required when ALLOW_MOCK_CONTEXT=true/],
+    [{ ALLOW_MOCK_CONTEXT: 'true', MOCK_TENANT_ID: 'acme' }, /MOCK_TENANT_ID: must be a valid tenant id/],
+    [{ RETRY_BASE_MS: '500', RETRY_MAX_MS: '100' }, /RETRY_BASE_MS: must not be larger than RETRY_MAX_MS/],
+    [{ BROKER: 'rabbitmq' }, /BROKER: 'rabbitmq' is not available in this version/],
+    [{ DELIVERY_MODE: 'spool' }, /DELIVERY_MODE: 'spool' is not available/],
+    [{ BATCH_MAX_EVENTS: '0' }, /BATCH_MAX_EVENTS: must be >= 1/]
+  ]
+  for (const [env, message] of cases) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
+  }
+  t.ok(new ConfigError('x') instanceof Error)
+})
+
+t.test('values are not echoed, so a secret in the environment never reaches the message', async t => {
+  try {
+    loadConfig({ AMQP_URL: 'amqp://svc:s3cr3t-pw@rabbit:5672', PORT: 's3cr3t-pw', RETRY_MAX_ATTEMPTS: 's3cr3t-pw' })
+    t.fail('should have thrown')
+  } catch (err) {
+    t.match((err as Error).message, /PORT/)
+    t.notMatch((err as Error).message, 's3cr3t-pw')
+  }
+})
+
+t.test('.env.example lists every variable, and only real ones', async t => {
+  const text = readFileSync(new URL('../.env.example', import.meta.url), 'utf8')
+  const listed = [...text.matchAll(/^#?\s?([A-Z][A-Z0-9_]+)=/gm)].map(m => m[1])
+  for (const name of names) t.ok(listed.includes(name), `${name} is in .env.example`)
+  for (const name of listed) t.ok(names.includes(name as string) || AWS_SDK_VARS.includes(name as string), `${name} is a real variable`)
+  // the example's uncommented values are valid defaults
+  const active = Object.fromEntries([...text.matchAll(/^([A-Z][A-Z0-9_]+)=(.*)$/gm)].map(m => [m[1], m[2]]))
+  t.doesNotThrow(() => loadConfig(active as Record<string, string>))
+})
+
+t.test('the README documents every variable', async t => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  for (const name of [...names, ...AWS_SDK_VARS]) t.match(readme, `\`${name}\``, `${name} in README`)
+})

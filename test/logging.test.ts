@@ -1,0 +1,20 @@
+import t from 'tap'
+import { LogCapture, TENANT, build, exampleOf, post } from './helper.js'
+
+t.test('logs carry request, correlation, tenant and event ids, never payloads or credentials', async t => {
+  const logs = new LogCapture()
+  const { app } = await build(t, { LOG_LEVEL: 'trace' }, { logStream: logs })
+  const secret = 'SECRET-TRANSCRIPT-4711'
+  const batchData = { ...exampleOf('batch.processing.completed'), raw_transcript: secret, cleaned_transcript: secret }
+  const res = await app.inject(post('batch.processing.completed', batchData, { authorization: 'Bearer sk-live-123456', 'x-correlation-id': 'corr-log' }))
+  t.equal(res.statusCode, 202)
+  await app.inject(post('call.ended', { ...exampleOf('call.ended'), transcript: secret, duration: -1 }, { authorization: 'Bearer sk-live-123456' }))
+  await app.inject({ method: 'POST', url: '/v1/events', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT }, payload: JSON.stringify({ events: [{ type: 'call.ended', data: { transcript: secret } }] }) })
+
+  t.notMatch(logs.text, secret, 'no transcript in any log line')
+  t.notMatch(logs.text, 'sk-live-123456', 'no API key in any log line')
+  const published = logs.records.find(r => r.msg === 'event published')
+  t.match(published, { correlationId: 'corr-log', tenantId: TENANT, eventId: res.json().id, type: 'batch.processing.completed', reqId: String })
+  const refused = logs.records.find(r => r.msg === 'request refused')
+  t.match(refused, { code: 'EVG_VALIDATION', tenantId: TENANT })
+})

@@ -1,0 +1,36 @@
+import t from 'tap'
+import { TENANT, build, exampleOf, post } from './helper.js'
+
+t.test('/metrics exposes the gateway counters, without tenant or user labels', async t => {
+  const { app, broker } = await build(t)
+  await app.inject(post('call.ended', exampleOf('call.ended'), { 'x-user-id': 'user-77' }))
+  await app.inject(post('call.ended', { bad: true }))
+  broker.failNext(3)
+  await app.inject(post('call.started', exampleOf('call.started')))
+  const res = await app.inject({ method: 'GET', url: '/metrics' })
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^text\/plain/)
+  const text = res.body
+  t.match(text, /gateway_events_received_total\{type="call.ended"\} 2/)
+  t.match(text, /gateway_events_rejected_total\{type="call.ended",code="EVG_VALIDATION"\} 1/)
+  t.match(text, /gateway_events_rejected_total\{type="call.started",code="EVG_BROKER_UNAVAILABLE"\} 1/)
+  t.match(text, /gateway_events_published_total\{broker="memory",type="call.ended",outcome="published"\} 1/)
+  t.match(text, /gateway_events_published_total\{broker="memory",type="call.started",outcome="unavailable"\} 1/)
+  t.match(text, /gateway_publish_duration_seconds_count\{broker="memory",outcome="published"\} 1/)
+  t.match(text, /gateway_publish_retries_total\{broker="memory"\} 2/)
+  t.match(text, /gateway_broker_up\{broker="memory"\} 1/)
+  t.match(text, /process_resident_memory_bytes/)
+  t.notMatch(text, TENANT)
+  t.notMatch(text, 'user-77')
+})
+
+t.test('/health/ready follows the broker; /health/live does not', async t => {
+  const { app, broker } = await build(t)
+  t.same((await app.inject('/health/ready')).json(), { status: 'ready', broker: { name: 'memory', up: true } })
+  broker.up = false
+  const down = await app.inject('/health/ready')
+  t.equal(down.statusCode, 503)
+  t.match(down.json(), { status: 'unavailable', broker: { up: false } })
+  t.match((await app.inject('/metrics')).body, /gateway_broker_up\{broker="memory"\} 0/)
+  t.equal((await app.inject('/health/live')).statusCode, 200)
+})
