@@ -1,0 +1,45 @@
+import { existsSync } from 'node:fs'
+import t from 'tap'
+import { chromium, type Browser } from 'playwright-core'
+import { buildApp } from '../../src/app.js'
+import { TENANT, testConfig } from '../helper.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+// CI installs Chromium, so there its absence is a failure, not a skip.
+const skip = !existsSync(CHROMIUM) && !process.env.CI ? 'Chromium not installed (apt-get install chromium)' : false
+
+t.test('Swagger UI: a developer opens /docs, tries call.ended with its example and gets 202', { skip }, async t => {
+  const app = await buildApp(testConfig(t))
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+
+  const browser: Browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run']
+  })
+  t.teardown(() => browser.close())
+  const page = await browser.newPage()
+  await page.goto(`${base}/docs/`)
+
+  // every catalog type is listed as an operation
+  await page.locator('.opblock').first().waitFor()
+  const paths = await page.locator('.opblock-summary-path').allInnerTexts()
+  for (const type of ['survey.completed', 'call.ended', 'batch.processing.completed', 'evaluation.failed']) {
+    t.ok(paths.some(p => p.replace(/\u200b/g, '') === `/v1/events/${type}`), `${type} is listed`)
+  }
+
+  const op = page.locator('#operations-comms-publish_call_ended')
+  await op.locator('.opblock-summary').click()
+  // tryItOutEnabled: the form is editable as soon as the operation opens
+  const body = await op.locator('textarea.body-param__text').inputValue({ timeout: 10000 })
+  t.match(JSON.parse(body), { call_id: 'call-7f3a9c', outcome: 'callback_requested' }, 'the example is pre-filled')
+  await op.getByRole('button', { name: 'Execute' }).click()
+  const status = op.locator('.live-responses-table tbody .response-col_status').first()
+  await status.waitFor()
+  t.equal((await status.innerText()).trim(), '202', 'Try it out publishes the example')
+
+  if (process.env.EVG_SCREENSHOT) await page.screenshot({ path: process.env.EVG_SCREENSHOT, fullPage: false })
+  const stored = await (await fetch(`${base}/v1/events?type=call.ended`, { headers: { 'x-tenant-id': TENANT } })).json() as { events: unknown[] }
+  t.equal(stored.events.length, 1, 'the event is in the local store')
+})
