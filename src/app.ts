@@ -1,11 +1,12 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import { ApiKeys } from './auth.js'
 import type { Broker } from './brokers/broker.js'
 import { LocalBroker } from './brokers/local.js'
+import { RabbitMqBroker } from './brokers/rabbitmq/index.js'
 import { Catalog, selectEntries } from './catalog/index.js'
 import { loadExternalEntries } from './catalog/external.js'
-import { ConfigError, eventTypeAllowList, type Config } from './config.js'
+import { alternateExchange, ConfigError, eventTypeAllowList, type Config } from './config.js'
 import { openDatabase, type Db } from './database.js'
 import { Delivery } from './delivery/publisher.js'
 import { IdempotencyStore } from './idempotency.js'
@@ -32,9 +33,13 @@ declare module 'fastify' {
   }
 }
 
-function createBroker (config: Config, db: Db): Broker {
+function createBroker (config: Config, db: Db, log: FastifyBaseLogger): Broker {
   switch (config.BROKER) {
     case 'local': return new LocalBroker(db)
+    case 'rabbitmq': {
+      const ae = alternateExchange(config)
+      return new RabbitMqBroker({ url: config.AMQP_URL, exchange: config.AMQP_EXCHANGE, ...(ae === undefined ? {} : { alternateExchange: ae }), connectTimeoutMs: config.PUBLISH_TIMEOUT_MS, log })
+    }
     default: throw new ConfigError(`BROKER: '${config.BROKER}' is not available in this version`)
   }
 }
@@ -46,11 +51,11 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const catalog = new Catalog(selectEntries(extra, eventTypeAllowList(config)), ajv)
   const apiKeys = config.API_KEYS_FILE === undefined ? undefined : ApiKeys.load(config.API_KEYS_FILE, ajv)
   const db = openDatabase(config.DATA_DIR)
-  const broker = deps.broker ?? createBroker(config, db)
   const metrics = createMetrics()
   const idempotency = new IdempotencyStore(db)
 
   const app = Fastify(serverOptions(config, deps.logStream))
+  const broker = deps.broker ?? createBroker(config, db, app.log)
   // Bodies: strict (no coercion, no stripping). Query strings and headers are text by nature,
   // so numbers there are coerced, as Fastify does by default.
   const lenient = createAjv()

@@ -28,7 +28,8 @@ export const ConfigSchema = Type.Object({
   RETRY_BASE_MS: Int(100, 1, 60000, 'first backoff step'),
   RETRY_MAX_MS: Int(2000, 1, 60000, 'largest backoff step'),
   AMQP_URL: Type.String({ default: 'amqp://guest:guest@127.0.0.1:5672', minLength: 1 }),
-  AMQP_EXCHANGE: Type.String({ default: 'events', minLength: 1 }),
+  AMQP_EXCHANGE: Type.String({ default: 'events', minLength: 1, maxLength: 200 }),
+  AMQP_ALTERNATE_EXCHANGE: Type.Optional(Type.String({ maxLength: 255, description: 'keeps unroutable events; default <AMQP_EXCHANGE>.unrouted, empty to refuse them (502) instead' })),
   SQS_QUEUE_URL: Type.Optional(Type.String({ minLength: 1 })),
   EVENTBRIDGE_BUS_NAME: Type.String({ default: 'default', minLength: 1 }),
   API_KEYS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of API keys; auth is off without it' }))
@@ -81,8 +82,8 @@ function checkCombinations (config: Config): void {
   if (config.MOCK_TENANT_ID !== undefined && !isValidTenantId(config.MOCK_TENANT_ID, config.TENANT_ID_FORMAT)) {
     problems.push(`MOCK_TENANT_ID: must be a valid tenant id for TENANT_ID_FORMAT=${config.TENANT_ID_FORMAT}`)
   }
-  if (config.BROKER !== 'local') {
-    problems.push(`BROKER: '${config.BROKER}' is not available in this version (available: local)`)
+  if (config.BROKER !== 'local' && config.BROKER !== 'rabbitmq') {
+    problems.push(`BROKER: '${config.BROKER}' is not available in this version (available: local, rabbitmq)`)
   }
   if (config.DELIVERY_MODE !== 'sync') {
     problems.push(`DELIVERY_MODE: '${config.DELIVERY_MODE}' is not available in this version (available: sync)`)
@@ -93,4 +94,10 @@ function checkCombinations (config: Config): void {
 export function eventTypeAllowList (config: Config): string[] | undefined {
   if (config.EVENT_TYPES === undefined || config.EVENT_TYPES.trim() === '') return undefined
   return config.EVENT_TYPES.split(',').map(s => s.trim()).filter(s => s !== '')
+}
+
+/** The alternate exchange that keeps unroutable events, or undefined when it is switched off. */
+export function alternateExchange (config: Config): string | undefined {
+  if (config.AMQP_ALTERNATE_EXCHANGE === undefined) return `${config.AMQP_EXCHANGE}.unrouted`
+  return config.AMQP_ALTERNATE_EXCHANGE === '' ? undefined : config.AMQP_ALTERNATE_EXCHANGE
 }

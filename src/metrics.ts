@@ -17,6 +17,8 @@ export function createMetrics () {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry]
     }),
+    failures: new Counter({ name: 'gateway_publish_failures_total', help: 'Failed publish attempts per event, by reason (unroutable, nack, timeout, disconnected, blocked, ...)', labelNames: ['broker', 'reason'] as const, registers: [registry] }),
+    unrouted: new Gauge({ name: 'gateway_unrouted_events', help: 'Events kept aside by the broker as unroutable (RabbitMQ alternate exchange queue depth), sampled at scrape', labelNames: ['broker'] as const, registers: [registry] }),
     retries: new Counter({ name: 'gateway_publish_retries_total', help: 'Publish attempts repeated after a retryable failure', labelNames: ['broker'] as const, registers: [registry] }),
     brokerUp: new Gauge({ name: 'gateway_broker_up', help: '1 when the broker connection is usable', labelNames: ['broker'] as const, registers: [registry] }),
     idempotentReplays: new Counter({ name: 'gateway_idempotent_replays_total', help: 'Requests answered from a stored first answer', registers: [registry] })

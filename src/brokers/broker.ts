@@ -16,12 +16,18 @@ export class BrokerError extends Error {
   readonly retryable: boolean
   /** Short machine-readable reason, e.g. `timeout`, `disk_full`, `access_denied`. */
   readonly reason: string
+  /**
+   * The broker is known to be unusable right now (disconnected, blocked by an alarm): trying
+   * again within this request is pointless, so delivery answers 503 at once.
+   */
+  readonly down: boolean
 
-  constructor (message: string, options: { retryable: boolean, reason: string, cause?: unknown }) {
+  constructor (message: string, options: { retryable: boolean, reason: string, down?: boolean, cause?: unknown }) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'BrokerError'
     this.retryable = options.retryable
     this.reason = options.reason
+    this.down = options.down ?? false
   }
 }
 
@@ -42,6 +48,8 @@ export interface Broker {
   publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]>
   health (): Promise<BrokerHealth>
   close (): Promise<void>
+  /** Events the broker kept aside as unroutable (e.g. in RabbitMQ's alternate exchange queue). */
+  unroutedCount? (): Promise<number | undefined>
 }
 
 export interface ReadQuery {

@@ -40,12 +40,15 @@ export class Delivery {
     for (let attempt = 1; pending.length > 0; attempt++) {
       const outcomes = await this.#attempt(pending.map(i => events[i] as OutgoingEvent), deadline - Date.now())
       const retry: number[] = []
+      let brokerDown = true
       outcomes.forEach((outcome, k) => {
         const i = pending[k] as number
+        if (!outcome.ok) this.#metrics.failures.inc({ broker, reason: outcome.error.reason })
         if (outcome.ok) {
           results[i] = outcome
         } else if (outcome.error.retryable) {
           lastError = outcome.error
+          brokerDown &&= outcome.error.down
           retry.push(i)
         } else {
           results[i] = { ok: false, error: new GatewayError('EVG_BROKER_REJECTED', `${broker} refused the event: ${outcome.error.message}`, { extensions: { reason: outcome.error.reason } }) }
@@ -54,7 +57,7 @@ export class Delivery {
       pending = retry
       if (pending.length === 0) break
       const wait = backoffMs(attempt, this.#policy)
-      if (attempt >= this.#policy.maxAttempts || Date.now() + wait >= deadline) break
+      if (brokerDown || attempt >= this.#policy.maxAttempts || Date.now() + wait >= deadline) break
       this.#metrics.retries.inc({ broker }, pending.length)
       this.#log.warn({ broker, attempt, events: pending.length, reason: lastError?.reason, waitMs: wait }, 'publish failed, retrying')
       await sleep(wait)

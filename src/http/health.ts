@@ -32,6 +32,8 @@ export async function healthRoutes (app: FastifyInstance, opts: { broker: Broker
     logLevel: 'warn'
   }, async (_request, reply) => {
     metrics.brokerUp.set({ broker: broker.name }, (await broker.health()).up ? 1 : 0)
+    const unrouted = await broker.unroutedCount?.()
+    if (unrouted !== undefined) metrics.unrouted.set({ broker: broker.name }, unrouted)
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
   })
 }

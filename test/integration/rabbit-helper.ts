@@ -1,0 +1,95 @@
+import { execFile } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { promisify } from 'node:util'
+import amqplib, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib'
+import type { Test } from 'tap'
+
+export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672'
+const run = promisify(execFile)
+
+export async function rabbitAvailable (): Promise<boolean> {
+  try {
+    const conn = await amqplib.connect(AMQP_URL, { timeout: 2000 })
+    await conn.close()
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Skip reason when RabbitMQ is absent; with REQUIRE_BROKERS=1 (CI) absence fails instead. */
+export async function rabbitSkip (): Promise<string | false> {
+  if (await rabbitAvailable()) return false
+  if (process.env.REQUIRE_BROKERS === '1') throw new Error(`RabbitMQ is required (REQUIRE_BROKERS=1) but not reachable at ${AMQP_URL}`)
+  return `RabbitMQ not reachable at ${AMQP_URL}; start it with rabbitmq-server -detached (REQUIRE_BROKERS=1 makes this a failure)`
+}
+
+export function uniqueName (prefix: string): string {
+  return `evg-test.${prefix}.${randomUUID().slice(0, 8)}`
+}
+
+export async function rabbitmqctl (...args: string[]): Promise<string> {
+  const { stdout } = await run('rabbitmqctl', args, { timeout: 60000 })
+  return stdout
+}
+
+/** An independent consumer: a durable queue bound to the exchange, collecting what arrives. */
+export class Consumer {
+  readonly messages: ConsumeMessage[] = []
+  #waiters: { count: number, resolve: () => void }[] = []
+  private constructor (private conn: ChannelModel, private ch: Channel, readonly queue: string) {}
+
+  static async bind (t: Test, exchange: string, binding = '#', options: { consume?: boolean } = {}): Promise<Consumer> {
+    const conn = await amqplib.connect(AMQP_URL)
+    const ch = await conn.createChannel()
+    const queue = uniqueName('queue')
+    await ch.checkExchange(exchange)
+    await ch.assertQueue(queue, { durable: true })
+    await ch.bindQueue(queue, exchange, binding)
+    const consumer = new Consumer(conn, ch, queue)
+    if (options.consume !== false) await consumer.start()
+    t.teardown(async () => {
+      await consumer.ch.deleteQueue(queue).catch(() => undefined)
+      await consumer.conn.close().catch(() => undefined)
+    })
+    return consumer
+  }
+
+  /** A fresh connection to the same durable queue (after the broker restarted). */
+  async reconnect (): Promise<void> {
+    await this.conn.close().catch(() => undefined)
+    this.conn = await amqplib.connect(AMQP_URL)
+    this.ch = await this.conn.createChannel()
+  }
+
+  async start (): Promise<void> {
+    await this.ch.consume(this.queue, msg => {
+      if (msg === null) return
+      this.messages.push(msg)
+      this.ch.ack(msg)
+      this.#waiters = this.#waiters.filter(w => {
+        if (this.messages.length < w.count) return true
+        w.resolve()
+        return false
+      })
+    })
+  }
+
+  /** Resolves once `count` messages have arrived. */
+  waitFor (count: number): Promise<void> {
+    if (this.messages.length >= count) return Promise.resolve()
+    return new Promise(resolve => this.#waiters.push({ count, resolve }))
+  }
+}
+
+/** Deletes an exchange and its alternate exchange + queue when the test ends. */
+export function cleanupExchange (t: Test, exchange: string): void {
+  t.teardown(async () => {
+    const conn = await amqplib.connect(AMQP_URL).catch(() => undefined)
+    if (conn === undefined) return
+    const ch = await conn.createChannel()
+    for (const q of [`${exchange}.unrouted`]) await ch.deleteQueue(q).catch(() => undefined)
+    for (const x of [exchange, `${exchange}.unrouted`]) await ch.deleteExchange(x).catch(() => undefined)
+    await conn.close().catch(() => undefined)
+  })
+}

@@ -1,0 +1,163 @@
+import t, { type Test } from 'tap'
+import amqplib from 'amqplib'
+import { buildApp } from '../../src/app.js'
+import { BUILTIN_ENTRIES, routingKeyFor } from '../../src/catalog/index.js'
+import { TENANT, exampleOf, post, testConfig } from '../helper.js'
+import { AMQP_URL, Consumer, cleanupExchange, rabbitSkip, rabbitmqctl, uniqueName } from './rabbit-helper.js'
+
+// Everything that touches RabbitMQ is in this one file, so the outage and alarm tests never
+// run beside another test that needs the broker (tap runs files in parallel).
+const skip = await rabbitSkip()
+
+async function gateway (t: Test, env: Record<string, string> = {}) {
+  const exchange = env.AMQP_EXCHANGE ?? uniqueName('exchange')
+  cleanupExchange(t, exchange)
+  const app = await buildApp(testConfig(t, { BROKER: 'rabbitmq', AMQP_URL, AMQP_EXCHANGE: exchange, PUBLISH_TIMEOUT_MS: '2000', RETRY_BASE_MS: '20', RETRY_MAX_MS: '200', ...env }))
+  t.teardown(() => app.close())
+  await app.ready()
+  return { app, exchange }
+}
+
+t.test('every catalog type arrives with its routing key, properties and envelope', { skip }, async t => {
+  const { app, exchange } = await gateway(t)
+  const consumer = await Consumer.bind(t, exchange)
+  const sent = new Map<string, { type: string, data: Record<string, unknown> }>()
+  for (const entry of BUILTIN_ENTRIES) {
+    const data = exampleOf(entry.type)
+    const res = await app.inject(post(entry.type, data, { 'x-user-id': 'user-9', 'x-correlation-id': 'corr-rmq', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }))
+    t.equal(res.statusCode, 202, entry.type)
+    sent.set(res.json().id, { type: entry.type, data })
+  }
+  await consumer.waitFor(BUILTIN_ENTRIES.length)
+  t.equal(consumer.messages.length, BUILTIN_ENTRIES.length)
+  for (const msg of consumer.messages) {
+    const envelope = JSON.parse(msg.content.toString())
+    const expected = sent.get(envelope.id)
+    t.ok(expected, `message ${envelope.id} was one we published`)
+    if (!expected) continue
+    const entry = BUILTIN_ENTRIES.find(e => e.type === expected.type)!
+    t.equal(msg.fields.routingKey, routingKeyFor(entry, expected.data), `${expected.type} routing key`)
+    t.match(msg.properties, {
+      contentType: 'application/cloudevents+json',
+      messageId: envelope.id,
+      correlationId: 'corr-rmq',
+      deliveryMode: 2,
+      type: expected.type,
+      appId: 'event-gateway',
+      timestamp: Number,
+      headers: { 'x-event-type': expected.type, 'x-tenant-id': TENANT, 'x-user-id': 'user-9', 'x-correlation-id': 'corr-rmq', traceparent: /^00-4bf9/ }
+    })
+    t.match(envelope, { specversion: '1.0', type: expected.type, tenantid: TENANT, userid: 'user-9', data: expected.data })
+  }
+  t.equal(consumer.messages.find(m => m.properties.type === 'call.ended')?.fields.routingKey, 'comms.call.ended')
+  t.equal(consumer.messages.find(m => m.properties.type === 'domain.event')?.fields.routingKey, 'domain.user.user_created')
+  t.equal(consumer.messages.find(m => m.properties.type === 'speaker.onboarded')?.fields.routingKey, 'speaker.onboarded')
+})
+
+t.test('unroutable events are kept by the alternate exchange and counted', { skip }, async t => {
+  const { app, exchange } = await gateway(t)
+  const res = await app.inject(post('call.ended', exampleOf('call.ended')))
+  t.equal(res.statusCode, 202, 'kept: the broker has it on disk')
+  const conn = await amqplib.connect(AMQP_URL)
+  t.teardown(() => conn.close())
+  const ch = await conn.createChannel()
+  const kept = await ch.get(`${exchange}.unrouted`)
+  t.ok(kept, 'the event is in the alternate exchange queue')
+  if (kept) {
+    t.equal(JSON.parse(kept.content.toString()).id, res.json().id)
+    t.equal(kept.fields.routingKey, 'comms.call.ended', 'with its original routing key')
+    ch.nack(kept, false, true)
+  }
+  const metrics = (await app.inject('/metrics')).body
+  t.match(metrics, /gateway_unrouted_events\{broker="rabbitmq"\} 1/)
+})
+
+t.test('without an alternate exchange, an unroutable event is refused with 502, not lost silently', { skip }, async t => {
+  const { app } = await gateway(t, { AMQP_ALTERNATE_EXCHANGE: '' })
+  const res = await app.inject(post('call.ended', exampleOf('call.ended')))
+  t.equal(res.statusCode, 502)
+  t.match(res.json(), { code: 'EVG_BROKER_REJECTED', reason: 'unroutable' })
+  t.match((await app.inject('/metrics')).body, /gateway_publish_failures_total\{broker="rabbitmq",reason="unroutable"\} 1/)
+})
+
+t.test('an exchange declared elsewhere without our alternate exchange is used as it is', { skip }, async t => {
+  const exchange = uniqueName('foreign')
+  const conn = await amqplib.connect(AMQP_URL)
+  t.teardown(() => conn.close())
+  const ch = await conn.createChannel()
+  await ch.assertExchange(exchange, 'topic', { durable: true })
+  const { app } = await gateway(t, { AMQP_EXCHANGE: exchange })
+  const consumer = await Consumer.bind(t, exchange, 'comms.#')
+  t.equal((await app.inject(post('call.ended', exampleOf('call.ended')))).statusCode, 202)
+  await consumer.waitFor(1)
+  t.equal((await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))).statusCode, 502, 'unroutable there is refused')
+})
+
+t.test('broker restart mid-stream: no acknowledged event is lost and the gateway recovers by itself', { skip, timeout: 180000 }, async t => {
+  const { app, exchange } = await gateway(t, { PUBLISH_TIMEOUT_MS: '1000' })
+  const consumer = await Consumer.bind(t, exchange, '#', { consume: false })
+  const acknowledged: string[] = []
+  const answers: { status: number, reason?: string }[] = []
+  const publish = async () => {
+    const res = await app.inject(post('call.ended', exampleOf('call.ended')))
+    answers.push({ status: res.statusCode, reason: res.json().reason })
+    if (res.statusCode === 202) acknowledged.push(res.json().id)
+    else t.equal(res.statusCode, 503, 'anything but 202 is a 503')
+  }
+  const stream = async (count: number) => { for (let i = 0; i < count; i++) await Promise.all([publish(), publish(), publish(), publish()]) }
+
+  await stream(25)
+  t.equal(acknowledged.length, 100, 'all accepted while up')
+  // keep publishing, four at a time, until the broker application has stopped
+  let stopped = false
+  const stopping = rabbitmqctl('stop_app').then(() => { stopped = true })
+  while (!stopped) await stream(1)
+  await stopping
+  t.ok(answers.some(a => a.status === 503), 'the stream met the outage')
+  const ready = await app.inject('/health/ready')
+  t.equal(ready.statusCode, 503, '/health/ready is 503 while down')
+  t.match((await app.inject('/metrics')).body, /gateway_broker_up\{broker="rabbitmq"\} 0/)
+  const whileDown = await app.inject(post('call.ended', exampleOf('call.ended')))
+  t.equal(whileDown.statusCode, 503)
+  t.match(whileDown.json(), { code: 'EVG_BROKER_UNAVAILABLE', reason: 'disconnected' }, 'answered at once from the known state, not a timeout')
+  t.ok(Number(whileDown.headers['retry-after']) >= 1, 'with Retry-After')
+
+  await rabbitmqctl('start_app')
+  const restarted = Date.now()
+  while ((await app.inject('/health/ready')).statusCode !== 200) await new Promise(resolve => setTimeout(resolve, 50))
+  t.comment(`ready again ${Date.now() - restarted} ms after start_app returned`)
+  t.match((await app.inject('/metrics')).body, /gateway_broker_up\{broker="rabbitmq"\} 1/)
+  const before = acknowledged.length
+  await stream(25)
+  t.equal(acknowledged.length - before, 100, 'all accepted after recovery')
+
+  await consumer.reconnect()
+  await consumer.start()
+  await consumer.waitFor(acknowledged.length)
+  const received = new Set(consumer.messages.map(m => m.properties.messageId as string))
+  const lost = acknowledged.filter(id => !received.has(id))
+  t.same(lost, [], `every one of the ${acknowledged.length} acknowledged events is in the queue`)
+  t.comment(`answers during the outage: ${answers.filter(a => a.status === 503).length} × 503 (${[...new Set(answers.filter(a => a.reason).map(a => a.reason))].join(', ')})`)
+})
+
+t.test('a memory alarm gives fast 503s while it lasts, and publishing resumes after', { skip, timeout: 120000 }, async t => {
+  const { app, exchange } = await gateway(t, { PUBLISH_TIMEOUT_MS: '30000' })
+  await Consumer.bind(t, exchange)
+  const watermark = /Memory high watermark setting: ([\d.]+) of available memory/.exec(await rabbitmqctl('status'))?.[1] ?? '0.4'
+  t.teardown(() => rabbitmqctl('set_vm_memory_high_watermark', watermark))
+  t.equal((await app.inject(post('call.ended', exampleOf('call.ended')))).statusCode, 202)
+
+  await rabbitmqctl('set_vm_memory_high_watermark', '0.0000001')
+  // The first publish meets the alarm: RabbitMQ blocks the connection and says so; the
+  // gateway then answers it, and every publish after it, with 503 instead of waiting 30 s.
+  const first = await app.inject(post('call.ended', exampleOf('call.ended')))
+  t.equal(first.statusCode, 503)
+  t.match(first.json(), { code: 'EVG_BROKER_UNAVAILABLE', reason: 'blocked' })
+  const next = await app.inject(post('call.ended', exampleOf('call.ended')))
+  t.match(next.json(), { code: 'EVG_BROKER_UNAVAILABLE', reason: 'blocked' })
+  t.equal((await app.inject('/health/ready')).statusCode, 503)
+
+  await rabbitmqctl('set_vm_memory_high_watermark', watermark)
+  while ((await app.inject('/health/ready')).statusCode !== 200) await new Promise(resolve => setTimeout(resolve, 50))
+  t.equal((await app.inject(post('call.ended', exampleOf('call.ended')))).statusCode, 202, 'publishing resumes')
+})
