@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import amqplib from 'amqplib'
 import { buildApp } from '../../src/app.js'
@@ -160,4 +163,64 @@ t.test('a memory alarm gives fast 503s while it lasts, and publishing resumes af
   await rabbitmqctl('set_vm_memory_high_watermark', watermark)
   while ((await app.inject('/health/ready')).statusCode !== 200) await new Promise(resolve => setTimeout(resolve, 50))
   t.equal((await app.inject(post('call.ended', exampleOf('call.ended')))).statusCode, 202, 'publishing resumes')
+})
+
+function cli (script: string, args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', `src/cli/${script}.ts`, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const out = { stdout: '', stderr: '' }
+  child.stdout.on('data', d => { out.stdout += d })
+  child.stderr.on('data', d => { out.stderr += d })
+  const exit = once(child, 'exit').then(([code]) => code as number)
+  return { child, out, exit }
+}
+
+t.test('npm run provision declares the topology idempotently, with queues bound per domain', { skip }, async t => {
+  const exchange = uniqueName('prov')
+  const queue = uniqueName('speakers')
+  const dir = t.testdir({ 'queues.json': JSON.stringify({ queues: [{ name: queue, bindings: ['speaker.*'] }] }) })
+  const env = { BROKER: 'rabbitmq', AMQP_URL, AMQP_EXCHANGE: exchange }
+  t.teardown(async () => {
+    const conn = await amqplib.connect(AMQP_URL)
+    const ch = await conn.createChannel()
+    for (const q of [queue, `${exchange}.unrouted`, `${exchange}.dead`]) await ch.deleteQueue(q).catch(() => undefined)
+    for (const x of [exchange, `${exchange}.unrouted`, `${exchange}.dlx`]) await ch.deleteExchange(x).catch(() => undefined)
+    await conn.close()
+  })
+  const first = cli('provision', ['--queues', join(dir, 'queues.json')], env)
+  t.equal(await first.exit, 0)
+  t.match(first.out.stdout, /RabbitMQ amqp:\/\/guest:\*\*\*@/, 'the password is not printed')
+  t.match(first.out.stdout, new RegExp(`exchange ${exchange.replace(/\./g, '\\.')} \\(topic, durable, alternate-exchange .*created`))
+  t.match(first.out.stdout, /Done: 6 created, 0 already in place/)
+  const second = cli('provision', ['--queues', join(dir, 'queues.json')], env)
+  t.equal(await second.exit, 0)
+  t.match(second.out.stdout, /Nothing to change: all 6 already in place/)
+
+  const { app } = await gateway(t, { AMQP_EXCHANGE: exchange })
+  const res = await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))
+  t.equal(res.statusCode, 202)
+  const conn = await amqplib.connect(AMQP_URL)
+  t.teardown(() => conn.close())
+  const msg = await (await conn.createChannel()).get(queue, { noAck: true })
+  t.equal(msg && JSON.parse(msg.content.toString()).id, res.json().id, 'the provisioned queue receives its domain')
+
+  const bad = cli('provision', ['--queues', join(dir, 'missing.json')], env)
+  t.equal(await bad.exit, 1)
+  t.match(bad.out.stderr, /--queues: cannot read/)
+})
+
+t.test('npm run tail prints what the exchange receives, transcripts masked', { skip }, async t => {
+  const { app, exchange } = await gateway(t)
+  const tail = cli('tail', ['--binding', 'comms.#', '--count', '1'], { AMQP_URL, AMQP_EXCHANGE: exchange })
+  t.teardown(() => { tail.child.kill() })
+  while (!tail.out.stderr.includes('tail:')) {
+    if (tail.child.exitCode !== null) break
+    await once(tail.child.stderr, 'data')
+  }
+  await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))
+  const res = await app.inject(post('call.ended', { ...exampleOf('call.ended'), transcript: 'TOP-SECRET words' }))
+  t.equal(await tail.exit, 0, 'exits after --count messages')
+  const lines = tail.out.stdout.trim().split('\n').map(l => JSON.parse(l))
+  t.equal(lines.length, 1, 'only what the binding selects')
+  t.match(lines[0], { routingKey: 'comms.call.ended', id: res.json().id, type: 'call.ended', data: { transcript: '[redacted]', outcome: 'callback_requested' } })
+  t.notMatch(tail.out.stdout, 'TOP-SECRET')
 })

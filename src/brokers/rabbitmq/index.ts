@@ -49,7 +49,7 @@ export class RabbitMqBroker implements Broker {
       recovery: {
         waitForConnect: false,
         initialDelay: 100,
-        maxDelay: 5000,
+        maxDelay: 2000,
         jitter: 0.5,
         maxRetries: Infinity,
         setup: (model: ChannelModel) => this.#setup(model)
