@@ -26,6 +26,10 @@ export interface AppDeps {
 }
 
 declare module 'fastify' {
+  interface FastifyRequest {
+    /** Ids and outcomes for this request's access log line; never payload fields. */
+    logFields: Record<string, unknown> | undefined
+  }
   interface FastifyInstance {
     broker: Broker
     metrics: Metrics
@@ -71,6 +75,10 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     timeoutMs: config.PUBLISH_TIMEOUT_MS
   }, metrics, app.log)
 
+  app.decorateRequest('logFields', undefined)
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info({ method: request.method, url: request.url, statusCode: reply.statusCode, responseTime: reply.elapsedTime, ...request.logFields }, 'request completed')
+  })
   app.decorate('broker', broker)
   app.decorate('metrics', metrics)
   app.decorate('catalog', catalog)

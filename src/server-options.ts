@@ -16,6 +16,8 @@ export function serverOptions (config: Config, logStream?: DestinationStream): F
       // Bodies are never logged; credentials in headers are masked should a header ever be logged.
       redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'], censor: '[redacted]' }
     },
+    // One access line per request (app.ts, onResponse) carries every id instead of Fastify's two.
+    disableRequestLogging: true,
     bodyLimit: config.BODY_LIMIT_BYTES,
     genReqId: () => randomUUID(),
     return503OnClosing: true,

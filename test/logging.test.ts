@@ -13,8 +13,11 @@ t.test('logs carry request, correlation, tenant and event ids, never payloads or
 
   t.notMatch(logs.text, secret, 'no transcript in any log line')
   t.notMatch(logs.text, 'sk-live-123456', 'no API key in any log line')
-  const published = logs.records.find(r => r.msg === 'event published')
-  t.match(published, { correlationId: 'corr-log', tenantId: TENANT, eventId: res.json().id, type: 'batch.processing.completed', reqId: String })
-  const refused = logs.records.find(r => r.msg === 'request refused')
-  t.match(refused, { code: 'EVG_VALIDATION', tenantId: TENANT })
+  // one access line per request, with every id
+  const published = logs.records.find(r => r.eventId === res.json().id)
+  t.match(published, { msg: 'request completed', statusCode: 202, correlationId: 'corr-log', tenantId: TENANT, type: 'batch.processing.completed', reqId: String, responseTime: Number })
+  const refused = logs.records.filter(r => r.code === 'EVG_VALIDATION')
+  t.equal(refused.length, 2, 'both refused requests are logged with their code')
+  t.match(refused[0], { msg: 'request completed', statusCode: 400, tenantId: TENANT })
+  t.match(logs.records.find(r => r.events === 1), { accepted: 0, statusCode: 400 })
 })

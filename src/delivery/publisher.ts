@@ -88,17 +88,17 @@ export class Delivery {
   async #attempt (batch: OutgoingEvent[], remainingMs: number): Promise<PublishOutcome[]> {
     const fail = (error: BrokerError) => batch.map(() => ({ ok: false as const, error }))
     if (remainingMs <= 0) return fail(new BrokerError('publish deadline passed', { retryable: true, reason: 'timeout' }))
-    const timer = new AbortController()
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<PublishOutcome[]>(resolve => {
+      timer = setTimeout(() => resolve(fail(new BrokerError(`no answer within ${this.#policy.timeoutMs} ms`, { retryable: true, reason: 'timeout' }))), remainingMs)
+    })
     try {
-      return await Promise.race([
-        this.#broker.publish(batch),
-        sleep(remainingMs, undefined, { signal: timer.signal }).then(() => fail(new BrokerError(`no answer within ${this.#policy.timeoutMs} ms`, { retryable: true, reason: 'timeout' })))
-      ])
+      return await Promise.race([this.#broker.publish(batch), timeout])
     } catch (err) {
       if (err instanceof BrokerError) return fail(err)
       return fail(new BrokerError((err as Error).message, { retryable: true, reason: 'error', cause: err }))
     } finally {
-      timer.abort()
+      clearTimeout(timer)
     }
   }
 }

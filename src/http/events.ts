@@ -73,14 +73,15 @@ export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOption
     reply.header(HEADERS.correlation, correlationId)
     const type = request.routeOptions.config.eventType
     if (type !== undefined) metrics.received.inc({ type })
+    request.logFields = { correlationId }
     if (apiKeys !== undefined) {
       const key = apiKeys.authenticate(request.headers)
       request.apiKey = key
-      request.log = request.log.child({ apiKey: key.name })
+      request.logFields.apiKey = key.name
     }
     const ctx = contextFromHeaders(request.headers, correlationId, config)
     request.evgContext = ctx
-    request.log = request.log.child({ correlationId, tenantId: ctx.tenantId })
+    request.logFields.tenantId = ctx.tenantId
     if (request.apiKey !== undefined && !request.apiKey.allowsTenant(ctx.tenantId)) throw forbidden('for this tenant')
     if (type !== undefined) mayPublish(request, type)
   })
@@ -93,7 +94,9 @@ export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOption
       const event = toOutgoing(entry, data, ctx, source, key)
       const [result] = await delivery.publish([event])
       if (result === undefined || !result.ok) throw result?.error ?? new GatewayError('EVG_INTERNAL')
-      request.log.info({ eventId: event.envelope.id, type: entry.type }, 'event published')
+      const fields = request.logFields as Record<string, unknown>
+      fields.eventId = event.envelope.id
+      fields.type = entry.type
       const body: Accepted = { id: event.envelope.id, type: entry.type, status: 'published', correlationId: ctx.correlationId }
       return { status: 202, body }
     }
@@ -220,6 +223,7 @@ export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOption
 
     const all = results as (Accepted | { error: Problem })[]
     const failures = all.filter((r): r is { error: Problem } => 'error' in r)
+    Object.assign(request.logFields as Record<string, unknown>, { events: all.length, accepted: all.length - failures.length })
     if (failures.length === 0) return reply.code(202).send({ results: all })
     if (failures.length < all.length) return reply.code(207).send({ results: all })
     const codes = new Set(failures.map(f => f.error.code))

@@ -70,6 +70,8 @@ export function toProblem (error: FastifyError | GatewayError | Error): { proble
 }
 
 export function sendProblem (reply: FastifyReply, p: Problem, retryAfter?: number): FastifyReply {
+  const request = reply.request
+  request.logFields = { ...request.logFields, code: p.code, ...(typeof p.reason === 'string' ? { reason: p.reason } : {}) }
   if (retryAfter !== undefined) reply.header(HEADERS.retryAfter, String(retryAfter))
   return reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(p)
 }
@@ -77,8 +79,7 @@ export function sendProblem (reply: FastifyReply, p: Problem, retryAfter?: numbe
 export function registerProblemHandlers (app: FastifyInstance, onProblem?: (request: FastifyRequest, p: Problem) => void): void {
   app.setErrorHandler((error, request, reply) => {
     const { problem: p, retryAfter } = toProblem(error as Error)
-    if (p.status >= 500 && p.code === 'EVG_INTERNAL') request.log.error({ err: error }, 'unexpected error')
-    else request.log.info({ code: p.code, status: p.status }, 'request refused')
+    if (p.code === 'EVG_INTERNAL') request.log.error({ err: error }, 'unexpected error')
     onProblem?.(request, p)
     if (p.code === 'EVG_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer')
     return sendProblem(reply, { ...p, instance: request.url }, retryAfter)

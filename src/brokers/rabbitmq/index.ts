@@ -46,6 +46,8 @@ export class RabbitMqBroker implements Broker {
   async connect (): Promise<void> {
     const log = this.#opts.log
     const conn = await amqplib.connect(this.#opts.url, {
+      // Nagle would hold small publish frames back waiting for ACKs: latency for nothing.
+      noDelay: true,
       recovery: {
         waitForConnect: false,
         initialDelay: 100,
@@ -99,7 +101,7 @@ export class RabbitMqBroker implements Broker {
     if (topology.warning !== undefined) this.#opts.log.warn({ broker: this.name }, topology.warning)
     this.#alternateExchange = topology.alternateExchange
     const channels: ConfirmChannel[] = []
-    for (let i = 0; i < (this.#opts.channels ?? 4); i++) {
+    for (let i = 0; i < (this.#opts.channels ?? 1); i++) {
       const ch = await model.createConfirmChannel()
       ch.on('return', (msg: Message) => {
         const id = msg.properties.messageId as string | undefined

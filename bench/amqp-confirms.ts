@@ -1,0 +1,48 @@
+// Leg 5 (and the direct side of leg 7): raw amqplib publishing with confirms, persistent and
+// mandatory, keeping `inflight` publishes outstanding (or at a fixed rate), for `seconds`.
+// Prints one JSON line: {count, seconds, rate, p50, p90, p99} (latency in ms).
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import amqplib from 'amqplib'
+import { v7 as uuidv7 } from 'uuid'
+
+const { values } = parseArgs({ options: { url: { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672' }, exchange: { type: 'string', default: 'evg-bench' }, inflight: { type: 'string', default: '64' }, rate: { type: 'string' }, seconds: { type: 'string', default: '10' }, body: { type: 'string' } } })
+const body = values.body === undefined ? Buffer.alloc(1024, 'x') : readFileSync(values.body)
+const conn = await amqplib.connect(values.url)
+const ch = await conn.createConfirmChannel()
+const latencies: number[] = []
+const seconds = Number(values.seconds)
+const end = Date.now() + seconds * 1000
+let count = 0
+
+const publishOne = () => new Promise<void>((resolve, reject) => {
+  const start = process.hrtime.bigint()
+  const ok = ch.publish(values.exchange, 'comms.call.ended', body, { persistent: true, mandatory: true, contentType: 'application/cloudevents+json', messageId: uuidv7() }, err => {
+    if (err) return reject(err)
+    latencies.push(Number(process.hrtime.bigint() - start) / 1e6)
+    count++
+    resolve()
+  })
+  void ok
+})
+
+const started = Date.now()
+if (values.rate !== undefined) {
+  const rate = Number(values.rate)
+  const pending: Promise<void>[] = []
+  let sent = 0
+  while (Date.now() < end) {
+    const due = Math.floor((Date.now() - started) * rate / 1000)
+    while (sent < due) { pending.push(publishOne()); sent++ }
+    await new Promise(resolve => setTimeout(resolve, 1))
+  }
+  await Promise.all(pending)
+} else {
+  const worker = async () => { while (Date.now() < end) await publishOne() }
+  await Promise.all(Array.from({ length: Number(values.inflight) }, worker))
+}
+const elapsed = (Date.now() - started) / 1000
+latencies.sort((a, b) => a - b)
+const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0
+console.log(JSON.stringify({ count, seconds: elapsed, rate: count / elapsed, p50: pct(0.5), p90: pct(0.9), p99: pct(0.99) }))
+await conn.close()
