@@ -13,6 +13,11 @@ export default tseslint.config(
     }
   },
   {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', setImmediate: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' }
+  },
+  {
     files: ['test/**', 'scripts/**', 'bench/**', 'src/cli/**'],
     rules: { 'no-console': 'off' }
   }

@@ -6,13 +6,11 @@ import { parseArgs } from 'node:util'
 import amqplib from 'amqplib'
 import { v7 as uuidv7 } from 'uuid'
 
-const { values } = parseArgs({ options: { url: { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672' }, exchange: { type: 'string', default: 'evg-bench' }, inflight: { type: 'string', default: '64' }, rate: { type: 'string' }, seconds: { type: 'string', default: '10' }, body: { type: 'string' } } })
+const { values } = parseArgs({ options: { url: { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672' }, exchange: { type: 'string', default: 'evg-bench' }, inflight: { type: 'string', default: '64' }, rate: { type: 'string' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '0' }, body: { type: 'string' } } })
 const body = values.body === undefined ? Buffer.alloc(1024, 'x') : readFileSync(values.body)
 const conn = await amqplib.connect(values.url)
 const ch = await conn.createConfirmChannel()
-const latencies: number[] = []
-const seconds = Number(values.seconds)
-const end = Date.now() + seconds * 1000
+let latencies: number[] = []
 let count = 0
 
 const publishOne = () => new Promise<void>((resolve, reject) => {
@@ -26,7 +24,9 @@ const publishOne = () => new Promise<void>((resolve, reject) => {
   void ok
 })
 
+async function run (seconds: number): Promise<number> {
 const started = Date.now()
+const end = started + seconds * 1000
 if (values.rate !== undefined) {
   const rate = Number(values.rate)
   const pending: Promise<void>[] = []
@@ -41,7 +41,14 @@ if (values.rate !== undefined) {
   const worker = async () => { while (Date.now() < end) await publishOne() }
   await Promise.all(Array.from({ length: Number(values.inflight) }, worker))
 }
-const elapsed = (Date.now() - started) / 1000
+return (Date.now() - started) / 1000
+}
+
+// Warm up (JIT, channel), then measure from zero.
+if (Number(values.warmup) > 0) await run(Number(values.warmup))
+latencies = []
+count = 0
+const elapsed = await run(Number(values.seconds))
 latencies.sort((a, b) => a - b)
 const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0
 console.log(JSON.stringify({ count, seconds: elapsed, rate: count / elapsed, p50: pct(0.5), p90: pct(0.9), p99: pct(0.99) }))

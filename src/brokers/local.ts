@@ -1,26 +1,31 @@
+import { Worker } from 'node:worker_threads'
 import type { Db } from '../database.js'
 import { BrokerError, type Broker, type BrokerHealth, type EventReader, type OutgoingEvent, type PublishOutcome, type ReadPage, type ReadQuery } from './broker.js'
 
-interface Pending {
-  events: readonly OutgoingEvent[]
-  resolve: (outcomes: PublishOutcome[]) => void
-}
+type Row = [id: string, tenant: string, type: string, routingKey: string, storedAt: number, envelope: string]
+interface WriteRequest { id: number, rows: Row[] }
+interface WriteResult { id: number, error?: { code: string, message: string } }
 
 // SQLite errors that a later attempt may not meet again.
-const TRANSIENT = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_PROTOCOL'])
+const TRANSIENT = ['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_PROTOCOL']
 
 /**
- * The embedded broker: events are stored in SQLite and can be read back per tenant. Publishes
- * that arrive in the same tick are committed in one transaction, so they share one fsync.
+ * The embedded broker: events are stored in SQLite and can be read back per tenant. Writes go to
+ * a worker thread that commits (with fsync) off the event loop; publishes that arrive in the same
+ * tick travel as one batch, and batches that arrive during a commit share the next one.
  */
 export class LocalBroker implements Broker, EventReader {
   readonly name = 'local'
   readonly #db: Db
-  #queue: Pending[] = []
+  readonly #worker: Worker
+  readonly #waiting = new Map<number, { count: number, resolve: (outcomes: PublishOutcome[]) => void }>()
+  #rows: Row[] = []
+  #resolvers: { count: number, resolve: (outcomes: PublishOutcome[]) => void }[] = []
   #scheduled = false
+  #nextId = 0
+  #down: string | undefined
   #closed = false
-  readonly #insert
-  readonly #commit
+  #drained: (() => void) | undefined
 
   constructor (db: Db) {
     this.#db = db
@@ -37,44 +42,70 @@ export class LocalBroker implements Broker, EventReader {
       CREATE INDEX IF NOT EXISTS events_tenant_seq ON events (tenant, seq);
       CREATE INDEX IF NOT EXISTS events_tenant_type_seq ON events (tenant, type, seq);
     `)
-    // OR IGNORE: a retry of an event that was in fact stored must not fail or duplicate it.
-    this.#insert = db.prepare('INSERT OR IGNORE INTO events (id, tenant, type, routing_key, stored_at, envelope) VALUES (?, ?, ?, ?, ?, ?)')
-    this.#commit = db.transaction((batch: Pending[]) => {
-      const now = Date.now()
-      for (const p of batch) {
-        for (const e of p.events) this.#insert.run(e.envelope.id, e.envelope.tenantid, e.envelope.type, e.routingKey, now, e.body)
-      }
-    })
+    this.#worker = new Worker(new URL('./local-writer.cjs', import.meta.url), { workerData: { path: db.name } })
+    this.#worker.on('message', (result: WriteResult) => this.#settle(result))
+    this.#worker.on('error', (err: unknown) => this.#fail(`local store writer failed: ${(err as Error | undefined)?.message ?? String(err)}`))
+    this.#worker.on('exit', () => this.#fail('local store writer stopped'))
+    // After the listeners (adding a 'message' listener refs the worker again): an idle writer
+    // does not keep the process alive.
+    this.#worker.unref()
   }
 
   async connect (): Promise<void> {}
 
   publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
-    if (this.#closed) return Promise.resolve(events.map(() => ({ ok: false as const, error: new BrokerError('local store is closed', { retryable: true, reason: 'closed' }) })))
+    const down = this.#closed ? 'local store is closed' : this.#down
+    if (down !== undefined) return Promise.resolve(events.map(() => ({ ok: false as const, error: new BrokerError(down, { retryable: true, reason: 'closed', down: true }) })))
     return new Promise(resolve => {
-      this.#queue.push({ events, resolve })
+      const now = Date.now()
+      for (const e of events) this.#rows.push([e.envelope.id, e.envelope.tenantid, e.envelope.type, e.routingKey, now, e.body])
+      this.#resolvers.push({ count: events.length, resolve })
       if (!this.#scheduled) {
         this.#scheduled = true
-        setImmediate(() => this.#flush())
+        setImmediate(() => this.#send())
       }
     })
   }
 
-  #flush (): void {
+  #send (): void {
     this.#scheduled = false
-    const batch = this.#queue
-    this.#queue = []
-    let error: BrokerError | undefined
-    try {
-      this.#commit(batch)
-    } catch (err) {
-      const code = (err as { code?: string }).code ?? ''
-      const retryable = TRANSIENT.has(code) || [...TRANSIENT].some(c => code.startsWith(c))
-      error = new BrokerError(`local store write failed: ${code || (err as Error).message}`, { retryable, reason: code.toLowerCase() || 'write_failed', cause: err })
+    if (this.#rows.length === 0) return
+    const id = this.#nextId++
+    const rows = this.#rows
+    const resolvers = this.#resolvers
+    this.#rows = []
+    this.#resolvers = []
+    if (this.#waiting.size === 0) this.#worker.ref() // a pending write keeps the process alive
+    this.#waiting.set(id, { count: rows.length, resolve: outcomes => { let at = 0; for (const r of resolvers) { r.resolve(outcomes.slice(at, at + r.count)); at += r.count } } })
+    this.#worker.postMessage({ id, rows } satisfies WriteRequest)
+  }
+
+  #settle (result: WriteResult): void {
+    const waiting = this.#waiting.get(result.id)
+    if (waiting === undefined) return
+    this.#waiting.delete(result.id)
+    let outcome: PublishOutcome = { ok: true }
+    if (result.error !== undefined) {
+      const code = result.error.code
+      const retryable = TRANSIENT.some(c => code.startsWith(c))
+      outcome = { ok: false, error: new BrokerError(`local store write failed: ${code}`, { retryable, reason: code.toLowerCase() }) }
     }
-    for (const p of batch) {
-      p.resolve(p.events.map(() => error === undefined ? { ok: true as const } : { ok: false as const, error }))
-    }
+    waiting.resolve(new Array(waiting.count).fill(outcome))
+    if (this.#waiting.size === 0) this.#idle()
+  }
+
+  #idle (): void {
+    if (this.#drained !== undefined) this.#drained()
+    else this.#worker.unref()
+  }
+
+  #fail (why: string): void {
+    if (this.#closed) return
+    this.#down = why
+    const error = new BrokerError(why, { retryable: true, reason: 'writer_failed', down: true })
+    for (const waiting of this.#waiting.values()) waiting.resolve(new Array(waiting.count).fill({ ok: false, error }))
+    this.#waiting.clear()
+    this.#idle()
   }
 
   read (query: ReadQuery): ReadPage {
@@ -87,6 +118,7 @@ export class LocalBroker implements Broker, EventReader {
 
   async health (): Promise<BrokerHealth> {
     if (this.#closed) return { up: false, detail: 'closed' }
+    if (this.#down !== undefined) return { up: false, detail: this.#down }
     try {
       this.#db.prepare('SELECT 1').get()
       return { up: true }
@@ -96,7 +128,15 @@ export class LocalBroker implements Broker, EventReader {
   }
 
   async close (): Promise<void> {
-    if (this.#queue.length > 0) this.#flush()
+    if (this.#closed) return
+    this.#send()
+    // Every accepted publish is answered before the writer goes; the worker is unref'd while
+    // idle, and while it finishes it must keep the process alive.
+    this.#worker.ref()
+    if (this.#waiting.size > 0) await new Promise<void>(resolve => { this.#drained = resolve })
     this.#closed = true
+    const exited = new Promise(resolve => this.#worker.once('exit', resolve))
+    this.#worker.postMessage('close')
+    await exited
   }
 }
