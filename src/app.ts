@@ -3,10 +3,12 @@ import type { DestinationStream } from 'pino'
 import { ApiKeys } from './auth.js'
 import type { Broker } from './brokers/broker.js'
 import { LocalBroker } from './brokers/local.js'
+import { EventBridgeBroker } from './brokers/aws/eventbridge.js'
+import { SqsBroker } from './brokers/aws/sqs.js'
 import { RabbitMqBroker } from './brokers/rabbitmq/index.js'
 import { Catalog, selectEntries } from './catalog/index.js'
 import { loadExternalEntries } from './catalog/external.js'
-import { alternateExchange, ConfigError, eventTypeAllowList, type Config } from './config.js'
+import { alternateExchange, eventTypeAllowList, type Config } from './config.js'
 import { openDatabase, type Db } from './database.js'
 import { Delivery } from './delivery/publisher.js'
 import { IdempotencyStore } from './idempotency.js'
@@ -44,7 +46,8 @@ function createBroker (config: Config, db: Db, log: FastifyBaseLogger): Broker {
       const ae = alternateExchange(config)
       return new RabbitMqBroker({ url: config.AMQP_URL, exchange: config.AMQP_EXCHANGE, ...(ae === undefined ? {} : { alternateExchange: ae }), connectTimeoutMs: config.PUBLISH_TIMEOUT_MS, log })
     }
-    default: throw new ConfigError(`BROKER: '${config.BROKER}' is not available in this version`)
+    case 'sqs': return new SqsBroker({ queueUrl: config.SQS_QUEUE_URL as string, maxMessageBytes: config.SQS_MAX_MESSAGE_BYTES })
+    case 'eventbridge': return new EventBridgeBroker({ busName: config.EVENTBRIDGE_BUS_NAME, source: config.EVENT_SOURCE, maxEntryBytes: config.EVENTBRIDGE_MAX_ENTRY_BYTES })
   }
 }
 

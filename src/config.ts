@@ -30,8 +30,10 @@ export const ConfigSchema = Type.Object({
   AMQP_URL: Type.String({ default: 'amqp://guest:guest@127.0.0.1:5672', minLength: 1 }),
   AMQP_EXCHANGE: Type.String({ default: 'events', minLength: 1, maxLength: 200 }),
   AMQP_ALTERNATE_EXCHANGE: Type.Optional(Type.String({ maxLength: 255, description: 'keeps unroutable events; default <AMQP_EXCHANGE>.unrouted, empty to refuse them (502) instead' })),
-  SQS_QUEUE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  SQS_QUEUE_URL: Type.Optional(Type.String({ minLength: 1, description: 'SQS target; FIFO when it ends in .fifo' })),
+  SQS_MAX_MESSAGE_BYTES: Int(262144, 1024, 1048576, 'largest SQS message (body + attributes); larger events get 413'),
   EVENTBRIDGE_BUS_NAME: Type.String({ default: 'default', minLength: 1 }),
+  EVENTBRIDGE_MAX_ENTRY_BYTES: Int(262144, 1024, 1048576, 'largest PutEvents entry as AWS counts it; larger events get 413'),
   API_KEYS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of API keys; auth is off without it' }))
 })
 
@@ -82,9 +84,7 @@ function checkCombinations (config: Config): void {
   if (config.MOCK_TENANT_ID !== undefined && !isValidTenantId(config.MOCK_TENANT_ID, config.TENANT_ID_FORMAT)) {
     problems.push(`MOCK_TENANT_ID: must be a valid tenant id for TENANT_ID_FORMAT=${config.TENANT_ID_FORMAT}`)
   }
-  if (config.BROKER !== 'local' && config.BROKER !== 'rabbitmq') {
-    problems.push(`BROKER: '${config.BROKER}' is not available in this version (available: local, rabbitmq)`)
-  }
+  if (config.BROKER === 'sqs' && config.SQS_QUEUE_URL === undefined) problems.push('SQS_QUEUE_URL: is required when BROKER=sqs')
   if (config.DELIVERY_MODE !== 'sync') {
     problems.push(`DELIVERY_MODE: '${config.DELIVERY_MODE}' is not available in this version (available: sync)`)
   }

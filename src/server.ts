@@ -33,7 +33,17 @@ async function main (): Promise<void> {
     await app.close()
   })
 
-  await app.listen({ port: config.PORT, host: config.HOST })
+  try {
+    await app.listen({ port: config.PORT, host: config.HOST })
+  } catch (err) {
+    // e.g. no AWS credentials: found when the broker connects, before any event is accepted
+    if (err instanceof ConfigError) {
+      console.error(err.message)
+      await app.close().catch(() => undefined)
+      process.exit(1)
+    }
+    throw err
+  }
   app.log.info({ broker: config.BROKER, types: app.catalog.size }, 'event-gateway ready')
 }
 

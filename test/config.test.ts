@@ -27,7 +27,7 @@ t.test('bad values name the variable', async t => {
     [{ ALLOW_MOCK_CONTEXT: 'true' }, /MOCK_TENANT_ID: is required when ALLOW_MOCK_CONTEXT=true/],
     [{ ALLOW_MOCK_CONTEXT: 'true', MOCK_TENANT_ID: 'acme' }, /MOCK_TENANT_ID: must be a valid tenant id/],
     [{ RETRY_BASE_MS: '500', RETRY_MAX_MS: '100' }, /RETRY_BASE_MS: must not be larger than RETRY_MAX_MS/],
-    [{ BROKER: 'sqs' }, /BROKER: 'sqs' is not available in this version \(available: local, rabbitmq\)/],
+    [{ BROKER: 'sqs' }, /SQS_QUEUE_URL: is required when BROKER=sqs/],
     [{ DELIVERY_MODE: 'spool' }, /DELIVERY_MODE: 'spool' is not available/],
     [{ BATCH_MAX_EVENTS: '0' }, /BATCH_MAX_EVENTS: must be >= 1/]
   ]

@@ -8,6 +8,8 @@ export interface OutgoingEvent {
   routingKey: string
   /** Value of the catalog's dedupe field, when the type has one. */
   dedupeKey?: string
+  /** Value of the catalog's group field (SQS FIFO MessageGroupId), when the type has one. */
+  groupKey?: string
   idempotencyKey?: string
 }
 
@@ -21,13 +23,16 @@ export class BrokerError extends Error {
    * again within this request is pointless, so delivery answers 503 at once.
    */
   readonly down: boolean
+  /** Set when the event itself is too large for the broker: answered 413, not 502. */
+  readonly tooLarge: boolean
 
-  constructor (message: string, options: { retryable: boolean, reason: string, down?: boolean, cause?: unknown }) {
+  constructor (message: string, options: { retryable: boolean, reason: string, down?: boolean, tooLarge?: boolean, cause?: unknown }) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'BrokerError'
     this.retryable = options.retryable
     this.reason = options.reason
     this.down = options.down ?? false
+    this.tooLarge = options.tooLarge ?? false
   }
 }
 

@@ -13,6 +13,7 @@ export const ExternalEntrySchema = Type.Object({
   domain: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   routingKey: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   dedupeKey: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  groupKey: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
   sensitive: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
   schema: Type.Object({
     type: Type.Literal('object'),
@@ -50,6 +51,7 @@ export function loadExternalEntries (dir: string, ajv: Ajv): CatalogEntry[] {
       schema: entry.schema as CatalogEntry['schema'],
       routingKey: entry.routingKey ?? entry.type,
       ...(entry.dedupeKey === undefined ? {} : { dedupeKey: entry.dedupeKey }),
+      ...(entry.groupKey === undefined ? {} : { groupKey: entry.groupKey }),
       ...(entry.sensitive === undefined ? {} : { sensitive: entry.sensitive })
     }
   })

@@ -13,6 +13,8 @@ export interface CatalogEntry {
   routingKey: string
   /** Data field that identifies a duplicate (SQS FIFO deduplication). */
   dedupeKey?: string
+  /** Data field whose value is the SQS FIFO MessageGroupId (default: the tenant). */
+  groupKey?: string
   /** Data fields that must never reach a log line (transcripts, free text, PII). */
   sensitive?: string[]
 }

@@ -51,7 +51,8 @@ export class Delivery {
           brokerDown &&= outcome.error.down
           retry.push(i)
         } else {
-          results[i] = { ok: false, error: new GatewayError('EVG_BROKER_REJECTED', `${broker} refused the event: ${outcome.error.message}`, { extensions: { reason: outcome.error.reason } }) }
+          const code = outcome.error.tooLarge ? 'EVG_TOO_LARGE' : 'EVG_BROKER_REJECTED'
+          results[i] = { ok: false, error: new GatewayError(code, `${broker} refused the event: ${outcome.error.message}`, { extensions: { reason: outcome.error.reason } }) }
         }
       })
       pending = retry
@@ -75,7 +76,7 @@ export class Delivery {
     let failed = 0
     for (let i = 0; i < final.length; i++) {
       const r = final[i] as DeliveryResult
-      const outcome = r.ok ? 'published' : r.error.code === 'EVG_BROKER_REJECTED' ? 'rejected' : 'unavailable'
+      const outcome = r.ok ? 'published' : r.error.code === 'EVG_BROKER_UNAVAILABLE' ? 'unavailable' : 'rejected'
       if (!r.ok) failed++
       this.#metrics.published.inc({ broker, type: (events[i] as OutgoingEvent).envelope.type, outcome })
     }

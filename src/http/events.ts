@@ -41,11 +41,13 @@ type Accepted = { id: string, type: string, status: 'published', correlationId: 
 export function toOutgoing (entry: CatalogType, data: Record<string, unknown>, ctx: RequestContext, source: string, idempotencyKey?: string): OutgoingEvent {
   const envelope = buildEnvelope(entry.type, data, ctx, source)
   const dedupe = entry.dedupeKey === undefined ? undefined : data[entry.dedupeKey]
+  const group = entry.groupKey === undefined ? undefined : data[entry.groupKey]
   return {
     envelope,
     body: JSON.stringify(envelope),
     routingKey: routingKeyFor(entry, data),
     ...(typeof dedupe === 'string' || typeof dedupe === 'number' ? { dedupeKey: String(dedupe) } : {}),
+    ...(typeof group === 'string' || typeof group === 'number' ? { groupKey: String(group) } : {}),
     ...(idempotencyKey === undefined ? {} : { idempotencyKey })
   }
 }

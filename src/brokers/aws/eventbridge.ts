@@ -1,0 +1,102 @@
+import { DescribeEventBusCommand, EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge'
+import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
+import { checkCredentials } from './credentials.js'
+import { classifyAwsError, isRetryableCode } from './errors.js'
+
+export interface EventBridgeOptions {
+  busName: string
+  source: string
+  maxEntryBytes: number
+  client?: EventBridgeClient
+}
+
+const BATCH = 10
+
+/** W3C traceparent -> X-Ray trace header (Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>). */
+export function xrayTraceHeader (traceparent: string | undefined): string | undefined {
+  const m = traceparent === undefined ? null : /^00-([0-9a-f]{8})([0-9a-f]{24})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(traceparent)
+  if (m === null) return undefined
+  return `Root=1-${m[1]}-${m[2]};Parent=${m[3]};Sampled=${Number.parseInt(m[4] as string, 16) & 1}`
+}
+
+/** PutEvents entry size as AWS documents it: Time (14), Source, DetailType, Detail, Resources. */
+export function entrySize (entry: PutEventsRequestEntry): number {
+  return (entry.Time === undefined ? 0 : 14) + Buffer.byteLength(entry.Source ?? '') + Buffer.byteLength(entry.DetailType ?? '') +
+    Buffer.byteLength(entry.Detail ?? '') + (entry.Resources ?? []).reduce((n, r) => n + Buffer.byteLength(r), 0)
+}
+
+/**
+ * AWS EventBridge PutEvents, at most 10 entries a call. FailedEntryCount > 0 on an HTTP 200 is a
+ * partial failure: entries failing with InternalFailure or ThrottlingException are retried by
+ * delivery, other failed entries are refused for good.
+ */
+export class EventBridgeBroker implements Broker {
+  readonly name = 'eventbridge'
+  readonly #opts: EventBridgeOptions
+  readonly #client: EventBridgeClient
+
+  constructor (opts: EventBridgeOptions) {
+    this.#opts = opts
+    // Region and endpoint come from the SDK's own variables (AWS_REGION, AWS_ENDPOINT_URL_EVENTBRIDGE).
+    this.#client = opts.client ?? new EventBridgeClient({ maxAttempts: 1 })
+  }
+
+  async connect (): Promise<void> {
+    await checkCredentials(this.#client.config.credentials, 'EventBridge')
+  }
+
+  async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
+    const outcomes: PublishOutcome[] = new Array(events.length)
+    const sendable: { index: number, entry: PutEventsRequestEntry }[] = []
+    events.forEach((event, index) => {
+      const trace = xrayTraceHeader(event.envelope.traceparent)
+      const entry: PutEventsRequestEntry = {
+        EventBusName: this.#opts.busName,
+        Source: this.#opts.source,
+        DetailType: event.envelope.type,
+        Detail: event.body,
+        Time: new Date(event.envelope.time),
+        ...(trace === undefined ? {} : { TraceHeader: trace })
+      }
+      const size = entrySize(entry)
+      if (size > this.#opts.maxEntryBytes) {
+        outcomes[index] = { ok: false, error: new BrokerError(`the entry is ${size} bytes; EventBridge takes at most ${this.#opts.maxEntryBytes}`, { retryable: false, reason: 'too_large', tooLarge: true }) }
+      } else {
+        sendable.push({ index, entry })
+      }
+    })
+    for (let start = 0; start < sendable.length; start += BATCH) {
+      const chunk = sendable.slice(start, start + BATCH)
+      try {
+        const res = await this.#client.send(new PutEventsCommand({ Entries: chunk.map(c => c.entry) }))
+        chunk.forEach(({ index }, k) => {
+          const result = res.Entries?.[k]
+          if (result?.EventId !== undefined && result.ErrorCode === undefined) {
+            outcomes[index] = { ok: true }
+          } else {
+            const code = result?.ErrorCode ?? 'NoResult'
+            const retryable = isRetryableCode(code) || result === undefined
+            outcomes[index] = { ok: false, error: new BrokerError(`EventBridge: ${code}: ${result?.ErrorMessage ?? 'no result for this entry'}`, { retryable, reason: retryable ? (/thrott/i.test(code) ? 'throttled' : 'server_error') : code.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase() }) }
+          }
+        })
+      } catch (err) {
+        const error = classifyAwsError(err, 'EventBridge')
+        for (const { index } of chunk) outcomes[index] = { ok: false, error }
+      }
+    }
+    return outcomes
+  }
+
+  async health (): Promise<BrokerHealth> {
+    try {
+      await this.#client.send(new DescribeEventBusCommand({ Name: this.#opts.busName }))
+      return { up: true }
+    } catch (err) {
+      return { up: false, detail: classifyAwsError(err, 'EventBridge').message }
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.#opts.client === undefined) this.#client.destroy()
+  }
+}

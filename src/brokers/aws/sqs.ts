@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto'
+import { GetQueueAttributesCommand, SendMessageBatchCommand, SendMessageCommand, SQSClient, type MessageAttributeValue } from '@aws-sdk/client-sqs'
+import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
+import { checkCredentials } from './credentials.js'
+import { classifyAwsError } from './errors.js'
+
+export interface SqsOptions {
+  queueUrl: string
+  maxMessageBytes: number
+  client?: SQSClient
+}
+
+const BATCH = 10
+
+interface Entry {
+  MessageBody: string
+  MessageAttributes: Record<string, MessageAttributeValue>
+  MessageGroupId?: string
+  MessageDeduplicationId?: string
+  size: number
+}
+
+/**
+ * MessageDeduplicationId: hex sha256 of `{tenant}:{type}:{key}`; the key is the catalog's dedupe
+ * field, else the Idempotency-Key, else the event id. The tenant is part of it because FIFO
+ * deduplication is queue-wide: without it one tenant could suppress another's event by sending
+ * the same call_id.
+ */
+export function deduplicationId (event: OutgoingEvent): string {
+  const key = event.dedupeKey ?? event.idempotencyKey ?? event.envelope.id
+  return createHash('sha256').update(`${event.envelope.tenantid}:${event.envelope.type}:${key}`).digest('hex')
+}
+
+function attributes (event: OutgoingEvent): Record<string, MessageAttributeValue> {
+  const env = event.envelope
+  const attrs: Record<string, MessageAttributeValue> = {
+    'event-type': { DataType: 'String', StringValue: env.type },
+    'tenant-id': { DataType: 'String', StringValue: env.tenantid },
+    'correlation-id': { DataType: 'String', StringValue: env.correlationid }
+  }
+  if (env.userid !== undefined) attrs['user-id'] = { DataType: 'String', StringValue: env.userid }
+  if (env.traceparent !== undefined) attrs.traceparent = { DataType: 'String', StringValue: env.traceparent }
+  return attrs
+}
+
+/** SQS counts the body and every attribute's name, type and value against its size limit. */
+export function messageSize (body: string, attrs: Record<string, MessageAttributeValue>): number {
+  let size = Buffer.byteLength(body)
+  for (const [name, value] of Object.entries(attrs)) size += Buffer.byteLength(name) + Buffer.byteLength(value.DataType ?? '') + Buffer.byteLength(value.StringValue ?? '')
+  return size
+}
+
+/**
+ * AWS SQS, standard or FIFO (URL ending in `.fifo`). One attempt per call (the client has
+ * maxAttempts 1): retries are delivery's, and only for entries that were not the sender's fault.
+ */
+export class SqsBroker implements Broker {
+  readonly name = 'sqs'
+  readonly #opts: SqsOptions
+  readonly #client: SQSClient
+  readonly #fifo: boolean
+
+  constructor (opts: SqsOptions) {
+    this.#opts = opts
+    // Region and endpoint come from the SDK's own variables (AWS_REGION, AWS_ENDPOINT_URL_SQS).
+    this.#client = opts.client ?? new SQSClient({ maxAttempts: 1 })
+    this.#fifo = opts.queueUrl.endsWith('.fifo')
+  }
+
+  async connect (): Promise<void> {
+    await checkCredentials(this.#client.config.credentials, 'SQS')
+  }
+
+  #entry (event: OutgoingEvent): Entry {
+    const attrs = attributes(event)
+    return {
+      MessageBody: event.body,
+      MessageAttributes: attrs,
+      ...(this.#fifo ? { MessageGroupId: event.groupKey ?? event.envelope.tenantid, MessageDeduplicationId: deduplicationId(event) } : {}),
+      size: messageSize(event.body, attrs)
+    }
+  }
+
+  async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
+    const outcomes: PublishOutcome[] = new Array(events.length)
+    const sendable: { index: number, entry: Entry }[] = []
+    events.forEach((event, index) => {
+      const entry = this.#entry(event)
+      if (entry.size > this.#opts.maxMessageBytes) {
+        outcomes[index] = { ok: false, error: new BrokerError(`the message is ${entry.size} bytes; SQS takes at most ${this.#opts.maxMessageBytes}`, { retryable: false, reason: 'too_large', tooLarge: true }) }
+      } else {
+        sendable.push({ index, entry })
+      }
+    })
+    if (sendable.length === 1) {
+      const { index, entry } = sendable[0] as (typeof sendable)[number]
+      const { size: _size, ...input } = entry
+      try {
+        await this.#client.send(new SendMessageCommand({ QueueUrl: this.#opts.queueUrl, ...input }))
+        outcomes[index] = { ok: true }
+      } catch (err) {
+        outcomes[index] = { ok: false, error: classifyAwsError(err, 'SQS') }
+      }
+      return outcomes
+    }
+    for (let start = 0; start < sendable.length; start += BATCH) {
+      const chunk = sendable.slice(start, start + BATCH)
+      try {
+        const res = await this.#client.send(new SendMessageBatchCommand({
+          QueueUrl: this.#opts.queueUrl,
+          Entries: chunk.map(({ index, entry }) => {
+            const { size: _size, ...input } = entry
+            return { Id: String(index), ...input }
+          })
+        }))
+        for (const ok of res.Successful ?? []) outcomes[Number(ok.Id)] = { ok: true }
+        for (const failed of res.Failed ?? []) {
+          // SenderFault: the entry itself is wrong and would fail again; otherwise try again.
+          outcomes[Number(failed.Id)] = { ok: false, error: new BrokerError(`SQS: ${failed.Code ?? 'failed'}: ${failed.Message ?? ''}`.trim(), { retryable: failed.SenderFault !== true, reason: failed.SenderFault === true ? 'sender_fault' : 'server_error' }) }
+        }
+        for (const { index } of chunk) outcomes[index] ??= { ok: false, error: new BrokerError('SQS did not answer for this entry', { retryable: true, reason: 'no_answer' }) }
+      } catch (err) {
+        const error = classifyAwsError(err, 'SQS')
+        for (const { index } of chunk) outcomes[index] = { ok: false, error }
+      }
+    }
+    return outcomes
+  }
+
+  async health (): Promise<BrokerHealth> {
+    try {
+      await this.#client.send(new GetQueueAttributesCommand({ QueueUrl: this.#opts.queueUrl, AttributeNames: ['QueueArn'] }))
+      return { up: true }
+    } catch (err) {
+      return { up: false, detail: classifyAwsError(err, 'SQS').message }
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.#opts.client === undefined) this.#client.destroy()
+  }
+}

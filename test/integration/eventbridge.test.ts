@@ -1,0 +1,119 @@
+import './aws-env.js'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { once } from 'node:events'
+import t, { type Test } from 'tap'
+import { buildApp } from '../../src/app.js'
+import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
+import { TENANT, exampleOf, post, testConfig } from '../helper.js'
+
+interface Entry { Source: string, DetailType: string, Detail: string, EventBusName: string, Time?: number, TraceHeader?: string }
+
+/**
+ * A local PutEvents endpoint speaking EventBridge's JSON 1.1 protocol: it records each call's
+ * entries and fails the entries a test asks it to (`failWith(callNo, entryNo) -> ErrorCode`).
+ */
+class FakeEventBridge {
+  calls: Entry[][] = []
+  failWith: (call: number, entry: number, e: Entry) => string | undefined = () => undefined
+  callError: { status: number, type: string } | undefined
+  readonly server = createServer((req, res) => { void this.#handle(req, res) })
+
+  async #handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let body = ''
+    for await (const chunk of req) body += chunk
+    const target = String(req.headers['x-amz-target'])
+    const reply = (status: number, json: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' })
+      res.end(JSON.stringify(json))
+    }
+    if (target === 'AWSEvents.DescribeEventBus') return reply(200, { Name: 'default', Arn: 'arn:aws:events:us-east-1:000000000000:event-bus/default' })
+    if (target !== 'AWSEvents.PutEvents') return reply(400, { __type: 'UnknownOperationException' })
+    if (this.callError) return reply(this.callError.status, { __type: this.callError.type, message: 'scripted' })
+    const entries = (JSON.parse(body) as { Entries: Entry[] }).Entries
+    const call = this.calls.push(entries) - 1
+    let failed = 0
+    const results = entries.map((e, i) => {
+      const code = this.failWith(call, i, e)
+      if (code === undefined) return { EventId: `ev-${call}-${i}` }
+      failed++
+      return { ErrorCode: code, ErrorMessage: `scripted ${code}` }
+    })
+    reply(200, { FailedEntryCount: failed, Entries: results })
+  }
+
+  get entries (): Entry[] { return this.calls.flat() }
+}
+
+const fake = new FakeEventBridge()
+fake.server.listen(0, '127.0.0.1')
+await once(fake.server, 'listening')
+t.teardown(() => fake.server.close())
+process.env.AWS_ENDPOINT_URL_EVENTBRIDGE = `http://127.0.0.1:${(fake.server.address() as { port: number }).port}`
+
+async function gateway (t: Test, env: Record<string, string> = {}) {
+  fake.calls = []
+  fake.failWith = () => undefined
+  fake.callError = undefined
+  const app = await buildApp(testConfig(t, { BROKER: 'eventbridge', EVENTBRIDGE_BUS_NAME: 'orders-bus', EVENT_SOURCE: 'com.example.gateway', ...env }))
+  t.teardown(() => app.close())
+  await app.ready()
+  return app
+}
+const batch = (events: unknown[]) => ({ method: 'POST' as const, url: '/v1/events', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT }, payload: JSON.stringify({ events }) })
+
+t.test('every catalog type is a PutEvents entry: Source, DetailType = type, Detail = envelope, bus, trace header', async t => {
+  const app = await gateway(t)
+  for (const entry of BUILTIN_ENTRIES) {
+    const res = await app.inject(post(entry.type, exampleOf(entry.type), { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }))
+    t.equal(res.statusCode, 202, entry.type)
+    const sent = fake.entries.at(-1) as Entry
+    t.match(sent, { Source: 'com.example.gateway', DetailType: entry.type, EventBusName: 'orders-bus', TraceHeader: 'Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1' })
+    t.match(JSON.parse(sent.Detail), { id: res.json().id, type: entry.type, tenantid: TENANT, data: exampleOf(entry.type) })
+  }
+  t.equal((await app.inject('/health/ready')).statusCode, 200)
+})
+
+t.test('a batch of 25 goes out as 10 + 10 + 5', async t => {
+  const app = await gateway(t)
+  const res = await app.inject(batch(Array.from({ length: 25 }, () => ({ type: 'call.ended', data: exampleOf('call.ended') }))))
+  t.equal(res.statusCode, 202)
+  t.same(fake.calls.map(c => c.length), [10, 10, 5])
+})
+
+t.test('partial failure on HTTP 200: only throttled/internal entries are retried; others are refused per event', async t => {
+  const app = await gateway(t)
+  fake.failWith = (call, i) => {
+    if (call === 0 && (i === 1 || i === 3)) return 'ThrottlingException'
+    if (call === 0 && i === 2) return 'InternalFailure'
+    if (call === 0 && i === 4) return 'AccessDeniedException'
+    return undefined
+  }
+  const res = await app.inject(batch(Array.from({ length: 6 }, (_, i) => ({ type: 'call.ended', data: { ...exampleOf('call.ended'), call_id: `c-${i}` } }))))
+  t.equal(res.statusCode, 207)
+  const results = res.json().results
+  t.same(results.map((r: { status?: string }) => r.status ?? 'failed'), ['published', 'published', 'published', 'published', 'failed', 'published'])
+  t.match(results[4], { error: { code: 'EVG_BROKER_REJECTED', reason: 'access_denied_exception' } })
+  t.same(fake.calls.map(c => c.length), [6, 3], 'the retry carried only the three retryable entries')
+  t.same(fake.calls[1]?.map(e => JSON.parse(e.Detail).data.call_id), ['c-1', 'c-2', 'c-3'])
+  t.match((await app.inject('/metrics')).body, /gateway_publish_failures_total\{broker="eventbridge",reason="throttled"\} 2/)
+})
+
+t.test('a whole call failing: 5xx or throttling is 503, a client error is 502', async t => {
+  const app = await gateway(t, { RETRY_MAX_ATTEMPTS: '2' })
+  fake.callError = { status: 500, type: 'InternalException' }
+  const down = await app.inject(post('call.ended', exampleOf('call.ended')))
+  t.equal(down.statusCode, 503)
+  t.ok(down.headers['retry-after'])
+  fake.callError = { status: 400, type: 'AccessDeniedException' }
+  const denied = await app.inject(post('call.ended', exampleOf('call.ended')))
+  t.equal(denied.statusCode, 502)
+  t.match(denied.json(), { code: 'EVG_BROKER_REJECTED', reason: 'access_denied' })
+})
+
+t.test('the entry size rule: larger than EVENTBRIDGE_MAX_ENTRY_BYTES is 413 before any call', async t => {
+  const app = await gateway(t, { EVENTBRIDGE_MAX_ENTRY_BYTES: '2048' })
+  const res = await app.inject(post('call.ended', { ...exampleOf('call.ended'), transcript: 'x'.repeat(3000) }))
+  t.equal(res.statusCode, 413)
+  t.equal(res.json().code, 'EVG_TOO_LARGE')
+  t.same(fake.calls, [])
+})

@@ -1,0 +1,152 @@
+import './aws-env.js'
+import { createHash } from 'node:crypto'
+import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs'
+import { startFauxqs } from 'fauxqs'
+import t, { type Test } from 'tap'
+import { buildApp } from '../../src/app.js'
+import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
+import { OTHER_TENANT, TENANT, exampleOf, post, testConfig } from '../helper.js'
+
+// SQS through the fauxqs emulator, started here, spoken to by the real AWS SDK over HTTP.
+const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false })
+t.teardown(() => fauxqs.stop())
+process.env.AWS_ENDPOINT_URL_SQS = fauxqs.address
+const sqs = new SQSClient({})
+t.teardown(() => sqs.destroy())
+let n = 0
+const queue = (fifo: boolean, attributes: Record<string, string> = {}) =>
+  fauxqs.createQueue(`evg-test-${++n}${fifo ? '.fifo' : ''}`, { attributes: { ...(fifo ? { FifoQueue: 'true' } : {}), ...attributes } }).queueUrl
+
+async function drain (queueUrl: string, expected: number): Promise<Message[]> {
+  const got: Message[] = []
+  for (let empty = 0; got.length < expected || empty < 1;) {
+    const res = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: got.length < expected ? 1 : 0, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'], AttributeNames: ['All'] }))
+    if ((res.Messages ?? []).length === 0) empty++
+    got.push(...(res.Messages ?? []))
+    // FIFO hands out the next message of a group only once the previous one is deleted
+    for (const m of res.Messages ?? []) await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }))
+    if (empty > 3) break
+  }
+  return got
+}
+
+async function gateway (t: Test, queueUrl: string, env: Record<string, string> = {}) {
+  const app = await buildApp(testConfig(t, { BROKER: 'sqs', SQS_QUEUE_URL: queueUrl, ...env }))
+  t.teardown(() => app.close())
+  await app.ready()
+  return app
+}
+
+t.test('standard queue: every catalog type arrives as its envelope with type, tenant and correlation attributes', async t => {
+  const url = queue(false)
+  const app = await gateway(t, url)
+  const ids = new Map<string, string>()
+  for (const entry of BUILTIN_ENTRIES) {
+    const res = await app.inject(post(entry.type, exampleOf(entry.type), { 'x-correlation-id': 'corr-sqs', 'x-user-id': 'user-1' }))
+    t.equal(res.statusCode, 202, entry.type)
+    ids.set(res.json().id, entry.type)
+  }
+  const messages = await drain(url, BUILTIN_ENTRIES.length)
+  t.equal(messages.length, BUILTIN_ENTRIES.length)
+  for (const m of messages) {
+    const env = JSON.parse(m.Body as string)
+    t.equal(ids.get(env.id), env.type, 'one of ours')
+    t.match(env, { specversion: '1.0', tenantid: TENANT, correlationid: 'corr-sqs', data: exampleOf(env.type) })
+    t.match(m.MessageAttributes, {
+      'event-type': { StringValue: env.type },
+      'tenant-id': { StringValue: TENANT },
+      'correlation-id': { StringValue: 'corr-sqs' },
+      'user-id': { StringValue: 'user-1' }
+    })
+  }
+  t.equal((await app.inject('/health/ready')).statusCode, 200)
+})
+
+t.test('FIFO: the same call twice is one message; group = tenant; dedupe id = sha256(tenant:type:call_id)', async t => {
+  const url = queue(true)
+  const app = await gateway(t, url)
+  const data = exampleOf('survey.completed')
+  const first = await app.inject(post('survey.completed', data))
+  const second = await app.inject(post('survey.completed', data))
+  t.equal(first.statusCode, 202)
+  t.equal(second.statusCode, 202, 'a duplicate is accepted (SQS drops it)')
+  await app.inject(post('survey.completed', data, { 'x-tenant-id': OTHER_TENANT }))
+  const messages = await drain(url, 2)
+  const dedupe = (tenant: string) => createHash('sha256').update(`${tenant}:survey.completed:${data.call_id as string}`).digest('hex')
+  t.equal(messages.length, 2, 'the repeat is dropped; another tenant\'s event with the same call_id is not')
+  const byGroup = Object.fromEntries(messages.map(m => [m.Attributes?.MessageGroupId, m.Attributes?.MessageDeduplicationId]))
+  t.same(byGroup, { [TENANT]: dedupe(TENANT), [OTHER_TENANT]: dedupe(OTHER_TENANT) })
+})
+
+t.test('FIFO: without a dedupe field, the Idempotency-Key (else the event id) decides; a catalog group field replaces the tenant', async t => {
+  const url = queue(true)
+  const dir = t.testdir({ 'order.json': JSON.stringify({ type: 'order.placed', description: 'x', groupKey: 'order_id', schema: { type: 'object', additionalProperties: false, required: ['order_id'], properties: { order_id: { type: 'string' } }, examples: [{ order_id: 'o-1' }] } }) })
+  const app = await gateway(t, url, { EVENT_CATALOG_DIR: dir })
+  const data = exampleOf('call.ended')
+  await app.inject(post('call.ended', data, { 'idempotency-key': 'k1' }))
+  await app.inject(post('call.ended', data))
+  await app.inject(post('call.ended', data))
+  await app.inject(post('order.placed', { order_id: 'o-1' }))
+  const messages = await drain(url, 4)
+  t.equal(messages.length, 4, 'events without a dedupe key are never merged')
+  const order = messages.find(m => JSON.parse(m.Body as string).type === 'order.placed')
+  t.equal(order?.Attributes?.MessageGroupId, 'o-1')
+})
+
+t.test('batch ingest: SendMessageBatch in chunks of 10; an entry SQS refuses is a per-event 502', async t => {
+  const url = queue(false, { MaximumMessageSize: '2048' })
+  const app = await gateway(t, url)
+  const events = Array.from({ length: 25 }, (_, i) => ({ type: 'call.ended', data: { ...exampleOf('call.ended'), call_id: `c-${i}`, transcript: i === 7 ? 'x'.repeat(3000) : null } }))
+  const res = await app.inject({ method: 'POST', url: '/v1/events', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT }, payload: JSON.stringify({ events }) })
+  t.equal(res.statusCode, 207)
+  const results = res.json().results
+  t.match(results[7], { error: { code: 'EVG_BROKER_REJECTED', reason: 'sender_fault' } }, 'the queue refused the oversized entry: not retried')
+  t.equal(results.filter((r: { status?: string }) => r.status === 'published').length, 24)
+  const messages = await drain(url, 24)
+  t.equal(messages.length, 24)
+})
+
+t.test('size is checked before sending: 413, nothing sent', async t => {
+  const url = queue(false)
+  const app = await gateway(t, url, { SQS_MAX_MESSAGE_BYTES: '2048' })
+  const res = await app.inject(post('call.ended', { ...exampleOf('call.ended'), transcript: 'x'.repeat(3000) }))
+  t.equal(res.statusCode, 413)
+  t.match(res.json(), { code: 'EVG_TOO_LARGE', reason: 'too_large' })
+  t.same(await drain(url, 0), [])
+})
+
+t.test('a queue that does not exist: readiness 503, publishes refused with 502', async t => {
+  const app = await gateway(t, `${fauxqs.address}/000000000000/no-such-queue`)
+  t.equal((await app.inject('/health/ready')).statusCode, 503)
+  const res = await app.inject(post('call.ended', exampleOf('call.ended')))
+  t.equal(res.statusCode, 502)
+  t.equal(res.json().code, 'EVG_BROKER_REJECTED')
+})
+
+t.test('an unreachable endpoint is a 503 with Retry-After', async t => {
+  const app = await gateway(t, 'http://127.0.0.1:9/000000000000/q')
+  const res = await app.inject(post('call.ended', exampleOf('call.ended')))
+  t.equal(res.statusCode, 503)
+  t.match(res.json(), { code: 'EVG_BROKER_UNAVAILABLE', reason: 'unreachable' })
+  t.ok(res.headers['retry-after'])
+  t.equal((await app.inject('/health/ready')).statusCode, 503)
+})
+
+t.test('no credentials: the gateway refuses to start, saying why', async t => {
+  const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY, profile: process.env.AWS_PROFILE, file: process.env.AWS_SHARED_CREDENTIALS_FILE, config: process.env.AWS_CONFIG_FILE }
+  delete process.env.AWS_ACCESS_KEY_ID
+  delete process.env.AWS_SECRET_ACCESS_KEY
+  process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/credentials'
+  process.env.AWS_CONFIG_FILE = '/nonexistent/config'
+  t.teardown(() => {
+    process.env.AWS_ACCESS_KEY_ID = saved.id
+    process.env.AWS_SECRET_ACCESS_KEY = saved.secret
+    process.env.AWS_SHARED_CREDENTIALS_FILE = saved.file ?? ''
+    process.env.AWS_CONFIG_FILE = saved.config ?? ''
+    if (saved.file === undefined) delete process.env.AWS_SHARED_CREDENTIALS_FILE
+    if (saved.config === undefined) delete process.env.AWS_CONFIG_FILE
+  })
+  const app = await buildApp(testConfig(t, { BROKER: 'sqs', SQS_QUEUE_URL: queue(false) }))
+  t.teardown(() => app.close())
+  await t.rejects(async () => { await app.ready() }, { name: 'ConfigError', message: /AWS credentials: the SDK's credentials chain found none for SQS/ })
+})
