@@ -9,6 +9,7 @@ import { Type, type Static } from 'typebox'
 import { alternateExchange, type Config } from '../config.js'
 import { createAjv, toFieldErrors } from '../validation.js'
 import { cliConfig, safeUrl } from './common.js'
+import { provisionAws, queueNameFor } from './provision-aws.js'
 
 export const QueuesFileSchema = Type.Object({
   queues: Type.Array(Type.Object({
@@ -113,14 +114,26 @@ export async function provisionRabbitMq (config: Config, queues: QueuesFile): Pr
 }
 
 async function main (): Promise<void> {
-  const { values } = parseArgs({ options: { queues: { type: 'string' } } })
+  const { values } = parseArgs({ options: { queues: { type: 'string' }, fifo: { type: 'boolean', default: false } } })
   const config = cliConfig()
-  const queues = readQueues(values.queues)
-  if (config.BROKER !== 'rabbitmq') {
-    console.error(`provision: BROKER=${config.BROKER} has nothing to provision (set BROKER=rabbitmq)`)
-    process.exit(config.BROKER === 'local' ? 0 : 1)
+  let steps: Steps
+  if (config.BROKER === 'rabbitmq') {
+    steps = await provisionRabbitMq(config, readQueues(values.queues))
+  } else if (config.BROKER === 'sqs' || config.BROKER === 'eventbridge') {
+    steps = new Steps()
+    const queue = queueNameFor(config, values.fifo)
+    console.log(`AWS${process.env.AWS_REGION ? ` ${process.env.AWS_REGION}` : ''}: queue ${queue}${config.BROKER === 'eventbridge' ? `, bus ${config.EVENTBRIDGE_BUS_NAME}` : ''}`)
+    try {
+      await provisionAws(config, { queue, eventbridge: config.BROKER === 'eventbridge' }, step => steps.say(step.what, step.created))
+    } catch (err) {
+      const e = err as { name?: string, message?: string, $metadata?: unknown }
+      console.error(`AWS refused or could not be reached: ${e.name ?? 'Error'}: ${e.message ?? ''}`)
+      process.exit(e.$metadata === undefined || /ECONNREFUSED|ENOTFOUND|Credential/i.test(`${e.name} ${e.message}`) ? 2 : 3)
+    }
+  } else {
+    console.log('provision: BROKER=local needs nothing provisioned')
+    return
   }
-  const steps = await provisionRabbitMq(config, queues)
   console.log(steps.created === 0 ? `Nothing to change: all ${steps.existing} already in place.` : `Done: ${steps.created} created, ${steps.existing} already in place.`)
 }
 

@@ -1,48 +1,10 @@
 import './aws-env.js'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
 import { TENANT, exampleOf, post, testConfig } from '../helper.js'
-
-interface Entry { Source: string, DetailType: string, Detail: string, EventBusName: string, Time?: number, TraceHeader?: string }
-
-/**
- * A local PutEvents endpoint speaking EventBridge's JSON 1.1 protocol: it records each call's
- * entries and fails the entries a test asks it to (`failWith(callNo, entryNo) -> ErrorCode`).
- */
-class FakeEventBridge {
-  calls: Entry[][] = []
-  failWith: (call: number, entry: number, e: Entry) => string | undefined = () => undefined
-  callError: { status: number, type: string } | undefined
-  readonly server = createServer((req, res) => { void this.#handle(req, res) })
-
-  async #handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let body = ''
-    for await (const chunk of req) body += chunk
-    const target = String(req.headers['x-amz-target'])
-    const reply = (status: number, json: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' })
-      res.end(JSON.stringify(json))
-    }
-    if (target === 'AWSEvents.DescribeEventBus') return reply(200, { Name: 'default', Arn: 'arn:aws:events:us-east-1:000000000000:event-bus/default' })
-    if (target !== 'AWSEvents.PutEvents') return reply(400, { __type: 'UnknownOperationException' })
-    if (this.callError) return reply(this.callError.status, { __type: this.callError.type, message: 'scripted' })
-    const entries = (JSON.parse(body) as { Entries: Entry[] }).Entries
-    const call = this.calls.push(entries) - 1
-    let failed = 0
-    const results = entries.map((e, i) => {
-      const code = this.failWith(call, i, e)
-      if (code === undefined) return { EventId: `ev-${call}-${i}` }
-      failed++
-      return { ErrorCode: code, ErrorMessage: `scripted ${code}` }
-    })
-    reply(200, { FailedEntryCount: failed, Entries: results })
-  }
-
-  get entries (): Entry[] { return this.calls.flat() }
-}
+import { FakeEventBridge, type Entry } from './fake-eventbridge.js'
 
 const fake = new FakeEventBridge()
 fake.server.listen(0, '127.0.0.1')
@@ -54,6 +16,7 @@ async function gateway (t: Test, env: Record<string, string> = {}) {
   fake.calls = []
   fake.failWith = () => undefined
   fake.callError = undefined
+  fake.buses.add('orders-bus')
   const app = await buildApp(testConfig(t, { BROKER: 'eventbridge', EVENTBRIDGE_BUS_NAME: 'orders-bus', EVENT_SOURCE: 'com.example.gateway', ...env }))
   t.teardown(() => app.close())
   await app.ready()

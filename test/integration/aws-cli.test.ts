@@ -1,0 +1,92 @@
+import './aws-env.js'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
+import { startFauxqs } from 'fauxqs'
+import t from 'tap'
+import { buildApp } from '../../src/app.js'
+import { testConfig } from '../helper.js'
+import { FakeEventBridge } from './fake-eventbridge.js'
+
+const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false })
+t.teardown(() => fauxqs.stop())
+const fake = new FakeEventBridge()
+fake.server.listen(0, '127.0.0.1')
+await once(fake.server, 'listening')
+t.teardown(() => fake.server.close())
+const awsEnv = {
+  AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_EC2_METADATA_DISABLED: 'true',
+  AWS_ENDPOINT_URL_SQS: fauxqs.address,
+  AWS_ENDPOINT_URL_EVENTBRIDGE: `http://127.0.0.1:${(fake.server.address() as { port: number }).port}`
+}
+Object.assign(process.env, awsEnv)
+const sqs = new SQSClient({})
+t.teardown(() => sqs.destroy())
+
+function cli (script: string, args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', `src/cli/${script}.ts`, ...args], { env: { ...process.env, ...awsEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const out = { stdout: '', stderr: '' }
+  child.stdout.on('data', d => { out.stdout += d })
+  child.stderr.on('data', d => { out.stderr += d })
+  return { out, exit: once(child, 'exit').then(([code]) => code as number) }
+}
+
+t.test('provision for SQS: queue + DLQ with redrive; a second run changes nothing and says so', async t => {
+  const env = { BROKER: 'sqs', SQS_QUEUE_URL: `${fauxqs.address}/000000000000/evg-prov-1` }
+  const first = cli('provision', [], env)
+  t.equal(await first.exit, 0, first.out.stderr)
+  t.match(first.out.stdout, /queue evg-prov-1-dlq\s+created/)
+  t.match(first.out.stdout, /queue evg-prov-1\s+created/)
+  t.match(first.out.stdout, /redrive evg-prov-1 -> evg-prov-1-dlq after 5 receives\s+created/)
+  t.match(first.out.stdout, /Done: 3 created, 0 already in place/)
+  const url = (await sqs.send(new GetQueueUrlCommand({ QueueName: 'evg-prov-1' }))).QueueUrl
+  const attrs = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['RedrivePolicy'] }))).Attributes
+  t.match(JSON.parse(attrs?.RedrivePolicy ?? '{}'), { deadLetterTargetArn: /evg-prov-1-dlq$/ })
+  const second = cli('provision', [], env)
+  t.equal(await second.exit, 0)
+  t.match(second.out.stdout, /Nothing to change: all 3 already in place/)
+})
+
+t.test('provision for EventBridge: FIFO queues, bus, rule on EVENT_SOURCE, target and queue policy; idempotent', async t => {
+  const env = { BROKER: 'eventbridge', SQS_QUEUE_URL: `${fauxqs.address}/000000000000/evg-prov-2.fifo`, EVENTBRIDGE_BUS_NAME: 'batch-bus', EVENT_SOURCE: 'com.example.batch' }
+  const first = cli('provision', [], env)
+  t.equal(await first.exit, 0, first.out.stderr)
+  t.match(first.out.stdout, /queue evg-prov-2-dlq\.fifo \(FIFO\)\s+created/)
+  t.match(first.out.stdout, /event bus batch-bus\s+created/)
+  t.match(first.out.stdout, /rule evg-evg-prov-2 on batch-bus matching source com\.example\.batch\s+created/)
+  t.match(first.out.stdout, /queue policy: the rule may send to evg-prov-2\.fifo\s+created/)
+  const rule = fake.rules.get('batch-bus/evg-evg-prov-2')
+  t.same(JSON.parse(rule?.pattern ?? '{}'), { source: ['com.example.batch'] })
+  t.match(rule?.targets, [{ Arn: /evg-prov-2\.fifo$/ }])
+  const url = (await sqs.send(new GetQueueUrlCommand({ QueueName: 'evg-prov-2.fifo' }))).QueueUrl
+  const policy = JSON.parse((await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['Policy'] }))).Attributes?.Policy ?? '{}')
+  t.match(policy.Statement[0], { Principal: { Service: 'events.amazonaws.com' }, Action: 'sqs:SendMessage', Condition: { ArnEquals: { 'aws:SourceArn': /rule\/batch-bus\/evg-evg-prov-2$/ } } })
+  const second = cli('provision', [], env)
+  t.equal(await second.exit, 0)
+  t.match(second.out.stdout, /Nothing to change: all 7 already in place/)
+})
+
+t.test('verify: publishes through the gateway, finds the event in the queue, checks it, deletes it', async t => {
+  const { queueUrl } = fauxqs.createQueue('evg-verify')
+  const app = await buildApp(testConfig(t, { BROKER: 'sqs', SQS_QUEUE_URL: queueUrl }))
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const gateway = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const ok = cli('verify', ['--gateway', gateway, '--timeout', '10'], { SQS_QUEUE_URL: queueUrl })
+  t.equal(await ok.exit, 0, ok.out.stderr)
+  t.match(ok.out.stdout, /\[1\/4\] POST .*batch\.processing\.completed[\s\S]*\[3\/4\] checking the envelope[\s\S]*verified:/)
+  const left = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0 }))
+  t.same(left.Messages ?? [], [], 'the test message was deleted')
+
+  const noGateway = cli('verify', ['--gateway', 'http://127.0.0.1:9'], { SQS_QUEUE_URL: queueUrl })
+  t.equal(await noGateway.exit, 2)
+  t.match(noGateway.out.stderr, /the gateway is not reachable/)
+
+  const elsewhere = fauxqs.createQueue('evg-verify-other').queueUrl
+  const missing = cli('verify', ['--gateway', gateway, '--timeout', '2'], { SQS_QUEUE_URL: elsewhere })
+  t.equal(await missing.exit, 3)
+  t.match(missing.out.stderr, /did not arrive within 2 s/)
+
+  const noQueue = cli('verify', ['--gateway', gateway], { SQS_QUEUE_URL: '' })
+  t.equal(await noQueue.exit, 1)
+})
