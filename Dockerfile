@@ -22,4 +22,5 @@ VOLUME ["/data"]
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "dist/server.js"]
+# Same as npm start: a smaller old space makes V8 collect sooner (live heap is ~26 MB under load).
+CMD ["node", "--max-old-space-size=192", "dist/server.js"]

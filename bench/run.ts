@@ -18,6 +18,8 @@ const TENANT = '7c9e6679-7425-40de-944b-e07fc1f90ae7'
 const root = new URL('..', import.meta.url).pathname
 const work = mkdtempSync(join(tmpdir(), 'evg-bench-'))
 const bin = (name: string) => join(root, 'node_modules/.bin', name)
+// The gateway runs exactly as `npm start` runs it (node flags included), minus npm itself.
+const startArgs = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(' ').slice(1)
 
 interface Row { leg: string, what: string, rate: number, p50: number, p90: number, p99: number, non2xx: number, rssMb?: number, unit?: string }
 const rows: Row[] = []
@@ -103,7 +105,7 @@ function autocannon (url: string, opts: { connections: number, body: string, hea
 async function gatewayLeg (leg: string, what: string, env: Record<string, string>, load: () => Omit<Row, 'leg' | 'what'>): Promise<Row> {
   await purge()
   const port = '3700'
-  const child = start(['dist/server.js'], { PORT: port, HOST: '127.0.0.1', DATA_DIR: mkdtempSync(join(work, 'data-')), AMQP_URL, AMQP_EXCHANGE: EXCHANGE, LOG_LEVEL: 'info', ...env })
+  const child = start(startArgs, { PORT: port, HOST: '127.0.0.1', DATA_DIR: mkdtempSync(join(work, 'data-')), AMQP_URL, AMQP_EXCHANGE: EXCHANGE, LOG_LEVEL: 'info', ...env })
   if (!await waitHttp(`http://127.0.0.1:${port}/health/ready`)) throw new Error(`${leg}: gateway did not become ready`)
   log(`${leg}: ${what}`)
   const result = load()
@@ -214,7 +216,7 @@ Machine: ${machine}. Load generators (autocannon, the fixed-rate client, the amq
 each run in their own process on the same two cores as the gateway and RabbitMQ, so every leg
 shares the machine the same way. Payload: a ~1 KB \`call.ended\` event. RabbitMQ: durable topic
 exchange \`${EXCHANGE}\` bound to durable queue \`${QUEUE}\`, persistent messages, purged between legs.
-The gateway runs as in production: \`node dist/server.js\`, \`LOG_LEVEL=info\` (one access line per request).
+The gateway runs as \`npm start\` runs it (\`node ${startArgs.join(' ')}\`), \`LOG_LEVEL=info\` (one access line per request).
 
 ${table}
 

@@ -21,5 +21,6 @@ t.test('the Dockerfile builds in stages, runs as non-root and has a health check
   t.equal(text.match(/^FROM /gm)?.length, 2)
   t.match(text, /^USER node$/m)
   t.match(text, /^HEALTHCHECK .*\n.*\/health\/ready/m)
-  t.match(text, /CMD \["node", "dist\/server\.js"\]/)
+  const start = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start as string
+  t.match(text, `CMD ${JSON.stringify(start.split(' '))}`.replace(/,/g, ', '), 'the image runs the gateway as npm start does')
 })
