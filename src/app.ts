@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import { ApiKeys } from './auth.js'
@@ -14,7 +15,7 @@ import { Delivery } from './delivery/publisher.js'
 import { IdempotencyStore } from './idempotency.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { docs } from './http/docs.js'
-import { eventRoutes } from './http/events.js'
+import { eventRoutes, type EventsRouteOptions } from './http/events.js'
 import { eventTypeRoutes } from './http/event-types.js'
 import { healthRoutes } from './http/health.js'
 import { parseJsonBody, registerProblemHandlers } from './http/problems.js'
@@ -25,6 +26,8 @@ export interface AppDeps {
   /** A broker to use instead of the one BROKER names (tests: the memory broker). */
   broker?: Broker
   logStream?: DestinationStream
+  /** Load-shedding thresholds (tests make them tiny). */
+  pressure?: Partial<EventsRouteOptions['pressure']>
 }
 
 declare module 'fastify' {
@@ -91,7 +94,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   })
 
   await app.register(docs, { catalog })
-  await app.register(eventRoutes, { config, catalog, delivery, broker, idempotency, metrics, ...(apiKeys === undefined ? {} : { apiKeys }) })
+  // 65% of V8's heap limit: far above the ~26 MB live heap under load, well below an OOM.
+  const pressure = { maxEventLoopDelay: 1000, maxHeapUsedBytes: Math.floor(getHeapStatistics().heap_size_limit * 0.65), sampleInterval: 1000, ...deps.pressure }
+  await app.register(eventRoutes, { config, catalog, delivery, broker, idempotency, metrics, pressure, ...(apiKeys === undefined ? {} : { apiKeys }) })
   await app.register(eventTypeRoutes, { catalog })
   await app.register(healthRoutes, { broker, metrics })
 

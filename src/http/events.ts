@@ -1,3 +1,4 @@
+import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { forbidden, type ApiKey, type ApiKeys } from '../auth.js'
@@ -24,6 +25,8 @@ export interface EventsRouteOptions {
   metrics: Metrics
   /** Present when API_KEYS_FILE is set: every request then needs a key. */
   apiKeys?: ApiKeys
+  /** Load shedding for the event routes (health and metrics stay reachable). */
+  pressure: { maxEventLoopDelay: number, maxHeapUsedBytes: number, sampleInterval: number }
 }
 
 declare module 'fastify' {
@@ -66,6 +69,17 @@ export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOption
   const mayPublish = (request: FastifyRequest, type: string) => {
     if (request.apiKey !== undefined && !request.apiKey.allowsType(type)) throw forbidden(`events of type ${type}`)
   }
+
+  // Shed load before the process gets into trouble: a blocked event loop or a heap near its
+  // limit answers 503 EVG_OVERLOADED at once, so clients back off instead of timing out.
+  await app.register(underPressure, {
+    ...opts.pressure,
+    pressureHandler: (request, reply, type, value) => {
+      metrics.rejected.inc({ type: request.routeOptions.config.eventType ?? 'unknown', code: 'EVG_OVERLOADED' })
+      request.log.warn({ pressure: type, value }, 'shedding load')
+      sendProblem(reply, problem('EVG_OVERLOADED', `the gateway is overloaded (${type}); retry shortly`), 1)
+    }
+  })
 
   app.decorateRequest('evgContext', undefined)
   app.decorateRequest('apiKey', undefined)
