@@ -66,9 +66,9 @@ function idempotencyKeyOf (request: FastifyRequest): string | undefined {
 export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOptions): Promise<void> {
   const { config, catalog, delivery, broker, idempotency, metrics, apiKeys } = opts
   const source = config.EVENT_SOURCE
-  const mayPublish = (request: FastifyRequest, type: string) => {
-    if (request.apiKey !== undefined && !request.apiKey.allowsType(type)) throw forbidden(`events of type ${type}`)
-  }
+  /** The refusal when the request's API key may not publish this type (none without keys). */
+  const typeRefusal = (request: FastifyRequest, type: string) =>
+    request.apiKey !== undefined && !request.apiKey.allowsType(type) ? forbidden(`events of type ${type}`) : undefined
 
   // Shed load before the process gets into trouble: a blocked event loop or a heap near its
   // limit answers 503 EVG_OVERLOADED at once, so clients back off instead of timing out.
@@ -99,7 +99,8 @@ export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOption
     request.evgContext = ctx
     request.logFields.tenantId = ctx.tenantId
     if (request.apiKey !== undefined && !request.apiKey.allowsTenant(ctx.tenantId)) throw forbidden('for this tenant')
-    if (type !== undefined) mayPublish(request, type)
+    const refused = type === undefined ? undefined : typeRefusal(request, type)
+    if (refused !== undefined) throw refused
   })
 
   const single = (entry: CatalogType) => async (request: FastifyRequest, reply: FastifyReply) => {
@@ -187,7 +188,8 @@ export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOption
       const entry = catalog.get(item.type)
       if (entry === undefined) return fail(problem('EVG_UNKNOWN_TYPE', `no event type '${item.type.slice(0, 128)}'`))
       metrics.received.inc({ type: entry.type })
-      if (request.apiKey !== undefined && !request.apiKey.allowsType(entry.type)) return fail(forbidden(`events of type ${entry.type}`).toProblem())
+      const refused = typeRefusal(request, entry.type)
+      if (refused !== undefined) return fail(refused.toProblem())
       if (!entry.validate(item.data)) {
         return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: toFieldErrors(entry.validate.errors, `/events/${index}/data`) }))
       }
