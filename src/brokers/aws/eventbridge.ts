@@ -1,6 +1,7 @@
 import { DescribeEventBusCommand, EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import { checkCredentials } from './credentials.js'
+import { sendInChunks } from './chunks.js'
 import { classifyAwsError, isRetryableCode } from './errors.js'
 
 export interface EventBridgeOptions {
@@ -46,9 +47,7 @@ export class EventBridgeBroker implements Broker {
   }
 
   async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
-    const outcomes: PublishOutcome[] = new Array(events.length)
-    const sendable: { index: number, entry: PutEventsRequestEntry }[] = []
-    events.forEach((event, index) => {
+    const built = events.map(event => {
       const trace = xrayTraceHeader(event.envelope.traceparent)
       const entry: PutEventsRequestEntry = {
         EventBusName: this.#opts.busName,
@@ -58,33 +57,21 @@ export class EventBridgeBroker implements Broker {
         Time: new Date(event.envelope.time),
         ...(trace === undefined ? {} : { TraceHeader: trace })
       }
-      const size = entrySize(entry)
-      if (size > this.#opts.maxEntryBytes) {
-        outcomes[index] = { ok: false, error: new BrokerError(`the entry is ${size} bytes; EventBridge takes at most ${this.#opts.maxEntryBytes}`, { retryable: false, reason: 'too_large', tooLarge: true }) }
-      } else {
-        sendable.push({ index, entry })
-      }
+      return { entry, size: entrySize(entry) }
     })
-    for (let start = 0; start < sendable.length; start += BATCH) {
-      const chunk = sendable.slice(start, start + BATCH)
-      try {
-        const res = await this.#client.send(new PutEventsCommand({ Entries: chunk.map(c => c.entry) }))
-        chunk.forEach(({ index }, k) => {
-          const result = res.Entries?.[k]
-          if (result?.EventId !== undefined && result.ErrorCode === undefined) {
-            outcomes[index] = { ok: true }
-          } else {
-            const code = result?.ErrorCode ?? 'NoResult'
-            const retryable = isRetryableCode(code) || result === undefined
-            outcomes[index] = { ok: false, error: new BrokerError(`EventBridge: ${code}: ${result?.ErrorMessage ?? 'no result for this entry'}`, { retryable, reason: retryable ? (/thrott/i.test(code) ? 'throttled' : 'server_error') : code.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase() }) }
-          }
-        })
-      } catch (err) {
-        const error = classifyAwsError(err, 'EventBridge')
-        for (const { index } of chunk) outcomes[index] = { ok: false, error }
-      }
-    }
-    return outcomes
+    return sendInChunks('EventBridge', built, { maxBytes: this.#opts.maxEntryBytes, per: BATCH, noun: 'entry' }, async (chunk, outcomes) => {
+      const res = await this.#client.send(new PutEventsCommand({ Entries: chunk.map(c => c.entry) }))
+      chunk.forEach(({ index }, k) => {
+        const result = res.Entries?.[k]
+        if (result?.EventId !== undefined && result.ErrorCode === undefined) {
+          outcomes[index] = { ok: true }
+          return
+        }
+        const code = result?.ErrorCode ?? 'NoResult'
+        const retryable = isRetryableCode(code) || result === undefined
+        outcomes[index] = { ok: false, error: new BrokerError(`EventBridge: ${code}: ${result?.ErrorMessage ?? 'no result for this entry'}`, { retryable, reason: retryable ? (/thrott/i.test(code) ? 'throttled' : 'server_error') : code.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase() }) }
+      })
+    })
   }
 
   async health (): Promise<BrokerHealth> {

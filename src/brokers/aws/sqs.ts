@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { GetQueueAttributesCommand, SendMessageBatchCommand, SendMessageCommand, SQSClient, type MessageAttributeValue } from '@aws-sdk/client-sqs'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import { checkCredentials } from './credentials.js'
+import { sendInChunks, type Pending } from './chunks.js'
 import { classifyAwsError } from './errors.js'
 
 export interface SqsOptions {
@@ -12,12 +13,11 @@ export interface SqsOptions {
 
 const BATCH = 10
 
-interface Entry {
+interface SqsEntry {
   MessageBody: string
   MessageAttributes: Record<string, MessageAttributeValue>
   MessageGroupId?: string
   MessageDeduplicationId?: string
-  size: number
 }
 
 /**
@@ -71,7 +71,7 @@ export class SqsBroker implements Broker {
     await checkCredentials(this.#client.config.credentials, 'SQS')
   }
 
-  #entry (event: OutgoingEvent): Entry {
+  #entry (event: OutgoingEvent): SqsEntry & { size: number } {
     const attrs = attributes(event)
     return {
       MessageBody: event.body,
@@ -82,49 +82,26 @@ export class SqsBroker implements Broker {
   }
 
   async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
-    const outcomes: PublishOutcome[] = new Array(events.length)
-    const sendable: { index: number, entry: Entry }[] = []
-    events.forEach((event, index) => {
-      const entry = this.#entry(event)
-      if (entry.size > this.#opts.maxMessageBytes) {
-        outcomes[index] = { ok: false, error: new BrokerError(`the message is ${entry.size} bytes; SQS takes at most ${this.#opts.maxMessageBytes}`, { retryable: false, reason: 'too_large', tooLarge: true }) }
-      } else {
-        sendable.push({ index, entry })
-      }
+    const built = events.map(event => {
+      const { size, ...entry } = this.#entry(event)
+      return { entry, size }
     })
-    if (sendable.length === 1) {
-      const { index, entry } = sendable[0] as (typeof sendable)[number]
-      const { size: _size, ...input } = entry
-      try {
-        await this.#client.send(new SendMessageCommand({ QueueUrl: this.#opts.queueUrl, ...input }))
+    const queueUrl = this.#opts.queueUrl
+    return sendInChunks('SQS', built, { maxBytes: this.#opts.maxMessageBytes, per: BATCH, noun: 'message' }, async (chunk, outcomes, total) => {
+      if (total === 1) {
+        const { index, entry } = chunk[0] as Pending<SqsEntry>
+        await this.#client.send(new SendMessageCommand({ QueueUrl: queueUrl, ...entry }))
         outcomes[index] = { ok: true }
-      } catch (err) {
-        outcomes[index] = { ok: false, error: classifyAwsError(err, 'SQS') }
+        return
       }
-      return outcomes
-    }
-    for (let start = 0; start < sendable.length; start += BATCH) {
-      const chunk = sendable.slice(start, start + BATCH)
-      try {
-        const res = await this.#client.send(new SendMessageBatchCommand({
-          QueueUrl: this.#opts.queueUrl,
-          Entries: chunk.map(({ index, entry }) => {
-            const { size: _size, ...input } = entry
-            return { Id: String(index), ...input }
-          })
-        }))
-        for (const ok of res.Successful ?? []) outcomes[Number(ok.Id)] = { ok: true }
-        for (const failed of res.Failed ?? []) {
-          // SenderFault: the entry itself is wrong and would fail again; otherwise try again.
-          outcomes[Number(failed.Id)] = { ok: false, error: new BrokerError(`SQS: ${failed.Code ?? 'failed'}: ${failed.Message ?? ''}`.trim(), { retryable: failed.SenderFault !== true, reason: failed.SenderFault === true ? 'sender_fault' : 'server_error' }) }
-        }
-        for (const { index } of chunk) outcomes[index] ??= { ok: false, error: new BrokerError('SQS did not answer for this entry', { retryable: true, reason: 'no_answer' }) }
-      } catch (err) {
-        const error = classifyAwsError(err, 'SQS')
-        for (const { index } of chunk) outcomes[index] = { ok: false, error }
+      const res = await this.#client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: chunk.map(({ index, entry }) => ({ Id: String(index), ...entry })) }))
+      for (const ok of res.Successful ?? []) outcomes[Number(ok.Id)] = { ok: true }
+      for (const failed of res.Failed ?? []) {
+        // SenderFault: the entry itself is wrong and would fail again; otherwise try again.
+        outcomes[Number(failed.Id)] = { ok: false, error: new BrokerError(`SQS: ${failed.Code ?? 'failed'}: ${failed.Message ?? ''}`.trim(), { retryable: failed.SenderFault !== true, reason: failed.SenderFault === true ? 'sender_fault' : 'server_error' }) }
       }
-    }
-    return outcomes
+      for (const { index } of chunk) outcomes[index] ??= { ok: false, error: new BrokerError('SQS did not answer for this entry', { retryable: true, reason: 'no_answer' }) }
+    })
   }
 
   async health (): Promise<BrokerHealth> {
