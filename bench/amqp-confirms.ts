@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import amqplib from 'amqplib'
 import { v7 as uuidv7 } from 'uuid'
+import { openLoop, percentiles } from './load.js'
 
 const { values } = parseArgs({ options: { url: { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672' }, exchange: { type: 'string', default: 'evg-bench' }, inflight: { type: 'string', default: '64' }, rate: { type: 'string' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '0' }, body: { type: 'string' } } })
 const body = values.body === undefined ? Buffer.alloc(1024, 'x') : readFileSync(values.body)
@@ -24,24 +25,14 @@ const publishOne = () => new Promise<void>((resolve, reject) => {
   void ok
 })
 
+/** A fixed rate (open loop), or `inflight` publishers each waiting for its confirm (closed loop). */
 async function run (seconds: number): Promise<number> {
-const started = Date.now()
-const end = started + seconds * 1000
-if (values.rate !== undefined) {
-  const rate = Number(values.rate)
-  const pending: Promise<void>[] = []
-  let sent = 0
-  while (Date.now() < end) {
-    const due = Math.floor((Date.now() - started) * rate / 1000)
-    while (sent < due) { pending.push(publishOne()); sent++ }
-    await new Promise(resolve => setTimeout(resolve, 1))
-  }
-  await Promise.all(pending)
-} else {
+  if (values.rate !== undefined) return openLoop(Number(values.rate), seconds, publishOne)
+  const started = Date.now()
+  const end = started + seconds * 1000
   const worker = async () => { while (Date.now() < end) await publishOne() }
   await Promise.all(Array.from({ length: Number(values.inflight) }, worker))
-}
-return (Date.now() - started) / 1000
+  return (Date.now() - started) / 1000
 }
 
 // Warm up (JIT, channel), then measure from zero.
@@ -49,7 +40,5 @@ if (Number(values.warmup) > 0) await run(Number(values.warmup))
 latencies = []
 count = 0
 const elapsed = await run(Number(values.seconds))
-latencies.sort((a, b) => a - b)
-const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0
-console.log(JSON.stringify({ count, seconds: elapsed, rate: count / elapsed, p50: pct(0.5), p90: pct(0.9), p99: pct(0.99) }))
+console.log(JSON.stringify({ count, seconds: elapsed, rate: count / elapsed, ...percentiles(latencies) }))
 await conn.close()

@@ -3,6 +3,7 @@
 import { Agent, request } from 'node:http'
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { openLoop, percentiles } from './load.js'
 
 const { values } = parseArgs({ options: { url: { type: 'string' }, rate: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '30' }, body: { type: 'string' }, header: { type: 'string', multiple: true, default: [] } } })
 if (values.url === undefined || values.body === undefined) throw new Error('--url and --body are required')
@@ -30,18 +31,6 @@ const one = () => new Promise<void>(resolve => {
   req.end(body)
 })
 
-const started = Date.now()
-const end = started + Number(values.seconds) * 1000
-const pending: Promise<void>[] = []
-let sent = 0
-while (Date.now() < end) {
-  const due = Math.floor((Date.now() - started) * rate / 1000)
-  while (sent < due) { pending.push(one()); sent++ }
-  await new Promise(resolve => setTimeout(resolve, 1))
-}
-await Promise.all(pending)
+const elapsed = await openLoop(rate, Number(values.seconds), one)
 agent.destroy()
-latencies.sort((a, b) => a - b)
-const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0
-const elapsed = (Date.now() - started) / 1000
-console.log(JSON.stringify({ count: latencies.length, seconds: elapsed, rate: latencies.length / elapsed, p50: pct(0.5), p90: pct(0.9), p99: pct(0.99), non2xx, errors }))
+console.log(JSON.stringify({ count: latencies.length, seconds: elapsed, rate: latencies.length / elapsed, ...percentiles(latencies), non2xx, errors }))
