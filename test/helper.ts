@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -57,4 +59,23 @@ export function post (type: string, payload: unknown, headers: Record<string, st
     headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT, ...headers },
     payload: typeof payload === 'string' ? payload : JSON.stringify(payload)
   }
+}
+
+/**
+ * Runs one of our TypeScript entry points (src/server.ts, src/cli/*.ts) in a child process, as a
+ * user would, collecting what it prints.
+ */
+export function runTs (script: string, args: string[] = [], env: Record<string, string | undefined> = {}) {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const out = { stdout: '', stderr: '' }
+  child.stdout.on('data', d => { out.stdout += d })
+  child.stderr.on('data', d => { out.stderr += d })
+  const exit = once(child, 'exit').then(([code]) => code as number | null)
+  /** Resolves once `stream` has printed `text` (or the process has ended). */
+  const printed = async (stream: 'stdout' | 'stderr', text: string): Promise<void> => {
+    while (!out[stream].includes(text) && child.exitCode === null) {
+      await Promise.race([once(child[stream], 'data'), exit])
+    }
+  }
+  return { child, out, exit, printed }
 }

@@ -1,7 +1,5 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import t from 'tap'
-import { TENANT, build, dataDir, exampleOf } from './helper.js'
+import { TENANT, build, dataDir, exampleOf, runTs } from './helper.js'
 
 t.test('closing the app lets the in-flight publish finish, then closes the broker', async t => {
   const { app, broker } = await build(t)
@@ -24,32 +22,16 @@ t.test('closing the app lets the in-flight publish finish, then closes the broke
   t.equal(broker.closed, true, 'broker closed after the request finished')
 })
 
-function startServer (env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { ...process.env, LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', d => { out += d })
-  child.stderr.on('data', d => { err += d })
-  return { child, output: () => out, errors: () => err }
-}
-
 t.test('the server exits 1 with a message naming the variable on bad config', async t => {
-  const { child, errors } = startServer({ PORT: 'eighty', DATA_DIR: dataDir(t) })
-  const [code] = await once(child, 'exit')
-  t.equal(code, 1)
-  t.match(errors(), /Invalid configuration:\n\s+PORT: must be integer/)
+  const server = runTs('src/server.ts', [], { LOG_LEVEL: 'info', PORT: 'eighty', DATA_DIR: dataDir(t) })
+  t.equal(await server.exit, 1)
+  t.match(server.out.stderr, /Invalid configuration:\n\s+PORT: must be integer/)
 })
 
 t.test('SIGTERM: the server stops cleanly and exits 0', async t => {
-  const server = startServer({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir(t) })
-  while (!server.output().includes('event-gateway ready')) {
-    if (server.child.exitCode !== null) break
-    await once(server.child.stdout, 'data')
-  }
-  const port = /"address":"127\.0\.0\.1:(\d+)"|http:\/\/127\.0\.0\.1:(\d+)/.exec(server.output())
+  const server = runTs('src/server.ts', [], { LOG_LEVEL: 'info', PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir(t) })
+  await server.printed('stdout', 'event-gateway ready')
+  const port = /"address":"127\.0\.0\.1:(\d+)"|http:\/\/127\.0\.0\.1:(\d+)/.exec(server.out.stdout)
   const p = port?.[1] ?? port?.[2]
   t.ok(p, 'the server said where it listens')
   const res = await fetch(`http://127.0.0.1:${p}/v1/events/call.started`, {
@@ -59,7 +41,6 @@ t.test('SIGTERM: the server stops cleanly and exits 0', async t => {
   })
   t.equal(res.status, 202)
   server.child.kill('SIGTERM')
-  const [code] = await once(server.child, 'exit')
-  t.equal(code, 0)
-  t.match(server.output(), /"signal":"SIGTERM".*shutting down/)
+  t.equal(await server.exit, 0)
+  t.match(server.out.stdout, /"signal":"SIGTERM".*shutting down/)
 })

@@ -1,11 +1,10 @@
 import './aws-env.js'
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
 import { startFauxqs } from 'fauxqs'
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
-import { testConfig } from '../helper.js'
+import { runTs, testConfig } from '../helper.js'
 import { FakeEventBridge } from './fake-eventbridge.js'
 
 const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false })
@@ -23,13 +22,7 @@ Object.assign(process.env, awsEnv)
 const sqs = new SQSClient({})
 t.teardown(() => sqs.destroy())
 
-function cli (script: string, args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', `src/cli/${script}.ts`, ...args], { env: { ...process.env, ...awsEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  const out = { stdout: '', stderr: '' }
-  child.stdout.on('data', d => { out.stdout += d })
-  child.stderr.on('data', d => { out.stderr += d })
-  return { out, exit: once(child, 'exit').then(([code]) => code as number) }
-}
+const cli = (script: string, args: string[], env: Record<string, string>) => runTs(`src/cli/${script}.ts`, args, { ...awsEnv, ...env })
 
 t.test('provision for SQS: queue + DLQ with redrive; a second run changes nothing and says so', async t => {
   const env = { BROKER: 'sqs', SQS_QUEUE_URL: `${fauxqs.address}/000000000000/evg-prov-1` }

@@ -1,11 +1,9 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import amqplib from 'amqplib'
 import { buildApp } from '../../src/app.js'
 import { BUILTIN_ENTRIES, routingKeyFor } from '../../src/catalog/index.js'
-import { TENANT, exampleOf, post, testConfig } from '../helper.js'
+import { TENANT, exampleOf, post, runTs, testConfig } from '../helper.js'
 import { AMQP_URL, Consumer, cleanupExchange, rabbitSkip, rabbitmqctl, uniqueName } from './rabbit-helper.js'
 
 // Everything that touches RabbitMQ is in this one file, so the outage and alarm tests never
@@ -165,14 +163,7 @@ t.test('a memory alarm gives fast 503s while it lasts, and publishing resumes af
   t.equal((await app.inject(post('call.ended', exampleOf('call.ended')))).statusCode, 202, 'publishing resumes')
 })
 
-function cli (script: string, args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', `src/cli/${script}.ts`, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  const out = { stdout: '', stderr: '' }
-  child.stdout.on('data', d => { out.stdout += d })
-  child.stderr.on('data', d => { out.stderr += d })
-  const exit = once(child, 'exit').then(([code]) => code as number)
-  return { child, out, exit }
-}
+const cli = (script: string, args: string[], env: Record<string, string>) => runTs(`src/cli/${script}.ts`, args, env)
 
 t.test('npm run provision declares the topology idempotently, with queues bound per domain', { skip }, async t => {
   const exchange = uniqueName('prov')
@@ -212,10 +203,7 @@ t.test('npm run tail prints what the exchange receives, transcripts masked', { s
   const { app, exchange } = await gateway(t)
   const tail = cli('tail', ['--binding', 'comms.#', '--count', '1'], { AMQP_URL, AMQP_EXCHANGE: exchange })
   t.teardown(() => { tail.child.kill() })
-  while (!tail.out.stderr.includes('tail:')) {
-    if (tail.child.exitCode !== null) break
-    await once(tail.child.stderr, 'data')
-  }
+  await tail.printed('stderr', 'tail:')
   await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))
   const res = await app.inject(post('call.ended', { ...exampleOf('call.ended'), transcript: 'TOP-SECRET words' }))
   t.equal(await tail.exit, 0, 'exits after --count messages')
