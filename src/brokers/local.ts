@@ -26,6 +26,8 @@ export class LocalBroker implements Broker, EventReader {
   #down: string | undefined
   #closed = false
   #drained: (() => void) | undefined
+  readonly #readAll
+  readonly #readType
 
   constructor (db: Db) {
     this.#db = db
@@ -42,6 +44,8 @@ export class LocalBroker implements Broker, EventReader {
       CREATE INDEX IF NOT EXISTS events_tenant_seq ON events (tenant, seq);
       CREATE INDEX IF NOT EXISTS events_tenant_type_seq ON events (tenant, type, seq);
     `)
+    this.#readAll = db.prepare('SELECT seq, envelope FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?')
+    this.#readType = db.prepare('SELECT seq, envelope FROM events WHERE tenant = ? AND type = ? AND seq > ? ORDER BY seq LIMIT ?')
     this.#worker = new Worker(new URL('./local-writer.cjs', import.meta.url), { workerData: { path: db.name } })
     this.#worker.on('message', (result: WriteResult) => this.#settle(result))
     this.#worker.on('error', (err: unknown) => this.#fail(`local store writer failed: ${(err as Error | undefined)?.message ?? String(err)}`))
@@ -111,8 +115,8 @@ export class LocalBroker implements Broker, EventReader {
   read (query: ReadQuery): ReadPage {
     const after = query.after ?? 0
     const rows = (query.type === undefined
-      ? this.#db.prepare('SELECT seq, envelope FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?').all(query.tenantId, after, query.limit)
-      : this.#db.prepare('SELECT seq, envelope FROM events WHERE tenant = ? AND type = ? AND seq > ? ORDER BY seq LIMIT ?').all(query.tenantId, query.type, after, query.limit)) as { seq: number, envelope: string }[]
+      ? this.#readAll.all(query.tenantId, after, query.limit)
+      : this.#readType.all(query.tenantId, query.type, after, query.limit)) as { seq: number, envelope: string }[]
     return { events: rows.map(r => r.envelope), next: rows.at(-1)?.seq ?? after }
   }
 
