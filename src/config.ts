@@ -101,3 +101,18 @@ export function alternateExchange (config: Config): string | undefined {
   if (config.AMQP_ALTERNATE_EXCHANGE === undefined) return `${config.AMQP_EXCHANGE}.unrouted`
   return config.AMQP_ALTERNATE_EXCHANGE === '' ? undefined : config.AMQP_ALTERNATE_EXCHANGE
 }
+
+/**
+ * For entry points (server, CLIs): runs `step`; a ConfigError is printed as an "Invalid
+ * configuration" message and ends the process with exit code 1, after `cleanup`.
+ */
+export async function orExitOnConfigError<T> (step: () => T | Promise<T>, cleanup?: () => Promise<unknown>): Promise<T> {
+  try {
+    return await step()
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    console.error(err.message.startsWith('Invalid configuration:') ? err.message : `Invalid configuration:\n  ${err.message}`)
+    await cleanup?.().catch(() => undefined)
+    process.exit(1)
+  }
+}

@@ -1,16 +1,8 @@
-import { ConfigError, loadConfig, type Config } from '../config.js'
+import { loadConfig, orExitOnConfigError, type Config } from '../config.js'
 
 /** Config for a CLI: a bad environment prints the reason and exits 1. */
-export function cliConfig (): Config {
-  try {
-    return loadConfig()
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message)
-      process.exit(1)
-    }
-    throw err
-  }
+export function cliConfig (): Promise<Config> {
+  return orExitOnConfigError(() => loadConfig())
 }
 
 /** The URL with its password masked, for printing. */

@@ -115,7 +115,7 @@ export async function provisionRabbitMq (config: Config, queues: QueuesFile): Pr
 
 async function main (): Promise<void> {
   const { values } = parseArgs({ options: { queues: { type: 'string' }, fifo: { type: 'boolean', default: false } } })
-  const config = cliConfig()
+  const config = await cliConfig()
   let steps: Steps
   if (config.BROKER === 'rabbitmq') {
     steps = await provisionRabbitMq(config, readQueues(values.queues))

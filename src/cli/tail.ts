@@ -25,7 +25,7 @@ async function main (): Promise<void> {
       'show-sensitive': { type: 'boolean', default: false }
     }
   })
-  const config = cliConfig()
+  const config = await cliConfig()
   const prefetch = Number(values.prefetch)
   const limit = values.count === undefined ? Infinity : Number(values.count)
   if (!Number.isInteger(prefetch) || prefetch < 1 || Number.isNaN(limit)) {

@@ -11,7 +11,7 @@ import { BUILTIN_ENTRIES } from '../catalog/index.js'
 import { cliConfig } from './common.js'
 
 const { values } = parseArgs({ options: { gateway: { type: 'string' }, type: { type: 'string', default: 'batch.processing.completed' }, timeout: { type: 'string', default: '30' }, tenant: { type: 'string' } } })
-const config = cliConfig()
+const config = await cliConfig()
 const step = (n: number, text: string) => console.log(`[${n}/4] ${text}`)
 const fail = (code: number, text: string): never => {
   console.error(`FAILED: ${text}`)
