@@ -1,31 +1,35 @@
 import { getHeapStatistics } from 'node:v8'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import { ApiKeys } from './auth.js'
-import type { Broker } from './brokers/broker.js'
-import { LocalBroker } from './brokers/local.js'
-import { EventBridgeBroker } from './brokers/aws/eventbridge.js'
-import { SqsBroker } from './brokers/aws/sqs.js'
-import { RabbitMqBroker } from './brokers/rabbitmq/index.js'
-import { Catalog, selectEntries } from './catalog/index.js'
-import { loadExternalEntries } from './catalog/external.js'
-import { alternateExchange, eventTypeAllowList, type Config } from './config.js'
-import { openDatabase, type Db } from './database.js'
+import { isEventReader, type Broker } from './brokers/broker.js'
+import { brokerFactory, type BrokerFactory } from './brokers/index.js'
+import { loadCatalog, type Catalog } from './catalog/index.js'
+import type { Config } from './config.js'
+import { openDatabase } from './database.js'
+import { FanOut, type Target } from './delivery/fan-out.js'
+import { Intake } from './delivery/intake.js'
 import { Delivery } from './delivery/publisher.js'
+import { PROFILES } from './envelopes/index.js'
 import { IdempotencyStore } from './idempotency.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { docs } from './http/docs.js'
-import { eventRoutes, type EventsRouteOptions } from './http/events.js'
+import { eventRoutes, type EventsRouteOptions } from './http/events/index.js'
 import { eventTypeRoutes } from './http/event-types.js'
 import { healthRoutes } from './http/health.js'
 import { parseJsonBody, registerProblemHandlers } from './http/problems.js'
+import { loadRouting } from './routing/index.js'
 import { serverOptions } from './server-options.js'
 import { createAjv } from './validation.js'
 
 export interface AppDeps {
-  /** A broker to use instead of the one BROKER names (tests: the memory broker). */
+  /** A broker for the one default destination instead of the one BROKER names (tests: the memory broker). */
   broker?: Broker
+  /** Builds every destination's broker instead of the real adapters (tests: memory brokers per destination). */
+  brokers?: BrokerFactory
   logStream?: DestinationStream
+  /** The environment `${NAME}` references in ROUTES_FILE are read from (default process.env). */
+  env?: Record<string, string | undefined>
   /** Load-shedding thresholds (tests make them tiny). */
   pressure?: Partial<EventsRouteOptions['pressure']>
 }
@@ -36,36 +40,25 @@ declare module 'fastify' {
     logFields: Record<string, unknown> | undefined
   }
   interface FastifyInstance {
-    broker: Broker
     metrics: Metrics
     catalog: Catalog
-  }
-}
-
-function createBroker (config: Config, db: Db, log: FastifyBaseLogger): Broker {
-  switch (config.BROKER) {
-    case 'local': return new LocalBroker(db)
-    case 'rabbitmq': {
-      const ae = alternateExchange(config)
-      return new RabbitMqBroker({ url: config.AMQP_URL, exchange: config.AMQP_EXCHANGE, ...(ae === undefined ? {} : { alternateExchange: ae }), connectTimeoutMs: config.PUBLISH_TIMEOUT_MS, log })
-    }
-    case 'sqs': return new SqsBroker({ queueUrl: config.SQS_QUEUE_URL as string, maxMessageBytes: config.SQS_MAX_MESSAGE_BYTES })
-    case 'eventbridge': return new EventBridgeBroker({ busName: config.EVENTBRIDGE_BUS_NAME, source: config.EVENT_SOURCE, maxEntryBytes: config.EVENTBRIDGE_MAX_ENTRY_BYTES })
+    /** Every destination with its broker, in routes-file order. */
+    destinations: readonly Target[]
   }
 }
 
 /** Builds the whole gateway from a config; server.ts and every test use this. */
 export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const ajv = createAjv()
-  const extra = config.EVENT_CATALOG_DIR === undefined ? [] : loadExternalEntries(config.EVENT_CATALOG_DIR, ajv)
-  const catalog = new Catalog(selectEntries(extra, eventTypeAllowList(config)), ajv)
+  const catalog = loadCatalog(config, ajv)
+  const routing = loadRouting(config, catalog.list().map(e => e.type), ajv, deps.env)
   const apiKeys = config.API_KEYS_FILE === undefined ? undefined : ApiKeys.load(config.API_KEYS_FILE, ajv)
   const db = openDatabase(config.DATA_DIR)
   const metrics = createMetrics()
   const idempotency = new IdempotencyStore(db)
 
   const app = Fastify(serverOptions(config, deps.logStream))
-  const broker = deps.broker ?? createBroker(config, db, app.log)
+  for (const warning of routing.warnings) app.log.warn(`routing: ${warning}`)
   // Bodies: strict (no coercion, no stripping). Query strings and headers are text by nature,
   // so numbers there are coerced, as Fastify does by default.
   const lenient = createAjv()
@@ -74,20 +67,27 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody)
 
-  const delivery = new Delivery(broker, {
-    maxAttempts: config.RETRY_MAX_ATTEMPTS,
-    baseMs: config.RETRY_BASE_MS,
-    maxMs: config.RETRY_MAX_MS,
-    timeoutMs: config.PUBLISH_TIMEOUT_MS
-  }, metrics, app.log)
+  const makeBroker = deps.brokers ?? (deps.broker === undefined
+    ? brokerFactory({ db, log: app.log, connectTimeoutMs: config.PUBLISH_TIMEOUT_MS })
+    : () => deps.broker as Broker)
+  const policy = { maxAttempts: config.RETRY_MAX_ATTEMPTS, baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS, timeoutMs: config.PUBLISH_TIMEOUT_MS }
+  const targets: Target[] = routing.destinations.map(d => {
+    const broker = makeBroker(d)
+    // Without a routes file the one destination takes its broker's name (`rabbitmq`, `memory`).
+    const name = config.ROUTES_FILE === undefined ? broker.name : d.name
+    return { name, broker, delivery: new Delivery({ name, broker }, policy, metrics, app.log), profile: PROFILES[d.envelope], envelope: d.envelopeOptions }
+  })
+  const routes = config.ROUTES_FILE === undefined ? new Map([...routing.routes].map(([type]) => [type, [(targets[0] as Target).name]])) : routing.routes
+  const fanOut = new FanOut(targets, routes)
+  const reader = targets.map(t => t.broker).find(isEventReader)
 
   app.decorateRequest('logFields', undefined)
   app.addHook('onResponse', async (request, reply) => {
     request.log.info({ method: request.method, url: request.url, statusCode: reply.statusCode, responseTime: reply.elapsedTime, ...request.logFields }, 'request completed')
   })
-  app.decorate('broker', broker)
   app.decorate('metrics', metrics)
   app.decorate('catalog', catalog)
+  app.decorate('destinations', targets)
   registerProblemHandlers(app, (request, p) => {
     const type = request.routeOptions.config?.eventType
     metrics.rejected.inc({ type: type ?? 'unknown', code: p.code })
@@ -96,17 +96,19 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(docs, { catalog })
   // 65% of V8's heap limit: far above the ~26 MB live heap under load, well below an OOM.
   const pressure = { maxEventLoopDelay: 1000, maxHeapUsedBytes: Math.floor(getHeapStatistics().heap_size_limit * 0.65), sampleInterval: 1000, ...deps.pressure }
-  await app.register(eventRoutes, { config, catalog, delivery, broker, idempotency, metrics, pressure, ...(apiKeys === undefined ? {} : { apiKeys }) })
-  await app.register(eventTypeRoutes, { catalog })
-  await app.register(healthRoutes, { broker, metrics })
+  await app.register(eventRoutes, { config, catalog, fanOut, intake: new Intake(fanOut, idempotency), metrics, pressure, ...(reader === undefined ? {} : { reader }), ...(apiKeys === undefined ? {} : { apiKeys }) })
+  await app.register(eventTypeRoutes, { catalog, destinationsOf: type => fanOut.targetsOf(type).map(t => t.name) })
+  await app.register(healthRoutes, { destinations: targets, metrics })
 
   app.addHook('onReady', async () => {
-    await broker.connect()
-    metrics.brokerUp.set({ broker: broker.name }, (await broker.health()).up ? 1 : 0)
+    await Promise.all(targets.map(async t => {
+      await t.broker.connect()
+      metrics.brokerUp.set({ destination: t.name, broker: t.broker.name }, (await t.broker.health()).up ? 1 : 0)
+    }))
   })
   // Runs after the server has stopped taking requests and in-flight ones have finished.
   app.addHook('onClose', async () => {
-    await broker.close()
+    await Promise.all(targets.map(t => t.broker.close()))
     idempotency.close()
     db.close()
   })

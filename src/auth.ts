@@ -3,9 +3,10 @@ import { readFileSync } from 'node:fs'
 import type { IncomingHttpHeaders } from 'node:http'
 import { Type, type Static } from 'typebox'
 import type { Ajv } from 'ajv'
-import { ConfigError } from './config.js'
+import { ConfigError } from './errors.js'
 import { GatewayError } from './errors.js'
 import { HEADERS } from './headers.js'
+import { patternMatcher } from './patterns.js'
 import { toFieldErrors } from './validation.js'
 
 // API_KEYS_FILE holds sha256 digests of keys, never the keys, so the file is not itself a secret.
@@ -26,19 +27,12 @@ export interface ApiKey {
   allowsType (type: string): boolean
 }
 
-const matcher = (patterns: string[]) => {
-  if (patterns.includes('*')) return () => true
-  const exact = new Set(patterns.filter(p => !p.endsWith('*')))
-  const prefixes = patterns.filter(p => p.endsWith('*')).map(p => p.slice(0, -1))
-  return (value: string) => exact.has(value) || prefixes.some(p => value.startsWith(p))
-}
-
 export class ApiKeys {
   readonly #byDigest = new Map<string, ApiKey>()
 
   constructor (file: ApiKeysFile) {
     for (const k of file.keys) {
-      this.#byDigest.set(k.sha256, { name: k.name, allowsTenant: matcher(k.tenants), allowsType: matcher(k.eventTypes) })
+      this.#byDigest.set(k.sha256, { name: k.name, allowsTenant: patternMatcher(k.tenants), allowsType: patternMatcher(k.eventTypes) })
     }
   }
 

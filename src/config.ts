@@ -1,6 +1,9 @@
 import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
-import { isValidTenantId } from './context.js'
+import { ConfigError } from './errors.js'
+import { isValidTenantId } from './tenant.js'
+
+export { ConfigError }
 
 // The environment is the configuration: these names are part of the contract (DESIGN.md), and
 // .env.example and the README are checked against this schema by test/config.test.ts.
@@ -11,7 +14,8 @@ export const ConfigSchema = Type.Object({
   PORT: Int(3000, 0, 65535, 'listen port'),
   HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'listen address' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info', description: 'pino level' }),
-  BROKER: Type.Union([Type.Literal('local'), Type.Literal('rabbitmq'), Type.Literal('sqs'), Type.Literal('eventbridge')], { default: 'local', description: 'where events go' }),
+  BROKER: Type.Union([Type.Literal('local'), Type.Literal('rabbitmq'), Type.Literal('sqs'), Type.Literal('eventbridge')], { default: 'local', description: 'where events go when there is no ROUTES_FILE' }),
+  ROUTES_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of destinations and routes; without it BROKER and its variables make one destination' })),
   DELIVERY_MODE: Type.Union([Type.Literal('sync'), Type.Literal('spool')], { default: 'sync', description: 'answer after the broker has the event (sync) or after the outbox has it (spool)' }),
   DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'embedded SQLite: local broker, outbox, idempotency keys' }),
   EVENT_SOURCE: Type.String({ default: 'event-gateway', minLength: 1, maxLength: 256, description: 'CloudEvents source' }),
@@ -38,13 +42,6 @@ export const ConfigSchema = Type.Object({
 })
 
 export type Config = Static<typeof ConfigSchema>
-
-export class ConfigError extends Error {
-  constructor (message: string) {
-    super(message)
-    this.name = 'ConfigError'
-  }
-}
 
 interface AjvLikeError { instancePath: string, message?: string, params?: Record<string, unknown> }
 
@@ -84,14 +81,14 @@ function checkCombinations (config: Config): void {
   if (config.MOCK_TENANT_ID !== undefined && !isValidTenantId(config.MOCK_TENANT_ID, config.TENANT_ID_FORMAT)) {
     problems.push(`MOCK_TENANT_ID: must be a valid tenant id for TENANT_ID_FORMAT=${config.TENANT_ID_FORMAT}`)
   }
-  if (config.BROKER === 'sqs' && config.SQS_QUEUE_URL === undefined) problems.push('SQS_QUEUE_URL: is required when BROKER=sqs')
+  if (config.ROUTES_FILE === undefined && config.BROKER === 'sqs' && config.SQS_QUEUE_URL === undefined) problems.push('SQS_QUEUE_URL: is required when BROKER=sqs')
   if (config.DELIVERY_MODE !== 'sync') {
     problems.push(`DELIVERY_MODE: '${config.DELIVERY_MODE}' is not available in this version (available: sync)`)
   }
   if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`)
 }
 
-export function eventTypeAllowList (config: Config): string[] | undefined {
+export function eventTypeAllowList (config: Pick<Config, 'EVENT_TYPES'>): string[] | undefined {
   if (config.EVENT_TYPES === undefined || config.EVENT_TYPES.trim() === '') return undefined
   return config.EVENT_TYPES.split(',').map(s => s.trim()).filter(s => s !== '')
 }

@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Config } from './config.js'
 import { GatewayError } from './errors.js'
 import { HEADERS } from './headers.js'
+import { isValidTenantId } from './tenant.js'
 
 export interface RequestContext {
   tenantId: string
@@ -12,15 +13,9 @@ export interface RequestContext {
   traceparent?: string
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-const SLUG = /^[a-z0-9][a-z0-9._-]{0,63}$/i
 // Visible ASCII only: these values travel in AMQP headers and SQS attributes and reach logs.
 const OPAQUE = /^[\x21-\x7e]{1,128}$/
 const TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/
-
-export function isValidTenantId (value: string, format: Config['TENANT_ID_FORMAT']): boolean {
-  return format === 'uuid' ? UUID.test(value) : SLUG.test(value)
-}
 
 function single (headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name]

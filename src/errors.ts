@@ -45,6 +45,14 @@ export interface Problem {
   [extension: string]: unknown
 }
 
+/** A configuration the gateway cannot run with: entry points print it and exit 1. */
+export class ConfigError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
 
 export class GatewayError extends Error {

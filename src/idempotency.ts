@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Db } from './database.js'
 import { GatewayError } from './errors.js'
+import type { GatewayEvent } from './event.js'
 
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
 const KEY = /^[\x21-\x7e]{1,255}$/
@@ -10,7 +11,13 @@ export interface StoredAnswer {
   body: unknown
 }
 
-export type IdempotentRun = { replayed: false, answer: StoredAnswer } | { replayed: true, answer: StoredAnswer }
+/** What a key holds: the first answer, or an event some of its destinations still lack. */
+export type Kept =
+  | { state: 'done', answer: StoredAnswer }
+  | { state: 'partial', event: GatewayEvent, delivered: string[] }
+
+/** Kept rows with this status hold a partly delivered event, not an answer. */
+const PARTIAL = 0
 
 export function fingerprint (type: string, data: unknown): string {
   return createHash('sha256').update(type).update('\0').update(JSON.stringify(data)).digest('hex')
@@ -22,14 +29,15 @@ export function checkIdempotencyKey (key: string): void {
 
 /**
  * First answers per (tenant, key), kept for 24 hours in the embedded database. A repeat with the
- * same request gets the first answer and publishes nothing; a different request gets 409.
- * Only successful answers are kept, so a request that failed can be sent again with its key.
+ * same request gets the first answer and publishes nothing; a different request gets 409. Only
+ * successful answers are kept, so a request that failed can be sent again with its key; when
+ * some destinations got the event, the event is kept so that a repeat completes the others.
  */
 export class IdempotencyStore {
   readonly #get
   readonly #put
   readonly #purge
-  readonly #inflight = new Map<string, { fingerprint: string, done: Promise<StoredAnswer | undefined> }>()
+  readonly #inflight = new Map<string, Promise<void>>()
   readonly #timer: NodeJS.Timeout
 
   constructor (db: Db) {
@@ -47,40 +55,37 @@ export class IdempotencyStore {
     return this.#purge.run(now - IDEMPOTENCY_TTL_MS).changes
   }
 
-  /** The kept answer for this key; EVG_IDEMPOTENCY_CONFLICT when the key was used for another request. */
-  lookup (tenant: string, key: string, print: string): StoredAnswer | undefined {
+  /** What the key holds; EVG_IDEMPOTENCY_CONFLICT when the key was used for another request. */
+  lookup (tenant: string, key: string, print: string): Kept | undefined {
     const row = this.#get.get(tenant, key, Date.now() - IDEMPOTENCY_TTL_MS) as { fingerprint: string, status: number, body: string } | undefined
     if (row === undefined) return undefined
     if (row.fingerprint !== print) throw conflict()
-    return { status: row.status, body: JSON.parse(row.body) }
+    const body = JSON.parse(row.body)
+    return row.status === PARTIAL ? { state: 'partial', ...(body as { event: GatewayEvent, delivered: string[] }) } : { state: 'done', answer: { status: row.status, body } }
   }
 
   remember (tenant: string, key: string, print: string, answer: StoredAnswer): void {
     this.#put.run(tenant, key, print, answer.status, JSON.stringify(answer.body), Date.now())
   }
 
-  /**
-   * Runs `work` once per (tenant, key). `work` answers with the answer to keep, or undefined when
-   * the attempt failed and must not be remembered.
-   */
-  async run (tenant: string, key: string, print: string, work: () => Promise<StoredAnswer | undefined>): Promise<IdempotentRun | { replayed: false, answer: undefined }> {
+  /** Keeps an event that reached only `delivered`, so that a repeat sends it to the others. */
+  rememberPartial (tenant: string, key: string, print: string, event: GatewayEvent, delivered: readonly string[]): void {
+    this.#put.run(tenant, key, print, PARTIAL, JSON.stringify({ event, delivered }), Date.now())
+  }
+
+  /** Resolves when the request now publishing under this key is done; undefined when none is. */
+  pending (tenant: string, key: string): Promise<void> | undefined {
+    return this.#inflight.get(`${tenant}\0${key}`)
+  }
+
+  /** Marks the key as being published by this process until the returned function is called. */
+  claim (tenant: string, key: string): () => void {
     const id = `${tenant}\0${key}`
-    const running = this.#inflight.get(id)
-    if (running !== undefined) {
-      if (running.fingerprint !== print) throw conflict()
-      const answer = await running.done
-      if (answer !== undefined) return { replayed: true, answer }
-    }
-    const stored = this.lookup(tenant, key, print)
-    if (stored !== undefined) return { replayed: true, answer: stored }
-    const done = work()
-    this.#inflight.set(id, { fingerprint: print, done: done.catch(() => undefined) })
-    try {
-      const answer = await done
-      if (answer !== undefined) this.remember(tenant, key, print, answer)
-      return { replayed: false, answer }
-    } finally {
+    let release!: () => void
+    this.#inflight.set(id, new Promise(resolve => { release = resolve }))
+    return () => {
       this.#inflight.delete(id)
+      release()
     }
   }
 
@@ -89,6 +94,6 @@ export class IdempotencyStore {
   }
 }
 
-function conflict (): GatewayError {
-  return new GatewayError('EVG_IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was already used with a different request')
+export function conflict (detail = 'this Idempotency-Key was already used with a different request'): GatewayError {
+  return new GatewayError('EVG_IDEMPOTENCY_CONFLICT', detail)
 }

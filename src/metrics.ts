@@ -1,7 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 // One registry per app so tests and several apps in one process never share counters.
-// Labels are bounded sets (types, codes, outcomes): never tenant or user ids.
+// Labels are bounded sets (types, codes, outcomes, destinations from the routes file): never
+// tenant or user ids.
 export function createMetrics () {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
@@ -9,18 +10,18 @@ export function createMetrics () {
     registry,
     received: new Counter({ name: 'gateway_events_received_total', help: 'Events received, before validation', labelNames: ['type'] as const, registers: [registry] }),
     rejected: new Counter({ name: 'gateway_events_rejected_total', help: 'Events refused with a problem answer', labelNames: ['type', 'code'] as const, registers: [registry] }),
-    published: new Counter({ name: 'gateway_events_published_total', help: 'Publish results by broker, type and outcome', labelNames: ['broker', 'type', 'outcome'] as const, registers: [registry] }),
+    published: new Counter({ name: 'gateway_events_published_total', help: 'Publish results per destination, by type and outcome', labelNames: ['destination', 'broker', 'type', 'outcome'] as const, registers: [registry] }),
     publishDuration: new Histogram({
       name: 'gateway_publish_duration_seconds',
-      help: 'Time from handing events to delivery until the broker answered, retries included',
-      labelNames: ['broker', 'outcome'] as const,
+      help: 'Time from handing events to a destination until its broker answered, retries included',
+      labelNames: ['destination', 'broker', 'outcome'] as const,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry]
     }),
-    failures: new Counter({ name: 'gateway_publish_failures_total', help: 'Failed publish attempts per event, by reason (unroutable, nack, timeout, disconnected, blocked, ...)', labelNames: ['broker', 'reason'] as const, registers: [registry] }),
-    unrouted: new Gauge({ name: 'gateway_unrouted_events', help: 'Events kept aside by the broker as unroutable (RabbitMQ alternate exchange queue depth), sampled at scrape', labelNames: ['broker'] as const, registers: [registry] }),
-    retries: new Counter({ name: 'gateway_publish_retries_total', help: 'Publish attempts repeated after a retryable failure', labelNames: ['broker'] as const, registers: [registry] }),
-    brokerUp: new Gauge({ name: 'gateway_broker_up', help: '1 when the broker connection is usable', labelNames: ['broker'] as const, registers: [registry] }),
+    failures: new Counter({ name: 'gateway_publish_failures_total', help: 'Failed publish attempts per event, by reason (unroutable, nack, timeout, disconnected, blocked, ...)', labelNames: ['destination', 'broker', 'reason'] as const, registers: [registry] }),
+    unrouted: new Gauge({ name: 'gateway_unrouted_events', help: 'Events kept aside by the broker as unroutable (RabbitMQ alternate exchange queue depth), sampled at scrape', labelNames: ['destination', 'broker'] as const, registers: [registry] }),
+    retries: new Counter({ name: 'gateway_publish_retries_total', help: 'Publish attempts repeated after a retryable failure', labelNames: ['destination', 'broker'] as const, registers: [registry] }),
+    brokerUp: new Gauge({ name: 'gateway_broker_up', help: '1 when the destination\'s broker is usable', labelNames: ['destination', 'broker'] as const, registers: [registry] }),
     idempotentReplays: new Counter({ name: 'gateway_idempotent_replays_total', help: 'Requests answered from a stored first answer', registers: [registry] })
   }
 }

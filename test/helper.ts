@@ -6,17 +6,28 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import type { Test } from 'tap'
 import { buildApp, type AppDeps } from '../src/app.js'
+import type { OutgoingEvent } from '../src/brokers/broker.js'
 import { MemoryBroker } from '../src/brokers/memory.js'
-import { BUILTIN_ENTRIES } from '../src/catalog/index.js'
+import { BUILTIN_ENTRIES, firstExample } from '../src/catalog/index.js'
 import { loadConfig, type Config } from '../src/config.js'
+import type { GatewayEvent } from '../src/event.js'
 
 export const TENANT = '7c9e6679-7425-40de-944b-e07fc1f90ae7'
 export const OTHER_TENANT = '9b2d4f1e-3c5a-4e7b-8d9f-0a1b2c3d4e5f'
 
+/** An event as a broker adapter gets it, for adapter tests. */
+export function outgoing (id: string, event: Partial<GatewayEvent> = {}, body = `{"id":"${id}"}`): OutgoingEvent {
+  return {
+    event: { id, type: 'x', time: new Date().toISOString(), tenantId: TENANT, correlationId: `corr-${id}`, data: {}, routingKey: 'x', ...event },
+    body,
+    contentType: 'application/json'
+  }
+}
+
 export function exampleOf (type: string): Record<string, unknown> {
   const entry = BUILTIN_ENTRIES.find(e => e.type === type)
   if (entry === undefined) throw new Error(`no type ${type}`)
-  return structuredClone((entry.schema as { examples: Record<string, unknown>[] }).examples[0] as Record<string, unknown>)
+  return structuredClone(firstExample(entry) as Record<string, unknown>)
 }
 
 /** Collects log lines so tests can look at what the gateway logged. */

@@ -1,16 +1,13 @@
-import type { Envelope } from '../envelope.js'
+import type { GatewayEvent } from '../event.js'
 
-/** One event on its way to a broker, serialized once. */
+/** One event on its way to one destination, its envelope serialized once. */
 export interface OutgoingEvent {
-  envelope: Envelope
-  /** The envelope as JSON: what the broker stores or sends. */
+  /** Ids, context and keys, for the broker's own headers and attributes. */
+  event: GatewayEvent
+  /** The envelope, in the destination's profile, as JSON: what the broker stores or sends. */
   body: string
-  routingKey: string
-  /** Value of the catalog's dedupe field, when the type has one. */
-  dedupeKey?: string
-  /** Value of the catalog's group field (SQS FIFO MessageGroupId), when the type has one. */
-  groupKey?: string
-  idempotencyKey?: string
+  /** Of the body (AMQP content-type). */
+  contentType: string
 }
 
 /** A broker's failure, classified by the adapter: can the same publish succeed later? */

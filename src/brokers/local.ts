@@ -62,7 +62,7 @@ export class LocalBroker implements Broker, EventReader {
     if (down !== undefined) return Promise.resolve(events.map(() => ({ ok: false as const, error: new BrokerError(down, { retryable: true, reason: 'closed', down: true }) })))
     return new Promise(resolve => {
       const now = Date.now()
-      for (const e of events) this.#rows.push([e.envelope.id, e.envelope.tenantid, e.envelope.type, e.routingKey, now, e.body])
+      for (const { event: e, body } of events) this.#rows.push([e.id, e.tenantId, e.type, e.routingKey, now, body])
       this.#resolvers.push({ count: events.length, resolve })
       if (!this.#scheduled) {
         this.#scheduled = true

@@ -1,8 +1,16 @@
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from './broker.js'
 
+/** What the memory broker was given, with the envelope parsed for tests to look at. */
+export interface RecordedEvent extends OutgoingEvent {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read any profile's fields
+  envelope: any
+  routingKey: string
+  dedupeKey?: string
+}
+
 interface Waiter {
-  match: (e: OutgoingEvent) => boolean
-  resolve: (e: OutgoingEvent) => void
+  match: (e: RecordedEvent) => boolean
+  resolve: (e: RecordedEvent) => void
 }
 
 /**
@@ -10,8 +18,8 @@ interface Waiter {
  * publishes, and lets a test await an event instead of sleeping. Not selectable by BROKER.
  */
 export class MemoryBroker implements Broker {
-  readonly name = 'memory'
-  readonly published: OutgoingEvent[] = []
+  readonly name: string
+  readonly published: RecordedEvent[] = []
   /** Number of publish calls made, including failed ones. */
   calls = 0
   closed = false
@@ -19,6 +27,10 @@ export class MemoryBroker implements Broker {
   #failures: BrokerError[] = []
   #gate: Promise<void> | undefined
   #waiters: Waiter[] = []
+
+  constructor (name = 'memory') {
+    this.name = name
+  }
 
   async connect (): Promise<void> {}
 
@@ -39,7 +51,8 @@ export class MemoryBroker implements Broker {
     if (this.#gate !== undefined) await this.#gate
     const failure = this.#failures.shift()
     if (failure !== undefined) return events.map(() => ({ ok: false, error: failure }))
-    for (const e of events) {
+    for (const outgoing of events) {
+      const e: RecordedEvent = { ...outgoing, envelope: JSON.parse(outgoing.body), routingKey: outgoing.event.routingKey, ...(outgoing.event.dedupeKey === undefined ? {} : { dedupeKey: outgoing.event.dedupeKey }) }
       this.published.push(e)
       this.#waiters = this.#waiters.filter(w => {
         if (!w.match(e)) return true
@@ -51,9 +64,9 @@ export class MemoryBroker implements Broker {
   }
 
   /** Resolves with the first published event (already or later) that has these properties. */
-  waitFor (filter: { type?: string, tenantId?: string }): Promise<OutgoingEvent> {
-    const match = (e: OutgoingEvent) => (filter.type === undefined || e.envelope.type === filter.type) &&
-      (filter.tenantId === undefined || e.envelope.tenantid === filter.tenantId)
+  waitFor (filter: { type?: string, tenantId?: string }): Promise<RecordedEvent> {
+    const match = (e: RecordedEvent) => (filter.type === undefined || e.event.type === filter.type) &&
+      (filter.tenantId === undefined || e.event.tenantId === filter.tenantId)
     const found = this.published.find(match)
     if (found !== undefined) return Promise.resolve(found)
     return new Promise(resolve => this.#waiters.push({ match, resolve }))

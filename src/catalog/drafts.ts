@@ -8,11 +8,24 @@ const speakerId = Id('The speaker')
 const draftId = Id('The draft')
 const ex = { speaker_id: 'spk-123', draft_id: 'drf-456', vector_id: 'cv-789', dfn_id: 'dfn-321', evaluation_id: 'eval-654' }
 
+// The aggregate each family of events is about, as seed 004's envelopes name it.
+const aggregates = {
+  speaker: { type: 'Speaker', idField: 'speaker_id' },
+  draft: { type: 'Draft', idField: 'draft_id' },
+  rag: { type: 'DraftGenieNote', idField: 'dfn_id' },
+  evaluation: { type: 'Evaluation', idField: 'evaluation_id' }
+}
+const correctionVector = { type: 'CorrectionVector', idField: 'vector_id' }
+const aggregateOf = (type: string) => type.startsWith('draft.correction_vector')
+  ? correctionVector
+  : aggregates[type.split('.')[0] as keyof typeof aggregates]
+
 const entry = (type: string, description: string, properties: Parameters<typeof Type.Object>[0], example: Record<string, unknown>, sensitive?: string[]) => ({
   type,
   description,
   routingKey: type,
   schema: Type.Object(properties, { ...Strict, examples: [example] }),
+  aggregate: aggregateOf(type),
   ...(sensitive ? { sensitive } : {})
 })
 

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Type, type Static } from 'typebox'
 import type { Ajv } from 'ajv'
-import { ConfigError } from '../config.js'
+import { ConfigError } from '../errors.js'
 import type { CatalogEntry } from './types.js'
 import { toFieldErrors } from '../validation.js'
 
@@ -15,6 +15,10 @@ export const ExternalEntrySchema = Type.Object({
   dedupeKey: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
   groupKey: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
   sensitive: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+  aggregate: Type.Optional(Type.Object({
+    type: Type.String({ minLength: 1, maxLength: 128 }),
+    idField: Type.String({ minLength: 1, maxLength: 128 })
+  }, { additionalProperties: false, description: 'draft-genie envelopes: aggregateType and the data field holding aggregateId' })),
   schema: Type.Object({
     type: Type.Literal('object'),
     examples: Type.Array(Type.Unknown(), { minItems: 1 })
@@ -48,11 +52,12 @@ export function loadExternalEntries (dir: string, ajv: Ajv): CatalogEntry[] {
       type: entry.type,
       domain: entry.domain ?? 'custom',
       description: entry.description,
-      schema: entry.schema as CatalogEntry['schema'],
+      schema: entry.schema as unknown as CatalogEntry['schema'],
       routingKey: entry.routingKey ?? entry.type,
       ...(entry.dedupeKey === undefined ? {} : { dedupeKey: entry.dedupeKey }),
       ...(entry.groupKey === undefined ? {} : { groupKey: entry.groupKey }),
-      ...(entry.sensitive === undefined ? {} : { sensitive: entry.sensitive })
+      ...(entry.sensitive === undefined ? {} : { sensitive: entry.sensitive }),
+      ...(entry.aggregate === undefined ? {} : { aggregate: entry.aggregate })
     }
   })
 }

@@ -1,14 +1,16 @@
 import type { Ajv } from 'ajv'
-import { ConfigError } from '../config.js'
+import { ConfigError } from '../errors.js'
+import { eventTypeAllowList, type Config } from '../config.js'
 import { batch } from './batch.js'
 import { comms } from './comms.js'
 import { drafts } from './drafts.js'
+import { loadExternalEntries } from './external.js'
 import { platform } from './platform.js'
 import { survey } from './survey.js'
-import type { CatalogEntry } from './types.js'
+import { firstExample, type CatalogEntry } from './types.js'
 import type { Validator } from '../validation.js'
 
-export type { CatalogEntry } from './types.js'
+export { firstExample, type CatalogEntry } from './types.js'
 
 export const BUILTIN_ENTRIES: readonly CatalogEntry[] = [...survey, ...batch, ...platform, ...comms, ...drafts]
 
@@ -32,7 +34,7 @@ export class Catalog {
       } catch (err) {
         throw new ConfigError(`event type '${entry.type}': schema does not compile: ${(err as Error).message}`)
       }
-      const example = (entry.schema as { examples?: unknown[] }).examples?.[0]
+      const example = firstExample(entry)
       if (example === undefined || !validate(example)) {
         throw new ConfigError(`event type '${entry.type}': the schema's first example must be a valid payload`)
       }
@@ -51,6 +53,12 @@ export class Catalog {
   get size (): number {
     return this.#types.size
   }
+}
+
+/** The catalog a config asks for: built-in types, EVENT_CATALOG_DIR's, narrowed by EVENT_TYPES. */
+export function loadCatalog (config: Pick<Config, 'EVENT_CATALOG_DIR' | 'EVENT_TYPES'>, ajv: Ajv): Catalog {
+  const extra = config.EVENT_CATALOG_DIR === undefined ? [] : loadExternalEntries(config.EVENT_CATALOG_DIR, ajv)
+  return new Catalog(selectEntries(extra, eventTypeAllowList(config)), ajv)
 }
 
 /** Built-in types plus extra ones, narrowed to the allow-list when one is given. */

@@ -1,4 +1,4 @@
-import type { TSchema } from 'typebox'
+import type { TObject } from 'typebox'
 
 /** One event type the gateway accepts. Catalog files hold data only. */
 export interface CatalogEntry {
@@ -8,7 +8,7 @@ export interface CatalogEntry {
   domain: string
   description: string
   /** JSON Schema of the event's `data`; its first `examples` entry must be valid. */
-  schema: TSchema
+  schema: TObject
   /** RabbitMQ routing key; `{field}` placeholders are filled from the data. */
   routingKey: string
   /** Data field that identifies a duplicate (SQS FIFO deduplication). */
@@ -17,8 +17,15 @@ export interface CatalogEntry {
   groupKey?: string
   /** Data fields that must never reach a log line (transcripts, free text, PII). */
   sensitive?: string[]
+  /** The aggregate the event is about (draft-genie envelopes): its type and the data field with its id. */
+  aggregate?: { type: string, idField: string }
 }
 
 export function defineEntries (domain: string, entries: Omit<CatalogEntry, 'domain'>[]): CatalogEntry[] {
   return entries.map(e => ({ ...e, domain }))
+}
+
+/** The first example of a type's schema: a valid payload (the catalog checks it at start). */
+export function firstExample (entry: Pick<CatalogEntry, 'schema'>): Record<string, unknown> | undefined {
+  return (entry.schema as { examples?: Record<string, unknown>[] }).examples?.[0]
 }

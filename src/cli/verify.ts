@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
-import { BUILTIN_ENTRIES } from '../catalog/index.js'
+import { BUILTIN_ENTRIES, firstExample } from '../catalog/index.js'
 import { cliConfig } from './common.js'
 
 const { values } = parseArgs({ options: { gateway: { type: 'string' }, type: { type: 'string', default: 'batch.processing.completed' }, timeout: { type: 'string', default: '30' }, tenant: { type: 'string' } } })
@@ -22,7 +22,7 @@ const entry = BUILTIN_ENTRIES.find(e => e.type === values.type) ?? fail(1, `--ty
 const gateway = values.gateway ?? `http://127.0.0.1:${config.PORT}`
 const tenant = values.tenant ?? config.MOCK_TENANT_ID ?? randomUUID()
 const correlationId = `verify-${randomUUID()}`
-const data = (entry.schema as { examples: unknown[] }).examples[0]
+const data = firstExample(entry)
 
 step(1, `POST ${gateway}/v1/events/${entry.type} (tenant ${tenant}, correlation ${correlationId})`)
 let eventId = ""

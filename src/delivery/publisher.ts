@@ -8,21 +8,26 @@ import { backoffMs, type RetryPolicy } from './retry.js'
 export type DeliveryResult = { ok: true } | { ok: false, error: GatewayError }
 
 /**
- * Sync delivery: hands events to the broker and answers once it has them. Only events whose
- * failure is retryable are tried again, with backoff, inside the publish deadline; what is left
- * becomes EVG_BROKER_UNAVAILABLE (try later) or EVG_BROKER_REJECTED (refused for good).
+ * Sync delivery to one destination: hands events to its broker and answers once it has them.
+ * Only events whose failure is retryable are tried again, with backoff, inside the publish
+ * deadline; what is left becomes EVG_BROKER_UNAVAILABLE (try later) or EVG_BROKER_REJECTED
+ * (refused for good).
  */
 export class Delivery {
+  readonly #name: string
   readonly #broker: Broker
   readonly #policy: RetryPolicy
   readonly #metrics: Metrics
   readonly #log: FastifyBaseLogger
+  readonly #labels: { destination: string, broker: string }
 
-  constructor (broker: Broker, policy: RetryPolicy, metrics: Metrics, log: FastifyBaseLogger) {
-    this.#broker = broker
+  constructor (destination: { name: string, broker: Broker }, policy: RetryPolicy, metrics: Metrics, log: FastifyBaseLogger) {
+    this.#name = destination.name
+    this.#broker = destination.broker
     this.#policy = policy
     this.#metrics = metrics
     this.#log = log
+    this.#labels = { destination: destination.name, broker: destination.broker.name }
   }
 
   get retryAfterSeconds (): number {
@@ -35,7 +40,8 @@ export class Delivery {
     const results: (DeliveryResult | undefined)[] = new Array(events.length)
     let pending = events.map((_, i) => i)
     let lastError: BrokerError | undefined
-    const broker = this.#broker.name
+    const name = this.#name
+    const labels = this.#labels
 
     for (let attempt = 1; pending.length > 0; attempt++) {
       const outcomes = await this.#attempt(pending.map(i => events[i] as OutgoingEvent), deadline - Date.now())
@@ -43,7 +49,7 @@ export class Delivery {
       let brokerDown = true
       outcomes.forEach((outcome, k) => {
         const i = pending[k] as number
-        if (!outcome.ok) this.#metrics.failures.inc({ broker, reason: outcome.error.reason })
+        if (!outcome.ok) this.#metrics.failures.inc({ ...labels, reason: outcome.error.reason })
         if (outcome.ok) {
           results[i] = outcome
         } else if (outcome.error.retryable) {
@@ -52,21 +58,21 @@ export class Delivery {
           retry.push(i)
         } else {
           const code = outcome.error.tooLarge ? 'EVG_TOO_LARGE' : 'EVG_BROKER_REJECTED'
-          results[i] = { ok: false, error: new GatewayError(code, `${broker} refused the event: ${outcome.error.message}`, { extensions: { reason: outcome.error.reason } }) }
+          results[i] = { ok: false, error: new GatewayError(code, `${name} refused the event: ${outcome.error.message}`, { extensions: { reason: outcome.error.reason } }) }
         }
       })
       pending = retry
       if (pending.length === 0) break
       const wait = backoffMs(attempt, this.#policy)
       if (brokerDown || attempt >= this.#policy.maxAttempts || Date.now() + wait >= deadline) break
-      this.#metrics.retries.inc({ broker }, pending.length)
-      this.#log.warn({ broker, attempt, events: pending.length, reason: lastError?.reason, waitMs: wait }, 'publish failed, retrying')
+      this.#metrics.retries.inc(labels, pending.length)
+      this.#log.warn({ ...labels, attempt, events: pending.length, reason: lastError?.reason, waitMs: wait }, 'publish failed, retrying')
       await sleep(wait)
     }
     for (const i of pending) {
       results[i] = {
         ok: false,
-        error: new GatewayError('EVG_BROKER_UNAVAILABLE', `${broker} could not take the event: ${lastError?.message ?? 'no answer'}`, {
+        error: new GatewayError('EVG_BROKER_UNAVAILABLE', `${name} could not take the event: ${lastError?.message ?? 'no answer'}`, {
           retryAfter: this.retryAfterSeconds,
           extensions: { reason: lastError?.reason ?? 'unknown' }
         })
@@ -78,10 +84,10 @@ export class Delivery {
       const r = final[i] as DeliveryResult
       const outcome = r.ok ? 'published' : r.error.code === 'EVG_BROKER_UNAVAILABLE' ? 'unavailable' : 'rejected'
       if (!r.ok) failed++
-      this.#metrics.published.inc({ broker, type: (events[i] as OutgoingEvent).envelope.type, outcome })
+      this.#metrics.published.inc({ ...labels, type: (events[i] as OutgoingEvent).event.type, outcome })
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9
-    this.#metrics.publishDuration.observe({ broker, outcome: failed === 0 ? 'published' : 'failed' }, seconds)
+    this.#metrics.publishDuration.observe({ ...labels, outcome: failed === 0 ? 'published' : 'failed' }, seconds)
     return final
   }
 

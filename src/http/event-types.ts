@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { Catalog, CatalogType } from '../catalog/index.js'
-import { dataSchemaUri } from '../envelope.js'
+import { dataSchemaUri } from '../envelopes/cloudevents.js'
 import { GatewayError } from '../errors.js'
 import { errorResponses } from './schemas.js'
 
@@ -12,12 +13,13 @@ const EventTypeSchema = Type.Object({
   path: Type.String({ description: 'Where to POST it' }),
   dataschema: Type.String({ description: 'The CloudEvents dataschema of its envelopes' }),
   routingKey: Type.String(),
+  destinations: Type.Array(Type.String(), { description: 'Where events of this type go (the routes file)' }),
   dedupeKey: Type.Optional(Type.String()),
   sensitive: Type.Array(Type.String(), { description: 'Fields never logged' }),
   schema: Type.Record(Type.String(), Type.Unknown(), { description: 'JSON Schema of data; its first example is a valid payload' })
 })
 
-function describe (e: CatalogType) {
+function describe (e: CatalogType, destinations: readonly string[]) {
   return {
     type: e.type,
     domain: e.domain,
@@ -25,14 +27,15 @@ function describe (e: CatalogType) {
     path: `/v1/events/${e.type}`,
     dataschema: dataSchemaUri(e.type),
     routingKey: e.routingKey,
+    destinations: [...destinations],
     ...(e.dedupeKey === undefined ? {} : { dedupeKey: e.dedupeKey }),
     sensitive: e.sensitive ?? [],
     schema: e.schema as unknown as Record<string, unknown>
   }
 }
 
-export async function eventTypeRoutes (app: FastifyInstance, opts: { catalog: Catalog }): Promise<void> {
-  const { catalog } = opts
+export async function eventTypeRoutes (app: FastifyInstance, opts: { catalog: Catalog, destinationsOf: (type: string) => readonly string[] }): Promise<void> {
+  const { catalog, destinationsOf } = opts
   app.get('/v1/event-types', {
     schema: {
       tags: ['catalog'],
@@ -40,9 +43,9 @@ export async function eventTypeRoutes (app: FastifyInstance, opts: { catalog: Ca
       operationId: 'list_event_types',
       response: { 200: Type.Object({ types: Type.Array(EventTypeSchema) }) }
     }
-  }, async () => ({ types: catalog.list().map(describe) }))
+  }, async () => ({ types: catalog.list().map(e => describe(e, destinationsOf(e.type))) }))
 
-  app.get('/v1/event-types/:type', {
+  app.withTypeProvider<TypeBoxTypeProvider>().get('/v1/event-types/:type', {
     schema: {
       tags: ['catalog'],
       summary: 'One event type with its schema',
@@ -51,9 +54,9 @@ export async function eventTypeRoutes (app: FastifyInstance, opts: { catalog: Ca
       response: { 200: EventTypeSchema, ...errorResponses }
     }
   }, async (request) => {
-    const { type } = request.params as { type: string }
+    const { type } = request.params
     const entry = catalog.get(type)
     if (entry === undefined) throw new GatewayError('EVG_UNKNOWN_TYPE', `no event type '${type.slice(0, 128)}'`)
-    return describe(entry)
+    return describe(entry, destinationsOf(entry.type))
   })
 }

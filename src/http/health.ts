@@ -4,36 +4,54 @@ import type { Broker } from '../brokers/broker.js'
 import type { Metrics } from '../metrics.js'
 
 const ReadySchema = Type.Object({
-  status: Type.Enum(['ready', 'unavailable']),
-  broker: Type.Object({ name: Type.String(), up: Type.Boolean(), detail: Type.Optional(Type.String()) })
+  status: Type.Enum(['ready', 'degraded', 'unavailable'], { description: 'ready: every destination is up; degraded: some are; unavailable: none is' }),
+  destinations: Type.Array(Type.Object({
+    name: Type.String(),
+    broker: Type.String(),
+    up: Type.Boolean(),
+    detail: Type.Optional(Type.String())
+  }))
 })
 
-export async function healthRoutes (app: FastifyInstance, opts: { broker: Broker, metrics: Metrics }): Promise<void> {
-  const { broker, metrics } = opts
+export interface HealthOptions {
+  destinations: readonly { name: string, broker: Broker }[]
+  metrics: Metrics
+}
+
+export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): Promise<void> {
+  const { destinations, metrics } = opts
+  const check = () => Promise.all(destinations.map(async d => {
+    const health = await d.broker.health()
+    metrics.brokerUp.set({ destination: d.name, broker: d.broker.name }, health.up ? 1 : 0)
+    return { name: d.name, broker: d.broker.name, up: health.up, ...(health.detail === undefined ? {} : { detail: health.detail }) }
+  }))
+
   app.get('/health/live', {
     schema: { tags: ['operations'], summary: 'The process is running', operationId: 'live', response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
     logLevel: 'warn'
   }, async () => ({ status: 'ok' as const }))
 
+  // 503 only when no destination can take events: a gateway whose RabbitMQ is down still
+  // serves the types routed to SQS, and each destination's state is in the body.
   app.get('/health/ready', {
-    schema: { tags: ['operations'], summary: 'The gateway can take events (broker connected)', operationId: 'ready', response: { 200: ReadySchema, 503: ReadySchema } },
+    schema: { tags: ['operations'], summary: 'The gateway can take events: each destination with its state', operationId: 'ready', response: { 200: ReadySchema, 503: ReadySchema } },
     logLevel: 'warn'
   }, async (_request, reply) => {
-    const health = await broker.health()
-    metrics.brokerUp.set({ broker: broker.name }, health.up ? 1 : 0)
-    return reply.code(health.up ? 200 : 503).send({
-      status: health.up ? 'ready' : 'unavailable',
-      broker: { name: broker.name, up: health.up, ...(health.detail === undefined ? {} : { detail: health.detail }) }
-    })
+    const states = await check()
+    const up = states.filter(s => s.up).length
+    const status = up === states.length ? 'ready' : up > 0 ? 'degraded' : 'unavailable'
+    return reply.code(up > 0 ? 200 : 503).send({ status, destinations: states })
   })
 
   app.get('/metrics', {
     schema: { tags: ['operations'], summary: 'Prometheus metrics', operationId: 'metrics', produces: ['text/plain'] },
     logLevel: 'warn'
   }, async (_request, reply) => {
-    metrics.brokerUp.set({ broker: broker.name }, (await broker.health()).up ? 1 : 0)
-    const unrouted = await broker.unroutedCount?.()
-    if (unrouted !== undefined) metrics.unrouted.set({ broker: broker.name }, unrouted)
+    await check()
+    await Promise.all(destinations.map(async d => {
+      const unrouted = await d.broker.unroutedCount?.()
+      if (unrouted !== undefined) metrics.unrouted.set({ destination: d.name, broker: d.broker.name }, unrouted)
+    }))
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
   })
 }

@@ -3,7 +3,7 @@ import { buildApp } from '../../src/app.js'
 import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
 import { LocalBroker } from '../../src/brokers/local.js'
 import { openDatabase } from '../../src/database.js'
-import { OTHER_TENANT, TENANT, dataDir, exampleOf, post, testConfig } from '../helper.js'
+import { OTHER_TENANT, TENANT, dataDir, exampleOf, outgoing, post, testConfig } from '../helper.js'
 
 t.test('BROKER=local: every example is published and read back, oldest first, per tenant', async t => {
   const config = testConfig(t)
@@ -51,7 +51,7 @@ t.test('publishes in the same tick share one transaction; a repeated id is store
   const db = openDatabase(dataDir(t))
   const broker = new LocalBroker(db)
   t.teardown(() => db.close())
-  const event = (id: string) => ({ envelope: { id, tenantid: TENANT, type: 'x' } as never, body: `{"id":"${id}"}`, routingKey: 'x' })
+  const event = (id: string) => outgoing(id)
   const results = await Promise.all([broker.publish([event('a'), event('b')]), broker.publish([event('c')]), broker.publish([event('a')])])
   t.same(results.flat().map(r => r.ok), [true, true, true, true])
   t.same(broker.read({ tenantId: TENANT, limit: 10 }).events, ['{"id":"a"}', '{"id":"b"}', '{"id":"c"}'])
@@ -66,7 +66,7 @@ t.test('a write failure is classified, and answered as a problem', async t => {
   const db = openDatabase(dataDir(t))
   const broker = new LocalBroker(db)
   db.exec('DROP TABLE events')
-  const [outcome] = await broker.publish([{ envelope: { id: 'z', tenantid: TENANT, type: 'x' } as never, body: '{}', routingKey: 'x' }])
+  const [outcome] = await broker.publish([outgoing('z', {}, '{}')])
   t.match(outcome, { ok: false, error: { retryable: false } })
   db.close()
 })
@@ -76,5 +76,5 @@ t.test('read-back is only for the local broker', async t => {
   const { app } = await build(t)
   const res = await app.inject({ method: 'GET', url: '/v1/events', headers: { 'x-tenant-id': TENANT } })
   t.equal(res.statusCode, 404)
-  t.match(res.json(), { code: 'EVG_NOT_FOUND', detail: /BROKER=local/ })
+  t.match(res.json(), { code: 'EVG_NOT_FOUND', detail: /local destination/ })
 })

@@ -4,9 +4,10 @@ import { BrokerError, type Broker, type OutgoingEvent, type PublishOutcome } fro
 import { Delivery } from '../../src/delivery/publisher.js'
 import { backoffMs } from '../../src/delivery/retry.js'
 import { createMetrics } from '../../src/metrics.js'
+import { outgoing } from '../helper.js'
 
 const policy = { maxAttempts: 4, baseMs: 1, maxMs: 4, timeoutMs: 1000 }
-const event = (id: string): OutgoingEvent => ({ envelope: { id, type: 'call.ended' } as never, body: '{}', routingKey: 'k' })
+const event = (id: string): OutgoingEvent => outgoing(id, { type: 'call.ended' })
 const retryable = new BrokerError('busy', { retryable: true, reason: 'throttled' })
 const fatal = new BrokerError('denied', { retryable: false, reason: 'access_denied' })
 
@@ -19,9 +20,9 @@ function scripted (script: Record<string, (PublishOutcome | 'ok')[]>) {
     health: async () => ({ up: true }),
     close: async () => {},
     publish: async events => {
-      seen.push(events.map(e => e.envelope.id))
+      seen.push(events.map(e => e.event.id))
       return events.map(e => {
-        const next = script[e.envelope.id]?.shift() ?? 'ok'
+        const next = script[e.event.id]?.shift() ?? 'ok'
         return next === 'ok' ? { ok: true } : next
       })
     }
@@ -32,20 +33,20 @@ function scripted (script: Record<string, (PublishOutcome | 'ok')[]>) {
 t.test('only the failed retryable events are retried, in one call each round', async t => {
   const { broker, seen } = scripted({ b: [{ ok: false, error: retryable }, { ok: false, error: retryable }], c: [{ ok: false, error: fatal }] })
   const metrics = createMetrics()
-  const delivery = new Delivery(broker, policy, metrics, pino({ level: 'silent' }))
+  const delivery = new Delivery({ name: 'orders', broker }, policy, metrics, pino({ level: 'silent' }))
   const results = await delivery.publish([event('a'), event('b'), event('c')])
   t.same(seen, [['a', 'b', 'c'], ['b'], ['b']])
   t.same(results.map(r => r.ok), [true, true, false])
   t.match(results[2], { ok: false, error: { code: 'EVG_BROKER_REJECTED' } })
   const text = await metrics.registry.metrics()
-  t.match(text, /gateway_publish_retries_total\{broker="scripted"\} 2/)
-  t.match(text, /gateway_events_published_total\{broker="scripted",type="call.ended",outcome="published"\} 2/)
-  t.match(text, /gateway_events_published_total\{broker="scripted",type="call.ended",outcome="rejected"\} 1/)
+  t.match(text, /gateway_publish_retries_total\{destination="orders",broker="scripted"\} 2/)
+  t.match(text, /gateway_events_published_total\{destination="orders",broker="scripted",type="call.ended",outcome="published"\} 2/)
+  t.match(text, /gateway_events_published_total\{destination="orders",broker="scripted",type="call.ended",outcome="rejected"\} 1/)
 })
 
 t.test('attempts are bounded by RETRY_MAX_ATTEMPTS; then EVG_BROKER_UNAVAILABLE with Retry-After', async t => {
   const { broker, seen } = scripted({ a: Array(10).fill({ ok: false, error: retryable }) })
-  const delivery = new Delivery(broker, policy, createMetrics(), pino({ level: 'silent' }))
+  const delivery = new Delivery({ name: 'orders', broker }, policy, createMetrics(), pino({ level: 'silent' }))
   const [result] = await delivery.publish([event('a')])
   t.equal(seen.length, 4)
   t.match(result, { ok: false, error: { code: 'EVG_BROKER_UNAVAILABLE', retryAfter: 1, extensions: { reason: 'throttled' } } })
@@ -57,7 +58,7 @@ t.test('a throwing adapter fails its events retryably instead of crashing', asyn
     name: 'throws', connect: async () => {}, health: async () => ({ up: true }), close: async () => {},
     publish: async () => { calls++; throw new Error('socket closed') }
   }
-  const delivery = new Delivery(broker, { ...policy, maxAttempts: 2 }, createMetrics(), pino({ level: 'silent' }))
+  const delivery = new Delivery({ name: 'throws', broker }, { ...policy, maxAttempts: 2 }, createMetrics(), pino({ level: 'silent' }))
   const [result] = await delivery.publish([event('a')])
   t.equal(calls, 2)
   t.match(result, { ok: false, error: { code: 'EVG_BROKER_UNAVAILABLE' } })

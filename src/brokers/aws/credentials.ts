@@ -1,4 +1,4 @@
-import { ConfigError } from '../../config.js'
+import { ConfigError } from '../../errors.js'
 
 type Provider = () => Promise<unknown>
 
@@ -12,4 +12,9 @@ export async function checkCredentials (provider: Provider, service: string): Pr
   } catch (err) {
     throw new ConfigError(`AWS credentials: the SDK's credentials chain found none for ${service} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role): ${(err as Error).message}`)
   }
+}
+
+/** Client settings a destination may name; what it leaves out comes from the SDK's own variables. */
+export function awsClientConfig (opts: { region?: string, endpoint?: string }): { region?: string, endpoint?: string } {
+  return { ...(opts.region === undefined ? {} : { region: opts.region }), ...(opts.endpoint === undefined ? {} : { endpoint: opts.endpoint }) }
 }

@@ -1,6 +1,6 @@
 import { DescribeEventBusCommand, EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
-import { checkCredentials } from './credentials.js'
+import { awsClientConfig, checkCredentials } from './credentials.js'
 import { sendInChunks } from './chunks.js'
 import { classifyAwsError, isRetryableCode } from './errors.js'
 
@@ -8,6 +8,9 @@ export interface EventBridgeOptions {
   busName: string
   source: string
   maxEntryBytes: number
+  /** Default: the SDK's (AWS_REGION, AWS_ENDPOINT_URL_EVENTBRIDGE, AWS_ENDPOINT_URL). */
+  region?: string
+  endpoint?: string
   client?: EventBridgeClient
 }
 
@@ -38,8 +41,7 @@ export class EventBridgeBroker implements Broker {
 
   constructor (opts: EventBridgeOptions) {
     this.#opts = opts
-    // Region and endpoint come from the SDK's own variables (AWS_REGION, AWS_ENDPOINT_URL_EVENTBRIDGE).
-    this.#client = opts.client ?? new EventBridgeClient({ maxAttempts: 1 })
+    this.#client = opts.client ?? new EventBridgeClient({ maxAttempts: 1, ...awsClientConfig(opts) })
   }
 
   async connect (): Promise<void> {
@@ -47,14 +49,14 @@ export class EventBridgeBroker implements Broker {
   }
 
   async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
-    const built = events.map(event => {
-      const trace = xrayTraceHeader(event.envelope.traceparent)
+    const built = events.map(({ event, body }) => {
+      const trace = xrayTraceHeader(event.traceparent)
       const entry: PutEventsRequestEntry = {
         EventBusName: this.#opts.busName,
         Source: this.#opts.source,
-        DetailType: event.envelope.type,
-        Detail: event.body,
-        Time: new Date(event.envelope.time),
+        DetailType: event.type,
+        Detail: body,
+        Time: new Date(event.time),
         ...(trace === undefined ? {} : { TraceHeader: trace })
       }
       return { entry, size: entrySize(entry) }

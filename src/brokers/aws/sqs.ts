@@ -1,13 +1,17 @@
 import { createHash } from 'node:crypto'
 import { GetQueueAttributesCommand, SendMessageBatchCommand, SendMessageCommand, SQSClient, type MessageAttributeValue } from '@aws-sdk/client-sqs'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
-import { checkCredentials } from './credentials.js'
+import type { GatewayEvent } from '../../event.js'
+import { awsClientConfig, checkCredentials } from './credentials.js'
 import { sendInChunks, type Pending } from './chunks.js'
 import { classifyAwsError } from './errors.js'
 
 export interface SqsOptions {
   queueUrl: string
   maxMessageBytes: number
+  /** Default: the SDK's (AWS_REGION, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL). */
+  region?: string
+  endpoint?: string
   client?: SQSClient
 }
 
@@ -26,20 +30,19 @@ interface SqsEntry {
  * deduplication is queue-wide: without it one tenant could suppress another's event by sending
  * the same call_id.
  */
-export function deduplicationId (event: OutgoingEvent): string {
-  const key = event.dedupeKey ?? event.idempotencyKey ?? event.envelope.id
-  return createHash('sha256').update(`${event.envelope.tenantid}:${event.envelope.type}:${key}`).digest('hex')
+export function deduplicationId (event: GatewayEvent): string {
+  const key = event.dedupeKey ?? event.idempotencyKey ?? event.id
+  return createHash('sha256').update(`${event.tenantId}:${event.type}:${key}`).digest('hex')
 }
 
-function attributes (event: OutgoingEvent): Record<string, MessageAttributeValue> {
-  const env = event.envelope
+function attributes (event: GatewayEvent): Record<string, MessageAttributeValue> {
   const attrs: Record<string, MessageAttributeValue> = {
-    'event-type': { DataType: 'String', StringValue: env.type },
-    'tenant-id': { DataType: 'String', StringValue: env.tenantid },
-    'correlation-id': { DataType: 'String', StringValue: env.correlationid }
+    'event-type': { DataType: 'String', StringValue: event.type },
+    'tenant-id': { DataType: 'String', StringValue: event.tenantId },
+    'correlation-id': { DataType: 'String', StringValue: event.correlationId }
   }
-  if (env.userid !== undefined) attrs['user-id'] = { DataType: 'String', StringValue: env.userid }
-  if (env.traceparent !== undefined) attrs.traceparent = { DataType: 'String', StringValue: env.traceparent }
+  if (event.userId !== undefined) attrs['user-id'] = { DataType: 'String', StringValue: event.userId }
+  if (event.traceparent !== undefined) attrs.traceparent = { DataType: 'String', StringValue: event.traceparent }
   return attrs
 }
 
@@ -62,8 +65,7 @@ export class SqsBroker implements Broker {
 
   constructor (opts: SqsOptions) {
     this.#opts = opts
-    // Region and endpoint come from the SDK's own variables (AWS_REGION, AWS_ENDPOINT_URL_SQS).
-    this.#client = opts.client ?? new SQSClient({ maxAttempts: 1 })
+    this.#client = opts.client ?? new SQSClient({ maxAttempts: 1, ...awsClientConfig(opts) })
     this.#fifo = opts.queueUrl.endsWith('.fifo')
   }
 
@@ -71,13 +73,13 @@ export class SqsBroker implements Broker {
     await checkCredentials(this.#client.config.credentials, 'SQS')
   }
 
-  #entry (event: OutgoingEvent): SqsEntry & { size: number } {
+  #entry ({ event, body }: OutgoingEvent): SqsEntry & { size: number } {
     const attrs = attributes(event)
     return {
-      MessageBody: event.body,
+      MessageBody: body,
       MessageAttributes: attrs,
-      ...(this.#fifo ? { MessageGroupId: event.groupKey ?? event.envelope.tenantid, MessageDeduplicationId: deduplicationId(event) } : {}),
-      size: messageSize(event.body, attrs)
+      ...(this.#fifo ? { MessageGroupId: event.groupKey ?? event.tenantId, MessageDeduplicationId: deduplicationId(event) } : {}),
+      size: messageSize(body, attrs)
     }
   }
 

@@ -1,0 +1,96 @@
+import type { Broker, OutgoingEvent } from '../brokers/broker.js'
+import type { EnvelopeOptions, EnvelopeProfile } from '../envelopes/index.js'
+import { GatewayError } from '../errors.js'
+import type { GatewayEvent } from '../event.js'
+import type { Delivery } from './publisher.js'
+
+/** A destination as delivery sees it: its broker, its retries, and the envelope its consumers read. */
+export interface Target {
+  name: string
+  broker: Broker
+  delivery: Delivery
+  profile: EnvelopeProfile
+  envelope: EnvelopeOptions
+}
+
+export type FanOutResult =
+  | { ok: true, delivered: string[] }
+  /** `delivered`: the destinations that have the event all the same. */
+  | { ok: false, error: GatewayError, delivered: string[] }
+
+/**
+ * Sends each event to every destination its type is routed to, all destinations at once, each
+ * with its own retries and deadline. An event is published only when every one of them has it;
+ * destinations that already had it (a repeat of a partly delivered request) are not sent again.
+ */
+export class FanOut {
+  readonly targets: readonly Target[]
+  readonly #byType = new Map<string, Target[]>()
+
+  constructor (targets: readonly Target[], routes: ReadonlyMap<string, readonly string[]>) {
+    this.targets = targets
+    const byName = new Map(targets.map(t => [t.name, t]))
+    for (const [type, names] of routes) this.#byType.set(type, names.map(n => byName.get(n) as Target))
+  }
+
+  targetsOf (type: string): readonly Target[] {
+    return this.#byType.get(type) ?? []
+  }
+
+  async publish (events: readonly GatewayEvent[], already: readonly (ReadonlySet<string> | undefined)[] = []): Promise<FanOutResult[]> {
+    const perTarget = new Map<Target, number[]>()
+    events.forEach((event, i) => {
+      for (const target of this.targetsOf(event.type)) {
+        if (already[i]?.has(target.name) === true) continue
+        const list = perTarget.get(target)
+        if (list === undefined) perTarget.set(target, [i])
+        else list.push(i)
+      }
+    })
+    const delivered: string[][] = events.map((_, i) => [...(already[i] ?? [])])
+    const failed: { target: Target, error: GatewayError }[][] = events.map(() => [])
+    // Destinations sharing a profile and its options share the serialized envelope.
+    const encoded = events.map(() => new Map<string, string>())
+    const encode = (target: Target, i: number): OutgoingEvent => {
+      const key = `${target.profile.name}\0${target.envelope.source}\0${target.envelope.module ?? ''}`
+      const cache = encoded[i] as Map<string, string>
+      let body = cache.get(key)
+      if (body === undefined) {
+        body = target.profile.encode(events[i] as GatewayEvent, target.envelope)
+        cache.set(key, body)
+      }
+      return { event: events[i] as GatewayEvent, body, contentType: target.profile.contentType }
+    }
+    await Promise.all([...perTarget].map(async ([target, indexes]) => {
+      const results = await target.delivery.publish(indexes.map(i => encode(target, i)))
+      results.forEach((result, k) => {
+        const i = indexes[k] as number
+        if (result.ok) (delivered[i] as string[]).push(target.name)
+        else (failed[i] as { target: Target, error: GatewayError }[]).push({ target, error: result.error })
+      })
+    }))
+    return events.map((_, i) => {
+      const failures = failed[i] as { target: Target, error: GatewayError }[]
+      const got = delivered[i] as string[]
+      return failures.length === 0 ? { ok: true, delivered: got } : { ok: false, error: combine(failures, got), delivered: got }
+    })
+  }
+}
+
+/**
+ * One answer for an event some destinations did not take: a refusal for good wins over "try
+ * later" (a repeat cannot complete it), and the problem names every destination that failed.
+ */
+function combine (failures: { target: Target, error: GatewayError }[], delivered: string[]): GatewayError {
+  const first = failures.find(f => !f.error.retryable) ?? failures[0] as { target: Target, error: GatewayError }
+  const retryAfter = Math.max(0, ...failures.map(f => f.error.retryAfter ?? 0))
+  const names = failures.map(f => f.target.name)
+  return new GatewayError(first.error.code, failures.length === 1 && delivered.length === 0 ? first.error.message : `not delivered to ${names.join(', ')}: ${first.error.message}`, {
+    ...(retryAfter > 0 ? { retryAfter } : {}),
+    extensions: {
+      ...first.error.extensions,
+      destinations: failures.map(f => ({ name: f.target.name, code: f.error.code, ...(typeof f.error.extensions.reason === 'string' ? { reason: f.error.extensions.reason } : {}) })),
+      delivered
+    }
+  })
+}

@@ -1,0 +1,103 @@
+import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { firstExample, type Catalog } from '../../catalog/index.js'
+import type { Config } from '../../config.js'
+import type { Accepted, Intake, IntakeItem } from '../../delivery/intake.js'
+import type { GatewayError} from '../../errors.js';
+import { problem, type Problem } from '../../errors.js'
+import { checkIdempotencyKey } from '../../idempotency.js'
+import type { Metrics } from '../../metrics.js'
+import { toFieldErrors } from '../../validation.js'
+import { sendProblem } from '../problems.js'
+import { ContextHeadersSchema, ProblemSchema, errorResponses } from '../schemas.js'
+import { contextOf, typeRefusal } from './context.js'
+
+type Result = Accepted | { error: Problem }
+
+/** `POST /v1/events`: several events of any types; results in request order. */
+export function batchRoute (app: FastifyInstance, opts: { config: Config, catalog: Catalog, intake: Intake, metrics: Metrics }): void {
+  const { config, catalog, intake, metrics } = opts
+  const BatchSchema = Type.Object({
+    events: Type.Array(Type.Object({
+      type: Type.String({ minLength: 1, maxLength: 128 }),
+      data: Type.Record(Type.String(), Type.Unknown()),
+      idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 255 }))
+    }, { additionalProperties: false }), { minItems: 1, maxItems: config.BATCH_MAX_EVENTS })
+  }, {
+    additionalProperties: false,
+    examples: [{ events: catalog.list().slice(0, 2).map(e => ({ type: e.type, data: firstExample(e) })) }]
+  })
+  const BatchResultSchema = Type.Object({
+    results: Type.Array(Type.Union([
+      Type.Object({ id: Type.String(), type: Type.String(), status: Type.String() }),
+      Type.Object({ error: ProblemSchema })
+    ]))
+  })
+
+  app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/events', {
+    schema: {
+      tags: ['batch'],
+      summary: 'Publish several events at once',
+      description: `At most BATCH_MAX_EVENTS (${config.BATCH_MAX_EVENTS}) events. Results come in request order. 202 when all were taken, 207 when some were, a problem when none was.`,
+      operationId: 'publish_batch',
+      headers: ContextHeadersSchema,
+      body: BatchSchema,
+      response: { 202: BatchResultSchema, 207: BatchResultSchema, ...errorResponses }
+    }
+  }, async (request, reply) => {
+    const ctx = contextOf(request)
+    const items = request.body.events
+    const results: (Result | undefined)[] = new Array(items.length)
+    const valid: { index: number, item: IntakeItem }[] = []
+    items.forEach((item, index) => {
+      const fail = (p: Problem) => {
+        metrics.rejected.inc({ type: catalog.get(item.type) ? item.type : 'unknown', code: p.code })
+        results[index] = { error: p }
+      }
+      const entry = catalog.get(item.type)
+      if (entry === undefined) return fail(problem('EVG_UNKNOWN_TYPE', `no event type '${item.type.slice(0, 128)}'`))
+      metrics.received.inc({ type: entry.type })
+      const refused = typeRefusal(request, entry.type)
+      if (refused !== undefined) return fail(refused.toProblem())
+      if (!entry.validate(item.data)) {
+        return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: toFieldErrors(entry.validate.errors, `/events/${index}/data`) }))
+      }
+      const key = item.idempotencyKey
+      if (key !== undefined) {
+        try {
+          checkIdempotencyKey(key)
+        } catch (err) {
+          return fail((err as GatewayError).toProblem())
+        }
+      }
+      valid.push({ index, item: { entry, data: item.data, ctx, ...(key === undefined ? {} : { idempotencyKey: key }) } })
+    })
+
+    let retryAfter: number | undefined
+    const outcomes = valid.length === 0 ? [] : await intake.accept(valid.map(v => v.item))
+    outcomes.forEach((outcome, k) => {
+      const { index, item } = valid[k] as (typeof valid)[number]
+      if (outcome.ok) {
+        if (outcome.replayed) metrics.idempotentReplays.inc()
+        results[index] = outcome.accepted
+        return
+      }
+      retryAfter = outcome.error.retryAfter ?? retryAfter
+      metrics.rejected.inc({ type: item.entry.type, code: outcome.error.code })
+      results[index] = { error: outcome.error.toProblem() }
+    })
+
+    const all = results as Result[]
+    const failures = all.filter((r): r is { error: Problem } => 'error' in r)
+    Object.assign(request.logFields as Record<string, unknown>, { events: all.length, accepted: all.length - failures.length })
+    if (failures.length === 0) return reply.code(202).send({ results: all })
+    if (failures.length < all.length) return reply.code(207).send({ results: all })
+    const codes = new Set(failures.map(f => f.error.code))
+    const first = (failures[0] as { error: Problem }).error
+    const p = codes.size === 1
+      ? problem(first.code, 'no event in the batch was accepted', { results: all })
+      : problem('EVG_VALIDATION', 'no event in the batch was accepted; see results', { results: all })
+    return sendProblem(reply, p, p.status === 503 ? retryAfter : undefined)
+  })
+}

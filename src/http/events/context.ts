@@ -1,0 +1,55 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { forbidden, type ApiKey, type ApiKeys } from '../../auth.js'
+import type { Config } from '../../config.js'
+import { contextFromHeaders, correlationIdFrom, type RequestContext } from '../../context.js'
+import type { GatewayError } from '../../errors.js'
+import { HEADERS } from '../../headers.js'
+import type { Metrics } from '../../metrics.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    evgContext: RequestContext | undefined
+    apiKey: ApiKey | undefined
+  }
+  interface FastifyContextConfig {
+    eventType?: string
+  }
+}
+
+/** The refusal when the request's API key may not publish this type (none without keys). */
+export function typeRefusal (request: FastifyRequest, type: string): GatewayError | undefined {
+  return request.apiKey !== undefined && !request.apiKey.allowsType(type) ? forbidden(`events of type ${type}`) : undefined
+}
+
+/** The context of a request that passed the hook below. */
+export function contextOf (request: FastifyRequest): RequestContext {
+  return request.evgContext as RequestContext
+}
+
+/**
+ * Correlation id, API key and tenant context for every event route, before the body is even
+ * parsed: a bad tenant is refused whatever the body.
+ */
+export function addContextHook (app: FastifyInstance, opts: { config: Config, metrics: Metrics, apiKeys?: ApiKeys }): void {
+  const { config, metrics, apiKeys } = opts
+  app.decorateRequest('evgContext', undefined)
+  app.decorateRequest('apiKey', undefined)
+  app.addHook('onRequest', async (request, reply) => {
+    const correlationId = correlationIdFrom(request.headers)
+    reply.header(HEADERS.correlation, correlationId)
+    const type = request.routeOptions.config.eventType
+    if (type !== undefined) metrics.received.inc({ type })
+    request.logFields = { correlationId }
+    if (apiKeys !== undefined) {
+      const key = apiKeys.authenticate(request.headers)
+      request.apiKey = key
+      request.logFields.apiKey = key.name
+    }
+    const ctx = contextFromHeaders(request.headers, correlationId, config)
+    request.evgContext = ctx
+    request.logFields.tenantId = ctx.tenantId
+    if (request.apiKey !== undefined && !request.apiKey.allowsTenant(ctx.tenantId)) throw forbidden('for this tenant')
+    const refused = type === undefined ? undefined : typeRefusal(request, type)
+    if (refused !== undefined) throw refused
+  })
+}

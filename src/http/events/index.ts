@@ -1,0 +1,48 @@
+import underPressure from '@fastify/under-pressure'
+import type { FastifyInstance } from 'fastify'
+import type { ApiKeys } from '../../auth.js'
+import type { EventReader } from '../../brokers/broker.js'
+import type { Catalog } from '../../catalog/index.js'
+import type { Config } from '../../config.js'
+import type { FanOut } from '../../delivery/fan-out.js'
+import type { Intake } from '../../delivery/intake.js'
+import { problem } from '../../errors.js'
+import type { Metrics } from '../../metrics.js'
+import { sendProblem } from '../problems.js'
+import { batchRoute } from './batch.js'
+import { addContextHook } from './context.js'
+import { readBackRoute } from './read-back.js'
+import { singleRoutes } from './single.js'
+
+export interface EventsRouteOptions {
+  config: Config
+  catalog: Catalog
+  fanOut: FanOut
+  intake: Intake
+  metrics: Metrics
+  /** The local destination, when there is one: GET /v1/events reads from it. */
+  reader?: EventReader
+  /** Present when API_KEYS_FILE is set: every request then needs a key. */
+  apiKeys?: ApiKeys
+  /** Load shedding for the event routes (health and metrics stay reachable). */
+  pressure: { maxEventLoopDelay: number, maxHeapUsedBytes: number, sampleInterval: number }
+}
+
+/** Everything under /v1/events, in one encapsulated context with its own hooks. */
+export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOptions): Promise<void> {
+  const { metrics } = opts
+  // Shed load before the process gets into trouble: a blocked event loop or a heap near its
+  // limit answers 503 EVG_OVERLOADED at once, so clients back off instead of timing out.
+  await app.register(underPressure, {
+    ...opts.pressure,
+    pressureHandler: (request, reply, type, value) => {
+      metrics.rejected.inc({ type: request.routeOptions.config.eventType ?? 'unknown', code: 'EVG_OVERLOADED' })
+      request.log.warn({ pressure: type, value }, 'shedding load')
+      sendProblem(reply, problem('EVG_OVERLOADED', `the gateway is overloaded (${type}); retry shortly`), 1)
+    }
+  })
+  addContextHook(app, opts)
+  singleRoutes(app, opts)
+  batchRoute(app, opts)
+  readBackRoute(app, opts)
+}

@@ -1,0 +1,38 @@
+import type { FastifyInstance } from 'fastify'
+import { Type, type Static } from 'typebox'
+import type { EventReader } from '../../brokers/broker.js'
+import { GatewayError } from '../../errors.js'
+import { ContextHeadersSchema, errorResponses } from '../schemas.js'
+import { contextOf } from './context.js'
+
+const ReadQuerySchema = Type.Object({
+  type: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  after: Type.Optional(Type.Integer({ minimum: 0, description: 'Cursor: the `next` of the previous page' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 }))
+}, { additionalProperties: false })
+
+/** `GET /v1/events`: the calling tenant's envelopes from the embedded store, when there is one. */
+export function readBackRoute (app: FastifyInstance, opts: { reader?: EventReader }): void {
+  const { reader } = opts
+  // Typed by hand, not by the type provider: the answer is stitched JSON text, not an object.
+  app.get<{ Querystring: Static<typeof ReadQuerySchema> }>('/v1/events', {
+    schema: {
+      tags: ['read-back'],
+      summary: 'Read back stored events (local destination only)',
+      description: 'The calling tenant\'s envelopes, oldest first, as the local destination stored them. Poll with `after` = the previous `next`.',
+      operationId: 'read_events',
+      headers: ContextHeadersSchema,
+      querystring: ReadQuerySchema,
+      response: {
+        200: Type.Object({ events: Type.Array(Type.Record(Type.String(), Type.Unknown())), next: Type.Integer() }),
+        ...errorResponses
+      }
+    }
+  }, async (request, reply) => {
+    if (reader === undefined) throw new GatewayError('EVG_NOT_FOUND', 'reading events back needs a local destination (BROKER=local, or one in ROUTES_FILE)')
+    const q = request.query
+    const page = reader.read({ tenantId: contextOf(request).tenantId, limit: q.limit ?? 100, ...(q.type === undefined ? {} : { type: q.type }), ...(q.after === undefined ? {} : { after: q.after }) })
+    // The stored envelopes are already JSON: stitch them rather than parse and re-serialize.
+    return reply.type('application/json').send(`{"events":[${page.events.join(',')}],"next":${page.next}}`)
+  })
+}

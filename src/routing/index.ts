@@ -1,0 +1,113 @@
+import type { Ajv } from 'ajv'
+import { alternateExchange, type Config } from '../config.js'
+import { DEFAULT_PROFILE, type EnvelopeOptions, type ProfileName } from '../envelopes/index.js'
+import { ConfigError } from '../errors.js'
+import { patternMatcher } from '../patterns.js'
+import { readRoutesFile, type BrokerKind, type RoutesFile } from './routes-file.js'
+
+export type { BrokerKind } from './routes-file.js'
+
+interface Common {
+  /** The destination's name: from the routes file, or the broker's name without one. */
+  name: string
+  envelope: ProfileName
+  envelopeOptions: EnvelopeOptions
+}
+
+/** A destination with every default filled in: what a broker adapter is built from. */
+export type Destination = Common & (
+  | { broker: 'rabbitmq', url: string, exchange: string, alternateExchange?: string }
+  | { broker: 'sqs', queueUrl: string, maxMessageBytes: number, region?: string, endpoint?: string }
+  | { broker: 'eventbridge', busName: string, maxEntryBytes: number, region?: string, endpoint?: string }
+  | { broker: 'local' }
+)
+
+export interface Routing {
+  /** The destinations some route uses, in the order the file names them. */
+  destinations: Destination[]
+  /** Destination names per catalog type (the first matching route's `to`). */
+  routes: Map<string, string[]>
+  /** Things worth a warning at start: destinations no route uses, routes that match nothing. */
+  warnings: string[]
+}
+
+/** Without ROUTES_FILE: one destination named after BROKER, from today's variables, for every type. */
+export function defaultRoutesFile (config: Config): RoutesFile {
+  const common = { source: config.EVENT_SOURCE }
+  const ae = alternateExchange(config)
+  const destination = (() => {
+    switch (config.BROKER) {
+      case 'rabbitmq': return { broker: 'rabbitmq' as const, url: config.AMQP_URL, exchange: config.AMQP_EXCHANGE, alternateExchange: ae ?? '', ...common }
+      case 'sqs': return { broker: 'sqs' as const, queueUrl: config.SQS_QUEUE_URL as string, ...common }
+      case 'eventbridge': return { broker: 'eventbridge' as const, busName: config.EVENTBRIDGE_BUS_NAME, ...common }
+      case 'local': return { broker: 'local' as const, ...common }
+    }
+  })()
+  return { destinations: { [config.BROKER]: destination }, routes: [{ types: ['*'], to: [config.BROKER] }] }
+}
+
+function complete (name: string, spec: RoutesFile['destinations'][string], config: Config): Destination {
+  const common: Common = {
+    name,
+    envelope: spec.envelope ?? DEFAULT_PROFILE,
+    envelopeOptions: { source: spec.source ?? config.EVENT_SOURCE, ...(spec.module === undefined ? {} : { module: spec.module }) }
+  }
+  const aws = (s: { region?: string, endpoint?: string }) => ({ ...(s.region === undefined ? {} : { region: s.region }), ...(s.endpoint === undefined ? {} : { endpoint: s.endpoint }) })
+  switch (spec.broker) {
+    case 'rabbitmq': {
+      const url = spec.url ?? config.AMQP_URL
+      if (!/^amqps?:\/\/[^\s]+$/.test(url) || !URL.canParse(url)) throw new ConfigError(`destination '${name}': url must be an amqp:// or amqps:// URL`)
+      const ae = spec.alternateExchange ?? `${spec.exchange}.unrouted`
+      return { ...common, broker: 'rabbitmq', url, exchange: spec.exchange, ...(ae === '' ? {} : { alternateExchange: ae }) }
+    }
+    case 'sqs':
+      if (!URL.canParse(spec.queueUrl)) throw new ConfigError(`destination '${name}': queueUrl must be a URL`)
+      return { ...common, broker: 'sqs', queueUrl: spec.queueUrl, maxMessageBytes: spec.maxMessageBytes ?? config.SQS_MAX_MESSAGE_BYTES, ...aws(spec) }
+    case 'eventbridge':
+      return { ...common, broker: 'eventbridge', busName: spec.busName, maxEntryBytes: spec.maxEntryBytes ?? config.EVENTBRIDGE_MAX_ENTRY_BYTES, ...aws(spec) }
+    case 'local':
+      return { ...common, broker: 'local' }
+  }
+}
+
+/**
+ * Resolves the routes for a catalog: the first route whose pattern matches a type wins, and every
+ * type must reach at least one destination.
+ */
+export function resolveRouting (file: RoutesFile, types: readonly string[], config: Config, where: string): Routing {
+  const matchers = file.routes.map(r => patternMatcher(r.types))
+  const routes = new Map<string, string[]>()
+  const used = new Set<string>()
+  const matched = new Set<number>()
+  const unrouted: string[] = []
+  for (const type of types) {
+    const i = matchers.findIndex(m => m(type))
+    if (i === -1) {
+      unrouted.push(type)
+      continue
+    }
+    const to = [...new Set((file.routes[i] as RoutesFile['routes'][number]).to)]
+    routes.set(type, to)
+    matched.add(i)
+    for (const name of to) used.add(name)
+  }
+  if (unrouted.length > 0) throw new ConfigError(`${where}: no route for event type(s) ${unrouted.join(', ')}; add a route for them (or a last route for "*")`)
+  const warnings: string[] = []
+  file.routes.forEach((r, i) => { if (!matched.has(i)) warnings.push(`route ${i} (${r.types.join(', ')}) matches no event type before an earlier route does`) })
+  const destinations: Destination[] = []
+  for (const [name, spec] of Object.entries(file.destinations)) {
+    if (used.has(name)) destinations.push(complete(name, spec, config))
+    else warnings.push(`destination '${name}' is used by no route; it is not connected`)
+  }
+  return { destinations, routes, warnings }
+}
+
+/** The routing a config asks for: ROUTES_FILE, or the one-destination default. */
+export function loadRouting (config: Config, types: readonly string[], ajv: Ajv, env: Record<string, string | undefined> = process.env): Routing {
+  if (config.ROUTES_FILE === undefined) return resolveRouting(defaultRoutesFile(config), types, config, 'routing')
+  return resolveRouting(readRoutesFile(config.ROUTES_FILE, ajv, env), types, config, `ROUTES_FILE: ${config.ROUTES_FILE}`)
+}
+
+export function destinationKinds (routing: Routing): Set<BrokerKind> {
+  return new Set(routing.destinations.map(d => d.broker))
+}

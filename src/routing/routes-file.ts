@@ -1,0 +1,136 @@
+import { readFileSync } from 'node:fs'
+import { Type, type Static, type TSchema } from 'typebox'
+import type { Ajv } from 'ajv'
+import { PROFILE_NAMES } from '../envelopes/index.js'
+import { ConfigError } from '../errors.js'
+import { toFieldErrors } from '../validation.js'
+
+// ROUTES_FILE: destinations by name and the routes that send event types to them. The shape is
+// part of the contract (docs/routes-file.md); tests hold the document and these schemas together.
+
+export const DESTINATION_NAME_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,63}$'
+export const TYPE_PATTERN_PATTERN = '^(\\*|[a-z0-9][a-z0-9_.-]*\\*?)$'
+
+const common = {
+  envelope: Type.Optional(Type.Union(PROFILE_NAMES.map(n => Type.Literal(n)), { description: 'Envelope profile its consumers read; default cloudevents' })),
+  source: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Who publishes, as the envelope (and EventBridge Source) names it; default EVENT_SOURCE' })),
+  module: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'ocelot envelopes: metadata.module; default the source' }))
+}
+const aws = {
+  region: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'AWS region; default AWS_REGION' })),
+  endpoint: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'Endpoint URL (emulators, VPC endpoints); default the SDK\'s' }))
+}
+const strict = { additionalProperties: false } as const
+
+export const DESTINATION_SCHEMAS = {
+  rabbitmq: Type.Object({
+    broker: Type.Literal('rabbitmq'),
+    url: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'amqp:// or amqps:// URL; default AMQP_URL. Destinations with the same URL share one connection' })),
+    exchange: Type.String({ minLength: 1, maxLength: 200, description: 'Durable topic exchange' }),
+    alternateExchange: Type.Optional(Type.String({ maxLength: 255, description: 'Keeps unroutable events; default <exchange>.unrouted, empty to refuse them (502)' })),
+    ...common
+  }, strict),
+  sqs: Type.Object({
+    broker: Type.Literal('sqs'),
+    queueUrl: Type.String({ minLength: 1, maxLength: 2048, description: 'The queue; FIFO when it ends in .fifo' }),
+    maxMessageBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1048576, description: 'Largest message, body + attributes; default SQS_MAX_MESSAGE_BYTES' })),
+    ...aws,
+    ...common
+  }, strict),
+  eventbridge: Type.Object({
+    broker: Type.Literal('eventbridge'),
+    busName: Type.String({ minLength: 1, maxLength: 256, description: 'The event bus' }),
+    maxEntryBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1048576, description: 'Largest PutEvents entry; default EVENTBRIDGE_MAX_ENTRY_BYTES' })),
+    ...aws,
+    ...common
+  }, strict),
+  local: Type.Object({
+    broker: Type.Literal('local'),
+    ...common
+  }, strict)
+} as const satisfies Record<string, TSchema>
+
+export type BrokerKind = keyof typeof DESTINATION_SCHEMAS
+export const BROKER_KINDS = Object.keys(DESTINATION_SCHEMAS) as BrokerKind[]
+
+export type DestinationSpec = { [K in BrokerKind]: Static<(typeof DESTINATION_SCHEMAS)[K]> }[BrokerKind]
+
+export const RouteSchema = Type.Object({
+  types: Type.Array(Type.String({ pattern: TYPE_PATTERN_PATTERN, maxLength: 129 }), { minItems: 1, description: 'Type patterns: "call.*", "survey.completed", "*"' }),
+  to: Type.Array(Type.String({ pattern: DESTINATION_NAME_PATTERN }), { minItems: 1, description: 'Destination names; several = fan-out' })
+}, strict)
+
+export const RoutesFileSchema = Type.Object({
+  destinations: Type.Record(Type.String({ pattern: DESTINATION_NAME_PATTERN }), Type.Object({ broker: Type.Union(BROKER_KINDS.map(k => Type.Literal(k))) }, { additionalProperties: true }), { minProperties: 1 }),
+  routes: Type.Array(RouteSchema, { minItems: 1 })
+}, strict)
+
+export interface RoutesFile {
+  destinations: Record<string, DestinationSpec>
+  routes: Static<typeof RouteSchema>[]
+}
+
+const reference = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
+
+/**
+ * `${NAME}` (or `${NAME:-default}`) in a string, from the environment. The value is never part of
+ * an error message: it may be a password.
+ */
+export function expandReferences (text: string, env: Record<string, string | undefined>, where: string): string {
+  return text.replace(reference, (_match, name: string, fallback: string | undefined) => {
+    const value = env[name]
+    if (value !== undefined && value !== '') return value
+    if (fallback !== undefined) return fallback
+    throw new ConfigError(`${where}: \${${name}} is not set in the environment`)
+  })
+}
+
+function fieldErrors (ajv: Ajv, schema: TSchema, value: unknown, prefix: string): string[] {
+  const check = ajv.compile(schema)
+  if (check(value)) return []
+  return toFieldErrors(check.errors).map(e => `${prefix}${e.path.slice(1).replaceAll('/', '.') || '(root)'}: ${e.message}`)
+}
+
+/**
+ * Reads and checks a routes file. Every problem is reported at once, each naming the file and the
+ * field; `${NAME}` references are expanded in destination strings.
+ */
+export function readRoutesFile (path: string, ajv: Ajv, env: Record<string, string | undefined>): RoutesFile {
+  const fail = (problems: string[]): never => {
+    throw new ConfigError(`ROUTES_FILE: ${path} is not valid:\n  ${problems.join('\n  ')}`)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new ConfigError(`ROUTES_FILE: cannot read ${path}: ${code ?? (err as Error).message}`)
+  }
+  const problems = fieldErrors(ajv, RoutesFileSchema, json, '')
+  if (problems.length > 0) fail(problems)
+  const file = json as { destinations: Record<string, { broker: BrokerKind } & Record<string, unknown>>, routes: RoutesFile['routes'] }
+  const destinations: Record<string, DestinationSpec> = {}
+  for (const [name, raw] of Object.entries(file.destinations)) {
+    const errors = fieldErrors(ajv, DESTINATION_SCHEMAS[raw.broker], raw, `destinations.${name}.`)
+    if (errors.length > 0) {
+      problems.push(...errors)
+      continue
+    }
+    const expanded: Record<string, unknown> = {}
+    for (const [field, value] of Object.entries(raw)) {
+      try {
+        expanded[field] = typeof value === 'string' ? expandReferences(value, env, `destinations.${name}.${field}`) : value
+      } catch (err) {
+        problems.push((err as Error).message)
+      }
+    }
+    destinations[name] = expanded as DestinationSpec
+  }
+  const locals = Object.entries(destinations).filter(([, d]) => d.broker === 'local').map(([n]) => n)
+  if (locals.length > 1) problems.push(`destinations: at most one local destination (the embedded store); found ${locals.join(', ')}`)
+  file.routes.forEach((route, i) => {
+    for (const name of route.to) if (file.destinations[name] === undefined) problems.push(`routes.${i}.to: no destination named '${name}'`)
+  })
+  if (problems.length > 0) fail(problems)
+  return { destinations, routes: file.routes }
+}
