@@ -46,6 +46,10 @@ export function defaultRoutesFile (config: Config): RoutesFile {
   return { destinations: { [config.BROKER]: destination }, routes: [{ types: ['*'], to: [config.BROKER] }] }
 }
 
+// Not WHATWG's URL parser: emulators' queue URLs (http://sqs.us-east-1.127.0.0.1:4566/…) are not
+// valid URLs to it, yet the SDK sends them as they are.
+const QUEUE_URL = /^https?:\/\/[^/\s]+\/[^/\s]+\/[A-Za-z0-9_-]{1,80}(\.fifo)?$/
+
 function complete (name: string, spec: RoutesFile['destinations'][string], config: Config): Destination {
   const common: Common = {
     name,
@@ -61,7 +65,7 @@ function complete (name: string, spec: RoutesFile['destinations'][string], confi
       return { ...common, broker: 'rabbitmq', url, exchange: spec.exchange, ...(ae === '' ? {} : { alternateExchange: ae }) }
     }
     case 'sqs':
-      if (!URL.canParse(spec.queueUrl)) throw new ConfigError(`destination '${name}': queueUrl must be a URL`)
+      if (!QUEUE_URL.test(spec.queueUrl)) throw new ConfigError(`destination '${name}': queueUrl must be an SQS queue URL, http(s)://host/account/queue-name`)
       return { ...common, broker: 'sqs', queueUrl: spec.queueUrl, maxMessageBytes: spec.maxMessageBytes ?? config.SQS_MAX_MESSAGE_BYTES, ...aws(spec) }
     case 'eventbridge':
       return { ...common, broker: 'eventbridge', busName: spec.busName, maxEntryBytes: spec.maxEntryBytes ?? config.EVENTBRIDGE_MAX_ENTRY_BYTES, ...aws(spec) }

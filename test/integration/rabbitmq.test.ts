@@ -70,7 +70,7 @@ t.test('unroutable events are kept by the alternate exchange and counted', { ski
     ch.nack(kept, false, true)
   }
   const metrics = (await app.inject('/metrics')).body
-  t.match(metrics, /gateway_unrouted_events\{broker="rabbitmq"\} 1/)
+  t.match(metrics, /gateway_unrouted_events\{destination="rabbitmq",broker="rabbitmq"\} 1/)
 })
 
 t.test('without an alternate exchange, an unroutable event is refused with 502, not lost silently', { skip }, async t => {
@@ -78,7 +78,7 @@ t.test('without an alternate exchange, an unroutable event is refused with 502, 
   const res = await app.inject(post('call.ended', exampleOf('call.ended')))
   t.equal(res.statusCode, 502)
   t.match(res.json(), { code: 'EVG_BROKER_REJECTED', reason: 'unroutable' })
-  t.match((await app.inject('/metrics')).body, /gateway_publish_failures_total\{broker="rabbitmq",reason="unroutable"\} 1/)
+  t.match((await app.inject('/metrics')).body, /gateway_publish_failures_total\{destination="rabbitmq",broker="rabbitmq",reason="unroutable"\} 1/)
 })
 
 t.test('an exchange declared elsewhere without our alternate exchange is used as it is', { skip }, async t => {
@@ -117,7 +117,7 @@ t.test('broker restart mid-stream: no acknowledged event is lost and the gateway
   t.ok(answers.some(a => a.status === 503), 'the stream met the outage')
   const ready = await app.inject('/health/ready')
   t.equal(ready.statusCode, 503, '/health/ready is 503 while down')
-  t.match((await app.inject('/metrics')).body, /gateway_broker_up\{broker="rabbitmq"\} 0/)
+  t.match((await app.inject('/metrics')).body, /gateway_broker_up\{destination="rabbitmq",broker="rabbitmq"\} 0/)
   const whileDown = await app.inject(post('call.ended', exampleOf('call.ended')))
   t.equal(whileDown.statusCode, 503)
   t.match(whileDown.json(), { code: 'EVG_BROKER_UNAVAILABLE', reason: 'disconnected' }, 'answered at once from the known state, not a timeout')
@@ -127,7 +127,7 @@ t.test('broker restart mid-stream: no acknowledged event is lost and the gateway
   const restarted = Date.now()
   while ((await app.inject('/health/ready')).statusCode !== 200) await new Promise(resolve => setTimeout(resolve, 50))
   t.comment(`ready again ${Date.now() - restarted} ms after start_app returned`)
-  t.match((await app.inject('/metrics')).body, /gateway_broker_up\{broker="rabbitmq"\} 1/)
+  t.match((await app.inject('/metrics')).body, /gateway_broker_up\{destination="rabbitmq",broker="rabbitmq"\} 1/)
   const before = acknowledged.length
   await stream(25)
   t.equal(acknowledged.length - before, 100, 'all accepted after recovery')
