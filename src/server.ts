@@ -18,7 +18,7 @@ async function main (): Promise<void> {
   // A ConfigError here comes from the broker connecting (e.g. no AWS credentials), before any
   // event is accepted.
   await orExitOnConfigError(() => app.listen({ port: config.PORT, host: config.HOST }), () => app.close())
-  app.log.info({ broker: config.BROKER, types: app.catalog.size }, 'event-gateway ready')
+  app.log.info({ destinations: app.destinations.map(d => `${d.name} (${d.broker.name}, ${d.profile.name})`), types: app.catalog.size }, 'event-gateway ready')
 }
 
 await main()

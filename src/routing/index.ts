@@ -50,7 +50,12 @@ export function defaultRoutesFile (config: Config): RoutesFile {
 // valid URLs to it, yet the SDK sends them as they are.
 const QUEUE_URL = /^https?:\/\/[^/\s]+\/[^/\s]+\/[A-Za-z0-9_-]{1,80}(\.fifo)?$/
 
-function complete (name: string, spec: RoutesFile['destinations'][string], config: Config): Destination {
+/** Where a destination's field came from, for messages: the routes file's field, or the variable. */
+type FieldName = (destination: string, field: 'url' | 'queueUrl') => string
+const fileField: FieldName = (destination, field) => `destinations.${destination}.${field}`
+const envField: FieldName = (_destination, field) => (field === 'url' ? 'AMQP_URL' : 'SQS_QUEUE_URL')
+
+function complete (name: string, spec: RoutesFile['destinations'][string], config: Config, fail: (field: 'url' | 'queueUrl', message: string) => never): Destination {
   const common: Common = {
     name,
     envelope: spec.envelope ?? DEFAULT_PROFILE,
@@ -60,12 +65,12 @@ function complete (name: string, spec: RoutesFile['destinations'][string], confi
   switch (spec.broker) {
     case 'rabbitmq': {
       const url = spec.url ?? config.AMQP_URL
-      if (!/^amqps?:\/\/[^\s]+$/.test(url) || !URL.canParse(url)) throw new ConfigError(`destination '${name}': url must be an amqp:// or amqps:// URL`)
+      if (!/^amqps?:\/\/[^\s]+$/.test(url) || !URL.canParse(url)) fail('url', 'must be an amqp:// or amqps:// URL')
       const ae = spec.alternateExchange ?? `${spec.exchange}.unrouted`
       return { ...common, broker: 'rabbitmq', url, exchange: spec.exchange, ...(ae === '' ? {} : { alternateExchange: ae }) }
     }
     case 'sqs':
-      if (!QUEUE_URL.test(spec.queueUrl)) throw new ConfigError(`destination '${name}': queueUrl must be an SQS queue URL, http(s)://host/account/queue-name`)
+      if (!QUEUE_URL.test(spec.queueUrl)) fail('queueUrl', 'must be an SQS queue URL, http(s)://host/account/queue-name')
       return { ...common, broker: 'sqs', queueUrl: spec.queueUrl, maxMessageBytes: spec.maxMessageBytes ?? config.SQS_MAX_MESSAGE_BYTES, ...aws(spec) }
     case 'eventbridge':
       return { ...common, broker: 'eventbridge', busName: spec.busName, maxEntryBytes: spec.maxEntryBytes ?? config.EVENTBRIDGE_MAX_ENTRY_BYTES, ...aws(spec) }
@@ -78,7 +83,7 @@ function complete (name: string, spec: RoutesFile['destinations'][string], confi
  * Resolves the routes for a catalog: the first route whose pattern matches a type wins, and every
  * type must reach at least one destination.
  */
-export function resolveRouting (file: RoutesFile, types: readonly string[], config: Config, where: string): Routing {
+export function resolveRouting (file: RoutesFile, types: readonly string[], config: Config, where: string, fieldName: FieldName = fileField): Routing {
   const matchers = file.routes.map(r => patternMatcher(r.types))
   const routes = new Map<string, string[]>()
   const used = new Set<string>()
@@ -100,7 +105,8 @@ export function resolveRouting (file: RoutesFile, types: readonly string[], conf
   file.routes.forEach((r, i) => { if (!matched.has(i)) warnings.push(`route ${i} (${r.types.join(', ')}) matches no event type before an earlier route does`) })
   const destinations: Destination[] = []
   for (const [name, spec] of Object.entries(file.destinations)) {
-    if (used.has(name)) destinations.push(complete(name, spec, config))
+    const fail = (field: 'url' | 'queueUrl', message: string): never => { throw new ConfigError(`${where}: ${fieldName(name, field)}: ${message}`) }
+    if (used.has(name)) destinations.push(complete(name, spec, config, fail))
     else warnings.push(`destination '${name}' is used by no route; it is not connected`)
   }
   return { destinations, routes, warnings }
@@ -108,7 +114,7 @@ export function resolveRouting (file: RoutesFile, types: readonly string[], conf
 
 /** The routing a config asks for: ROUTES_FILE, or the one-destination default. */
 export function loadRouting (config: Config, types: readonly string[], ajv: Ajv, env: Record<string, string | undefined> = process.env): Routing {
-  if (config.ROUTES_FILE === undefined) return resolveRouting(defaultRoutesFile(config), types, config, 'routing')
+  if (config.ROUTES_FILE === undefined) return resolveRouting(defaultRoutesFile(config), types, config, 'Invalid configuration', envField)
   return resolveRouting(readRoutesFile(config.ROUTES_FILE, ajv, env), types, config, `ROUTES_FILE: ${config.ROUTES_FILE}`)
 }
 

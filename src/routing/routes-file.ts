@@ -110,7 +110,12 @@ export function readRoutesFile (path: string, ajv: Ajv, env: Record<string, stri
   if (problems.length > 0) fail(problems)
   const file = json as { destinations: Record<string, { broker: BrokerKind } & Record<string, unknown>>, routes: RoutesFile['routes'] }
   const destinations: Record<string, DestinationSpec> = {}
+  const namePattern = new RegExp(DESTINATION_NAME_PATTERN)
   for (const [name, raw] of Object.entries(file.destinations)) {
+    if (!namePattern.test(name)) {
+      problems.push(`destinations.${name}: a destination name must match ${DESTINATION_NAME_PATTERN}`)
+      continue
+    }
     const errors = fieldErrors(ajv, DESTINATION_SCHEMAS[raw.broker], raw, `destinations.${name}.`)
     if (errors.length > 0) {
       problems.push(...errors)
