@@ -8,7 +8,7 @@ import { startFauxqs } from 'fauxqs'
 import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
-import { TENANT, dataDir, exampleOf, post, testConfig } from '../helper.js'
+import { LogCapture, TENANT, dataDir, exampleOf, post, testConfig } from '../helper.js'
 import { FakeEventBridge } from './fake-eventbridge.js'
 import { AMQP_URL, cleanupExchange, rabbitSkip, uniqueName } from './rabbit-helper.js'
 
@@ -47,8 +47,11 @@ function seedPlatform (t: Test, edit: (file: typeof example) => void = () => {})
   return { path, ocelot, draftGenie, surveys }
 }
 
-async function gateway (t: Test, routes: ReturnType<typeof seedPlatform>) {
-  const app = await buildApp(testConfig(t, { ROUTES_FILE: routes.path, PUBLISH_TIMEOUT_MS: '2000' }), { env: { ...process.env, SURVEYS_QUEUE_URL: routes.surveys } })
+async function gateway (t: Test, routes: ReturnType<typeof seedPlatform>, deps: { env?: Record<string, string>, logStream?: LogCapture } = {}) {
+  const app = await buildApp(testConfig(t, { ROUTES_FILE: routes.path, PUBLISH_TIMEOUT_MS: '2000', LOG_LEVEL: 'info' }), {
+    env: { ...process.env, SURVEYS_QUEUE_URL: routes.surveys, ...deps.env },
+    logStream: deps.logStream ?? new LogCapture()
+  })
   t.teardown(() => app.close())
   await app.ready()
   return app
@@ -182,9 +185,11 @@ t.test('one gateway serves all 22 types to their destinations, each in the envel
 })
 
 t.test('one destination down: its types get a 503 naming it, the others are still taken', { skip }, async t => {
-  // Nothing listens on port 1: the Draft Genie connection never comes up.
-  const routes = seedPlatform(t, file => { file.destinations['draft-genie'].url = 'amqp://guest:guest@127.0.0.1:1' })
-  const app = await gateway(t, routes)
+  // Nothing listens on port 1: the Draft Genie connection never comes up. Its password comes
+  // from the environment and must not reach a log line.
+  const routes = seedPlatform(t, file => { file.destinations['draft-genie'].url = 'amqp://guest:${DRAFT_GENIE_PASSWORD}@127.0.0.1:1' })
+  const logs = new LogCapture()
+  const app = await gateway(t, routes, { env: { DRAFT_GENIE_PASSWORD: 'hunter2-s3cret' }, logStream: logs })
   await consume(t, routes.ocelot, uniqueName('ocelot.all'), '#', () => {})
   const down = await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))
   t.equal(down.statusCode, 503)
@@ -196,4 +201,7 @@ t.test('one destination down: its types get a 503 naming it, the others are stil
   t.equal(ready.statusCode, 200, 'still ready: the other destinations serve')
   t.match(ready.json(), { status: 'degraded', destinations: [{ name: 'ocelot', up: true }, { name: 'draft-genie', up: false, detail: /not connected/ }] })
   t.match((await app.inject('/metrics')).body, /gateway_broker_up\{destination="draft-genie",broker="rabbitmq"\} 0/)
+  t.match(logs.text, /RabbitMQ not reachable yet/, 'the outage is logged')
+  t.notMatch(logs.text, 'hunter2-s3cret', 'the password is not')
+  t.notMatch(JSON.stringify([down.json(), ready.json()]), 'hunter2-s3cret')
 })
