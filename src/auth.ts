@@ -27,12 +27,15 @@ export interface ApiKey {
   allowsType (type: string): boolean
 }
 
+const UUID_LIKE = /^[0-9a-f-]{36}$/i
+
 export class ApiKeys {
   readonly #byDigest = new Map<string, ApiKey>()
 
   constructor (file: ApiKeysFile) {
     for (const k of file.keys) {
-      this.#byDigest.set(k.sha256, { name: k.name, allowsTenant: patternMatcher(k.tenants), allowsType: patternMatcher(k.eventTypes) })
+      // Tenants as requests spell them after normalisation: UUIDs in lower case.
+      this.#byDigest.set(k.sha256, { name: k.name, allowsTenant: patternMatcher(k.tenants.map(tenant => UUID_LIKE.test(tenant) ? tenant.toLowerCase() : tenant)), allowsType: patternMatcher(k.eventTypes) })
     }
   }
 

@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Config } from './config.js'
 import { GatewayError } from './errors.js'
 import { HEADERS } from './headers.js'
-import { isValidTenantId } from './tenant.js'
+import { isValidTenantId, normalizeTenantId } from './tenant.js'
 
 export interface RequestContext {
   tenantId: string
@@ -53,7 +53,7 @@ export function contextFromHeaders (headers: IncomingHttpHeaders, correlationId:
   const tp = headers[HEADERS.traceparent]
   const traceparent = typeof tp === 'string' && TRACEPARENT.test(tp) ? tp : undefined
   return {
-    tenantId,
+    tenantId: normalizeTenantId(tenantId, config.TENANT_ID_FORMAT),
     correlationId,
     ...(userId === undefined ? {} : { userId }),
     ...(accountId === undefined ? {} : { accountId }),

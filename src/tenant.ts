@@ -7,3 +7,11 @@ const SLUG = /^[a-z0-9][a-z0-9._-]{0,63}$/i
 export function isValidTenantId (value: string, format: TenantIdFormat): boolean {
   return format === 'uuid' ? UUID.test(value) : SLUG.test(value)
 }
+
+/**
+ * The one spelling of a tenant id: a UUID in any case is the same tenant, so it is lower-cased
+ * before it keys anything (envelopes, idempotency, read-back, API key scopes, SQS groups).
+ */
+export function normalizeTenantId (value: string, format: TenantIdFormat): string {
+  return format === 'uuid' ? value.toLowerCase() : value
+}

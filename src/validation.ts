@@ -11,7 +11,7 @@ export function createAjv (): Ajv {
     coerceTypes: false, // "1" is not 1: producers must send the types they mean
     removeAdditional: false, // unknown properties are rejected, never silently stripped
     useDefaults: false,
-    allErrors: true, // report every problem at once; bodies are bounded by BODY_LIMIT_BYTES
+    allErrors: true, // find every problem at once; answers list the first few (validationDetails)
     allowUnionTypes: true,
     strict: false
   })
@@ -20,6 +20,19 @@ export function createAjv (): Ajv {
 }
 
 export type Validator = ValidateFunction
+
+/** Field errors an answer lists per event; the rest are counted, so an answer stays small. */
+export const MAX_FIELD_ERRORS = 10
+
+/**
+ * The extensions of a validation problem: the first errors as `{path, message}` with JSON Pointer
+ * paths, and `errorsOmitted` when there were more.
+ */
+export function validationDetails (errors: readonly ErrorObject[] | null | undefined, prefix = ''): { errors: FieldError[], errorsOmitted?: number } {
+  const all = errors ?? []
+  const listed = toFieldErrors(all.slice(0, MAX_FIELD_ERRORS), prefix)
+  return all.length > MAX_FIELD_ERRORS ? { errors: listed, errorsOmitted: all.length - MAX_FIELD_ERRORS } : { errors: listed }
+}
 
 /** Ajv errors as `{path, message}` with JSON Pointer paths that name the offending field. */
 export function toFieldErrors (errors: readonly ErrorObject[] | null | undefined, prefix = ''): FieldError[] {

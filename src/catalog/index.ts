@@ -8,6 +8,7 @@ import { loadExternalEntries } from './external.js'
 import { platform } from './platform.js'
 import { survey } from './survey.js'
 import { firstExample, type CatalogEntry } from './types.js'
+import type { FieldError } from '../errors.js'
 import type { Validator } from '../validation.js'
 
 export { firstExample, type CatalogEntry } from './types.js'
@@ -73,6 +74,20 @@ export function selectEntries (extra: readonly CatalogEntry[], allow: readonly s
 }
 
 const placeholder = /\{([A-Za-z0-9_]+)\}/g
+
+/** AMQP's limit on a routing key (a short string: at most 255 bytes). */
+export const MAX_ROUTING_KEY_BYTES = 255
+
+/**
+ * The fields that make a routing key too long, as validation errors; undefined when the key fits.
+ * Checked before anything is published, so a client learns which field to shorten.
+ */
+export function routingKeyErrors (entry: CatalogEntry, data: Record<string, unknown>, prefix = ''): FieldError[] | undefined {
+  const key = routingKeyFor(entry, data)
+  if (Buffer.byteLength(key) <= MAX_ROUTING_KEY_BYTES) return undefined
+  const fields = [...entry.routingKey.matchAll(placeholder)].map(m => m[1] as string)
+  return fields.map(f => ({ path: `${prefix}/${f}`, message: `makes the routing key longer than ${MAX_ROUTING_KEY_BYTES} bytes` }))
+}
 
 /** Fills `{field}` placeholders of a routing key from the event data, one safe word per field. */
 export function routingKeyFor (entry: CatalogEntry, data: Record<string, unknown>): string {

@@ -58,7 +58,10 @@ export class Delivery {
           retry.push(i)
         } else {
           const code = outcome.error.tooLarge ? 'EVG_TOO_LARGE' : 'EVG_BROKER_REJECTED'
-          results[i] = { ok: false, error: new GatewayError(code, `${name} refused the event: ${outcome.error.message}`, { extensions: { reason: outcome.error.reason } }) }
+          // Library messages stay in the log; a size refusal is our own words and tells the client the limit.
+          const detail = outcome.error.tooLarge ? outcome.error.message : `the broker refused it (${outcome.error.reason})`
+          results[i] = { ok: false, error: new GatewayError(code, `${name} refused the event: ${detail}`, { extensions: { reason: outcome.error.reason } }) }
+          this.#log.warn({ ...labels, reason: outcome.error.reason, err: outcome.error.message }, 'the broker refused an event')
         }
       })
       pending = retry
@@ -69,10 +72,11 @@ export class Delivery {
       this.#log.warn({ ...labels, attempt, events: pending.length, reason: lastError?.reason, waitMs: wait }, 'publish failed, retrying')
       await sleep(wait)
     }
+    if (pending.length > 0) this.#log.warn({ ...labels, events: pending.length, reason: lastError?.reason, err: lastError?.message }, 'publish failed')
     for (const i of pending) {
       results[i] = {
         ok: false,
-        error: new GatewayError('EVG_BROKER_UNAVAILABLE', `${name} could not take the event: ${lastError?.message ?? 'no answer'}`, {
+        error: new GatewayError('EVG_BROKER_UNAVAILABLE', `${name} could not take the event (${lastError?.reason ?? 'no answer'}); retry later`, {
           retryAfter: this.retryAfterSeconds,
           extensions: { reason: lastError?.reason ?? 'unknown' }
         })

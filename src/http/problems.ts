@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import sjson from 'secure-json-parse'
 import { ERRORS, GatewayError, PROBLEM_CONTENT_TYPE, problem, type ErrorCode, type Problem } from '../errors.js'
 import { HEADERS } from '../headers.js'
-import { toFieldErrors } from '../validation.js'
+import { validationDetails } from '../validation.js'
 
 export const MAX_JSON_DEPTH = 64
 
@@ -27,18 +27,32 @@ export function jsonDepthExceeds (text: string, limit: number): boolean {
   return false
 }
 
+// A number JSON.parse turns into Infinity has an exponent of 300 or more, or 309 digits: only
+// then is the parsed value walked.
+const HUGE_NUMBER = /[eE]\+?0*[3-9]\d\d|[eE]\+?0*[1-9]\d{3}|\d{309}/
+
+function hasNonFinite (value: unknown): boolean {
+  if (typeof value === 'number') return !Number.isFinite(value)
+  if (typeof value !== 'object' || value === null) return false
+  return (Array.isArray(value) ? value : Object.values(value)).some(hasNonFinite)
+}
+
 /**
  * Our JSON body parser: rejects prototype-poisoning keys and absurd nesting before anything
- * walks the value (deep values would overflow the stack when serialized later).
+ * walks the value (deep values would overflow the stack when serialized later), and numbers
+ * too large to be numbers (1e400 would pass validation as Infinity, then be stored as null).
  */
 export function parseJsonBody (_req: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void): void {
   if (body.length === 0) return done(new GatewayError('EVG_VALIDATION', 'the body is empty; send a JSON object'))
   if (jsonDepthExceeds(body, MAX_JSON_DEPTH)) return done(new GatewayError('EVG_VALIDATION', `the body nests deeper than ${MAX_JSON_DEPTH} levels`))
+  let value: unknown
   try {
-    done(null, sjson.parse(body, { protoAction: 'error', constructorAction: 'error' }))
+    value = sjson.parse(body, { protoAction: 'error', constructorAction: 'error' })
   } catch (err) {
-    done(new GatewayError('EVG_VALIDATION', `the body is not valid JSON: ${(err as Error).message}`))
+    return done(new GatewayError('EVG_VALIDATION', `the body is not valid JSON: ${(err as Error).message}`))
   }
+  if (HUGE_NUMBER.test(body) && hasNonFinite(value)) return done(new GatewayError('EVG_VALIDATION', 'the body has a number too large to represent (such as 1e400)'))
+  done(null, value)
 }
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -62,7 +76,7 @@ export function toProblem (error: FastifyError | GatewayError | Error): { proble
   const fe = error as FastifyError
   if (fe.validation !== undefined) {
     const where = fe.validationContext ?? 'body'
-    return { problem: problem('EVG_VALIDATION', `the ${where} is not valid`, { errors: toFieldErrors(fe.validation as never) }) }
+    return { problem: problem('EVG_VALIDATION', `the ${where} is not valid`, validationDetails(fe.validation as never)) }
   }
   const mapped = (fe.code ? FASTIFY_CODES[fe.code] : undefined) ?? (fe.statusCode !== undefined && fe.statusCode < 500 ? BY_STATUS[fe.statusCode] ?? 'EVG_VALIDATION' : undefined)
   if (mapped !== undefined) return { problem: problem(mapped, fe.message) }

@@ -1,14 +1,14 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { firstExample, type Catalog } from '../../catalog/index.js'
+import { firstExample, routingKeyErrors, type Catalog } from '../../catalog/index.js'
 import type { Config } from '../../config.js'
 import type { Accepted, Intake, IntakeItem } from '../../delivery/intake.js'
 import type { GatewayError} from '../../errors.js';
 import { problem, type Problem } from '../../errors.js'
 import { checkIdempotencyKey } from '../../idempotency.js'
 import type { Metrics } from '../../metrics.js'
-import { toFieldErrors } from '../../validation.js'
+import { validationDetails } from '../../validation.js'
 import { sendProblem } from '../problems.js'
 import { ContextHeadersSchema, ProblemSchema, errorResponses } from '../schemas.js'
 import { contextOf, typeRefusal } from './context.js'
@@ -61,8 +61,10 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
       const refused = typeRefusal(request, entry.type)
       if (refused !== undefined) return fail(refused.toProblem())
       if (!entry.validate(item.data)) {
-        return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: toFieldErrors(entry.validate.errors, `/events/${index}/data`) }))
+        return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, validationDetails(entry.validate.errors, `/events/${index}/data`)))
       }
+      const tooLong = routingKeyErrors(entry, item.data, `/events/${index}/data`)
+      if (tooLong !== undefined) return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: tooLong }))
       const key = item.idempotencyKey
       if (key !== undefined) {
         try {

@@ -7,7 +7,7 @@ import { contextOf } from './context.js'
 
 const ReadQuerySchema = Type.Object({
   type: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-  after: Type.Optional(Type.Integer({ minimum: 0, description: 'Cursor: the `next` of the previous page' })),
+  after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Cursor: the `next` of the previous page' })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 }))
 }, { additionalProperties: false })
 

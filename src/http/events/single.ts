@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { Catalog, CatalogType } from '../../catalog/index.js'
+import { routingKeyErrors, type Catalog, type CatalogType } from '../../catalog/index.js'
 import type { FanOut } from '../../delivery/fan-out.js'
 import type { Intake } from '../../delivery/intake.js'
 import { GatewayError } from '../../errors.js'
@@ -40,6 +40,8 @@ export function singleRoutes (app: FastifyInstance, opts: { catalog: Catalog, fa
         response: { 202: AcceptedSchema, ...errorResponses }
       }
     }, async (request, reply) => {
+      const tooLong = routingKeyErrors(entry, request.body)
+      if (tooLong !== undefined) throw new GatewayError('EVG_VALIDATION', 'the body is not valid', { extensions: { errors: tooLong } })
       const idempotencyKey = idempotencyKeyOf(request)
       const [outcome] = await intake.accept([{ entry, data: request.body, ctx: contextOf(request), ...(idempotencyKey === undefined ? {} : { idempotencyKey }) }])
       if (outcome === undefined || !outcome.ok) throw outcome?.error ?? new GatewayError('EVG_INTERNAL')
