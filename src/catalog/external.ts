@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import safeRegex from 'safe-regex2'
 import { Type, type Static } from 'typebox'
 import type { Ajv } from 'ajv'
 import { ConfigError } from '../errors.js'
@@ -27,6 +28,35 @@ export const ExternalEntrySchema = Type.Object({
 
 export type ExternalEntry = Static<typeof ExternalEntrySchema>
 
+/**
+ * What a custom schema may not hold: `$async` (validation would become a promise the routes do
+ * not await) and patterns with nested quantifiers, which can take exponential time on a short
+ * value and block the event loop (`^(a+)+$`). Each named by its JSON Pointer.
+ */
+export function unsafeSchemaParts (schema: unknown, at = '/schema'): string[] {
+  if (typeof schema !== 'object' || schema === null) return []
+  const found: string[] = []
+  const entries = Object.entries(schema as Record<string, unknown>)
+  for (const [key, value] of entries) {
+    const where = `${at}/${key}`
+    if (key === '$async') found.push(`${where}: asynchronous schemas are not supported`)
+    else if (key === 'pattern' && typeof value === 'string' && !isSafePattern(value)) found.push(`${where}: the pattern ${JSON.stringify(value)} can take exponential time (nested quantifiers)`)
+    else if (key === 'patternProperties' && typeof value === 'object' && value !== null) {
+      for (const p of Object.keys(value)) if (!isSafePattern(p)) found.push(`${where}: the pattern ${JSON.stringify(p)} can take exponential time (nested quantifiers)`)
+    }
+    if (typeof value === 'object' && value !== null) found.push(...unsafeSchemaParts(value, where))
+  }
+  return found
+}
+
+function isSafePattern (pattern: string): boolean {
+  try {
+    return safeRegex(pattern)
+  } catch {
+    return false
+  }
+}
+
 export function loadExternalEntries (dir: string, ajv: Ajv): CatalogEntry[] {
   let files: string[]
   try {
@@ -47,6 +77,8 @@ export function loadExternalEntries (dir: string, ajv: Ajv): CatalogEntry[] {
       const why = toFieldErrors(checkFile.errors).map(e => `${e.path} ${e.message}`).join('; ')
       throw new ConfigError(`EVENT_CATALOG_DIR: ${path} is not an event type definition: ${why}`)
     }
+    const unsafe = unsafeSchemaParts(json.schema)
+    if (unsafe.length > 0) throw new ConfigError(`EVENT_CATALOG_DIR: ${path} has a schema the gateway will not run: ${unsafe.join('; ')}`)
     const entry = json as ExternalEntry
     return {
       type: entry.type,
