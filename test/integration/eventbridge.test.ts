@@ -80,3 +80,22 @@ t.test('the entry size rule: larger than EVENTBRIDGE_MAX_ENTRY_BYTES is 413 befo
   t.equal(res.json().code, 'EVG_TOO_LARGE')
   t.same(fake.calls, [])
 })
+
+t.test('a role that may only PutEvents is ready: AccessDenied on the probe means reachable and signed', async t => {
+  const app = await gateway(t)
+  fake.publishOnly = true
+  t.teardown(() => { fake.publishOnly = false })
+  const ready = await app.inject('/health/ready')
+  t.equal(ready.statusCode, 200)
+  t.match(ready.json(), { status: 'ready', destinations: [{ name: 'eventbridge', up: true, detail: /may not describe/ }] })
+  t.equal((await app.inject(post('call.ended', exampleOf('call.ended')))).statusCode, 202)
+})
+
+t.test('no region: the gateway refuses to start, saying so', async t => {
+  const region = process.env.AWS_REGION
+  delete process.env.AWS_REGION
+  t.teardown(() => { process.env.AWS_REGION = region })
+  const app = await buildApp(testConfig(t, { BROKER: 'eventbridge' }))
+  t.teardown(() => app.close())
+  await t.rejects(app.ready(), { name: 'ConfigError', message: /AWS region: none is configured for EventBridge/ })
+})

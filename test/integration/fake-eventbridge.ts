@@ -10,6 +10,7 @@ export class FakeEventBridge {
   calls: Entry[][] = []
   failWith: (call: number, entry: number, e: Entry) => string | undefined = () => undefined
   callError: { status: number, type: string } | undefined
+  publishOnly = false
   readonly server = createServer((req, res) => { void this.#handle(req, res) })
 
   async #handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -21,6 +22,8 @@ export class FakeEventBridge {
       res.end(JSON.stringify(json))
     }
     const input = JSON.parse(body || '{}') as Record<string, unknown>
+    // a least-privilege producer role: PutEvents only
+    if (this.publishOnly && target !== 'AWSEvents.PutEvents') return reply(400, { __type: 'AccessDeniedException', message: 'not authorized to perform: events:DescribeEventBus' })
     const control = this.#control(target, input)
     if (control !== undefined) return reply(control.status, control.json)
     if (target !== 'AWSEvents.PutEvents') return reply(400, { __type: 'UnknownOperationException' })

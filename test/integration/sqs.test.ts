@@ -124,12 +124,24 @@ t.test('a queue that does not exist: readiness 503, publishes refused with 502',
 })
 
 t.test('an unreachable endpoint is a 503 with Retry-After', async t => {
-  const app = await gateway(t, 'http://127.0.0.1:9/000000000000/q')
+  process.env.AWS_ENDPOINT_URL_SQS = 'http://127.0.0.1:9'
+  t.teardown(() => { process.env.AWS_ENDPOINT_URL_SQS = fauxqs.address })
+  const app = await gateway(t, `${fauxqs.address}/000000000000/q`)
   const res = await app.inject(post('call.ended', exampleOf('call.ended')))
   t.equal(res.statusCode, 503)
   t.match(res.json(), { code: 'EVG_BROKER_UNAVAILABLE', reason: 'unreachable' })
   t.ok(res.headers['retry-after'])
   t.equal((await app.inject('/health/ready')).statusCode, 503)
+})
+
+t.test('an explicit AWS_ENDPOINT_URL_SQS wins over the queue URL\'s host', async t => {
+  // LocalStack-style URLs name a host that only resolves inside the emulator's own network: sent
+  // there, the call would fail as unreachable (503). It goes to the emulator at
+  // AWS_ENDPOINT_URL_SQS instead, which answers (fauxqs keys queues by their full URL, so: no
+  // such queue).
+  const app = await gateway(t, 'http://sqs.eu-central-1.localhost.localstack.cloud:4566/000000000000/elsewhere')
+  const res = await app.inject(post('call.ended', exampleOf('call.ended')))
+  t.match(res.json(), { status: 502, reason: 'queue_does_not_exist' }, 'the emulator answered')
 })
 
 t.test('no credentials: the gateway refuses to start, saying why', async t => {

@@ -6,6 +6,21 @@ type Provider = () => Promise<unknown>
  * Resolves the SDK's credentials chain once at start: a gateway that cannot sign a request must
  * not accept events it will never deliver.
  */
+/**
+ * What a gateway that cannot heal must not start with: no region (every call would fail) and no
+ * credentials (it could not sign a request).
+ */
+export async function checkClient (config: { region: () => Promise<string>, credentials: Provider }, service: string): Promise<void> {
+  let region: string | undefined
+  try {
+    region = await config.region()
+  } catch {
+    region = undefined
+  }
+  if (region === undefined || region === '') throw new ConfigError(`AWS region: none is configured for ${service} (set AWS_REGION, or region on the destination)`)
+  await checkCredentials(config.credentials, service)
+}
+
 export async function checkCredentials (provider: Provider, service: string): Promise<void> {
   try {
     await provider()
@@ -17,4 +32,12 @@ export async function checkCredentials (provider: Provider, service: string): Pr
 /** Client settings a destination may name; what it leaves out comes from the SDK's own variables. */
 export function awsClientConfig (opts: { region?: string, endpoint?: string }): { region?: string, endpoint?: string } {
   return { ...(opts.region === undefined ? {} : { region: opts.region }), ...(opts.endpoint === undefined ? {} : { endpoint: opts.endpoint }) }
+}
+
+/**
+ * A readiness probe refused for lack of permission still reached the service and was signed: a
+ * least-privilege producer (only sqs:SendMessage / events:PutEvents) is ready.
+ */
+export function probeAnswered (reason: string): boolean {
+  return /^(access_denied|authorization_error|unauthorized_operation)$/.test(reason)
 }

@@ -1,6 +1,6 @@
 import { DescribeEventBusCommand, EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
-import { awsClientConfig, checkCredentials } from './credentials.js'
+import { awsClientConfig, checkClient, probeAnswered } from './credentials.js'
 import { sendInChunks } from './chunks.js'
 import { classifyAwsError, isRetryableCode } from './errors.js'
 
@@ -45,7 +45,7 @@ export class EventBridgeBroker implements Broker {
   }
 
   async connect (): Promise<void> {
-    await checkCredentials(this.#client.config.credentials, 'EventBridge')
+    await checkClient(this.#client.config as never, 'EventBridge')
   }
 
   async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
@@ -81,7 +81,8 @@ export class EventBridgeBroker implements Broker {
       await this.#client.send(new DescribeEventBusCommand({ Name: this.#opts.busName }))
       return { up: true }
     } catch (err) {
-      return { up: false, detail: classifyAwsError(err, 'EventBridge').message }
+      const error = classifyAwsError(err, 'EventBridge')
+      return probeAnswered(error.reason) ? { up: true, detail: 'reachable; this role may not describe the target, only publish' } : { up: false, detail: error.message }
     }
   }
 

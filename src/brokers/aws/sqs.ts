@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { GetQueueAttributesCommand, SendMessageBatchCommand, SendMessageCommand, SQSClient, type MessageAttributeValue } from '@aws-sdk/client-sqs'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import type { GatewayEvent } from '../../event.js'
-import { awsClientConfig, checkCredentials } from './credentials.js'
+import { awsClientConfig, checkClient, probeAnswered } from './credentials.js'
 import { sendInChunks, type Pending } from './chunks.js'
 import { classifyAwsError } from './errors.js'
 
@@ -65,12 +65,15 @@ export class SqsBroker implements Broker {
 
   constructor (opts: SqsOptions) {
     this.#opts = opts
-    this.#client = opts.client ?? new SQSClient({ maxAttempts: 1, ...awsClientConfig(opts) })
+    // An endpoint named on purpose (the destination's, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL) wins
+    // over the queue URL's host, which the SDK would otherwise call.
+    const explicit = opts.endpoint ?? process.env.AWS_ENDPOINT_URL_SQS ?? process.env.AWS_ENDPOINT_URL
+    this.#client = opts.client ?? new SQSClient({ maxAttempts: 1, ...awsClientConfig(opts), ...(explicit === undefined ? {} : { useQueueUrlAsEndpoint: false }) })
     this.#fifo = opts.queueUrl.endsWith('.fifo')
   }
 
   async connect (): Promise<void> {
-    await checkCredentials(this.#client.config.credentials, 'SQS')
+    await checkClient(this.#client.config as never, 'SQS')
   }
 
   #entry ({ event, body }: OutgoingEvent): SqsEntry & { size: number } {
@@ -111,7 +114,8 @@ export class SqsBroker implements Broker {
       await this.#client.send(new GetQueueAttributesCommand({ QueueUrl: this.#opts.queueUrl, AttributeNames: ['QueueArn'] }))
       return { up: true }
     } catch (err) {
-      return { up: false, detail: classifyAwsError(err, 'SQS').message }
+      const error = classifyAwsError(err, 'SQS')
+      return probeAnswered(error.reason) ? { up: true, detail: 'reachable; this role may not describe the target, only publish' } : { up: false, detail: error.message }
     }
   }
 
