@@ -96,7 +96,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(docs, { catalog })
   // 65% of V8's heap limit: far above the ~26 MB live heap under load, well below an OOM.
   const pressure = { maxEventLoopDelay: 1000, maxHeapUsedBytes: Math.floor(getHeapStatistics().heap_size_limit * 0.65), sampleInterval: 1000, ...deps.pressure }
-  await app.register(eventRoutes, { config, catalog, fanOut, intake: new Intake(fanOut, idempotency), metrics, pressure, ...(reader === undefined ? {} : { reader }), ...(apiKeys === undefined ? {} : { apiKeys }) })
+  await app.register(eventRoutes, { config, catalog, fanOut, intake: new Intake(fanOut, idempotency, app.log), metrics, pressure, ...(reader === undefined ? {} : { reader }), ...(apiKeys === undefined ? {} : { apiKeys }) })
   await app.register(eventTypeRoutes, { catalog, destinationsOf: type => fanOut.targetsOf(type).map(t => t.name) })
   await app.register(healthRoutes, { destinations: targets, metrics })
 

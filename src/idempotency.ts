@@ -78,13 +78,18 @@ export class IdempotencyStore {
     return this.#inflight.get(`${tenant}\0${key}`)
   }
 
-  /** Marks the key as being published by this process until the returned function is called. */
+  /**
+   * Marks the key as being published by this process until the returned function is called.
+   * The caller has checked that no one holds it (`pending`) in the same synchronous step.
+   */
   claim (tenant: string, key: string): () => void {
     const id = `${tenant}\0${key}`
+    if (this.#inflight.has(id)) throw new Error(`idempotency key claimed twice: ${key}`)
     let release!: () => void
-    this.#inflight.set(id, new Promise(resolve => { release = resolve }))
+    const held = new Promise<void>(resolve => { release = resolve })
+    this.#inflight.set(id, held)
     return () => {
-      this.#inflight.delete(id)
+      if (this.#inflight.get(id) === held) this.#inflight.delete(id)
       release()
     }
   }

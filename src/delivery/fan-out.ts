@@ -30,7 +30,13 @@ export class FanOut {
   constructor (targets: readonly Target[], routes: ReadonlyMap<string, readonly string[]>) {
     this.targets = targets
     const byName = new Map(targets.map(t => [t.name, t]))
-    for (const [type, names] of routes) this.#byType.set(type, names.map(n => byName.get(n) as Target))
+    for (const [type, names] of routes) {
+      this.#byType.set(type, names.map(n => {
+        const target = byName.get(n)
+        if (target === undefined) throw new Error(`route for ${type} names no destination '${n}'`)
+        return target
+      }))
+    }
   }
 
   targetsOf (type: string): readonly Target[] {
@@ -62,7 +68,11 @@ export class FanOut {
       return { event: events[i] as GatewayEvent, body, contentType: target.profile.contentType }
     }
     await Promise.all([...perTarget].map(async ([target, indexes]) => {
-      const results = await target.delivery.publish(indexes.map(i => encode(target, i)))
+      // A destination that throws (a bug, an encoder fault) fails its own events, not the others'.
+      const results = await Promise.resolve().then(() => target.delivery.publish(indexes.map(i => encode(target, i)))).catch((err: unknown) => {
+        const error = new GatewayError('EVG_BROKER_UNAVAILABLE', `${target.name} could not take the event (error)`, { retryAfter: 1, extensions: { reason: 'error' }, cause: err })
+        return indexes.map(() => ({ ok: false as const, error }))
+      })
       results.forEach((result, k) => {
         const i = indexes[k] as number
         if (result.ok) (delivered[i] as string[]).push(target.name)
@@ -83,7 +93,8 @@ export class FanOut {
  */
 function combine (failures: { target: Target, error: GatewayError }[], delivered: string[]): GatewayError {
   const first = failures.find(f => !f.error.retryable) ?? failures[0] as { target: Target, error: GatewayError }
-  const retryAfter = Math.max(0, ...failures.map(f => f.error.retryAfter ?? 0))
+  // Retry-After only on an answer that says "try later".
+  const retryAfter = first.error.retryable ? Math.max(0, ...failures.map(f => f.error.retryAfter ?? 0)) : 0
   const names = failures.map(f => f.target.name)
   return new GatewayError(first.error.code, failures.length === 1 && delivered.length === 0 ? first.error.message : `not delivered to ${names.join(', ')}: ${first.error.message}`, {
     ...(retryAfter > 0 ? { retryAfter } : {}),

@@ -1,6 +1,7 @@
+import type { FastifyBaseLogger } from 'fastify'
 import type { CatalogType } from '../catalog/index.js'
 import type { RequestContext } from '../context.js'
-import type { GatewayError } from '../errors.js'
+import { GatewayError } from '../errors.js'
 import { createEvent, type GatewayEvent } from '../event.js'
 import { conflict, fingerprint, type IdempotencyStore } from '../idempotency.js'
 import type { FanOut } from './fan-out.js'
@@ -43,20 +44,64 @@ const accepted = (event: GatewayEvent): Accepted => ({ id: event.id, type: event
 export class Intake {
   readonly #fanOut: FanOut
   readonly #idempotency: IdempotencyStore
+  readonly #log: FastifyBaseLogger
 
-  constructor (fanOut: FanOut, idempotency: IdempotencyStore) {
+  constructor (fanOut: FanOut, idempotency: IdempotencyStore, log: FastifyBaseLogger) {
     this.#fanOut = fanOut
     this.#idempotency = idempotency
+    this.#log = log
   }
 
   async accept (items: readonly IntakeItem[]): Promise<IntakeOutcome[]> {
-    await this.#othersDone(items)
-    // From here to the publish nothing awaits: look-ups and claims happen as one step.
+    // Wait until no other request of this process holds one of these keys. The loop ends with a
+    // check that found none, and from there to the claims below nothing awaits: two waiters
+    // woken together cannot both claim.
+    for (;;) {
+      const waits = new Set<Promise<void>>()
+      for (const item of items) {
+        const pending = item.idempotencyKey === undefined ? undefined : this.#idempotency.pending(item.ctx.tenantId, item.idempotencyKey)
+        if (pending !== undefined) waits.add(pending)
+      }
+      if (waits.size === 0) break
+      await Promise.all(waits)
+    }
     const outcomes: (IntakeOutcome | undefined)[] = new Array(items.length)
     const toSend: ToSend[] = []
-    const firstOfKey = new Map<string, { index: number, print: string }>()
     const repeats: { index: number, of: number }[] = []
     const releases: (() => void)[] = []
+    try {
+      this.#prepare(items, outcomes, toSend, repeats, releases)
+      const results = await this.#fanOut.publish(toSend.map(s => s.event), toSend.map(s => s.already))
+      results.forEach((result, k) => {
+        const { index, event, keyed } = toSend[k] as ToSend
+        if (result.ok) {
+          const answer = accepted(event)
+          outcomes[index] = { ok: true, accepted: answer, replayed: false }
+          if (keyed !== undefined) this.#keep(() => this.#idempotency.remember(keyed.tenant, keyed.key, keyed.print, { status: 202, body: answer }))
+        } else {
+          outcomes[index] = { ok: false, error: result.error }
+          if (keyed !== undefined && result.delivered.length > 0) this.#keep(() => this.#idempotency.rememberPartial(keyed.tenant, keyed.key, keyed.print, event, result.delivered))
+        }
+      })
+    } finally {
+      for (const release of releases) release()
+    }
+    for (const r of repeats) outcomes[r.index] = outcomes[r.of]
+    return outcomes as IntakeOutcome[]
+  }
+
+  /** Keeping an answer must not turn a delivered event into an error: the client is told the truth, the log why a repeat may publish again. */
+  #keep (write: () => void): void {
+    try {
+      write()
+    } catch (err) {
+      this.#log.error({ err: (err as Error).message }, 'could not keep an idempotent answer; a repeat with its key may publish again')
+    }
+  }
+
+  /** Look-ups and claims for every item, in one synchronous step. */
+  #prepare (items: readonly IntakeItem[], outcomes: (IntakeOutcome | undefined)[], toSend: ToSend[], repeats: { index: number, of: number }[], releases: (() => void)[]): void {
+    const firstOfKey = new Map<string, { index: number, print: string }>()
     items.forEach((item, index) => {
       const key = item.idempotencyKey
       if (key === undefined) {
@@ -76,7 +121,8 @@ export class Intake {
       try {
         kept = this.#idempotency.lookup(tenant, key, print)
       } catch (err) {
-        outcomes[index] = { ok: false, error: err as GatewayError }
+        if (!(err instanceof GatewayError)) throw err
+        outcomes[index] = { ok: false, error: err }
         return
       }
       if (kept?.state === 'done') {
@@ -89,36 +135,5 @@ export class Intake {
         ? { index, event: kept.event, already: new Set(kept.delivered), keyed }
         : { index, event: createEvent(item.entry, item.data, item.ctx, key), keyed })
     })
-    try {
-      const results = await this.#fanOut.publish(toSend.map(s => s.event), toSend.map(s => s.already))
-      results.forEach((result, k) => {
-        const { index, event, keyed } = toSend[k] as ToSend
-        if (result.ok) {
-          const answer = accepted(event)
-          outcomes[index] = { ok: true, accepted: answer, replayed: false }
-          if (keyed !== undefined) this.#idempotency.remember(keyed.tenant, keyed.key, keyed.print, { status: 202, body: answer })
-        } else {
-          outcomes[index] = { ok: false, error: result.error }
-          if (keyed !== undefined && result.delivered.length > 0) this.#idempotency.rememberPartial(keyed.tenant, keyed.key, keyed.print, event, result.delivered)
-        }
-      })
-    } finally {
-      for (const release of releases) release()
-    }
-    for (const r of repeats) outcomes[r.index] = outcomes[r.of]
-    return outcomes as IntakeOutcome[]
-  }
-
-  /** Waits until no other request of this process is publishing under one of these keys. */
-  async #othersDone (items: readonly IntakeItem[]): Promise<void> {
-    for (;;) {
-      const waits = new Set<Promise<void>>()
-      for (const item of items) {
-        const pending = item.idempotencyKey === undefined ? undefined : this.#idempotency.pending(item.ctx.tenantId, item.idempotencyKey)
-        if (pending !== undefined) waits.add(pending)
-      }
-      if (waits.size === 0) return
-      await Promise.all(waits)
-    }
   }
 }

@@ -26,7 +26,7 @@ export const DESTINATION_SCHEMAS = {
   rabbitmq: Type.Object({
     broker: Type.Literal('rabbitmq'),
     url: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'amqp:// or amqps:// URL; default AMQP_URL. Destinations with the same URL share one connection' })),
-    exchange: Type.String({ minLength: 1, maxLength: 200, description: 'Durable topic exchange' }),
+    exchange: Type.String({ minLength: 1, maxLength: 200, pattern: '^(?!amq\\.)', description: 'Durable topic exchange (not amq.*, which RabbitMQ reserves)' }),
     alternateExchange: Type.Optional(Type.String({ maxLength: 255, description: 'Keeps unroutable events; default <exchange>.unrouted, empty to refuse them (502)' })),
     ...common
   }, strict),
@@ -116,25 +116,26 @@ export function readRoutesFile (path: string, ajv: Ajv, env: Record<string, stri
       problems.push(`destinations.${name}: a destination name must match ${DESTINATION_NAME_PATTERN}`)
       continue
     }
-    const errors = fieldErrors(ajv, DESTINATION_SCHEMAS[raw.broker], raw, `destinations.${name}.`)
-    if (errors.length > 0) {
-      problems.push(...errors)
-      continue
-    }
+    // Expanded first, then checked: what is validated is what the gateway will use.
     const expanded: Record<string, unknown> = {}
+    let unexpanded = false
     for (const [field, value] of Object.entries(raw)) {
       try {
         expanded[field] = typeof value === 'string' ? expandReferences(value, env, `destinations.${name}.${field}`) : value
+        if (typeof expanded[field] === 'string' && (expanded[field] as string).includes('${')) problems.push(`destinations.${name}.${field}: has a \${ without its closing }`)
       } catch (err) {
         problems.push((err as Error).message)
+        unexpanded = true
       }
     }
-    destinations[name] = expanded as DestinationSpec
+    const errors = fieldErrors(ajv, DESTINATION_SCHEMAS[raw.broker], expanded, `destinations.${name}.`)
+    problems.push(...errors)
+    if (errors.length === 0 && !unexpanded) destinations[name] = expanded as DestinationSpec
   }
   const locals = Object.entries(destinations).filter(([, d]) => d.broker === 'local').map(([n]) => n)
   if (locals.length > 1) problems.push(`destinations: at most one local destination (the embedded store); found ${locals.join(', ')}`)
   file.routes.forEach((route, i) => {
-    for (const name of route.to) if (file.destinations[name] === undefined) problems.push(`routes.${i}.to: no destination named '${name}'`)
+    for (const name of route.to) if (!Object.hasOwn(file.destinations, name)) problems.push(`routes.${i}.to: no destination named '${name}'`)
   })
   if (problems.length > 0) fail(problems)
   return { destinations, routes: file.routes }

@@ -159,3 +159,45 @@ t.test('health and metrics per destination', async t => {
   t.match(metrics, /gateway_events_published_total\{destination="store",broker="memory",type="call.ended",outcome="published"\} 1/)
   t.match(metrics, /gateway_broker_up\{destination="genie",broker="memory"\} 0/)
 })
+
+t.test('requests waiting on a key whose first attempt failed: exactly one of them publishes, the rest replay it', async t => {
+  const { app, ocelot, store } = await gateway(t)
+  const headers = { 'idempotency-key': 'contended' }
+  const release = ocelot.hold()
+  ocelot.failNext(1, retryable)
+  const first = app.inject(post('call.ended', exampleOf('call.ended'), headers))
+  while (ocelot.calls === 0) await new Promise(resolve => setImmediate(resolve))
+  const waiters = []
+  for (let i = 0; i < 5; i++) {
+    waiters.push(app.inject(post('call.ended', exampleOf('call.ended'), headers)))
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  release()
+  t.equal((await first).statusCode, 503, 'the first attempt reached only the store')
+  const answers = await Promise.all(waiters)
+  t.same(answers.map(r => r.statusCode), [202, 202, 202, 202, 202])
+  t.equal(new Set(answers.map(r => r.json().id)).size, 1, 'one event')
+  t.equal(answers.filter(r => r.headers['idempotency-replayed'] === 'true').length, 4, 'one completed it, four replayed')
+  t.equal(ocelot.published.length, 1)
+  t.equal(store.published.length, 1)
+  t.equal(ocelot.published[0]?.event.id, store.published[0]?.event.id)
+})
+
+t.test('a batch none of whose events was taken: 503 with Retry-After when any may succeed later', async t => {
+  const { app, ocelot, genie } = await gateway(t)
+  ocelot.failNext(1, new BrokerError('unroutable', { retryable: false, reason: 'unroutable' }))
+  genie.failNext(1, retryable)
+  const res = await app.inject({
+    method: 'POST',
+    url: '/v1/events',
+    headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT },
+    payload: JSON.stringify({ events: [{ type: 'call.ended', data: exampleOf('call.ended') }, { type: 'speaker.onboarded', data: exampleOf('speaker.onboarded') }] })
+  })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'EVG_BROKER_UNAVAILABLE')
+  t.ok(res.headers['retry-after'])
+  ocelot.failNext(1, new BrokerError('unroutable', { retryable: false, reason: 'unroutable' }))
+  const single = await app.inject(post('call.ended', exampleOf('call.ended')))
+  t.equal(single.statusCode, 502)
+  t.notOk(single.headers['retry-after'], 'a refusal for good says nothing about later')
+})

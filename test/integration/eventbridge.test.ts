@@ -97,5 +97,5 @@ t.test('no region: the gateway refuses to start, saying so', async t => {
   t.teardown(() => { process.env.AWS_REGION = region })
   const app = await buildApp(testConfig(t, { BROKER: 'eventbridge' }))
   t.teardown(() => app.close())
-  await t.rejects(app.ready(), { name: 'ConfigError', message: /AWS region: none is configured for EventBridge/ })
+  await t.rejects(async () => { await app.ready() }, { name: 'ConfigError', message: /AWS region: none is configured for EventBridge/ })
 })

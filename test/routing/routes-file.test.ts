@@ -90,7 +90,12 @@ t.test('a bad file stops the start with a message naming the file and every fiel
     [{ destinations: { store: local }, routes: [{ types: ['call.#'], to: ['store'] }] }, /routes\.0\.types\.0: must match pattern/],
     [{ destinations: { store: local }, routes: [{ types: ['call.*'], to: ['store'] }] }, /no route for event type\(s\) survey\.completed, .*evaluation\.failed; add a route/],
     [{ destinations: { q: { broker: 'rabbitmq', url: 'not a url', exchange: 'x' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.url: must be an amqp:\/\/ or amqps:\/\/ URL/],
-    [{ destinations: { q: { broker: 'sqs', queueUrl: 'garbage' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.queueUrl: must be an SQS queue URL/]
+    [{ destinations: { q: { broker: 'sqs', queueUrl: 'garbage' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.queueUrl: must be an SQS queue URL/],
+    [{ destinations: { store: local }, routes: [{ types: ['*'], to: ['store', 'constructor'] }] }, /routes\.0\.to: no destination named 'constructor'/],
+    [{ destinations: { q: { broker: 'rabbitmq', exchange: 'amq.topic' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.exchange: must match pattern/],
+    // checked after expansion: an empty default is an empty exchange
+    [{ destinations: { q: { broker: 'rabbitmq', exchange: '${EXCHANGE:-}' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.exchange: must NOT have fewer than 1 characters/],
+    [{ destinations: { q: { broker: 'rabbitmq', url: 'amqp://svc:${PW@rabbit', exchange: 'x' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.url: has a \$\{ without its closing \}/]
   ]
   for (const [content, message] of cases) {
     const { load, path } = routing(t, content)

@@ -1,7 +1,7 @@
-import type { ChannelModel } from 'amqplib'
+import type { ChannelModel, ConfirmChannel, Message } from 'amqplib'
 import type { FastifyBaseLogger } from 'fastify'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
-import { RETURNED, type AmqpConnection } from './connection.js'
+import type { AmqpConnection, ConnectionUser } from './connection.js'
 import { declareTopology } from './topology.js'
 
 export interface RabbitMqOptions {
@@ -12,55 +12,146 @@ export interface RabbitMqOptions {
   log: FastifyBaseLogger
 }
 
+const RETURNED = Symbol('returned')
+type ConfirmResult = Error | typeof RETURNED | null
+/** How soon a destination tries again to declare its exchange or reopen its channel. */
+const RETRY_MS = [250, 500, 1000, 2000, 5000]
+
 /**
- * One exchange on a (shared) RabbitMQ connection: persistent, mandatory publishes on a confirm
- * channel to a durable topic exchange. A 202 is given only on the broker's confirm.
+ * One exchange on a (shared) RabbitMQ connection, with a confirm channel of its own: persistent,
+ * mandatory publishes to a durable topic exchange, 202 only on the broker's confirm. A channel
+ * the broker closes (say, the exchange was deleted) or a declaration it refuses affects this
+ * destination alone; it is retried with backoff while the connection stays up.
  */
-export class RabbitMqBroker implements Broker {
+export class RabbitMqBroker implements Broker, ConnectionUser {
   readonly name = 'rabbitmq'
   readonly #opts: RabbitMqOptions
   readonly #conn: AmqpConnection
+  #channel: ConfirmChannel | undefined
+  /** Why the exchange or channel could not be set up on the current connection. */
+  #setupError: string | undefined
   /** The alternate exchange in force (the exchange may exist without ours). */
   #alternateExchange: string | undefined
+  /** messageIds returned as unroutable on the current channel; their confirm comes after the return. */
+  #returned = new Map<string, number>()
+  #retry: NodeJS.Timeout | undefined
+  #attempt = 0
+  #closed = false
 
   constructor (conn: AmqpConnection, opts: RabbitMqOptions) {
     this.#conn = conn
     this.#opts = opts
-    conn.use(model => this.#declare(model))
+    conn.use(this)
   }
 
-  async #declare (model: ChannelModel): Promise<void> {
-    const topology = await declareTopology(model, { exchange: this.#opts.exchange, ...(this.#opts.alternateExchange === undefined ? {} : { alternateExchange: this.#opts.alternateExchange }) })
-    if (topology.warning !== undefined) this.#opts.log.warn({ broker: this.name, exchange: this.#opts.exchange }, topology.warning)
-    this.#alternateExchange = topology.alternateExchange
+  async attach (model: ChannelModel): Promise<void> {
+    clearTimeout(this.#retry)
+    const log = this.#opts.log
+    try {
+      const topology = await declareTopology(model, { exchange: this.#opts.exchange, ...(this.#opts.alternateExchange === undefined ? {} : { alternateExchange: this.#opts.alternateExchange }) })
+      if (topology.warning !== undefined) log.warn({ broker: this.name, exchange: this.#opts.exchange }, topology.warning)
+      this.#alternateExchange = topology.alternateExchange
+      const ch = await model.createConfirmChannel()
+      this.#returned = new Map()
+      ch.on('return', (msg: Message) => {
+        const id = msg.properties.messageId as string | undefined
+        if (id !== undefined) this.#returned.set(id, (this.#returned.get(id) ?? 0) + 1)
+      })
+      ch.on('error', (err: Error) => log.warn({ broker: this.name, exchange: this.#opts.exchange, err: err.message }, 'RabbitMQ channel error'))
+      ch.on('close', () => {
+        if (this.#channel !== ch) return
+        this.#channel = undefined
+        this.#setupError = 'the channel was closed by the broker'
+        this.#retryLater()
+      })
+      this.#channel = ch
+      this.#setupError = undefined
+      this.#attempt = 0
+    } catch (err) {
+      this.#channel = undefined
+      this.#setupError = (err as Error).message
+      log.error({ broker: this.name, exchange: this.#opts.exchange, err: (err as Error).message }, 'RabbitMQ: cannot set up the exchange; retrying')
+      this.#retryLater()
+    }
+  }
+
+  detach (): void {
+    clearTimeout(this.#retry)
+    this.#channel = undefined
+    this.#setupError = undefined
+  }
+
+  #retryLater (): void {
+    if (this.#closed) return
+    const delay = RETRY_MS[Math.min(this.#attempt++, RETRY_MS.length - 1)] as number
+    clearTimeout(this.#retry)
+    this.#retry = setTimeout(() => {
+      const model = this.#conn.model
+      if (model !== undefined && this.#channel === undefined) void this.attach(model)
+    }, delay).unref()
   }
 
   connect (): Promise<void> {
     return this.#conn.connect()
   }
 
-  async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
+  #unavailable (): BrokerError | undefined {
     const down = this.#conn.unavailable()
-    if (down !== undefined) return events.map(() => ({ ok: false, error: down }))
-    return Promise.all(events.map(e => this.#publishOne(e)))
+    if (down !== undefined) return down
+    if (this.#channel === undefined) {
+      return new BrokerError(`exchange '${this.#opts.exchange}' cannot be used yet: ${this.#setupError ?? 'no channel'}`, { retryable: true, reason: 'topology', down: true })
+    }
+    return undefined
   }
 
-  async #publishOne ({ event, body, contentType }: OutgoingEvent): Promise<PublishOutcome> {
+  async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
+    const down = this.#unavailable()
+    if (down !== undefined) return events.map(() => ({ ok: false, error: down }))
+    const ch = this.#channel as ConfirmChannel
+    return Promise.all(events.map(e => this.#publishOne(ch, e)))
+  }
+
+  async #publishOne (ch: ConfirmChannel, { event, body, contentType }: OutgoingEvent): Promise<PublishOutcome> {
     const headers: Record<string, string> = { 'x-event-type': event.type, 'x-tenant-id': event.tenantId, 'x-correlation-id': event.correlationId }
     if (event.userId !== undefined) headers['x-user-id'] = event.userId
     if (event.accountId !== undefined) headers['x-account-id'] = event.accountId
     if (event.traceparent !== undefined) headers.traceparent = event.traceparent
-    const result = await this.#conn.publish(this.#opts.exchange, event.routingKey, Buffer.from(body), {
-      persistent: true,
-      mandatory: true,
-      contentType,
-      messageId: event.id,
-      correlationId: event.correlationId,
-      timestamp: Math.floor(Date.parse(event.time) / 1000),
-      type: event.type,
-      appId: this.#opts.appId,
-      headers
+    const inflight = this.#conn.inflight
+    let writable = true
+    const confirmed = new Promise<ConfirmResult | BrokerError>(settle => {
+      const resolve = (result: ConfirmResult | BrokerError) => {
+        inflight.delete(resolve)
+        settle(result)
+      }
+      inflight.add(resolve)
+      try {
+        writable = ch.publish(this.#opts.exchange, event.routingKey, Buffer.from(body), {
+          persistent: true,
+          mandatory: true,
+          contentType,
+          messageId: event.id,
+          correlationId: event.correlationId,
+          timestamp: Math.floor(Date.parse(event.time) / 1000),
+          type: event.type,
+          appId: this.#opts.appId,
+          headers
+        }, (err: Error | null) => {
+          // RabbitMQ sends basic.return before the confirm of the same message.
+          const returned = this.#returned.get(event.id) ?? 0
+          if (returned > 0) {
+            if (returned === 1) this.#returned.delete(event.id)
+            else this.#returned.set(event.id, returned - 1)
+          }
+          resolve(err === null && returned > 0 ? RETURNED : err)
+        })
+      } catch (err) {
+        resolve(err as Error)
+      }
     })
+    // Respect the socket's back-pressure rather than buffer without bound; a channel that closes
+    // meanwhile settles the confirm, which ends the wait.
+    if (!writable) await Promise.race([new Promise(resolve => ch.once('drain', resolve)), confirmed])
+    const result = await confirmed
     if (result === null) return { ok: true }
     if (result === RETURNED) {
       return { ok: false, error: new BrokerError(`no queue is bound for routing key '${event.routingKey}' and no alternate exchange keeps it`, { retryable: false, reason: 'unroutable' }) }
@@ -72,16 +163,32 @@ export class RabbitMqBroker implements Broker {
   }
 
   async health (): Promise<BrokerHealth> {
-    const down = this.#conn.unavailable()
+    const down = this.#unavailable()
     return down === undefined ? { up: true } : { up: false, detail: down.message }
   }
 
   async unroutedCount (): Promise<number | undefined> {
     const ae = this.#alternateExchange
-    return ae === undefined ? undefined : this.#conn.queueDepth(ae)
+    const model = this.#conn.model
+    if (ae === undefined || model === undefined || this.#channel === undefined) return undefined
+    // A channel of its own: a failed check closes the channel it runs on.
+    const ch = await model.createChannel().catch(() => undefined)
+    if (ch === undefined) return undefined
+    ch.on('error', () => {})
+    try {
+      return (await ch.checkQueue(ae)).messageCount
+    } catch {
+      return undefined
+    } finally {
+      await ch.close().catch(() => undefined)
+    }
   }
 
-  close (): Promise<void> {
-    return this.#conn.release()
+  async close (): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#retry)
+    await this.#channel?.waitForConfirms().catch(() => undefined)
+    this.#channel = undefined
+    await this.#conn.release(this)
   }
 }

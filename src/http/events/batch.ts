@@ -4,8 +4,7 @@ import { Type } from 'typebox'
 import { firstExample, routingKeyErrors, type Catalog } from '../../catalog/index.js'
 import type { Config } from '../../config.js'
 import type { Accepted, Intake, IntakeItem } from '../../delivery/intake.js'
-import type { GatewayError} from '../../errors.js';
-import { problem, type Problem } from '../../errors.js'
+import { ERRORS, problem, type ErrorCode, type GatewayError, type Problem } from '../../errors.js'
 import { checkIdempotencyKey } from '../../idempotency.js'
 import type { Metrics } from '../../metrics.js'
 import { validationDetails } from '../../validation.js'
@@ -14,6 +13,18 @@ import { ContextHeadersSchema, ProblemSchema, errorResponses } from '../schemas.
 import { contextOf, typeRefusal } from './context.js'
 
 type Result = Accepted | { error: Problem }
+
+/**
+ * The code of a batch none of whose events was taken: theirs when they agree; when brokers
+ * failed in different ways, "try later" if any may succeed later, else "refused"; otherwise
+ * the client's to fix.
+ */
+function batchCode (codes: ErrorCode[]): ErrorCode {
+  const distinct = new Set(codes)
+  if (distinct.size === 1) return codes[0] as ErrorCode
+  if (codes.every(c => ERRORS[c].status >= 500)) return codes.some(c => ERRORS[c].retryable) ? 'EVG_BROKER_UNAVAILABLE' : 'EVG_BROKER_REJECTED'
+  return 'EVG_VALIDATION'
+}
 
 /** `POST /v1/events`: several events of any types; results in request order. */
 export function batchRoute (app: FastifyInstance, opts: { config: Config, catalog: Catalog, intake: Intake, metrics: Metrics }): void {
@@ -85,7 +96,7 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
         results[index] = outcome.accepted
         return
       }
-      retryAfter = outcome.error.retryAfter ?? retryAfter
+      retryAfter = Math.max(retryAfter ?? 0, outcome.error.retryAfter ?? 0) || undefined
       metrics.rejected.inc({ type: item.entry.type, code: outcome.error.code })
       results[index] = { error: outcome.error.toProblem() }
     })
@@ -95,11 +106,7 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
     Object.assign(request.logFields as Record<string, unknown>, { events: all.length, accepted: all.length - failures.length })
     if (failures.length === 0) return reply.code(202).send({ results: all })
     if (failures.length < all.length) return reply.code(207).send({ results: all })
-    const codes = new Set(failures.map(f => f.error.code))
-    const first = (failures[0] as { error: Problem }).error
-    const p = codes.size === 1
-      ? problem(first.code, 'no event in the batch was accepted', { results: all })
-      : problem('EVG_VALIDATION', 'no event in the batch was accepted; see results', { results: all })
-    return sendProblem(reply, p, p.status === 503 ? retryAfter : undefined)
+    const p = problem(batchCode(failures.map(f => f.error.code)), 'no event in the batch was accepted; see results', { results: all })
+    return sendProblem(reply, p, ERRORS[p.code].retryable ? retryAfter : undefined)
   })
 }
