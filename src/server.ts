@@ -16,7 +16,7 @@ async function main (): Promise<void> {
 
   // SIGTERM/SIGINT or a fatal error: stop taking requests, let in-flight publishes finish, close
   // the broker, then write out the buffered log lines. The delay bounds all of it.
-  closeWithGrace({ delay: config.PUBLISH_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS + 5000, logger: app.log }, async ({ signal, err }) => {
+  closeWithGrace({ delay: config.PUBLISH_TIMEOUT_MS + 5000, logger: app.log }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
     else app.log.info({ signal }, 'shutting down')
     try {
