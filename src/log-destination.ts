@@ -34,9 +34,10 @@ export class LogDestination implements DestinationStream {
     // pino's own listener silences EPIPE by making the destination discard everything; we count
     // those lines as dropped. Other errors leave the lines buffered for the next attempt.
     this.#out.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') this.#broken = true })
-    // pino calls flushSync after a fatal line and, for this destination, on process exit.
-    // SonicBoom's flushSync sleeps and retries for as long as the pipe is full: the gateway that
-    // never exited after SIGTERM (issue 14). close() is the bounded, asynchronous flush instead.
+    // pino.destination() flushes synchronously on process exit, and SonicBoom's flushSync sleeps
+    // and retries for as long as the pipe is full: the gateway that never exited after SIGTERM
+    // (issue 14). close() is the bounded, asynchronous flush instead. (This class has no
+    // flushSync either, so pino's fatal() does not wait on stdout.)
     this.#out.flushSync = () => {}
   }
 
