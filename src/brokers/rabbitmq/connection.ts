@@ -10,7 +10,8 @@ export interface ConnectionUser {
   detach (): void
 }
 
-const REFUSED = /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|vhost/i
+// amqplib reports an unknown vhost as the server closing instead of opening the connection.
+const REFUSED = /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|vhost|Expected ConnectionOpenOk/i
 
 /** The URL with its password masked, for messages. */
 export function safeUrl (url: string): string {
@@ -122,7 +123,10 @@ export class AmqpConnection {
     if (outcome instanceof Error) {
       this.#closing = true
       await conn.close().catch(() => undefined)
-      throw new ConfigError(`RabbitMQ at ${safeUrl(this.url)} refused the connection: ${outcome.message.replace(/^.*?with message "?/, '').replace(/"$/, '')}`)
+      const why = /ConnectionOpenOk/.test(outcome.message)
+        ? `the vhost '${decodeURIComponent(new URL(this.url).pathname.slice(1)) || '/'}' does not exist or this user may not use it`
+        : outcome.message.replace(/^.*?with message "?/, '').replace(/"$/, '')
+      throw new ConfigError(`RabbitMQ at ${safeUrl(this.url)} refused the connection: ${why}`)
     }
     if (!outcome) log.error({ broker: 'rabbitmq', err: this.#lastError }, 'RabbitMQ not reachable yet; answering 503 until it is')
   }
