@@ -1,15 +1,31 @@
-import { readdirSync } from 'node:fs'
+import { readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import type { TSchema } from 'typebox'
+import { BUILTIN_ENTRIES } from '../src/catalog/index.js'
+import { loadConfig } from '../src/config.js'
+import { PROFILE_NAMES } from '../src/envelopes/index.js'
 import { createMetrics } from '../src/metrics.js'
-import { codes, readDoc, root, tableRows } from './markdown.js'
+import { resolveRouting } from '../src/routing/index.js'
+import { BROKER_KINDS, DESTINATION_SCHEMAS, RouteSchema, RoutesFileSchema, readRoutesFile } from '../src/routing/routes-file.js'
+import { createAjv } from '../src/validation.js'
+import { codes, fencedBlocks, readDoc, root, section, tableRows } from './markdown.js'
 
 // The reference in docs/ is part of the contract: these tests fail when it and the code drift.
 
 const rootDir = fileURLToPath(root)
 const docFiles = ['README.md', ...readdirSync(join(rootDir, 'docs')).filter(f => f.endsWith('.md')).map(f => `docs/${f}`)]
 const sorted = (values: Iterable<string>) => [...values].sort()
+
+interface ObjectSchema { properties: Record<string, TSchema>, required?: string[] }
+
+/** Rows of a `| field | required | ...` table: the field and whether it is required. */
+function fieldRows (doc: string, heading: string): { field: string, required: boolean }[] {
+  const text = section(doc, heading)
+  if (text === undefined) throw new Error(`no heading '${heading}'`)
+  return tableRows(text).map(([field = '', required = '']) => ({ field: codes(field)[0] ?? field, required: required === 'yes' }))
+}
 
 t.test('docs/metrics.md: every gateway_* metric with its type and exact labels, and no other', async t => {
   const { registry } = createMetrics()
@@ -29,5 +45,61 @@ t.test('docs/metrics.md: every gateway_* metric with its type and exact labels, 
   const names = new Set(metrics.flatMap(m => String(m.type) === 'histogram' ? [m.name, `${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name]))
   for (const file of docFiles) {
     for (const name of new Set(readDoc(file).match(/gateway_[a-z_]+/g))) t.ok(names.has(name), `${file}: ${name} exists`)
+  }
+})
+
+t.test('docs/routes-file.md: every field of every destination kind, required as the schema says, and no other', async t => {
+  const doc = readDoc('docs/routes-file.md')
+  const common = fieldRows(doc, '### Every destination')
+  for (const broker of BROKER_KINDS) {
+    const schema = DESTINATION_SCHEMAS[broker] as unknown as ObjectSchema
+    const rows = [...common, ...fieldRows(doc, `### \`${broker}\``)]
+    t.same(sorted(rows.map(r => r.field)), sorted(Object.keys(schema.properties)), `${broker}: fields`)
+    for (const row of rows) t.equal(row.required, schema.required?.includes(row.field) ?? false, `${broker}.${row.field} required: ${String(row.required)}`)
+  }
+  for (const [heading, schema] of [['## Top level', RoutesFileSchema], ['## Routes', RouteSchema]] as const) {
+    const rows = fieldRows(doc, heading)
+    const object = schema as unknown as ObjectSchema
+    t.same(sorted(rows.map(r => r.field)), sorted(Object.keys(object.properties)), `${heading}: fields`)
+    for (const row of rows) t.equal(row.required, object.required?.includes(row.field) ?? false, `${row.field} required`)
+  }
+  const commonRows = tableRows(section(doc, '### Every destination') ?? '')
+  const meaningOf = (field: string) => codes(commonRows.find(r => codes(r[0] ?? '')[0] === field)?.[3] ?? '')
+  t.same(sorted(meaningOf('broker')), sorted(BROKER_KINDS), 'the broker row lists every kind')
+  t.same(sorted(meaningOf('envelope')), sorted(PROFILE_NAMES), 'the envelope row lists every profile')
+})
+
+t.test('docs/routes-file.md: every JSON example is a routes file the gateway accepts', async t => {
+  const blocks = fencedBlocks(readDoc('docs/routes-file.md'), 'json')
+  t.ok(blocks.length >= 3)
+  const env: Record<string, string> = { AMQP_USER: 'gateway', AMQP_PASSWORD: 'secret', AMQP_HOST: 'rabbit', AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672', AMQP_EXCHANGE: 'events' }
+  const dir = t.testdir()
+  const types = BUILTIN_ENTRIES.map(e => e.type)
+  blocks.forEach((block, i) => {
+    for (const [, name] of block.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)) t.ok(name !== undefined && name in env, `example ${i}: \${${name}} has a value in this test`)
+    const path = join(dir, `example-${i}.json`)
+    writeFileSync(path, block)
+    t.doesNotThrow(() => resolveRouting(readRoutesFile(path, createAjv(), env), types, loadConfig({}), path), `example ${i}`)
+  })
+})
+
+t.test('examples/routes.seed-platform.json: valid, and all 22 built-in types reach a destination', async t => {
+  const path = join(rootDir, 'examples/routes.seed-platform.json')
+  const file = readRoutesFile(path, createAjv(), { SURVEYS_QUEUE_URL: 'https://sqs.eu-central-1.amazonaws.com/123456789012/survey-events.fifo' })
+  const routing = resolveRouting(file, BUILTIN_ENTRIES.map(e => e.type), loadConfig({}), path)
+  t.equal(BUILTIN_ENTRIES.length, 22)
+  for (const entry of BUILTIN_ENTRIES) t.ok((routing.routes.get(entry.type) ?? []).length > 0, `${entry.type} is routed`)
+  t.same(routing.warnings, [], 'every destination used, every route matches something')
+  // The references fall back to their defaults.
+  t.match(routing.destinations.find(d => d.name === 'ocelot'), { broker: 'rabbitmq', url: 'amqp://guest:guest@127.0.0.1:5672', exchange: 'ocelot.events' })
+  // docs/routes-file.md explains why: the seed consumers declare these exchanges plain.
+  for (const name of ['ocelot', 'draft-genie']) t.notOk(routing.destinations.find(d => d.name === name && d.broker === 'rabbitmq' && d.alternateExchange !== undefined), `${name}: no alternate exchange`)
+  // The document's table of the example names each destination with its broker and envelope.
+  const rows = tableRows(section(readDoc('docs/routes-file.md'), '## The seed platform example') ?? '')
+  t.same(sorted(rows.map(r => codes(r[0] as string)[0] as string)), sorted(Object.keys(file.destinations)))
+  for (const [name, spec] of Object.entries(file.destinations)) {
+    const row = rows.find(r => codes(r[0] as string)[0] === name)
+    t.equal(row?.[1], spec.broker, `${name}: broker`)
+    t.equal(codes(row?.[3] ?? '')[0], spec.envelope ?? 'cloudevents', `${name}: envelope`)
   }
 })
