@@ -5,12 +5,13 @@ import t from 'tap'
 import type { TSchema } from 'typebox'
 import { BUILTIN_ENTRIES } from '../src/catalog/index.js'
 import { loadConfig } from '../src/config.js'
-import { PROFILE_NAMES } from '../src/envelopes/index.js'
+import { PROFILES, PROFILE_NAMES } from '../src/envelopes/index.js'
+import { createEvent } from '../src/event.js'
 import { createMetrics } from '../src/metrics.js'
 import { resolveRouting } from '../src/routing/index.js'
 import { BROKER_KINDS, DESTINATION_SCHEMAS, RouteSchema, RoutesFileSchema, readRoutesFile } from '../src/routing/routes-file.js'
 import { createAjv } from '../src/validation.js'
-import { codes, fencedBlocks, readDoc, root, section, tableRows } from './markdown.js'
+import { codes, fencedBlocks, headings, readDoc, root, section, tableRows } from './markdown.js'
 
 // The reference in docs/ is part of the contract: these tests fail when it and the code drift.
 
@@ -101,5 +102,35 @@ t.test('examples/routes.seed-platform.json: valid, and all 22 built-in types rea
     const row = rows.find(r => codes(r[0] as string)[0] === name)
     t.equal(row?.[1], spec.broker, `${name}: broker`)
     t.equal(codes(row?.[3] ?? '')[0], spec.envelope ?? 'cloudevents', `${name}: envelope`)
+  }
+})
+
+/** Field names of an envelope, nested objects as `a.b`; the event data is one field. */
+function fieldNames (value: Record<string, unknown>, prefix = ''): string[] {
+  return Object.entries(value).flatMap(([key, v]) => typeof v === 'object' && v !== null && !Array.isArray(v) && key !== 'data' && key !== 'payload'
+    ? fieldNames(v as Record<string, unknown>, `${prefix}${key}.`)
+    : [`${prefix}${key}`])
+}
+
+t.test('docs/envelopes.md: every profile, with exactly the fields it writes', async t => {
+  const doc = readDoc('docs/envelopes.md')
+  const entry = BUILTIN_ENTRIES.find(e => e.type === 'speaker.onboarded')
+  if (entry === undefined) throw new Error('no speaker.onboarded')
+  // Every optional piece of context present, so that every field the profile can write appears.
+  const event = createEvent(entry, { speaker_id: 'spk-1', external_id: 'ext-1', name: 'A', bucket: 'GOOD' }, {
+    tenantId: '7c9e6679-7425-40de-944b-e07fc1f90ae7', userId: 'user-9', accountId: 'acct-1', correlationId: 'corr-1',
+    traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  })
+  const profileSections = headings(doc).filter(h => /^## `[^`]+`$/.test(h)).map(h => codes(h)[0])
+  t.same(sorted(profileSections as string[]), sorted(PROFILE_NAMES), 'a section per profile, and none for a profile that does not exist')
+  const overview = tableRows(doc.slice(0, doc.indexOf('\n## ')))
+  for (const name of PROFILE_NAMES) {
+    const text = section(doc, `## \`${name}\``) ?? ''
+    const written = sorted(fieldNames(JSON.parse(PROFILES[name].encode(event, { source: 'svc', module: 'mod' }))))
+    t.same(sorted(tableRows(text).map(r => codes(r[0] as string)[0] as string)), written, `${name}: the field table`)
+    const example = fencedBlocks(text, 'json')[0]
+    t.ok(example, `${name}: has a JSON example`)
+    t.same(sorted(fieldNames(JSON.parse(example ?? '{}'))), written, `${name}: the example's fields`)
+    t.same(codes(overview.find(r => codes(r[0] as string)[0] === name)?.[2] ?? ''), [PROFILES[name].contentType], `${name}: content type`)
   }
 })
