@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import type { TSchema } from 'typebox'
 import { BUILTIN_ENTRIES } from '../src/catalog/index.js'
+import { ExternalEntrySchema } from '../src/catalog/external.js'
 import { loadConfig } from '../src/config.js'
 import { PROFILES, PROFILE_NAMES } from '../src/envelopes/index.js'
 import { createEvent } from '../src/event.js'
@@ -133,4 +134,19 @@ t.test('docs/envelopes.md: every profile, with exactly the fields it writes', as
     t.same(sorted(fieldNames(JSON.parse(example ?? '{}'))), written, `${name}: the example's fields`)
     t.same(codes(overview.find(r => codes(r[0] as string)[0] === name)?.[2] ?? ''), [PROFILES[name].contentType], `${name}: content type`)
   }
+})
+
+t.test('docs/event-types.md: the built-in catalog as it is, and the EVENT_CATALOG_DIR fields', async t => {
+  const doc = readDoc('docs/event-types.md')
+  const rows = tableRows(section(doc, '## Built in') ?? '')
+  t.same(rows.map(r => codes(r[0] as string)[0]), BUILTIN_ENTRIES.map(e => e.type), 'every type, in catalog order')
+  for (const e of BUILTIN_ENTRIES) {
+    const [, domain, routingKey = '', dedupeKey = '', sensitive = '', aggregate = ''] = rows.find(r => codes(r[0] as string)[0] === e.type) ?? []
+    t.same([domain, codes(routingKey), codes(dedupeKey), codes(sensitive), codes(aggregate)],
+      [e.domain, [e.routingKey], e.dedupeKey === undefined ? [] : [e.dedupeKey], e.sensitive ?? [], e.aggregate === undefined ? [] : [e.aggregate.type, e.aggregate.idField]], e.type)
+  }
+  const fields = fieldRows(doc, '## Adding types without a rebuild')
+  const schema = ExternalEntrySchema as unknown as ObjectSchema
+  t.same(sorted(fields.map(f => f.field)), sorted(Object.keys(schema.properties)))
+  for (const f of fields) t.equal(f.required, schema.required?.includes(f.field) ?? false, `${f.field} required`)
 })
