@@ -1,4 +1,4 @@
-import { readdirSync, writeFileSync } from 'node:fs'
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -149,4 +149,14 @@ t.test('docs/event-types.md: the built-in catalog as it is, and the EVENT_CATALO
   const schema = ExternalEntrySchema as unknown as ObjectSchema
   t.same(sorted(fields.map(f => f.field)), sorted(Object.keys(schema.properties)))
   for (const f of fields) t.equal(f.required, schema.required?.includes(f.field) ?? false, `${f.field} required`)
+})
+
+t.test('docs/api.md names every route of the OpenAPI document', async t => {
+  const doc = readDoc('docs/api.md')
+  const openapi = JSON.parse(readFileSync(join(rootDir, 'openapi/openapi.json'), 'utf8')) as { paths: Record<string, Record<string, unknown>> }
+  const types = new Set(BUILTIN_ENTRIES.map(e => e.type))
+  for (const [path, operations] of Object.entries(openapi.paths)) {
+    const documented = path.startsWith('/v1/events/') && types.has(path.slice('/v1/events/'.length)) ? '/v1/events/{type}' : path
+    for (const method of Object.keys(operations)) t.match(doc, `\`${method.toUpperCase()} ${documented}\``, `${method.toUpperCase()} ${path}`)
+  }
 })
