@@ -1,5 +1,6 @@
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join, normalize } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import type { TSchema } from 'typebox'
@@ -12,7 +13,7 @@ import { createMetrics } from '../src/metrics.js'
 import { resolveRouting } from '../src/routing/index.js'
 import { BROKER_KINDS, DESTINATION_SCHEMAS, RouteSchema, RoutesFileSchema, readRoutesFile } from '../src/routing/routes-file.js'
 import { createAjv } from '../src/validation.js'
-import { codes, fencedBlocks, headings, readDoc, root, section, tableRows } from './markdown.js'
+import { anchor, codes, fencedBlocks, headings, links, readDoc, root, section, tableRows } from './markdown.js'
 
 // The reference in docs/ is part of the contract: these tests fail when it and the code drift.
 
@@ -158,5 +159,31 @@ t.test('docs/api.md names every route of the OpenAPI document', async t => {
   for (const [path, operations] of Object.entries(openapi.paths)) {
     const documented = path.startsWith('/v1/events/') && types.has(path.slice('/v1/events/'.length)) ? '/v1/events/{type}' : path
     for (const method of Object.keys(operations)) t.match(doc, `\`${method.toUpperCase()} ${documented}\``, `${method.toUpperCase()} ${path}`)
+  }
+})
+
+t.test('every relative link in README.md and docs/ points to a file (and heading) that exists', async t => {
+  for (const file of docFiles) {
+    const text = readDoc(file)
+    for (const link of links(text)) {
+      if (/^[a-z]+:/i.test(link)) continue
+      const [target = '', fragment] = link.split('#')
+      const path = target === '' ? join(rootDir, file) : normalize(join(rootDir, dirname(file), target))
+      t.ok(path.startsWith(rootDir) && existsSync(path), `${file}: ${link} exists in the repository`)
+      if (fragment === undefined || !existsSync(path) || !statSync(path).isFile() || !path.endsWith('.md')) continue
+      t.ok(headings(readFileSync(path, 'utf8')).map(anchor).includes(fragment), `${file}: ${link} names a heading`)
+    }
+  }
+})
+
+t.test('nothing in the repository refers to files outside it', async t => {
+  const files = execFileSync('git', ['ls-files', '-z'], { cwd: rootDir, encoding: 'utf8' }).split('\0').filter(f => f !== '')
+  t.ok(files.length > 50, 'git ls-files lists the repository')
+  for (const file of files) {
+    const path = join(rootDir, file)
+    if (!existsSync(path)) continue
+    const text = readFileSync(path, 'utf8')
+    // Spelled in pieces so that this file does not mention them itself.
+    for (const outside of [['..', 'shared'].join('/'), ['shared', 'DESIGN.md'].join('/')]) t.notOk(text.includes(outside), `${file} does not mention ${outside}`)
   }
 })
