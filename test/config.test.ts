@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { ConfigError, ConfigSchema, eventTypeAllowList, loadConfig } from '../src/config.js'
+import { codes, readDoc, tableRows } from './markdown.js'
 
 const names = Object.keys(ConfigSchema.properties)
 const AWS_SDK_VARS = ['AWS_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_SQS', 'AWS_ENDPOINT_URL_EVENTBRIDGE']
@@ -50,14 +51,30 @@ t.test('values are not echoed, so a secret in the environment never reaches the 
 t.test('.env.example lists every variable, and only real ones', async t => {
   const text = readFileSync(new URL('../.env.example', import.meta.url), 'utf8')
   const listed = [...text.matchAll(/^#?\s?([A-Z][A-Z0-9_]+)=/gm)].map(m => m[1])
-  for (const name of names) t.ok(listed.includes(name), `${name} is in .env.example`)
+  for (const name of [...names, ...AWS_SDK_VARS]) t.ok(listed.includes(name), `${name} is in .env.example`)
   for (const name of listed) t.ok(names.includes(name as string) || AWS_SDK_VARS.includes(name as string), `${name} is a real variable`)
   // the example's uncommented values are valid defaults
   const active = Object.fromEntries([...text.matchAll(/^([A-Z][A-Z0-9_]+)=(.*)$/gm)].map(m => [m[1], m[2]]))
   t.doesNotThrow(() => loadConfig(active as Record<string, string>))
 })
 
-t.test('the README documents every variable', async t => {
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
-  for (const name of [...names, ...AWS_SDK_VARS]) t.match(readme, `\`${name}\``, `${name} in README`)
+interface PropertySchema { default?: unknown, minimum?: number, maximum?: number, anyOf?: { const?: unknown }[] }
+
+t.test('docs/configuration.md has a row for every variable, with its default and allowed values, and for no other', async t => {
+  // One row per variable: | `NAME` | default | allowed | meaning |
+  const rows = tableRows(readDoc('docs/configuration.md')).filter(r => /^`[A-Z][A-Z0-9_]+`$/.test(r[0] ?? ''))
+  const documented = new Map(rows.map(r => [codes(r[0] as string)[0] as string, r]))
+  t.equal(documented.size, rows.length, 'each variable has one row')
+  for (const name of [...names, ...AWS_SDK_VARS]) t.ok(documented.has(name), `${name} is documented`)
+  for (const name of documented.keys()) t.ok(names.includes(name) || AWS_SDK_VARS.includes(name), `${name} is a real variable`)
+  for (const name of names) {
+    const row = documented.get(name)
+    if (row === undefined) continue
+    const [, defaultCell = '', allowedCell = ''] = row
+    const schema = (ConfigSchema.properties as Record<string, PropertySchema>)[name] as PropertySchema
+    if (schema.default === undefined) t.equal(defaultCell, 'none', `${name} has no default`)
+    else t.equal(defaultCell, `\`${String(schema.default)}\``, `${name} default`)
+    if (schema.minimum !== undefined) t.equal(allowedCell, `\`${schema.minimum}..${schema.maximum}\``, `${name} range`)
+    if (schema.anyOf !== undefined) t.same(codes(allowedCell), schema.anyOf.map(a => a.const), `${name} values`)
+  }
 })

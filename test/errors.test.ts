@@ -1,19 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs'
 import t from 'tap'
 import { ERRORS, GatewayError, problem } from '../src/errors.js'
+import { codes, readDoc, section, tableRows } from './markdown.js'
 
-t.test('the README error table is exactly the codes in src/errors.ts', async t => {
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
-  const rows = [...readme.matchAll(/^\| `(EVG_[A-Z_]+)` \| (\d{3}) \|/gm)].map(m => [m[1], Number(m[2])])
-  t.same(Object.fromEntries(rows), Object.fromEntries(Object.entries(ERRORS).map(([code, def]) => [code, def.status])))
-})
-
-const designUrl = new URL('../../shared/DESIGN.md', import.meta.url)
-const hasDesign = existsSync(designUrl)
-
-t.test('DESIGN.md names no code the gateway lacks', { skip: hasDesign ? false : 'shared/DESIGN.md is not beside this checkout' }, async t => {
-  const design = readFileSync(designUrl, 'utf8')
-  for (const code of new Set(design.match(/EVG_[A-Z_]+/g))) t.ok(code in ERRORS, `${code} exists`)
+t.test('the table of docs/errors.md is exactly the codes of src/errors.ts, with status and retryable', async t => {
+  const rows = tableRows(section(readDoc('docs/errors.md'), '## Codes') ?? '')
+  const documented = rows.map(([code = '', status = '', retryable = '']) => [codes(code)[0], { status: Number(status), retryable: retryable === 'yes' }])
+  t.equal(documented.length, Object.keys(ERRORS).length, 'one row per code')
+  t.same(Object.fromEntries(documented), Object.fromEntries(Object.entries(ERRORS).map(([code, def]) => [code, { status: def.status, retryable: def.retryable }])))
 })
 
 t.test('problems carry the stable code, status and title', async t => {
