@@ -54,7 +54,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const routing = loadRouting(config, catalog.list().map(e => e.type), ajv, deps.env)
   const apiKeys = config.API_KEYS_FILE === undefined ? undefined : ApiKeys.load(config.API_KEYS_FILE, ajv)
   const db = openDatabase(config.DATA_DIR)
-  const metrics = createMetrics()
+  // The log destination counts the lines a slow stdout made it drop (src/log-destination.ts).
+  const metrics = createMetrics(() => (deps.logStream as { dropped?: number } | undefined)?.dropped ?? 0)
   const idempotency = new IdempotencyStore(db)
 
   const app = Fastify(serverOptions(config, deps.logStream))

@@ -1,5 +1,4 @@
 import pino, { type DestinationStream } from 'pino'
-import { Counter, type Registry } from 'prom-client'
 
 export interface LogDestinationOptions {
   /** Defaults to stdout. */
@@ -66,19 +65,4 @@ export class LogDestination implements DestinationStream {
       })
     return this.#closing
   }
-}
-
-/** Exposes the destination's dropped lines on a metrics registry. */
-export function countDroppedLines (registry: Registry, destination: LogDestination): void {
-  let counted = 0
-  new Counter({
-    name: 'gateway_log_lines_dropped_total',
-    help: 'Log lines not written because stdout was not read fast enough (the bounded buffer was full) or was closed',
-    registers: [registry],
-    collect () {
-      const dropped = destination.dropped
-      this.inc(dropped - counted)
-      counted = dropped
-    }
-  })
 }

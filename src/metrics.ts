@@ -3,9 +3,20 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 // One registry per app so tests and several apps in one process never share counters.
 // Labels are bounded sets (types, codes, outcomes, destinations from the routes file): never
 // tenant or user ids.
-export function createMetrics () {
+export function createMetrics (logLinesDropped: () => number = () => 0) {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
+  let counted = 0
+  new Counter({
+    name: 'gateway_log_lines_dropped_total',
+    help: 'Log lines not written because stdout was not read fast enough (the bounded buffer was full) or was closed',
+    registers: [registry],
+    collect () {
+      const dropped = logLinesDropped()
+      this.inc(dropped - counted)
+      counted = dropped
+    }
+  })
   return {
     registry,
     received: new Counter({ name: 'gateway_events_received_total', help: 'Events received, before validation', labelNames: ['type'] as const, registers: [registry] }),

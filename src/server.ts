@@ -1,7 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { loadConfig, orExitOnConfigError } from './config.js'
-import { LogDestination, countDroppedLines } from './log-destination.js'
+import { LogDestination } from './log-destination.js'
 
 // How long an exit waits for buffered log lines to reach a slow stdout before going anyway.
 const LOG_FLUSH_TIMEOUT_MS = 2000
@@ -10,7 +10,6 @@ async function main (): Promise<void> {
   const config = await orExitOnConfigError(() => loadConfig())
   const logs = new LogDestination()
   const app = await orExitOnConfigError(() => buildApp(config, { logStream: logs }))
-  countDroppedLines(app.metrics.registry, logs)
   if (config.API_KEYS_FILE === undefined) app.log.warn('API_KEYS_FILE is not set: authentication is off, any caller may publish')
   if (config.ALLOW_MOCK_CONTEXT) app.log.warn('ALLOW_MOCK_CONTEXT=true: requests without X-Tenant-ID use MOCK_TENANT_ID (development only)')
 

@@ -2,9 +2,9 @@ import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import { constants, createReadStream, openSync, writeSync, type ReadStream } from 'node:fs'
 import { join } from 'node:path'
-import { Registry } from 'prom-client'
 import t, { type Test } from 'tap'
-import { LogDestination, countDroppedLines } from '../src/log-destination.js'
+import { LogDestination } from '../src/log-destination.js'
+import { createMetrics } from '../src/metrics.js'
 import { dataDir } from './helper.js'
 
 /**
@@ -55,8 +55,7 @@ t.test('a stalled reader: lines past the buffer are dropped and counted, never t
 
   t.ok(logs.dropped > 0, `${logs.dropped} lines dropped`)
   t.ok(logs.dropped < written, 'the buffer kept the first lines')
-  const registry = new Registry()
-  countDroppedLines(registry, logs)
+  const { registry } = createMetrics(() => logs.dropped)
   t.match(await registry.metrics(), `gateway_log_lines_dropped_total ${logs.dropped}\n`)
   t.equal(await logs.close(100), false, 'close() resolves, though not everything was written')
 
