@@ -5,6 +5,7 @@ import { buildApp } from '../../src/app.js'
 import { BUILTIN_ENTRIES, routingKeyFor } from '../../src/catalog/index.js'
 import { TENANT, exampleOf, post, runTs, testConfig } from '../helper.js'
 import { AMQP_URL, Consumer, cleanupExchange, rabbitSkip, rabbitmqctl, uniqueName } from './rabbit-helper.js'
+import { writeJson } from './cli-helper.js'
 
 // Everything that touches RabbitMQ is in this one file, so the outage and alarm tests never
 // run beside another test that needs the broker (tap runs files in parallel).
@@ -199,16 +200,28 @@ t.test('npm run provision declares the topology idempotently, with queues bound 
   t.match(bad.out.stderr, /--queues: cannot read/)
 })
 
-t.test('npm run tail prints what the exchange receives, transcripts masked', { skip }, async t => {
-  const { app, exchange } = await gateway(t)
-  const tail = cli('tail', ['--binding', 'comms.#', '--count', '1'], { AMQP_URL, AMQP_EXCHANGE: exchange })
+t.test('npm run tail --destination: what an ocelot destination receives, transcripts masked in data', { skip }, async t => {
+  const [ocelot, drafts] = [uniqueName('ocelot'), uniqueName('drafts')]
+  cleanupExchange(t, ocelot)
+  cleanupExchange(t, drafts)
+  const ROUTES_FILE = writeJson(t, 'routes.json', {
+    destinations: {
+      ocelot: { broker: 'rabbitmq', url: AMQP_URL, exchange: ocelot, envelope: 'ocelot', source: 'communications', module: 'cc-lite' },
+      'draft-genie': { broker: 'rabbitmq', url: AMQP_URL, exchange: drafts, envelope: 'draft-genie' }
+    },
+    routes: [{ types: ['speaker.*'], to: ['draft-genie'] }, { types: ['*'], to: ['ocelot'] }]
+  })
+  const app = await buildApp(testConfig(t, { ROUTES_FILE }))
+  t.teardown(() => app.close())
+  await app.ready()
+  const tail = cli('tail', ['--destination', 'ocelot', '--binding', '#', '--count', '1'], { ROUTES_FILE })
   t.teardown(() => { tail.child.kill() })
-  await tail.printed('stderr', 'tail:')
+  await tail.printed('stderr', 'tail: destination ocelot')
   await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))
   const res = await app.inject(post('call.ended', { ...exampleOf('call.ended'), transcript: 'TOP-SECRET words' }))
   t.equal(await tail.exit, 0, 'exits after --count messages')
   const lines = tail.out.stdout.trim().split('\n').map(l => JSON.parse(l))
-  t.equal(lines.length, 1, 'only what the binding selects')
-  t.match(lines[0], { routingKey: 'comms.call.ended', id: res.json().id, type: 'call.ended', data: { transcript: '[redacted]', outcome: 'callback_requested' } })
+  t.equal(lines.length, 1, 'only what reaches the ocelot exchange')
+  t.match(lines[0], { routingKey: 'comms.call.ended', id: res.json().id, type: 'call.ended', organizationId: TENANT, data: { transcript: '[redacted]', outcome: 'callback_requested' } })
   t.notMatch(tail.out.stdout, 'TOP-SECRET')
 })

@@ -1,0 +1,41 @@
+import t from 'tap'
+import { runTs } from '../helper.js'
+import { writeJson } from '../integration/cli-helper.js'
+
+// Mistakes in the routing or on the command line end with exit 1 and a message naming the
+// problem, before anything is declared, published or consumed: the RabbitMQ URL below has
+// nothing listening, so reaching for it would end differently (exit 2 or 3).
+const routes = (t: Parameters<typeof writeJson>[0]) => writeJson(t, 'routes.json', {
+  destinations: {
+    ocelot: { broker: 'rabbitmq', url: 'amqp://127.0.0.1:1', exchange: 'ocelot.events', envelope: 'ocelot' },
+    'draft-genie': { broker: 'rabbitmq', url: 'amqp://127.0.0.1:1', exchange: 'draft-genie.events', envelope: 'draft-genie' },
+    surveys: { broker: 'sqs', queueUrl: 'http://127.0.0.1:1/000000000000/surveys' },
+    'batch-bus': { broker: 'eventbridge', busName: 'batch-events' },
+    store: { broker: 'local' }
+  },
+  routes: [
+    { types: ['call.*'], to: ['ocelot'] },
+    { types: ['speaker.*'], to: ['draft-genie'] },
+    { types: ['survey.*'], to: ['surveys'] },
+    { types: ['batch.*'], to: ['batch-bus'] },
+    { types: ['*'], to: ['store'] }
+  ]
+})
+
+const run = async (script: string, args: string[], env: Record<string, string | undefined>) => {
+  const cli = runTs(`src/cli/${script}.ts`, args, { SQS_QUEUE_URL: undefined, ...env })
+  return { code: await cli.exit, stderr: cli.out.stderr }
+}
+
+t.test('tail needs one RabbitMQ destination: the one named, or the only one', async t => {
+  const ROUTES_FILE = routes(t)
+  const several = await run('tail', [], { ROUTES_FILE })
+  t.equal(several.code, 1)
+  t.match(several.stderr, /several RabbitMQ destinations \(ocelot, draft-genie\); name one with --destination/)
+  const sqs = await run('tail', ['--destination', 'surveys'], { ROUTES_FILE })
+  t.equal(sqs.code, 1)
+  t.match(sqs.stderr, /destination 'surveys' is sqs; tail reads RabbitMQ destinations only/)
+  const none = await run('tail', [], { BROKER: 'local', ROUTES_FILE: undefined })
+  t.equal(none.code, 1)
+  t.match(none.stderr, /the routing has no RabbitMQ destination \(it has: local \(local\)\)/)
+})
