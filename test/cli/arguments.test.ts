@@ -39,3 +39,14 @@ t.test('tail needs one RabbitMQ destination: the one named, or the only one', as
   t.equal(none.code, 1)
   t.match(none.stderr, /the routing has no RabbitMQ destination \(it has: local \(local\)\)/)
 })
+
+t.test('provision: an unknown destination, or a queue that could go to either exchange, changes nothing', async t => {
+  const ROUTES_FILE = routes(t)
+  const unknown = await run('provision', ['--destination', 'ocelot', '--destination', 'nope'], { ROUTES_FILE })
+  t.equal(unknown.code, 1)
+  t.match(unknown.stderr, /--destination: no destination named 'nope' in the routing \(it has: ocelot, draft-genie, surveys, batch-bus, store/)
+  const queues = writeJson(t, 'queues.json', { queues: [{ name: 'calls', bindings: ['comms.#'] }] })
+  const unplaced = await run('provision', ['--queues', queues, '--destination', 'store'], { ROUTES_FILE })
+  t.equal(unplaced.code, 1)
+  t.match(unplaced.stderr, /queue calls names no destination, and the routing has several RabbitMQ destinations/)
+})

@@ -5,6 +5,7 @@ import { startFauxqs } from 'fauxqs'
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { runTs, testConfig } from '../helper.js'
+import { writeJson } from './cli-helper.js'
 import { FakeEventBridge } from './fake-eventbridge.js'
 
 const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false })
@@ -22,7 +23,7 @@ Object.assign(process.env, awsEnv)
 const sqs = new SQSClient({})
 t.teardown(() => sqs.destroy())
 
-const cli = (script: string, args: string[], env: Record<string, string>) => runTs(`src/cli/${script}.ts`, args, { ...awsEnv, ...env })
+const cli = (script: string, args: string[], env: Record<string, string | undefined>) => runTs(`src/cli/${script}.ts`, args, { ...awsEnv, ...env })
 
 t.test('provision for SQS: queue + DLQ with redrive; a second run changes nothing and says so', async t => {
   const env = { BROKER: 'sqs', SQS_QUEUE_URL: `${fauxqs.address}/000000000000/evg-prov-1` }
@@ -57,6 +58,55 @@ t.test('provision for EventBridge: FIFO queues, bus, rule on EVENT_SOURCE, targe
   const second = cli('provision', [], env)
   t.equal(await second.exit, 0)
   t.match(second.out.stdout, /Nothing to change: all 7 already in place/)
+})
+
+t.test('provision with a routes file: each SQS destination at its own endpoint, --destination selects, local needs nothing', async t => {
+  const queueUrl = (name: string) => `${fauxqs.address}/000000000000/${name}`
+  const ROUTES_FILE = writeJson(t, 'routes.json', {
+    destinations: {
+      orders: { broker: 'sqs', queueUrl: queueUrl('evg-rf-orders'), endpoint: fauxqs.address },
+      surveys: { broker: 'sqs', queueUrl: queueUrl('evg-rf-surveys.fifo'), endpoint: fauxqs.address },
+      store: { broker: 'local' }
+    },
+    routes: [{ types: ['batch.*'], to: ['orders'] }, { types: ['survey.*'], to: ['surveys'] }, { types: ['*'], to: ['store'] }]
+  })
+  // Nothing listens at the SDK's own endpoint: the destinations' endpoint is the one that must be used.
+  const env = { ROUTES_FILE, AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:9' }
+  const one = cli('provision', ['--destination', 'surveys'], env)
+  t.equal(await one.exit, 0, one.out.stderr)
+  t.match(one.out.stdout, /Destination surveys: SQS queue .*evg-rf-surveys\.fifo\n {2}queue evg-rf-surveys-dlq\.fifo \(FIFO\)\s+created/)
+  t.notMatch(one.out.stdout, /orders|store/, 'only the destination named')
+  t.match(one.out.stdout, /Done: 3 created, 0 already in place/)
+  await t.rejects(sqs.send(new GetQueueUrlCommand({ QueueName: 'evg-rf-orders' })), 'the other queue is not created')
+
+  const all = cli('provision', [], env)
+  t.equal(await all.exit, 0, all.out.stderr)
+  t.match(all.out.stdout, /Destination orders: SQS queue [^\n]*\n {2}queue evg-rf-orders-dlq\s+created\n {2}queue evg-rf-orders\s+created/)
+  t.match(all.out.stdout, /Destination surveys: [^\n]*\n {2}queue evg-rf-surveys-dlq\.fifo \(FIFO\)\s+exists/)
+  t.match(all.out.stdout, /Destination store: the local store, needs nothing/)
+  t.match(all.out.stdout, /Done: 3 created, 3 already in place/, 'counted over every destination')
+})
+
+t.test('provision an EventBridge destination from a routes file: its bus, and the rule feeding SQS_QUEUE_URL on the sources of every destination on that bus', async t => {
+  const ROUTES_FILE = writeJson(t, 'routes.json', {
+    destinations: {
+      'batch-bus': { broker: 'eventbridge', busName: 'rf-batch-events', source: 'com.example.rf' },
+      'audit-bus': { broker: 'eventbridge', busName: 'rf-batch-events', source: 'com.example.audit' },
+      store: { broker: 'local' }
+    },
+    routes: [{ types: ['batch.*'], to: ['batch-bus'] }, { types: ['audit.*'], to: ['audit-bus'] }, { types: ['*'], to: ['store'] }]
+  })
+  const busOnly = cli('provision', ['--destination', 'batch-bus'], { ROUTES_FILE, SQS_QUEUE_URL: undefined })
+  t.equal(await busOnly.exit, 0, busOnly.out.stderr)
+  t.match(busOnly.out.stdout, /event bus rf-batch-events\s+created/)
+  t.match(busOnly.out.stdout, /SQS_QUEUE_URL is not set: no rule to a queue/)
+  const withQueue = cli('provision', ['--destination', 'batch-bus'], { ROUTES_FILE, SQS_QUEUE_URL: `${fauxqs.address}/000000000000/evg-rf-batch` })
+  t.equal(await withQueue.exit, 0, withQueue.out.stderr)
+  t.match(withQueue.out.stdout, /event bus rf-batch-events\s+exists/)
+  t.match(withQueue.out.stdout, /rule evg-evg-rf-batch on rf-batch-events matching source com\.example\.rf, com\.example\.audit\s+created/)
+  t.same(JSON.parse(fake.rules.get('rf-batch-events/evg-evg-rf-batch')?.pattern ?? '{}'), { source: ['com.example.rf', 'com.example.audit'] }, 'provisioning one destination keeps the other\'s events flowing')
+  t.match(fake.rules.get('rf-batch-events/evg-evg-rf-batch')?.targets, [{ Arn: /evg-rf-batch$/ }])
+  t.match(withQueue.out.stdout, /Done: 6 created, 1 already in place/)
 })
 
 t.test('verify: publishes through the gateway, finds the event in the queue, checks it, deletes it', async t => {
