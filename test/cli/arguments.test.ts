@@ -50,3 +50,16 @@ t.test('provision: an unknown destination, or a queue that could go to either ex
   t.equal(unplaced.code, 1)
   t.match(unplaced.stderr, /queue calls names no destination, and the routing has several RabbitMQ destinations/)
 })
+
+t.test('verify: a type not routed to the destination, EventBridge without the queue its rule feeds, an unknown option', async t => {
+  const ROUTES_FILE = routes(t)
+  const notRouted = await run('verify', ['--destination', 'surveys', '--type', 'call.ended'], { ROUTES_FILE })
+  t.equal(notRouted.code, 1)
+  t.match(notRouted.stderr, /--type: call.ended is not routed to surveys \(it goes to ocelot\)/)
+  const noQueue = await run('verify', ['--destination', 'batch-bus'], { ROUTES_FILE })
+  t.equal(noQueue.code, 1)
+  t.match(noQueue.stderr, /SQS_QUEUE_URL must name the queue the EventBridge rule of destination batch-bus feeds/)
+  const option = await run('verify', ['--destinaton', 'x'], { ROUTES_FILE })
+  t.equal(option.code, 1)
+  t.match(option.stderr, /Unknown option '--destinaton'[\s\S]*usage: npm run verify/)
+})

@@ -5,7 +5,7 @@ import { buildApp } from '../../src/app.js'
 import { BUILTIN_ENTRIES, routingKeyFor } from '../../src/catalog/index.js'
 import { TENANT, exampleOf, post, runTs, testConfig } from '../helper.js'
 import { AMQP_URL, Consumer, cleanupExchange, rabbitSkip, rabbitmqctl, uniqueName } from './rabbit-helper.js'
-import { startSqs, writeJson } from './cli-helper.js'
+import { baseUrl, startSqs, writeJson } from './cli-helper.js'
 
 // Everything that touches RabbitMQ is in this one file, so the outage and alarm tests never
 // run beside another test that needs the broker (tap runs files in parallel).
@@ -288,4 +288,35 @@ t.test('npm run tail --destination: what an ocelot destination receives, transcr
   t.equal(lines.length, 1, 'only what reaches the ocelot exchange')
   t.match(lines[0], { routingKey: 'comms.call.ended', id: res.json().id, type: 'call.ended', organizationId: TENANT, data: { transcript: '[redacted]', outcome: 'callback_requested' } })
   t.notMatch(tail.out.stdout, 'TOP-SECRET')
+})
+
+t.test('npm run verify per destination: RabbitMQ with draft-genie envelopes (tenant from x-tenant-id), SQS and the local store', { skip }, async t => {
+  const sqs = await startSqs(t)
+  const exchange = uniqueName('verify')
+  cleanupExchange(t, exchange)
+  const routes = {
+    destinations: {
+      'draft-genie': { broker: 'rabbitmq', url: AMQP_URL, exchange, envelope: 'draft-genie' },
+      surveys: { broker: 'sqs', queueUrl: sqs.queue('evg-verify-rmq'), endpoint: sqs.fauxqs.address },
+      store: { broker: 'local' }
+    },
+    routes: [{ types: ['speaker.*'], to: ['draft-genie'] }, { types: ['survey.*'], to: ['surveys'] }, { types: ['*'], to: ['store'] }]
+  }
+  const ROUTES_FILE = writeJson(t, 'routes.json', routes)
+  const app = await buildApp(testConfig(t, { ROUTES_FILE }))
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const gatewayUrl = baseUrl(app.server.address())
+
+  const ok = cli('verify', ['--gateway', gatewayUrl, '--timeout', '10'], { ROUTES_FILE, ...sqs.env })
+  t.equal(await ok.exit, 0, ok.out.stderr)
+  t.match(ok.out.stdout, new RegExp(`draft-genie +rabbitmq +verified: speaker\\.onboarded \\S+ in exchange ${escape(exchange)} \\(routing key speaker\\.onboarded\\); draft-genie envelope: eventId, eventType, tenant \\(AMQP header x-tenant-id\\), correlationId, timestamp, payload as sent; acked`))
+  t.match(ok.out.stdout, /surveys +sqs +verified: survey\.completed .*; deleted/)
+  t.match(ok.out.stdout, /store +local +verified: /)
+
+  // verify expects what its own routes file says: told cloudevents, it finds the message and says what is wrong.
+  const told = writeJson(t, 'cloudevents.json', { ...routes, destinations: { ...routes.destinations, 'draft-genie': { ...routes.destinations['draft-genie'], envelope: 'cloudevents' } } })
+  const wrong = cli('verify', ['--gateway', gatewayUrl, '--destination', 'draft-genie', '--timeout', '10'], { ROUTES_FILE: told, ...sqs.env })
+  t.equal(await wrong.exit, 4)
+  t.match(wrong.out.stderr, /draft-genie +rabbitmq +FAILED \(4\): the cloudevents envelope is not what was sent \(acked\): id is undefined, expected "[^"]+"/)
 })
