@@ -1,5 +1,5 @@
 import { EventEmitter, once } from 'node:events'
-import type { ChannelModel, ConsumeMessage } from 'amqplib'
+import type { Channel, ConsumeMessage } from 'amqplib'
 import type { Destination } from '../routing/index.js'
 import { CliFailure } from './steps.js'
 import type { WatchContext, Watcher } from './verify-watch.js'
@@ -10,28 +10,23 @@ import type { WatchContext, Watcher } from './verify-watch.js'
  */
 export async function watchRabbitMq (destination: Extract<Destination, { broker: 'rabbitmq' }>, ctx: WatchContext): Promise<Watcher> {
   const where = `exchange ${destination.exchange} (routing key ${ctx.routingKey})`
-  let conn: ChannelModel
-  try {
-    conn = await ctx.connections.get(destination.url)
-  } catch (err) {
-    throw new CliFailure(3, `cannot watch ${where}: ${(err as Error).message}`)
-  }
-  const ch = await conn.createChannel()
-  ch.on('error', () => {})
-  try {
-    await ch.checkExchange(destination.exchange)
-  } catch (err) {
-    throw new CliFailure(3, `cannot watch ${where}: ${(err as Error).message}`)
-  }
-  const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true })
-  await ch.bindQueue(queue, destination.exchange, ctx.routingKey)
   const arrived: ConsumeMessage[] = []
   const arrivals = new EventEmitter()
-  await ch.consume(queue, msg => {
-    if (msg === null) return
-    arrived.push(msg)
-    arrivals.emit('message')
-  })
+  let ch: Channel
+  try {
+    ch = await (await ctx.connections.get(destination.url)).createChannel()
+    ch.on('error', () => {})
+    await ch.checkExchange(destination.exchange)
+    const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true })
+    await ch.bindQueue(queue, destination.exchange, ctx.routingKey)
+    await ch.consume(queue, msg => {
+      if (msg === null) return
+      arrived.push(msg)
+      arrivals.emit('message')
+    })
+  } catch (err) {
+    throw new CliFailure(3, `cannot watch ${where}: ${(err as Error).message}`)
+  }
   const ours = (eventId: string) => arrived.find(m => m.properties.messageId === eventId || m.content.includes(eventId))
   return {
     where,

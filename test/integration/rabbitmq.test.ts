@@ -319,4 +319,11 @@ t.test('npm run verify per destination: RabbitMQ with draft-genie envelopes (ten
   const wrong = cli('verify', ['--gateway', gatewayUrl, '--destination', 'draft-genie', '--timeout', '10'], { ROUTES_FILE: told, ...sqs.env })
   t.equal(await wrong.exit, 4)
   t.match(wrong.out.stderr, /draft-genie +rabbitmq +FAILED \(4\): the cloudevents envelope is not what was sent \(acked\): id is undefined, expected "[^"]+"/)
+
+  const missing = uniqueName('missing')
+  const nowhere = writeJson(t, 'nowhere.json', { ...routes, destinations: { ...routes.destinations, 'draft-genie': { ...routes.destinations['draft-genie'], exchange: missing } } })
+  const unwatched = cli('verify', ['--gateway', gatewayUrl, '--destination', 'draft-genie'], { ROUTES_FILE: nowhere, ...sqs.env })
+  t.equal(await unwatched.exit, 3, 'an exchange that cannot be watched is not waited for')
+  t.match(unwatched.out.stderr, new RegExp(`draft-genie +rabbitmq +FAILED \\(3\\): cannot watch exchange ${escape(missing)} .*NOT_FOUND`))
+  t.notMatch(unwatched.out.stdout, /POST/, 'and nothing is published')
 })
