@@ -3,7 +3,8 @@ import { declareTopology } from '../brokers/rabbitmq/topology.js'
 import type { Destination } from '../routing/index.js'
 import type { CliConnections } from './amqp.js'
 import type { QueueSpec } from './queues-file.js'
-import { CliFailure, type Steps } from './steps.js'
+import { CliFailure } from './failure.js'
+import type { Steps } from './steps.js'
 
 const NOT_FOUND = 404
 

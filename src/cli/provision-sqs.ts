@@ -1,7 +1,8 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs'
 import { awsClientConfig } from '../brokers/aws/credentials.js'
 import type { Destination } from '../routing/index.js'
-import { CliFailure, type Steps } from './steps.js'
+import { CliFailure } from './failure.js'
+import type { Steps } from './steps.js'
 
 export const notFound = (err: unknown) => /NonExistentQueue|QueueDoesNotExist|ResourceNotFound/.test(String((err as { name?: string }).name))
 

@@ -11,7 +11,8 @@ import { provisionRabbitMq } from './provision-rabbitmq.js'
 import { provisionSqs } from './provision-sqs.js'
 import { queuesByDestination, readQueuesFile, type QueueSpec } from './queues-file.js'
 import { cliSetup, describeDestination, selectDestinations } from './routing.js'
-import { CliFailure, Steps } from './steps.js'
+import { CliFailure } from './failure.js'
+import { Steps } from './steps.js'
 
 const values = cliArgs('npm run provision -- [--destination NAME]... [--queues FILE]', {
   destination: { type: 'string', multiple: true },

@@ -3,7 +3,7 @@ import { Type, type Static } from 'typebox'
 import type { Destination } from '../routing/index.js'
 import { DESTINATION_NAME_PATTERN } from '../routing/routes-file.js'
 import { createAjv, toFieldErrors } from '../validation.js'
-import { CliFailure } from './steps.js'
+import { CliFailure } from './failure.js'
 
 export const QueueSpecSchema = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 255 }),

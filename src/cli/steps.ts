@@ -1,10 +1,3 @@
-/** A failure that ends a CLI with its documented exit code. */
-export class CliFailure extends Error {
-  constructor (readonly code: number, message: string) {
-    super(message)
-  }
-}
-
 /** What provisioning did, one line per step, counted over every destination. */
 export class Steps {
   created = 0

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { HEADERS } from '../headers.js'
-import { CliFailure } from './steps.js'
+import { CliFailure } from './failure.js'
 import type { WatchContext, Watcher } from './verify-watch.js'
 
 const POLL_MS = 250

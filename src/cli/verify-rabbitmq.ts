@@ -1,7 +1,7 @@
 import { EventEmitter, once } from 'node:events'
 import type { Channel, ConsumeMessage } from 'amqplib'
 import type { Destination } from '../routing/index.js'
-import { CliFailure } from './steps.js'
+import { CliFailure } from './failure.js'
 import type { WatchContext, Watcher } from './verify-watch.js'
 
 /**

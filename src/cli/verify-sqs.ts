@@ -1,6 +1,6 @@
 import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs'
 import { cliSqsClient } from './provision-sqs.js'
-import { CliFailure } from './steps.js'
+import { CliFailure } from './failure.js'
 import type { Received, Watcher } from './verify-watch.js'
 
 type Json = Record<string, unknown>

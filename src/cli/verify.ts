@@ -12,7 +12,7 @@ import type { Destination } from '../routing/index.js'
 import { CliConnections } from './amqp.js'
 import { cliArgs, exitWith } from './common.js'
 import { cliSetup, selectDestinations, typesRoutedTo } from './routing.js'
-import { CliFailure } from './steps.js'
+import { CliFailure } from './failure.js'
 import { checkEnvelope } from './verify-check.js'
 import { watch, type Watcher } from './verify-watch.js'
 

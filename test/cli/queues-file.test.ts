@@ -1,7 +1,7 @@
 import t from 'tap'
 import { loadCatalog } from '../../src/catalog/index.js'
 import { queuesByDestination, readQueuesFile } from '../../src/cli/queues-file.js'
-import { CliFailure } from '../../src/cli/steps.js'
+import { CliFailure } from '../../src/cli/failure.js'
 import { resolveRouting, type Destination } from '../../src/routing/index.js'
 import { readRoutesFile } from '../../src/routing/routes-file.js'
 import { createAjv } from '../../src/validation.js'
