@@ -1,8 +1,19 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { loadConfig, orExitOnConfigError, type Config } from '../config.js'
 
 /** Config for a CLI: a bad environment prints the reason and exits 1. */
 export function cliConfig (): Promise<Config> {
   return orExitOnConfigError(() => loadConfig())
+}
+
+/** The command line, strictly: an unknown or malformed option prints the usage and exits 1. */
+export function cliArgs<const O extends NonNullable<ParseArgsConfig['options']>> (usage: string, options: O) {
+  try {
+    return parseArgs({ options }).values
+  } catch (err) {
+    console.error(`${(err as Error).message}\nusage: ${usage}`)
+    process.exit(1)
+  }
 }
 
 /** The URL with its password masked, for printing. */
@@ -14,4 +25,10 @@ export function safeUrl (url: string): string {
   } catch {
     return '(unparseable URL)'
   }
+}
+
+/** Prints why and ends the process with `code` (each CLI documents its codes). */
+export function exitWith (code: number, message: string): never {
+  console.error(message)
+  process.exit(code)
 }

@@ -1,71 +1,83 @@
-// npm run tail -- --binding 'comms.#' [--binding 'speaker.*'] [--prefetch 20] [--count N] [--show-sensitive]
-// Consumes what the exchange receives through a private queue and prints one JSON line per
-// event. Fields the catalog marks as sensitive (transcripts, ...) are masked unless asked for.
-import { parseArgs } from 'node:util'
+// npm run tail -- [--destination NAME] --binding 'comms.#' [--binding 'speaker.*'] [--prefetch 20] [--count N] [--show-sensitive]
+// Consumes what a RabbitMQ destination's exchange receives through a private queue and prints one
+// JSON line per event. Fields the catalog marks as sensitive (transcripts, ...) are masked in the
+// data, wherever the destination's envelope profile keeps it, unless asked for. Exit codes: 0
+// stopped (Ctrl-C or --count reached), 1 bad config or arguments, 2 RabbitMQ not reachable or the
+// exchange does not exist.
 import amqplib from 'amqplib'
-import { BUILTIN_ENTRIES } from '../catalog/index.js'
-import { cliConfig, safeUrl } from './common.js'
+import type { Destination } from '../routing/index.js'
+import { cliArgs, exitWith, safeUrl } from './common.js'
+import { ENVELOPE_FIELDS } from './envelope-fields.js'
+import { maskEnvelope, sensitiveFieldsOf } from './mask.js'
+import { cliSetup, selectDestinations } from './routing.js'
 
-const sensitiveByType = new Map(BUILTIN_ENTRIES.map(e => [e.type, e.sensitive ?? []]))
+type RabbitDestination = Extract<Destination, { broker: 'rabbitmq' }>
 
-export function mask (type: string, data: unknown): unknown {
-  const fields = sensitiveByType.get(type) ?? []
-  if (fields.length === 0 || typeof data !== 'object' || data === null) return data
-  const copy: Record<string, unknown> = { ...(data as Record<string, unknown>) }
-  for (const f of fields) if (f in copy && copy[f] !== null) copy[f] = '[redacted]'
-  return copy
+const values = cliArgs('npm run tail -- [--destination NAME] [--binding KEY]... [--prefetch N] [--count N] [--show-sensitive]', {
+  destination: { type: 'string' },
+  binding: { type: 'string', multiple: true, default: ['#'] },
+  prefetch: { type: 'string', default: '20' },
+  count: { type: 'string' },
+  'show-sensitive': { type: 'boolean', default: false }
+})
+const prefetch = Number(values.prefetch)
+const limit = values.count === undefined ? Infinity : Number(values.count)
+if (!Number.isInteger(prefetch) || prefetch < 1 || Number.isNaN(limit)) exitWith(1, 'tail: --prefetch and --count take whole numbers')
+
+const setup = await cliSetup()
+
+/** The one RabbitMQ destination to tail: the one named, or the only one there is. */
+function pick (): RabbitDestination {
+  if (values.destination !== undefined) {
+    const [chosen] = selectDestinations(setup.routing, [values.destination]) as [Destination]
+    if (chosen.broker !== 'rabbitmq') exitWith(1, `tail: destination '${chosen.name}' is ${chosen.broker}; tail reads RabbitMQ destinations only`)
+    return chosen
+  }
+  const rabbit = setup.routing.destinations.filter((d): d is RabbitDestination => d.broker === 'rabbitmq')
+  if (rabbit.length === 1) return rabbit[0] as RabbitDestination
+  if (rabbit.length === 0) exitWith(1, `tail: the routing has no RabbitMQ destination (it has: ${setup.routing.destinations.map(d => `${d.name} (${d.broker})`).join(', ')})`)
+  return exitWith(1, `tail: the routing has several RabbitMQ destinations (${rabbit.map(d => d.name).join(', ')}); name one with --destination`)
 }
 
-async function main (): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      binding: { type: 'string', multiple: true, default: ['#'] },
-      prefetch: { type: 'string', default: '20' },
-      count: { type: 'string' },
-      'show-sensitive': { type: 'boolean', default: false }
-    }
-  })
-  const config = await cliConfig()
-  const prefetch = Number(values.prefetch)
-  const limit = values.count === undefined ? Infinity : Number(values.count)
-  if (!Number.isInteger(prefetch) || prefetch < 1 || Number.isNaN(limit)) {
-    console.error('tail: --prefetch and --count take whole numbers')
-    process.exit(1)
-  }
-  let conn: amqplib.ChannelModel
+const destination = pick()
+const fields = ENVELOPE_FIELDS[destination.envelope]
+const sensitive = sensitiveFieldsOf(setup.catalog)
+
+let conn: amqplib.ChannelModel
+try {
+  conn = await amqplib.connect(destination.url, { timeout: 5000 })
+} catch (err) {
+  exitWith(2, `tail: cannot connect to ${safeUrl(destination.url)}: ${(err as Error).message}`)
+}
+const ch = await conn.createChannel()
+ch.on('error', () => {})
+try {
+  await ch.checkExchange(destination.exchange)
+} catch (err) {
+  await conn.close().catch(() => undefined)
+  exitWith(2, `tail: exchange ${destination.exchange} cannot be read (does it exist? npm run provision declares it): ${(err as Error).message}`)
+}
+const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true })
+for (const b of values.binding) await ch.bindQueue(queue, destination.exchange, b)
+await ch.prefetch(prefetch)
+let seen = 0
+const stop = async () => {
+  await conn.close().catch(() => undefined)
+  process.exit(0)
+}
+process.once('SIGINT', stop)
+process.once('SIGTERM', stop)
+await ch.consume(queue, msg => {
+  if (msg === null) return
+  let line: Record<string, unknown>
   try {
-    conn = await amqplib.connect(config.AMQP_URL, { timeout: 5000 })
-  } catch (err) {
-    console.error(`cannot connect to ${safeUrl(config.AMQP_URL)}: ${(err as Error).message}`)
-    process.exit(2)
+    const envelope = JSON.parse(msg.content.toString()) as Record<string, unknown>
+    line = { routingKey: msg.fields.routingKey, ...(values['show-sensitive'] ? envelope : maskEnvelope(envelope, fields, sensitive)) }
+  } catch {
+    line = { routingKey: msg.fields.routingKey, messageId: msg.properties.messageId, error: 'not a JSON envelope', bytes: msg.content.length }
   }
-  const ch = await conn.createChannel()
-  await ch.checkExchange(config.AMQP_EXCHANGE)
-  const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true })
-  for (const b of values.binding) await ch.bindQueue(queue, config.AMQP_EXCHANGE, b)
-  await ch.prefetch(prefetch)
-  let seen = 0
-  const stop = async () => {
-    await conn.close().catch(() => undefined)
-    process.exit(0)
-  }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
-  await ch.consume(queue, msg => {
-    if (msg === null) return
-    let line: Record<string, unknown>
-    try {
-      const env = JSON.parse(msg.content.toString()) as Record<string, unknown>
-      const type = String(env.type)
-      line = { routingKey: msg.fields.routingKey, ...env, data: values['show-sensitive'] ? env.data : mask(type, env.data) }
-    } catch {
-      line = { routingKey: msg.fields.routingKey, messageId: msg.properties.messageId, error: 'not a JSON envelope', bytes: msg.content.length }
-    }
-    process.stdout.write(JSON.stringify(line) + '\n')
-    ch.ack(msg)
-    if (++seen >= limit) void stop()
-  })
-  console.error(`tail: ${config.AMQP_EXCHANGE} on ${safeUrl(config.AMQP_URL)}, bindings ${values.binding.join(', ')}; Ctrl-C to stop`)
-}
-
-await main()
+  process.stdout.write(JSON.stringify(line) + '\n')
+  ch.ack(msg)
+  if (++seen >= limit) void stop()
+})
+console.error(`tail: destination ${destination.name}, exchange ${destination.exchange} on ${safeUrl(destination.url)} (${destination.envelope} envelopes), bindings ${values.binding.join(', ')}; Ctrl-C to stop`)

@@ -1,83 +1,125 @@
-// npm run verify [-- --gateway http://127.0.0.1:3000 --type batch.processing.completed --timeout 30]
-// End-to-end check of the AWS flow, as seed 001's verifier: publish a test event through the
-// gateway, poll SQS_QUEUE_URL until it arrives (directly, or wrapped by an EventBridge rule),
-// check the envelope, delete the test message. Exit codes: 0 verified, 1 bad config,
-// 2 the gateway did not accept the event, 3 not received in time, 4 the envelope is wrong,
-// 5 the test message could not be deleted.
+// npm run verify [-- --destination NAME]... [--type TYPE] [--gateway http://127.0.0.1:3000] [--timeout 30] [--tenant ID]
+// End-to-end check per destination: publish a test event through the running gateway, find it
+// where the destination puts it (SQS queue; SQS_QUEUE_URL behind an EventBridge rule; a private
+// queue on the RabbitMQ exchange; the local store read back through the gateway), check its
+// envelope in the destination's profile, delete it. One line per destination. Exit codes (of the
+// first destination that failed): 0 verified, 1 bad config, 2 the gateway did not accept the
+// event, 3 not received in time, 4 the envelope is wrong, 5 the test message could not be deleted.
 import { randomUUID } from 'node:crypto'
-import { parseArgs } from 'node:util'
-import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
-import { BUILTIN_ENTRIES, firstExample } from '../catalog/index.js'
-import { cliConfig } from './common.js'
+import { firstExample, routingKeyFor } from '../catalog/index.js'
+import { HEADERS } from '../headers.js'
+import type { Destination } from '../routing/index.js'
+import { CliConnections } from './amqp.js'
+import { cliArgs, exitWith } from './common.js'
+import { cliSetup, selectDestinations, typesRoutedTo } from './routing.js'
+import { CliFailure } from './failure.js'
+import { checkEnvelope } from './verify-check.js'
+import { watch, type Watcher } from './verify-watch.js'
 
-const { values } = parseArgs({ options: { gateway: { type: 'string' }, type: { type: 'string', default: 'batch.processing.completed' }, timeout: { type: 'string', default: '30' }, tenant: { type: 'string' } } })
-const config = await cliConfig()
-const step = (n: number, text: string) => console.log(`[${n}/4] ${text}`)
-const fail = (code: number, text: string): never => {
-  console.error(`FAILED: ${text}`)
-  process.exit(code)
-}
-if (config.SQS_QUEUE_URL === undefined) fail(1, 'SQS_QUEUE_URL must name the queue the events arrive in')
-const entry = BUILTIN_ENTRIES.find(e => e.type === values.type) ?? fail(1, `--type: no built-in event type '${values.type}'`)
-const gateway = values.gateway ?? `http://127.0.0.1:${config.PORT}`
-const tenant = values.tenant ?? config.MOCK_TENANT_ID ?? randomUUID()
-const correlationId = `verify-${randomUUID()}`
-const data = firstExample(entry)
-
-step(1, `POST ${gateway}/v1/events/${entry.type} (tenant ${tenant}, correlation ${correlationId})`)
-let eventId = ""
-try {
-  const res = await fetch(`${gateway}/v1/events/${entry.type}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-tenant-id': tenant, 'x-correlation-id': correlationId }, body: JSON.stringify(data) })
-  const body = await res.json() as { id?: string, status?: string, code?: string, detail?: string }
-  if (res.status !== 202 || body.id === undefined) fail(2, `the gateway answered ${res.status} ${body.code ?? ''} ${body.detail ?? ''}`)
-  eventId = body.id as string
-  console.log(`      accepted: id ${eventId}, status ${body.status}`)
-} catch (err) {
-  fail(2, `the gateway is not reachable at ${gateway}: ${(err as Error).message}`)
-}
-
-const queueUrl = config.SQS_QUEUE_URL as string
+const values = cliArgs('npm run verify -- [--destination NAME]... [--type TYPE] [--gateway URL] [--timeout S] [--tenant ID]', {
+  destination: { type: 'string', multiple: true },
+  type: { type: 'string' },
+  gateway: { type: 'string' },
+  timeout: { type: 'string', default: '30' },
+  tenant: { type: 'string' }
+})
 const seconds = Number(values.timeout)
-step(2, `polling ${queueUrl} for up to ${seconds} s`)
-const sqs = new SQSClient({})
-const until = Date.now() + seconds * 1000
-let found: { envelope: Record<string, unknown>, receipt: string } | undefined
-while (found === undefined && Date.now() < until) {
-  const res = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: Math.max(0, Math.min(5, Math.ceil((until - Date.now()) / 1000))), VisibilityTimeout: 0 }))
-  for (const m of res.Messages ?? []) {
-    let parsed: Record<string, unknown>
+if (!(seconds > 0)) exitWith(1, '--timeout takes a number of seconds')
+const setup = await cliSetup()
+const { config, catalog, routing } = setup
+
+let selected = selectDestinations(routing, values.destination)
+if (values.type !== undefined) {
+  const routedTo = routing.routes.get(values.type) ?? exitWith(1, `--type: no event type '${values.type}' in the catalog`)
+  if (values.destination === undefined) selected = selected.filter(d => routedTo.includes(d.name))
+  for (const d of selected) if (!routedTo.includes(d.name)) exitWith(1, `--type: ${values.type} is not routed to ${d.name} (it goes to ${routedTo.join(', ')})`)
+}
+for (const d of selected) {
+  if (d.broker === 'eventbridge' && config.SQS_QUEUE_URL === undefined) exitWith(1, `SQS_QUEUE_URL must name the queue the EventBridge rule of destination ${d.name} feeds (npm run provision sets it up)`)
+}
+
+// One event per type: destinations that get the same type are checked with the same event.
+const byType = new Map<string, Destination[]>()
+for (const d of selected) {
+  const type = values.type ?? typesRoutedTo(setup, d.name)[0] as string
+  byType.set(type, [...(byType.get(type) ?? []), d])
+}
+
+const gateway = (values.gateway ?? `http://127.0.0.1:${config.PORT}`).replace(/\/$/, '')
+const tenant = values.tenant ?? config.MOCK_TENANT_ID ?? randomUUID()
+const connections = new CliConnections()
+const width = Math.max(...selected.map(d => d.name.length))
+const outcomes = new Map<string, number>()
+
+function report (d: Destination, code: number, text: string): void {
+  outcomes.set(d.name, code)
+  const line = `  ${d.name.padEnd(width)}  ${d.broker.padEnd(11)} ${code === 0 ? 'verified' : `FAILED (${code})`}: ${text}`
+  if (code === 0) console.log(line)
+  else console.error(line)
+}
+
+/** POST the test event; its id, or a CliFailure(2). */
+async function publish (type: string, data: Record<string, unknown>, correlationId: string): Promise<string> {
+  const url = `${gateway}/v1/events/${type}`
+  let res: Response
+  try {
+    res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', [HEADERS.tenant]: tenant, [HEADERS.correlation]: correlationId }, body: JSON.stringify(data), signal: AbortSignal.timeout(seconds * 1000) })
+  } catch (err) {
+    throw new CliFailure(2, `the gateway is not reachable at ${gateway}: ${(err as Error).message}`)
+  }
+  const body = await res.json().catch(() => ({})) as { id?: string, code?: string, detail?: string }
+  if (res.status !== 202 || body.id === undefined) throw new CliFailure(2, `the gateway answered ${res.status} ${body.code ?? ''} ${body.detail ?? ''}`.trim())
+  return body.id
+}
+
+async function verifyOne (d: Destination, watcher: Watcher, sent: Parameters<typeof checkEnvelope>[2]): Promise<void> {
+  const received = await watcher.receive(sent.id, Date.now() + seconds * 1000)
+  if (received === undefined) return report(d, 3, `event ${sent.id} did not arrive in ${watcher.where} within ${seconds} s`)
+  const { problems, checked } = checkEnvelope(d.envelope, received, sent)
+  let removed: string
+  try {
+    removed = await received.remove()
+  } catch (err) {
+    if (problems.length === 0) return report(d, 5, `could not delete the test message from ${watcher.where}: ${(err as Error).message}`)
+    removed = 'not deleted'
+  }
+  if (problems.length > 0) return report(d, 4, `the ${d.envelope} envelope is not what was sent (${removed}): ${problems.join('; ')}`)
+  report(d, 0, `${sent.type} ${sent.id} in ${watcher.where}; ${d.envelope} envelope: ${checked.join(', ')} as sent; ${removed}`)
+}
+
+for (const [type, destinations] of byType) {
+  const entry = catalog.get(type) as NonNullable<ReturnType<typeof catalog.get>>
+  const data = firstExample(entry) as Record<string, unknown>
+  const ctx = { gateway, tenant, type, routingKey: routingKeyFor(entry, data), ruleQueueUrl: config.SQS_QUEUE_URL, connections }
+  // Watch first: a RabbitMQ queue bound after the publish would miss the event.
+  const watchers = new Map<Destination, Watcher>()
+  for (const d of destinations) {
     try {
-      parsed = JSON.parse(m.Body ?? '') as Record<string, unknown>
-    } catch {
-      continue
+      watchers.set(d, await watch(d, ctx))
+    } catch (err) {
+      if (!(err instanceof CliFailure)) throw err
+      report(d, err.code, err.message)
     }
-    // Directly from BROKER=sqs, or an EventBridge event whose detail is the envelope.
-    const envelope = (parsed.detail !== undefined && typeof parsed.detail === 'object' ? parsed.detail : parsed) as Record<string, unknown>
-    if (envelope.id === eventId) found = { envelope, receipt: m.ReceiptHandle as string }
+  }
+  if (watchers.size === 0) continue
+  const correlationId = `verify-${randomUUID()}`
+  console.log(`POST ${gateway}/v1/events/${type} (tenant ${tenant}, correlation ${correlationId}) for ${[...watchers.keys()].map(d => d.name).join(', ')}`)
+  try {
+    const id = await publish(type, data, correlationId)
+    const sent = { id, type, tenant, correlationId, data }
+    await Promise.all([...watchers].map(([d, w]) => verifyOne(d, w, { ...sent, source: d.envelopeOptions.source }).catch((err: unknown) => {
+      if (!(err instanceof CliFailure)) throw err
+      report(d, err.code, err.message)
+    })))
+  } catch (err) {
+    if (!(err instanceof CliFailure)) throw err
+    for (const d of watchers.keys()) report(d, err.code, err.message)
+  } finally {
+    await Promise.all([...watchers.values()].map(w => w.close()))
   }
 }
-if (found === undefined) fail(3, `event ${eventId} did not arrive within ${seconds} s`)
-const { envelope, receipt } = found as { envelope: Record<string, unknown>, receipt: string }
-console.log('      received')
+await connections.closeAll()
 
-step(3, 'checking the envelope')
-const problems: string[] = []
-const expect = (field: string, want: unknown) => { if (JSON.stringify(envelope[field]) !== JSON.stringify(want)) problems.push(`${field} is ${JSON.stringify(envelope[field])}, expected ${JSON.stringify(want)}`) }
-expect('specversion', '1.0')
-expect('type', entry.type)
-expect('source', config.EVENT_SOURCE)
-expect('tenantid', tenant)
-expect('correlationid', correlationId)
-expect('data', data)
-for (const f of ['time', 'datacontenttype', 'dataschema']) if (typeof envelope[f] !== 'string') problems.push(`${f} is missing`)
-if (problems.length > 0) fail(4, `the envelope is not what was sent:\n  ${problems.join('\n  ')}`)
-console.log('      specversion, type, source, tenant, correlation and data as sent')
-
-step(4, 'deleting the test message')
-try {
-  await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: receipt }))
-} catch (err) {
-  fail(5, `could not delete the test message: ${(err as Error).message}`)
-}
-sqs.destroy()
-console.log(`verified: ${entry.type} went from the gateway to ${queueUrl}`)
+const failed = selected.filter(d => outcomes.get(d.name) !== 0)
+if (failed.length > 0) exitWith(outcomes.get((failed[0] as Destination).name) as number, `FAILED: ${failed.length} of ${selected.length} destination(s) not verified (${failed.map(d => d.name).join(', ')})`)
+console.log(`verified: ${selected.length} destination(s) got the event from the gateway as sent`)

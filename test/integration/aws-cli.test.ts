@@ -1,10 +1,11 @@
 import './aws-env.js'
 import { once } from 'node:events'
-import { GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
+import { GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
 import { startFauxqs } from 'fauxqs'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { runTs, testConfig } from '../helper.js'
+import { baseUrl, startSqs, writeJson } from './cli-helper.js'
 import { FakeEventBridge } from './fake-eventbridge.js'
 
 const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false })
@@ -21,8 +22,13 @@ const awsEnv = {
 Object.assign(process.env, awsEnv)
 const sqs = new SQSClient({})
 t.teardown(() => sqs.destroy())
+// Queues for routes files: their destinations name this fauxqs as their endpoint.
+const routed = await startSqs(t)
+const routedSqs = new SQSClient({ endpoint: routed.fauxqs.address })
+t.teardown(() => routedSqs.destroy())
+const newQueue = (name: string) => routed.queue(name)
 
-const cli = (script: string, args: string[], env: Record<string, string>) => runTs(`src/cli/${script}.ts`, args, { ...awsEnv, ...env })
+const cli = (script: string, args: string[], env: Record<string, string | undefined>) => runTs(`src/cli/${script}.ts`, args, { ...awsEnv, ...env })
 
 t.test('provision for SQS: queue + DLQ with redrive; a second run changes nothing and says so', async t => {
   const env = { BROKER: 'sqs', SQS_QUEUE_URL: `${fauxqs.address}/000000000000/evg-prov-1` }
@@ -59,27 +65,114 @@ t.test('provision for EventBridge: FIFO queues, bus, rule on EVENT_SOURCE, targe
   t.match(second.out.stdout, /Nothing to change: all 7 already in place/)
 })
 
-t.test('verify: publishes through the gateway, finds the event in the queue, checks it, deletes it', async t => {
-  const { queueUrl } = fauxqs.createQueue('evg-verify')
-  const app = await buildApp(testConfig(t, { BROKER: 'sqs', SQS_QUEUE_URL: queueUrl }))
+t.test('provision with a routes file: each SQS destination at its own endpoint, --destination selects, local needs nothing', async t => {
+  const queueUrl = (name: string) => `${fauxqs.address}/000000000000/${name}`
+  const ROUTES_FILE = writeJson(t, 'routes.json', {
+    destinations: {
+      orders: { broker: 'sqs', queueUrl: queueUrl('evg-rf-orders'), endpoint: fauxqs.address },
+      surveys: { broker: 'sqs', queueUrl: queueUrl('evg-rf-surveys.fifo'), endpoint: fauxqs.address },
+      store: { broker: 'local' }
+    },
+    routes: [{ types: ['batch.*'], to: ['orders'] }, { types: ['survey.*'], to: ['surveys'] }, { types: ['*'], to: ['store'] }]
+  })
+  // Nothing listens at the SDK's own endpoint: the destinations' endpoint is the one that must be used.
+  const env = { ROUTES_FILE, AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:9' }
+  const one = cli('provision', ['--destination', 'surveys'], env)
+  t.equal(await one.exit, 0, one.out.stderr)
+  t.match(one.out.stdout, /Destination surveys: SQS queue .*evg-rf-surveys\.fifo\n {2}queue evg-rf-surveys-dlq\.fifo \(FIFO\)\s+created/)
+  t.notMatch(one.out.stdout, /orders|store/, 'only the destination named')
+  t.match(one.out.stdout, /Done: 3 created, 0 already in place/)
+  await t.rejects(sqs.send(new GetQueueUrlCommand({ QueueName: 'evg-rf-orders' })), 'the other queue is not created')
+
+  const all = cli('provision', [], env)
+  t.equal(await all.exit, 0, all.out.stderr)
+  t.match(all.out.stdout, /Destination orders: SQS queue [^\n]*\n {2}queue evg-rf-orders-dlq\s+created\n {2}queue evg-rf-orders\s+created/)
+  t.match(all.out.stdout, /Destination surveys: [^\n]*\n {2}queue evg-rf-surveys-dlq\.fifo \(FIFO\)\s+exists/)
+  t.match(all.out.stdout, /Destination store: the local store, needs nothing/)
+  t.match(all.out.stdout, /Done: 3 created, 3 already in place/, 'counted over every destination')
+})
+
+t.test('provision an EventBridge destination from a routes file: its bus, and the rule feeding SQS_QUEUE_URL on the sources of every destination on that bus', async t => {
+  const ROUTES_FILE = writeJson(t, 'routes.json', {
+    destinations: {
+      'batch-bus': { broker: 'eventbridge', busName: 'rf-batch-events', source: 'com.example.rf' },
+      'audit-bus': { broker: 'eventbridge', busName: 'rf-batch-events', source: 'com.example.audit' },
+      store: { broker: 'local' }
+    },
+    routes: [{ types: ['batch.*'], to: ['batch-bus'] }, { types: ['audit.*'], to: ['audit-bus'] }, { types: ['*'], to: ['store'] }]
+  })
+  const busOnly = cli('provision', ['--destination', 'batch-bus'], { ROUTES_FILE, SQS_QUEUE_URL: undefined })
+  t.equal(await busOnly.exit, 0, busOnly.out.stderr)
+  t.match(busOnly.out.stdout, /event bus rf-batch-events\s+created/)
+  t.match(busOnly.out.stdout, /SQS_QUEUE_URL is not set: no rule to a queue/)
+  const withQueue = cli('provision', ['--destination', 'batch-bus'], { ROUTES_FILE, SQS_QUEUE_URL: `${fauxqs.address}/000000000000/evg-rf-batch` })
+  t.equal(await withQueue.exit, 0, withQueue.out.stderr)
+  t.match(withQueue.out.stdout, /event bus rf-batch-events\s+exists/)
+  t.match(withQueue.out.stdout, /rule evg-evg-rf-batch on rf-batch-events matching source com\.example\.rf, com\.example\.audit\s+created/)
+  t.same(JSON.parse(fake.rules.get('rf-batch-events/evg-evg-rf-batch')?.pattern ?? '{}'), { source: ['com.example.rf', 'com.example.audit'] }, 'provisioning one destination keeps the other\'s events flowing')
+  t.match(fake.rules.get('rf-batch-events/evg-evg-rf-batch')?.targets, [{ Arn: /evg-rf-batch$/ }])
+  t.match(withQueue.out.stdout, /Done: 6 created, 1 already in place/)
+})
+
+/** A gateway on a free port, built from a routes file as `npm start` would build it. */
+async function gateway (t: Test, routes: unknown) {
+  const ROUTES_FILE = writeJson(t, 'gateway-routes.json', routes)
+  const app = await buildApp(testConfig(t, { ROUTES_FILE }))
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
-  const gateway = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  const ok = cli('verify', ['--gateway', gateway, '--timeout', '10'], { SQS_QUEUE_URL: queueUrl })
+  return { url: baseUrl(app.server.address()), ROUTES_FILE }
+}
+
+t.test('verify per destination: SQS and the local store each get the event as sent, one line each; the test message is deleted', async t => {
+  const queueUrl = newQueue('evg-verify')
+  const routes = { destinations: { surveys: { broker: 'sqs', queueUrl, endpoint: routed.fauxqs.address }, store: { broker: 'local' } }, routes: [{ types: ['survey.*'], to: ['surveys'] }, { types: ['*'], to: ['store'] }] }
+  const { url, ROUTES_FILE } = await gateway(t, routes)
+  const ok = cli('verify', ['--gateway', url, '--timeout', '10'], { ROUTES_FILE })
   t.equal(await ok.exit, 0, ok.out.stderr)
-  t.match(ok.out.stdout, /\[1\/4\] POST .*batch\.processing\.completed[\s\S]*\[3\/4\] checking the envelope[\s\S]*verified:/)
-  const left = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0 }))
+  t.match(ok.out.stdout, /POST .*\/v1\/events\/survey\.completed .* for surveys\n/)
+  t.match(ok.out.stdout, /surveys {2}sqs +verified: survey\.completed \S+ in queue .*evg-verify; cloudevents envelope: id, type, source, tenantid, correlationid, time, data as sent; deleted/)
+  t.match(ok.out.stdout, /store {4}local +verified: batch\.processing\.completed \S+ in .*\/v1\/events; cloudevents envelope: id, type, source, tenantid, correlationid, time, data as sent; kept/)
+  t.match(ok.out.stdout, /verified: 2 destination\(s\)/)
+  const left = await routedSqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0 }))
   t.same(left.Messages ?? [], [], 'the test message was deleted')
 
-  const noGateway = cli('verify', ['--gateway', 'http://127.0.0.1:9'], { SQS_QUEUE_URL: queueUrl })
+  const noGateway = cli('verify', ['--gateway', 'http://127.0.0.1:9', '--destination', 'surveys'], { ROUTES_FILE })
   t.equal(await noGateway.exit, 2)
-  t.match(noGateway.out.stderr, /the gateway is not reachable/)
+  t.match(noGateway.out.stderr, /surveys +sqs +FAILED \(2\): the gateway is not reachable/)
+})
 
-  const elsewhere = fauxqs.createQueue('evg-verify-other').queueUrl
-  const missing = cli('verify', ['--gateway', gateway, '--timeout', '2'], { SQS_QUEUE_URL: elsewhere })
+t.test('verify says which destination failed and how: not received (3), wrong envelope (4)', async t => {
+  const queueUrl = newQueue('evg-verify-2')
+  const routes = { destinations: { surveys: { broker: 'sqs', queueUrl, endpoint: routed.fauxqs.address }, store: { broker: 'local' } }, routes: [{ types: ['survey.*'], to: ['surveys'] }, { types: ['*'], to: ['store'] }] }
+  const { url } = await gateway(t, routes)
+  // verify reads its own routes file: one that says other than the gateway's shows each failure.
+  const elsewhere = writeJson(t, 'elsewhere.json', { ...routes, destinations: { ...routes.destinations, surveys: { broker: 'sqs', queueUrl: newQueue('evg-verify-other'), endpoint: routed.fauxqs.address } } })
+  const missing = cli('verify', ['--gateway', url, '--timeout', '2'], { ROUTES_FILE: elsewhere })
   t.equal(await missing.exit, 3)
-  t.match(missing.out.stderr, /did not arrive within 2 s/)
+  t.match(missing.out.stderr, /surveys +sqs +FAILED \(3\): event \S+ did not arrive in queue .*evg-verify-other within 2 s/)
+  t.match(missing.out.stdout, /store +local +verified/, 'the other destination is still checked')
+  t.match(missing.out.stderr, /FAILED: 1 of 2 destination\(s\) not verified \(surveys\)/)
 
-  const noQueue = cli('verify', ['--gateway', gateway], { SQS_QUEUE_URL: '' })
-  t.equal(await noQueue.exit, 1)
+  const otherSource = writeJson(t, 'other-source.json', { ...routes, destinations: { ...routes.destinations, surveys: { broker: 'sqs', queueUrl, endpoint: routed.fauxqs.address, source: 'someone-else' } } })
+  const wrong = cli('verify', ['--gateway', url, '--destination', 'surveys', '--timeout', '10'], { ROUTES_FILE: otherSource })
+  t.equal(await wrong.exit, 4)
+  t.match(wrong.out.stderr, /FAILED \(4\): the cloudevents envelope is not what was sent \(deleted\): source is "event-gateway", expected "someone-else"/)
+})
+
+t.test('verify an EventBridge destination: the event arrives in SQS_QUEUE_URL through the rule, wrapped as detail', async t => {
+  // SQS_QUEUE_URL as before routes files: the SDK's endpoint (AWS_ENDPOINT_URL_SQS) reaches it.
+  const { queueUrl } = fauxqs.createQueue('evg-verify-eb')
+  // The fake bus delivers what it is given to the queue, as a rule with that queue as target would.
+  fake.failWith = (_call, _i, e) => {
+    void sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify({ version: '0', id: 'eb-1', 'detail-type': e.DetailType, source: e.Source, time: new Date().toISOString(), detail: JSON.parse(e.Detail) }) }))
+    return undefined
+  }
+  t.teardown(() => { fake.failWith = () => undefined })
+  const routes = { destinations: { 'batch-bus': { broker: 'eventbridge', busName: 'verify-bus', source: 'com.example.batch' }, store: { broker: 'local' } }, routes: [{ types: ['batch.*'], to: ['batch-bus'] }, { types: ['*'], to: ['store'] }] }
+  const { url, ROUTES_FILE } = await gateway(t, routes)
+  const ok = cli('verify', ['--gateway', url, '--destination', 'batch-bus', '--timeout', '10'], { ROUTES_FILE, SQS_QUEUE_URL: queueUrl })
+  t.equal(await ok.exit, 0, ok.out.stderr)
+  t.match(ok.out.stdout, /batch-bus +eventbridge +verified: batch\.processing\.completed \S+ in queue .*evg-verify-eb through bus verify-bus; cloudevents envelope: id, type, source, tenantid, correlationid, time, data as sent; deleted/)
+  const left = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0 }))
+  t.same(left.Messages ?? [], [], 'the test message was deleted')
 })

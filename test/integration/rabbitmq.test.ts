@@ -5,6 +5,7 @@ import { buildApp } from '../../src/app.js'
 import { BUILTIN_ENTRIES, routingKeyFor } from '../../src/catalog/index.js'
 import { TENANT, exampleOf, post, runTs, testConfig } from '../helper.js'
 import { AMQP_URL, Consumer, cleanupExchange, rabbitSkip, rabbitmqctl, uniqueName } from './rabbit-helper.js'
+import { baseUrl, startSqs, writeJson } from './cli-helper.js'
 
 // Everything that touches RabbitMQ is in this one file, so the outage and alarm tests never
 // run beside another test that needs the broker (tap runs files in parallel).
@@ -199,16 +200,130 @@ t.test('npm run provision declares the topology idempotently, with queues bound 
   t.match(bad.out.stderr, /--queues: cannot read/)
 })
 
-t.test('npm run tail prints what the exchange receives, transcripts masked', { skip }, async t => {
-  const { app, exchange } = await gateway(t)
-  const tail = cli('tail', ['--binding', 'comms.#', '--count', '1'], { AMQP_URL, AMQP_EXCHANGE: exchange })
+/** Deletes what provision declares for these exchanges and queues when the test ends. */
+function cleanupProvisioned (t: Test, exchanges: string[], queues: string[]): void {
+  t.teardown(async () => {
+    const conn = await amqplib.connect(AMQP_URL)
+    const ch = await conn.createChannel()
+    for (const q of [...queues, ...exchanges.flatMap(x => [`${x}.unrouted`, `${x}.dead`])]) await ch.deleteQueue(q).catch(() => undefined)
+    for (const x of exchanges.flatMap(x => [x, `${x}.unrouted`, `${x}.dlx`])) await ch.deleteExchange(x).catch(() => undefined)
+    await conn.close()
+  })
+}
+
+const escape = (name: string) => name.replace(/\./g, '\\.')
+
+t.test('npm run provision per destination: each exchange of a routes file, its queues, an SQS queue; --destination selects', { skip }, async t => {
+  const sqs = await startSqs(t)
+  const [ocelot, drafts, calls, speakers] = [uniqueName('ocelot'), uniqueName('drafts'), uniqueName('calls'), uniqueName('speakers')]
+  cleanupProvisioned(t, [ocelot, drafts], [calls, speakers])
+  const ROUTES_FILE = writeJson(t, 'routes.json', {
+    destinations: {
+      ocelot: { broker: 'rabbitmq', url: AMQP_URL, exchange: ocelot, envelope: 'ocelot', source: 'communications', module: 'cc-lite' },
+      'draft-genie': { broker: 'rabbitmq', url: AMQP_URL, exchange: drafts, envelope: 'draft-genie' },
+      surveys: { broker: 'sqs', queueUrl: `${sqs.fauxqs.address}/000000000000/evg-prov-surveys`, endpoint: sqs.fauxqs.address }
+    },
+    routes: [{ types: ['speaker.*'], to: ['draft-genie'] }, { types: ['survey.*'], to: ['surveys'] }, { types: ['*'], to: ['ocelot'] }]
+  })
+  const queues = writeJson(t, 'queues.json', { queues: [{ name: calls, destination: 'ocelot', bindings: ['comms.call.ended'] }, { name: speakers, destination: 'draft-genie', bindings: ['speaker.*'] }] })
+  const env = { ROUTES_FILE, ...sqs.env }
+  // Ocelot's exchange already exists, declared by its own services without our alternate exchange.
+  const pre = await amqplib.connect(AMQP_URL)
+  await (await pre.createChannel()).assertExchange(ocelot, 'topic', { durable: true })
+  await pre.close()
+
+  const one = cli('provision', ['--destination', 'draft-genie', '--queues', queues], env)
+  t.equal(await one.exit, 0, one.out.stderr)
+  t.match(one.out.stdout, new RegExp(`^Destination draft-genie: RabbitMQ amqp://guest:\\*\\*\\*@[^\\n]*, exchange ${escape(drafts)}\n`))
+  t.match(one.out.stdout, new RegExp(`queue ${escape(speakers)} \\(durable, dead letters to ${escape(drafts)}\\.dlx\\) bound with speaker\\.\\*\\s+created`))
+  t.notMatch(one.out.stdout, ocelot, 'nothing of the destination not named')
+  t.match(one.out.stdout, /Done: 6 created, 0 already in place/)
+
+  const all = cli('provision', ['--queues', queues], env)
+  t.equal(await all.exit, 0, all.out.stderr)
+  t.match(all.out.stdout, new RegExp(`Destination ocelot: [^\\n]*\n(  .*created\n){2}  exchange ${escape(ocelot)} \\(topic, declared elsewhere; used as it is\\)\\s+exists\n(  .*created\n){2}  queue ${escape(calls)} .* bound with comms\\.call\\.ended\\s+created\n`))
+  t.match(all.out.stderr, new RegExp(`warning: exchange '${escape(ocelot)}' exists with other arguments`), 'used as the gateway uses it, and said so')
+  t.match(all.out.stdout, new RegExp(`Destination draft-genie: [^\\n]*\n(  .*exists\n){6}Destination surveys`))
+  t.match(all.out.stdout, /Destination surveys: SQS queue [^\n]*\n {2}queue evg-prov-surveys-dlq\s+created/)
+  t.match(all.out.stdout, /Done: 8 created, 7 already in place/, 'counted over every destination')
+
+  // The gateway with the same routes file: each queue gets its destination's events, in its envelope.
+  const app = await buildApp(testConfig(t, { ROUTES_FILE }))
+  t.teardown(() => app.close())
+  await app.ready()
+  const call = await app.inject(post('call.ended', exampleOf('call.ended')))
+  const speaker = await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))
+  t.equal(call.statusCode, 202)
+  t.equal(speaker.statusCode, 202)
+  const conn = await amqplib.connect(AMQP_URL)
+  t.teardown(() => conn.close())
+  const ch = await conn.createChannel()
+  const inCalls = await ch.get(calls, { noAck: true })
+  const inSpeakers = await ch.get(speakers, { noAck: true })
+  t.match(inCalls && JSON.parse(inCalls.content.toString()), { id: call.json().id, organizationId: TENANT, metadata: { module: 'cc-lite' } })
+  t.match(inSpeakers && JSON.parse(inSpeakers.content.toString()), { eventId: speaker.json().id, eventType: 'speaker.onboarded' })
+})
+
+t.test('npm run tail --destination: what an ocelot destination receives, transcripts masked in data', { skip }, async t => {
+  const [ocelot, drafts] = [uniqueName('ocelot'), uniqueName('drafts')]
+  cleanupExchange(t, ocelot)
+  cleanupExchange(t, drafts)
+  const ROUTES_FILE = writeJson(t, 'routes.json', {
+    destinations: {
+      ocelot: { broker: 'rabbitmq', url: AMQP_URL, exchange: ocelot, envelope: 'ocelot', source: 'communications', module: 'cc-lite' },
+      'draft-genie': { broker: 'rabbitmq', url: AMQP_URL, exchange: drafts, envelope: 'draft-genie' }
+    },
+    routes: [{ types: ['speaker.*'], to: ['draft-genie'] }, { types: ['*'], to: ['ocelot'] }]
+  })
+  const app = await buildApp(testConfig(t, { ROUTES_FILE }))
+  t.teardown(() => app.close())
+  await app.ready()
+  const tail = cli('tail', ['--destination', 'ocelot', '--binding', '#', '--count', '1'], { ROUTES_FILE })
   t.teardown(() => { tail.child.kill() })
-  await tail.printed('stderr', 'tail:')
+  await tail.printed('stderr', 'tail: destination ocelot')
   await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))
   const res = await app.inject(post('call.ended', { ...exampleOf('call.ended'), transcript: 'TOP-SECRET words' }))
   t.equal(await tail.exit, 0, 'exits after --count messages')
   const lines = tail.out.stdout.trim().split('\n').map(l => JSON.parse(l))
-  t.equal(lines.length, 1, 'only what the binding selects')
-  t.match(lines[0], { routingKey: 'comms.call.ended', id: res.json().id, type: 'call.ended', data: { transcript: '[redacted]', outcome: 'callback_requested' } })
+  t.equal(lines.length, 1, 'only what reaches the ocelot exchange')
+  t.match(lines[0], { routingKey: 'comms.call.ended', id: res.json().id, type: 'call.ended', organizationId: TENANT, data: { transcript: '[redacted]', outcome: 'callback_requested' } })
   t.notMatch(tail.out.stdout, 'TOP-SECRET')
+})
+
+t.test('npm run verify per destination: RabbitMQ with draft-genie envelopes (tenant from x-tenant-id), SQS and the local store', { skip }, async t => {
+  const sqs = await startSqs(t)
+  const exchange = uniqueName('verify')
+  cleanupExchange(t, exchange)
+  const routes = {
+    destinations: {
+      'draft-genie': { broker: 'rabbitmq', url: AMQP_URL, exchange, envelope: 'draft-genie' },
+      surveys: { broker: 'sqs', queueUrl: sqs.queue('evg-verify-rmq'), endpoint: sqs.fauxqs.address },
+      store: { broker: 'local' }
+    },
+    routes: [{ types: ['speaker.*'], to: ['draft-genie'] }, { types: ['survey.*'], to: ['surveys'] }, { types: ['*'], to: ['store'] }]
+  }
+  const ROUTES_FILE = writeJson(t, 'routes.json', routes)
+  const app = await buildApp(testConfig(t, { ROUTES_FILE }))
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const gatewayUrl = baseUrl(app.server.address())
+
+  const ok = cli('verify', ['--gateway', gatewayUrl, '--timeout', '10'], { ROUTES_FILE, ...sqs.env })
+  t.equal(await ok.exit, 0, ok.out.stderr)
+  t.match(ok.out.stdout, new RegExp(`draft-genie +rabbitmq +verified: speaker\\.onboarded \\S+ in exchange ${escape(exchange)} \\(routing key speaker\\.onboarded\\); draft-genie envelope: eventId, eventType, tenant \\(AMQP header x-tenant-id\\), correlationId, timestamp, payload as sent; acked`))
+  t.match(ok.out.stdout, /surveys +sqs +verified: survey\.completed .*; deleted/)
+  t.match(ok.out.stdout, /store +local +verified: /)
+
+  // verify expects what its own routes file says: told cloudevents, it finds the message and says what is wrong.
+  const told = writeJson(t, 'cloudevents.json', { ...routes, destinations: { ...routes.destinations, 'draft-genie': { ...routes.destinations['draft-genie'], envelope: 'cloudevents' } } })
+  const wrong = cli('verify', ['--gateway', gatewayUrl, '--destination', 'draft-genie', '--timeout', '10'], { ROUTES_FILE: told, ...sqs.env })
+  t.equal(await wrong.exit, 4)
+  t.match(wrong.out.stderr, /draft-genie +rabbitmq +FAILED \(4\): the cloudevents envelope is not what was sent \(acked\): id is undefined, expected "[^"]+"/)
+
+  const missing = uniqueName('missing')
+  const nowhere = writeJson(t, 'nowhere.json', { ...routes, destinations: { ...routes.destinations, 'draft-genie': { ...routes.destinations['draft-genie'], exchange: missing } } })
+  const unwatched = cli('verify', ['--gateway', gatewayUrl, '--destination', 'draft-genie'], { ROUTES_FILE: nowhere, ...sqs.env })
+  t.equal(await unwatched.exit, 3, 'an exchange that cannot be watched is not waited for')
+  t.match(unwatched.out.stderr, new RegExp(`draft-genie +rabbitmq +FAILED \\(3\\): cannot watch exchange ${escape(missing)} .*NOT_FOUND`))
+  t.notMatch(unwatched.out.stdout, /POST/, 'and nothing is published')
 })

@@ -1,0 +1,72 @@
+import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs'
+import { awsClientConfig } from '../brokers/aws/credentials.js'
+import type { Destination } from '../routing/index.js'
+import { CliFailure } from './failure.js'
+import type { Steps } from './steps.js'
+
+export const notFound = (err: unknown) => /NonExistentQueue|QueueDoesNotExist|ResourceNotFound/.test(String((err as { name?: string }).name))
+
+export interface ProvisionedQueue { name: string, url: string, arn: string, fifo: boolean }
+
+/** The queue's name: the last part of its URL. */
+export function queueNameOf (queueUrl: string): string {
+  return queueUrl.split('/').at(-1) as string
+}
+
+/** An SQS client for the CLIs: a few attempts (nothing else retries here), the destination's region and endpoint. */
+export function cliSqsClient (opts: { region?: string, endpoint?: string } = {}): SQSClient {
+  return new SQSClient({ maxAttempts: 3, ...awsClientConfig(opts) })
+}
+
+/**
+ * Idempotent: the queue and its DLQ `<name>-dlq` with a redrive policy (5 receives); FIFO (a name
+ * ending in `.fifo`) gets per-group deduplication and throughput. Each step looks first and only
+ * creates what is missing.
+ */
+export async function ensureQueueWithDlq (sqs: SQSClient, queue: string, steps: Steps): Promise<ProvisionedQueue> {
+  const fifo = queue.endsWith('.fifo')
+  const dlqName = fifo ? `${queue.slice(0, -5)}-dlq.fifo` : `${queue}-dlq`
+  const fifoAttrs: Record<string, string> = fifo ? { FifoQueue: 'true', DeduplicationScope: 'messageGroup', FifoThroughputLimit: 'perMessageGroupId' } : {}
+
+  const ensure = async (name: string, attributes: Record<string, string>): Promise<{ url: string, arn: string }> => {
+    let url: string | undefined
+    try {
+      url = (await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl
+    } catch (err) {
+      if (!notFound(err)) throw err
+    }
+    const created = url === undefined
+    if (created) url = (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }))).QueueUrl
+    const arn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn as string
+    steps.say(`queue ${name}${fifo ? ' (FIFO)' : ''}`, created)
+    return { url: url as string, arn }
+  }
+
+  const dlq = await ensure(dlqName, { ...fifoAttrs, MessageRetentionPeriod: '1209600' })
+  const main = await ensure(queue, fifoAttrs)
+  const current = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: main.url, AttributeNames: ['RedrivePolicy'] }))).Attributes?.RedrivePolicy
+  const hasRedrive = current !== undefined && (JSON.parse(current) as { deadLetterTargetArn?: string }).deadLetterTargetArn === dlq.arn
+  if (!hasRedrive) await sqs.send(new SetQueueAttributesCommand({ QueueUrl: main.url, Attributes: { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.arn, maxReceiveCount: '5' }) } }))
+  steps.say(`redrive ${queue} -> ${dlqName} after 5 receives`, !hasRedrive)
+  return { name: queue, ...main, fifo }
+}
+
+/** An AWS error as provision's exit code: 2 unreachable or no credentials, 3 refused. */
+export function awsFailure (err: unknown): CliFailure {
+  if (err instanceof CliFailure) return err
+  const e = err as { name?: string, message?: string, $metadata?: unknown }
+  const unreachable = e.$metadata === undefined || /ECONNREFUSED|ENOTFOUND|Credential/i.test(`${e.name} ${e.message}`)
+  return new CliFailure(unreachable ? 2 : 3, `AWS refused or could not be reached: ${e.name ?? 'Error'}: ${e.message ?? ''}`)
+}
+
+/** An SQS destination: its queue (named by its queueUrl), DLQ and redrive, in its region / at its endpoint. */
+export async function provisionSqs (destination: Extract<Destination, { broker: 'sqs' }>, steps: Steps): Promise<void> {
+  const sqs = cliSqsClient(destination)
+  try {
+    await ensureQueueWithDlq(sqs, queueNameOf(destination.queueUrl), steps)
+  } catch (err) {
+    throw awsFailure(err)
+  } finally {
+    sqs.destroy()
+  }
+}

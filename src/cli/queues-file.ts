@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs'
+import { Type, type Static } from 'typebox'
+import type { Destination } from '../routing/index.js'
+import { DESTINATION_NAME_PATTERN } from '../routing/routes-file.js'
+import { createAjv, toFieldErrors } from '../validation.js'
+import { CliFailure } from './failure.js'
+
+export const QueueSpecSchema = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 255 }),
+  destination: Type.Optional(Type.String({ pattern: DESTINATION_NAME_PATTERN, description: 'The RabbitMQ destination whose exchange the queue is bound to; may be left out when the routing has only one' })),
+  bindings: Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { minItems: 1 })
+}, { additionalProperties: false })
+
+export const QueuesFileSchema = Type.Object({
+  description: Type.Optional(Type.String({ description: 'What the file is for (which routes file)' })),
+  queues: Type.Array(QueueSpecSchema)
+}, { additionalProperties: false })
+
+export type QueueSpec = Static<typeof QueueSpecSchema>
+
+const fail = (message: string): never => { throw new CliFailure(1, `--queues: ${message}`) }
+
+export function readQueuesFile (path: string): QueueSpec[] {
+  let json: unknown
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (err) {
+    fail(`cannot read ${path}: ${(err as Error).message}`)
+  }
+  const check = createAjv().compile(QueuesFileSchema)
+  if (!check(json)) fail(`${path} is not valid: ${toFieldErrors(check.errors).map(e => `${e.path} ${e.message}`).join('; ')}`)
+  return (json as Static<typeof QueuesFileSchema>).queues
+}
+
+/**
+ * Each queue under the RabbitMQ destination it binds to: the one it names, else the routing's only
+ * RabbitMQ destination. Every destination of the routing counts, not only the ones selected, so
+ * that `--destination` never changes where a queue goes. All problems are reported at once.
+ */
+export function queuesByDestination (queues: readonly QueueSpec[], destinations: readonly Destination[]): Map<string, QueueSpec[]> {
+  const rabbit = destinations.filter(d => d.broker === 'rabbitmq').map(d => d.name)
+  const problems: string[] = []
+  const byDestination = new Map<string, QueueSpec[]>()
+  for (const q of queues) {
+    let name = q.destination
+    if (name === undefined) {
+      if (rabbit.length === 1) name = rabbit[0] as string
+      else problems.push(rabbit.length === 0
+        ? `queue ${q.name}: the routing has no RabbitMQ destination to bind it to`
+        : `queue ${q.name} names no destination, and the routing has several RabbitMQ destinations (${rabbit.join(', ')}): add "destination"`)
+    } else if (!rabbit.includes(name)) {
+      const other = destinations.find(d => d.name === name)
+      problems.push(other === undefined
+        ? `queue ${q.name}: no destination '${name}' in the routing (RabbitMQ destinations: ${rabbit.join(', ') || 'none'})`
+        : `queue ${q.name}: destination '${name}' is ${other.broker}, not RabbitMQ`)
+    }
+    if (name !== undefined && rabbit.includes(name)) byDestination.set(name, [...(byDestination.get(name) ?? []), q])
+  }
+  if (problems.length > 0) fail(problems.join('\n  '))
+  return byDestination
+}

@@ -1,0 +1,53 @@
+import { loadCatalog, type Catalog } from '../catalog/index.js'
+import { orExitOnConfigError, type Config } from '../config.js'
+import { loadRouting, type Destination, type Routing } from '../routing/index.js'
+import { createAjv } from '../validation.js'
+import { cliConfig, exitWith, safeUrl } from './common.js'
+
+export interface CliSetup {
+  config: Config
+  catalog: Catalog
+  routing: Routing
+}
+
+/**
+ * What the gateway would run with: the config, the whole catalog (EVENT_CATALOG_DIR included) and
+ * the routing (ROUTES_FILE, else the one default destination). A bad one prints why and exits 1.
+ */
+export async function cliSetup (): Promise<CliSetup> {
+  const config = await cliConfig()
+  return orExitOnConfigError(() => {
+    const ajv = createAjv()
+    const catalog = loadCatalog(config, ajv)
+    const routing = loadRouting(config, catalog.list().map(e => e.type), ajv)
+    for (const warning of routing.warnings) console.error(`routing: ${warning}`)
+    return { config, catalog, routing }
+  })
+}
+
+/** The destinations `--destination` names, in routing order; all of them without the flag. */
+export function selectDestinations (routing: Routing, names: readonly string[] | undefined): Destination[] {
+  if (names === undefined || names.length === 0) return routing.destinations
+  const known = routing.destinations.map(d => d.name)
+  const unknown = names.filter(n => !known.includes(n))
+  if (unknown.length > 0) {
+    exitWith(1, `--destination: no destination named ${unknown.map(n => `'${n}'`).join(', ')} in the routing (it has: ${known.join(', ')}; destinations no route uses are left out)`)
+  }
+  return routing.destinations.filter(d => names.includes(d.name))
+}
+
+/** Where a destination's events go, for headings (passwords masked). */
+export function describeDestination (d: Destination): string {
+  const region = (r: string | undefined) => r === undefined ? '' : ` (region ${r})`
+  switch (d.broker) {
+    case 'rabbitmq': return `RabbitMQ ${safeUrl(d.url)}, exchange ${d.exchange}`
+    case 'sqs': return `SQS queue ${d.queueUrl}${region(d.region)}`
+    case 'eventbridge': return `EventBridge bus ${d.busName}${region(d.region)}`
+    case 'local': return 'the local store'
+  }
+}
+
+/** Catalog types routed to a destination, in catalog order. */
+export function typesRoutedTo (setup: Pick<CliSetup, 'catalog' | 'routing'>, name: string): string[] {
+  return setup.catalog.list().map(e => e.type).filter(type => setup.routing.routes.get(type)?.includes(name) === true)
+}

@@ -1,0 +1,63 @@
+import { EventEmitter, once } from 'node:events'
+import type { Channel, ConsumeMessage } from 'amqplib'
+import type { Destination } from '../routing/index.js'
+import { CliFailure } from './failure.js'
+import type { WatchContext, Watcher } from './verify-watch.js'
+
+/**
+ * A private queue bound to the destination's exchange with the test event's routing key: bound
+ * before the event is published, so it cannot pass by unseen.
+ */
+export async function watchRabbitMq (destination: Extract<Destination, { broker: 'rabbitmq' }>, ctx: WatchContext): Promise<Watcher> {
+  const where = `exchange ${destination.exchange} (routing key ${ctx.routingKey})`
+  const arrived: ConsumeMessage[] = []
+  const arrivals = new EventEmitter()
+  let ch: Channel
+  try {
+    ch = await (await ctx.connections.get(destination.url)).createChannel()
+    ch.on('error', () => {})
+    await ch.checkExchange(destination.exchange)
+    const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true })
+    await ch.bindQueue(queue, destination.exchange, ctx.routingKey)
+    await ch.consume(queue, msg => {
+      if (msg === null) return
+      arrived.push(msg)
+      arrivals.emit('message')
+    })
+  } catch (err) {
+    throw new CliFailure(3, `cannot watch ${where}: ${(err as Error).message}`)
+  }
+  const ours = (eventId: string) => arrived.find(m => m.properties.messageId === eventId || m.content.includes(eventId))
+  return {
+    where,
+    async receive (eventId, until) {
+      let msg = ours(eventId)
+      while (msg === undefined && Date.now() < until) {
+        await once(arrivals, 'message', { signal: AbortSignal.timeout(Math.max(1, until - Date.now())) }).catch(() => undefined)
+        msg = ours(eventId)
+      }
+      if (msg === undefined) return undefined
+      let envelope: Record<string, unknown>
+      try {
+        envelope = JSON.parse(msg.content.toString()) as Record<string, unknown>
+      } catch {
+        envelope = {}
+      }
+      const found = msg
+      return {
+        envelope,
+        problems: [],
+        transportTenant: { where: 'AMQP header x-tenant-id', value: (found.properties.headers ?? {})['x-tenant-id'] },
+        remove: async () => {
+          ch.ack(found)
+          // The ack is only known to have arrived once the channel has closed cleanly after it.
+          await ch.close()
+          return 'acked'
+        }
+      }
+    },
+    async close () {
+      await ch.close().catch(() => undefined)
+    }
+  }
+}

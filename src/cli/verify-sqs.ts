@@ -1,0 +1,62 @@
+import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs'
+import { cliSqsClient } from './provision-sqs.js'
+import { CliFailure } from './failure.js'
+import type { Received, Watcher } from './verify-watch.js'
+
+type Json = Record<string, unknown>
+
+/**
+ * Polls a queue for the test event: the envelope itself (an SQS destination), or, with `rule`,
+ * EventBridge's event around it (`detail`) as the rule delivered it.
+ */
+export async function watchSqs (queueUrl: string, client: { region?: string, endpoint?: string }, rule: { bus: string, source: string, type: string } | undefined): Promise<Watcher> {
+  const sqs = cliSqsClient(client)
+  const where = rule === undefined ? `queue ${queueUrl}` : `queue ${queueUrl} through bus ${rule.bus}`
+  return {
+    where,
+    async receive (eventId, until) {
+      while (Date.now() < until) {
+        const res = await sqs.send(new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: Math.max(0, Math.min(5, Math.ceil((until - Date.now()) / 1000))),
+          // Others' messages stay visible to their consumers; only ours is deleted.
+          VisibilityTimeout: 0,
+          MessageAttributeNames: ['All']
+        })).catch((err: unknown) => { throw new CliFailure(3, `cannot read ${queueUrl}: ${(err as Error).name}: ${(err as Error).message}`) })
+        for (const m of res.Messages ?? []) {
+          // The id is unique: a body that contains it is ours, whatever its shape.
+          if (m.Body?.includes(eventId) !== true) continue
+          let body: Json
+          try {
+            body = JSON.parse(m.Body) as Json
+          } catch {
+            body = {}
+          }
+          const problems: string[] = []
+          let envelope = body
+          if (rule !== undefined) {
+            envelope = typeof body.detail === 'object' && body.detail !== null ? body.detail as Json : {}
+            if (body.source !== rule.source) problems.push(`EventBridge source is ${JSON.stringify(body.source)}, expected ${JSON.stringify(rule.source)}`)
+            if (body['detail-type'] !== rule.type) problems.push(`EventBridge detail-type is ${JSON.stringify(body['detail-type'])}, expected ${JSON.stringify(rule.type)}`)
+          }
+          const tenant = m.MessageAttributes?.['tenant-id']?.StringValue
+          const received: Received = {
+            envelope,
+            problems,
+            remove: async () => {
+              await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }))
+              return 'deleted'
+            }
+          }
+          if (rule === undefined) received.transportTenant = { where: 'SQS attribute tenant-id', value: tenant }
+          return received
+        }
+      }
+      return undefined
+    },
+    async close () {
+      sqs.destroy()
+    }
+  }
+}
