@@ -2,26 +2,27 @@ import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
 import { ConfigError } from './errors.js'
 import { isValidTenantId } from './tenant.js'
+import { addFormats } from './validation.js'
 
 export { ConfigError }
 
-// The environment is the configuration: these names are part of the contract (DESIGN.md), and
-// .env.example and the README are checked against this schema by test/config.test.ts.
+// The environment is the configuration: these names are part of the contract (docs/configuration.md),
+// and that document and .env.example are checked against this schema by test/config.test.ts.
 const Int = (def: number, minimum: number, maximum: number, description: string) =>
   Type.Integer({ default: def, minimum, maximum, description })
 
 export const ConfigSchema = Type.Object({
   PORT: Int(3000, 0, 65535, 'listen port'),
   HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'listen address' }),
-  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info', description: 'pino level' }),
-  BROKER: Type.Union([Type.Literal('local'), Type.Literal('rabbitmq'), Type.Literal('sqs'), Type.Literal('eventbridge')], { default: 'local', description: 'where events go when there is no ROUTES_FILE' }),
+  LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', description: 'pino level' }),
+  BROKER: Type.Enum(['local', 'rabbitmq', 'sqs', 'eventbridge'], { default: 'local', description: 'where events go when there is no ROUTES_FILE' }),
   ROUTES_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of destinations and routes; without it BROKER and its variables make one destination' })),
-  DELIVERY_MODE: Type.Union([Type.Literal('sync'), Type.Literal('spool')], { default: 'sync', description: 'answer after the broker has the event (sync) or after the outbox has it (spool)' }),
+  DELIVERY_MODE: Type.Enum(['sync', 'spool'], { default: 'sync', description: 'answer after the broker has the event (sync) or after the outbox has it (spool)' }),
   DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'embedded SQLite: local broker, outbox, idempotency keys' }),
-  EVENT_SOURCE: Type.String({ default: 'event-gateway', minLength: 1, maxLength: 256, description: 'CloudEvents source' }),
+  EVENT_SOURCE: Type.String({ default: 'event-gateway', minLength: 1, maxLength: 256, format: 'uri-reference', description: 'CloudEvents source (a URI-reference, as CloudEvents requires)' }),
   EVENT_TYPES: Type.Optional(Type.String({ description: 'comma-separated allow-list of event types; all when unset' })),
   EVENT_CATALOG_DIR: Type.Optional(Type.String({ minLength: 1, description: 'folder of JSON files that add event types' })),
-  TENANT_ID_FORMAT: Type.Union([Type.Literal('uuid'), Type.Literal('slug')], { default: 'uuid', description: 'X-Tenant-ID format' }),
+  TENANT_ID_FORMAT: Type.Enum(['uuid', 'slug'], { default: 'uuid', description: 'X-Tenant-ID format' }),
   ALLOW_MOCK_CONTEXT: Type.Boolean({ default: false, description: 'use MOCK_TENANT_ID / MOCK_USER_ID when the headers are missing (development only)' }),
   MOCK_TENANT_ID: Type.Optional(Type.String({ minLength: 1 })),
   MOCK_USER_ID: Type.Optional(Type.String({ minLength: 1 })),
@@ -56,7 +57,9 @@ export function loadConfig (env?: Record<string, string | undefined>): Config {
       schema: structuredClone(ConfigSchema) as never,
       data: env ?? {},
       env: env === undefined,
-      dotenv: env === undefined
+      dotenv: env === undefined,
+      // formats (EVENT_SOURCE is a URI-reference), as every other schema of the gateway has them
+      ajv: { customOptions: ajv => addFormats(ajv as never) as never }
     })
   } catch (err) {
     const errors = (err as { errors?: AjvLikeError[] }).errors

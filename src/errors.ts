@@ -1,4 +1,4 @@
-// Every EVG_* error the gateway answers with. The README's error table is checked against this
+// Every EVG_* error the gateway answers with. docs/errors.md's table is checked against this
 // module by test/errors.test.ts, so clients and dashboards can rely on the list.
 
 export interface ErrorDefinition {

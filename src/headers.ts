@@ -1,4 +1,4 @@
-// Header names the gateway reads and writes: part of the contract (DESIGN.md).
+// Header names the gateway reads and writes: part of the contract (docs/api.md).
 export const HEADERS = {
   tenant: 'x-tenant-id',
   user: 'x-user-id',

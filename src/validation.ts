@@ -4,7 +4,7 @@ import type { FieldError } from './errors.js'
 
 // One Ajv setup for every schema the gateway checks (single routes, batch items, catalog files),
 // so an event is judged the same way whichever door it comes through.
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv
+export const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv
 
 export function createAjv (): Ajv {
   const ajv = new Ajv({

@@ -12,8 +12,8 @@ export const DESTINATION_NAME_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,63}$'
 export const TYPE_PATTERN_PATTERN = '^(\\*|[a-z0-9][a-z0-9_.-]*\\*?)$'
 
 const common = {
-  envelope: Type.Optional(Type.Union(PROFILE_NAMES.map(n => Type.Literal(n)), { description: 'Envelope profile its consumers read; default cloudevents' })),
-  source: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Who publishes, as the envelope (and EventBridge Source) names it; default EVENT_SOURCE' })),
+  envelope: Type.Optional(Type.Enum(PROFILE_NAMES, { description: 'Envelope profile its consumers read; default cloudevents' })),
+  source: Type.Optional(Type.String({ minLength: 1, maxLength: 256, format: 'uri-reference', description: 'Who publishes, as the envelope (and EventBridge Source) names it (a URI-reference); default EVENT_SOURCE' })),
   module: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'ocelot envelopes: metadata.module; default the source' }))
 }
 const aws = {
@@ -61,7 +61,7 @@ export const RouteSchema = Type.Object({
 }, strict)
 
 export const RoutesFileSchema = Type.Object({
-  destinations: Type.Record(Type.String({ pattern: DESTINATION_NAME_PATTERN }), Type.Object({ broker: Type.Union(BROKER_KINDS.map(k => Type.Literal(k))) }, { additionalProperties: true }), { minProperties: 1 }),
+  destinations: Type.Record(Type.String({ pattern: DESTINATION_NAME_PATTERN }), Type.Object({ broker: Type.Enum(BROKER_KINDS) }, { additionalProperties: true }), { minProperties: 1 }),
   routes: Type.Array(RouteSchema, { minItems: 1 })
 }, strict)
 
