@@ -17,10 +17,11 @@ import { docs } from './http/docs.js'
 import { eventRoutes, type EventsRouteOptions } from './http/events/index.js'
 import { eventTypeRoutes } from './http/event-types.js'
 import { healthRoutes } from './http/health.js'
+import { limitBodiesInFlight, maxConnections, shutdownState } from './http/limits.js'
 import { parseJsonBody, registerProblemHandlers } from './http/problems.js'
 import { loadRouting } from './routing/index.js'
 import { serverOptions } from './server-options.js'
-import { createAjv } from './validation.js'
+import { compileBodyValidator, createAjv } from './validation.js'
 
 export interface AppDeps {
   /** A broker for the one default destination instead of the one BROKER names (tests: the memory broker). */
@@ -44,6 +45,8 @@ declare module 'fastify' {
     catalog: Catalog
     /** Every destination with its broker, in routes-file order. */
     destinations: readonly Target[]
+    /** Shutdown has begun: readiness answers 503 while requests are still served. */
+    drain: () => void
   }
 }
 
@@ -64,7 +67,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   // so numbers there are coerced, as Fastify does by default.
   const lenient = createAjv()
   lenient.opts.coerceTypes = true
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv : lenient).compile(schema))
+  app.setValidatorCompiler(({ schema, httpPart }) => httpPart === 'body' ? compileBodyValidator(ajv, schema) : lenient.compile(schema))
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody)
 
@@ -82,6 +85,14 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const fanOut = new FanOut(targets, routes)
   const reader = targets.map(t => t.broker).find(isEventReader)
 
+  // First of all hooks: while closing, every request gets a 503 problem; bodies in flight are bounded.
+  const shutdown = shutdownState(app)
+  limitBodiesInFlight(app, {
+    budget: config.HTTP_MAX_INFLIGHT_BODY_BYTES,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    onRefused: request => { metrics.rejected.inc({ type: request.routeOptions.config?.eventType ?? 'unknown', code: 'EVG_OVERLOADED' }) }
+  })
+  app.server.maxConnections = maxConnections(config.HTTP_MAX_CONNECTIONS)
   app.decorateRequest('logFields', undefined)
   app.addHook('onResponse', async (request, reply) => {
     request.log.info({ method: request.method, url: request.url, statusCode: reply.statusCode, responseTime: reply.elapsedTime, ...request.logFields }, 'request completed')
@@ -89,6 +100,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   app.decorate('metrics', metrics)
   app.decorate('catalog', catalog)
   app.decorate('destinations', targets)
+  app.decorate('drain', shutdown.drain)
   registerProblemHandlers(app, (request, p) => {
     const type = request.routeOptions.config?.eventType
     metrics.rejected.inc({ type: type ?? 'unknown', code: p.code })
@@ -99,7 +111,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const pressure = { maxEventLoopDelay: 1000, maxHeapUsedBytes: Math.floor(getHeapStatistics().heap_size_limit * 0.65), sampleInterval: 1000, ...deps.pressure }
   await app.register(eventRoutes, { config, catalog, fanOut, intake: new Intake(fanOut, idempotency, app.log), metrics, pressure, ...(reader === undefined ? {} : { reader }), ...(apiKeys === undefined ? {} : { apiKeys }) })
   await app.register(eventTypeRoutes, { catalog, destinationsOf: type => fanOut.targetsOf(type).map(t => t.name) })
-  await app.register(healthRoutes, { destinations: targets, metrics })
+  await app.register(healthRoutes, { destinations: targets, metrics, draining: shutdown.draining })
 
   app.addHook('onReady', async () => {
     await Promise.all(targets.map(async t => {

@@ -29,6 +29,12 @@ export const ConfigSchema = Type.Object({
   BODY_LIMIT_BYTES: Int(262144, 1024, 16 * 1024 * 1024, 'largest accepted request body'),
   BATCH_MAX_EVENTS: Int(100, 1, 1000, 'most events in one batch request'),
   PUBLISH_TIMEOUT_MS: Int(5000, 100, 120000, 'deadline for a publish including retries'),
+  HTTP_MAX_CONNECTIONS: Int(0, 0, 1000000, 'open client connections at most; beyond, new ones are closed at once. 0: 80% of the open-files limit'),
+  HTTP_HEADERS_TIMEOUT_MS: Int(10000, 1000, 600000, 'a request head not complete by then is answered 408 and closed'),
+  HTTP_REQUEST_TIMEOUT_MS: Int(30000, 1000, 600000, 'a request (head and body) not complete by then is answered 408 and closed'),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: Int(72000, 1000, 600000, 'an idle keep-alive connection is closed after this; keep it above your load balancer\'s idle timeout'),
+  HTTP_MAX_INFLIGHT_BODY_BYTES: Int(16 * 1024 * 1024, 65536, 1024 * 1024 * 1024, 'request body bytes being received or handled at once; beyond, 503 EVG_OVERLOADED at once'),
+  SHUTDOWN_DRAIN_SECONDS: Int(5, 0, 300, 'after SIGTERM: readiness 503 while still serving, so load balancers stop sending; then the server closes'),
   RETRY_MAX_ATTEMPTS: Int(3, 1, 20, 'publish attempts per event'),
   RETRY_BASE_MS: Int(100, 1, 60000, 'first backoff step'),
   RETRY_MAX_MS: Int(2000, 1, 60000, 'largest backoff step'),
@@ -78,6 +84,8 @@ export function loadConfig (env?: Record<string, string | undefined>): Config {
 function checkCombinations (config: Config): void {
   const problems: string[] = []
   if (config.RETRY_BASE_MS > config.RETRY_MAX_MS) problems.push('RETRY_BASE_MS: must not be larger than RETRY_MAX_MS')
+  if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) problems.push('HTTP_HEADERS_TIMEOUT_MS: must not be larger than HTTP_REQUEST_TIMEOUT_MS')
+  if (config.HTTP_MAX_INFLIGHT_BODY_BYTES < config.BODY_LIMIT_BYTES) problems.push('HTTP_MAX_INFLIGHT_BODY_BYTES: must not be smaller than BODY_LIMIT_BYTES')
   if (config.ALLOW_MOCK_CONTEXT && config.MOCK_TENANT_ID === undefined) {
     problems.push('MOCK_TENANT_ID: is required when ALLOW_MOCK_CONTEXT=true')
   }

@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto'
-import { LogController, type FastifyServerOptions } from 'fastify'
+import type { Server } from 'node:http'
+import { LogController, type FastifyHttpOptions } from 'fastify'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
-import { clientErrorHandler } from './http/problems.js'
+import { clientErrorHandler, frameworkErrors } from './http/problems.js'
 
 /**
  * The one set of Fastify options, shared by the server and every test, so that what tests
  * exercise (limits, validation, logging) is what production runs.
  */
-export function serverOptions (config: Config, logStream?: DestinationStream): FastifyServerOptions {
+export function serverOptions (config: Config, logStream?: DestinationStream): FastifyHttpOptions<Server> {
   return {
     logger: {
       level: config.LOG_LEVEL,
@@ -20,10 +21,16 @@ export function serverOptions (config: Config, logStream?: DestinationStream): F
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.BODY_LIMIT_BYTES,
     genReqId: () => randomUUID(),
-    return503OnClosing: true,
+    // Our own 503 problem while closing (src/http/limits.ts), not Fastify's plain JSON.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
-    requestTimeout: 30000,
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    // Node checks the head and request deadlines on this interval: 1 s instead of 30 s, so a
+    // stalled client is answered (408) close to its deadline rather than up to 30 s after it.
+    http: { headersTimeout: config.HTTP_HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
     clientErrorHandler,
+    frameworkErrors,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 }
   }
 }

@@ -1,6 +1,6 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { loadConfig, orExitOnConfigError } from './config.js'
+import { ConfigError, loadConfig, orExitOnConfigError } from './config.js'
 import { LogDestination } from './log-destination.js'
 
 // How long an exit waits for buffered log lines to reach a slow stdout before going anyway.
@@ -13,13 +13,23 @@ async function main (): Promise<void> {
   if (config.API_KEYS_FILE === undefined) app.log.warn('API_KEYS_FILE is not set: authentication is off, any caller may publish')
   if (config.ALLOW_MOCK_CONTEXT) app.log.warn('ALLOW_MOCK_CONTEXT=true: requests without X-Tenant-ID use MOCK_TENANT_ID (development only)')
 
-  // SIGTERM/SIGINT or a fatal error: stop taking requests, let in-flight publishes finish, close
-  // the broker, then write out the buffered log lines. The delay bounds all of it.
-  closeWithGrace({ delay: config.PUBLISH_TIMEOUT_MS + 5000, logger: app.log }, async ({ signal, err }) => {
-    if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
-    else app.log.info({ signal }, 'shutting down')
+  // SIGTERM/SIGINT: readiness turns 503 at once while requests are still served for
+  // SHUTDOWN_DRAIN_SECONDS (load balancers stop sending); then the server stops accepting,
+  // answers what is in flight (each bounded by PUBLISH_TIMEOUT_MS), closes idle keep-alive
+  // connections, the brokers and the database, and writes out the buffered log lines. A fatal
+  // error skips the drain. The delay bounds all of it: keep terminationGracePeriodSeconds above it.
+  const drainMs = config.SHUTDOWN_DRAIN_SECONDS * 1000
+  closeWithGrace({ delay: drainMs + config.PUBLISH_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS + 3000, logger: app.log }, async ({ signal, err }) => {
+    if (err !== undefined) {
+      app.log.error({ err }, 'shutting down after an error')
+    } else {
+      app.drain()
+      app.log.info({ signal, drainSeconds: config.SHUTDOWN_DRAIN_SECONDS }, 'shutting down: draining')
+      await new Promise(resolve => setTimeout(resolve, drainMs))
+    }
     try {
       await app.close()
+      app.log.info('closed')
     } finally {
       await logs.close(LOG_FLUSH_TIMEOUT_MS)
     }
@@ -27,11 +37,24 @@ async function main (): Promise<void> {
 
   // A ConfigError here comes from the broker connecting (e.g. no AWS credentials), before any
   // event is accepted.
-  await orExitOnConfigError(() => app.listen({ port: config.PORT, host: config.HOST }), async () => {
+  await orExitOnConfigError(() => listen(app, config), async () => {
     await app.close()
     await logs.close(LOG_FLUSH_TIMEOUT_MS)
   })
   app.log.info({ destinations: app.destinations.map(d => `${d.name} (${d.broker.name}, ${d.profile.name})`), types: app.catalog.size }, 'event-gateway ready')
+}
+
+/** Listens; a port already in use is a configuration problem (one line, exit 1), not a stack. */
+async function listen (app: Awaited<ReturnType<typeof buildApp>>, config: { PORT: number, HOST: string }): Promise<void> {
+  try {
+    await app.listen({ port: config.PORT, host: config.HOST })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      throw new ConfigError(`PORT, HOST: cannot listen on ${config.HOST}:${config.PORT} (${code})`)
+    }
+    throw err
+  }
 }
 
 await main()

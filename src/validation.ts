@@ -6,12 +6,12 @@ import type { FieldError } from './errors.js'
 // so an event is judged the same way whichever door it comes through.
 export const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv
 
-export function createAjv (): Ajv {
+export function createAjv (options: { allErrors?: boolean } = {}): Ajv {
   const ajv = new Ajv({
     coerceTypes: false, // "1" is not 1: producers must send the types they mean
     removeAdditional: false, // unknown properties are rejected, never silently stripped
     useDefaults: false,
-    allErrors: true, // find every problem at once; answers list the first few (validationDetails)
+    allErrors: options.allErrors ?? true, // find every problem at once; answers list the first few (validationDetails)
     allowUnionTypes: true,
     strict: false
   })
@@ -20,6 +20,39 @@ export function createAjv (): Ajv {
 }
 
 export type Validator = ValidateFunction
+
+/** Collections larger than this get their first error only: finding them all would cost more than the body. */
+export const MAX_COLLECTION_FOR_ALL_ERRORS = 1000
+
+function hasLargeCollection (value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  const children = Array.isArray(value) ? value : Object.values(value)
+  return children.length > limit || children.some(c => hasLargeCollection(c, limit))
+}
+
+let firstErrorAjv: Ajv | undefined
+
+/**
+ * A body validator whose errors never cost much more than the body: a valid body is checked once
+ * (stopping at the first error); an invalid one is checked again for all its errors only when no
+ * collection in it is large (an array of 100,000 wrong items would otherwise make 100,000 error
+ * objects, many times the body's size).
+ */
+export function compileBodyValidator (ajv: Ajv, schema: object): Validator {
+  firstErrorAjv ??= createAjv({ allErrors: false })
+  const first = firstErrorAjv.compile(schema)
+  const all = ajv.compile(schema)
+  const validate = ((data: unknown) => {
+    if (first(data)) {
+      validate.errors = null
+      return true
+    }
+    if (hasLargeCollection(data, MAX_COLLECTION_FOR_ALL_ERRORS) || all(data)) validate.errors = first.errors
+    else validate.errors = all.errors
+    return false
+  }) as Validator
+  return validate
+}
 
 /** Field errors an answer lists per event; the rest are counted, so an answer stays small. */
 export const MAX_FIELD_ERRORS = 10

@@ -9,7 +9,7 @@ import { platform } from './platform.js'
 import { survey } from './survey.js'
 import { firstExample, type CatalogEntry } from './types.js'
 import type { FieldError } from '../errors.js'
-import type { Validator } from '../validation.js'
+import { compileBodyValidator, type Validator } from '../validation.js'
 
 export { firstExample, type CatalogEntry } from './types.js'
 
@@ -31,7 +31,7 @@ export class Catalog {
       if (this.#types.has(entry.type)) throw new ConfigError(`event type '${entry.type}' is defined twice`)
       let validate: Validator
       try {
-        validate = ajv.compile(entry.schema)
+        validate = compileBodyValidator(ajv, entry.schema)
       } catch (err) {
         throw new ConfigError(`event type '${entry.type}': schema does not compile: ${(err as Error).message}`)
       }

@@ -4,7 +4,7 @@ import type { Broker } from '../brokers/broker.js'
 import type { Metrics } from '../metrics.js'
 
 const ReadySchema = Type.Object({
-  status: Type.Enum(['ready', 'degraded', 'unavailable'], { description: 'ready: every destination is up; degraded: some are; unavailable: none is' }),
+  status: Type.Enum(['ready', 'degraded', 'unavailable', 'draining'], { description: 'ready: every destination is up; degraded: some are; unavailable: none is; draining: shutting down' }),
   destinations: Type.Array(Type.Object({
     name: Type.String(),
     broker: Type.String(),
@@ -16,6 +16,8 @@ const ReadySchema = Type.Object({
 export interface HealthOptions {
   destinations: readonly { name: string, broker: Broker }[]
   metrics: Metrics
+  /** True once shutdown has begun: load balancers must stop sending before the server closes. */
+  draining: () => boolean
 }
 
 export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): Promise<void> {
@@ -39,6 +41,7 @@ export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): 
   }, async (_request, reply) => {
     const states = await check()
     const up = states.filter(s => s.up).length
+    if (opts.draining()) return reply.code(503).send({ status: 'draining', destinations: states })
     const status = up === states.length ? 'ready' : up > 0 ? 'degraded' : 'unavailable'
     return reply.code(up > 0 ? 200 : 503).send({ status, destinations: states })
   })

@@ -120,14 +120,26 @@ function decodeSafe (s: string): string {
  * Errors Node's HTTP parser meets before Fastify sees a request (oversized headers, garbage):
  * answered as problems too, and the socket closed; the process is not affected.
  */
+const CLIENT_ERRORS: Record<string, [ErrorCode, string, string]> = {
+  HPE_HEADER_OVERFLOW: ['EVG_HEADERS_TOO_LARGE', 'Request Header Fields Too Large', 'the request headers are larger than the server accepts'],
+  ERR_HTTP_REQUEST_TIMEOUT: ['EVG_TIMEOUT', 'Request Timeout', 'the request was not complete in time (HTTP_HEADERS_TIMEOUT_MS / HTTP_REQUEST_TIMEOUT_MS)']
+}
+
 export function clientErrorHandler (err: Error & { code?: string }, socket: Socket): void {
   if (!socket.writable) {
     socket.destroy()
     return
   }
-  const code: ErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'EVG_HEADERS_TOO_LARGE' : 'EVG_VALIDATION'
-  const body = JSON.stringify(problem(code, code === 'EVG_HEADERS_TOO_LARGE' ? 'the request headers are larger than the server accepts' : 'malformed HTTP request'))
-  const status = ERRORS[code].status
-  socket.end(`HTTP/1.1 ${status} ${code === 'EVG_HEADERS_TOO_LARGE' ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+  const [code, reason, detail] = CLIENT_ERRORS[err.code ?? ''] ?? ['EVG_VALIDATION', 'Bad Request', 'malformed HTTP request']
+  const body = JSON.stringify(problem(code, detail))
+  socket.end(`HTTP/1.1 ${ERRORS[code].status} ${reason}\r\n` +
     `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+}
+
+/** Errors Fastify meets before routing (a URL it cannot decode, a path parameter too long), as problems. */
+export function frameworkErrors (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const p = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+    ? problem('EVG_NOT_FOUND', 'no such resource (a path segment is longer than any name the gateway knows)')
+    : problem('EVG_VALIDATION', 'the URL is not valid (bad percent-encoding)')
+  void sendProblem(reply, p)
 }

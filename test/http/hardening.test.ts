@@ -75,3 +75,58 @@ t.test('validation problems list at most 10 errors per event and count the rest'
   t.ok(many.body.length < 250000, `the answer stays small: ${many.body.length} bytes`)
   t.equal(broker.calls, 0)
 })
+
+t.test('request bodies in flight are bounded: past the budget, 503 at once, before the body is read', async t => {
+  const { app, broker } = await build(t, { BODY_LIMIT_BYTES: '32768', HTTP_MAX_INFLIGHT_BODY_BYTES: '65536' })
+  const big = { ...exampleOf('call.ended'), transcript: 'x'.repeat(30000) }
+  const release = broker.hold()
+  const held = [app.inject(post('call.ended', big)), app.inject(post('call.ended', big))]
+  while (broker.calls < 2) await new Promise(resolve => setImmediate(resolve))
+  const refused = await app.inject(post('call.ended', big))
+  t.equal(refused.statusCode, 503)
+  t.match(refused.json(), { code: 'EVG_OVERLOADED', detail: /in flight/ })
+  t.equal(refused.headers['retry-after'], '1')
+  t.equal(refused.headers.connection, 'close')
+  release()
+  t.same((await Promise.all(held)).map(r => r.statusCode), [202, 202])
+  t.equal((await app.inject(post('call.ended', big))).statusCode, 202, 'room again once they are answered')
+  t.match((await app.inject('/metrics')).body, /gateway_events_rejected_total\{type="call.ended",code="EVG_OVERLOADED"\} 1/)
+})
+
+t.test('an event with a huge collection gets its first error only, not one per element', async t => {
+  const { app } = await build(t)
+  const res = await app.inject(post('sentiment.analyzed', { ...exampleOf('sentiment.analyzed'), keywords: Array.from({ length: 20000 }, () => 1) }))
+  t.equal(res.statusCode, 400)
+  t.equal(res.json().errors.length, 1)
+  t.notOk('errorsOmitted' in res.json())
+  const inBatch = await app.inject(batch([{ type: 'sentiment.analyzed', data: { ...exampleOf('sentiment.analyzed'), keywords: Array.from({ length: 20000 }, () => 1) } }]))
+  t.equal(inBatch.json().results[0].error.errors.length, 1)
+})
+
+t.test('errors Fastify and the docs meet themselves are problems with an EVG code', async t => {
+  const { app } = await build(t)
+  const badUrl = await app.inject({ method: 'GET', url: '/v1/event-types/%E0%A4%A' })
+  t.equal(badUrl.statusCode, 400)
+  t.match(badUrl.headers['content-type'], /^application\/problem\+json/)
+  t.match(badUrl.json(), { code: 'EVG_VALIDATION', detail: /URL is not valid/ })
+  const longParam = await app.inject({ method: 'GET', url: `/v1/event-types/${'a'.repeat(300)}` })
+  t.match(longParam.headers['content-type'], /^application\/problem\+json/)
+  t.match(longParam.json(), { status: 404, code: 'EVG_NOT_FOUND' })
+  for (const url of ['/docs/static/../../package.json', '/docs/static/%2e%2e/%2e%2e/package.json', '/docs/..%2f..%2fpackage.json']) {
+    const res = await app.inject({ method: 'GET', url })
+    t.not(res.statusCode, 200, url)
+    t.match(res.headers['content-type'], /^application\/problem\+json/, url)
+    t.notMatch(res.json().title, /API key/, `${url}: not an API-key refusal`)
+    t.notMatch(res.body, '"name": "event-gateway"', `${url}: no file outside the docs`)
+  }
+})
+
+t.test('draining: readiness 503 at once while events are still taken', async t => {
+  const { app } = await build(t)
+  app.drain()
+  const ready = await app.inject('/health/ready')
+  t.equal(ready.statusCode, 503)
+  t.equal(ready.json().status, 'draining')
+  t.equal((await app.inject(post('call.ended', exampleOf('call.ended')))).statusCode, 202)
+  t.equal((await app.inject('/health/live')).statusCode, 200)
+})

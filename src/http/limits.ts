@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs'
+import type { FastifyInstance } from 'fastify'
+import { problem } from '../errors.js'
+import { sendProblem } from './problems.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Body bytes this request holds against the in-flight budget, released when it is answered. */
+    reservedBytes: number
+  }
+}
+
+/** The soft open-files limit, from /proc (Linux); undefined elsewhere. */
+export function openFilesLimit (): number | undefined {
+  try {
+    const line = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'))
+    return line === null || line[1] === 'unlimited' ? undefined : Number(line[1])
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Connections at most: the configured number, else 80% of the open-files limit, so that the
+ * brokers, the database and the log keep the descriptors they need and the process never meets
+ * EMFILE (at which point even reading its own memory use fails).
+ */
+export function maxConnections (configured: number, limit = openFilesLimit()): number {
+  if (configured > 0) return configured
+  return limit === undefined ? 10000 : Math.max(16, Math.floor(limit * 0.8))
+}
+
+/**
+ * A budget of request body bytes in flight: a request that would exceed it is answered 503 at
+ * once, before its body is read, so no shape or number of requests can grow the heap past a
+ * bounded multiple of the budget. Chunked bodies count as the largest body allowed.
+ */
+export function limitBodiesInFlight (app: FastifyInstance, opts: { budget: number, bodyLimit: number, onRefused: (request: import('fastify').FastifyRequest) => void }): void {
+  let inFlight = 0
+  app.decorateRequest('reservedBytes', 0)
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.method !== 'POST' && request.method !== 'PUT' && request.method !== 'PATCH') return
+    const declared = Number(request.headers['content-length'])
+    const bytes = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, opts.bodyLimit) : opts.bodyLimit
+    if (inFlight + bytes > opts.budget) {
+      opts.onRefused(request)
+      // The body is not read: the connection cannot carry another request after this answer.
+      reply.header('connection', 'close')
+      return sendProblem(reply, problem('EVG_OVERLOADED', 'too many request bodies are in flight; retry shortly'), 1)
+    }
+    inFlight += bytes
+    request.reservedBytes = bytes
+  })
+  const release = async (request: import('fastify').FastifyRequest) => {
+    inFlight -= request.reservedBytes
+    request.reservedBytes = 0
+  }
+  app.addHook('onResponse', release)
+  app.addHook('onRequestAbort', release)
+}
+
+/**
+ * Shutdown as Kubernetes needs it: `drain()` turns readiness to 503 while requests are still
+ * served; once the server closes, requests still arriving on open connections are answered
+ * 503 with Retry-After and the connection closed.
+ */
+export function shutdownState (app: FastifyInstance): { draining: () => boolean, drain: () => void } {
+  let draining = false
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onRequest', async (request, reply) => {
+    if (!closing) return
+    reply.header('connection', 'close')
+    return sendProblem(reply, problem('EVG_SHUTTING_DOWN', 'the gateway is shutting down; retry on another instance'), 1)
+  })
+  return { draining: () => draining || closing, drain: () => { draining = true } }
+}
