@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { problem } from '../errors.js'
 import { sendProblem } from './problems.js'
 
@@ -35,7 +35,7 @@ export function maxConnections (configured: number, limit = openFilesLimit()): n
  * once, before its body is read, so no shape or number of requests can grow the heap past a
  * bounded multiple of the budget. Chunked bodies count as the largest body allowed.
  */
-export function limitBodiesInFlight (app: FastifyInstance, opts: { budget: number, bodyLimit: number, onRefused: (request: import('fastify').FastifyRequest) => void }): void {
+export function limitBodiesInFlight (app: FastifyInstance, opts: { budget: number, bodyLimit: number, onRefused: (request: FastifyRequest) => void }): void {
   let inFlight = 0
   app.decorateRequest('reservedBytes', 0)
   app.addHook('onRequest', async (request, reply) => {
@@ -51,7 +51,7 @@ export function limitBodiesInFlight (app: FastifyInstance, opts: { budget: numbe
     inFlight += bytes
     request.reservedBytes = bytes
   })
-  const release = async (request: import('fastify').FastifyRequest) => {
+  const release = async (request: FastifyRequest) => {
     inFlight -= request.reservedBytes
     request.reservedBytes = 0
   }
