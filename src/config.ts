@@ -29,7 +29,7 @@ export const ConfigSchema = Type.Object({
   BODY_LIMIT_BYTES: Int(262144, 1024, 16 * 1024 * 1024, 'largest accepted request body'),
   BATCH_MAX_EVENTS: Int(100, 1, 1000, 'most events in one batch request'),
   PUBLISH_TIMEOUT_MS: Int(5000, 100, 120000, 'deadline for a publish including retries'),
-  HTTP_MAX_CONNECTIONS: Int(0, 0, 1000000, 'open client connections at most; beyond, new ones are closed at once. 0: 80% of the open-files limit'),
+  HTTP_MAX_CONNECTIONS: Int(0, 0, 1000000, 'open client connections at most; beyond, new ones are closed at once. 0: 80% of the open-files limit, at least 128 kept free'),
   HTTP_HEADERS_TIMEOUT_MS: Int(10000, 1000, 600000, 'a request head not complete by then is answered 408 and closed'),
   HTTP_REQUEST_TIMEOUT_MS: Int(30000, 1000, 600000, 'a request (head and body) not complete by then is answered 408 and closed'),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: Int(72000, 1000, 600000, 'an idle keep-alive connection is closed after this; keep it above your load balancer\'s idle timeout'),

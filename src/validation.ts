@@ -61,11 +61,14 @@ export const MAX_FIELD_ERRORS = 10
  * The extensions of a validation problem: the first errors as `{path, message}` with JSON Pointer
  * paths, and `errorsOmitted` when there were more.
  */
-export function validationDetails (errors: readonly ErrorObject[] | null | undefined, prefix = ''): { errors: FieldError[], errorsOmitted?: number } {
+export function validationDetails (errors: readonly ErrorObject[] | null | undefined, prefix = '', limit = MAX_FIELD_ERRORS): { errors: FieldError[], errorsOmitted?: number } {
   const all = errors ?? []
-  const listed = toFieldErrors(all.slice(0, MAX_FIELD_ERRORS), prefix)
-  return all.length > MAX_FIELD_ERRORS ? { errors: listed, errorsOmitted: all.length - MAX_FIELD_ERRORS } : { errors: listed }
+  const listed = toFieldErrors(all.slice(0, limit), prefix)
+  return all.length > listed.length ? { errors: listed, errorsOmitted: all.length - listed.length } : { errors: listed }
 }
+
+/** Field errors a batch answer lists in all; past it, events get their count only. */
+export const MAX_BATCH_FIELD_ERRORS = 100
 
 /** Ajv errors as `{path, message}` with JSON Pointer paths that name the offending field. */
 export function toFieldErrors (errors: readonly ErrorObject[] | null | undefined, prefix = ''): FieldError[] {

@@ -3,7 +3,7 @@
 // node dist/). It owns the write connection, so a commit's fsync blocks this thread, not the
 // gateway's event loop. Batches that arrive while a commit runs go into the next transaction.
 // Messages in: { id, rows: [id, tenant, type, routingKey, storedAt, envelope][] } or 'close'.
-// Messages out: { id } or { id, error: { code, message } }.
+// Messages out: 'ready' once, then { id } or { id, error: { code, message } }.
 const { parentPort, workerData } = require('node:worker_threads')
 const Database = require('better-sqlite3')
 
@@ -11,6 +11,8 @@ const db = new Database(workerData.path)
 db.pragma('journal_mode = WAL')
 db.pragma('synchronous = FULL')
 db.pragma('busy_timeout = 5000')
+// The gateway reports ready only once the writer is: the first event must not pay its start-up.
+parentPort.postMessage('ready')
 let commit
 // Prepared on first use, inside the guarded flush: a broken store becomes a classified write
 // error for the batch, never a crashed writer.

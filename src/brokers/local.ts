@@ -26,6 +26,7 @@ export class LocalBroker implements Broker, EventReader {
   #down: string | undefined
   #closed = false
   #drained: (() => void) | undefined
+  #ready: Promise<void>
   readonly #readAll
   readonly #readType
 
@@ -47,7 +48,15 @@ export class LocalBroker implements Broker, EventReader {
     this.#readAll = db.prepare('SELECT seq, envelope FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?')
     this.#readType = db.prepare('SELECT seq, envelope FROM events WHERE tenant = ? AND type = ? AND seq > ? ORDER BY seq LIMIT ?')
     this.#worker = new Worker(new URL('./local-writer.cjs', import.meta.url), { workerData: { path: db.name } })
-    this.#worker.on('message', (result: WriteResult) => this.#settle(result))
+    this.#ready = new Promise((resolve, reject) => {
+      this.#worker.once('error', reject)
+      this.#worker.once('exit', () => reject(new Error('local store writer stopped before it was ready')))
+      this.#worker.on('message', (message: WriteResult | 'ready') => {
+        if (message === 'ready') resolve()
+        else this.#settle(message)
+      })
+    })
+    this.#ready.catch(() => undefined)
     this.#worker.on('error', (err: unknown) => this.#fail(`local store writer failed: ${(err as Error | undefined)?.message ?? String(err)}`))
     this.#worker.on('exit', () => this.#fail('local store writer stopped'))
     // After the listeners (adding a 'message' listener refs the worker again): an idle writer
@@ -55,7 +64,15 @@ export class LocalBroker implements Broker, EventReader {
     this.#worker.unref()
   }
 
-  async connect (): Promise<void> {}
+  /** Waits for the writer thread to have the database open, however slow the machine. */
+  async connect (): Promise<void> {
+    this.#worker.ref()
+    try {
+      await this.#ready
+    } finally {
+      if (this.#waiting.size === 0) this.#worker.unref()
+    }
+  }
 
   publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
     const down = this.#closed ? 'local store is closed' : this.#down

@@ -20,14 +20,17 @@ export function openFilesLimit (): number | undefined {
   }
 }
 
+/** Descriptors always kept for the process itself: brokers, the database and its writer, the log, Node. */
+export const RESERVED_FILES = 128
+
 /**
- * Connections at most: the configured number, else 80% of the open-files limit, so that the
- * brokers, the database and the log keep the descriptors they need and the process never meets
- * EMFILE (at which point even reading its own memory use fails).
+ * Connections at most: the configured number, else 80% of the open-files limit with at least
+ * RESERVED_FILES left free, so the process never meets EMFILE (at which point even reading its
+ * own memory use fails, and load shedding with it).
  */
 export function maxConnections (configured: number, limit = openFilesLimit()): number {
   if (configured > 0) return configured
-  return limit === undefined ? 10000 : Math.max(16, Math.floor(limit * 0.8))
+  return limit === undefined ? 10000 : Math.max(8, Math.min(Math.floor(limit * 0.8), limit - RESERVED_FILES))
 }
 
 /**

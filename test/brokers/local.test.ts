@@ -39,7 +39,9 @@ t.test('BROKER=local: every example is published and read back, oldest first, pe
 t.test('events survive a restart of the gateway', async t => {
   const config = testConfig(t)
   const first = await buildApp(config)
+  await first.ready()
   const res = await first.inject(post('call.started', exampleOf('call.started')))
+  t.equal(res.statusCode, 202, 'taken, before its id is used')
   await first.close()
   const second = await buildApp(config)
   t.teardown(() => second.close())

@@ -73,6 +73,9 @@ t.test('validation problems list at most 10 errors per event and count the rest'
   const many = await app.inject(batch(Array.from({ length: 100 }, () => ({ type: 'sentiment.analyzed', data }))))
   t.equal(many.statusCode, 400)
   t.ok(many.body.length < 250000, `the answer stays small: ${many.body.length} bytes`)
+  const listed = many.json().results.reduce((n: number, r: { error: { errors: unknown[] } }) => n + r.error.errors.length, 0)
+  t.equal(listed, 100, 'at most 100 errors listed in the whole batch')
+  t.equal(many.json().results[99].error.errorsOmitted, 60, 'the rest are counted per event')
   t.equal(broker.calls, 0)
 })
 

@@ -7,7 +7,7 @@ import type { Accepted, Intake, IntakeItem } from '../../delivery/intake.js'
 import { ERRORS, problem, type ErrorCode, type GatewayError, type Problem } from '../../errors.js'
 import { checkIdempotencyKey } from '../../idempotency.js'
 import type { Metrics } from '../../metrics.js'
-import { validationDetails } from '../../validation.js'
+import { MAX_BATCH_FIELD_ERRORS, MAX_FIELD_ERRORS, validationDetails } from '../../validation.js'
 import { sendProblem } from '../problems.js'
 import { ContextHeadersSchema, ProblemSchema, errorResponses } from '../schemas.js'
 import { contextOf, typeRefusal } from './context.js'
@@ -61,6 +61,7 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
     const items = request.body.events
     const results: (Result | undefined)[] = new Array(items.length)
     const valid: { index: number, item: IntakeItem }[] = []
+    let errorBudget = MAX_BATCH_FIELD_ERRORS
     items.forEach((item, index) => {
       const fail = (p: Problem) => {
         metrics.rejected.inc({ type: catalog.get(item.type) ? item.type : 'unknown', code: p.code })
@@ -72,7 +73,9 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
       const refused = typeRefusal(request, entry.type)
       if (refused !== undefined) return fail(refused.toProblem())
       if (!entry.validate(item.data)) {
-        return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, validationDetails(entry.validate.errors, `/events/${index}/data`)))
+        const details = validationDetails(entry.validate.errors, `/events/${index}/data`, Math.min(MAX_FIELD_ERRORS, errorBudget))
+        errorBudget -= details.errors.length
+        return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, details))
       }
       const tooLong = routingKeyErrors(entry, item.data, `/events/${index}/data`)
       if (tooLong !== undefined) return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: tooLong }))
