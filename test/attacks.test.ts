@@ -67,6 +67,20 @@ t.test('24 connections sending invalid maximum-size batches: bounded answers, th
   t.ok(await gw.alive(), 'alive and serving')
 })
 
+t.test('400 concurrent valid maximum-size batches: each taken or refused with 503, the process lives', async t => {
+  const gw = await gateway(t)
+  const data = { ...exampleOf('call.ended'), transcript: 'x'.repeat(2400) }
+  const body = JSON.stringify({ events: Array.from({ length: 100 }, () => ({ type: 'call.ended', data })) })
+  t.ok(body.length > 240000 && body.length <= 262144, `a batch close to BODY_LIMIT_BYTES (${body.length} bytes)`)
+  const statuses = await Promise.all(Array.from({ length: 400 }, () =>
+    fetch(`${gw.base}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT }, body })
+      .then(async r => { await r.arrayBuffer(); return r.status }, () => 0)))
+  const counts = statuses.reduce<Record<number, number>>((c, s) => ({ ...c, [s]: (c[s] ?? 0) + 1 }), {})
+  t.same(Object.keys(counts).filter(s => s !== '202' && s !== '503'), [], `only 202 and 503: ${JSON.stringify(counts)}`)
+  t.ok((counts[202] ?? 0) > 0, 'some were taken')
+  t.ok(await gw.alive(), 'alive and serving')
+})
+
 t.test('half-open connections past the open-files limit: closed beyond the cap, alive, recovers', async t => {
   // ulimit -n 256: at most 128 connections (128 descriptors kept for the process itself)
   const gw = await gateway(t, { HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '20000' }, 256)
