@@ -9,7 +9,7 @@ export interface ErrorDefinition {
 }
 
 export const ERRORS = {
-  EVG_VALIDATION: { status: 400, title: 'The request body is not valid', retryable: false },
+  EVG_VALIDATION: { status: 400, title: 'The request is not valid', retryable: false },
   EVG_BAD_CONTEXT: { status: 400, title: 'The request context headers are not valid', retryable: false },
   EVG_UNAUTHORIZED: { status: 401, title: 'An API key is required', retryable: false },
   EVG_FORBIDDEN: { status: 403, title: 'The API key may not do this', retryable: false },
