@@ -30,8 +30,8 @@ export function createMetrics (logLinesDropped: () => number = () => 0) {
     published: new Counter({ name: 'gateway_events_published_total', help: 'Publish results per destination, by type and outcome', labelNames: ['destination', 'broker', 'type', 'outcome'] as const, registers: [registry] }),
     publishDuration: new Histogram({
       name: 'gateway_publish_duration_seconds',
-      help: 'Time from handing events to a destination until its broker answered, retries included',
-      labelNames: ['destination', 'broker', 'outcome'] as const,
+      help: 'Time from handing an event to a destination until its broker took or refused it for good, retries included; one sample per event',
+      labelNames: ['destination', 'broker', 'type', 'outcome'] as const,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry]
     }),
