@@ -42,3 +42,28 @@ t.test('/metrics follows Prometheus naming: counters end in _total and nothing e
   t.ok(types.some(m => m.name === 'nodejs_active_handles'), 'Node\'s handle gauges are still there')
   for (const { name, type } of types) t.equal(name.endsWith('_total'), type === 'counter', `${name} (${type})`)
 })
+
+t.test('RED per route: every answer by route pattern, method and status; unknown paths are one route and no rejected event', async t => {
+  const { app } = await build(t)
+  await app.inject(post('call.ended', exampleOf('call.ended')))
+  await app.inject(post('call.ended', { bad: true }))
+  await app.inject('/favicon.ico')
+  await app.inject('/wp-admin/setup.php?step=1')
+  await app.inject('/v1/event-types/call.ended')
+  await app.inject('/v1/event-types/no.such')
+  await app.inject(post('no.such', {}))
+  const text = (await app.inject('/metrics')).body
+  const count = (labels: string) => text.match(new RegExp(`^gateway_http_request_duration_seconds_count\\{${labels}\\} (\\d+)$`, 'm'))?.[1]
+  t.equal(count('route="/v1/events/call.ended",method="POST",status_code="202"'), '1')
+  t.equal(count('route="/v1/events/call.ended",method="POST",status_code="400"'), '1')
+  t.equal(count('route="/v1/event-types/:type",method="GET",status_code="200"'), '1', 'the pattern, not the URL')
+  t.equal(count('route="/v1/event-types/:type",method="GET",status_code="404"'), '1')
+  t.equal(count('route="unmatched",method="GET",status_code="404"'), '2', 'both unknown paths in one series')
+  t.equal(count('route="unmatched",method="POST",status_code="404"'), '1')
+  t.notMatch(text, 'favicon')
+  t.notMatch(text, 'wp-admin')
+  // Only refused events are rejected events: the unknown type was one, the unknown paths and the
+  // catalog lookup were not.
+  t.match(text, /gateway_events_rejected_total\{type="unknown",code="EVG_UNKNOWN_TYPE"\} 1\n/)
+  t.notMatch(text, /gateway_events_rejected_total\{[^}]*code="EVG_NOT_FOUND"/)
+})

@@ -47,6 +47,7 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
   })
 
   app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/events', {
+    config: { publishes: true },
     schema: {
       tags: ['batch'],
       summary: 'Publish several events at once',
