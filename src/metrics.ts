@@ -38,6 +38,12 @@ export function createMetrics (logLinesDropped: () => number = () => 0) {
     }),
     received: new Counter({ name: 'gateway_events_received_total', help: 'Events received, before validation', labelNames: ['type'] as const, registers: [registry] }),
     rejected: new Counter({ name: 'gateway_events_rejected_total', help: 'Events refused with a problem answer', labelNames: ['type', 'code'] as const, registers: [registry] }),
+    batchSize: new Histogram({
+      name: 'gateway_batch_size',
+      help: 'Events per batch request (POST /v1/events) that was a valid batch',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+      registers: [registry]
+    }),
     published: new Counter({ name: 'gateway_events_published_total', help: 'Publish results per destination, by type and outcome', labelNames: ['destination', 'broker', 'type', 'outcome'] as const, registers: [registry] }),
     publishDuration: new Histogram({
       name: 'gateway_publish_duration_seconds',

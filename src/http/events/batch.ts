@@ -60,6 +60,7 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
   }, async (request, reply) => {
     const ctx = contextOf(request)
     const items = request.body.events
+    metrics.batchSize.observe(items.length)
     const results: (Result | undefined)[] = new Array(items.length)
     const valid: { index: number, item: IntakeItem }[] = []
     items.forEach((item, index) => {
