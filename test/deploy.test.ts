@@ -7,6 +7,7 @@ import t from 'tap'
 import { parse, parseAllDocuments } from 'yaml'
 import { loadConfig } from '../src/config.js'
 import { build } from './helper.js'
+import { fencedBlocks, readDoc } from './markdown.js'
 
 // deploy/: the Kubernetes manifests, valid against the Kubernetes schemas and consistent with
 // each other and with the gateway they run.
@@ -63,13 +64,15 @@ t.test('the schema check catches a broken manifest', { skip: skipModels }, async
   t.throws(() => new Model(deployment).validate(), /containerPort must be integer/)
 })
 
-t.test('the alert rules, wrapped as the README shows, are a valid PrometheusRule', { skip: skipModels }, async t => {
-  // README: the rules file indented under `spec:` of a PrometheusRule.
-  const text = 'apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: event-gateway\nspec:\n' +
-    readFileSync(join(deploy, 'prometheus/alerts.yml'), 'utf8').replace(/^(?=.)/gm, '  ')
+t.test('the README\'s command that wraps the alert rules in a PrometheusRule makes a valid one', { skip: skipModels }, async t => {
+  const command = fencedBlocks(readDoc('README.md'), 'sh').find(block => block.includes('PrometheusRule'))
+  t.ok(command?.endsWith('| kubectl apply -f -\n'), 'the README pipes it to kubectl')
+  // What it would apply, printed instead.
+  const { stdout } = await run('bash', ['-c', (command ?? '').replace(/\| kubectl apply -f -\n$/, '')], { cwd: root })
+  const rule = parse(stdout) as { kind: string, spec: { groups: unknown[] } }
+  t.equal(rule.kind, 'PrometheusRule')
+  t.same(rule.spec, parse(readFileSync(join(deploy, 'prometheus/alerts.yml'), 'utf8')), 'the rules file is its spec')
   const Model = await modelOf('monitoring.coreos.com/v1', 'PrometheusRule')
-  const rule = parse(text) as { spec: { groups: unknown[] } }
-  t.ok(rule.spec.groups.length > 0)
   t.doesNotThrow(() => new Model(rule).validate())
 })
 
