@@ -19,6 +19,7 @@ import { eventTypeRoutes } from './http/event-types.js'
 import { healthRoutes } from './http/health.js'
 import { limitBodiesInFlight, maxConnections, shutdownState } from './http/limits.js'
 import { parseJsonBody, registerProblemHandlers } from './http/problems.js'
+import { recordRequestDurations } from './http/request-metrics.js'
 import { loadRouting } from './routing/index.js'
 import { serverOptions } from './server-options.js'
 import { compileBodyValidator, createAjv } from './validation.js'
@@ -97,13 +98,18 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   app.addHook('onResponse', async (request, reply) => {
     request.log.info({ method: request.method, url: request.url, statusCode: reply.statusCode, responseTime: reply.elapsedTime, ...request.logFields }, 'request completed')
   })
+  recordRequestDurations(app, metrics)
   app.decorate('metrics', metrics)
   app.decorate('catalog', catalog)
   app.decorate('destinations', targets)
   app.decorate('drain', shutdown.drain)
+  // Refused events only: a publishing route's problems, and a POST to /v1/events/{type} for a
+  // type that does not exist. Other problems (GET /favicon.ico, a catalog lookup, read-back) are
+  // in the request histogram, by route and status.
   registerProblemHandlers(app, (request, p) => {
-    const type = request.routeOptions.config?.eventType
-    metrics.rejected.inc({ type: type ?? 'unknown', code: p.code })
+    const config = request.routeOptions.config
+    if (config?.publishes !== true && !(request.is404 && p.code === 'EVG_UNKNOWN_TYPE')) return
+    metrics.rejected.inc({ type: config?.eventType ?? 'unknown', code: p.code })
   })
 
   await app.register(docs, { catalog })

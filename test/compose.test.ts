@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { parse } from 'yaml'
 
 const run = promisify(execFile)
 
@@ -9,18 +10,75 @@ const hasCompose = await run('docker-compose', ['version']).then(() => true, () 
 // CI installs docker-compose, so there its absence is a failure, not a skip.
 const skip = !hasCompose && !process.env.CI ? 'docker-compose not installed (apt-get install docker-compose)' : false
 
-t.test('docker-compose.yml is a valid compose file', { skip }, async t => {
-  const { stdout } = await run('docker-compose', ['-f', 'docker-compose.yml', 'config'])
-  t.match(stdout, /gateway:/)
-  t.match(stdout, /rabbitmq:3[.\d]*-management/)
-  t.match(stdout, /localstack/)
+interface Service {
+  profiles?: string[]
+  command?: string[]
+  environment?: Record<string, string>
+  depends_on?: Record<string, { condition: string }>
+}
+
+/**
+ * `docker-compose --profile NAME config` in an environment of our own (the variables the file
+ * passes through come from the caller's shell otherwise): the services that profile starts.
+ * Compose v1 prints every service with its profiles, v2 only the active ones: we filter as
+ * `up` does.
+ */
+async function profile (name: string, env: Record<string, string> = {}): Promise<Map<string, Service>> {
+  const { stdout } = await run('docker-compose', ['-f', 'docker-compose.yml', '--profile', name, 'config'], { env: { PATH: process.env.PATH ?? '', ...env } })
+  const services = (parse(stdout) as { services: Record<string, Service> }).services
+  return new Map(Object.entries(services).filter(([, s]) => s.profiles === undefined || s.profiles.includes(name)))
+}
+
+const PROFILES: Record<string, { services: string[], broker: string }> = {
+  local: { services: ['gateway-local'], broker: 'local' },
+  rabbitmq: { services: ['gateway-rabbitmq', 'provision-rabbitmq', 'rabbitmq'], broker: 'rabbitmq' },
+  aws: { services: ['gateway-aws', 'localstack', 'provision-aws'], broker: 'sqs' }
+}
+
+for (const [name, expected] of Object.entries(PROFILES)) {
+  t.test(`docker-compose --profile ${name}: its services only, and what the gateway waits for is in it`, { skip }, async t => {
+    const services = await profile(name)
+    t.same([...services.keys()].sort(), expected.services)
+    for (const [service, spec] of services) {
+      for (const dependency of Object.keys(spec.depends_on ?? {})) t.ok(services.has(dependency), `${service} depends on ${dependency}, which this profile starts`)
+    }
+    const gateway = services.get(`gateway-${name}`)
+    t.equal(gateway?.environment?.BROKER, expected.broker)
+    const provision = services.get(`provision-${name}`)
+    if (provision === undefined) {
+      t.same(gateway?.depends_on ?? {}, {}, 'the gateway waits for nothing')
+      return
+    }
+    // The gateway starts once the broker has what it needs, declared with the gateway's own settings.
+    t.same(gateway?.depends_on, { [`provision-${name}`]: { condition: 'service_completed_successfully' } })
+    t.same(provision.command, ['node', 'dist/cli/provision.js'])
+    for (const [key, value] of Object.entries(provision.environment ?? {})) t.equal(gateway?.environment?.[key], value, `${key}: the gateway's value`)
+  })
+}
+
+t.test('docker-compose --profile aws passes SQS_QUEUE_URL and the AWS settings through to the gateway and the provisioning', { skip }, async t => {
+  const env = { AWS_BROKER: 'eventbridge', SQS_QUEUE_URL: 'http://localstack:4566/000000000000/orders', EVENTBRIDGE_BUS_NAME: 'orders-bus', AWS_REGION: 'us-east-1' }
+  const services = await profile('aws', env)
+  for (const name of ['gateway-aws', 'provision-aws']) {
+    t.match(services.get(name)?.environment, { BROKER: 'eventbridge', SQS_QUEUE_URL: env.SQS_QUEUE_URL, EVENTBRIDGE_BUS_NAME: 'orders-bus', AWS_REGION: 'us-east-1' }, name)
+  }
 })
 
-t.test('the Dockerfile builds in stages, runs as non-root and has a health check', async t => {
+t.test('the Dockerfile builds in stages on Node 22, runs as non-root and has a health check', async t => {
   const text = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8')
-  t.equal(text.match(/^FROM /gm)?.length, 2)
+  t.same(text.match(/^FROM \S+/gm), ['FROM node:22-bookworm-slim', 'FROM node:22-bookworm-slim'])
   t.match(text, /^USER node$/m)
   t.match(text, /^HEALTHCHECK .*\n.*\/health\/ready/m)
-  const start = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start as string
-  t.match(text, `CMD ${JSON.stringify(start.split(' '))}`.replace(/,/g, ', '), 'the image runs the gateway as npm start does')
+  t.match(text, /npm ci --omit=dev/, 'the image gets production dependencies only')
+})
+
+t.test('the image runs the gateway as npm start does, with the heap limit in the environment', async t => {
+  const text = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8')
+  const start = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start as string).split(' ')
+  const heap = start.find(arg => arg.startsWith('--max-old-space-size='))
+  t.ok(heap, 'npm start sets the heap limit')
+  t.same(text.match(/^ENV NODE_OPTIONS=(.*)$/m)?.[1], heap, 'the image\'s default heap limit is npm start\'s')
+  const cmd = JSON.parse(text.match(/^CMD (\[.*\])$/m)?.[1] ?? 'null') as string[] | null
+  // A flag on the command line would win over NODE_OPTIONS, so that `docker run -e` could not raise it.
+  t.same(cmd, start.filter(arg => arg !== heap), 'the same command, without the flag')
 })

@@ -36,8 +36,11 @@ export class Delivery {
 
   async publish (events: readonly OutgoingEvent[]): Promise<DeliveryResult[]> {
     const started = process.hrtime.bigint()
+    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9
     const deadline = Date.now() + this.#policy.timeoutMs
     const results: (DeliveryResult | undefined)[] = new Array(events.length)
+    // Per event: one taken in the first call is done then, not when the last retry of another ends.
+    const seconds: number[] = new Array(events.length)
     let pending = events.map((_, i) => i)
     let lastError: BrokerError | undefined
     const name = this.#name
@@ -47,8 +50,10 @@ export class Delivery {
       const outcomes = await this.#attempt(pending.map(i => events[i] as OutgoingEvent), deadline - Date.now())
       const retry: number[] = []
       let brokerDown = true
+      const answered = elapsed()
       outcomes.forEach((outcome, k) => {
         const i = pending[k] as number
+        seconds[i] = answered
         if (!outcome.ok) this.#metrics.failures.inc({ ...labels, reason: outcome.error.reason })
         if (outcome.ok) {
           results[i] = outcome
@@ -83,15 +88,13 @@ export class Delivery {
       }
     }
     const final = results as DeliveryResult[]
-    let failed = 0
     for (let i = 0; i < final.length; i++) {
       const r = final[i] as DeliveryResult
       const outcome = r.ok ? 'published' : r.error.code === 'EVG_BROKER_UNAVAILABLE' ? 'unavailable' : 'rejected'
-      if (!r.ok) failed++
-      this.#metrics.published.inc({ ...labels, type: (events[i] as OutgoingEvent).event.type, outcome })
+      const eventLabels = { ...labels, type: (events[i] as OutgoingEvent).event.type, outcome }
+      this.#metrics.published.inc(eventLabels)
+      this.#metrics.publishDuration.observe(eventLabels, seconds[i] as number)
     }
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9
-    this.#metrics.publishDuration.observe({ ...labels, outcome: failed === 0 ? 'published' : 'failed' }, seconds)
     return final
   }
 

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import pino from 'pino'
 import { BrokerError, type Broker, type OutgoingEvent, type PublishOutcome } from '../../src/brokers/broker.js'
@@ -42,6 +43,21 @@ t.test('only the failed retryable events are retried, in one call each round', a
   t.match(text, /gateway_publish_retries_total\{destination="orders",broker="scripted"\} 2/)
   t.match(text, /gateway_events_published_total\{destination="orders",broker="scripted",type="call.ended",outcome="published"\} 2/)
   t.match(text, /gateway_events_published_total\{destination="orders",broker="scripted",type="call.ended",outcome="rejected"\} 1/)
+  // One duration sample per event, with the same outcome vocabulary as the counter.
+  t.match(text, /gateway_publish_duration_seconds_count\{destination="orders",broker="scripted",type="call.ended",outcome="published"\} 2/)
+  t.match(text, /gateway_publish_duration_seconds_count\{destination="orders",broker="scripted",type="call.ended",outcome="rejected"\} 1/)
+})
+
+t.test('each event\'s publish duration ends when its broker took it, not when the last retry of another did', async t => {
+  const { broker, seen } = scripted({ b: [{ ok: false, error: retryable }] })
+  const slowRetry: Broker = { ...broker, publish: async events => seen.length === 0 ? broker.publish(events) : sleep(300).then(() => broker.publish(events)) }
+  const metrics = createMetrics()
+  await new Delivery({ name: 'orders', broker: slowRetry }, policy, metrics, pino({ level: 'silent' })).publish([event('a'), event('b')])
+  t.same(seen, [['a', 'b'], ['b']])
+  const text = await metrics.registry.metrics()
+  const bucket = (le: string) => text.match(new RegExp(`gateway_publish_duration_seconds_bucket\\{le="${le}",destination="orders",broker="scripted",type="call.ended",outcome="published"\\} (\\d+)`))?.[1]
+  t.equal(bucket('0.25'), '1', 'a, taken in the first call, is not charged the 300 ms retry of b')
+  t.equal(bucket('\\+Inf'), '2')
 })
 
 t.test('attempts are bounded by RETRY_MAX_ATTEMPTS; then EVG_BROKER_UNAVAILABLE with Retry-After', async t => {

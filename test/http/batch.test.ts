@@ -95,3 +95,15 @@ t.test('per-event idempotency keys: replay, duplicates inside the batch, conflic
   t.equal(r[3].error.code, 'EVG_IDEMPOTENCY_CONFLICT')
   t.equal(broker.published.length, 2)
 })
+
+t.test('gateway_batch_size: one sample per valid batch, its number of events; a batch refused as a whole is none', async t => {
+  const { app } = await build(t)
+  await app.inject(batch([{ type: 'call.ended', data: exampleOf('call.ended') }]))
+  await app.inject(batch(Array.from({ length: 7 }, () => ({ type: 'call.ended', data: exampleOf('call.ended') }))))
+  await app.inject(batch([{ type: 'call.ended', data: exampleOf('call.ended'), extra: 1 }]))
+  const text = (await app.inject('/metrics')).body
+  t.match(text, /^gateway_batch_size_count 2$/m)
+  t.match(text, /^gateway_batch_size_sum 8$/m)
+  t.match(text, /^gateway_batch_size_bucket\{le="5"\} 1$/m)
+  t.match(text, /^gateway_batch_size_bucket\{le="10"\} 2$/m)
+})

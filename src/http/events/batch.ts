@@ -47,6 +47,7 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
   })
 
   app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/events', {
+    config: { publishes: true },
     schema: {
       tags: ['batch'],
       summary: 'Publish several events at once',
@@ -59,6 +60,7 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
   }, async (request, reply) => {
     const ctx = contextOf(request)
     const items = request.body.events
+    metrics.batchSize.observe(items.length)
     const results: (Result | undefined)[] = new Array(items.length)
     const valid: { index: number, item: IntakeItem }[] = []
     let errorBudget = MAX_BATCH_FIELD_ERRORS

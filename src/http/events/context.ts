@@ -13,6 +13,8 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     eventType?: string
+    /** A route that takes events: its refusals count in gateway_events_rejected_total. */
+    publishes?: boolean
   }
 }
 

@@ -36,7 +36,8 @@ export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOption
   await app.register(underPressure, {
     ...opts.pressure,
     pressureHandler: (request, reply, type, value) => {
-      metrics.rejected.inc({ type: request.routeOptions.config.eventType ?? 'unknown', code: 'EVG_OVERLOADED' })
+      const config = request.routeOptions.config
+      if (config.publishes === true) metrics.rejected.inc({ type: config.eventType ?? 'unknown', code: 'EVG_OVERLOADED' })
       request.log.warn({ pressure: type, value }, 'shedding load')
       sendProblem(reply, problem('EVG_OVERLOADED', `the gateway is overloaded (${type}); retry shortly`), 1)
     }

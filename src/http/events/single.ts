@@ -29,7 +29,7 @@ export function singleRoutes (app: FastifyInstance, opts: { catalog: Catalog, fa
   const typed = app.withTypeProvider<TypeBoxTypeProvider>()
   for (const entry of catalog.list()) {
     typed.post(`/v1/events/${entry.type}`, {
-      config: { eventType: entry.type },
+      config: { eventType: entry.type, publishes: true },
       schema: {
         tags: [entry.domain],
         summary: `Publish ${entry.type}`,

@@ -1,0 +1,16 @@
+import type { FastifyInstance } from 'fastify'
+import type { Metrics } from '../metrics.js'
+
+/** The `route` of requests no route matched: one value, so that scanners cannot grow the label set. */
+export const UNMATCHED = 'unmatched'
+
+/**
+ * Rate, errors and duration per route: every answer, whatever its route, by route pattern (not
+ * the URL, whose ids and typos are unbounded), method and status. Registered on the root so that
+ * the not-found handler and every plugin's routes are measured alike.
+ */
+export function recordRequestDurations (app: FastifyInstance, metrics: Metrics): void {
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.httpDuration.observe({ route: request.routeOptions.url ?? UNMATCHED, method: request.method, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000)
+  })
+}
