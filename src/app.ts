@@ -11,6 +11,7 @@ import { FanOut, type Target } from './delivery/fan-out.js'
 import { Intake } from './delivery/intake.js'
 import { Delivery } from './delivery/publisher.js'
 import { PROFILES } from './envelopes/index.js'
+import { HEADERS } from './headers.js'
 import { IdempotencyStore } from './idempotency.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { docs } from './http/docs.js'
@@ -86,7 +87,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const fanOut = new FanOut(targets, routes)
   const reader = targets.map(t => t.broker).find(isEventReader)
 
-  // First of all hooks: while closing, every request gets a 503 problem; bodies in flight are bounded.
+  // First of all hooks: the request id goes back on every answer; while closing, every request
+  // gets a 503 problem; bodies in flight are bounded.
+  app.addHook('onRequest', async (request, reply) => { reply.header(HEADERS.requestId, request.id) })
   const shutdown = shutdownState(app)
   limitBodiesInFlight(app, {
     budget: config.HTTP_MAX_INFLIGHT_BODY_BYTES,

@@ -3,7 +3,11 @@ import type { Server } from 'node:http'
 import { LogController, type FastifyHttpOptions } from 'fastify'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
+import { HEADERS } from './headers.js'
 import { clientErrorHandler, frameworkErrors } from './http/problems.js'
+
+// Visible ASCII, bounded: it is written on every log line of the request.
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/
 
 /**
  * The one set of Fastify options, shared by the server and every test, so that what tests
@@ -20,7 +24,11 @@ export function serverOptions (config: Config, logStream?: DestinationStream): F
     // One access line per request (app.ts, onResponse) carries every id instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.BODY_LIMIT_BYTES,
-    genReqId: () => randomUUID(),
+    // A caller's X-Request-ID, when it is one we can log safely, else a new one (echoed in app.ts).
+    genReqId: request => {
+      const given = request.headers[HEADERS.requestId]
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
     // Our own 503 problem while closing (src/http/limits.ts), not Fastify's plain JSON.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
