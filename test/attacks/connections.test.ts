@@ -5,9 +5,6 @@ import { exampleOf } from '../helper.js'
 import { gateway, postEvent } from './gateway-process.js'
 
 // Attacks over loopback, bounded in time and count; after each the gateway must be alive and serving.
-// Each starts a gateway in a child process (TypeScript compiled on the fly): more than the default
-// 60 s a file may take on a busy machine.
-t.setTimeout(180000)
 
 t.test('half-open connections past the open-files limit: closed beyond the cap, alive, recovers', async t => {
   // ulimit -n 256: at most 128 connections (128 descriptors kept for the process itself)

@@ -4,9 +4,6 @@ import { dataDir, exampleOf, runTs } from '../helper.js'
 import { gateway, postEvent } from './gateway-process.js'
 
 // Attacks over loopback, bounded in time and count; after each the gateway must be alive and serving.
-// Each starts a gateway in a child process (TypeScript compiled on the fly): more than the default
-// 60 s a file may take on a busy machine.
-t.setTimeout(180000)
 
 t.test('SIGTERM under keep-alive load: drain, then only 202s and 503 problems, exit 0', async t => {
   const gw = await gateway(t, { SHUTDOWN_DRAIN_SECONDS: '1', LOG_LEVEL: 'info' })

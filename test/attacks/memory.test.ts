@@ -3,9 +3,6 @@ import { exampleOf, TENANT } from '../helper.js'
 import { gateway } from './gateway-process.js'
 
 // Attacks over loopback, bounded in time and count; after each the gateway must be alive and serving.
-// Each starts a gateway in a child process (TypeScript compiled on the fly): more than the default
-// 60 s a file may take on a busy machine.
-t.setTimeout(180000)
 
 t.test('24 connections sending invalid maximum-size batches: bounded answers, the process lives', async t => {
   const gw = await gateway(t)

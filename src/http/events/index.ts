@@ -33,9 +33,14 @@ export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOption
   const { metrics } = opts
   // Shed load before the process gets into trouble: a blocked event loop or a heap near its
   // limit answers 503 EVG_OVERLOADED at once, so clients back off instead of timing out.
+  // The event loop delay sampled just after start-up measures the start-up itself (loading and
+  // compiling the code, more so on a busy machine): not a reason to refuse the first events.
+  let startedAt = Infinity
+  app.addHook('onReady', async () => { startedAt = Date.now() })
   await app.register(underPressure, {
     ...opts.pressure,
     pressureHandler: (request, reply, type, value) => {
+      if (type === 'eventLoopDelay' && Date.now() - startedAt < 2 * opts.pressure.sampleInterval) return
       const config = request.routeOptions.config
       if (config.publishes === true) metrics.rejected.inc({ type: config.eventType ?? 'unknown', code: 'EVG_OVERLOADED' })
       request.log.warn({ pressure: type, value }, 'shedding load')
