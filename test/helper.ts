@@ -72,6 +72,16 @@ export function post (type: string, payload: unknown, headers: Record<string, st
   }
 }
 
+/** A batch request for the tenant of the tests. */
+export function postBatch (events: unknown[], headers: Record<string, string> = {}) {
+  return {
+    method: 'POST' as const,
+    url: '/v1/events',
+    headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT, ...headers },
+    payload: JSON.stringify({ events })
+  }
+}
+
 /**
  * Runs one of our TypeScript entry points (src/server.ts, src/cli/*.ts) in a child process, as a
  * user would, collecting what it prints.

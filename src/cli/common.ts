@@ -16,19 +16,10 @@ export function cliArgs<const O extends NonNullable<ParseArgsConfig['options']>>
   }
 }
 
-/** The URL with its password masked, for printing. */
-export function safeUrl (url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.password !== '') u.password = '***'
-    return u.toString()
-  } catch {
-    return '(unparseable URL)'
-  }
-}
-
 /** Prints why and ends the process with `code` (each CLI documents its codes). */
 export function exitWith (code: number, message: string): never {
   console.error(message)
   process.exit(code)
 }
+
+export { safeUrl } from '../safe-url.js'

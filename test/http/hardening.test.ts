@@ -1,14 +1,9 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { TENANT, build, dataDir, exampleOf, post } from '../helper.js'
+import { build, dataDir, exampleOf, post, postBatch, TENANT } from '../helper.js'
 
-const batch = (events: unknown[], headers: Record<string, string> = {}) => ({
-  method: 'POST' as const,
-  url: '/v1/events',
-  headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT, ...headers },
-  payload: JSON.stringify({ events })
-})
+
 
 t.test('a number too large to represent is refused before validation, not stored as null', async t => {
   const { app, broker } = await build(t)
@@ -57,7 +52,7 @@ t.test('a routing key over 255 bytes is a 400 naming the field it is made of, be
   const single = await app.inject(post('order.placed', { region: 'r'.repeat(245) }))
   t.equal(single.statusCode, 400)
   t.match(single.json(), { code: 'EVG_VALIDATION', errors: [{ path: '/region', message: /longer than 255 bytes/ }] })
-  const inBatch = await app.inject(batch([{ type: 'order.placed', data: { region: 'r'.repeat(300) } }]))
+  const inBatch = await app.inject(postBatch([{ type: 'order.placed', data: { region: 'r'.repeat(300) } }]))
   t.equal(inBatch.statusCode, 400)
   t.match(inBatch.json().results[0].error.errors, [{ path: '/events/0/data/region' }])
   t.equal(broker.published.length, 1)
@@ -70,7 +65,7 @@ t.test('validation problems list at most 10 errors per event and count the rest'
   t.equal(res.statusCode, 400)
   t.equal(res.json().errors.length, 10)
   t.equal(res.json().errorsOmitted, 50, 'the rest are counted')
-  const many = await app.inject(batch(Array.from({ length: 100 }, () => ({ type: 'sentiment.analyzed', data }))))
+  const many = await app.inject(postBatch(Array.from({ length: 100 }, () => ({ type: 'sentiment.analyzed', data }))))
   t.equal(many.statusCode, 400)
   t.ok(many.body.length < 250000, `the answer stays small: ${many.body.length} bytes`)
   const listed = many.json().results.reduce((n: number, r: { error: { errors: unknown[] } }) => n + r.error.errors.length, 0)
@@ -102,7 +97,7 @@ t.test('an event with a huge collection gets its first error only, not one per e
   t.equal(res.statusCode, 400)
   t.equal(res.json().errors.length, 1)
   t.notOk('errorsOmitted' in res.json())
-  const inBatch = await app.inject(batch([{ type: 'sentiment.analyzed', data: { ...exampleOf('sentiment.analyzed'), keywords: Array.from({ length: 20000 }, () => 1) } }]))
+  const inBatch = await app.inject(postBatch([{ type: 'sentiment.analyzed', data: { ...exampleOf('sentiment.analyzed'), keywords: Array.from({ length: 20000 }, () => 1) } }]))
   t.equal(inBatch.json().results[0].error.errors.length, 1)
 })
 

@@ -1,6 +1,7 @@
 import amqplib, { type ChannelModel, type RecoveringChannelModel } from 'amqplib'
 import type { FastifyBaseLogger } from 'fastify'
 import { ConfigError } from '../../errors.js'
+import { safeUrl } from '../../safe-url.js'
 import { BrokerError } from '../broker.js'
 
 /** A destination on a shared connection: told when a connection comes up and when it goes. */
@@ -12,17 +13,6 @@ export interface ConnectionUser {
 
 // amqplib reports an unknown vhost as the server closing instead of opening the connection.
 const REFUSED = /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|vhost|Expected ConnectionOpenOk/i
-
-/** The URL with its password masked, for messages. */
-export function safeUrl (url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.password !== '') u.password = '***'
-    return u.toString()
-  } catch {
-    return '(unparseable URL)'
-  }
-}
 
 /**
  * One RabbitMQ connection, shared by every destination with the same URL: amqplib's recovery
