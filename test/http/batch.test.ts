@@ -2,8 +2,6 @@ import t from 'tap'
 import { BrokerError } from '../../src/brokers/broker.js'
 import { build, exampleOf, postBatch } from '../helper.js'
 
-
-
 t.test('all events taken: 202 with results in request order, one broker call', async t => {
   const { app, broker } = await build(t)
   const res = await app.inject(postBatch([

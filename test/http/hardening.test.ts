@@ -3,8 +3,6 @@ import { join } from 'node:path'
 import t from 'tap'
 import { build, dataDir, exampleOf, post, postBatch, TENANT } from '../helper.js'
 
-
-
 t.test('a number too large to represent is refused before validation, not stored as null', async t => {
   const { app, broker } = await build(t)
   const body = JSON.stringify(exampleOf('call.ended')).replace('"duration":180', '"duration":1e400')
