@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import type { Catalog } from '../catalog/index.js'
+import { shapeDocument, type OpenApiDocument } from './openapi.js'
 
 export const API_VERSION = '1.0.0'
 
@@ -35,7 +36,9 @@ async function docsPlugin (app: FastifyInstance, opts: { catalog: Catalog }): Pr
       components: {
         securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key as `Authorization: Bearer <key>`: required when the gateway has API_KEYS_FILE, ignored otherwise' } }
       }
-    }
+    },
+    // Only an OpenAPI document is ever generated here (`openapi` above), never a Swagger 2 one.
+    transformObject: document => 'openapiObject' in document ? shapeDocument(document.openapiObject as OpenApiDocument, opts.catalog) : document.swaggerObject
   })
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true, tryItOutEnabled: true } })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())

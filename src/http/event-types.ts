@@ -17,7 +17,7 @@ const EventTypeSchema = Type.Object({
   dedupeKey: Type.Optional(Type.String()),
   sensitive: Type.Array(Type.String(), { description: 'Fields never logged' }),
   schema: Type.Record(Type.String(), Type.Unknown(), { description: 'JSON Schema of data; its first example is a valid payload' })
-}, { description: 'An event type: where to POST it, where it goes, and the JSON Schema of its data' })
+}, { description: 'An event type: where to POST it, where it goes, and the JSON Schema of its data', 'x-component': 'EventType' })
 
 function describe (e: CatalogType, destinations: readonly string[]) {
   return {

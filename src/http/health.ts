@@ -12,7 +12,7 @@ const ReadySchema = Type.Object({
     up: Type.Boolean(),
     detail: Type.Optional(Type.String({ description: 'Why it is down' }))
   }))
-}, { description: 'Each destination with its state' })
+}, { description: 'Each destination with its state', 'x-component': 'Readiness' })
 
 export interface HealthOptions {
   destinations: readonly { name: string, broker: Broker }[]

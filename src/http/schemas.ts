@@ -3,11 +3,14 @@ import type { Config } from '../config.js'
 import { ERRORS } from '../errors.js'
 
 // Shapes of what the HTTP API answers; they feed the OpenAPI document and the serializers.
+// A shape with an `x-component` name is listed once in the document, under components.schemas,
+// and referred to from every operation that answers it (src/http/openapi.ts); Ajv and the
+// serializers ignore the keyword.
 
 export const FieldErrorSchema = Type.Object({
   path: Type.String({ description: 'JSON Pointer to the offending value, e.g. `/events/1/data/outcome`' }),
   message: Type.String()
-})
+}, { 'x-component': 'FieldError' })
 
 export const ProblemSchema = Type.Object({
   type: Type.String({ description: '`urn:event-gateway:error:<code>`' }),
@@ -18,7 +21,7 @@ export const ProblemSchema = Type.Object({
   instance: Type.Optional(Type.String()),
   errors: Type.Optional(Type.Array(FieldErrorSchema, { description: 'The first field errors (validation)' })),
   errorsOmitted: Type.Optional(Type.Integer({ minimum: 1, description: 'How many more field errors there were' }))
-}, { additionalProperties: true, description: 'RFC 9457 problem details with a stable EVG_* code' })
+}, { additionalProperties: true, description: 'RFC 9457 problem details with a stable EVG_* code', 'x-component': 'Problem' })
 
 /** `status` of an accepted event: `queued` will join it with a spool mode, not before. */
 const PublishedSchema = Type.Enum(['published'], { description: 'published: every destination of the type has the event' })
@@ -28,17 +31,64 @@ export const AcceptedSchema = Type.Object({
   type: Type.String(),
   status: PublishedSchema,
   correlationId: Type.String()
-}, { description: 'Accepted: every destination of the type has the event' })
+}, { description: 'Accepted: every destination of the type has the event', 'x-component': 'Accepted' })
 
 export const BatchAcceptedSchema = Type.Object({
   id: Type.String({ description: 'The event id (UUIDv7)' }),
   type: Type.String(),
   status: PublishedSchema
-})
+}, { 'x-component': 'BatchAccepted' })
 
 export const BatchResultsSchema = Type.Object({
-  results: Type.Array(Type.Union([BatchAcceptedSchema, Type.Object({ error: ProblemSchema })]), { description: 'In request order' })
-}, { description: 'One result per event, in request order' })
+  results: Type.Array(Type.Union([BatchAcceptedSchema, Type.Object({ error: ProblemSchema }, { 'x-component': 'BatchRefused' })], { 'x-component': 'BatchResult' }), { description: 'In request order' })
+}, { description: 'One result per event, in request order', 'x-component': 'BatchResults' })
+
+// The envelopes GET /v1/events reads back, as the local destination stored them: one per
+// profile (src/envelopes/). test/openapi.test.ts checks each against what its profile writes.
+const EventData = Type.Record(Type.String(), Type.Unknown(), { description: 'The event\'s data: the payload of its type (`<Type>Data` in components.schemas)' })
+
+export const CloudEventSchema = Type.Object({
+  specversion: Type.Literal('1.0'),
+  id: Type.String({ description: 'The event id (UUIDv7)' }),
+  source: Type.String({ description: 'EVENT_SOURCE, or the destination\'s source' }),
+  type: Type.String(),
+  time: Type.String({ format: 'date-time' }),
+  datacontenttype: Type.Literal('application/json'),
+  dataschema: Type.String({ description: '`urn:event-gateway:event-types:<type>`' }),
+  tenantid: Type.String(),
+  userid: Type.Optional(Type.String()),
+  accountid: Type.Optional(Type.String()),
+  correlationid: Type.String(),
+  traceparent: Type.Optional(Type.String()),
+  data: EventData
+}, { description: 'Profile `cloudevents`: CloudEvents 1.0, structured JSON, with the context extension attributes', 'x-component': 'CloudEvent' })
+
+export const OcelotEventSchema = Type.Object({
+  id: Type.String({ description: 'The event id (UUIDv7)' }),
+  type: Type.String(),
+  source: Type.String(),
+  timestamp: Type.String({ format: 'date-time' }),
+  organizationId: Type.String({ description: 'The tenant' }),
+  userId: Type.Union([Type.String(), Type.Null()]),
+  data: EventData,
+  metadata: Type.Object({ version: Type.String(), module: Type.String() })
+}, { description: 'Profile `ocelot`: the Ocelot platform\'s Event Schema Standard', 'x-component': 'OcelotEvent' })
+
+export const DraftGenieEventSchema = Type.Object({
+  eventId: Type.String({ description: 'The event id (UUIDv7)' }),
+  eventType: Type.String(),
+  aggregateId: Type.String(),
+  aggregateType: Type.String(),
+  timestamp: Type.String({ format: 'date-time' }),
+  version: Type.Integer(),
+  correlationId: Type.String(),
+  payload: EventData
+}, { description: 'Profile `draft-genie`: the Draft Genie services\' event shape', 'x-component': 'DraftGenieEvent' })
+
+export const EventsPageSchema = Type.Object({
+  events: Type.Array(Type.Union([CloudEventSchema, OcelotEventSchema, DraftGenieEventSchema], { description: 'In the envelope profile of the local destination', 'x-component': 'StoredEvent' }), { description: 'Oldest first' }),
+  next: Type.Integer({ minimum: 0, description: 'The cursor for the next page: send it as `after`' })
+}, { 'x-component': 'EventsPage' })
 
 const header = (description: string, examples?: string[]) => Type.String({ description, ...(examples === undefined ? {} : { examples }) })
 

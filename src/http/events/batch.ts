@@ -38,6 +38,9 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
     }, { additionalProperties: false }), { minItems: 1, maxItems: config.BATCH_MAX_EVENTS })
   }, {
     additionalProperties: false,
+    // The document's BatchRequest: its items there are a union on `type` (src/http/openapi.ts); here
+    // each item's data is checked against its type below, so one bad item is refused alone.
+    'x-component': 'BatchRequest',
     examples: [{ events: catalog.list().slice(0, 2).map(e => ({ type: e.type, data: firstExample(e) })) }]
   })
 

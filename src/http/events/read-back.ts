@@ -4,7 +4,7 @@ import type { ApiKeys } from '../../auth.js'
 import type { EventReader } from '../../brokers/broker.js'
 import type { Config } from '../../config.js'
 import { GatewayError } from '../../errors.js'
-import { eventProblemResponses, eventSecurity, readHeaders } from '../schemas.js'
+import { EventsPageSchema, eventProblemResponses, eventSecurity, readHeaders } from '../schemas.js'
 import { contextOf } from './context.js'
 
 const ReadQuerySchema = Type.Object({
@@ -27,7 +27,8 @@ export function readBackRoute (app: FastifyInstance, opts: { config: Config, rea
       security: eventSecurity(opts.apiKeys !== undefined),
       querystring: ReadQuerySchema,
       response: {
-        200: Type.Object({ events: Type.Array(Type.Record(Type.String(), Type.Unknown())), next: Type.Integer() }, { description: 'A page of events; `next` is the cursor for the following one' }),
+        // Documents the answer; the handler sends the stored JSON as it is, never through a serializer.
+        200: { description: 'A page of events; `next` is the cursor for the following one', content: { 'application/json': { schema: EventsPageSchema } } },
         ...eventProblemResponses
       }
     }
