@@ -9,6 +9,7 @@ import { GatewayError } from '../../errors.js'
 import { HEADERS } from '../../headers.js'
 import { checkIdempotencyKey } from '../../idempotency.js'
 import type { Metrics } from '../../metrics.js'
+import { namesByType } from '../openapi.js'
 import { AcceptedSchema, contextHeaders, eventProblemResponses, eventSecurity } from '../schemas.js'
 import { contextOf } from './context.js'
 
@@ -31,6 +32,10 @@ export function singleRoutes (app: FastifyInstance, opts: { config: Config, cata
   const typed = app.withTypeProvider<TypeBoxTypeProvider>()
   const headers = contextHeaders(opts.config)
   const security = eventSecurity(opts.apiKeys !== undefined)
+  // `publish_call_ended` for `call.ended`, friendly to code generators; where two types would get the
+  // same one (`call.ended`, `call_ended`), each keeps its own spelling: an operationId may hold any
+  // character a type name has.
+  const operationIds = namesByType(catalog.list().map(e => e.type), type => `publish_${type.replace(/[^A-Za-z0-9]/g, '_')}`, type => `publish_${type}`)
   for (const entry of catalog.list()) {
     typed.post(`/v1/events/${entry.type}`, {
       config: { eventType: entry.type },
@@ -38,7 +43,7 @@ export function singleRoutes (app: FastifyInstance, opts: { config: Config, cata
         tags: [entry.domain],
         summary: `Publish ${entry.type}`,
         description: describe(entry, fanOut.targetsOf(entry.type).map(t => t.name)),
-        operationId: `publish_${entry.type.replace(/[^A-Za-z0-9]/g, '_')}`,
+        operationId: operationIds.get(entry.type) as string,
         headers,
         security,
         body: entry.schema,
