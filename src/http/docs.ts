@@ -3,28 +3,42 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import type { Catalog } from '../catalog/index.js'
+import { shapeDocument, type OpenApiDocument } from './openapi.js'
 
 export const API_VERSION = '1.0.0'
 
+/** Tags of the routes that are not a catalog domain; a domain of the same name shares its tag. */
+const ROUTE_TAGS = [
+  { name: 'batch-publish', description: 'Publish several events of any types in one request' },
+  { name: 'read-back', description: 'Read the calling tenant\'s events back from the local destination' },
+  { name: 'catalog', description: 'The event types this gateway accepts, with their schemas' },
+  { name: 'operations', description: 'Health and metrics, for orchestrators and Prometheus' }
+]
+
 /** The OpenAPI document (generated from the routes) and Swagger UI at /docs. */
 async function docsPlugin (app: FastifyInstance, opts: { catalog: Catalog }): Promise<void> {
-  const domains = [...new Set(opts.catalog.list().map(e => e.domain))]
+  const domains = [...new Set(opts.catalog.list().map(e => e.domain))].filter(d => !ROUTE_TAGS.some(t => t.name === d))
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
       info: {
         title: 'event-gateway',
         version: API_VERSION,
-        description: 'POST an event\'s data to its typed endpoint; the gateway validates it, wraps it in a CloudEvents envelope with the tenant context from the headers, and answers 202 once the broker has it. Errors are RFC 9457 problems with a stable EVG_* code.'
+        description: 'POST an event\'s data to its typed endpoint; the gateway validates it, wraps it in a CloudEvents envelope with the tenant context from the headers, and answers 202 once the broker has it. Errors are RFC 9457 problems (application/problem+json) with a stable EVG_* code.',
+        license: { name: 'MIT', identifier: 'MIT' }
       },
+      // The gateway that serves this document; it does not know the address clients reach it by.
+      servers: [{ url: '/', description: 'This gateway' }],
       tags: [
-        ...domains.map(name => ({ name, description: `Event types of the ${name} domain` })),
-        { name: 'batch' }, { name: 'read-back' }, { name: 'catalog' }, { name: 'operations' }
+        ...domains.map(name => ({ name, description: `Publish the event types of the ${name} domain, one operation per type` })),
+        ...ROUTE_TAGS
       ],
       components: {
-        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'Needed when the gateway has API_KEYS_FILE' } }
+        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key as `Authorization: Bearer <key>`: required when the gateway has API_KEYS_FILE, ignored otherwise' } }
       }
-    }
+    },
+    // Only an OpenAPI document is ever generated here (`openapi` above), never a Swagger 2 one.
+    transformObject: document => 'openapiObject' in document ? shapeDocument(document.openapiObject as OpenApiDocument, opts.catalog) : document.swaggerObject
   })
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true, tryItOutEnabled: true } })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())

@@ -4,7 +4,7 @@ import { Type } from 'typebox'
 import type { Catalog, CatalogType } from '../catalog/index.js'
 import { dataSchemaUri } from '../envelopes/cloudevents.js'
 import { GatewayError } from '../errors.js'
-import { errorResponses } from './schemas.js'
+import { noSecurity, problemResponses } from './schemas.js'
 
 const EventTypeSchema = Type.Object({
   type: Type.String(),
@@ -17,7 +17,7 @@ const EventTypeSchema = Type.Object({
   dedupeKey: Type.Optional(Type.String()),
   sensitive: Type.Array(Type.String(), { description: 'Fields never logged' }),
   schema: Type.Record(Type.String(), Type.Unknown(), { description: 'JSON Schema of data; its first example is a valid payload' })
-})
+}, { description: 'An event type: where to POST it, where it goes, and the JSON Schema of its data', 'x-component': 'EventType' })
 
 function describe (e: CatalogType, destinations: readonly string[]) {
   return {
@@ -41,7 +41,8 @@ export async function eventTypeRoutes (app: FastifyInstance, opts: { catalog: Ca
       tags: ['catalog'],
       summary: 'List the event types this gateway accepts',
       operationId: 'list_event_types',
-      response: { 200: Type.Object({ types: Type.Array(EventTypeSchema) }) }
+      security: noSecurity,
+      response: { 200: Type.Object({ types: Type.Array(EventTypeSchema) }, { description: 'Every type, in catalog order' }), ...problemResponses }
     }
   }, async () => ({ types: catalog.list().map(e => describe(e, destinationsOf(e.type))) }))
 
@@ -50,8 +51,9 @@ export async function eventTypeRoutes (app: FastifyInstance, opts: { catalog: Ca
       tags: ['catalog'],
       summary: 'One event type with its schema',
       operationId: 'get_event_type',
-      params: Type.Object({ type: Type.String() }),
-      response: { 200: EventTypeSchema, ...errorResponses }
+      security: noSecurity,
+      params: Type.Object({ type: Type.String({ description: 'The event type, e.g. `call.ended`' }) }),
+      response: { 200: EventTypeSchema, ...problemResponses }
     }
   }, async (request) => {
     const { type } = request.params

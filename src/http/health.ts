@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
 import type { Broker } from '../brokers/broker.js'
 import type { Metrics } from '../metrics.js'
+import { noSecurity, problemResponses } from './schemas.js'
 
 const ReadySchema = Type.Object({
   status: Type.Enum(['ready', 'degraded', 'unavailable', 'draining'], { description: 'ready: every destination is up; degraded: some are; unavailable: none is; draining: shutting down' }),
@@ -9,9 +10,9 @@ const ReadySchema = Type.Object({
     name: Type.String(),
     broker: Type.String(),
     up: Type.Boolean(),
-    detail: Type.Optional(Type.String())
+    detail: Type.Optional(Type.String({ description: 'Why it is down' }))
   }))
-})
+}, { description: 'Each destination with its state', 'x-component': 'Readiness' })
 
 export interface HealthOptions {
   destinations: readonly { name: string, broker: Broker }[]
@@ -29,14 +30,24 @@ export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): 
   }))
 
   app.get('/health/live', {
-    schema: { tags: ['operations'], summary: 'The process is running', operationId: 'live', response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
+    schema: { tags: ['operations'], summary: 'The process is running', operationId: 'live', security: noSecurity, response: { 200: Type.Object({ status: Type.Literal('ok') }, { description: 'Alive' }), ...problemResponses } },
     logLevel: 'warn'
   }, async () => ({ status: 'ok' as const }))
 
   // 503 only when no destination can take events: a gateway whose RabbitMQ is down still
   // serves the types routed to SQS, and each destination's state is in the body.
   app.get('/health/ready', {
-    schema: { tags: ['operations'], summary: 'The gateway can take events: each destination with its state', operationId: 'ready', response: { 200: ReadySchema, 503: ReadySchema } },
+    schema: {
+      tags: ['operations'],
+      summary: 'The gateway can take events: each destination with its state',
+      operationId: 'ready',
+      security: noSecurity,
+      response: {
+        200: { description: 'Ready or degraded: at least one destination can take events', content: { 'application/json': { schema: ReadySchema } } },
+        503: { description: 'Unavailable: no destination can take events', content: { 'application/json': { schema: ReadySchema } } },
+        ...problemResponses
+      }
+    },
     logLevel: 'warn'
   }, async (_request, reply) => {
     const states = await check()
@@ -47,7 +58,14 @@ export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): 
   })
 
   app.get('/metrics', {
-    schema: { tags: ['operations'], summary: 'Prometheus metrics', operationId: 'metrics', produces: ['text/plain'] },
+    schema: {
+      tags: ['operations'],
+      summary: 'Prometheus metrics',
+      operationId: 'metrics',
+      security: noSecurity,
+      // The text is sent as it is (a string with its own content type), never serialized.
+      response: { 200: { description: 'The gateway_* metrics in the Prometheus text format', content: { 'text/plain': { schema: Type.String() } } }, ...problemResponses }
+    },
     logLevel: 'warn'
   }, async (_request, reply) => {
     await check()

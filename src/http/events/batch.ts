@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import type { ApiKeys } from '../../auth.js'
 import { firstExample, routingKeyErrors, type Catalog } from '../../catalog/index.js'
 import type { Config } from '../../config.js'
 import type { Accepted, Intake, IntakeItem } from '../../delivery/intake.js'
@@ -9,7 +10,7 @@ import { checkIdempotencyKey } from '../../idempotency.js'
 import type { Metrics } from '../../metrics.js'
 import { MAX_BATCH_FIELD_ERRORS, MAX_FIELD_ERRORS, validationDetails } from '../../validation.js'
 import { sendProblem } from '../problems.js'
-import { ContextHeadersSchema, ProblemSchema, errorResponses } from '../schemas.js'
+import { BatchResultsSchema, contextHeaders, eventProblemResponses, eventSecurity } from '../schemas.js'
 import { contextOf, typeRefusal } from './context.js'
 
 type Result = Accepted | { error: Problem }
@@ -27,7 +28,7 @@ function batchCode (codes: ErrorCode[]): ErrorCode {
 }
 
 /** `POST /v1/events`: several events of any types; results in request order. */
-export function batchRoute (app: FastifyInstance, opts: { config: Config, catalog: Catalog, intake: Intake, metrics: Metrics }): void {
+export function batchRoute (app: FastifyInstance, opts: { config: Config, catalog: Catalog, intake: Intake, metrics: Metrics, apiKeys?: ApiKeys }): void {
   const { config, catalog, intake, metrics } = opts
   const BatchSchema = Type.Object({
     events: Type.Array(Type.Object({
@@ -37,25 +38,27 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
     }, { additionalProperties: false }), { minItems: 1, maxItems: config.BATCH_MAX_EVENTS })
   }, {
     additionalProperties: false,
+    // The document's BatchRequest: its items there are a union on `type` (src/http/openapi.ts); here
+    // each item's data is checked against its type below, so one bad item is refused alone.
+    'x-component': 'BatchRequest',
     examples: [{ events: catalog.list().slice(0, 2).map(e => ({ type: e.type, data: firstExample(e) })) }]
-  })
-  const BatchResultSchema = Type.Object({
-    results: Type.Array(Type.Union([
-      Type.Object({ id: Type.String(), type: Type.String(), status: Type.String() }),
-      Type.Object({ error: ProblemSchema })
-    ]))
   })
 
   app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/events', {
     config: { publishes: true },
     schema: {
-      tags: ['batch'],
+      tags: ['batch-publish'],
       summary: 'Publish several events at once',
       description: `At most BATCH_MAX_EVENTS (${config.BATCH_MAX_EVENTS}) events. Results come in request order. 202 when all were taken, 207 when some were, a problem when none was.`,
       operationId: 'publish_batch',
-      headers: ContextHeadersSchema,
+      headers: contextHeaders(config),
+      security: eventSecurity(opts.apiKeys !== undefined),
       body: BatchSchema,
-      response: { 202: BatchResultSchema, 207: BatchResultSchema, ...errorResponses }
+      response: {
+        202: { description: 'Every event was taken', content: { 'application/json': { schema: BatchResultsSchema } } },
+        207: { description: 'Some events were taken and some were not: a refused one has its problem as `error`', content: { 'application/json': { schema: BatchResultsSchema } } },
+        ...eventProblemResponses
+      }
     }
   }, async (request, reply) => {
     const ctx = contextOf(request)

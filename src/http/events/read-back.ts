@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from 'typebox'
+import type { ApiKeys } from '../../auth.js'
 import type { EventReader } from '../../brokers/broker.js'
+import type { Config } from '../../config.js'
 import { GatewayError } from '../../errors.js'
-import { ContextHeadersSchema, errorResponses } from '../schemas.js'
+import { EventsPageSchema, eventProblemResponses, eventSecurity, readHeaders } from '../schemas.js'
 import { contextOf } from './context.js'
 
 const ReadQuerySchema = Type.Object({
@@ -12,7 +14,7 @@ const ReadQuerySchema = Type.Object({
 }, { additionalProperties: false })
 
 /** `GET /v1/events`: the calling tenant's envelopes from the embedded store, when there is one. */
-export function readBackRoute (app: FastifyInstance, opts: { reader?: EventReader }): void {
+export function readBackRoute (app: FastifyInstance, opts: { config: Config, reader?: EventReader, apiKeys?: ApiKeys }): void {
   const { reader } = opts
   // Typed by hand, not by the type provider: the answer is stitched JSON text, not an object.
   app.get<{ Querystring: Static<typeof ReadQuerySchema> }>('/v1/events', {
@@ -21,11 +23,13 @@ export function readBackRoute (app: FastifyInstance, opts: { reader?: EventReade
       summary: 'Read back stored events (local destination only)',
       description: 'The calling tenant\'s envelopes, oldest first, as the local destination stored them. Poll with `after` = the previous `next`.',
       operationId: 'read_events',
-      headers: ContextHeadersSchema,
+      headers: readHeaders(opts.config),
+      security: eventSecurity(opts.apiKeys !== undefined),
       querystring: ReadQuerySchema,
       response: {
-        200: Type.Object({ events: Type.Array(Type.Record(Type.String(), Type.Unknown())), next: Type.Integer() }),
-        ...errorResponses
+        // Documents the answer; the handler sends the stored JSON as it is, never through a serializer.
+        200: { description: 'A page of events; `next` is the cursor for the following one', content: { 'application/json': { schema: EventsPageSchema } } },
+        ...eventProblemResponses
       }
     }
   }, async (request, reply) => {

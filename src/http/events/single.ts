@@ -1,13 +1,16 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { ApiKeys } from '../../auth.js'
 import { routingKeyErrors, type Catalog, type CatalogType } from '../../catalog/index.js'
+import type { Config } from '../../config.js'
 import type { FanOut } from '../../delivery/fan-out.js'
 import type { Intake } from '../../delivery/intake.js'
 import { GatewayError } from '../../errors.js'
 import { HEADERS } from '../../headers.js'
 import { checkIdempotencyKey } from '../../idempotency.js'
 import type { Metrics } from '../../metrics.js'
-import { AcceptedSchema, ContextHeadersSchema, errorResponses } from '../schemas.js'
+import { namesByType } from '../openapi.js'
+import { AcceptedSchema, contextHeaders, eventProblemResponses, eventSecurity } from '../schemas.js'
 import { contextOf } from './context.js'
 
 function idempotencyKeyOf (request: FastifyRequest): string | undefined {
@@ -24,9 +27,15 @@ function describe (entry: CatalogType, destinations: string[]): string {
 }
 
 /** `POST /v1/events/{type}`: one literal route per catalog type, its body validated by the type's schema. */
-export function singleRoutes (app: FastifyInstance, opts: { catalog: Catalog, fanOut: FanOut, intake: Intake, metrics: Metrics }): void {
+export function singleRoutes (app: FastifyInstance, opts: { config: Config, catalog: Catalog, fanOut: FanOut, intake: Intake, metrics: Metrics, apiKeys?: ApiKeys }): void {
   const { catalog, fanOut, intake, metrics } = opts
   const typed = app.withTypeProvider<TypeBoxTypeProvider>()
+  const headers = contextHeaders(opts.config)
+  const security = eventSecurity(opts.apiKeys !== undefined)
+  // `publish_call_ended` for `call.ended`, friendly to code generators; where two types would get the
+  // same one (`call.ended`, `call_ended`), each keeps its own spelling: an operationId may hold any
+  // character a type name has.
+  const operationIds = namesByType(catalog.list().map(e => e.type), type => `publish_${type.replace(/[^A-Za-z0-9]/g, '_')}`, type => `publish_${type}`)
   for (const entry of catalog.list()) {
     typed.post(`/v1/events/${entry.type}`, {
       config: { eventType: entry.type, publishes: true },
@@ -34,10 +43,11 @@ export function singleRoutes (app: FastifyInstance, opts: { catalog: Catalog, fa
         tags: [entry.domain],
         summary: `Publish ${entry.type}`,
         description: describe(entry, fanOut.targetsOf(entry.type).map(t => t.name)),
-        operationId: `publish_${entry.type.replace(/[^A-Za-z0-9]/g, '_')}`,
-        headers: ContextHeadersSchema,
+        operationId: operationIds.get(entry.type) as string,
+        headers,
+        security,
         body: entry.schema,
-        response: { 202: AcceptedSchema, ...errorResponses }
+        response: { 202: AcceptedSchema, ...eventProblemResponses }
       }
     }, async (request, reply) => {
       const tooLong = routingKeyErrors(entry, request.body)
