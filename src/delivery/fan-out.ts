@@ -55,17 +55,19 @@ export class FanOut {
     })
     const delivered: string[][] = events.map((_, i) => [...(already[i] ?? [])])
     const failed: { target: Target, error: GatewayError }[][] = events.map(() => [])
-    // Destinations sharing a profile and its options share the serialized envelope.
+    // Destinations sharing a profile, its options and the trace context share the serialized envelope.
     const encoded = events.map(() => new Map<string, string>())
     const encode = (target: Target, i: number): OutgoingEvent => {
-      const key = `${target.profile.name}\0${target.envelope.source}\0${target.envelope.module ?? ''}`
+      const event = events[i] as GatewayEvent
+      const traceparent = event.traceparent
+      const key = `${target.profile.name}\0${target.envelope.source}\0${target.envelope.module ?? ''}\0${traceparent ?? ''}`
       const cache = encoded[i] as Map<string, string>
       let body = cache.get(key)
       if (body === undefined) {
-        body = target.profile.encode(events[i] as GatewayEvent, target.envelope)
+        body = target.profile.encode(event, target.envelope, traceparent)
         cache.set(key, body)
       }
-      return { event: events[i] as GatewayEvent, body, contentType: target.profile.contentType }
+      return { event, body, contentType: target.profile.contentType, traceparent }
     }
     await Promise.all([...perTarget].map(async ([target, indexes]) => {
       // A destination that throws (a bug, an encoder fault) fails its own events, not the others'.
