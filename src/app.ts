@@ -1,4 +1,5 @@
 import { getHeapStatistics } from 'node:v8'
+import type { TracerProvider } from '@opentelemetry/api'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import { ApiKeys } from './auth.js'
@@ -23,6 +24,7 @@ import { parseJsonBody, registerProblemHandlers } from './http/problems.js'
 import { recordRequestDurations } from './http/request-metrics.js'
 import { loadRouting } from './routing/index.js'
 import { serverOptions } from './server-options.js'
+import { tracingFromEnv, tracingWith } from './tracing.js'
 import { compileBodyValidator, createAjv } from './validation.js'
 
 export interface AppDeps {
@@ -35,6 +37,8 @@ export interface AppDeps {
   env?: Record<string, string | undefined>
   /** Load-shedding thresholds (tests make them tiny). */
   pressure?: Partial<EventsRouteOptions['pressure']>
+  /** Traces with this provider instead of the one the OTEL_* variables configure (tests: an in-memory exporter). */
+  tracerProvider?: TracerProvider
 }
 
 declare module 'fastify' {
@@ -64,6 +68,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const idempotency = new IdempotencyStore(db)
 
   const app = Fastify(serverOptions(config, deps.logStream))
+  const tracing = deps.tracerProvider === undefined ? tracingFromEnv(app.log) : tracingWith(deps.tracerProvider)
   for (const warning of routing.warnings) app.log.warn(`routing: ${warning}`)
   // Bodies: strict (no coercion, no stripping). Query strings and headers are text by nature,
   // so numbers there are coerced, as Fastify does by default.
@@ -133,6 +138,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     await Promise.all(targets.map(t => t.broker.close()))
     idempotency.close()
     db.close()
+    await tracing.shutdown()
   })
   return app
 }
