@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import { ApiKeys } from './auth.js'
 import { isEventReader, type Broker } from './brokers/broker.js'
-import { brokerFactory, type BrokerFactory } from './brokers/index.js'
+import { brokerFactory, messagingOf, type BrokerFactory } from './brokers/index.js'
 import { loadCatalog, type Catalog } from './catalog/index.js'
 import type { Config } from './config.js'
 import { openDatabase } from './database.js'
@@ -22,6 +22,7 @@ import { healthRoutes } from './http/health.js'
 import { limitBodiesInFlight, maxConnections, shutdownState } from './http/limits.js'
 import { parseJsonBody, registerProblemHandlers } from './http/problems.js'
 import { recordRequestDurations } from './http/request-metrics.js'
+import { traceRequests } from './http/request-tracing.js'
 import { loadRouting } from './routing/index.js'
 import { serverOptions } from './server-options.js'
 import { tracingFromEnv, tracingWith } from './tracing.js'
@@ -86,15 +87,16 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     const broker = makeBroker(d)
     // Without a routes file the one destination takes its broker's name (`rabbitmq`, `memory`).
     const name = config.ROUTES_FILE === undefined ? broker.name : d.name
-    return { name, broker, delivery: new Delivery({ name, broker }, policy, metrics, app.log), profile: PROFILES[d.envelope], envelope: d.envelopeOptions }
+    return { name, broker, delivery: new Delivery({ name, broker }, policy, metrics, app.log), profile: PROFILES[d.envelope], envelope: d.envelopeOptions, messaging: messagingOf({ ...d, name }) }
   })
   const routes = config.ROUTES_FILE === undefined ? new Map([...routing.routes].map(([type]) => [type, [(targets[0] as Target).name]])) : routing.routes
-  const fanOut = new FanOut(targets, routes)
+  const fanOut = new FanOut(targets, routes, tracing.tracer)
   const reader = targets.map(t => t.broker).find(isEventReader)
 
-  // First of all hooks: the request id goes back on every answer; while closing, every request
-  // gets a 503 problem; bodies in flight are bounded.
+  // First of all hooks: the request id goes back on every answer; the server span starts; while
+  // closing, every request gets a 503 problem; bodies in flight are bounded.
   app.addHook('onRequest', async (request, reply) => { reply.header(HEADERS.requestId, request.id) })
+  traceRequests(app, tracing.tracer)
   const shutdown = shutdownState(app)
   limitBodiesInFlight(app, {
     budget: config.HTTP_MAX_INFLIGHT_BODY_BYTES,
