@@ -1,9 +1,10 @@
 import { getHeapStatistics } from 'node:v8'
+import type { TracerProvider } from '@opentelemetry/api'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import { ApiKeys } from './auth.js'
 import { isEventReader, type Broker } from './brokers/broker.js'
-import { brokerFactory, type BrokerFactory } from './brokers/index.js'
+import { brokerFactory, messagingOf, type BrokerFactory } from './brokers/index.js'
 import { loadCatalog, type Catalog } from './catalog/index.js'
 import type { Config } from './config.js'
 import { openDatabase } from './database.js'
@@ -21,8 +22,10 @@ import { healthRoutes } from './http/health.js'
 import { limitBodiesInFlight, maxConnections, shutdownState } from './http/limits.js'
 import { parseJsonBody, registerProblemHandlers } from './http/problems.js'
 import { recordRequestDurations } from './http/request-metrics.js'
+import { traceRequests } from './http/request-tracing.js'
 import { loadRouting } from './routing/index.js'
 import { serverOptions } from './server-options.js'
+import { tracingFromEnv, tracingWith } from './tracing.js'
 import { compileBodyValidator, createAjv } from './validation.js'
 
 export interface AppDeps {
@@ -35,6 +38,8 @@ export interface AppDeps {
   env?: Record<string, string | undefined>
   /** Load-shedding thresholds (tests make them tiny). */
   pressure?: Partial<EventsRouteOptions['pressure']>
+  /** Traces with this provider instead of the one the OTEL_* variables configure (tests: an in-memory exporter). */
+  tracerProvider?: TracerProvider
 }
 
 declare module 'fastify' {
@@ -64,6 +69,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const idempotency = new IdempotencyStore(db)
 
   const app = Fastify(serverOptions(config, deps.logStream))
+  const tracing = deps.tracerProvider === undefined ? tracingFromEnv(app.log) : tracingWith(deps.tracerProvider)
   for (const warning of routing.warnings) app.log.warn(`routing: ${warning}`)
   // Bodies: strict (no coercion, no stripping). Query strings and headers are text by nature,
   // so numbers there are coerced, as Fastify does by default.
@@ -81,15 +87,16 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     const broker = makeBroker(d)
     // Without a routes file the one destination takes its broker's name (`rabbitmq`, `memory`).
     const name = config.ROUTES_FILE === undefined ? broker.name : d.name
-    return { name, broker, delivery: new Delivery({ name, broker }, policy, metrics, app.log), profile: PROFILES[d.envelope], envelope: d.envelopeOptions }
+    return { name, broker, delivery: new Delivery({ name, broker }, policy, metrics, app.log), profile: PROFILES[d.envelope], envelope: d.envelopeOptions, messaging: messagingOf({ ...d, name }) }
   })
   const routes = config.ROUTES_FILE === undefined ? new Map([...routing.routes].map(([type]) => [type, [(targets[0] as Target).name]])) : routing.routes
-  const fanOut = new FanOut(targets, routes)
+  const fanOut = new FanOut(targets, routes, tracing.tracer)
   const reader = targets.map(t => t.broker).find(isEventReader)
 
-  // First of all hooks: the request id goes back on every answer; while closing, every request
-  // gets a 503 problem; bodies in flight are bounded.
+  // First of all hooks: the request id goes back on every answer; the server span starts; while
+  // closing, every request gets a 503 problem; bodies in flight are bounded.
   app.addHook('onRequest', async (request, reply) => { reply.header(HEADERS.requestId, request.id) })
+  traceRequests(app, tracing.tracer)
   const shutdown = shutdownState(app)
   limitBodiesInFlight(app, {
     budget: config.HTTP_MAX_INFLIGHT_BODY_BYTES,
@@ -133,6 +140,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     await Promise.all(targets.map(t => t.broker.close()))
     idempotency.close()
     db.close()
+    await tracing.shutdown()
   })
   return app
 }

@@ -37,6 +37,12 @@ export function correlationIdFrom (headers: IncomingHttpHeaders): string {
   return typeof value === 'string' && OPAQUE.test(value) ? value : randomUUID()
 }
 
+/** The caller's W3C trace context; an invalid one is dropped, as W3C Trace Context asks, rather than refused. */
+export function traceparentOf (headers: IncomingHttpHeaders): string | undefined {
+  const value = headers[HEADERS.traceparent]
+  return typeof value === 'string' && TRACEPARENT.test(value) ? value : undefined
+}
+
 /** Tenant, user, account and trace context of a request; EVG_BAD_CONTEXT when unusable. */
 export function contextFromHeaders (headers: IncomingHttpHeaders, correlationId: string, config: Config): RequestContext {
   const mock = config.ALLOW_MOCK_CONTEXT
@@ -49,9 +55,7 @@ export function contextFromHeaders (headers: IncomingHttpHeaders, correlationId:
   }
   const userId = opaque(headers, HEADERS.user, mock ? config.MOCK_USER_ID : undefined)
   const accountId = opaque(headers, HEADERS.account)
-  // An invalid traceparent is dropped, as W3C Trace Context asks, rather than refused.
-  const tp = headers[HEADERS.traceparent]
-  const traceparent = typeof tp === 'string' && TRACEPARENT.test(tp) ? tp : undefined
+  const traceparent = traceparentOf(headers)
   return {
     tenantId: normalizeTenantId(tenantId, config.TENANT_ID_FORMAT),
     correlationId,

@@ -2,6 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, orExitOnConfigError } from './config.js'
 import { LogDestination } from './log-destination.js'
+import { TRACE_FLUSH_TIMEOUT_MS } from './tracing.js'
 
 // How long an exit waits for buffered log lines to reach a slow stdout before going anyway.
 const LOG_FLUSH_TIMEOUT_MS = 2000
@@ -16,10 +17,11 @@ async function main (): Promise<void> {
   // SIGTERM/SIGINT: readiness turns 503 at once while requests are still served for
   // SHUTDOWN_DRAIN_SECONDS (load balancers stop sending); then the server stops accepting,
   // answers what is in flight (each bounded by PUBLISH_TIMEOUT_MS), closes idle keep-alive
-  // connections, the brokers and the database, and writes out the buffered log lines. A fatal
-  // error skips the drain. The delay bounds all of it: keep terminationGracePeriodSeconds above it.
+  // connections, the brokers and the database, exports the last spans, and writes out the
+  // buffered log lines. A fatal error skips the drain. The delay bounds all of it: keep
+  // terminationGracePeriodSeconds above it.
   const drainMs = config.SHUTDOWN_DRAIN_SECONDS * 1000
-  closeWithGrace({ delay: drainMs + config.PUBLISH_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS + 3000, logger: app.log }, async ({ signal, err }) => {
+  closeWithGrace({ delay: drainMs + config.PUBLISH_TIMEOUT_MS + TRACE_FLUSH_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS + 3000, logger: app.log }, async ({ signal, err }) => {
     if (err !== undefined) {
       app.log.error({ err }, 'shutting down after an error')
     } else {

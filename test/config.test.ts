@@ -4,7 +4,13 @@ import { ConfigError, ConfigSchema, eventTypeAllowList, loadConfig } from '../sr
 import { codes, readDoc, tableRows } from './markdown.js'
 
 const names = Object.keys(ConfigSchema.properties)
+// Read by the AWS and OpenTelemetry SDKs themselves, not by ConfigSchema; documented all the same.
 const AWS_SDK_VARS = ['AWS_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_SQS', 'AWS_ENDPOINT_URL_EVENTBRIDGE']
+const OTEL_SDK_VARS = [
+  'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_TRACES_EXPORTER', 'OTEL_SDK_DISABLED', 'OTEL_EXPORTER_OTLP_PROTOCOL',
+  'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_SERVICE_NAME', 'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG'
+]
+const SDK_VARS = [...AWS_SDK_VARS, ...OTEL_SDK_VARS]
 
 t.test('defaults are the documented ones', async t => {
   const c = loadConfig({})
@@ -53,8 +59,8 @@ t.test('values are not echoed, so a secret in the environment never reaches the 
 t.test('.env.example lists every variable, and only real ones', async t => {
   const text = readFileSync(new URL('../.env.example', import.meta.url), 'utf8')
   const listed = [...text.matchAll(/^#?\s?([A-Z][A-Z0-9_]+)=/gm)].map(m => m[1])
-  for (const name of [...names, ...AWS_SDK_VARS]) t.ok(listed.includes(name), `${name} is in .env.example`)
-  for (const name of listed) t.ok(names.includes(name as string) || AWS_SDK_VARS.includes(name as string), `${name} is a real variable`)
+  for (const name of [...names, ...SDK_VARS]) t.ok(listed.includes(name), `${name} is in .env.example`)
+  for (const name of listed) t.ok(names.includes(name as string) || SDK_VARS.includes(name as string), `${name} is a real variable`)
   // the example's uncommented values are valid defaults
   const active = Object.fromEntries([...text.matchAll(/^([A-Z][A-Z0-9_]+)=(.*)$/gm)].map(m => [m[1], m[2]]))
   t.doesNotThrow(() => loadConfig(active as Record<string, string>))
@@ -67,8 +73,8 @@ t.test('docs/configuration.md has a row for every variable, with its default and
   const rows = tableRows(readDoc('docs/configuration.md')).filter(r => /^`[A-Z][A-Z0-9_]+`$/.test(r[0] ?? ''))
   const documented = new Map(rows.map(r => [codes(r[0] as string)[0] as string, r]))
   t.equal(documented.size, rows.length, 'each variable has one row')
-  for (const name of [...names, ...AWS_SDK_VARS]) t.ok(documented.has(name), `${name} is documented`)
-  for (const name of documented.keys()) t.ok(names.includes(name) || AWS_SDK_VARS.includes(name), `${name} is a real variable`)
+  for (const name of [...names, ...SDK_VARS]) t.ok(documented.has(name), `${name} is documented`)
+  for (const name of documented.keys()) t.ok(names.includes(name) || SDK_VARS.includes(name), `${name} is a real variable`)
   for (const name of names) {
     const row = documented.get(name)
     if (row === undefined) continue

@@ -8,6 +8,12 @@ export interface OutgoingEvent {
   body: string
   /** Of the body (AMQP content-type). */
   contentType: string
+  /**
+   * The W3C trace context this message carries (AMQP header, SQS attribute, EventBridge
+   * TraceHeader): the destination's own producer span when tracing is on, else the caller's
+   * `traceparent` as it came. Not `event.traceparent`, which stays the caller's.
+   */
+  traceparent?: string
 }
 
 /** A broker's failure, classified by the adapter: can the same publish succeed later? */

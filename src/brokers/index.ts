@@ -17,6 +17,25 @@ export interface BrokerFactoryOptions {
 
 export type BrokerFactory = (destination: Destination) => Broker
 
+/** How traces name a destination's broker and where it sends (messaging.system, messaging.destination.name). */
+export interface Messaging {
+  system: string
+  destination: string
+}
+
+/**
+ * OpenTelemetry's names where it has them (`rabbitmq`, `aws_sqs`); EventBridge has none yet, so
+ * it is named like the other AWS services in the conventions (`aws.sns`).
+ */
+export function messagingOf (destination: Destination): Messaging {
+  switch (destination.broker) {
+    case 'local': return { system: 'local', destination: destination.name }
+    case 'rabbitmq': return { system: 'rabbitmq', destination: destination.exchange }
+    case 'sqs': return { system: 'aws_sqs', destination: destination.queueUrl.slice(destination.queueUrl.lastIndexOf('/') + 1) }
+    case 'eventbridge': return { system: 'aws.eventbridge', destination: destination.busName }
+  }
+}
+
 /** Builds each destination's broker adapter; RabbitMQ destinations with one URL share a connection. */
 export function brokerFactory (opts: BrokerFactoryOptions): BrokerFactory {
   const connections = new AmqpConnections(opts.log, opts.connectTimeoutMs)

@@ -1,7 +1,11 @@
+import { ROOT_CONTEXT, type Context, type Tracer } from '@opentelemetry/api'
 import type { Broker, OutgoingEvent } from '../brokers/broker.js'
+import type { Messaging } from '../brokers/index.js'
 import type { EnvelopeOptions, EnvelopeProfile } from '../envelopes/index.js'
 import { GatewayError } from '../errors.js'
 import type { GatewayEvent } from '../event.js'
+import { toTraceparent } from '../trace-context.js'
+import { endProducerSpan, startProducerSpan } from './producer-span.js'
 import type { Delivery } from './publisher.js'
 
 /** A destination as delivery sees it: its broker, its retries, and the envelope its consumers read. */
@@ -11,6 +15,8 @@ export interface Target {
   delivery: Delivery
   profile: EnvelopeProfile
   envelope: EnvelopeOptions
+  /** What its spans say it is. */
+  messaging: Messaging
 }
 
 export type FanOutResult =
@@ -26,9 +32,12 @@ export type FanOutResult =
 export class FanOut {
   readonly targets: readonly Target[]
   readonly #byType = new Map<string, Target[]>()
+  readonly #tracer: Tracer | undefined
 
-  constructor (targets: readonly Target[], routes: ReadonlyMap<string, readonly string[]>) {
+  /** `tracer`: absent when tracing is off; messages then carry the caller's traceparent as it came. */
+  constructor (targets: readonly Target[], routes: ReadonlyMap<string, readonly string[]>, tracer?: Tracer) {
     this.targets = targets
+    this.#tracer = tracer
     const byName = new Map(targets.map(t => [t.name, t]))
     for (const [type, names] of routes) {
       this.#byType.set(type, names.map(n => {
@@ -43,7 +52,8 @@ export class FanOut {
     return this.#byType.get(type) ?? []
   }
 
-  async publish (events: readonly GatewayEvent[], already: readonly (ReadonlySet<string> | undefined)[] = []): Promise<FanOutResult[]> {
+  /** `parent`: the context the producer spans start in (the request's server span). */
+  async publish (events: readonly GatewayEvent[], already: readonly (ReadonlySet<string> | undefined)[] = [], parent: Context = ROOT_CONTEXT): Promise<FanOutResult[]> {
     const perTarget = new Map<Target, number[]>()
     events.forEach((event, i) => {
       for (const target of this.targetsOf(event.type)) {
@@ -55,24 +65,32 @@ export class FanOut {
     })
     const delivered: string[][] = events.map((_, i) => [...(already[i] ?? [])])
     const failed: { target: Target, error: GatewayError }[][] = events.map(() => [])
-    // Destinations sharing a profile and its options share the serialized envelope.
+    // Destinations sharing a profile, its options and the trace context share the serialized envelope.
     const encoded = events.map(() => new Map<string, string>())
-    const encode = (target: Target, i: number): OutgoingEvent => {
-      const key = `${target.profile.name}\0${target.envelope.source}\0${target.envelope.module ?? ''}`
+    const encode = (target: Target, i: number, producer: string | undefined): OutgoingEvent => {
+      const event = events[i] as GatewayEvent
+      const traceparent = producer ?? event.traceparent
+      const key = `${target.profile.name}\0${target.envelope.source}\0${target.envelope.module ?? ''}\0${traceparent ?? ''}`
       const cache = encoded[i] as Map<string, string>
       let body = cache.get(key)
       if (body === undefined) {
-        body = target.profile.encode(events[i] as GatewayEvent, target.envelope)
+        body = target.profile.encode(event, target.envelope, traceparent)
         cache.set(key, body)
       }
-      return { event: events[i] as GatewayEvent, body, contentType: target.profile.contentType }
+      return { event, body, contentType: target.profile.contentType, traceparent }
     }
+    const tracer = this.#tracer
     await Promise.all([...perTarget].map(async ([target, indexes]) => {
+      // Each destination's messages carry its own producer span, so that a consumer's span is
+      // that span's child, whichever destination it reads.
+      const span = tracer === undefined ? undefined : startProducerSpan(tracer, target, indexes.map(i => events[i] as GatewayEvent), parent)
+      const producer = span === undefined ? undefined : toTraceparent(span.spanContext())
       // A destination that throws (a bug, an encoder fault) fails its own events, not the others'.
-      const results = await Promise.resolve().then(() => target.delivery.publish(indexes.map(i => encode(target, i)))).catch((err: unknown) => {
+      const results = await Promise.resolve().then(() => target.delivery.publish(indexes.map(i => encode(target, i, producer)))).catch((err: unknown) => {
         const error = new GatewayError('EVG_BROKER_UNAVAILABLE', `${target.name} could not take the event (error)`, { retryAfter: 1, extensions: { reason: 'error' }, cause: err })
         return indexes.map(() => ({ ok: false as const, error }))
       })
+      if (span !== undefined) endProducerSpan(span, results)
       results.forEach((result, k) => {
         const i = indexes[k] as number
         if (result.ok) (delivered[i] as string[]).push(target.name)

@@ -1,3 +1,4 @@
+import type { Context } from '@opentelemetry/api'
 import type { FastifyBaseLogger } from 'fastify'
 import type { CatalogType } from '../catalog/index.js'
 import type { RequestContext } from '../context.js'
@@ -52,7 +53,8 @@ export class Intake {
     this.#log = log
   }
 
-  async accept (items: readonly IntakeItem[]): Promise<IntakeOutcome[]> {
+  /** `trace`: the request's server span, when tracing is on. */
+  async accept (items: readonly IntakeItem[], trace?: Context): Promise<IntakeOutcome[]> {
     // Wait until no other request of this process holds one of these keys. The loop ends with a
     // check that found none, and from there to the claims below nothing awaits: two waiters
     // woken together cannot both claim.
@@ -71,7 +73,7 @@ export class Intake {
     const releases: (() => void)[] = []
     try {
       this.#prepare(items, outcomes, toSend, repeats, releases)
-      const results = await this.#fanOut.publish(toSend.map(s => s.event), toSend.map(s => s.already))
+      const results = await this.#fanOut.publish(toSend.map(s => s.event), toSend.map(s => s.already), trace)
       results.forEach((result, k) => {
         const { index, event, keyed } = toSend[k] as ToSend
         if (result.ok) {

@@ -23,7 +23,11 @@ export function dataSchemaUri (type: string): string {
   return `urn:event-gateway:event-types:${type}`
 }
 
-export function toCloudEvent (event: GatewayEvent, source: string): CloudEvent {
+/**
+ * `traceparent` is the CloudEvents distributed-tracing extension: the context of the message's
+ * producer, the same one its transport carries.
+ */
+export function toCloudEvent (event: GatewayEvent, source: string, traceparent = event.traceparent): CloudEvent {
   const envelope: CloudEvent = {
     specversion: '1.0',
     id: event.id,
@@ -39,7 +43,7 @@ export function toCloudEvent (event: GatewayEvent, source: string): CloudEvent {
   // Absent rather than null when unknown, as CloudEvents asks of optional attributes.
   if (event.userId !== undefined) envelope.userid = event.userId
   if (event.accountId !== undefined) envelope.accountid = event.accountId
-  if (event.traceparent !== undefined) envelope.traceparent = event.traceparent
+  if (traceparent !== undefined) envelope.traceparent = traceparent
   return envelope
 }
 
@@ -47,5 +51,5 @@ export function toCloudEvent (event: GatewayEvent, source: string): CloudEvent {
 export const cloudevents: EnvelopeProfile = {
   name: 'cloudevents',
   contentType: 'application/cloudevents+json',
-  encode: (event, options) => JSON.stringify(toCloudEvent(event, options.source))
+  encode: (event, options, traceparent) => JSON.stringify(toCloudEvent(event, options.source, traceparent))
 }

@@ -16,6 +16,9 @@ export interface EnvelopeProfile {
   readonly name: string
   /** Content type of the encoded envelope (AMQP content-type). */
   readonly contentType: string
-  /** The event wrapped in this envelope, as JSON text. */
-  encode (event: GatewayEvent, options: EnvelopeOptions): string
+  /**
+   * The event wrapped in this envelope, as JSON text. `traceparent`: the trace context of the
+   * message this envelope travels in, for profiles that carry one (default: the caller's).
+   */
+  encode (event: GatewayEvent, options: EnvelopeOptions, traceparent?: string): string
 }

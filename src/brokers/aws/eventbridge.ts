@@ -49,8 +49,8 @@ export class EventBridgeBroker implements Broker {
   }
 
   async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
-    const built = events.map(({ event, body }) => {
-      const trace = xrayTraceHeader(event.traceparent)
+    const built = events.map(({ event, body, traceparent }) => {
+      const trace = xrayTraceHeader(traceparent)
       const entry: PutEventsRequestEntry = {
         EventBusName: this.#opts.busName,
         Source: this.#opts.source,

@@ -35,14 +35,14 @@ export function deduplicationId (event: GatewayEvent): string {
   return createHash('sha256').update(`${event.tenantId}:${event.type}:${key}`).digest('hex')
 }
 
-function attributes (event: GatewayEvent): Record<string, MessageAttributeValue> {
+function attributes (event: GatewayEvent, traceparent: string | undefined): Record<string, MessageAttributeValue> {
   const attrs: Record<string, MessageAttributeValue> = {
     'event-type': { DataType: 'String', StringValue: event.type },
     'tenant-id': { DataType: 'String', StringValue: event.tenantId },
     'correlation-id': { DataType: 'String', StringValue: event.correlationId }
   }
   if (event.userId !== undefined) attrs['user-id'] = { DataType: 'String', StringValue: event.userId }
-  if (event.traceparent !== undefined) attrs.traceparent = { DataType: 'String', StringValue: event.traceparent }
+  if (traceparent !== undefined) attrs.traceparent = { DataType: 'String', StringValue: traceparent }
   return attrs
 }
 
@@ -76,8 +76,8 @@ export class SqsBroker implements Broker {
     await checkClient(this.#client.config as never, 'SQS')
   }
 
-  #entry ({ event, body }: OutgoingEvent): SqsEntry & { size: number } {
-    const attrs = attributes(event)
+  #entry ({ event, body, traceparent }: OutgoingEvent): SqsEntry & { size: number } {
+    const attrs = attributes(event, traceparent)
     return {
       MessageBody: body,
       MessageAttributes: attrs,

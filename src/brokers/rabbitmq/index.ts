@@ -111,11 +111,11 @@ export class RabbitMqBroker implements Broker, ConnectionUser {
     return Promise.all(events.map(e => this.#publishOne(ch, e)))
   }
 
-  async #publishOne (ch: ConfirmChannel, { event, body, contentType }: OutgoingEvent): Promise<PublishOutcome> {
+  async #publishOne (ch: ConfirmChannel, { event, body, contentType, traceparent }: OutgoingEvent): Promise<PublishOutcome> {
     const headers: Record<string, string> = { 'x-event-type': event.type, 'x-tenant-id': event.tenantId, 'x-correlation-id': event.correlationId }
     if (event.userId !== undefined) headers['x-user-id'] = event.userId
     if (event.accountId !== undefined) headers['x-account-id'] = event.accountId
-    if (event.traceparent !== undefined) headers.traceparent = event.traceparent
+    if (traceparent !== undefined) headers.traceparent = traceparent
     const inflight = this.#conn.inflight
     let writable = true
     const confirmed = new Promise<ConfirmResult | BrokerError>(settle => {

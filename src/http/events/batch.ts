@@ -96,7 +96,7 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
     })
 
     let retryAfter: number | undefined
-    const outcomes = valid.length === 0 ? [] : await intake.accept(valid.map(v => v.item))
+    const outcomes = valid.length === 0 ? [] : await intake.accept(valid.map(v => v.item), request.traceContext)
     outcomes.forEach((outcome, k) => {
       const { index, item } = valid[k] as (typeof valid)[number]
       if (outcome.ok) {

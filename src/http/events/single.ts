@@ -53,7 +53,7 @@ export function singleRoutes (app: FastifyInstance, opts: { config: Config, cata
       const tooLong = routingKeyErrors(entry, request.body)
       if (tooLong !== undefined) throw new GatewayError('EVG_VALIDATION', 'the body is not valid', { extensions: { errors: tooLong } })
       const idempotencyKey = idempotencyKeyOf(request)
-      const [outcome] = await intake.accept([{ entry, data: request.body, ctx: contextOf(request), ...(idempotencyKey === undefined ? {} : { idempotencyKey }) }])
+      const [outcome] = await intake.accept([{ entry, data: request.body, ctx: contextOf(request), ...(idempotencyKey === undefined ? {} : { idempotencyKey }) }], request.traceContext)
       if (outcome === undefined || !outcome.ok) throw outcome?.error ?? new GatewayError('EVG_INTERNAL')
       Object.assign(request.logFields as Record<string, unknown>, { eventId: outcome.accepted.id, type: entry.type })
       if (outcome.replayed) {

@@ -1,0 +1,58 @@
+import './aws-env.js'
+import { once } from 'node:events'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
+import { SpanKind } from '@opentelemetry/api'
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
+import { startFauxqs } from 'fauxqs'
+import t from 'tap'
+import { buildApp } from '../../src/app.js'
+import { dataDir, exampleOf, post, testConfig } from '../helper.js'
+import { FakeEventBridge, type Entry } from './fake-eventbridge.js'
+
+// The trace context as consumers of real transports read it: an SQS queue (fauxqs) and an
+// EventBridge bus (a local PutEvents endpoint), one event sent to both.
+
+const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false })
+t.teardown(() => fauxqs.stop())
+process.env.AWS_ENDPOINT_URL_SQS = fauxqs.address
+const sqs = new SQSClient({})
+t.teardown(() => sqs.destroy())
+
+const fake = new FakeEventBridge()
+fake.server.listen(0, '127.0.0.1')
+await once(fake.server, 'listening')
+t.teardown(() => fake.server.close())
+process.env.AWS_ENDPOINT_URL_EVENTBRIDGE = `http://127.0.0.1:${(fake.server.address() as { port: number }).port}`
+fake.buses.add('orders-bus')
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
+
+t.test('SQS and EventBridge: each message carries its own producer span, in the transport and in the envelope', async t => {
+  const queueUrl = fauxqs.createQueue('evg-tracing-1').queueUrl
+  const path = join(dataDir(t), 'routes.json')
+  writeFileSync(path, JSON.stringify({
+    destinations: { queue: { broker: 'sqs', queueUrl }, bus: { broker: 'eventbridge', busName: 'orders-bus' } },
+    routes: [{ types: ['*'], to: ['queue', 'bus'] }]
+  }))
+  const exporter = new InMemorySpanExporter()
+  const app = await buildApp(testConfig(t, { ROUTES_FILE: path }), { tracerProvider: new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }) })
+  t.teardown(() => app.close())
+  await app.ready()
+
+  const res = await app.inject(post('call.ended', exampleOf('call.ended'), { traceparent: `00-${TRACE_ID}-00f067aa0ba902b7-01` }))
+  t.equal(res.statusCode, 202)
+  const producers = new Map(exporter.getFinishedSpans().filter(s => s.kind === SpanKind.PRODUCER).map(s => [s.attributes['evg.destination'], s.spanContext().spanId]))
+  t.equal(producers.size, 2)
+
+  const received = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 1, MessageAttributeNames: ['All'] }))
+  const message = received.Messages?.[0]
+  const fromQueue = `00-${TRACE_ID}-${producers.get('queue')}-01`
+  t.equal(message?.MessageAttributes?.traceparent?.StringValue, fromQueue, 'SQS message attribute')
+  t.equal(JSON.parse(message?.Body ?? '{}').traceparent, fromQueue, 'its envelope')
+
+  const entry = fake.calls.at(-1)?.[0] as Entry
+  t.equal(entry.TraceHeader, `Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=${producers.get('bus')};Sampled=1`, 'EventBridge TraceHeader')
+  t.equal(JSON.parse(entry.Detail).traceparent, `00-${TRACE_ID}-${producers.get('bus')}-01`, 'its envelope')
+})
