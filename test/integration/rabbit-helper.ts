@@ -1,5 +1,8 @@
 import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import amqplib, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib'
 import type { Test } from 'tap'
@@ -22,6 +25,43 @@ export async function rabbitSkip (): Promise<string | false> {
   if (await rabbitAvailable()) return false
   if (process.env.REQUIRE_BROKERS === '1') throw new Error(`RabbitMQ is required (REQUIRE_BROKERS=1) but not reachable at ${AMQP_URL}`)
   return `RabbitMQ not reachable at ${AMQP_URL}; start it with rabbitmq-server -detached (REQUIRE_BROKERS=1 makes this a failure)`
+}
+
+/**
+ * The RabbitMQ test files take turns: one of them stops and starts the broker application
+ * (outage tests), which would break the other's connections. A directory made with mkdir (atomic)
+ * holds the turn; a holder that died leaves it to the next. tap runs files two at a time, so the
+ * wait is at most one file's run.
+ */
+export async function takeRabbitMqTurn (t: Test): Promise<void> {
+  const lock = join(tmpdir(), 'evg-test-rabbitmq.lock')
+  for (;;) {
+    try {
+      mkdirSync(lock)
+      writeFileSync(join(lock, 'pid'), String(process.pid))
+      break
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const holder = Number(readFileSync(join(lock, 'pid'), { encoding: 'utf8', flag: 'a+' }) || 0)
+      if (holder > 0 && !isAlive(holder)) {
+        rmSync(lock, { recursive: true, force: true })
+        continue
+      }
+      await new Promise(resolve => setTimeout(resolve, 200)) // another process holds it: nothing to await across processes
+    }
+  }
+  const release = () => rmSync(lock, { recursive: true, force: true })
+  t.teardown(release)
+  process.once('exit', release)
+}
+
+function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }
 
 export function uniqueName (prefix: string): string {

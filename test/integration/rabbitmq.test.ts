@@ -4,12 +4,13 @@ import amqplib from 'amqplib'
 import { buildApp } from '../../src/app.js'
 import { BUILTIN_ENTRIES, routingKeyFor } from '../../src/catalog/index.js'
 import { TENANT, exampleOf, post, runTs, testConfig } from '../helper.js'
-import { AMQP_URL, Consumer, cleanupExchange, rabbitSkip, rabbitmqctl, uniqueName } from './rabbit-helper.js'
+import { AMQP_URL, cleanupExchange, Consumer, rabbitmqctl, rabbitSkip, takeRabbitMqTurn, uniqueName } from './rabbit-helper.js'
 import { baseUrl, startSqs, writeJson } from './cli-helper.js'
 
 // Everything that touches RabbitMQ is in this one file, so the outage and alarm tests never
 // run beside another test that needs the broker (tap runs files in parallel).
 const skip = await rabbitSkip()
+if (skip === false) await takeRabbitMqTurn(t)
 
 async function gateway (t: Test, env: Record<string, string> = {}) {
   const exchange = env.AMQP_EXCHANGE ?? uniqueName('exchange')

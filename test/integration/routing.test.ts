@@ -10,12 +10,13 @@ import { buildApp } from '../../src/app.js'
 import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
 import { LogCapture, TENANT, dataDir, exampleOf, post, testConfig } from '../helper.js'
 import { FakeEventBridge } from './fake-eventbridge.js'
-import { AMQP_URL, cleanupExchange, rabbitSkip, uniqueName } from './rabbit-helper.js'
+import { AMQP_URL, cleanupExchange, rabbitSkip, takeRabbitMqTurn, uniqueName } from './rabbit-helper.js'
 
 // One gateway process in front of all four seed systems at once, from the example routes file:
 // the Ocelot and Draft Genie exchanges on the real RabbitMQ, the survey FIFO queue on fauxqs,
 // the batch bus on the local PutEvents endpoint, and the embedded store.
 const skip = await rabbitSkip()
+if (skip === false) await takeRabbitMqTurn(t)
 
 const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false })
 t.teardown(() => fauxqs.stop())
