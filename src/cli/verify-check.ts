@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util'
 import type { ProfileName } from '../envelopes/index.js'
 import { ENVELOPE_FIELDS } from './envelope-fields.js'
-import type { Received } from './verify-watch.js'
+import type { Received } from './verify-types.js'
 
 export interface Sent {
   id: string

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { HEADERS } from '../headers.js'
 import { CliFailure } from './failure.js'
-import type { WatchContext, Watcher } from './verify-watch.js'
+import type { WatchContext, Watcher } from './verify-types.js'
 
 const POLL_MS = 250
 

@@ -2,7 +2,7 @@ import { EventEmitter, once } from 'node:events'
 import type { Channel, ConsumeMessage } from 'amqplib'
 import type { Destination } from '../routing/index.js'
 import { CliFailure } from './failure.js'
-import type { WatchContext, Watcher } from './verify-watch.js'
+import type { WatchContext, Watcher } from './verify-types.js'
 
 /**
  * A private queue bound to the destination's exchange with the test event's routing key: bound

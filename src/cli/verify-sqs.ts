@@ -1,7 +1,7 @@
 import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs'
 import { cliSqsClient } from './provision-sqs.js'
 import { CliFailure } from './failure.js'
-import type { Received, Watcher } from './verify-watch.js'
+import type { Received, Watcher } from './verify-types.js'
 
 type Json = Record<string, unknown>
 

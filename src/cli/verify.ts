@@ -14,7 +14,8 @@ import { cliArgs, exitWith } from './common.js'
 import { cliSetup, selectDestinations, typesRoutedTo } from './routing.js'
 import { CliFailure } from './failure.js'
 import { checkEnvelope } from './verify-check.js'
-import { watch, type Watcher } from './verify-watch.js'
+import type { Watcher } from './verify-types.js'
+import { watch } from './verify-watch.js'
 
 const values = cliArgs('npm run verify -- [--destination NAME]... [--type TYPE] [--gateway URL] [--timeout S] [--tenant ID]', {
   destination: { type: 'string', multiple: true },

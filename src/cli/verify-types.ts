@@ -1,0 +1,34 @@
+import type { CliConnections } from './amqp.js'
+
+// What `npm run verify` watchers share: one module the watchers and their dispatcher import.
+
+/** The test event where a destination put it. */
+export interface Received {
+  envelope: Record<string, unknown>
+  /** The tenant as the transport carries it, for profiles without one in the body (draft-genie). */
+  transportTenant?: { where: string, value: unknown }
+  /** What is wrong with the wrapping around the envelope (EventBridge's source, detail-type). */
+  problems: string[]
+  /** Takes the test message away; says how ("deleted", "acked", ...). Throws when it cannot. */
+  remove (): Promise<string>
+}
+
+/** Looks for the test event where one destination puts it; set up before the event is published. */
+export interface Watcher {
+  /** Where it looks, for the report. */
+  readonly where: string
+  /** The event carrying `eventId`, or undefined when it has not come by `until` (ms since the epoch). */
+  receive (eventId: string, until: number): Promise<Received | undefined>
+  close (): Promise<void>
+}
+
+export interface WatchContext {
+  gateway: string
+  tenant: string
+  /** The type and routing key of the event about to be published. */
+  type: string
+  routingKey: string
+  /** SQS_QUEUE_URL: the queue EventBridge rules feed. */
+  ruleQueueUrl: string | undefined
+  connections: CliConnections
+}
