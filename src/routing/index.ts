@@ -3,7 +3,7 @@ import { alternateExchange, type Config } from '../config.js'
 import { DEFAULT_PROFILE, type EnvelopeOptions, type ProfileName } from '../envelopes/index.js'
 import { ConfigError } from '../errors.js'
 import { patternMatcher } from '../patterns.js'
-import { readRoutesFile, type BrokerKind, type RoutesFile } from './routes-file.js'
+import { readRoutesFile, type RoutesFile } from './routes-file.js'
 
 export type { BrokerKind } from './routes-file.js'
 
@@ -116,8 +116,4 @@ export function resolveRouting (file: RoutesFile, types: readonly string[], conf
 export function loadRouting (config: Config, types: readonly string[], ajv: Ajv, env: Record<string, string | undefined> = process.env): Routing {
   if (config.ROUTES_FILE === undefined) return resolveRouting(defaultRoutesFile(config), types, config, 'Invalid configuration', envField)
   return resolveRouting(readRoutesFile(config.ROUTES_FILE, ajv, env), types, config, `ROUTES_FILE: ${config.ROUTES_FILE}`)
-}
-
-export function destinationKinds (routing: Routing): Set<BrokerKind> {
-  return new Set(routing.destinations.map(d => d.broker))
 }
