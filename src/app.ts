@@ -85,12 +85,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const policy = { maxAttempts: config.RETRY_MAX_ATTEMPTS, baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS, timeoutMs: config.PUBLISH_TIMEOUT_MS }
   const targets: Target[] = routing.destinations.map(d => {
     const broker = makeBroker(d)
-    // Without a routes file the one destination takes its broker's name (`rabbitmq`, `memory`).
-    const name = config.ROUTES_FILE === undefined ? broker.name : d.name
-    return { name, broker, delivery: new Delivery({ name, broker }, policy, metrics, app.log), profile: PROFILES[d.envelope], envelope: d.envelopeOptions, messaging: messagingOf({ ...d, name }) }
+    return { name: d.name, broker, delivery: new Delivery({ name: d.name, broker }, policy, metrics, app.log), profile: PROFILES[d.envelope], envelope: d.envelopeOptions, messaging: messagingOf(d) }
   })
-  const routes = config.ROUTES_FILE === undefined ? new Map([...routing.routes].map(([type]) => [type, [(targets[0] as Target).name]])) : routing.routes
-  const fanOut = new FanOut(targets, routes, tracing.tracer)
+  const fanOut = new FanOut(targets, routing.routes, tracing.tracer)
   const reader = targets.map(t => t.broker).find(isEventReader)
 
   // First of all hooks: the request id goes back on every answer; the server span starts; while

@@ -114,7 +114,7 @@ t.test('OTLP export: closing the app sends the spans, under service.name event-g
   t.equal(attribute('service.name'), 'event-gateway')
   t.equal(attribute('deployment.environment.name'), 'test')
   const spans = body.resourceSpans.flatMap(r => r.scopeSpans.flatMap(s => s.spans))
-  t.same(spans.map(s => s.name).sort(), ['POST /v1/events/call.ended', 'send memory'])
+  t.same(spans.map(s => s.name).sort(), ['POST /v1/events/call.ended', 'send local'])
   t.ok(spans.every(s => s.traceId === '4bf92f3577b34da6a3ce929d0e0e4736'), 'the caller\'s trace')
 })
 

@@ -49,6 +49,7 @@ export class Delivery {
     for (let attempt = 1; pending.length > 0; attempt++) {
       const outcomes = await this.#attempt(pending.map(i => events[i] as OutgoingEvent), deadline - Date.now())
       const retry: number[] = []
+      const refused: BrokerError[] = []
       let brokerDown = true
       const answered = elapsed()
       outcomes.forEach((outcome, k) => {
@@ -66,9 +67,11 @@ export class Delivery {
           // Library messages stay in the log; a size refusal is our own words and tells the client the limit.
           const detail = outcome.error.tooLarge ? outcome.error.message : `the broker refused it (${outcome.error.reason})`
           results[i] = { ok: false, error: new GatewayError(code, `${name} refused the event: ${detail}`, { extensions: { reason: outcome.error.reason } }) }
-          this.#log.warn({ ...labels, reason: outcome.error.reason, err: outcome.error.message }, 'the broker refused an event')
+          refused.push(outcome.error)
         }
       })
+      // One line per call, not per event: a batch of 100 refused events is one fact.
+      if (refused.length > 0) this.#log.warn({ ...labels, events: refused.length, reason: refused[0]?.reason, err: refused[0]?.message }, 'the broker refused events')
       pending = retry
       if (pending.length === 0) break
       const wait = backoffMs(attempt, this.#policy)
