@@ -63,6 +63,8 @@ export interface Broker {
 export interface ReadQuery {
   tenantId: string
   type?: string
+  /** Only these types (an API key's scope); none when empty. */
+  types?: readonly string[]
   after?: number
   limit: number
 }

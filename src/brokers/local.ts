@@ -1,10 +1,6 @@
-import { Worker } from 'node:worker_threads'
 import type { Db } from '../database.js'
+import { SqliteWriter, type WriteError } from '../sqlite-writer.js'
 import { BrokerError, type Broker, type BrokerHealth, type EventReader, type OutgoingEvent, type PublishOutcome, type ReadPage, type ReadQuery } from './broker.js'
-
-type Row = [id: string, tenant: string, type: string, routingKey: string, storedAt: number, envelope: string]
-interface WriteRequest { id: number, rows: Row[] }
-interface WriteResult { id: number, error?: { code: string, message: string } }
 
 // SQLite errors that a later attempt may not meet again.
 const TRANSIENT = ['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_PROTOCOL']
@@ -17,18 +13,10 @@ const TRANSIENT = ['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL', 'SQLITE_IOERR'
 export class LocalBroker implements Broker, EventReader {
   readonly name = 'local'
   readonly #db: Db
-  readonly #worker: Worker
-  readonly #waiting = new Map<number, { count: number, resolve: (outcomes: PublishOutcome[]) => void }>()
-  #rows: Row[] = []
-  #resolvers: { count: number, resolve: (outcomes: PublishOutcome[]) => void }[] = []
-  #scheduled = false
-  #nextId = 0
-  #down: string | undefined
-  #closed = false
-  #drained: (() => void) | undefined
-  #ready: Promise<void>
+  readonly #writer: SqliteWriter
   readonly #readAll
   readonly #readType
+  readonly #readTypes = new Map<number, ReturnType<Db['prepare']>>()
 
   constructor (db: Db) {
     this.#db = db
@@ -47,99 +35,52 @@ export class LocalBroker implements Broker, EventReader {
     `)
     this.#readAll = db.prepare('SELECT seq, envelope FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?')
     this.#readType = db.prepare('SELECT seq, envelope FROM events WHERE tenant = ? AND type = ? AND seq > ? ORDER BY seq LIMIT ?')
-    this.#worker = new Worker(new URL('./local-writer.cjs', import.meta.url), { workerData: { path: db.name } })
-    this.#ready = new Promise((resolve, reject) => {
-      this.#worker.once('error', reject)
-      this.#worker.once('exit', () => reject(new Error('local store writer stopped before it was ready')))
-      this.#worker.on('message', (message: WriteResult | 'ready') => {
-        if (message === 'ready') resolve()
-        else this.#settle(message)
-      })
-    })
-    this.#ready.catch(() => undefined)
-    this.#worker.on('error', (err: unknown) => this.#fail(`local store writer failed: ${(err as Error | undefined)?.message ?? String(err)}`))
-    this.#worker.on('exit', () => this.#fail('local store writer stopped'))
-    // After the listeners (adding a 'message' listener refs the worker again): an idle writer
-    // does not keep the process alive.
-    this.#worker.unref()
+    // OR IGNORE: a retry of an event that was in fact stored must not fail or duplicate it.
+    this.#writer = new SqliteWriter(db.name, { insert: 'INSERT OR IGNORE INTO events (id, tenant, type, routing_key, stored_at, envelope) VALUES (?, ?, ?, ?, ?, ?)' })
   }
 
   /** Waits for the writer thread to have the database open, however slow the machine. */
   async connect (): Promise<void> {
-    this.#worker.ref()
+    await this.#writer.connect()
+  }
+
+  async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
+    const now = Date.now()
     try {
-      await this.#ready
-    } finally {
-      if (this.#waiting.size === 0) this.#worker.unref()
+      await this.#writer.write(events.map(({ event: e, body }) => ['insert', e.id, e.tenantId, e.type, e.routingKey, now, body]))
+      return events.map(() => ({ ok: true }))
+    } catch (err) {
+      const { code } = err as WriteError
+      const error = code === 'WRITER_DOWN'
+        ? new BrokerError(this.#writer.down === 'closed' ? 'local store is closed' : `local store: ${(err as Error).message}`, { retryable: true, reason: this.#writer.down === 'closed' ? 'closed' : 'writer_failed', down: true })
+        : new BrokerError(`local store write failed: ${code}`, { retryable: TRANSIENT.some(c => code.startsWith(c)), reason: code.toLowerCase() })
+      return events.map(() => ({ ok: false, error }))
     }
-  }
-
-  publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
-    const down = this.#closed ? 'local store is closed' : this.#down
-    if (down !== undefined) return Promise.resolve(events.map(() => ({ ok: false as const, error: new BrokerError(down, { retryable: true, reason: 'closed', down: true }) })))
-    return new Promise(resolve => {
-      const now = Date.now()
-      for (const { event: e, body } of events) this.#rows.push([e.id, e.tenantId, e.type, e.routingKey, now, body])
-      this.#resolvers.push({ count: events.length, resolve })
-      if (!this.#scheduled) {
-        this.#scheduled = true
-        setImmediate(() => this.#send())
-      }
-    })
-  }
-
-  #send (): void {
-    this.#scheduled = false
-    if (this.#rows.length === 0) return
-    const id = this.#nextId++
-    const rows = this.#rows
-    const resolvers = this.#resolvers
-    this.#rows = []
-    this.#resolvers = []
-    if (this.#waiting.size === 0) this.#worker.ref() // a pending write keeps the process alive
-    this.#waiting.set(id, { count: rows.length, resolve: outcomes => { let at = 0; for (const r of resolvers) { r.resolve(outcomes.slice(at, at + r.count)); at += r.count } } })
-    this.#worker.postMessage({ id, rows } satisfies WriteRequest)
-  }
-
-  #settle (result: WriteResult): void {
-    const waiting = this.#waiting.get(result.id)
-    if (waiting === undefined) return
-    this.#waiting.delete(result.id)
-    let outcome: PublishOutcome = { ok: true }
-    if (result.error !== undefined) {
-      const code = result.error.code
-      const retryable = TRANSIENT.some(c => code.startsWith(c))
-      outcome = { ok: false, error: new BrokerError(`local store write failed: ${code}`, { retryable, reason: code.toLowerCase() }) }
-    }
-    waiting.resolve(new Array(waiting.count).fill(outcome))
-    if (this.#waiting.size === 0) this.#idle()
-  }
-
-  #idle (): void {
-    if (this.#drained !== undefined) this.#drained()
-    else this.#worker.unref()
-  }
-
-  #fail (why: string): void {
-    if (this.#closed) return
-    this.#down = why
-    const error = new BrokerError(why, { retryable: true, reason: 'writer_failed', down: true })
-    for (const waiting of this.#waiting.values()) waiting.resolve(new Array(waiting.count).fill({ ok: false, error }))
-    this.#waiting.clear()
-    this.#idle()
   }
 
   read (query: ReadQuery): ReadPage {
     const after = query.after ?? 0
-    const rows = (query.type === undefined
-      ? this.#readAll.all(query.tenantId, after, query.limit)
-      : this.#readType.all(query.tenantId, query.type, after, query.limit)) as { seq: number, envelope: string }[]
+    let rows: { seq: number, envelope: string }[]
+    if (query.type !== undefined) rows = this.#readType.all(query.tenantId, query.type, after, query.limit) as typeof rows
+    else if (query.types === undefined) rows = this.#readAll.all(query.tenantId, after, query.limit) as typeof rows
+    else if (query.types.length === 0) rows = []
+    else rows = this.#typesStatement(query.types.length).all([query.tenantId, ...query.types, after, query.limit]) as typeof rows
     return { events: rows.map(r => r.envelope), next: rows.at(-1)?.seq ?? after }
   }
 
+  /** One statement per list length (at most the catalog's size). */
+  #typesStatement (count: number): ReturnType<Db['prepare']> {
+    let statement = this.#readTypes.get(count)
+    if (statement === undefined) {
+      statement = this.#db.prepare(`SELECT seq, envelope FROM events WHERE tenant = ? AND type IN (${new Array(count).fill('?').join(', ')}) AND seq > ? ORDER BY seq LIMIT ?`)
+      this.#readTypes.set(count, statement)
+    }
+    return statement
+  }
+
   async health (): Promise<BrokerHealth> {
-    if (this.#closed) return { up: false, detail: 'closed' }
-    if (this.#down !== undefined) return { up: false, detail: this.#down }
+    const down = this.#writer.down
+    if (down !== undefined) return { up: false, detail: down }
     try {
       this.#db.prepare('SELECT 1').get()
       return { up: true }
@@ -149,15 +90,6 @@ export class LocalBroker implements Broker, EventReader {
   }
 
   async close (): Promise<void> {
-    if (this.#closed) return
-    this.#send()
-    // Every accepted publish is answered before the writer goes; the worker is unref'd while
-    // idle, and while it finishes it must keep the process alive.
-    this.#worker.ref()
-    if (this.#waiting.size > 0) await new Promise<void>(resolve => { this.#drained = resolve })
-    this.#closed = true
-    const exited = new Promise(resolve => this.#worker.once('exit', resolve))
-    this.#worker.postMessage('close')
-    await exited
+    await this.#writer.close()
   }
 }
