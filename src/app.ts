@@ -13,7 +13,6 @@ import { Intake } from './delivery/intake.js'
 import { Delivery } from './delivery/publisher.js'
 import { PROFILES } from './envelopes/index.js'
 import { HEADERS } from './headers.js'
-import { IdempotencyStore } from './idempotency.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { docs } from './http/docs.js'
 import { eventRoutes, type EventsRouteOptions } from './http/events/index.js'
@@ -24,6 +23,8 @@ import { parseJsonBody, registerProblemHandlers } from './http/problems.js'
 import { recordRequestDurations } from './http/request-metrics.js'
 import { traceRequests } from './http/request-tracing.js'
 import { loadRouting } from './routing/index.js'
+import { openStateStore } from './state/index.js'
+import { TenantLimits } from './state/rate-limiter.js'
 import { serverOptions } from './server-options.js'
 import { tracingFromEnv, tracingWith } from './tracing.js'
 import { compileBodyValidator, createAjv } from './validation.js'
@@ -66,7 +67,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const db = openDatabase(config.DATA_DIR)
   // The log destination counts the lines a slow stdout made it drop (src/log-destination.ts).
   const metrics = createMetrics(() => (deps.logStream as { dropped?: number } | undefined)?.dropped ?? 0)
-  const idempotency = new IdempotencyStore(db)
+  const state = openStateStore(config, db)
+  const limits = TenantLimits.load(config, ajv)
 
   const app = Fastify(serverOptions(config, deps.logStream))
   const tracing = deps.tracerProvider === undefined ? tracingFromEnv(app.log) : tracingWith(deps.tracerProvider)
@@ -122,11 +124,12 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(docs, { catalog })
   // 65% of V8's heap limit: far above the ~26 MB live heap under load, well below an OOM.
   const pressure = { maxEventLoopDelay: 1000, maxHeapUsedBytes: Math.floor(getHeapStatistics().heap_size_limit * 0.65), sampleInterval: 1000, ...deps.pressure }
-  await app.register(eventRoutes, { config, catalog, fanOut, intake: new Intake(fanOut, idempotency, app.log), metrics, pressure, ...(reader === undefined ? {} : { reader }), ...(apiKeys === undefined ? {} : { apiKeys }) })
+  await app.register(eventRoutes, { config, catalog, fanOut, intake: new Intake(fanOut, state.idempotency, intakeOptions(config), metrics, app.log), rateLimits: limits.any ? { limits, limiter: state.rateLimiter } : undefined, metrics, pressure, ...(reader === undefined ? {} : { reader }), ...(apiKeys === undefined ? {} : { apiKeys }) })
   await app.register(eventTypeRoutes, { catalog, destinationsOf: type => fanOut.targetsOf(type).map(t => t.name) })
-  await app.register(healthRoutes, { destinations: targets, metrics, draining: shutdown.draining })
+  await app.register(healthRoutes, { destinations: targets, state, metrics, draining: shutdown.draining })
 
   app.addHook('onReady', async () => {
+    await state.connect()
     await Promise.all(targets.map(async t => {
       await t.broker.connect()
       metrics.brokerUp.set({ destination: t.name, broker: t.broker.name }, (await t.broker.health()).up ? 1 : 0)
@@ -135,9 +138,14 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   // Runs after the server has stopped taking requests and in-flight ones have finished.
   app.addHook('onClose', async () => {
     await Promise.all(targets.map(t => t.broker.close()))
-    idempotency.close()
+    await state.close()
     db.close()
     await tracing.shutdown()
   })
   return app
+}
+
+/** Reservations outlive any publish (its deadline, then settling the key), so a live holder never loses its key. */
+function intakeOptions (config: Config): { waitMs: number, leaseMs: number } {
+  return { waitMs: config.IDEMPOTENCY_WAIT_MS, leaseMs: 2 * config.PUBLISH_TIMEOUT_MS + 10_000 }
 }

@@ -7,6 +7,7 @@ import { ConfigError } from './errors.js'
 import { GatewayError } from './errors.js'
 import { HEADERS } from './headers.js'
 import { patternMatcher } from './patterns.js'
+import { normalizeConfiguredTenant } from './tenant.js'
 import { toFieldErrors } from './validation.js'
 
 // API_KEYS_FILE holds sha256 digests of keys, never the keys, so the file is not itself a secret.
@@ -27,15 +28,13 @@ export interface ApiKey {
   allowsType (type: string): boolean
 }
 
-const UUID_LIKE = /^[0-9a-f-]{36}$/i
-
 export class ApiKeys {
   readonly #byDigest = new Map<string, ApiKey>()
 
   constructor (file: ApiKeysFile) {
     for (const k of file.keys) {
       // Tenants as requests spell them after normalisation: UUIDs in lower case.
-      this.#byDigest.set(k.sha256, { name: k.name, allowsTenant: patternMatcher(k.tenants.map(tenant => UUID_LIKE.test(tenant) ? tenant.toLowerCase() : tenant)), allowsType: patternMatcher(k.eventTypes) })
+      this.#byDigest.set(k.sha256, { name: k.name, allowsTenant: patternMatcher(k.tenants.map(normalizeConfiguredTenant)), allowsType: patternMatcher(k.eventTypes) })
     }
   }
 

@@ -45,7 +45,13 @@ export const ConfigSchema = Type.Object({
   SQS_MAX_MESSAGE_BYTES: Int(262144, 1024, 1048576, 'largest SQS message (body + attributes); larger events get 413'),
   EVENTBRIDGE_BUS_NAME: Type.String({ default: 'default', minLength: 1 }),
   EVENTBRIDGE_MAX_ENTRY_BYTES: Int(262144, 1024, 1048576, 'largest PutEvents entry as AWS counts it; larger events get 413'),
-  API_KEYS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of API keys; auth is off without it' }))
+  API_KEYS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of API keys; auth is off without it' })),
+  STATE_URL: Type.Optional(Type.String({ pattern: '^(rediss?://.+)?$', description: 'redis://… (or rediss://): idempotency keys and rate limits shared by every replica; unset or empty: embedded (DATA_DIR and memory), one process' })),
+  STATE_TIMEOUT_MS: Int(1000, 50, 60000, 'a state store command not answered by then fails: a keyed request gets 503 EVG_STATE_UNAVAILABLE'),
+  IDEMPOTENCY_WAIT_MS: Int(6000, 0, 120000, 'how long a repeat waits for the request still publishing under its key before 409 EVG_IDEMPOTENCY_IN_PROGRESS'),
+  RATE_LIMIT_PER_TENANT: Type.Number({ default: 0, minimum: 0, maximum: 1000000, description: 'events per second per tenant (a batch counts its events); 0: no limit' }),
+  RATE_LIMIT_BURST: Int(0, 0, 10000000, 'events a tenant may send at once above its rate; 0: one second\'s worth'),
+  RATE_LIMITS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of per-tenant limits that override RATE_LIMIT_PER_TENANT' }))
 })
 
 export type Config = Static<typeof ConfigSchema>

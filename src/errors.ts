@@ -17,6 +17,7 @@ export const ERRORS = {
   EVG_UNKNOWN_TYPE: { status: 404, title: 'Unknown event type', retryable: false },
   EVG_TIMEOUT: { status: 408, title: 'The request was not received in time', retryable: true },
   EVG_IDEMPOTENCY_CONFLICT: { status: 409, title: 'Idempotency key reused with a different request', retryable: false },
+  EVG_IDEMPOTENCY_IN_PROGRESS: { status: 409, title: 'A request with this idempotency key is still being published', retryable: true },
   EVG_TOO_LARGE: { status: 413, title: 'The request is too large', retryable: false },
   EVG_UNSUPPORTED_MEDIA: { status: 415, title: 'Unsupported content type', retryable: false },
   EVG_HEADERS_TOO_LARGE: { status: 431, title: 'The request headers are too large', retryable: false },
@@ -24,6 +25,7 @@ export const ERRORS = {
   EVG_BROKER_REJECTED: { status: 502, title: 'The broker refused the event', retryable: false },
   EVG_BROKER_UNAVAILABLE: { status: 503, title: 'The broker cannot take the event now', retryable: true },
   EVG_OVERLOADED: { status: 503, title: 'The gateway is overloaded', retryable: true },
+  EVG_STATE_UNAVAILABLE: { status: 503, title: 'The idempotency store cannot be reached', retryable: true },
   EVG_SHUTTING_DOWN: { status: 503, title: 'The gateway is shutting down', retryable: true },
   EVG_INTERNAL: { status: 500, title: 'Internal error', retryable: true }
 } as const satisfies Record<string, ErrorDefinition>

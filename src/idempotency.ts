@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto'
-import type { Db } from './database.js'
+import stringify from 'safe-stable-stringify'
 import { GatewayError } from './errors.js'
 import type { GatewayEvent } from './event.js'
 
+/** How long a key keeps its first answer (or its partly delivered event). */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
 const KEY = /^[\x21-\x7e]{1,255}$/
 
@@ -11,94 +12,64 @@ export interface StoredAnswer {
   body: unknown
 }
 
-/** What a key holds: the first answer, or an event some of its destinations still lack. */
-export type Kept =
+/** A key and the request it stands for, per tenant. */
+export interface KeyRef {
+  tenant: string
+  key: string
+  /** The request's fingerprint: a repeat must have the same one. */
+  print: string
+}
+
+/** An event some of its destinations still lack: a repeat completes only those. */
+export interface PartialDelivery {
+  event: GatewayEvent
+  delivered: string[]
+}
+
+/** What reserving a key gives. */
+export type Reservation =
+  /** The caller now publishes under the key, until it completes, keeps a partial or releases it. */
+  | { state: 'reserved', token: string, partial?: PartialDelivery }
+  /** The first request's answer: replay it, publish nothing. */
   | { state: 'done', answer: StoredAnswer }
-  | { state: 'partial', event: GatewayEvent, delivered: string[] }
+  /** Another request (here or on another replica) holds the key for `retryInMs` at most. */
+  | { state: 'busy', retryInMs: number }
+  /** The key was used with another request. */
+  | { state: 'conflict' }
 
-/** Kept rows with this status hold a partly delivered event, not an answer. */
-const PARTIAL = 0
+/**
+ * Idempotency keys, per tenant. `reserve` is atomic: of any number of concurrent callers, in this
+ * process or another sharing the store, one gets the key and the others see it busy. A holder
+ * that dies loses the key after `leaseMs`. The finishing calls take the reservation's token and
+ * do nothing when the key is no longer theirs.
+ */
+export interface IdempotencyStore {
+  reserve (ref: KeyRef, leaseMs: number): Promise<Reservation>
+  /** The event was published: keep the answer for IDEMPOTENCY_TTL_MS. */
+  complete (ref: KeyRef, token: string, answer: StoredAnswer): Promise<void>
+  /** Some destinations have the event: keep it so that a repeat completes the others. */
+  keepPartial (ref: KeyRef, token: string, partial: PartialDelivery): Promise<void>
+  /** Nothing was published: the key is free again (or back to its partly delivered event). */
+  release (ref: KeyRef, token: string): Promise<void>
+}
 
+/** Same type and same JSON value (any key order, any number spelling) give the same fingerprint. */
 export function fingerprint (type: string, data: unknown): string {
-  return createHash('sha256').update(type).update('\0').update(JSON.stringify(data)).digest('hex')
+  return createHash('sha256').update(type).update('\0').update(stringify(data) ?? '').digest('hex')
 }
 
 export function checkIdempotencyKey (key: string): void {
   if (!KEY.test(key)) throw new GatewayError('EVG_BAD_CONTEXT', 'Idempotency-Key must be 1 to 255 visible ASCII characters')
 }
 
-/**
- * First answers per (tenant, key), kept for 24 hours in the embedded database. A repeat with the
- * same request gets the first answer and publishes nothing; a different request gets 409. Only
- * successful answers are kept, so a request that failed can be sent again with its key; when
- * some destinations got the event, the event is kept so that a repeat completes the others.
- */
-export class IdempotencyStore {
-  readonly #get
-  readonly #put
-  readonly #purge
-  readonly #inflight = new Map<string, Promise<void>>()
-  readonly #timer: NodeJS.Timeout
-
-  constructor (db: Db) {
-    db.exec(`CREATE TABLE IF NOT EXISTS idempotency (
-      tenant TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
-      status INTEGER NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,
-      PRIMARY KEY (tenant, key)) WITHOUT ROWID`)
-    this.#get = db.prepare('SELECT fingerprint, status, body FROM idempotency WHERE tenant = ? AND key = ? AND created_at > ?')
-    this.#put = db.prepare('INSERT OR REPLACE INTO idempotency (tenant, key, fingerprint, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-    this.#purge = db.prepare('DELETE FROM idempotency WHERE created_at <= ?')
-    this.#timer = setInterval(() => this.purgeExpired(), 60 * 60 * 1000).unref()
-  }
-
-  purgeExpired (now = Date.now()): number {
-    return this.#purge.run(now - IDEMPOTENCY_TTL_MS).changes
-  }
-
-  /** What the key holds; EVG_IDEMPOTENCY_CONFLICT when the key was used for another request. */
-  lookup (tenant: string, key: string, print: string): Kept | undefined {
-    const row = this.#get.get(tenant, key, Date.now() - IDEMPOTENCY_TTL_MS) as { fingerprint: string, status: number, body: string } | undefined
-    if (row === undefined) return undefined
-    if (row.fingerprint !== print) throw conflict()
-    const body = JSON.parse(row.body)
-    return row.status === PARTIAL ? { state: 'partial', ...(body as { event: GatewayEvent, delivered: string[] }) } : { state: 'done', answer: { status: row.status, body } }
-  }
-
-  remember (tenant: string, key: string, print: string, answer: StoredAnswer): void {
-    this.#put.run(tenant, key, print, answer.status, JSON.stringify(answer.body), Date.now())
-  }
-
-  /** Keeps an event that reached only `delivered`, so that a repeat sends it to the others. */
-  rememberPartial (tenant: string, key: string, print: string, event: GatewayEvent, delivered: readonly string[]): void {
-    this.#put.run(tenant, key, print, PARTIAL, JSON.stringify({ event, delivered }), Date.now())
-  }
-
-  /** Resolves when the request now publishing under this key is done; undefined when none is. */
-  pending (tenant: string, key: string): Promise<void> | undefined {
-    return this.#inflight.get(`${tenant}\0${key}`)
-  }
-
-  /**
-   * Marks the key as being published by this process until the returned function is called.
-   * The caller has checked that no one holds it (`pending`) in the same synchronous step.
-   */
-  claim (tenant: string, key: string): () => void {
-    const id = `${tenant}\0${key}`
-    if (this.#inflight.has(id)) throw new Error(`idempotency key claimed twice: ${key}`)
-    let release!: () => void
-    const held = new Promise<void>(resolve => { release = resolve })
-    this.#inflight.set(id, held)
-    return () => {
-      if (this.#inflight.get(id) === held) this.#inflight.delete(id)
-      release()
-    }
-  }
-
-  close (): void {
-    clearInterval(this.#timer)
-  }
-}
-
 export function conflict (detail = 'this Idempotency-Key was already used with a different request'): GatewayError {
   return new GatewayError('EVG_IDEMPOTENCY_CONFLICT', detail)
+}
+
+/** The store cannot be reached: keyed requests are refused rather than risk a second publish. */
+export class StateUnavailableError extends Error {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'StateUnavailableError'
+  }
 }

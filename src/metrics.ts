@@ -56,7 +56,11 @@ export function createMetrics (logLinesDropped: () => number = () => 0) {
     unrouted: new Gauge({ name: 'gateway_unrouted_events', help: 'Events kept aside by the broker as unroutable (RabbitMQ alternate exchange queue depth), sampled at scrape', labelNames: ['destination', 'broker'] as const, registers: [registry] }),
     retries: new Counter({ name: 'gateway_publish_retries_total', help: 'Publish attempts repeated after a retryable failure', labelNames: ['destination', 'broker'] as const, registers: [registry] }),
     brokerUp: new Gauge({ name: 'gateway_broker_up', help: '1 when the destination\'s broker is usable', labelNames: ['destination', 'broker'] as const, registers: [registry] }),
-    idempotentReplays: new Counter({ name: 'gateway_idempotent_replays_total', help: 'Requests answered from a stored first answer', registers: [registry] })
+    idempotentReplays: new Counter({ name: 'gateway_idempotent_replays_total', help: 'Requests answered from a stored first answer', registers: [registry] }),
+    idempotencyWaits: new Counter({ name: 'gateway_idempotency_waits_total', help: 'Keyed events that found their key held by a request still publishing, by how the wait ended: answered (the first answer came) or in_progress (409)', labelNames: ['outcome'] as const, registers: [registry] }),
+    rateLimited: new Counter({ name: 'gateway_rate_limited_events_total', help: 'Events refused with 429 because their tenant was over its rate limit (a batch counts its events)', registers: [registry] }),
+    stateUp: new Gauge({ name: 'gateway_state_up', help: '1 when the state store (idempotency keys, rate limits) is usable', labelNames: ['store'] as const, registers: [registry] }),
+    stateErrors: new Counter({ name: 'gateway_state_errors_total', help: 'State store operations that failed, by operation (reserve, complete, keep, release, rate_limit)', labelNames: ['operation'] as const, registers: [registry] })
   }
 }
 

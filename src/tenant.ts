@@ -15,3 +15,8 @@ export function isValidTenantId (value: string, format: TenantIdFormat): boolean
 export function normalizeTenantId (value: string, format: TenantIdFormat): string {
   return format === 'uuid' ? value.toLowerCase() : value
 }
+
+/** A tenant named in a configuration file (API keys, rate limits), spelled as requests are after normalisation. */
+export function normalizeConfiguredTenant (value: string): string {
+  return UUID.test(value) ? value.toLowerCase() : value
+}

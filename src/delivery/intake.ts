@@ -4,7 +4,8 @@ import type { CatalogType } from '../catalog/index.js'
 import type { RequestContext } from '../context.js'
 import { GatewayError } from '../errors.js'
 import { createEvent, type GatewayEvent } from '../event.js'
-import { conflict, fingerprint, type IdempotencyStore } from '../idempotency.js'
+import { conflict, fingerprint, StateUnavailableError, type IdempotencyStore, type KeyRef, type Reservation } from '../idempotency.js'
+import type { Metrics } from '../metrics.js'
 import type { FanOut } from './fan-out.js'
 
 /** One valid event a client asked to publish. */
@@ -27,115 +28,201 @@ export type IntakeOutcome =
   | { ok: true, accepted: Accepted, replayed: boolean }
   | { ok: false, error: GatewayError }
 
+export interface IntakeOptions {
+  /** How long a repeat waits for the request holding its key (IDEMPOTENCY_WAIT_MS). */
+  waitMs: number
+  /** How long a reservation outlives a holder that died: longer than any publish. */
+  leaseMs: number
+}
+
+interface Keyed {
+  index: number
+  item: IntakeItem
+  ref: KeyRef
+}
+
 interface ToSend {
   index: number
   event: GatewayEvent
   /** Destinations that already have it (a repeat of a partly delivered request). */
   already?: Set<string>
-  keyed?: { tenant: string, key: string, print: string }
+  /** The reservation this event is published under. */
+  keyed?: { ref: KeyRef, token: string }
 }
 
 const accepted = (event: GatewayEvent): Accepted => ({ id: event.id, type: event.type, status: 'published', correlationId: event.correlationId })
+const idOf = (ref: KeyRef) => `${ref.tenant}\0${ref.key}`
+const stateUnavailable = () => new GatewayError('EVG_STATE_UNAVAILABLE', 'the idempotency store cannot be reached; send the request again shortly', { retryAfter: 1 })
+
+/** Resolves when `promises` all have, or after `ms`, whichever is first. */
+async function within (promises: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([Promise.all(promises), new Promise(resolve => { timer = setTimeout(resolve, ms) })])
+  clearTimeout(timer)
+}
 
 /**
  * Where single and batch requests meet: events become envelopes for their destinations, and
- * idempotency keys make repeats safe. A key is held by one request of this process at a time;
- * a concurrent repeat waits for its answer instead of publishing again.
+ * idempotency keys make repeats safe. A key is reserved in the state store before its event is
+ * published, so of concurrent requests with one key (on any replica sharing the store) exactly
+ * one publishes; the others wait for its answer, up to IDEMPOTENCY_WAIT_MS, then get 409
+ * EVG_IDEMPOTENCY_IN_PROGRESS. No request waits while it holds a key: the events it could
+ * reserve are published first, then it waits for the others.
  */
 export class Intake {
   readonly #fanOut: FanOut
-  readonly #idempotency: IdempotencyStore
+  readonly #store: IdempotencyStore
+  readonly #options: IntakeOptions
+  readonly #metrics: Metrics
   readonly #log: FastifyBaseLogger
+  /** Keys this process is publishing under: waiters here wake when they are done, without polling. */
+  readonly #held = new Map<string, Promise<void>>()
 
-  constructor (fanOut: FanOut, idempotency: IdempotencyStore, log: FastifyBaseLogger) {
+  constructor (fanOut: FanOut, store: IdempotencyStore, options: IntakeOptions, metrics: Metrics, log: FastifyBaseLogger) {
     this.#fanOut = fanOut
-    this.#idempotency = idempotency
+    this.#store = store
+    this.#options = options
+    this.#metrics = metrics
     this.#log = log
   }
 
   /** `trace`: the request's server span, when tracing is on. */
   async accept (items: readonly IntakeItem[], trace?: Context): Promise<IntakeOutcome[]> {
-    // Wait until no other request of this process holds one of these keys. The loop ends with a
-    // check that found none, and from there to the claims below nothing awaits: two waiters
-    // woken together cannot both claim.
-    for (;;) {
-      const waits = new Set<Promise<void>>()
-      for (const item of items) {
-        const pending = item.idempotencyKey === undefined ? undefined : this.#idempotency.pending(item.ctx.tenantId, item.idempotencyKey)
-        if (pending !== undefined) waits.add(pending)
-      }
-      if (waits.size === 0) break
-      await Promise.all(waits)
-    }
     const outcomes: (IntakeOutcome | undefined)[] = new Array(items.length)
-    const toSend: ToSend[] = []
+    const plain: ToSend[] = []
     const repeats: { index: number, of: number }[] = []
-    const releases: (() => void)[] = []
-    try {
-      this.#prepare(items, outcomes, toSend, repeats, releases)
-      const results = await this.#fanOut.publish(toSend.map(s => s.event), toSend.map(s => s.already), trace)
-      results.forEach((result, k) => {
-        const { index, event, keyed } = toSend[k] as ToSend
-        if (result.ok) {
-          const answer = accepted(event)
-          outcomes[index] = { ok: true, accepted: answer, replayed: false }
-          if (keyed !== undefined) this.#keep(() => this.#idempotency.remember(keyed.tenant, keyed.key, keyed.print, { status: 202, body: answer }))
-        } else {
-          outcomes[index] = { ok: false, error: result.error }
-          if (keyed !== undefined && result.delivered.length > 0) this.#keep(() => this.#idempotency.rememberPartial(keyed.tenant, keyed.key, keyed.print, event, result.delivered))
+    let keyed: Keyed[] = []
+    const firstOfKey = new Map<string, { index: number, print: string }>()
+    items.forEach((item, index) => {
+      const key = item.idempotencyKey
+      if (key === undefined) {
+        plain.push({ index, event: createEvent(item.entry, item.data, item.ctx) })
+        return
+      }
+      const ref = { tenant: item.ctx.tenantId, key, print: fingerprint(item.entry.type, item.data) }
+      const earlier = firstOfKey.get(idOf(ref))
+      if (earlier === undefined) {
+        firstOfKey.set(idOf(ref), { index, print: ref.print })
+        keyed.push({ index, item, ref })
+      } else if (earlier.print === ref.print) {
+        repeats.push({ index, of: earlier.index })
+      } else {
+        outcomes[index] = { ok: false, error: conflict('this idempotency key is used twice in the batch with different events') }
+      }
+    })
+
+    const deadline = Date.now() + this.#options.waitMs
+    let toSend = plain
+    for (let round = 0; ; round++) {
+      const unkeyed = toSend.length
+      const busy = await this.#reserve(keyed, outcomes, toSend)
+      // In request order: a batch's events reach each destination in the order they were sent.
+      if (unkeyed > 0 && toSend.length > unkeyed) toSend.sort((a, b) => a.index - b.index)
+      await this.#publish(toSend, outcomes, trace)
+      if (round > 0) for (const k of keyed) if (!busy.includes(k)) this.#metrics.idempotencyWaits.inc({ outcome: 'answered' })
+      keyed = busy
+      if (keyed.length === 0) break
+      const left = deadline - Date.now()
+      if (left <= 0) {
+        for (const k of keyed) {
+          outcomes[k.index] = { ok: false, error: new GatewayError('EVG_IDEMPOTENCY_IN_PROGRESS', 'a request with this idempotency key is still being published; send it again to get its answer', { retryAfter: 1 }) }
+          this.#metrics.idempotencyWaits.inc({ outcome: 'in_progress' })
         }
-      })
-    } finally {
-      for (const release of releases) release()
+        break
+      }
+      // Held here: woken when the holder is done. Held elsewhere: polled, more slowly each time.
+      const local = keyed.map(k => this.#held.get(idOf(k.ref)))
+      if (local.every(p => p !== undefined)) await within(local, left)
+      else await new Promise(resolve => setTimeout(resolve, Math.min(20 * 2 ** round, 250, left)))
+      toSend = []
     }
     for (const r of repeats) outcomes[r.index] = outcomes[r.of]
     return outcomes as IntakeOutcome[]
   }
 
-  /** Keeping an answer must not turn a delivered event into an error: the client is told the truth, the log why a repeat may publish again. */
-  #keep (write: () => void): void {
+  /** Reserves each key: reserved ones join `toSend`, answered ones get their outcome; returns those still busy. */
+  async #reserve (keyed: Keyed[], outcomes: (IntakeOutcome | undefined)[], toSend: ToSend[]): Promise<Keyed[]> {
+    const reservations = await Promise.all(keyed.map(k => this.#store.reserve(k.ref, this.#options.leaseMs).catch((err: unknown): Reservation | Error => {
+      this.#stateError('reserve', err)
+      return err as Error
+    })))
+    const busy: Keyed[] = []
+    keyed.forEach((k, i) => {
+      const r = reservations[i] as Reservation | Error
+      if (r instanceof Error) {
+        outcomes[k.index] = { ok: false, error: stateUnavailable() }
+      } else if (r.state === 'conflict') {
+        outcomes[k.index] = { ok: false, error: conflict() }
+      } else if (r.state === 'done') {
+        outcomes[k.index] = { ok: true, accepted: r.answer.body as Accepted, replayed: true }
+      } else if (r.state === 'busy') {
+        busy.push(k)
+      } else {
+        const keyedBy = { ref: k.ref, token: r.token }
+        toSend.push(r.partial === undefined
+          ? { index: k.index, event: createEvent(k.item.entry, k.item.data, k.item.ctx, k.ref.key), keyed: keyedBy }
+          : { index: k.index, event: r.partial.event, already: new Set(r.partial.delivered), keyed: keyedBy })
+      }
+    })
+    return busy
+  }
+
+  /** Publishes, then settles each reservation: the answer kept, the partial event kept, or the key released. */
+  async #publish (toSend: ToSend[], outcomes: (IntakeOutcome | undefined)[], trace?: Context): Promise<void> {
+    if (toSend.length === 0) return
+    const done: (() => void)[] = []
+    for (const s of toSend) {
+      if (s.keyed === undefined) continue
+      let release!: () => void
+      const id = idOf(s.keyed.ref)
+      const held = new Promise<void>(resolve => { release = resolve })
+      this.#held.set(id, held)
+      done.push(() => {
+        if (this.#held.get(id) === held) this.#held.delete(id)
+        release()
+      })
+    }
     try {
-      write()
-    } catch (err) {
-      this.#log.error({ err: (err as Error).message }, 'could not keep an idempotent answer; a repeat with its key may publish again')
+      let results
+      try {
+        results = await this.#fanOut.publish(toSend.map(s => s.event), toSend.map(s => s.already), trace)
+      } catch (err) {
+        await Promise.all(toSend.map(s => s.keyed === undefined ? undefined : this.#settle('release', () => this.#store.release(s.keyed!.ref, s.keyed!.token))))
+        throw err
+      }
+      await Promise.all(results.map(async (result, k) => {
+        const { index, event, keyed } = toSend[k] as ToSend
+        if (result.ok) {
+          const answer = accepted(event)
+          outcomes[index] = { ok: true, accepted: answer, replayed: false }
+          if (keyed !== undefined) await this.#settle('complete', () => this.#store.complete(keyed.ref, keyed.token, { status: 202, body: answer }))
+          return
+        }
+        outcomes[index] = { ok: false, error: result.error }
+        if (keyed === undefined) return
+        if (result.delivered.length > 0) await this.#settle('keep', () => this.#store.keepPartial(keyed.ref, keyed.token, { event, delivered: result.delivered }))
+        else await this.#settle('release', () => this.#store.release(keyed.ref, keyed.token))
+      }))
+    } finally {
+      for (const release of done) release()
     }
   }
 
-  /** Look-ups and claims for every item, in one synchronous step. */
-  #prepare (items: readonly IntakeItem[], outcomes: (IntakeOutcome | undefined)[], toSend: ToSend[], repeats: { index: number, of: number }[], releases: (() => void)[]): void {
-    const firstOfKey = new Map<string, { index: number, print: string }>()
-    items.forEach((item, index) => {
-      const key = item.idempotencyKey
-      if (key === undefined) {
-        toSend.push({ index, event: createEvent(item.entry, item.data, item.ctx) })
-        return
-      }
-      const tenant = item.ctx.tenantId
-      const print = fingerprint(item.entry.type, item.data)
-      const earlier = firstOfKey.get(`${tenant}\0${key}`)
-      if (earlier !== undefined) {
-        if (earlier.print === print) repeats.push({ index, of: earlier.index })
-        else outcomes[index] = { ok: false, error: conflict('this idempotencyKey is used twice in the batch with different events') }
-        return
-      }
-      firstOfKey.set(`${tenant}\0${key}`, { index, print })
-      let kept
-      try {
-        kept = this.#idempotency.lookup(tenant, key, print)
-      } catch (err) {
-        if (!(err instanceof GatewayError)) throw err
-        outcomes[index] = { ok: false, error: err }
-        return
-      }
-      if (kept?.state === 'done') {
-        outcomes[index] = { ok: true, accepted: kept.answer.body as Accepted, replayed: true }
-        return
-      }
-      releases.push(this.#idempotency.claim(tenant, key))
-      const keyed = { tenant, key, print }
-      toSend.push(kept?.state === 'partial'
-        ? { index, event: kept.event, already: new Set(kept.delivered), keyed }
-        : { index, event: createEvent(item.entry, item.data, item.ctx, key), keyed })
-    })
+  /**
+   * Settling a key must not turn a delivered event into an error: the client is told the truth,
+   * the log why a repeat may publish again (once the reservation's lease runs out).
+   */
+  async #settle (operation: string, write: () => Promise<void>): Promise<void> {
+    try {
+      await write()
+    } catch (err) {
+      this.#stateError(operation, err)
+      this.#log.error({ err: (err as Error).message, operation }, 'could not settle an idempotency key; a repeat with it may publish again once its reservation expires')
+    }
+  }
+
+  #stateError (operation: string, err: unknown): void {
+    this.#metrics.stateErrors.inc({ operation })
+    if (!(err instanceof StateUnavailableError)) this.#log.error({ err: (err as Error).message, operation }, 'idempotency store failed')
   }
 }

@@ -2,20 +2,27 @@ import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
 import type { Broker } from '../brokers/broker.js'
 import type { Metrics } from '../metrics.js'
+import type { StateStore } from '../state/index.js'
 import { noSecurity, problemResponses } from './schemas.js'
 
 const ReadySchema = Type.Object({
-  status: Type.Enum(['ready', 'degraded', 'unavailable', 'draining'], { description: 'ready: every destination is up; degraded: some are; unavailable: none is; draining: shutting down' }),
+  status: Type.Enum(['ready', 'degraded', 'unavailable', 'draining'], { description: 'ready: every destination and the state store are up; degraded: some destinations are, or the state store is down; unavailable: no destination is; draining: shutting down' }),
   destinations: Type.Array(Type.Object({
     name: Type.String(),
     broker: Type.String(),
     up: Type.Boolean(),
     detail: Type.Optional(Type.String({ description: 'Why it is down' }))
-  }))
-}, { description: 'Each destination with its state', 'x-component': 'Readiness' })
+  })),
+  state: Type.Object({
+    store: Type.Enum(['sqlite', 'redis'], { description: 'Where idempotency keys and rate limits are kept (STATE_URL)' }),
+    up: Type.Boolean({ description: 'When false, keyed requests get 503 EVG_STATE_UNAVAILABLE; others are served' }),
+    detail: Type.Optional(Type.String({ description: 'Why it is down' }))
+  })
+}, { description: 'Each destination with its state, and the state store\'s', 'x-component': 'Readiness' })
 
 export interface HealthOptions {
   destinations: readonly { name: string, broker: Broker }[]
+  state: Pick<StateStore, 'kind' | 'down'>
   metrics: Metrics
   /** True once shutdown has begun: load balancers must stop sending before the server closes. */
   draining: () => boolean
@@ -23,6 +30,11 @@ export interface HealthOptions {
 
 export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): Promise<void> {
   const { destinations, metrics } = opts
+  const stateOf = () => {
+    const down = opts.state.down()
+    metrics.stateUp.set({ store: opts.state.kind }, down === undefined ? 1 : 0)
+    return { store: opts.state.kind, up: down === undefined, ...(down === undefined ? {} : { detail: down }) }
+  }
   const check = () => Promise.all(destinations.map(async d => {
     const health = await d.broker.health()
     metrics.brokerUp.set({ destination: d.name, broker: d.broker.name }, health.up ? 1 : 0)
@@ -51,10 +63,12 @@ export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): 
     logLevel: 'warn'
   }, async (_request, reply) => {
     const states = await check()
+    const state = stateOf()
     const up = states.filter(s => s.up).length
-    if (opts.draining()) return reply.code(503).send({ status: 'draining', destinations: states })
-    const status = up === states.length ? 'ready' : up > 0 ? 'degraded' : 'unavailable'
-    return reply.code(up > 0 ? 200 : 503).send({ status, destinations: states })
+    if (opts.draining()) return reply.code(503).send({ status: 'draining', destinations: states, state })
+    // A state store that is down refuses keyed requests only: degraded, still in rotation.
+    const status = up === states.length && state.up ? 'ready' : up > 0 ? 'degraded' : 'unavailable'
+    return reply.code(up > 0 ? 200 : 503).send({ status, destinations: states, state })
   })
 
   app.get('/metrics', {
@@ -69,6 +83,7 @@ export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): 
     logLevel: 'warn'
   }, async (_request, reply) => {
     await check()
+    stateOf()
     await Promise.all(destinations.map(async d => {
       const unrouted = await d.broker.unroutedCount?.()
       if (unrouted !== undefined) metrics.unrouted.set({ destination: d.name, broker: d.broker.name }, unrouted)

@@ -151,7 +151,8 @@ t.test('health and metrics per destination', async t => {
       { name: 'ocelot', broker: 'memory', up: true },
       { name: 'store', broker: 'memory', up: true },
       { name: 'genie', broker: 'memory', up: false, detail: 'simulated down' }
-    ]
+    ],
+    state: { store: 'sqlite', up: true }
   })
   await app.inject(post('call.ended', exampleOf('call.ended')))
   const metrics = (await app.inject('/metrics')).body

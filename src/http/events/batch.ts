@@ -5,13 +5,13 @@ import type { ApiKeys } from '../../auth.js'
 import { firstExample, routingKeyErrors, type Catalog } from '../../catalog/index.js'
 import type { Config } from '../../config.js'
 import type { Accepted, Intake, IntakeItem } from '../../delivery/intake.js'
-import { ERRORS, problem, type ErrorCode, type GatewayError, type Problem } from '../../errors.js'
+import { ERRORS, GatewayError, problem, type ErrorCode, type Problem } from '../../errors.js'
 import { checkIdempotencyKey } from '../../idempotency.js'
 import type { Metrics } from '../../metrics.js'
 import { MAX_BATCH_FIELD_ERRORS, MAX_FIELD_ERRORS, validationDetails } from '../../validation.js'
 import { sendProblem } from '../problems.js'
 import { BatchResultsSchema, contextHeaders, eventProblemResponses, eventSecurity } from '../schemas.js'
-import { contextOf, typeRefusal } from './context.js'
+import { contextOf, idempotencyKeyOf, typeRefusal } from './context.js'
 
 type Result = Accepted | { error: Problem }
 
@@ -63,6 +63,13 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
   }, async (request, reply) => {
     const ctx = contextOf(request)
     const items = request.body.events
+    // One key for the whole request: each event is kept under it and its position, so a repeat
+    // of the batch replays every event (and completes any that failed) in the same key space.
+    const requestKey = idempotencyKeyOf(request)
+    if (requestKey !== undefined) {
+      const both = items.findIndex(item => item.idempotencyKey !== undefined)
+      if (both !== -1) throw new GatewayError('EVG_VALIDATION', `send Idempotency-Key for the whole batch or idempotencyKey per event, not both (events[${both}] has one)`, { extensions: { errors: [{ path: `/events/${both}/idempotencyKey`, message: 'must not be set when the request has an Idempotency-Key header' }] } })
+    }
     metrics.batchSize.observe(items.length)
     const results: (Result | undefined)[] = new Array(items.length)
     const valid: { index: number, item: IntakeItem }[] = []
@@ -84,10 +91,10 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
       }
       const tooLong = routingKeyErrors(entry, item.data, `/events/${index}/data`)
       if (tooLong !== undefined) return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: tooLong }))
-      const key = item.idempotencyKey
-      if (key !== undefined) {
+      const key = requestKey === undefined ? item.idempotencyKey : `${requestKey}#${index}`
+      if (item.idempotencyKey !== undefined) {
         try {
-          checkIdempotencyKey(key)
+          checkIdempotencyKey(item.idempotencyKey)
         } catch (err) {
           return fail((err as GatewayError).toProblem())
         }

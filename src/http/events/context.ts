@@ -2,8 +2,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { forbidden, type ApiKey, type ApiKeys } from '../../auth.js'
 import type { Config } from '../../config.js'
 import { contextFromHeaders, correlationIdFrom, type RequestContext } from '../../context.js'
-import type { GatewayError } from '../../errors.js'
+import { GatewayError } from '../../errors.js'
 import { HEADERS } from '../../headers.js'
+import { checkIdempotencyKey } from '../../idempotency.js'
 import type { Metrics } from '../../metrics.js'
 
 declare module 'fastify' {
@@ -21,6 +22,15 @@ declare module 'fastify' {
 /** The refusal when the request's API key may not publish this type (none without keys). */
 export function typeRefusal (request: FastifyRequest, type: string): GatewayError | undefined {
   return request.apiKey !== undefined && !request.apiKey.allowsType(type) ? forbidden(`events of type ${type}`) : undefined
+}
+
+/** The request's Idempotency-Key header, checked; undefined without one. */
+export function idempotencyKeyOf (request: FastifyRequest): string | undefined {
+  const key = request.headers[HEADERS.idempotencyKey]
+  if (key === undefined) return undefined
+  if (Array.isArray(key)) throw new GatewayError('EVG_BAD_CONTEXT', 'Idempotency-Key must be sent once')
+  checkIdempotencyKey(key)
+  return key
 }
 
 /** The context of a request that passed the hook below. */

@@ -9,6 +9,7 @@ import type { Intake } from '../../delivery/intake.js'
 import { problem } from '../../errors.js'
 import type { Metrics } from '../../metrics.js'
 import { sendProblem } from '../problems.js'
+import { rateLimits, type RateLimitOptions } from '../rate-limit.js'
 import { batchRoute } from './batch.js'
 import { addContextHook } from './context.js'
 import { readBackRoute } from './read-back.js'
@@ -24,6 +25,8 @@ export interface EventsRouteOptions {
   reader?: EventReader
   /** Present when API_KEYS_FILE is set: every request then needs a key. */
   apiKeys?: ApiKeys
+  /** Per-tenant rate limits, when any tenant has one. */
+  rateLimits?: Omit<RateLimitOptions, 'metrics'> | undefined
   /** Load shedding for the event routes (health and metrics stay reachable). */
   pressure: { maxEventLoopDelay: number, maxHeapUsedBytes: number, sampleInterval: number }
 }
@@ -48,6 +51,7 @@ export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOption
     }
   })
   addContextHook(app, opts)
+  if (opts.rateLimits !== undefined) await app.register(rateLimits, { ...opts.rateLimits, metrics })
   singleRoutes(app, opts)
   batchRoute(app, opts)
   readBackRoute(app, opts)

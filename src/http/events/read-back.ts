@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from 'typebox'
 import type { ApiKeys } from '../../auth.js'
 import type { EventReader } from '../../brokers/broker.js'
+import type { Catalog } from '../../catalog/index.js'
 import type { Config } from '../../config.js'
 import { GatewayError } from '../../errors.js'
 import { EventsPageSchema, eventProblemResponses, eventSecurity, readHeaders } from '../schemas.js'
@@ -14,10 +15,12 @@ const ReadQuerySchema = Type.Object({
 }, { additionalProperties: false })
 
 /** `GET /v1/events`: the calling tenant's envelopes from the embedded store, when there is one. */
-export function readBackRoute (app: FastifyInstance, opts: { config: Config, reader?: EventReader, apiKeys?: ApiKeys }): void {
-  const { reader } = opts
+export function readBackRoute (app: FastifyInstance, opts: { config: Config, catalog: Catalog, reader?: EventReader, apiKeys?: ApiKeys }): void {
+  const { reader, catalog } = opts
   // Typed by hand, not by the type provider: the answer is stitched JSON text, not an object.
   app.get<{ Querystring: Static<typeof ReadQuerySchema> }>('/v1/events', {
+    // Reading is not publishing: tenants' rate limits count events sent.
+    config: { rateLimit: false },
     schema: {
       tags: ['read-back'],
       summary: 'Read back stored events (local destination only)',
@@ -35,7 +38,12 @@ export function readBackRoute (app: FastifyInstance, opts: { config: Config, rea
   }, async (request, reply) => {
     if (reader === undefined) throw new GatewayError('EVG_NOT_FOUND', 'reading events back needs a local destination (BROKER=local, or one in ROUTES_FILE)')
     const q = request.query
-    const page = reader.read({ tenantId: contextOf(request).tenantId, limit: q.limit ?? 100, ...(q.type === undefined ? {} : { type: q.type }), ...(q.after === undefined ? {} : { after: q.after }) })
+    // An API key reads only the types it may publish: a named one it may not is refused, and
+    // without a type the page holds only those it may.
+    const key = request.apiKey
+    if (key !== undefined && q.type !== undefined && !key.allowsType(q.type)) throw new GatewayError('EVG_FORBIDDEN', `this API key may not read events of type ${q.type.slice(0, 128)}`)
+    const types = key === undefined || q.type !== undefined ? undefined : catalog.list().map(e => e.type).filter(t => key.allowsType(t))
+    const page = reader.read({ tenantId: contextOf(request).tenantId, limit: q.limit ?? 100, ...(q.type === undefined ? {} : { type: q.type }), ...(types === undefined || types.length === catalog.list().length ? {} : { types }), ...(q.after === undefined ? {} : { after: q.after }) })
     // The stored envelopes are already JSON: stitch them rather than parse and re-serialize.
     return reply.type('application/json').send(`{"events":[${page.events.join(',')}],"next":${page.next}}`)
   })

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ApiKeys } from '../../auth.js'
 import { routingKeyErrors, type Catalog, type CatalogType } from '../../catalog/index.js'
@@ -7,19 +7,10 @@ import type { FanOut } from '../../delivery/fan-out.js'
 import type { Intake } from '../../delivery/intake.js'
 import { GatewayError } from '../../errors.js'
 import { HEADERS } from '../../headers.js'
-import { checkIdempotencyKey } from '../../idempotency.js'
 import type { Metrics } from '../../metrics.js'
 import { namesByType } from '../openapi.js'
 import { AcceptedSchema, contextHeaders, eventProblemResponses, eventSecurity } from '../schemas.js'
-import { contextOf } from './context.js'
-
-function idempotencyKeyOf (request: FastifyRequest): string | undefined {
-  const key = request.headers[HEADERS.idempotencyKey]
-  if (key === undefined) return undefined
-  if (Array.isArray(key)) throw new GatewayError('EVG_BAD_CONTEXT', 'Idempotency-Key must be sent once')
-  checkIdempotencyKey(key)
-  return key
-}
+import { contextOf, idempotencyKeyOf } from './context.js'
 
 function describe (entry: CatalogType, destinations: string[]): string {
   const keys = `Routing key: \`${entry.routingKey}\`${entry.dedupeKey ? `; dedupe key: \`${entry.dedupeKey}\`` : ''}`

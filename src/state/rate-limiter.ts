@@ -1,0 +1,100 @@
+import { readFileSync } from 'node:fs'
+import type { Ajv } from 'ajv'
+import { Type, type Static } from 'typebox'
+import { ConfigError } from '../errors.js'
+import { normalizeConfiguredTenant } from '../tenant.js'
+import { toFieldErrors } from '../validation.js'
+
+/** A tenant's limit: events per second on average, and how many may come at once. */
+export interface RateLimit {
+  perSecond: number
+  burst: number
+}
+
+export interface Taken {
+  allowed: boolean
+  /** When refused: how long until the events would be allowed. */
+  retryInMs: number
+  /** How long until the tenant's bucket is full again. */
+  fullInMs: number
+}
+
+/** Takes `events` from a tenant's bucket, or refuses them all. */
+export interface RateLimiter {
+  take (tenant: string, events: number, limit: RateLimit): Promise<Taken>
+}
+
+/**
+ * Buckets in this process's memory (the embedded state store): the generic cell rate algorithm,
+ * one timestamp per tenant, swept once they are full again.
+ */
+export class LocalRateLimiter implements RateLimiter {
+  readonly #tat = new Map<string, number>()
+  readonly #timer = setInterval(() => this.#sweep(), 10_000).unref()
+
+  async take (tenant: string, events: number, limit: RateLimit): Promise<Taken> {
+    const now = performance.timeOrigin + performance.now()
+    const interval = 1000 / limit.perSecond
+    const tat = Math.max(this.#tat.get(tenant) ?? 0, now)
+    const after = tat + events * interval
+    const allowAt = after - limit.burst * interval
+    if (allowAt > now) return { allowed: false, retryInMs: allowAt - now, fullInMs: tat - now }
+    this.#tat.set(tenant, after)
+    return { allowed: true, retryInMs: 0, fullInMs: after - now }
+  }
+
+  #sweep (): void {
+    const now = performance.timeOrigin + performance.now()
+    for (const [tenant, tat] of this.#tat) if (tat < now) this.#tat.delete(tenant)
+  }
+
+  close (): void {
+    clearInterval(this.#timer)
+  }
+}
+
+export const RateLimitsFileSchema = Type.Object({
+  tenants: Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.Object({
+    perSecond: Type.Number({ minimum: 0, maximum: 1_000_000, description: 'Events per second; 0 for no limit' }),
+    burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'Events at once (default: one second\'s worth, at least 1)' }))
+  }, { additionalProperties: false }), { description: 'Limits per tenant id, overriding RATE_LIMIT_PER_TENANT' })
+}, { additionalProperties: false })
+
+export type RateLimitsFile = Static<typeof RateLimitsFileSchema>
+
+const limitOf = (perSecond: number, burst: number | undefined): RateLimit | undefined =>
+  perSecond === 0 ? undefined : { perSecond, burst: burst ?? Math.max(1, Math.ceil(perSecond)) }
+
+/** Each tenant's limit: its override from RATE_LIMITS_FILE, else the default; undefined for none. */
+export class TenantLimits {
+  readonly #default: RateLimit | undefined
+  readonly #overrides = new Map<string, RateLimit | undefined>()
+
+  constructor (perSecond: number, burst: number, file?: RateLimitsFile) {
+    this.#default = limitOf(perSecond, burst === 0 ? undefined : burst)
+    for (const [tenant, limit] of Object.entries(file?.tenants ?? {})) this.#overrides.set(normalizeConfiguredTenant(tenant), limitOf(limit.perSecond, limit.burst))
+  }
+
+  static load (config: { RATE_LIMIT_PER_TENANT: number, RATE_LIMIT_BURST: number, RATE_LIMITS_FILE?: string | undefined }, ajv: Ajv): TenantLimits {
+    const path = config.RATE_LIMITS_FILE
+    if (path === undefined) return new TenantLimits(config.RATE_LIMIT_PER_TENANT, config.RATE_LIMIT_BURST)
+    let json: unknown
+    try {
+      json = JSON.parse(readFileSync(path, 'utf8'))
+    } catch (err) {
+      throw new ConfigError(`RATE_LIMITS_FILE: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
+    const check = ajv.compile(RateLimitsFileSchema)
+    if (!check(json)) throw new ConfigError(`RATE_LIMITS_FILE: ${path} is not valid: ${toFieldErrors(check.errors).map(e => `${e.path} ${e.message}`).join('; ')}`)
+    return new TenantLimits(config.RATE_LIMIT_PER_TENANT, config.RATE_LIMIT_BURST, json as RateLimitsFile)
+  }
+
+  /** Whether any tenant is limited at all (else the limiter is not installed). */
+  get any (): boolean {
+    return this.#default !== undefined || [...this.#overrides.values()].some(l => l !== undefined)
+  }
+
+  of (tenant: string): RateLimit | undefined {
+    return this.#overrides.has(tenant) ? this.#overrides.get(tenant) : this.#default
+  }
+}

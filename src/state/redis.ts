@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto'
+import { Redis } from 'ioredis'
+import { IDEMPOTENCY_TTL_MS, StateUnavailableError, type IdempotencyStore, type KeyRef, type PartialDelivery, type Reservation, type StoredAnswer } from '../idempotency.js'
+import type { RateLimiter, RateLimit, Taken } from './rate-limiter.js'
+
+// A key is a hash: s (pending | done | partial), p (fingerprint), t (the holder's token),
+// u (when the holder's lease ends, ms on the Redis clock), b (the answer, or the partial event).
+// Every step is one script, so no two replicas can both see a key free.
+const RESERVE = `
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local lease = tonumber(ARGV[3])
+local r = redis.call('HMGET', KEYS[1], 's', 'p', 'u', 'b')
+if not r[1] then
+  redis.call('HSET', KEYS[1], 's', 'pending', 'p', ARGV[1], 't', ARGV[2], 'u', ms + lease)
+  redis.call('PEXPIRE', KEYS[1], lease)
+  return {'reserved'}
+end
+if r[2] ~= ARGV[1] then return {'conflict'} end
+if r[1] == 'done' then return {'done', r[4]} end
+if r[1] == 'pending' and tonumber(r[3]) > ms then return {'busy', tostring(tonumber(r[3]) - ms)} end
+redis.call('HSET', KEYS[1], 's', 'pending', 't', ARGV[2], 'u', ms + lease)
+if redis.call('PTTL', KEYS[1]) < lease then redis.call('PEXPIRE', KEYS[1], lease) end
+if r[4] then return {'partial', r[4]} end
+return {'reserved'}
+`
+
+// ARGV: token, what (done | partial | release), body, ttl ms. Only the holder may finish.
+const FINISH = `
+if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
+if ARGV[2] == 'release' then
+  if redis.call('HEXISTS', KEYS[1], 'b') == 1 then
+    redis.call('HSET', KEYS[1], 's', 'partial')
+    redis.call('HDEL', KEYS[1], 't', 'u')
+  else
+    redis.call('DEL', KEYS[1])
+  end
+  return 1
+end
+redis.call('HSET', KEYS[1], 's', ARGV[2], 'b', ARGV[3])
+redis.call('HDEL', KEYS[1], 't', 'u')
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+`
+
+// Generic cell rate algorithm (a token bucket kept as one timestamp): ARGV = ms per event,
+// burst, events. The bucket's theoretical arrival time is on the Redis clock, shared by replicas.
+const TAKE = `
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + tonumber(now[2]) / 1000
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < ms then tat = ms end
+local after = tat + tonumber(ARGV[3]) * interval
+local allowAt = after - burst * interval
+if allowAt > ms then return {0, tostring(allowAt - ms), tostring(tat - ms)} end
+redis.call('SET', KEYS[1], tostring(after), 'PX', math.ceil(after - ms) + 1)
+return {1, '0', tostring(after - ms)}
+`
+
+interface Scripts {
+  evgReserve (key: string, print: string, token: string, leaseMs: number): Promise<[string, string?]>
+  evgFinish (key: string, token: string, what: string, body: string, ttlMs: number): Promise<number>
+  evgTake (key: string, intervalMs: number, burst: number, events: number): Promise<[number, string, string]>
+}
+
+// Redis Cluster keeps a tenant's keys in one slot ({tenant}); one Redis needs nothing more.
+const idemKey = (ref: KeyRef) => `evg:idem:{${ref.tenant}}:${ref.key}`
+
+/**
+ * The state a fleet of gateways shares, in Redis (STATE_URL=redis://…): idempotency keys and
+ * rate-limit buckets. Commands fail at once while Redis is unreachable (no offline queue), so a
+ * keyed request is refused with 503 instead of waiting or publishing twice.
+ */
+export class RedisState implements IdempotencyStore, RateLimiter {
+  readonly #redis: Redis & Scripts
+
+  constructor (url: string, options: { commandTimeoutMs: number }) {
+    const redis = new Redis(url, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.commandTimeoutMs,
+      connectTimeout: options.commandTimeoutMs,
+      retryStrategy: times => Math.min(100 * times, 2000)
+    })
+    redis.defineCommand('evgReserve', { numberOfKeys: 1, lua: RESERVE })
+    redis.defineCommand('evgFinish', { numberOfKeys: 1, lua: FINISH })
+    redis.defineCommand('evgTake', { numberOfKeys: 1, lua: TAKE })
+    // Errors are answered per command (503 for keyed requests); the client keeps reconnecting.
+    redis.on('error', () => undefined)
+    this.#redis = redis as Redis & Scripts
+  }
+
+  /** Connects; a Redis that is down at start-up is not fatal (keyed requests get 503 until it is up). */
+  async connect (): Promise<void> {
+    try {
+      await this.#redis.connect()
+    } catch {
+      // ioredis keeps retrying in the background
+    }
+  }
+
+  get down (): string | undefined {
+    return this.#redis.status === 'ready' ? undefined : `redis is ${this.#redis.status}`
+  }
+
+  async #call<T> (what: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run()
+    } catch (err) {
+      throw new StateUnavailableError(`redis: ${what} failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  async reserve (ref: KeyRef, leaseMs: number): Promise<Reservation> {
+    const token = randomUUID()
+    const [state, value] = await this.#call('reserve', () => this.#redis.evgReserve(idemKey(ref), ref.print, token, leaseMs))
+    switch (state) {
+      case 'reserved': return { state: 'reserved', token }
+      case 'partial': return { state: 'reserved', token, partial: JSON.parse(value as string) as PartialDelivery }
+      case 'done': return { state: 'done', answer: JSON.parse(value as string) as StoredAnswer }
+      case 'busy': return { state: 'busy', retryInMs: Number(value) }
+      default: return { state: 'conflict' }
+    }
+  }
+
+  async complete (ref: KeyRef, token: string, answer: StoredAnswer): Promise<void> {
+    await this.#call('complete', () => this.#redis.evgFinish(idemKey(ref), token, 'done', JSON.stringify(answer), IDEMPOTENCY_TTL_MS))
+  }
+
+  async keepPartial (ref: KeyRef, token: string, partial: PartialDelivery): Promise<void> {
+    await this.#call('keep', () => this.#redis.evgFinish(idemKey(ref), token, 'partial', JSON.stringify(partial), IDEMPOTENCY_TTL_MS))
+  }
+
+  async release (ref: KeyRef, token: string): Promise<void> {
+    await this.#call('release', () => this.#redis.evgFinish(idemKey(ref), token, 'release', '', 0))
+  }
+
+  async take (tenant: string, events: number, limit: RateLimit): Promise<Taken> {
+    const interval = 1000 / limit.perSecond
+    const [allowed, retry, used] = await this.#call('rate limit', () => this.#redis.evgTake(`evg:rate:{${tenant}}`, interval, limit.burst, events))
+    return { allowed: allowed === 1, retryInMs: Number(retry), fullInMs: Number(used) }
+  }
+
+  async close (): Promise<void> {
+    try {
+      await this.#redis.quit()
+    } catch {
+      this.#redis.disconnect()
+    }
+  }
+}
