@@ -51,7 +51,7 @@ export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOption
     }
   })
   addContextHook(app, opts)
-  if (opts.rateLimits !== undefined) await app.register(rateLimits, { ...opts.rateLimits, metrics })
+  if (opts.rateLimits !== undefined) await rateLimits(app, { ...opts.rateLimits, metrics })
   singleRoutes(app, opts)
   batchRoute(app, opts)
   readBackRoute(app, opts)
