@@ -56,6 +56,19 @@ for (const [name, expected] of Object.entries(PROFILES)) {
   })
 }
 
+t.test('docker-compose --profile fleet: two gateways sharing Redis in front of the provisioned RabbitMQ', { skip }, async t => {
+  const services = await profile('fleet', { RATE_LIMIT_PER_TENANT: '200' })
+  t.same([...services.keys()].sort(), ['gateway-fleet-1', 'gateway-fleet-2', 'provision-rabbitmq', 'rabbitmq', 'redis'])
+  const ports = []
+  for (const name of ['gateway-fleet-1', 'gateway-fleet-2']) {
+    const gateway = services.get(name) as Service & { ports?: unknown[], volumes?: unknown[] }
+    t.match(gateway.environment, { BROKER: 'rabbitmq', STATE_URL: 'redis://redis:6379/0', RATE_LIMIT_PER_TENANT: '200' }, name)
+    t.same(Object.keys(gateway.depends_on ?? {}).sort(), ['provision-rabbitmq', 'redis'])
+    ports.push(JSON.stringify(gateway.ports))
+  }
+  t.equal(new Set(ports).size, 2, 'each replica on its own host port')
+})
+
 t.test('docker-compose --profile aws passes SQS_QUEUE_URL and the AWS settings through to the gateway and the provisioning', { skip }, async t => {
   const env = { AWS_BROKER: 'eventbridge', SQS_QUEUE_URL: 'http://localstack:4566/000000000000/orders', EVENTBRIDGE_BUS_NAME: 'orders-bus', AWS_REGION: 'us-east-1' }
   const services = await profile('aws', env)

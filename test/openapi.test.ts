@@ -54,11 +54,12 @@ t.test('every type: its payload a named component, with its example; context hea
     t.equal(media.schema.$ref, `#/components/schemas/${bases.get(entry.type)}Data`, `${entry.type}: the payload is a component`)
     t.equal(resolve(doc, media.schema).additionalProperties, false)
     t.same(media.example, exampleOf(entry.type), `${entry.type} example`)
-    t.same(Object.keys(op.responses).sort(), ['202', '4XX', '503', '5XX'])
+    t.same(Object.keys(op.responses).sort(), ['202', '409', '429', '4XX', '503', '5XX'])
+    t.same(Object.keys(op.responses['429'].headers).sort(), ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Retry-After', 'X-Correlation-ID'], 'a 429 says when to retry')
     const accepted = op.responses['202']
     t.same(Object.keys(accepted.content), ['application/json'])
     t.equal(accepted.content['application/json'].schema.$ref, '#/components/schemas/Accepted')
-    t.same(Object.keys(accepted.headers).sort(), ['Idempotency-Replayed', 'X-Correlation-ID'])
+    t.same(Object.keys(accepted.headers).sort(), ['Idempotency-Replayed', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'X-Correlation-ID'])
   }
   t.equal(bases.get('batch.processing.completed'), 'BatchProcessingCompleted')
   t.same(resolve(doc, { $ref: '#/components/schemas/Accepted' }).properties.status.enum, ['published'], 'no `queued` before a spool mode exists')

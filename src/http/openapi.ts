@@ -27,8 +27,13 @@ const ref = (section: string, name: string) => ({ $ref: `#/components/${section}
 const HEADERS: Record<string, Json> = {
   'X-Correlation-ID': { description: 'The request\'s X-Correlation-ID, or the one the gateway made (a UUID); every envelope carries it', required: true, schema: { type: 'string' } },
   'Idempotency-Replayed': { description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key: nothing was published', required: false, schema: { type: 'string', enum: ['true'] } },
-  'Retry-After': { description: 'Seconds to wait before sending the request again, when the gateway knows', required: false, schema: { type: 'integer', minimum: 0 } }
+  'Retry-After': { description: 'Seconds to wait before sending the request again, when the gateway knows', required: false, schema: { type: 'integer', minimum: 0 } },
+  'RateLimit-Limit': { description: 'With a rate limit for the tenant: the events it may send at once (its burst)', required: false, schema: { type: 'integer', minimum: 0 } },
+  'RateLimit-Remaining': { description: 'With a rate limit for the tenant: the events it may send now', required: false, schema: { type: 'integer', minimum: 0 } },
+  'RateLimit-Reset': { description: 'With a rate limit for the tenant: seconds until its bucket is full again', required: false, schema: { type: 'integer', minimum: 0 } }
 }
+
+const RATE_LIMIT_HEADERS = ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset']
 
 /**
  * A name per type from `name`; where two types would share one, both get `fallback` instead, which
@@ -108,7 +113,10 @@ function addHeader (response: Response, name: string, headers: Record<string, Js
 
 function addResponseHeaders (path: string, op: Operation, headers: Record<string, Json>): void {
   for (const [status, response] of Object.entries(op.responses)) {
-    if (status === '503' && response.content?.['application/problem+json'] !== undefined) addHeader(response, 'Retry-After', headers)
+    const problem = response.content?.['application/problem+json'] !== undefined
+    if (problem && ['409', '429', '503'].includes(status)) addHeader(response, 'Retry-After', headers)
+    // A limited tenant's answers carry them, taken or refused.
+    if (op.operationId?.startsWith('publish_') === true && ['202', '207', '429'].includes(status)) for (const name of RATE_LIMIT_HEADERS) addHeader(response, name, headers)
     // The context hook of the event routes sets it on every answer, refusals included.
     if (path.startsWith('/v1/events')) addHeader(response, 'X-Correlation-ID', headers)
   }

@@ -129,6 +129,13 @@ export const eventProblemResponses = {
   503: problems('Not now: the gateway is shedding load, or a destination cannot take the event; send the request again after Retry-After')
 }
 
+/** Problems of the routes that publish: a key held by another request, a tenant over its rate limit. */
+export const publishProblemResponses = {
+  ...eventProblemResponses,
+  409: problems('The Idempotency-Key was used with another request (EVG_IDEMPOTENCY_CONFLICT), or the request holding it is still publishing (EVG_IDEMPOTENCY_IN_PROGRESS: send it again after Retry-After)'),
+  429: problems('The tenant is over its rate limit (EVG_RATE_LIMITED): send the request again after Retry-After')
+}
+
 /**
  * Who may call an event route: a bearer API key when the gateway has API_KEYS_FILE; without it
  * the key is optional (and ignored), which `{}` says.

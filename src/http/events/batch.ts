@@ -10,7 +10,7 @@ import { checkIdempotencyKey } from '../../idempotency.js'
 import type { Metrics } from '../../metrics.js'
 import { MAX_BATCH_FIELD_ERRORS, MAX_FIELD_ERRORS, validationDetails } from '../../validation.js'
 import { sendProblem } from '../problems.js'
-import { BatchResultsSchema, contextHeaders, eventProblemResponses, eventSecurity } from '../schemas.js'
+import { BatchResultsSchema, contextHeaders, eventSecurity, publishProblemResponses } from '../schemas.js'
 import { contextOf, idempotencyKeyOf, typeRefusal } from './context.js'
 
 type Result = Accepted | { error: Problem }
@@ -57,7 +57,7 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
       response: {
         202: { description: 'Every event was taken', content: { 'application/json': { schema: BatchResultsSchema } } },
         207: { description: 'Some events were taken and some were not: a refused one has its problem as `error`', content: { 'application/json': { schema: BatchResultsSchema } } },
-        ...eventProblemResponses
+        ...publishProblemResponses
       }
     }
   }, async (request, reply) => {

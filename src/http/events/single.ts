@@ -9,7 +9,7 @@ import { GatewayError } from '../../errors.js'
 import { HEADERS } from '../../headers.js'
 import type { Metrics } from '../../metrics.js'
 import { namesByType } from '../openapi.js'
-import { AcceptedSchema, contextHeaders, eventProblemResponses, eventSecurity } from '../schemas.js'
+import { AcceptedSchema, contextHeaders, eventSecurity, publishProblemResponses } from '../schemas.js'
 import { contextOf, idempotencyKeyOf } from './context.js'
 
 function describe (entry: CatalogType, destinations: string[]): string {
@@ -38,7 +38,7 @@ export function singleRoutes (app: FastifyInstance, opts: { config: Config, cata
         headers,
         security,
         body: entry.schema,
-        response: { 202: AcceptedSchema, ...eventProblemResponses }
+        response: { 202: AcceptedSchema, ...publishProblemResponses }
       }
     }, async (request, reply) => {
       const tooLong = routingKeyErrors(entry, request.body)
