@@ -2,7 +2,7 @@
 // Worker thread that owns one write connection to the embedded SQLite database (plain CommonJS
 // so it loads the same under tsx, tap and node dist/). A commit's fsync blocks this thread, not
 // the gateway's event loop. Requests that arrive while a commit runs share the next transaction.
-// workerData: { path, statements: { name: sql } }.
+// workerData: { path, statements: { name: sql }, synchronous?: 'FULL' | 'NORMAL' }.
 // Messages in: { id, requests: [name, ...params][][] } (each request a list of statements) or 'close'.
 // Messages out: 'ready' once, then { id, changes: number[] } (per request) or { id, error: { code, message } }.
 const { parentPort, workerData } = require('node:worker_threads')
@@ -10,7 +10,7 @@ const Database = require('better-sqlite3')
 
 const db = new Database(workerData.path)
 db.pragma('journal_mode = WAL')
-db.pragma('synchronous = FULL')
+db.pragma(`synchronous = ${workerData.synchronous || 'FULL'}`)
 db.pragma('busy_timeout = 5000')
 // The gateway reports ready only once the writer is: the first write must not pay its start-up.
 parentPort.postMessage('ready')

@@ -34,8 +34,9 @@ export class SqliteWriter {
   #drained: (() => void) | undefined
   readonly #ready: Promise<void>
 
-  constructor (path: string, statements: Record<string, string>) {
-    this.#worker = new Worker(new URL('./sqlite-writer.cjs', import.meta.url), { workerData: { path, statements } })
+  /** `synchronous`: FULL (default) fsyncs every commit; NORMAL survives a crash of the process, not of the machine. */
+  constructor (path: string, statements: Record<string, string>, options: { synchronous?: 'FULL' | 'NORMAL' } = {}) {
+    this.#worker = new Worker(new URL('./sqlite-writer.cjs', import.meta.url), { workerData: { path, statements, synchronous: options.synchronous ?? 'FULL' } })
     this.#ready = new Promise((resolve, reject) => {
       this.#worker.once('error', reject)
       this.#worker.once('exit', () => reject(new Error('SQLite writer stopped before it was ready')))

@@ -167,10 +167,16 @@ export class Intake {
     return busy
   }
 
-  /** Publishes, then settles each reservation: the answer kept, the partial event kept, or the key released. */
+  /**
+   * Publishes, then settles each reservation: the answer kept, the partial event kept, or the key
+   * released. The answer does not wait for the settling: until the store has it, the key stays
+   * reserved, so a repeat waits rather than publishes (and this process's waiters wake once it
+   * has it). A crash in between leaves the reservation to expire: a repeat then publishes again.
+   */
   async #publish (toSend: ToSend[], outcomes: (IntakeOutcome | undefined)[], trace?: Context): Promise<void> {
     if (toSend.length === 0) return
     const done: (() => void)[] = []
+    const settled: Promise<void>[] = []
     for (const s of toSend) {
       if (s.keyed === undefined) continue
       let release!: () => void
@@ -182,30 +188,30 @@ export class Intake {
         release()
       })
     }
+    let results
     try {
-      let results
-      try {
-        results = await this.#fanOut.publish(toSend.map(s => s.event), toSend.map(s => s.already), trace)
-      } catch (err) {
-        await Promise.all(toSend.map(s => s.keyed === undefined ? undefined : this.#settle('release', () => this.#store.release(s.keyed!.ref, s.keyed!.token))))
-        throw err
-      }
-      await Promise.all(results.map(async (result, k) => {
-        const { index, event, keyed } = toSend[k] as ToSend
-        if (result.ok) {
-          const answer = accepted(event)
-          outcomes[index] = { ok: true, accepted: answer, replayed: false }
-          if (keyed !== undefined) await this.#settle('complete', () => this.#store.complete(keyed.ref, keyed.token, { status: 202, body: answer }))
-          return
-        }
-        outcomes[index] = { ok: false, error: result.error }
-        if (keyed === undefined) return
-        if (result.delivered.length > 0) await this.#settle('keep', () => this.#store.keepPartial(keyed.ref, keyed.token, { event, delivered: result.delivered }))
-        else await this.#settle('release', () => this.#store.release(keyed.ref, keyed.token))
-      }))
-    } finally {
+      results = await this.#fanOut.publish(toSend.map(s => s.event), toSend.map(s => s.already), trace)
+    } catch (err) {
+      await Promise.all(toSend.map(s => s.keyed === undefined ? undefined : this.#settle('release', () => this.#store.release(s.keyed!.ref, s.keyed!.token))))
       for (const release of done) release()
+      throw err
     }
+    results.forEach((result, k) => {
+      const { index, event, keyed } = toSend[k] as ToSend
+      if (result.ok) {
+        const answer = accepted(event)
+        outcomes[index] = { ok: true, accepted: answer, replayed: false }
+        if (keyed !== undefined) settled.push(this.#settle('complete', () => this.#store.complete(keyed.ref, keyed.token, { status: 202, body: answer })))
+        return
+      }
+      outcomes[index] = { ok: false, error: result.error }
+      if (keyed === undefined) return
+      settled.push(result.delivered.length > 0
+        ? this.#settle('keep', () => this.#store.keepPartial(keyed.ref, keyed.token, { event, delivered: result.delivered }))
+        : this.#settle('release', () => this.#store.release(keyed.ref, keyed.token)))
+    })
+    // #settle never rejects
+    void Promise.all(settled).then(() => { for (const release of done) release() })
   }
 
   /**

@@ -17,8 +17,11 @@ const idOf = (ref: KeyRef) => `${ref.tenant}\0${ref.key}`
 /**
  * Idempotency keys in the embedded database (DATA_DIR/gateway.db), for one gateway process.
  * Reservations live in this process's memory, so reserving is atomic without a write; answers
- * are written by the writer thread, grouped, and stay in memory until they are on disk, so a
- * repeat never misses one. Rows older than 24 hours are purged hourly, through an index.
+ * are written by the writer thread, grouped, and stay in memory until they are committed, so a
+ * repeat never misses one. Commits are not fsynced (synchronous = NORMAL): a key survives the
+ * process being killed, not the machine losing power, as with Redis's default persistence; the
+ * events themselves are fsynced by their destination. Rows older than 24 hours are purged
+ * hourly, through an index.
  */
 export class SqliteIdempotencyStore implements IdempotencyStore {
   readonly #live = new Map<string, Live>()
@@ -36,7 +39,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     this.#writer = new SqliteWriter(db.name, {
       put: 'INSERT OR REPLACE INTO idempotency (tenant, key, fingerprint, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?)',
       purge: 'DELETE FROM idempotency WHERE created_at <= ?'
-    })
+    }, { synchronous: 'NORMAL' })
     this.#timer = setInterval(() => { this.purgeExpired().catch(() => undefined) }, 60 * 60 * 1000).unref()
   }
 
