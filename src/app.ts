@@ -67,10 +67,10 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const db = openDatabase(config.DATA_DIR)
   // The log destination counts the lines a slow stdout made it drop (src/log-destination.ts).
   const metrics = createMetrics(() => (deps.logStream as { dropped?: number } | undefined)?.dropped ?? 0)
-  const state = openStateStore(config, db)
   const limits = TenantLimits.load(config, ajv)
 
   const app = Fastify(serverOptions(config, deps.logStream))
+  const state = openStateStore(config, db, app.log)
   const tracing = deps.tracerProvider === undefined ? tracingFromEnv(app.log) : tracingWith(deps.tracerProvider)
   for (const warning of routing.warnings) app.log.warn(`routing: ${warning}`)
   // Bodies: strict (no coercion, no stripping). Query strings and headers are text by nature,

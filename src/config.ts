@@ -102,7 +102,25 @@ function checkCombinations (config: Config): void {
   if (config.DELIVERY_MODE !== 'sync') {
     problems.push(`DELIVERY_MODE: '${config.DELIVERY_MODE}' is not available in this version (available: sync)`)
   }
+  if (config.STATE_URL !== undefined && config.STATE_URL !== '' && !isRedisUrl(config.STATE_URL)) {
+    problems.push('STATE_URL: must be a redis:// or rediss:// URL with a host, an optional port and an optional database number (/0)')
+  }
+  if (config.RATE_LIMIT_PER_TENANT > 0 && config.RATE_LIMIT_PER_TENANT < MIN_RATE) problems.push(`RATE_LIMIT_PER_TENANT: must be 0 (no limit) or at least ${MIN_RATE}`)
   if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`)
+}
+
+/** The smallest rate limit: one event in 1000 s. Below it, waits no header can say. */
+export const MIN_RATE = 0.001
+
+/** Whether a URL is one Redis clients take; never echoes it (it may hold a password). */
+function isRedisUrl (value: string): boolean {
+  let url
+  try {
+    url = new URL(value)
+  } catch {
+    return false
+  }
+  return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' && /^(\/\d{0,5})?$/.test(url.pathname)
 }
 
 export function eventTypeAllowList (config: Pick<Config, 'EVENT_TYPES'>): string[] | undefined {

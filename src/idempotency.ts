@@ -58,8 +58,11 @@ export function fingerprint (type: string, data: unknown): string {
   return createHash('sha256').update(type).update('\0').update(stringify(data) ?? '').digest('hex')
 }
 
-export function checkIdempotencyKey (key: string): void {
-  if (!KEY.test(key)) throw new GatewayError('EVG_BAD_CONTEXT', 'Idempotency-Key must be 1 to 255 visible ASCII characters')
+/** The header (EVG_BAD_CONTEXT), or a batch event's `idempotencyKey` at `path` (EVG_VALIDATION). */
+export function checkIdempotencyKey (key: string, path?: string): void {
+  if (KEY.test(key)) return
+  if (path === undefined) throw new GatewayError('EVG_BAD_CONTEXT', 'Idempotency-Key must be 1 to 255 visible ASCII characters')
+  throw new GatewayError('EVG_VALIDATION', `${path.slice(1).replaceAll('/', '.')} must be 1 to 255 visible ASCII characters`, { extensions: { errors: [{ path, message: 'must be 1 to 255 visible ASCII characters' }] } })
 }
 
 export function conflict (detail = 'this Idempotency-Key was already used with a different request'): GatewayError {

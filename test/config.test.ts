@@ -38,10 +38,21 @@ t.test('bad values name the variable', async t => {
     [{ DELIVERY_MODE: 'spool' }, /DELIVERY_MODE: 'spool' is not available/],
     [{ BATCH_MAX_EVENTS: '0' }, /BATCH_MAX_EVENTS: must be >= 1/],
     // every envelope would fail CloudEvents validation downstream
-    [{ EVENT_SOURCE: 'not a uri ref' }, /EVENT_SOURCE: must match format "uri-reference"/]
+    [{ EVENT_SOURCE: 'not a uri ref' }, /EVENT_SOURCE: must match format "uri-reference"/],
+    // the URL may hold a password: the message never echoes it
+    [{ STATE_URL: 'redis://:secretpw@127.0.0.1:abc/0' }, /^Invalid configuration:\n {2}STATE_URL: must be a redis:\/\/ or rediss:\/\/ URL[^\n]*$/],
+    [{ STATE_URL: 'http://127.0.0.1:6379' }, /STATE_URL: must match pattern/],
+    [{ STATE_URL: 'redis://:secretpw@host/db-one' }, /STATE_URL: must be a redis:\/\//],
+    [{ RATE_LIMIT_PER_TENANT: '0.0001' }, /RATE_LIMIT_PER_TENANT: must be 0 \(no limit\) or at least 0.001/],
+    [{ RATE_LIMIT_PER_TENANT: '-1' }, /RATE_LIMIT_PER_TENANT: must be >= 0/]
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
+    try {
+      loadConfig(env)
+    } catch (err) {
+      t.notMatch((err as Error).message, /secretpw/, 'no value echoed')
+    }
   }
   t.ok(new ConfigError('x') instanceof Error)
 })

@@ -140,6 +140,26 @@ export class Intake {
     return outcomes as IntakeOutcome[]
   }
 
+  /**
+   * Ties a batch's Idempotency-Key to that batch (its events, in order): the same key with
+   * another batch is refused as a whole. Its events are kept under `<key> <index>` (a space, which
+   * no client key has), so they share the key space without colliding with single events' keys.
+   */
+  async pinBatch (tenant: string, key: string, events: readonly { type: string, data: unknown }[]): Promise<GatewayError | undefined> {
+    const ref = { tenant, key: `${key} batch`, print: fingerprint('batch', events.map(e => [e.type, e.data])) }
+    let pinned: Reservation
+    try {
+      pinned = await this.#store.reserve(ref, this.#options.leaseMs)
+    } catch (err) {
+      this.#stateError('reserve', err)
+      return stateUnavailable()
+    }
+    if (pinned.state === 'conflict') return conflict('this Idempotency-Key was already used with a different batch')
+    // Busy or done: the same batch pinned it. Reserved: this one pins it, for 24 hours.
+    if (pinned.state === 'reserved') await this.#settle('complete', () => this.#store.complete(ref, pinned.token, { status: 0, body: null }))
+    return undefined
+  }
+
   /** Reserves each key: reserved ones join `toSend`, answered ones get their outcome; returns those still busy. */
   async #reserve (keyed: Keyed[], outcomes: (IntakeOutcome | undefined)[], toSend: ToSend[]): Promise<Keyed[]> {
     const reservations = await Promise.all(keyed.map(k => this.#store.reserve(k.ref, this.#options.leaseMs).catch((err: unknown): Reservation | Error => {
@@ -206,7 +226,10 @@ export class Intake {
       }
       outcomes[index] = { ok: false, error: result.error }
       if (keyed === undefined) return
-      settled.push(result.delivered.length > 0
+      // Kept when a repeat should send this very event (same id): some destinations have it, or
+      // the failure may pass, and a destination that did not answer in time may have it all the
+      // same: consumers that deduplicate by id then see it once. A refusal for good frees the key.
+      settled.push(result.delivered.length > 0 || result.error.retryable
         ? this.#settle('keep', () => this.#store.keepPartial(keyed.ref, keyed.token, { event, delivered: result.delivered }))
         : this.#settle('release', () => this.#store.release(keyed.ref, keyed.token)))
     })
@@ -216,14 +239,14 @@ export class Intake {
 
   /**
    * Settling a key must not turn a delivered event into an error: the client is told the truth,
-   * the log why a repeat may publish again (once the reservation's lease runs out).
+   * the log why a repeat may publish again.
    */
   async #settle (operation: string, write: () => Promise<void>): Promise<void> {
     try {
       await write()
     } catch (err) {
-      this.#stateError(operation, err)
-      this.#log.error({ err: (err as Error).message, operation }, 'could not settle an idempotency key; a repeat with it may publish again once its reservation expires')
+      this.#metrics.stateErrors.inc({ operation })
+      this.#log.error({ err: (err as Error).message, operation }, 'could not store what became of an idempotency key: a repeat on another replica, after a restart or once its reservation expires may publish again')
     }
   }
 

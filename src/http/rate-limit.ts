@@ -37,7 +37,7 @@ export async function rateLimits (app: FastifyInstance, opts: RateLimitOptions):
       const { events, tenant } = split(key)
       const limit = limits.of(tenant)
       if (limit === undefined) return callback(null, { current: 0, ttl: 0 })
-      limiter.take(tenant, Math.min(events, limit.burst), limit).then(taken => {
+      limiter.take(tenant, events, limit).then(taken => {
         // As the plugin reads it: `current` over `max` (the burst) is a refusal; `ttl` is the wait.
         const used = Math.ceil(taken.fullInMs * limit.perSecond / 1000)
         callback(null, taken.allowed ? { current: Math.min(used, limit.burst), ttl: taken.fullInMs } : { current: limit.burst + 1, ttl: taken.retryInMs })

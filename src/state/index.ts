@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify'
 import type { Db } from '../database.js'
 import type { IdempotencyStore } from '../idempotency.js'
 import { LocalRateLimiter, type RateLimiter } from './rate-limiter.js'
@@ -19,10 +20,10 @@ export interface StateStore {
   close (): Promise<void>
 }
 
-export function openStateStore (config: { STATE_URL?: string | undefined, STATE_TIMEOUT_MS: number }, db: Db): StateStore {
+export function openStateStore (config: { STATE_URL?: string | undefined, STATE_TIMEOUT_MS: number }, db: Db, log: FastifyBaseLogger): StateStore {
   const url = config.STATE_URL
   if (url !== undefined && url !== '') {
-    const redis = new RedisState(url, { commandTimeoutMs: config.STATE_TIMEOUT_MS })
+    const redis = new RedisState(url, { commandTimeoutMs: config.STATE_TIMEOUT_MS, log })
     return { kind: 'redis', idempotency: redis, rateLimiter: redis, connect: () => redis.connect(), down: () => redis.down, close: () => redis.close() }
   }
   const keys = new SqliteIdempotencyStore(db)

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs'
 import type { Ajv } from 'ajv'
 import { Type, type Static } from 'typebox'
 import { ConfigError } from '../errors.js'
-import { normalizeConfiguredTenant } from '../tenant.js'
+import { MIN_RATE } from '../config.js'
+import { isValidTenantId, normalizeTenantId, type TenantIdFormat } from '../tenant.js'
 import { toFieldErrors } from '../validation.js'
 
 /** A tenant's limit: events per second on average, and how many may come at once. */
@@ -24,6 +25,9 @@ export interface RateLimiter {
   take (tenant: string, events: number, limit: RateLimit): Promise<Taken>
 }
 
+/** Buckets kept in memory at most: about 10 MB. Tenant ids are anyone's to make up when auth is off. */
+const MAX_TENANTS = 100_000
+
 /**
  * Buckets in this process's memory (the embedded state store): the generic cell rate algorithm,
  * one timestamp per tenant, swept once they are full again.
@@ -37,15 +41,29 @@ export class LocalRateLimiter implements RateLimiter {
     const interval = 1000 / limit.perSecond
     const tat = Math.max(this.#tat.get(tenant) ?? 0, now)
     const after = tat + events * interval
-    const allowAt = after - limit.burst * interval
+    // More events than the burst are taken from a full bucket, which then owes them: the rate
+    // holds over time whatever the size of a batch.
+    const allowAt = Math.min(after - limit.burst * interval, tat)
     if (allowAt > now) return { allowed: false, retryInMs: allowAt - now, fullInMs: tat - now }
+    // Most recently used last: past MAX_TENANTS the least recently used bucket goes first.
+    this.#tat.delete(tenant)
     this.#tat.set(tenant, after)
+    if (this.#tat.size > MAX_TENANTS) this.#evict()
     return { allowed: true, retryInMs: 0, fullInMs: after - now }
   }
 
   #sweep (): void {
     const now = performance.timeOrigin + performance.now()
     for (const [tenant, tat] of this.#tat) if (tat < now) this.#tat.delete(tenant)
+  }
+
+  /** Full buckets go first; then, past the bound still, the least recently used (they start full again). */
+  #evict (): void {
+    this.#sweep()
+    for (const tenant of this.#tat.keys()) {
+      if (this.#tat.size <= MAX_TENANTS * 0.9) break
+      this.#tat.delete(tenant)
+    }
   }
 
   close (): void {
@@ -70,12 +88,12 @@ export class TenantLimits {
   readonly #default: RateLimit | undefined
   readonly #overrides = new Map<string, RateLimit | undefined>()
 
-  constructor (perSecond: number, burst: number, file?: RateLimitsFile) {
+  constructor (perSecond: number, burst: number, file?: RateLimitsFile, format: TenantIdFormat = 'uuid') {
     this.#default = limitOf(perSecond, burst === 0 ? undefined : burst)
-    for (const [tenant, limit] of Object.entries(file?.tenants ?? {})) this.#overrides.set(normalizeConfiguredTenant(tenant), limitOf(limit.perSecond, limit.burst))
+    for (const [tenant, limit] of Object.entries(file?.tenants ?? {})) this.#overrides.set(normalizeTenantId(tenant, format), limitOf(limit.perSecond, limit.burst))
   }
 
-  static load (config: { RATE_LIMIT_PER_TENANT: number, RATE_LIMIT_BURST: number, RATE_LIMITS_FILE?: string | undefined }, ajv: Ajv): TenantLimits {
+  static load (config: { RATE_LIMIT_PER_TENANT: number, RATE_LIMIT_BURST: number, RATE_LIMITS_FILE?: string | undefined, TENANT_ID_FORMAT: TenantIdFormat }, ajv: Ajv): TenantLimits {
     const path = config.RATE_LIMITS_FILE
     if (path === undefined) return new TenantLimits(config.RATE_LIMIT_PER_TENANT, config.RATE_LIMIT_BURST)
     let json: unknown
@@ -86,7 +104,14 @@ export class TenantLimits {
     }
     const check = ajv.compile(RateLimitsFileSchema)
     if (!check(json)) throw new ConfigError(`RATE_LIMITS_FILE: ${path} is not valid: ${toFieldErrors(check.errors).map(e => `${e.path} ${e.message}`).join('; ')}`)
-    return new TenantLimits(config.RATE_LIMIT_PER_TENANT, config.RATE_LIMIT_BURST, json as RateLimitsFile)
+    const file = json as RateLimitsFile
+    // A name no request can have, or a rate too small for any header to say, is a mistake.
+    const wrong = Object.entries(file.tenants).flatMap(([tenant, limit]) => [
+      ...(isValidTenantId(tenant, config.TENANT_ID_FORMAT) ? [] : [`/tenants/${tenant.slice(0, 64)} is not a tenant id (TENANT_ID_FORMAT=${config.TENANT_ID_FORMAT})`]),
+      ...(limit.perSecond > 0 && limit.perSecond < MIN_RATE ? [`/tenants/${tenant.slice(0, 64)}/perSecond must be 0 (no limit) or at least ${MIN_RATE}`] : [])
+    ])
+    if (wrong.length > 0) throw new ConfigError(`RATE_LIMITS_FILE: ${path} is not valid: ${wrong.join('; ')}`)
+    return new TenantLimits(config.RATE_LIMIT_PER_TENANT, config.RATE_LIMIT_BURST, file, config.TENANT_ID_FORMAT)
   }
 
   /** Whether any tenant is limited at all (else the limiter is not installed). */

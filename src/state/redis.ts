@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { IDEMPOTENCY_TTL_MS, StateUnavailableError, type IdempotencyStore, type KeyRef, type PartialDelivery, type Reservation, type StoredAnswer } from '../idempotency.js'
+import type { FastifyBaseLogger } from 'fastify'
+import { safeUrl } from '../safe-url.js'
 import type { RateLimiter, RateLimit, Taken } from './rate-limiter.js'
 
 // A key is a hash: s (pending | done | partial), p (fingerprint), t (the holder's token),
@@ -43,8 +45,9 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 `
 
-// Generic cell rate algorithm (a token bucket kept as one timestamp): ARGV = ms per event,
-// burst, events. The bucket's theoretical arrival time is on the Redis clock, shared by replicas.
+// Generic cell rate algorithm (a token bucket kept as one timestamp), as LocalRateLimiter:
+// ARGV = ms per event, burst, events. The bucket's theoretical arrival time is on the Redis clock,
+// shared by replicas. More events than the burst are taken from a full bucket, which then owes them.
 const TAKE = `
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + tonumber(now[2]) / 1000
@@ -53,10 +56,10 @@ local burst = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < ms then tat = ms end
 local after = tat + tonumber(ARGV[3]) * interval
-local allowAt = after - burst * interval
-if allowAt > ms then return {0, tostring(allowAt - ms), tostring(tat - ms)} end
-redis.call('SET', KEYS[1], tostring(after), 'PX', math.ceil(after - ms) + 1)
-return {1, '0', tostring(after - ms)}
+local allowAt = math.min(after - burst * interval, tat)
+if allowAt > ms then return {0, string.format('%.3f', allowAt - ms), string.format('%.3f', tat - ms)} end
+redis.call('SET', KEYS[1], string.format('%.3f', after), 'PX', math.ceil(after - ms) + 1)
+return {1, '0', string.format('%.3f', after - ms)}
 `
 
 interface Scripts {
@@ -75,8 +78,11 @@ const idemKey = (ref: KeyRef) => `evg:idem:{${ref.tenant}}:${ref.key}`
  */
 export class RedisState implements IdempotencyStore, RateLimiter {
   readonly #redis: Redis & Scripts
+  readonly #log: FastifyBaseLogger | undefined
+  #lastErrorLog = 0
 
-  constructor (url: string, options: { commandTimeoutMs: number }) {
+  constructor (url: string, options: { commandTimeoutMs: number, log?: FastifyBaseLogger }) {
+    this.#log = options.log
     const redis = new Redis(url, {
       lazyConnect: true,
       enableOfflineQueue: false,
@@ -89,8 +95,14 @@ export class RedisState implements IdempotencyStore, RateLimiter {
     redis.defineCommand('evgReserve', { numberOfKeys: 1, lua: RESERVE })
     redis.defineCommand('evgFinish', { numberOfKeys: 1, lua: FINISH })
     redis.defineCommand('evgTake', { numberOfKeys: 1, lua: TAKE })
-    // Errors are answered per command (503 for keyed requests); the client keeps reconnecting.
-    redis.on('error', () => undefined)
+    // Errors are answered per command (503 for keyed requests) and the client keeps reconnecting;
+    // the log says why, at most every 30 s. ioredis's messages carry no credentials.
+    redis.on('error', (err: Error) => {
+      if (Date.now() - this.#lastErrorLog < 30_000) return
+      this.#lastErrorLog = Date.now()
+      this.#log?.warn({ err: err.message, store: 'redis', url: safeUrl(url) }, 'state store: redis error')
+    })
+    redis.on('ready', () => this.#log?.info({ store: 'redis', url: safeUrl(url) }, 'state store: redis connected'))
     this.#redis = redis as Redis & Scripts
   }
 
@@ -117,7 +129,16 @@ export class RedisState implements IdempotencyStore, RateLimiter {
 
   async reserve (ref: KeyRef, leaseMs: number): Promise<Reservation> {
     const token = randomUUID()
-    const [state, value] = await this.#call('reserve', () => this.#redis.evgReserve(idemKey(ref), ref.print, token, leaseMs))
+    let state, value
+    try {
+      [state, value] = await this.#call('reserve', () => this.#redis.evgReserve(idemKey(ref), ref.print, token, leaseMs))
+    } catch (err) {
+      // A slow Redis may have run the script after the client gave up: give back what it may
+      // hold under this token (the release runs after it, on the same connection), so that a
+      // retry does not find the key held by no one until the lease ends.
+      this.#redis.evgFinish(idemKey(ref), token, 'release', '', 0).catch(() => undefined)
+      throw err
+    }
     switch (state) {
       case 'reserved': return { state: 'reserved', token }
       case 'partial': return { state: 'reserved', token, partial: JSON.parse(value as string) as PartialDelivery }

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import type { Db } from '../database.js'
 import { IDEMPOTENCY_TTL_MS, StateUnavailableError, type IdempotencyStore, type KeyRef, type PartialDelivery, type Reservation, type StoredAnswer } from '../idempotency.js'
 import { SqliteWriter } from '../sqlite-writer.js'
@@ -9,8 +8,8 @@ const PARTIAL = 0
 /** A key this process holds, or a record written but not yet committed. */
 type Live =
   | { state: 'pending', print: string, token: string, until: number, partial?: PartialDelivery }
-  | { state: 'done', print: string, answer: StoredAnswer }
-  | { state: 'partial', print: string, partial: PartialDelivery }
+  | { state: 'done', print: string, answer: StoredAnswer, at?: number }
+  | { state: 'partial', print: string, partial: PartialDelivery, at?: number }
 
 const idOf = (ref: KeyRef) => `${ref.tenant}\0${ref.key}`
 
@@ -28,6 +27,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
   readonly #get
   readonly #writer: SqliteWriter
   readonly #timer: NodeJS.Timeout
+  #nextToken: number
 
   constructor (db: Db) {
     db.exec(`CREATE TABLE IF NOT EXISTS idempotency (
@@ -41,6 +41,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
       purge: 'DELETE FROM idempotency WHERE created_at <= ?'
     }, { synchronous: 'NORMAL' })
     this.#timer = setInterval(() => { this.purgeExpired().catch(() => undefined) }, 60 * 60 * 1000).unref()
+    this.#nextToken = 0
   }
 
   async connect (): Promise<void> {
@@ -53,17 +54,22 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
 
   /** Deletes what is older than 24 hours, off the event loop; resolves with the rows deleted. */
   purgeExpired (now = Date.now()): Promise<number> {
+    // Records that could not be written are kept in memory as long as a written one would be.
+    for (const [id, record] of this.#live) if (record.state !== 'pending' && record.at !== undefined && record.at <= now - IDEMPOTENCY_TTL_MS) this.#live.delete(id)
     return this.#writer.write([['purge', now - IDEMPOTENCY_TTL_MS]])
   }
 
   async reserve (ref: KeyRef, leaseMs: number): Promise<Reservation> {
     const id = idOf(ref)
     const now = Date.now()
+    // Without its writer the store cannot keep an answer: refuse, as Redis does when it is down.
+    const down = this.#writer.down
+    if (down !== undefined) throw new StateUnavailableError(`the idempotency store cannot write: ${down}`)
     const held = this.#live.get(id) ?? this.#stored(ref, now)
     if (held !== undefined && held.print !== ref.print) return { state: 'conflict' }
     if (held?.state === 'pending' && held.until > now) return { state: 'busy', retryInMs: held.until - now }
     if (held?.state === 'done') return { state: 'done', answer: held.answer }
-    const token = randomUUID()
+    const token = String(++this.#nextToken)
     const partial = held?.partial
     this.#live.set(id, { state: 'pending', print: ref.print, token, until: now + leaseMs, ...(partial === undefined ? {} : { partial }) })
     return { state: 'reserved', token, ...(partial === undefined ? {} : { partial }) }
@@ -85,7 +91,11 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     else await this.#settle(ref, token, { state: 'partial', print: ref.print, partial: held.partial }, PARTIAL, held.partial)
   }
 
-  /** Replaces the holder's reservation with a record, in memory until it is on disk. */
+  /**
+   * Replaces the holder's reservation with a record, in memory until it is committed. One that
+   * cannot be written stays in memory (for 24 hours, like a written one): this process still
+   * replays it; a restart would forget it. The error goes to the caller, which logs it.
+   */
   async #settle (ref: KeyRef, token: string, record: Live, status: number, body: unknown): Promise<void> {
     const id = idOf(ref)
     const held = this.#live.get(id)
@@ -93,9 +103,11 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     this.#live.set(id, record)
     try {
       await this.#writer.write([['put', ref.tenant, ref.key, ref.print, status, JSON.stringify(body), Date.now()]])
-    } finally {
-      if (this.#live.get(id) === record) this.#live.delete(id)
+    } catch (err) {
+      if (this.#live.get(id) === record) this.#live.set(id, { ...record, at: Date.now() } as Live)
+      throw err
     }
+    if (this.#live.get(id) === record) this.#live.delete(id)
   }
 
   #stored (ref: KeyRef, now: number): Live | undefined {

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
+import { BrokerError, type OutgoingEvent, type PublishOutcome } from '../../src/brokers/broker.js'
+import { MemoryBroker } from '../../src/brokers/memory.js'
 import { TENANT, build, exampleOf, post, postBatch, testConfig } from '../helper.js'
 
 // Idempotency on one gateway with the embedded store (SQLite); test/integration/fleet.test.ts
@@ -67,9 +69,18 @@ t.test('Idempotency-Key on a batch keys the whole request', async t => {
   t.same(again.json(), first.json(), 'the same results, the same ids')
   t.equal(broker.published.length, 2, 'nothing published again')
 
+  // the key stands for that batch: another one under it is refused whole, even one that only adds an event
   const changed = await app.inject(postBatch([events[0], { type: 'audit.recorded', data: { ...exampleOf('audit.recorded'), action: 'other' } }], { 'idempotency-key': 'whole-1' }))
-  t.equal(changed.statusCode, 207)
-  t.equal(changed.json().results[1].error.code, 'EVG_IDEMPOTENCY_CONFLICT')
+  t.equal(changed.statusCode, 409)
+  t.equal(changed.json().code, 'EVG_IDEMPOTENCY_CONFLICT')
+  const longer = await app.inject(postBatch([...events, { type: 'call.ended', data: exampleOf('call.ended') }], { 'idempotency-key': 'whole-1' }))
+  t.equal(longer.statusCode, 409)
+  t.equal(broker.published.length, 2, 'nothing of either published')
+  // its events' keys cannot be met by a client's key (which has no space)
+  const single = await app.inject(post('call.ended', exampleOf('call.ended'), { 'idempotency-key': 'whole-1#0' }))
+  t.equal(single.statusCode, 202)
+  t.not(single.json().id, first.json().results[0].id)
+  t.equal(broker.published.length, 3)
 
   const both = await app.inject(postBatch([{ ...events[0], idempotencyKey: 'mine' }], { 'idempotency-key': 'whole-2' }))
   t.equal(both.statusCode, 400)
@@ -82,7 +93,26 @@ t.test('Idempotency-Key on a batch keys the whole request', async t => {
   t.equal(failed.statusCode, 503)
   const retried = await app.inject(postBatch(events, { 'idempotency-key': 'whole-3' }))
   t.equal(retried.statusCode, 202)
-  t.equal(broker.published.length, 4)
+  t.equal(broker.published.length, 5)
+})
+
+t.test('a repeat after a failure that may have been a success sends the same event, so consumers deduplicating by id see one', async t => {
+  // A broker that got the event but whose answer was lost (a timeout): the gateway cannot know.
+  class AnswerLost extends MemoryBroker {
+    lost = 1
+    override async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
+      const outcomes = await super.publish(events)
+      if (this.lost-- <= 0) return outcomes
+      return events.map(() => ({ ok: false, error: new BrokerError('no answer in time', { retryable: true, reason: 'timeout' }) }))
+    }
+  }
+  const { app, broker } = await build(t, { RETRY_MAX_ATTEMPTS: '1' }, { broker: new AnswerLost() })
+  const first = await app.inject(post('call.ended', exampleOf('call.ended'), { 'idempotency-key': 'lost-answer' }))
+  t.equal(first.statusCode, 503)
+  const repeat = await app.inject(post('call.ended', exampleOf('call.ended'), { 'idempotency-key': 'lost-answer' }))
+  t.equal(repeat.statusCode, 202)
+  t.equal(broker.published.length, 2, 'at least once: the broker has it twice')
+  t.same(broker.published.map(e => e.event.id), [repeat.json().id, repeat.json().id], 'under one id')
 })
 
 t.test('keys survive a restart, and the hourly purge drops what is older than 24 hours through an index', async t => {

@@ -49,10 +49,24 @@ t.test('a batch counts its events', async t => {
   t.equal((await app.inject(postBatch(events(2)))).statusCode, 202, 'two still fit')
 })
 
+t.test('a batch larger than the burst is taken from a full bucket, which then owes it: the rate holds', async t => {
+  const { app, broker } = await build(t, { RATE_LIMIT_PER_TENANT: '2', RATE_LIMIT_BURST: '3', BATCH_MAX_EVENTS: '1000' })
+  const big = await app.inject(postBatch(Array.from({ length: 10 }, () => ({ type: 'call.ended', data: exampleOf('call.ended') }))))
+  t.equal(big.statusCode, 202)
+  t.equal(big.headers['ratelimit-remaining'], '0')
+  const next = await app.inject(call())
+  t.equal(next.statusCode, 429)
+  const wait = Number(next.headers['retry-after'])
+  t.ok(wait >= 3 && wait <= 4, `Retry-After ${wait}: ten events at two per second, less the burst of three, then one`)
+  t.equal((await app.inject(postBatch([{ type: 'call.ended', data: exampleOf('call.ended') }]))).statusCode, 429, 'another batch waits too')
+  t.equal(broker.published.length, 10)
+})
+
 t.test('RATE_LIMITS_FILE: per-tenant limits override the default; a bad file stops the start', async t => {
   const dir = t.testdir({
     'limits.json': JSON.stringify({ tenants: { [TENANT.toUpperCase()]: { perSecond: 0 }, [OTHER_TENANT]: { perSecond: 1, burst: 1 } } }),
-    'bad.json': JSON.stringify({ tenants: { x: { perSecond: -1 } } })
+    'bad.json': JSON.stringify({ tenants: { x: { perSecond: -1 } } }),
+    'unmatchable.json': JSON.stringify({ tenants: { 'not a tenant!': { perSecond: 1 }, [OTHER_TENANT]: { perSecond: 0.00001 } } })
   })
   const { app } = await build(t, { RATE_LIMIT_PER_TENANT: '1', RATE_LIMIT_BURST: '1', RATE_LIMITS_FILE: join(dir, 'limits.json') })
   for (let i = 0; i < 5; i++) t.equal((await app.inject(call())).statusCode, 202, 'perSecond 0: no limit for this tenant')
@@ -62,6 +76,7 @@ t.test('RATE_LIMITS_FILE: per-tenant limits override the default; a bad file sto
   t.same((await Promise.all([1, 2].map(() => app.inject(post('call.ended', exampleOf('call.ended'), { 'x-tenant-id': third }))))).map(r => r.statusCode).sort(), [202, 429], 'the default applies to the others')
   await t.rejects(build(t, { RATE_LIMITS_FILE: join(dir, 'bad.json') }), { name: 'ConfigError', message: /RATE_LIMITS_FILE: .*bad\.json is not valid: \/tenants\/x\/perSecond/ })
   await t.rejects(build(t, { RATE_LIMITS_FILE: join(dir, 'missing.json') }), { name: 'ConfigError', message: /RATE_LIMITS_FILE: cannot read .*ENOENT/ })
+  await t.rejects(build(t, { RATE_LIMITS_FILE: join(dir, 'unmatchable.json') }), { name: 'ConfigError', message: /\/tenants\/not a tenant! is not a tenant id \(TENANT_ID_FORMAT=uuid\); \/tenants\/9b2d[^/]+\/perSecond must be 0 \(no limit\) or at least 0.001/ })
 })
 
 t.test('without a limit nothing is counted and no rate-limit header is sent', async t => {

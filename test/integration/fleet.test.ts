@@ -100,14 +100,14 @@ for (const store of ['redis', 'sqlite'] as const) {
 }
 
 /** A Redis of the test's own, on a free port, so that the test can stop it. */
-async function ownRedis (t: Test): Promise<{ url: string, stop: () => Promise<void>, start: () => Promise<void> }> {
+async function ownRedis (t: Test): Promise<{ url: string, stop: () => Promise<void>, start: () => Promise<void>, sleep: (seconds: number) => Promise<void> }> {
   const server = createServer().listen(0, '127.0.0.1')
   await once(server, 'listening')
   const port = (server.address() as { port: number }).port
   server.close()
   let child: ChildProcess | undefined
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--enable-debug-command', 'yes'], { stdio: 'ignore' })
     for (let i = 0; i < 100; i++) {
       if (await listening(port, '127.0.0.1')) return
       await new Promise(resolve => setTimeout(resolve, 50)) // nothing to await but the port
@@ -122,15 +122,34 @@ async function ownRedis (t: Test): Promise<{ url: string, stop: () => Promise<vo
   }
   t.teardown(stop)
   await start()
-  return { url: `redis://127.0.0.1:${port}/0`, stop, start }
+  /** Redis runs nothing else for `seconds` (DEBUG SLEEP), from another client. */
+  const sleep = (seconds: number) => new Promise<void>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(`DEBUG SLEEP ${seconds}\r\n`))
+    socket.once('data', () => { socket.end(); resolve() })
+    socket.once('error', reject)
+  })
+  return { url: `redis://127.0.0.1:${port}/0`, stop, start, sleep }
 }
 
 t.test('Redis down: keyed requests get 503 EVG_STATE_UNAVAILABLE and publish nothing; unkeyed ones are served; back up, keys work again', { skip }, async t => {
   const redis = await ownRedis(t)
-  const [gw] = await fleet(t, 'sqlite', { STATE_URL: redis.url, RATE_LIMIT_PER_TENANT: '1000' }) as Replica[]
+  const [gw] = await fleet(t, 'sqlite', { STATE_URL: redis.url, RATE_LIMIT_PER_TENANT: '1000', LOG_LEVEL: 'info' }) as Replica[]
   const base = (gw as Replica).base
   const tenant = randomUUID()
   t.equal((await send(base, '/v1/events/call.ended', tenant, call, { 'idempotency-key': 'before' })).status, 202)
+
+  // Slow: the gateway gives up after STATE_TIMEOUT_MS; Redis runs the reservation later all the
+  // same, and the gateway's release after it, so the retry is not told the key is in progress.
+  // (the rate-limit check waits STATE_TIMEOUT_MS first, then the reservation does)
+  const asleep = redis.sleep(3)
+  await new Promise(resolve => setTimeout(resolve, 100))
+  const slow = await send(base, '/v1/events/call.ended', tenant, call, { 'idempotency-key': 'slow' })
+  t.equal(slow.status, 503)
+  t.match(slow.json, { code: 'EVG_STATE_UNAVAILABLE' })
+  await asleep
+  const retry = await send(base, '/v1/events/call.ended', tenant, call, { 'idempotency-key': 'slow' })
+  t.equal(retry.status, 202, 'the retry publishes at once: no reservation was left behind')
+
   await redis.stop()
   const keyed = await send(base, '/v1/events/call.ended', tenant, call, { 'idempotency-key': 'during' })
   t.equal(keyed.status, 503)
@@ -143,7 +162,7 @@ t.test('Redis down: keyed requests get 503 EVG_STATE_UNAVAILABLE and publish not
   t.equal((await send(base, '/v1/events/call.ended', tenant, call)).status, 202, 'unkeyed: served, not rate limited while the store is down')
   const ready = await (await fetch(`${base}/health/ready`)).json() as { status: string, state: { store: string, up: boolean } }
   t.match(ready, { status: 'degraded', state: { store: 'redis', up: false } })
-  t.equal((await stored(base, tenant)).length, 3, 'the keyed events refused were not published')
+  t.equal((await stored(base, tenant)).length, 4, 'the keyed events refused were not published')
 
   await redis.start()
   let again

@@ -119,8 +119,34 @@ for (const [name, { skip, open }] of Object.entries(stores)) {
     t.equal((await store.take(randomUUID(), 3, limit)).allowed, true, 'another tenant: its own bucket')
     await new Promise(resolve => setTimeout(resolve, 120))
     t.equal((await store.take(tenant, 1, limit)).allowed, true, 'refilled at the rate')
+    const big = randomUUID()
+    const whole = await store.take(big, 10, limit)
+    t.equal(whole.allowed, true, 'more than the burst, from a full bucket')
+    const owed = await store.take(big, 1, limit)
+    t.equal(owed.allowed, false)
+    t.ok(owed.retryInMs > 650 && owed.retryInMs <= 800, `then it owes them: ${owed.retryInMs} ms until one more fits`)
   })
 }
+
+t.test('sqlite: an answer that cannot be written is still replayed by this process; a stopped writer refuses keys', async t => {
+  const dir = dataDir(t)
+  const db = openDatabase(dir)
+  const store = new SqliteIdempotencyStore(db)
+  await store.connect()
+  // Another connection holds the write lock past the writer's busy timeout (5 s): SQLITE_BUSY.
+  const blocker = openDatabase(dir)
+  blocker.exec('BEGIN IMMEDIATE')
+  const ref = { tenant: randomUUID(), key: 'unwritten', print: 'p' }
+  const held = await store.reserve(ref, 10_000)
+  if (held.state !== 'reserved') throw new Error('not reserved')
+  await t.rejects(store.complete(ref, held.token, { status: 202, body: { id: 'kept' } }), { code: 'SQLITE_BUSY' })
+  t.match(await store.reserve(ref, 10_000), { state: 'done', answer: { body: { id: 'kept' } } }, 'kept in memory')
+  blocker.exec('ROLLBACK')
+  blocker.close()
+  await store.close()
+  await t.rejects(store.reserve({ ...ref, key: 'after-close' }, 10_000), StateUnavailableError)
+  db.close()
+})
 
 t.test('redis: unreachable, every call fails at once with StateUnavailableError; down says so', async t => {
   const server = createServer().listen(0, '127.0.0.1')

@@ -91,10 +91,10 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
       }
       const tooLong = routingKeyErrors(entry, item.data, `/events/${index}/data`)
       if (tooLong !== undefined) return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: tooLong }))
-      const key = requestKey === undefined ? item.idempotencyKey : `${requestKey}#${index}`
+      const key = requestKey === undefined ? item.idempotencyKey : `${requestKey} ${index}`
       if (item.idempotencyKey !== undefined) {
         try {
-          checkIdempotencyKey(item.idempotencyKey)
+          checkIdempotencyKey(item.idempotencyKey, `/events/${index}/idempotencyKey`)
         } catch (err) {
           return fail((err as GatewayError).toProblem())
         }
@@ -103,6 +103,11 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
     })
 
     let retryAfter: number | undefined
+    if (requestKey !== undefined) {
+      // The whole batch, valid or not, is what the key stands for.
+      const refused = await intake.pinBatch(ctx.tenantId, requestKey, items)
+      if (refused !== undefined) throw refused
+    }
     const outcomes = valid.length === 0 ? [] : await intake.accept(valid.map(v => v.item), request.traceContext)
     outcomes.forEach((outcome, k) => {
       const { index, item } = valid[k] as (typeof valid)[number]
