@@ -119,7 +119,7 @@ export class Intake {
       // In request order: a batch's events reach each destination in the order they were sent.
       if (unkeyed > 0 && toSend.length > unkeyed) toSend.sort((a, b) => a.index - b.index)
       await this.#publish(toSend, outcomes, trace)
-      if (round > 0) for (const k of keyed) if (!busy.includes(k)) this.#metrics.idempotencyWaits.inc({ outcome: 'answered' })
+      if (round > 0 && keyed.length > busy.length) this.#metrics.idempotencyWaits.inc({ outcome: 'answered' }, keyed.length - busy.length)
       keyed = busy
       if (keyed.length === 0) break
       const left = deadline - Date.now()
