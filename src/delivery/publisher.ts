@@ -20,6 +20,8 @@ export class Delivery {
   readonly #metrics: Metrics
   readonly #log: FastifyBaseLogger
   readonly #labels: { destination: string, broker: string }
+  /** Each (type, outcome)'s metric children, resolved once rather than per event. */
+  readonly #bySeries = new Map<string, { published: { inc: () => void }, duration: { observe: (seconds: number) => void } }>()
 
   constructor (destination: { name: string, broker: Broker }, policy: RetryPolicy, metrics: Metrics, log: FastifyBaseLogger) {
     this.#name = destination.name
@@ -28,6 +30,17 @@ export class Delivery {
     this.#metrics = metrics
     this.#log = log
     this.#labels = { destination: destination.name, broker: destination.broker.name }
+  }
+
+  #series (type: string, outcome: string) {
+    const key = `${type}\0${outcome}`
+    let series = this.#bySeries.get(key)
+    if (series === undefined) {
+      const { destination, broker } = this.#labels
+      series = { published: this.#metrics.published.labels(destination, broker, type, outcome), duration: this.#metrics.publishDuration.labels(destination, broker, type, outcome) }
+      this.#bySeries.set(key, series)
+    }
+    return series
   }
 
   get retryAfterSeconds (): number {
@@ -94,9 +107,9 @@ export class Delivery {
     for (let i = 0; i < final.length; i++) {
       const r = final[i] as DeliveryResult
       const outcome = r.ok ? 'published' : r.error.code === 'EVG_BROKER_UNAVAILABLE' ? 'unavailable' : 'rejected'
-      const eventLabels = { ...labels, type: (events[i] as OutgoingEvent).event.type, outcome }
-      this.#metrics.published.inc(eventLabels)
-      this.#metrics.publishDuration.observe(eventLabels, seconds[i] as number)
+      const series = this.#series((events[i] as OutgoingEvent).event.type, outcome)
+      series.published.inc()
+      series.duration.observe(seconds[i] as number)
     }
     return final
   }
