@@ -66,7 +66,11 @@ function awsFakes (ctx: LegContext) {
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString()
       const line = out.split('\n').find(l => l.startsWith('{'))
-      if (line !== undefined) resolve(JSON.parse(line))
+      if (line === undefined) return
+      resolve(JSON.parse(line))
+      // Served until the bench exits, without keeping it alive.
+      child.stdout.destroy()
+      child.unref()
     })
     child.once('exit', code => reject(new Error(`aws-fakes exited (${code})`)))
   })

@@ -19,6 +19,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const FIXED_SECONDS = Number(process.env.BENCH_FIXED_SECONDS ?? 30)
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 3)
 /** Only these legs (comma-separated ids), for quick runs while working on one path. */
+/** BENCH_CLOSED=0: CPU runs only (no closed-loop runs). */
+const CLOSED = process.env.BENCH_CLOSED !== '0'
 const ONLY = process.env.BENCH_LEGS?.split(',').map(s => s.trim()).filter(Boolean)
 const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672'
 const EXCHANGE = 'evg-bench'
@@ -113,7 +115,7 @@ async function main (): Promise<void> {
         if (leg.rabbitmq === true) await purge()
       }
       let closed: Row['closed']
-      if (leg.connections !== undefined) {
+      if (CLOSED && leg.connections !== undefined) {
         const c = autocannon(`${server.base}${leg.path}`, { connections: leg.connections, body: load.body, headers: load.headers, seconds: SECONDS, warmup: WARMUP_SECONDS })
         closed = { rate: c.rate * leg.eventsPerRequest, p99: c.p99 }
         non2xx += c.non2xx
