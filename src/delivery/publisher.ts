@@ -48,8 +48,8 @@ export class Delivery {
   }
 
   async publish (events: readonly OutgoingEvent[]): Promise<DeliveryResult[]> {
-    const started = process.hrtime.bigint()
-    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9
+    const started = performance.now()
+    const elapsed = () => (performance.now() - started) / 1000
     const deadline = Date.now() + this.#policy.timeoutMs
     const results: (DeliveryResult | undefined)[] = new Array(events.length)
     // Per event: one taken in the first call is done then, not when the last retry of another ends.
@@ -60,7 +60,8 @@ export class Delivery {
     const labels = this.#labels
 
     for (let attempt = 1; pending.length > 0; attempt++) {
-      const outcomes = await this.#attempt(pending.map(i => events[i] as OutgoingEvent), deadline - Date.now())
+      // The first attempt sends every event: the caller's array as it is.
+      const outcomes = await this.#attempt(attempt === 1 ? events as OutgoingEvent[] : pending.map(i => events[i] as OutgoingEvent), deadline - Date.now())
       const retry: number[] = []
       const refused: BrokerError[] = []
       let brokerDown = true
@@ -114,21 +115,27 @@ export class Delivery {
     return final
   }
 
-  /** One broker call, bounded by the time left; a throw or a timeout fails every event retryably. */
-  async #attempt (batch: OutgoingEvent[], remainingMs: number): Promise<PublishOutcome[]> {
+  /**
+   * One broker call, bounded by the time left; a throw or a timeout fails every event retryably.
+   * One timer per call (a batch's events share it), settled without a Promise.race.
+   */
+  #attempt (batch: OutgoingEvent[], remainingMs: number): Promise<PublishOutcome[]> {
     const fail = (error: BrokerError) => batch.map(() => ({ ok: false as const, error }))
-    if (remainingMs <= 0) return fail(new BrokerError('publish deadline passed', { retryable: true, reason: 'timeout' }))
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<PublishOutcome[]>(resolve => {
-      timer = setTimeout(() => resolve(fail(new BrokerError(`no answer within ${this.#policy.timeoutMs} ms`, { retryable: true, reason: 'timeout' }))), remainingMs)
+    if (remainingMs <= 0) return Promise.resolve(fail(new BrokerError('publish deadline passed', { retryable: true, reason: 'timeout' })))
+    return new Promise(resolve => {
+      const timer = setTimeout(() => resolve(fail(new BrokerError(`no answer within ${this.#policy.timeoutMs} ms`, { retryable: true, reason: 'timeout' }))), remainingMs)
+      const failed = (err: unknown) => {
+        clearTimeout(timer)
+        resolve(fail(err instanceof BrokerError ? err : new BrokerError((err as Error).message, { retryable: true, reason: 'error', cause: err })))
+      }
+      try {
+        this.#broker.publish(batch).then(outcomes => {
+          clearTimeout(timer)
+          resolve(outcomes)
+        }, failed)
+      } catch (err) {
+        failed(err)
+      }
     })
-    try {
-      return await Promise.race([this.#broker.publish(batch), timeout])
-    } catch (err) {
-      if (err instanceof BrokerError) return fail(err)
-      return fail(new BrokerError((err as Error).message, { retryable: true, reason: 'error', cause: err }))
-    } finally {
-      clearTimeout(timer)
-    }
   }
 }
