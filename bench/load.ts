@@ -1,4 +1,5 @@
 // What the bench's own load generators share: an open-loop schedule and latency percentiles.
+import { readFileSync } from 'node:fs'
 
 /**
  * Starts `one()` at a fixed rate for `seconds`, whether or not earlier calls have finished
@@ -24,4 +25,12 @@ export function percentiles (latencies: number[]): { p50: number, p90: number, p
   latencies.sort((a, b) => a - b)
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0
   return { p50: pct(0.5), p90: pct(0.9), p99: pct(0.99) }
+}
+
+/** A process's CPU time so far, user + system, every thread, in clock ticks (fields 14 and 15 of /proc/<pid>/stat). */
+export function cpuTicks (pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // The command name (field 2) may hold spaces: count from the parenthesis that closes it.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return Number(fields[11]) + Number(fields[12])
 }

@@ -104,8 +104,12 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   })
   app.server.maxConnections = maxConnections(config.HTTP_MAX_CONNECTIONS)
   app.decorateRequest('logFields', undefined)
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info({ method: request.method, url: request.url, statusCode: reply.statusCode, responseTime: reply.elapsedTime, ...request.logFields }, 'request completed')
+  // Through the root logger with reqId first: the line a child logger with reqId bound would
+  // write, without a child per request (server-options.ts makes request.log lazily).
+  const accessLog = app.log
+  app.addHook('onResponse', (request, reply, done) => {
+    accessLog.info({ reqId: request.id, method: request.method, url: request.url, statusCode: reply.statusCode, responseTime: reply.elapsedTime, ...request.logFields }, 'request completed')
+    done()
   })
   recordRequestDurations(app, metrics)
   app.decorate('metrics', metrics)

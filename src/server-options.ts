@@ -4,6 +4,7 @@ import { LogController, type FastifyHttpOptions } from 'fastify'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import { HEADERS } from './headers.js'
+import { lazyChildLogger } from './http/lazy-logger.js'
 import { clientErrorHandler, frameworkErrors } from './http/problems.js'
 
 // Visible ASCII, bounded: it is written on every log line of the request.
@@ -23,6 +24,8 @@ export function serverOptions (config: Config, logStream?: DestinationStream): F
     },
     // One access line per request (app.ts, onResponse) carries every id instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log's child logger is made only when a request logs more than its access line.
+    childLoggerFactory: lazyChildLogger,
     bodyLimit: config.BODY_LIMIT_BYTES,
     // A caller's X-Request-ID, when it is one we can log safely, else a new one (echoed in app.ts).
     genReqId: request => {

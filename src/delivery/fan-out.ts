@@ -64,12 +64,14 @@ export class FanOut {
       }
     })
     const delivered: string[][] = events.map((_, i) => [...(already[i] ?? [])])
-    const failed: { target: Target, error: GatewayError }[][] = events.map(() => [])
-    // Destinations sharing a profile, its options and the trace context share the serialized envelope.
-    const encoded = events.map(() => new Map<string, string>())
+    const failed: ({ target: Target, error: GatewayError }[] | undefined)[] = new Array(events.length)
+    // Destinations sharing a profile, its options and the trace context share the serialized
+    // envelope. With one destination (the usual case) nothing is shared: no cache.
+    const encoded = perTarget.size > 1 ? events.map(() => new Map<string, string>()) : undefined
     const encode = (target: Target, i: number, producer: string | undefined): OutgoingEvent => {
       const event = events[i] as GatewayEvent
       const traceparent = producer ?? event.traceparent
+      if (encoded === undefined) return { event, body: target.profile.encode(event, target.envelope, traceparent), contentType: target.profile.contentType, traceparent }
       const key = `${target.profile.name}\0${target.envelope.source}\0${target.envelope.module ?? ''}\0${traceparent ?? ''}`
       const cache = encoded[i] as Map<string, string>
       let body = cache.get(key)
@@ -94,13 +96,13 @@ export class FanOut {
       results.forEach((result, k) => {
         const i = indexes[k] as number
         if (result.ok) (delivered[i] as string[]).push(target.name)
-        else (failed[i] as { target: Target, error: GatewayError }[]).push({ target, error: result.error })
+        else (failed[i] ??= []).push({ target, error: result.error })
       })
     }))
     return events.map((_, i) => {
-      const failures = failed[i] as { target: Target, error: GatewayError }[]
+      const failures = failed[i]
       const got = delivered[i] as string[]
-      return failures.length === 0 ? { ok: true, delivered: got } : { ok: false, error: combine(failures, got), delivered: got }
+      return failures === undefined ? { ok: true, delivered: got } : { ok: false, error: combine(failures, got), delivered: got }
     })
   }
 }

@@ -20,6 +20,8 @@ export class Delivery {
   readonly #metrics: Metrics
   readonly #log: FastifyBaseLogger
   readonly #labels: { destination: string, broker: string }
+  /** Each (type, outcome)'s metric children, resolved once rather than per event. */
+  readonly #bySeries = new Map<string, { published: { inc: () => void }, duration: { observe: (seconds: number) => void } }>()
 
   constructor (destination: { name: string, broker: Broker }, policy: RetryPolicy, metrics: Metrics, log: FastifyBaseLogger) {
     this.#name = destination.name
@@ -30,13 +32,24 @@ export class Delivery {
     this.#labels = { destination: destination.name, broker: destination.broker.name }
   }
 
+  #series (type: string, outcome: string) {
+    const key = `${type}\0${outcome}`
+    let series = this.#bySeries.get(key)
+    if (series === undefined) {
+      const { destination, broker } = this.#labels
+      series = { published: this.#metrics.published.labels(destination, broker, type, outcome), duration: this.#metrics.publishDuration.labels(destination, broker, type, outcome) }
+      this.#bySeries.set(key, series)
+    }
+    return series
+  }
+
   get retryAfterSeconds (): number {
     return Math.max(1, Math.ceil(this.#policy.maxMs / 1000))
   }
 
   async publish (events: readonly OutgoingEvent[]): Promise<DeliveryResult[]> {
-    const started = process.hrtime.bigint()
-    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9
+    const started = performance.now()
+    const elapsed = () => (performance.now() - started) / 1000
     const deadline = Date.now() + this.#policy.timeoutMs
     const results: (DeliveryResult | undefined)[] = new Array(events.length)
     // Per event: one taken in the first call is done then, not when the last retry of another ends.
@@ -47,7 +60,8 @@ export class Delivery {
     const labels = this.#labels
 
     for (let attempt = 1; pending.length > 0; attempt++) {
-      const outcomes = await this.#attempt(pending.map(i => events[i] as OutgoingEvent), deadline - Date.now())
+      // The first attempt sends every event: the caller's array as it is.
+      const outcomes = await this.#attempt(attempt === 1 ? events as OutgoingEvent[] : pending.map(i => events[i] as OutgoingEvent), deadline - Date.now())
       const retry: number[] = []
       const refused: BrokerError[] = []
       let brokerDown = true
@@ -94,28 +108,34 @@ export class Delivery {
     for (let i = 0; i < final.length; i++) {
       const r = final[i] as DeliveryResult
       const outcome = r.ok ? 'published' : r.error.code === 'EVG_BROKER_UNAVAILABLE' ? 'unavailable' : 'rejected'
-      const eventLabels = { ...labels, type: (events[i] as OutgoingEvent).event.type, outcome }
-      this.#metrics.published.inc(eventLabels)
-      this.#metrics.publishDuration.observe(eventLabels, seconds[i] as number)
+      const series = this.#series((events[i] as OutgoingEvent).event.type, outcome)
+      series.published.inc()
+      series.duration.observe(seconds[i] as number)
     }
     return final
   }
 
-  /** One broker call, bounded by the time left; a throw or a timeout fails every event retryably. */
-  async #attempt (batch: OutgoingEvent[], remainingMs: number): Promise<PublishOutcome[]> {
+  /**
+   * One broker call, bounded by the time left; a throw or a timeout fails every event retryably.
+   * One timer per call (a batch's events share it), settled without a Promise.race.
+   */
+  #attempt (batch: OutgoingEvent[], remainingMs: number): Promise<PublishOutcome[]> {
     const fail = (error: BrokerError) => batch.map(() => ({ ok: false as const, error }))
-    if (remainingMs <= 0) return fail(new BrokerError('publish deadline passed', { retryable: true, reason: 'timeout' }))
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<PublishOutcome[]>(resolve => {
-      timer = setTimeout(() => resolve(fail(new BrokerError(`no answer within ${this.#policy.timeoutMs} ms`, { retryable: true, reason: 'timeout' }))), remainingMs)
+    if (remainingMs <= 0) return Promise.resolve(fail(new BrokerError('publish deadline passed', { retryable: true, reason: 'timeout' })))
+    return new Promise(resolve => {
+      const timer = setTimeout(() => resolve(fail(new BrokerError(`no answer within ${this.#policy.timeoutMs} ms`, { retryable: true, reason: 'timeout' }))), remainingMs)
+      const failed = (err: unknown) => {
+        clearTimeout(timer)
+        resolve(fail(err instanceof BrokerError ? err : new BrokerError((err as Error).message, { retryable: true, reason: 'error', cause: err })))
+      }
+      try {
+        this.#broker.publish(batch).then(outcomes => {
+          clearTimeout(timer)
+          resolve(outcomes)
+        }, failed)
+      } catch (err) {
+        failed(err)
+      }
     })
-    try {
-      return await Promise.race([this.#broker.publish(batch), timeout])
-    } catch (err) {
-      if (err instanceof BrokerError) return fail(err)
-      return fail(new BrokerError((err as Error).message, { retryable: true, reason: 'error', cause: err }))
-    } finally {
-      clearTimeout(timer)
-    }
   }
 }

@@ -7,17 +7,26 @@ import { validationDetails } from '../validation.js'
 
 export const MAX_JSON_DEPTH = 64
 
-/** Deepest nesting of arrays/objects in a JSON text, stopping early past `limit`. */
+/**
+ * Deepest nesting of arrays/objects in a JSON text, stopping early past `limit`. Strings are
+ * skipped with indexOf to their closing quote (one not escaped by an odd run of backslashes)
+ * rather than character by character: payloads are mostly string content.
+ */
 export function jsonDepthExceeds (text: string, limit: number): boolean {
   let depth = 0
-  let inString = false
-  for (let i = 0; i < text.length; i++) {
+  const n = text.length
+  for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i)
-    if (inString) {
-      if (c === 92) i++ // backslash: skip the escaped character
-      else if (c === 34) inString = false
-    } else if (c === 34) {
-      inString = true
+    if (c === 34) {
+      let end = text.indexOf('"', i + 1)
+      for (;;) {
+        if (end === -1) return false // unterminated: the parser refuses it
+        let slashes = 0
+        while (text.charCodeAt(end - 1 - slashes) === 92) slashes++
+        if (slashes % 2 === 0) break
+        end = text.indexOf('"', end + 1)
+      }
+      i = end
     } else if (c === 123 || c === 91) {
       if (++depth > limit) return true
     } else if (c === 125 || c === 93) {

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { encodeCloudEvent, toCloudEvent } from '../../src/envelopes/cloudevents.js'
 import { PROFILES, PROFILE_NAMES } from '../../src/envelopes/index.js'
 import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
 import { createEvent } from '../../src/event.js'
@@ -57,5 +58,22 @@ t.test('every profile keeps the event id, type and data', async t => {
     t.match(text, event.id, name)
     t.match(text, 'survey.completed', name)
     t.match(text, JSON.stringify(exampleOf('survey.completed')), name)
+  }
+})
+
+t.test('cloudevents: the encoder writes exactly what JSON.stringify of the envelope object would', async t => {
+  const contexts = [
+    ctx,
+    { tenantId: TENANT, correlationId: 'c' },
+    { tenantId: TENANT, userId: 'u"\\1', accountId: 'acc-7', correlationId: 'c\u2028' }
+  ]
+  for (const type of ['call.ended', 'survey.completed', 'speaker.onboarded']) {
+    for (const context of contexts) {
+      const event = createEvent(entry(type), exampleOf(type), context)
+      for (const source of ['communications', 'a "quoted" source']) {
+        t.equal(encodeCloudEvent(event, source), JSON.stringify(toCloudEvent(event, source)), `${type}, ${source}`)
+        t.equal(encodeCloudEvent(event, source, 'producer-tp'), JSON.stringify(toCloudEvent(event, source, 'producer-tp')))
+      }
+    }
   }
 })

@@ -1,8 +1,10 @@
+import type { Writable } from 'node:stream'
 import amqplib, { type ChannelModel, type RecoveringChannelModel } from 'amqplib'
 import type { FastifyBaseLogger } from 'fastify'
 import { ConfigError } from '../../errors.js'
 import { safeUrl } from '../../safe-url.js'
 import { BrokerError } from '../broker.js'
+import { coalesceWrites } from './coalesce.js'
 
 /** A destination on a shared connection: told when a connection comes up and when it goes. */
 export interface ConnectionUser {
@@ -66,6 +68,8 @@ export class AmqpConnection {
         jitter: 0.5,
         maxRetries: Infinity,
         setup: async (model: ChannelModel) => {
+          // Frames written in the same tick (a batch's messages, concurrent requests) share a syscall.
+          coalesceWrites((model.connection as unknown as { stream: Writable }).stream)
           this.#model = model
           await Promise.all([...this.#users].map(u => u.attach(model)))
         }

@@ -1,5 +1,6 @@
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib'
 import type { FastifyBaseLogger } from 'fastify'
+import type { GatewayEvent } from '../../event.js'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import type { AmqpConnection, ConnectionUser } from './connection.js'
 import { declareTopology } from './topology.js'
@@ -13,6 +14,7 @@ export interface RabbitMqOptions {
 }
 
 const RETURNED = Symbol('returned')
+const OK: PublishOutcome = Object.freeze({ ok: true })
 type ConfirmResult = Error | typeof RETURNED | null
 /** How soon a destination tries again to declare its exchange or reopen its channel. */
 const RETRY_MS = [250, 500, 1000, 2000, 5000]
@@ -108,51 +110,69 @@ export class RabbitMqBroker implements Broker, ConnectionUser {
     const down = this.#unavailable()
     if (down !== undefined) return events.map(() => ({ ok: false, error: down }))
     const ch = this.#channel as ConfirmChannel
-    return Promise.all(events.map(e => this.#publishOne(ch, e)))
+    // One promise for the whole call, settled when the last confirm is in (or when the broker
+    // blocks publishers): no promise, closure or await per event.
+    const results: (ConfirmResult | BrokerError | undefined)[] = new Array(events.length)
+    let pending = events.length
+    let done!: () => void
+    const confirmed = new Promise<void>(resolve => { done = resolve })
+    const inflight = this.#conn.inflight
+    const settle = (i: number, result: ConfirmResult | BrokerError) => {
+      if (results[i] !== undefined) return
+      results[i] = result
+      if (--pending === 0) {
+        inflight.delete(blocked)
+        done()
+      }
+    }
+    const blocked = (error: BrokerError) => {
+      for (let i = 0; i < results.length; i++) settle(i, error)
+    }
+    inflight.add(blocked)
+    let writable = true
+    for (let i = 0; i < events.length; i++) {
+      try {
+        writable = this.#publishOne(ch, events[i] as OutgoingEvent, i, settle) && writable
+      } catch (err) {
+        settle(i, err as Error)
+      }
+    }
+    // Respect the socket's back-pressure rather than buffer without bound; a channel that closes
+    // meanwhile settles the confirms, which ends the wait.
+    if (!writable && pending > 0) await Promise.race([new Promise(resolve => ch.once('drain', resolve)), confirmed])
+    if (pending > 0) await confirmed
+    return results.map((result, i) => this.#outcome(result as ConfirmResult | BrokerError, (events[i] as OutgoingEvent).event))
   }
 
-  async #publishOne (ch: ConfirmChannel, { event, body, contentType, traceparent }: OutgoingEvent): Promise<PublishOutcome> {
+  /** Writes one message; `settle(i, …)` gets its confirm. Returns what ch.publish returns (false: the socket is full). */
+  #publishOne (ch: ConfirmChannel, { event, body, contentType, traceparent }: OutgoingEvent, i: number, settle: (i: number, result: ConfirmResult) => void): boolean {
     const headers: Record<string, string> = { 'x-event-type': event.type, 'x-tenant-id': event.tenantId, 'x-correlation-id': event.correlationId }
     if (event.userId !== undefined) headers['x-user-id'] = event.userId
     if (event.accountId !== undefined) headers['x-account-id'] = event.accountId
     if (traceparent !== undefined) headers.traceparent = traceparent
-    const inflight = this.#conn.inflight
-    let writable = true
-    const confirmed = new Promise<ConfirmResult | BrokerError>(settle => {
-      const resolve = (result: ConfirmResult | BrokerError) => {
-        inflight.delete(resolve)
-        settle(result)
+    return ch.publish(this.#opts.exchange, event.routingKey, Buffer.from(body), {
+      persistent: true,
+      mandatory: true,
+      contentType,
+      messageId: event.id,
+      correlationId: event.correlationId,
+      timestamp: Math.floor(Date.parse(event.time) / 1000),
+      type: event.type,
+      appId: this.#opts.appId,
+      headers
+    }, (err: Error | null) => {
+      // RabbitMQ sends basic.return before the confirm of the same message.
+      const returned = this.#returned.get(event.id) ?? 0
+      if (returned > 0) {
+        if (returned === 1) this.#returned.delete(event.id)
+        else this.#returned.set(event.id, returned - 1)
       }
-      inflight.add(resolve)
-      try {
-        writable = ch.publish(this.#opts.exchange, event.routingKey, Buffer.from(body), {
-          persistent: true,
-          mandatory: true,
-          contentType,
-          messageId: event.id,
-          correlationId: event.correlationId,
-          timestamp: Math.floor(Date.parse(event.time) / 1000),
-          type: event.type,
-          appId: this.#opts.appId,
-          headers
-        }, (err: Error | null) => {
-          // RabbitMQ sends basic.return before the confirm of the same message.
-          const returned = this.#returned.get(event.id) ?? 0
-          if (returned > 0) {
-            if (returned === 1) this.#returned.delete(event.id)
-            else this.#returned.set(event.id, returned - 1)
-          }
-          resolve(err === null && returned > 0 ? RETURNED : err)
-        })
-      } catch (err) {
-        resolve(err as Error)
-      }
+      settle(i, err === null && returned > 0 ? RETURNED : err)
     })
-    // Respect the socket's back-pressure rather than buffer without bound; a channel that closes
-    // meanwhile settles the confirm, which ends the wait.
-    if (!writable) await Promise.race([new Promise(resolve => ch.once('drain', resolve)), confirmed])
-    const result = await confirmed
-    if (result === null) return { ok: true }
+  }
+
+  #outcome (result: ConfirmResult | BrokerError, event: GatewayEvent): PublishOutcome {
+    if (result === null) return OK
     if (result === RETURNED) {
       return { ok: false, error: new BrokerError(`no queue is bound for routing key '${event.routingKey}' and no alternate exchange keeps it`, { retryable: false, reason: 'unroutable' }) }
     }

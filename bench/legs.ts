@@ -1,0 +1,151 @@
+// The server legs of `npm run bench`, in table order. A leg is a server to start and the load to
+// put on it; adding one (say, keyed single events: `keyHeader: 'idempotency-key'`) is one entry.
+import { spawn } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { join } from 'node:path'
+import { gatewayArgs, startServer, type Server } from './servers.js'
+
+export interface LegContext {
+  root: string
+  work: string
+  amqpUrl: string
+  exchange: string
+  tenant: string
+  /** Paths of the request bodies: one ~1 KB call.ended, and a batch of 100 of them. */
+  single: string
+  batch: string
+}
+
+export interface Leg {
+  id: string
+  what: string
+  start: (ctx: LegContext) => Promise<Server | undefined>
+  path: string
+  body: (ctx: LegContext) => string
+  headers: (ctx: LegContext) => string[]
+  /** Each request gets its own value of this header (an Idempotency-Key). */
+  keyHeader?: string
+  eventsPerRequest: number
+  /** Requests per second offered in the CPU runs. */
+  rate: number
+  /** Connections of the closed-loop run; none: no closed-loop run. */
+  connections?: number
+  /** RabbitMQ's bench queue is purged around it. */
+  rabbitmq?: boolean
+}
+
+/** Single events at this rate; batches at the same event rate. */
+const RATE = Number(process.env.BENCH_RATE ?? 1500)
+/** The AWS SDK costs more per event, and its stand-ins share the cores: a lower rate. */
+const AWS_RATE = Number(process.env.BENCH_AWS_RATE ?? 500)
+const PORT = 3700
+let n = 0
+const gcFile = (ctx: LegContext) => join(ctx.work, `gc-${++n}.json`)
+
+/** The gateway as `npm start` runs it, on a fresh data directory. */
+function gateway (env: (ctx: LegContext) => Record<string, string> | Promise<Record<string, string>>) {
+  return async (ctx: LegContext) => startServer(gatewayArgs(), {
+    PORT: String(PORT),
+    HOST: '127.0.0.1',
+    DATA_DIR: mkdtempSync(join(ctx.work, 'data-')),
+    AMQP_URL: ctx.amqpUrl,
+    AMQP_EXCHANGE: ctx.exchange,
+    LOG_LEVEL: 'info',
+    SHUTDOWN_DRAIN_SECONDS: '0',
+    ...await env(ctx)
+  }, `http://127.0.0.1:${PORT}`, '/health/ready', gcFile(ctx))
+}
+
+/** fauxqs and the fake PutEvents endpoint, in their own process, started once and killed at exit. */
+let aws: Promise<{ sqsEndpoint: string, queueUrl: string, eventBridgeEndpoint: string }> | undefined
+function awsFakes (ctx: LegContext) {
+  aws ??= new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/aws-fakes.ts'], { cwd: ctx.root, stdio: ['ignore', 'pipe', 'inherit'] })
+    process.once('exit', () => child.kill())
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      const line = out.split('\n').find(l => l.startsWith('{'))
+      if (line === undefined) return
+      resolve(JSON.parse(line))
+      // Served until the bench exits, without keeping it alive.
+      child.stdout.destroy()
+      child.unref()
+    })
+    child.once('exit', code => reject(new Error(`aws-fakes exited (${code})`)))
+  })
+  return aws
+}
+const AWS_ENV = { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_EC2_METADATA_DISABLED: 'true' }
+
+const singleLoad = { path: '/v1/events/call.ended', body: (ctx: LegContext) => ctx.single, eventsPerRequest: 1 }
+const tenant = (ctx: LegContext) => [`x-tenant-id: ${ctx.tenant}`]
+
+export const LEGS: Leg[] = [
+  {
+    id: 'fastify',
+    what: 'bare Fastify route, same schema validation, 202',
+    start: ctx => startServer(['--import', 'tsx', 'bench/bare-fastify.ts'], { PORT: '3600' }, 'http://127.0.0.1:3600', '/nothing', gcFile(ctx)),
+    ...singleLoad,
+    headers: () => [],
+    rate: RATE,
+    connections: 64
+  },
+  {
+    id: 'bridge',
+    what: 'hand-written bridge: Fastify + amqplib confirm channel, 202 on confirm',
+    start: ctx => startServer(['--import', 'tsx', 'bench/bridge.ts'], { PORT: '3601', AMQP_URL: ctx.amqpUrl, AMQP_EXCHANGE: ctx.exchange }, 'http://127.0.0.1:3601', '/nothing', gcFile(ctx)),
+    ...singleLoad,
+    headers: () => [],
+    rate: RATE,
+    connections: 64,
+    rabbitmq: true
+  },
+  {
+    id: 'local',
+    what: 'gateway, BROKER=local, single event',
+    start: gateway(() => ({ BROKER: 'local' })),
+    ...singleLoad,
+    headers: tenant,
+    rate: RATE,
+    connections: 64
+  },
+  {
+    id: 'rabbitmq',
+    what: 'gateway, BROKER=rabbitmq, single event',
+    start: gateway(() => ({ BROKER: 'rabbitmq' })),
+    ...singleLoad,
+    headers: tenant,
+    rate: RATE,
+    connections: 64,
+    rabbitmq: true
+  },
+  {
+    id: 'batch',
+    what: 'gateway, BROKER=rabbitmq, batch of 100 (per event)',
+    start: gateway(() => ({ BROKER: 'rabbitmq' })),
+    path: '/v1/events',
+    body: ctx => ctx.batch,
+    headers: tenant,
+    eventsPerRequest: 100,
+    rate: RATE / 100,
+    connections: 8,
+    rabbitmq: true
+  },
+  {
+    id: 'sqs',
+    what: 'gateway, BROKER=sqs (fauxqs), single event',
+    start: gateway(async ctx => { const fakes = await awsFakes(ctx); return { BROKER: 'sqs', SQS_QUEUE_URL: fakes.queueUrl, AWS_ENDPOINT_URL_SQS: fakes.sqsEndpoint, ...AWS_ENV } }),
+    ...singleLoad,
+    headers: tenant,
+    rate: AWS_RATE
+  },
+  {
+    id: 'eventbridge',
+    what: 'gateway, BROKER=eventbridge (local PutEvents endpoint), single event',
+    start: gateway(async ctx => ({ BROKER: 'eventbridge', AWS_ENDPOINT_URL_EVENTBRIDGE: (await awsFakes(ctx)).eventBridgeEndpoint, ...AWS_ENV })),
+    ...singleLoad,
+    headers: tenant,
+    rate: AWS_RATE
+  }
+]
