@@ -25,6 +25,8 @@ export interface Leg {
   headers: (ctx: LegContext) => string[]
   /** Each request gets its own value of this header (an Idempotency-Key). */
   keyHeader?: string
+  /** Closed loop through bench/keyed.ts, keyed or not (issue 10's legs and their unkeyed twins). */
+  keyedClient?: boolean
   eventsPerRequest: number
   /** Requests per second offered in the CPU runs. */
   rate: number
@@ -38,7 +40,9 @@ export interface Leg {
 const RATE = Number(process.env.BENCH_RATE ?? 1500)
 /** The AWS SDK costs more per event, and its stand-ins share the cores: a lower rate. */
 const AWS_RATE = Number(process.env.BENCH_AWS_RATE ?? 500)
-const PORT = 3700
+const PORT = Number(process.env.BENCH_PORT ?? 3700)
+/** The keyed legs' Redis: a database of the bench's own, emptied before each of them. */
+export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/12'
 let n = 0
 const gcFile = (ctx: LegContext) => join(ctx.work, `gc-${++n}.json`)
 
@@ -120,6 +124,20 @@ export const LEGS: Leg[] = [
     connections: 64,
     rabbitmq: true
   },
+  // Issue 10: keyed single events cost at most a fifth of the throughput, on either state store.
+  // Each keyed leg has an unkeyed twin: the same server and the same load generator.
+  ...(['sqlite', 'redis'] as const).flatMap(store => (['unkeyed', 'keyed'] as const).map(keyed => ({
+    id: `${keyed}-${store}`,
+    what: `gateway, BROKER=rabbitmq, single event, ${keyed === 'keyed' ? 'a new Idempotency-Key each' : 'no Idempotency-Key'}, state in ${store === 'redis' ? 'Redis (STATE_URL)' : 'SQLite (embedded)'}`,
+    start: gateway(() => ({ BROKER: 'rabbitmq', ...(store === 'redis' ? { STATE_URL: BENCH_REDIS_URL } : {}) })),
+    ...singleLoad,
+    headers: tenant,
+    ...(keyed === 'keyed' ? { keyHeader: 'idempotency-key' } : {}),
+    keyedClient: true,
+    rate: RATE,
+    connections: 64,
+    rabbitmq: true
+  }))),
   {
     id: 'batch',
     what: 'gateway, BROKER=rabbitmq, batch of 100 (per event)',

@@ -88,10 +88,16 @@ export function runJson (cmd: string, args: string[]): Record<string, unknown> {
 }
 
 /** A warm-up run, then the measured closed-loop run. */
-export function autocannon (url: string, opts: { connections: number, body: string, headers: string[], seconds: number, warmup: number }) {
-  const args = ['--json', '-c', String(opts.connections), '-m', 'POST', '-i', opts.body, '-H', 'content-type: application/json']
-  for (const h of opts.headers) args.push('-H', h)
-  if (opts.warmup > 0) runJson(bin('autocannon'), [...args, '-d', String(opts.warmup), url])
-  const r = runJson(bin('autocannon'), [...args, '-d', String(opts.seconds), url]) as { requests: { average: number }, latency: { p50: number, p90: number, p99: number }, non2xx: number, errors: number, timeouts: number }
+/**
+ * `keyed`: through bench/keyed.ts (autocannon's API), with a fresh Idempotency-Key per request
+ * when true, without when false: keyed legs and their unkeyed twins pay the same client.
+ */
+export function autocannon (url: string, opts: { connections: number, body: string, headers: string[], seconds: number, warmup: number, keyed?: boolean }) {
+  const [cmd, args, duration] = opts.keyed === undefined
+    ? [bin('autocannon'), ['--json', '-c', String(opts.connections), '-m', 'POST', '-i', opts.body, '-H', 'content-type: application/json', ...opts.headers.flatMap(h => ['-H', h])], '-d']
+    : [process.execPath, ['--import', 'tsx', 'bench/keyed.ts', '--url', url, '--body', opts.body, '--connections', String(opts.connections), ...opts.headers.flatMap(h => ['--header', h]), ...(opts.keyed ? [] : ['--unkeyed'])], '--seconds']
+  const urlArg = opts.keyed === undefined ? [url] : []
+  if (opts.warmup > 0) runJson(cmd, [...args, duration, String(opts.warmup), ...urlArg])
+  const r = runJson(cmd, [...args, duration, String(opts.seconds), ...urlArg]) as { requests: { average: number }, latency: { p50: number, p90: number, p99: number }, non2xx: number, errors: number, timeouts: number }
   return { rate: r.requests.average, p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, non2xx: r.non2xx + r.errors + r.timeouts }
 }
