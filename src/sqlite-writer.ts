@@ -34,8 +34,15 @@ export class SqliteWriter {
   #drained: (() => void) | undefined
   readonly #ready: Promise<void>
 
-  /** `synchronous`: FULL (default) fsyncs every commit; NORMAL survives a crash of the process, not of the machine. */
-  constructor (path: string, statements: Record<string, string>, options: { synchronous?: 'FULL' | 'NORMAL' } = {}) {
+  readonly #gatherMs: number
+
+  /**
+   * `synchronous`: FULL (default) fsyncs every commit; NORMAL survives a crash of the process,
+   * not of the machine. `gatherMs`: writes nobody waits on can gather for this long (or up to
+   * 512 of them) into one message and one transaction; 0 (default): sent at the end of the tick.
+   */
+  constructor (path: string, statements: Record<string, string>, options: { synchronous?: 'FULL' | 'NORMAL', gatherMs?: number } = {}) {
+    this.#gatherMs = options.gatherMs ?? 0
     this.#worker = new Worker(new URL('./sqlite-writer.cjs', import.meta.url), { workerData: { path, statements, synchronous: options.synchronous ?? 'FULL' } })
     this.#ready = new Promise((resolve, reject) => {
       this.#worker.once('error', reject)
@@ -75,9 +82,11 @@ export class SqliteWriter {
     return new Promise((resolve, reject) => {
       this.#requests.push(statements)
       this.#callers.push({ resolve, reject })
-      if (!this.#scheduled) {
+      if (this.#requests.length >= 512) this.#send()
+      else if (!this.#scheduled) {
         this.#scheduled = true
-        setImmediate(() => this.#send())
+        if (this.#gatherMs === 0) setImmediate(() => this.#send())
+        else setTimeout(() => this.#send(), this.#gatherMs)
       }
     })
   }

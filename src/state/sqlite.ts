@@ -39,7 +39,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     this.#writer = new SqliteWriter(db.name, {
       put: 'INSERT OR REPLACE INTO idempotency (tenant, key, fingerprint, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?)',
       purge: 'DELETE FROM idempotency WHERE created_at <= ?'
-    }, { synchronous: 'NORMAL' })
+    }, { synchronous: 'NORMAL', gatherMs: 10 })
     this.#timer = setInterval(() => { this.purgeExpired().catch(() => undefined) }, 60 * 60 * 1000).unref()
     this.#nextToken = 0
   }
