@@ -14,5 +14,8 @@ export function openDatabase (dataDir: string): Db {
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = FULL')
   db.pragma('busy_timeout = 5000')
+  // Reads (idempotency look-ups, read-back) come through this connection while the writer
+  // threads' commits invalidate its page cache: mapped pages are read without a system call.
+  db.pragma('mmap_size = 268435456')
   return db
 }

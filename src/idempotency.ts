@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import stringify from 'safe-stable-stringify'
 import { GatewayError } from './errors.js'
 import type { GatewayEvent } from './event.js'
@@ -55,7 +55,8 @@ export interface IdempotencyStore {
 
 /** Same type and same JSON value (any key order, any number spelling) give the same fingerprint. */
 export function fingerprint (type: string, data: unknown): string {
-  return createHash('sha256').update(type).update('\0').update(stringify(data) ?? '').digest('hex')
+  // One-shot hash: no Hash object per request.
+  return hash('sha256', `${type}\0${stringify(data) ?? ''}`, 'hex')
 }
 
 /** The header (EVG_BAD_CONTEXT), or a batch event's `idempotencyKey` at `path` (EVG_VALIDATION). */
