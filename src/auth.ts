@@ -1,14 +1,12 @@
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import type { IncomingHttpHeaders } from 'node:http'
 import { Type, type Static } from 'typebox'
 import type { Ajv } from 'ajv'
-import { ConfigError } from './errors.js'
+import { loadJsonFile } from './config-file.js'
 import { GatewayError } from './errors.js'
 import { HEADERS } from './headers.js'
 import { patternMatcher } from './patterns.js'
 import { normalizeConfiguredTenant } from './tenant.js'
-import { toFieldErrors } from './validation.js'
 
 // API_KEYS_FILE holds sha256 digests of keys, never the keys, so the file is not itself a secret.
 export const ApiKeysFileSchema = Type.Object({
@@ -39,17 +37,7 @@ export class ApiKeys {
   }
 
   static load (path: string, ajv: Ajv): ApiKeys {
-    let json: unknown
-    try {
-      json = JSON.parse(readFileSync(path, 'utf8'))
-    } catch (err) {
-      throw new ConfigError(`API_KEYS_FILE: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
-    }
-    const check = ajv.compile(ApiKeysFileSchema)
-    if (!check(json)) {
-      throw new ConfigError(`API_KEYS_FILE: ${path} is not valid: ${toFieldErrors(check.errors).map(e => `${e.path} ${e.message}`).join('; ')}`)
-    }
-    return new ApiKeys(json as ApiKeysFile)
+    return new ApiKeys(loadJsonFile<ApiKeysFile>('API_KEYS_FILE', path, ApiKeysFileSchema, ajv))
   }
 
   /** The key presented as `Authorization: Bearer <key>`; EVG_UNAUTHORIZED when absent or unknown. */

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs'
 import { Type, type Static, type TSchema } from 'typebox'
 import type { Ajv } from 'ajv'
 import { PROFILE_NAMES } from '../envelopes/index.js'
+import { readJsonFile } from '../config-file.js'
 import { ConfigError } from '../errors.js'
 import { toFieldErrors } from '../validation.js'
 
@@ -99,13 +99,7 @@ export function readRoutesFile (path: string, ajv: Ajv, env: Record<string, stri
   const fail = (problems: string[]): never => {
     throw new ConfigError(`ROUTES_FILE: ${path} is not valid:\n  ${problems.join('\n  ')}`)
   }
-  let json: unknown
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'))
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    throw new ConfigError(`ROUTES_FILE: cannot read ${path}: ${code ?? (err as Error).message}`)
-  }
+  const json = readJsonFile('ROUTES_FILE', path)
   const problems = fieldErrors(ajv, RoutesFileSchema, json, '')
   if (problems.length > 0) fail(problems)
   const file = json as { destinations: Record<string, { broker: BrokerKind } & Record<string, unknown>>, routes: RoutesFile['routes'] }

@@ -1,10 +1,9 @@
-import { readFileSync } from 'node:fs'
 import type { Ajv } from 'ajv'
 import { Type, type Static } from 'typebox'
 import { ConfigError } from '../errors.js'
 import { MIN_RATE } from '../config.js'
 import { isValidTenantId, normalizeTenantId, type TenantIdFormat } from '../tenant.js'
-import { toFieldErrors } from '../validation.js'
+import { loadJsonFile } from '../config-file.js'
 
 /** A tenant's limit: events per second on average, and how many may come at once. */
 export interface RateLimit {
@@ -96,15 +95,7 @@ export class TenantLimits {
   static load (config: { RATE_LIMIT_PER_TENANT: number, RATE_LIMIT_BURST: number, RATE_LIMITS_FILE?: string | undefined, TENANT_ID_FORMAT: TenantIdFormat }, ajv: Ajv): TenantLimits {
     const path = config.RATE_LIMITS_FILE
     if (path === undefined) return new TenantLimits(config.RATE_LIMIT_PER_TENANT, config.RATE_LIMIT_BURST)
-    let json: unknown
-    try {
-      json = JSON.parse(readFileSync(path, 'utf8'))
-    } catch (err) {
-      throw new ConfigError(`RATE_LIMITS_FILE: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
-    }
-    const check = ajv.compile(RateLimitsFileSchema)
-    if (!check(json)) throw new ConfigError(`RATE_LIMITS_FILE: ${path} is not valid: ${toFieldErrors(check.errors).map(e => `${e.path} ${e.message}`).join('; ')}`)
-    const file = json as RateLimitsFile
+    const file = loadJsonFile<RateLimitsFile>('RATE_LIMITS_FILE', path, RateLimitsFileSchema, ajv)
     // A name no request can have, or a rate too small for any header to say, is a mistake.
     const wrong = Object.entries(file.tenants).flatMap(([tenant, limit]) => [
       ...(isValidTenantId(tenant, config.TENANT_ID_FORMAT) ? [] : [`/tenants/${tenant.slice(0, 64)} is not a tenant id (TENANT_ID_FORMAT=${config.TENANT_ID_FORMAT})`]),
