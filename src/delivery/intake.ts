@@ -7,6 +7,7 @@ import { createEvent, type GatewayEvent } from '../event.js'
 import { conflict, fingerprint, StateUnavailableError, type IdempotencyStore, type KeyRef, type Reservation } from '../idempotency.js'
 import type { Metrics } from '../metrics.js'
 import type { FanOut } from './fan-out.js'
+import { HeldKeys } from './held-keys.js'
 
 /** One valid event a client asked to publish. */
 export interface IntakeItem {
@@ -54,13 +55,6 @@ const accepted = (event: GatewayEvent): Accepted => ({ id: event.id, type: event
 const idOf = (ref: KeyRef) => `${ref.tenant}\0${ref.key}`
 const stateUnavailable = () => new GatewayError('EVG_STATE_UNAVAILABLE', 'the idempotency store cannot be reached; send the request again shortly', { retryAfter: 1 })
 
-/** Resolves when `promises` all have, or after `ms`, whichever is first. */
-async function within (promises: Promise<unknown>[], ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
-  await Promise.race([Promise.all(promises), new Promise(resolve => { timer = setTimeout(resolve, ms) })])
-  clearTimeout(timer)
-}
-
 /**
  * Where single and batch requests meet: events become envelopes for their destinations, and
  * idempotency keys make repeats safe. A key is reserved in the state store before its event is
@@ -75,8 +69,7 @@ export class Intake {
   readonly #options: IntakeOptions
   readonly #metrics: Metrics
   readonly #log: FastifyBaseLogger
-  /** Keys this process is publishing under: waiters here wake when they are done, without polling. */
-  readonly #held = new Map<string, Promise<void>>()
+  readonly #held = new HeldKeys()
 
   constructor (fanOut: FanOut, store: IdempotencyStore, options: IntakeOptions, metrics: Metrics, log: FastifyBaseLogger) {
     this.#fanOut = fanOut
@@ -131,9 +124,7 @@ export class Intake {
         break
       }
       // Held here: woken when the holder is done. Held elsewhere: polled, more slowly each time.
-      const local = keyed.map(k => this.#held.get(idOf(k.ref)))
-      if (local.every(p => p !== undefined)) await within(local, left)
-      else await new Promise(resolve => setTimeout(resolve, Math.min(20 * 2 ** round, 250, left)))
+      if (!await this.#held.waitFor(keyed.map(k => idOf(k.ref)), left)) await new Promise(resolve => setTimeout(resolve, Math.min(20 * 2 ** round, 250, left)))
       toSend = []
     }
     for (const r of repeats) outcomes[r.index] = outcomes[r.of]
@@ -195,19 +186,8 @@ export class Intake {
    */
   async #publish (toSend: ToSend[], outcomes: (IntakeOutcome | undefined)[], trace?: Context): Promise<void> {
     if (toSend.length === 0) return
-    const done: (() => void)[] = []
+    const done = toSend.flatMap(s => s.keyed === undefined ? [] : [this.#held.hold(idOf(s.keyed.ref))])
     const settled: Promise<void>[] = []
-    for (const s of toSend) {
-      if (s.keyed === undefined) continue
-      let release!: () => void
-      const id = idOf(s.keyed.ref)
-      const held = new Promise<void>(resolve => { release = resolve })
-      this.#held.set(id, held)
-      done.push(() => {
-        if (this.#held.get(id) === held) this.#held.delete(id)
-        release()
-      })
-    }
     let results
     try {
       results = await this.#fanOut.publish(toSend.map(s => s.event), toSend.map(s => s.already), trace)
