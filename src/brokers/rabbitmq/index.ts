@@ -1,8 +1,8 @@
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib'
 import type { FastifyBaseLogger } from 'fastify'
-import type { GatewayEvent } from '../../event.js'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import type { AmqpConnection, ConnectionUser } from './connection.js'
+import { outcomeOf, publishOptions, RETURNED, type ConfirmResult } from './message.js'
 import { declareTopology } from './topology.js'
 
 export interface RabbitMqOptions {
@@ -13,9 +13,6 @@ export interface RabbitMqOptions {
   log: FastifyBaseLogger
 }
 
-const RETURNED = Symbol('returned')
-const OK: PublishOutcome = Object.freeze({ ok: true })
-type ConfirmResult = Error | typeof RETURNED | null
 /** How soon a destination tries again to declare its exchange or reopen its channel. */
 const RETRY_MS = [250, 500, 1000, 2000, 5000]
 
@@ -141,45 +138,21 @@ export class RabbitMqBroker implements Broker, ConnectionUser {
     // meanwhile settles the confirms, which ends the wait.
     if (!writable && pending > 0) await Promise.race([new Promise(resolve => ch.once('drain', resolve)), confirmed])
     if (pending > 0) await confirmed
-    return results.map((result, i) => this.#outcome(result as ConfirmResult | BrokerError, (events[i] as OutgoingEvent).event))
+    return results.map((result, i) => outcomeOf(result as ConfirmResult | BrokerError, (events[i] as OutgoingEvent).event))
   }
 
   /** Writes one message; `settle(i, …)` gets its confirm. Returns what ch.publish returns (false: the socket is full). */
-  #publishOne (ch: ConfirmChannel, { event, body, contentType, traceparent }: OutgoingEvent, i: number, settle: (i: number, result: ConfirmResult) => void): boolean {
-    const headers: Record<string, string> = { 'x-event-type': event.type, 'x-tenant-id': event.tenantId, 'x-correlation-id': event.correlationId }
-    if (event.userId !== undefined) headers['x-user-id'] = event.userId
-    if (event.accountId !== undefined) headers['x-account-id'] = event.accountId
-    if (traceparent !== undefined) headers.traceparent = traceparent
-    return ch.publish(this.#opts.exchange, event.routingKey, Buffer.from(body), {
-      persistent: true,
-      mandatory: true,
-      contentType,
-      messageId: event.id,
-      correlationId: event.correlationId,
-      timestamp: Math.floor(Date.parse(event.time) / 1000),
-      type: event.type,
-      appId: this.#opts.appId,
-      headers
-    }, (err: Error | null) => {
+  #publishOne (ch: ConfirmChannel, outgoing: OutgoingEvent, i: number, settle: (i: number, result: ConfirmResult) => void): boolean {
+    const id = outgoing.event.id
+    return ch.publish(this.#opts.exchange, outgoing.event.routingKey, Buffer.from(outgoing.body), publishOptions(outgoing, this.#opts.appId), (err: Error | null) => {
       // RabbitMQ sends basic.return before the confirm of the same message.
-      const returned = this.#returned.get(event.id) ?? 0
+      const returned = this.#returned.get(id) ?? 0
       if (returned > 0) {
-        if (returned === 1) this.#returned.delete(event.id)
-        else this.#returned.set(event.id, returned - 1)
+        if (returned === 1) this.#returned.delete(id)
+        else this.#returned.set(id, returned - 1)
       }
       settle(i, err === null && returned > 0 ? RETURNED : err)
     })
-  }
-
-  #outcome (result: ConfirmResult | BrokerError, event: GatewayEvent): PublishOutcome {
-    if (result === null) return OK
-    if (result === RETURNED) {
-      return { ok: false, error: new BrokerError(`no queue is bound for routing key '${event.routingKey}' and no alternate exchange keeps it`, { retryable: false, reason: 'unroutable' }) }
-    }
-    if (result instanceof BrokerError) return { ok: false, error: result }
-    if (result instanceof RangeError) return { ok: false, error: new BrokerError(result.message, { retryable: false, reason: 'malformed', cause: result }) }
-    const closed = /closed/i.test(result.message)
-    return { ok: false, error: new BrokerError(closed ? `channel closed before the confirm: ${result.message}` : `RabbitMQ nacked the event: ${result.message}`, { retryable: true, reason: closed ? 'connection_lost' : 'nack', cause: result }) }
   }
 
   async health (): Promise<BrokerHealth> {
