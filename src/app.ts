@@ -26,6 +26,8 @@ import { loadRouting } from './routing/index.js'
 import { openStateStore } from './state/index.js'
 import { TenantLimits } from './state/rate-limiter.js'
 import { serverOptions } from './server-options.js'
+import { Spool } from './spool/index.js'
+import { adminRoutes } from './http/admin.js'
 import { tracingFromEnv, tracingWith } from './tracing.js'
 import { compileBodyValidator, createAjv } from './validation.js'
 
@@ -85,9 +87,14 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     ? brokerFactory({ db, log: app.log, connectTimeoutMs: config.PUBLISH_TIMEOUT_MS })
     : () => deps.broker as Broker)
   const policy = { maxAttempts: config.RETRY_MAX_ATTEMPTS, baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS, timeoutMs: config.PUBLISH_TIMEOUT_MS }
+  // Spooled destinations answer once their outbox has the event; their relay publishes it
+  // through the same sync delivery (retries, deadline, metrics) a sync destination uses.
+  const spool = routing.destinations.some(d => d.delivery === 'spool') ? new Spool(config, metrics, app.log) : undefined
   const targets: Target[] = routing.destinations.map(d => {
     const broker = makeBroker(d)
-    return { name: d.name, broker, delivery: new Delivery({ name: d.name, broker }, policy, metrics, app.log), profile: PROFILES[d.envelope], envelope: d.envelopeOptions, messaging: messagingOf(d) }
+    const sync = new Delivery({ name: d.name, broker }, policy, metrics, app.log)
+    const delivery = d.delivery === 'spool' && spool !== undefined ? spool.destination({ name: d.name, broker, delivery: sync }) : sync
+    return { name: d.name, broker, mode: d.delivery, delivery, profile: PROFILES[d.envelope], envelope: d.envelopeOptions, messaging: messagingOf(d) }
   })
   const fanOut = new FanOut(targets, routing.routes, tracing.tracer)
   const reader = targets.map(t => t.broker).find(isEventReader)
@@ -130,18 +137,24 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const pressure = { maxEventLoopDelay: 1000, maxHeapUsedBytes: Math.floor(getHeapStatistics().heap_size_limit * 0.65), sampleInterval: 1000, ...deps.pressure }
   await app.register(eventRoutes, { config, catalog, fanOut, intake: new Intake(fanOut, state.idempotency, intakeOptions(config), metrics, app.log), rateLimits: limits.any ? { limits, limiter: state.rateLimiter } : undefined, metrics, pressure, ...(reader === undefined ? {} : { reader }), ...(apiKeys === undefined ? {} : { apiKeys }) })
   await app.register(eventTypeRoutes, { catalog, destinationsOf: type => fanOut.targetsOf(type).map(t => t.name) })
-  await app.register(healthRoutes, { destinations: targets, state, metrics, draining: shutdown.draining })
+  await app.register(healthRoutes, { destinations: targets, state, metrics, draining: shutdown.draining, ...(spool === undefined ? {} : { spool }) })
+  await app.register(adminRoutes, { ...(spool === undefined ? {} : { spool }), ...(apiKeys === undefined ? {} : { apiKeys }) })
 
   app.addHook('onReady', async () => {
     await state.connect()
+    await spool?.connect()
     await Promise.all(targets.map(async t => {
       await t.broker.connect()
       metrics.brokerUp.set({ destination: t.name, broker: t.broker.name }, (await t.broker.health()).up ? 1 : 0)
     }))
+    spool?.startRelays()
   })
   // Runs after the server has stopped taking requests and in-flight ones have finished.
   app.addHook('onClose', async () => {
+    // Intake has stopped: each relay finishes its batch before the brokers go.
+    await spool?.stopRelays()
     await Promise.all(targets.map(t => t.broker.close()))
+    await spool?.close()
     await state.close()
     db.close()
     await tracing.shutdown()

@@ -17,7 +17,7 @@ export const ConfigSchema = Type.Object({
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', description: 'pino level' }),
   BROKER: Type.Enum(['local', 'rabbitmq', 'sqs', 'eventbridge'], { default: 'local', description: 'where events go when there is no ROUTES_FILE' }),
   ROUTES_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of destinations and routes; without it BROKER and its variables make one destination' })),
-  DELIVERY_MODE: Type.Enum(['sync', 'spool'], { default: 'sync', description: 'answer after the broker has the event (sync) or after the outbox has it (spool)' }),
+  DELIVERY_MODE: Type.Enum(['sync', 'spool'], { default: 'sync', description: 'answer after the broker has the event (sync) or after the outbox has it (spool); a routes file\'s destination may say its own' }),
   DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'embedded SQLite: local broker, outbox, idempotency keys' }),
   EVENT_SOURCE: Type.String({ default: 'event-gateway', minLength: 1, maxLength: 256, format: 'uri-reference', description: 'CloudEvents source (a URI-reference, as CloudEvents requires)' }),
   EVENT_TYPES: Type.Optional(Type.String({ description: 'comma-separated allow-list of event types; all when unset' })),
@@ -51,7 +51,14 @@ export const ConfigSchema = Type.Object({
   IDEMPOTENCY_WAIT_MS: Int(6000, 0, 120000, 'how long a repeat waits for the request still publishing under its key before 409 EVG_IDEMPOTENCY_IN_PROGRESS'),
   RATE_LIMIT_PER_TENANT: Type.Number({ default: 0, minimum: 0, maximum: 1000000, description: 'events per second per tenant (a batch counts its events); 0: no limit' }),
   RATE_LIMIT_BURST: Int(0, 0, 10000000, 'events a tenant may send at once above its rate; 0: one second\'s worth'),
-  RATE_LIMITS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of per-tenant limits that override RATE_LIMIT_PER_TENANT' }))
+  RATE_LIMITS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of per-tenant limits that override RATE_LIMIT_PER_TENANT' })),
+  SPOOL_URL: Type.Optional(Type.String({ pattern: '^(postgres(ql)?://.+)?$', description: 'postgres://…: the outbox of spooled destinations, shared by every replica; unset or empty: embedded (DATA_DIR/outbox.db), one process' })),
+  OUTBOX_MAX_EVENTS: Int(1000000, 1, 1000000000, 'events the outbox (waiting and dead letters) may hold; beyond, spooled events get 503 EVG_OVERLOADED'),
+  OUTBOX_MAX_BYTES: Int(1024 * 1024 * 1024, 1048576, Number.MAX_SAFE_INTEGER, 'envelope bytes the outbox (waiting and dead letters) may hold; beyond, spooled events get 503 EVG_OVERLOADED'),
+  OUTBOX_MAX_ATTEMPTS: Int(10, 1, 1000, 'publish attempts the broker answered (not counting while it is down) before an event becomes a dead letter'),
+  OUTBOX_BATCH_SIZE: Int(100, 1, 1000, 'events the relay publishes to a destination at once'),
+  OUTBOX_RETRY_MAX_MS: Int(30000, 100, 600000, 'largest wait between the relay\'s attempts while a destination fails'),
+  OUTBOX_LEASE_MS: Int(30000, 1000, 600000, 'PostgreSQL outbox: how long a replica\'s claim on a share of the tenants lasts unless renewed; a replica that died leaves its share to another after this')
 })
 
 export type Config = Static<typeof ConfigSchema>
@@ -99,8 +106,8 @@ function checkCombinations (config: Config): void {
     problems.push(`MOCK_TENANT_ID: must be a valid tenant id for TENANT_ID_FORMAT=${config.TENANT_ID_FORMAT}`)
   }
   if (config.ROUTES_FILE === undefined && config.BROKER === 'sqs' && config.SQS_QUEUE_URL === undefined) problems.push('SQS_QUEUE_URL: is required when BROKER=sqs')
-  if (config.DELIVERY_MODE !== 'sync') {
-    problems.push(`DELIVERY_MODE: '${config.DELIVERY_MODE}' is not available in this version (available: sync)`)
+  if (config.SPOOL_URL !== undefined && config.SPOOL_URL !== '' && !URL.canParse(config.SPOOL_URL)) {
+    problems.push('SPOOL_URL: must be a postgres:// or postgresql:// URL')
   }
   if (config.STATE_URL !== undefined && config.STATE_URL !== '' && !isRedisUrl(config.STATE_URL)) {
     problems.push('STATE_URL: must be a redis:// or rediss:// URL with a host, an optional port and an optional database number (/0)')

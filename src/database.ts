@@ -5,12 +5,13 @@ import Database from 'better-sqlite3'
 export type Db = Database.Database
 
 /**
- * The embedded SQLite database under DATA_DIR (local broker, idempotency keys). WAL with FULL
+ * An embedded SQLite database under DATA_DIR: gateway.db (local broker, idempotency keys) or
+ * outbox.db (spooled events). WAL with FULL
  * sync: a commit is on disk before we answer; writes are grouped so the fsync is shared.
  */
-export function openDatabase (dataDir: string): Db {
+export function openDatabase (dataDir: string, file = 'gateway.db'): Db {
   mkdirSync(dataDir, { recursive: true })
-  const db = new Database(join(dataDir, 'gateway.db'))
+  const db = new Database(join(dataDir, file))
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = FULL')
   db.pragma('busy_timeout = 5000')

@@ -26,6 +26,7 @@ export const ERRORS = {
   EVG_BROKER_UNAVAILABLE: { status: 503, title: 'The broker cannot take the event now', retryable: true },
   EVG_OVERLOADED: { status: 503, title: 'The gateway is overloaded', retryable: true },
   EVG_STATE_UNAVAILABLE: { status: 503, title: 'The idempotency store cannot be reached', retryable: true },
+  EVG_SPOOL_UNAVAILABLE: { status: 503, title: 'The outbox cannot store the event now', retryable: true },
   EVG_SHUTTING_DOWN: { status: 503, title: 'The gateway is shutting down', retryable: true },
   EVG_INTERNAL: { status: 500, title: 'Internal error', retryable: true }
 } as const satisfies Record<string, ErrorDefinition>

@@ -60,6 +60,10 @@ export function createMetrics (logLinesDropped: () => number = () => 0) {
     idempotencyWaits: new Counter({ name: 'gateway_idempotency_waits_total', help: 'Keyed events that found their key held by a request still publishing, by how the wait ended: answered (the first answer came) or in_progress (409)', labelNames: ['outcome'] as const, registers: [registry] }),
     rateLimited: new Counter({ name: 'gateway_rate_limited_events_total', help: 'Events refused with 429 because their tenant was over its rate limit (a batch counts its events)', registers: [registry] }),
     stateUp: new Gauge({ name: 'gateway_state_up', help: '1 when the state store (idempotency keys, rate limits) is usable', labelNames: ['store'] as const, registers: [registry] }),
+    outboxEvents: new Counter({ name: 'gateway_outbox_events_total', help: 'Events of spooled destinations by what became of them: queued (in the outbox, answered 202), refused (outbox full or failing), published (by the relay), dead_lettered', labelNames: ['destination', 'outcome'] as const, registers: [registry] }),
+    outboxDepth: new Gauge({ name: 'gateway_outbox_depth', help: 'Events waiting in the outbox for a spooled destination, sampled at scrape', labelNames: ['destination'] as const, registers: [registry] }),
+    outboxOldestAge: new Gauge({ name: 'gateway_outbox_oldest_age_seconds', help: 'Age of the oldest event waiting in the outbox for a spooled destination (0 when none), sampled at scrape', labelNames: ['destination'] as const, registers: [registry] }),
+    outboxDeadLetters: new Gauge({ name: 'gateway_outbox_dead_letters', help: 'Dead letters of a spooled destination (refused for good or out of attempts), sampled at scrape', labelNames: ['destination'] as const, registers: [registry] }),
     stateErrors: new Counter({ name: 'gateway_state_errors_total', help: 'State store operations that failed, by operation (reserve, complete, keep, release, rate_limit)', labelNames: ['operation'] as const, registers: [registry] })
   }
 }

@@ -6,13 +6,20 @@ import { GatewayError } from '../errors.js'
 import type { GatewayEvent } from '../event.js'
 import { toTraceparent } from '../trace-context.js'
 import { endProducerSpan, startProducerSpan } from './producer-span.js'
-import type { Delivery } from './publisher.js'
+import type { DeliveryResult } from './publisher.js'
+
+/** How an event reaches a destination: its sync delivery, or its outbox (spool mode). */
+export interface Deliverer {
+  publish (events: readonly OutgoingEvent[]): Promise<DeliveryResult[]>
+}
 
 /** A destination as delivery sees it: its broker, its retries, and the envelope its consumers read. */
 export interface Target {
   name: string
   broker: Broker
-  delivery: Delivery
+  /** sync: taken when its broker has the event; spool: when its outbox has it. */
+  mode: 'sync' | 'spool'
+  delivery: Deliverer
   profile: EnvelopeProfile
   envelope: EnvelopeOptions
   /** What its spans say it is. */
@@ -32,6 +39,7 @@ export type FanOutResult =
 export class FanOut {
   readonly targets: readonly Target[]
   readonly #byType = new Map<string, Target[]>()
+  readonly #spooled = new Set<string>()
   readonly #tracer: Tracer | undefined
 
   /** `tracer`: absent when tracing is off; messages then carry the caller's traceparent as it came. */
@@ -43,6 +51,7 @@ export class FanOut {
       this.#byType.set(type, names.map(n => {
         const target = byName.get(n)
         if (target === undefined) throw new Error(`route for ${type} names no destination '${n}'`)
+        if (target.mode === 'spool') this.#spooled.add(type)
         return target
       }))
     }
@@ -50,6 +59,11 @@ export class FanOut {
 
   targetsOf (type: string): readonly Target[] {
     return this.#byType.get(type) ?? []
+  }
+
+  /** Whether some destination of the type is spooled: its accepted events are `queued`, not `published`. */
+  spooled (type: string): boolean {
+    return this.#spooled.has(type)
   }
 
   /** `parent`: the context the producer spans start in (the request's server span). */

@@ -21,7 +21,8 @@ export interface IntakeItem {
 export interface Accepted {
   id: string
   type: string
-  status: 'published'
+  /** published: every destination has it; queued: a spooled destination's outbox has it, its relay publishes it. */
+  status: 'published' | 'queued'
   correlationId: string
 }
 
@@ -51,7 +52,6 @@ interface ToSend {
   keyed?: { ref: KeyRef, token: string }
 }
 
-const accepted = (event: GatewayEvent): Accepted => ({ id: event.id, type: event.type, status: 'published', correlationId: event.correlationId })
 const idOf = (ref: KeyRef) => `${ref.tenant}\0${ref.key}`
 const stateUnavailable = () => new GatewayError('EVG_STATE_UNAVAILABLE', 'the idempotency store cannot be reached; send the request again shortly', { retryAfter: 1 })
 
@@ -199,7 +199,7 @@ export class Intake {
     results.forEach((result, k) => {
       const { index, event, keyed } = toSend[k] as ToSend
       if (result.ok) {
-        const answer = accepted(event)
+        const answer: Accepted = { id: event.id, type: event.type, status: this.#fanOut.spooled(event.type) ? 'queued' : 'published', correlationId: event.correlationId }
         outcomes[index] = { ok: true, accepted: answer, replayed: false }
         if (keyed !== undefined) settled.push(this.#settle('complete', () => this.#store.complete(keyed.ref, keyed.token, { status: 202, body: answer })))
         return

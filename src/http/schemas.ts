@@ -23,15 +23,14 @@ export const ProblemSchema = Type.Object({
   errorsOmitted: Type.Optional(Type.Integer({ minimum: 1, description: 'How many more field errors there were' }))
 }, { additionalProperties: true, description: 'RFC 9457 problem details with a stable EVG_* code', 'x-component': 'Problem' })
 
-/** `status` of an accepted event: `queued` will join it with a spool mode, not before. */
-const PublishedSchema = Type.Enum(['published'], { description: 'published: every destination of the type has the event' })
+const PublishedSchema = Type.Enum(['published', 'queued'], { description: 'published: every destination of the type has the event; queued: the outbox of a spooled destination has it on disk and its relay will publish it (other destinations have it)' })
 
 export const AcceptedSchema = Type.Object({
   id: Type.String({ description: 'The event id (UUIDv7) every envelope carries; consumers drop duplicates by it' }),
   type: Type.String(),
   status: PublishedSchema,
   correlationId: Type.String()
-}, { description: 'Accepted: every destination of the type has the event', 'x-component': 'Accepted' })
+}, { description: 'Accepted: every destination of the type has the event, or (queued) has it or will get it from the outbox', 'x-component': 'Accepted' })
 
 export const BatchAcceptedSchema = Type.Object({
   id: Type.String({ description: 'The event id (UUIDv7)' }),

@@ -12,7 +12,11 @@ interface Common {
   name: string
   envelope: ProfileName
   envelopeOptions: EnvelopeOptions
+  /** sync: the answer waits for the broker; spool: for the outbox, and the relay publishes. */
+  delivery: DeliveryMode
 }
+
+export type DeliveryMode = 'sync' | 'spool'
 
 /** A destination with every default filled in: what a broker adapter is built from. */
 export type Destination = Common & (
@@ -59,7 +63,8 @@ function complete (name: string, spec: RoutesFile['destinations'][string], confi
   const common: Common = {
     name,
     envelope: spec.envelope ?? DEFAULT_PROFILE,
-    envelopeOptions: { source: spec.source ?? config.EVENT_SOURCE, ...(spec.module === undefined ? {} : { module: spec.module }) }
+    envelopeOptions: { source: spec.source ?? config.EVENT_SOURCE, ...(spec.module === undefined ? {} : { module: spec.module }) },
+    delivery: spec.delivery ?? config.DELIVERY_MODE
   }
   const aws = (s: { region?: string, endpoint?: string }) => ({ ...(s.region === undefined ? {} : { region: s.region }), ...(s.endpoint === undefined ? {} : { endpoint: s.endpoint }) })
   switch (spec.broker) {

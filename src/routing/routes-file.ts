@@ -14,7 +14,8 @@ export const TYPE_PATTERN_PATTERN = '^(\\*|[a-z0-9][a-z0-9_.-]*\\*?)$'
 const common = {
   envelope: Type.Optional(Type.Enum(PROFILE_NAMES, { description: 'Envelope profile its consumers read; default cloudevents' })),
   source: Type.Optional(Type.String({ minLength: 1, maxLength: 256, format: 'uri-reference', description: 'Who publishes, as the envelope (and EventBridge Source) names it (a URI-reference); default EVENT_SOURCE' })),
-  module: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'ocelot envelopes: metadata.module; default the source' }))
+  module: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'ocelot envelopes: metadata.module; default the source' })),
+  delivery: Type.Optional(Type.Enum(['sync', 'spool'], { description: 'sync: answer once the broker has the event; spool: once the outbox has it, the relay publishes it; default DELIVERY_MODE' }))
 }
 const aws = {
   region: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'AWS region; default AWS_REGION' })),

@@ -8,8 +8,8 @@ import { createAjv } from '../../src/validation.js'
 import { testConfig } from '../helper.js'
 import { writeJson } from '../integration/cli-helper.js'
 
-const rabbit = (name: string): Destination => ({ name, broker: 'rabbitmq', url: 'amqp://127.0.0.1', exchange: `${name}.events`, envelope: 'cloudevents', envelopeOptions: { source: 's' } })
-const sqs: Destination = { name: 'surveys', broker: 'sqs', queueUrl: 'http://127.0.0.1/0/q', maxMessageBytes: 262144, envelope: 'cloudevents', envelopeOptions: { source: 's' } }
+const rabbit = (name: string): Destination => ({ name, broker: 'rabbitmq', url: 'amqp://127.0.0.1', exchange: `${name}.events`, envelope: 'cloudevents', envelopeOptions: { source: 's' }, delivery: 'sync' })
+const sqs: Destination = { name: 'surveys', broker: 'sqs', queueUrl: 'http://127.0.0.1/0/q', maxMessageBytes: 262144, envelope: 'cloudevents', envelopeOptions: { source: 's' }, delivery: 'sync' }
 
 const failure = (fn: () => unknown): string => {
   try {

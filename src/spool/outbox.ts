@@ -1,0 +1,128 @@
+import type { GatewayEvent } from '../event.js'
+import type { OutgoingEvent } from '../brokers/broker.js'
+
+/**
+ * Tenants are spread over this many buckets; a PostgreSQL replica relays a few buckets at a time,
+ * so a tenant's events (all in one bucket) are published by one replica at a time, in order.
+ */
+export const BUCKETS = 32
+
+/** A bucket per tenant, the same on every replica (FNV-1a of its id). */
+export function bucketOf (tenant: string): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < tenant.length; i++) {
+    hash ^= tenant.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return (hash >>> 0) % BUCKETS
+}
+
+/** An event as the outbox keeps it: its envelope as the destination will get it, serialized once. */
+export interface SpoolRow {
+  destination: string
+  bucket: number
+  tenant: string
+  eventId: string
+  type: string
+  /** The event's ids, context and keys (no data: the body has it) as JSON, for the broker's headers. */
+  meta: string
+  body: string
+  contentType: string
+  traceparent: string | null
+  /** Of the body, counted against OUTBOX_MAX_BYTES. */
+  bytes: number
+  acceptedAt: number
+}
+
+/** A waiting event the relay took, with its place in the outbox. */
+export interface Spooled extends SpoolRow {
+  seq: number
+  attempts: number
+}
+
+export interface DeadLetter {
+  id: number
+  destination: string
+  tenant: string
+  eventId: string
+  type: string
+  reason: string
+  attempts: number
+  acceptedAt: number
+  failedAt: number
+  /** The envelope the destination refused or never took, as JSON text. */
+  envelope: string
+}
+
+export interface DestinationStats {
+  destination: string
+  depth: number
+  bytes: number
+  /** Milliseconds since the epoch; absent when nothing waits. */
+  oldestAcceptedAt?: number
+  deadLetters: number
+  deadBytes: number
+}
+
+/** Which dead letters an admin call is about: a destination's, some ids, or all. */
+export interface DeadLetterQuery {
+  destination?: string
+  ids?: number[]
+}
+
+/** What both outbox stores (embedded SQLite, PostgreSQL) do. */
+export interface OutboxStore {
+  readonly kind: 'sqlite' | 'postgres'
+  connect (destinations: readonly string[]): Promise<void>
+  /** Durable (fsync'd) when it resolves; concurrent appends share one commit. */
+  append (rows: readonly SpoolRow[]): Promise<void>
+  /** Events and bytes held (waiting and dead), as last known: what OUTBOX_MAX_* are checked against. */
+  totals (): { events: number, bytes: number }
+  /**
+   * The buckets this replica may relay for a destination now, renewed for another lease; undefined:
+   * all of them (one process owns the store).
+   */
+  claim (destination: string, owner: string): Promise<number[] | undefined>
+  /** Gives buckets back that had nothing waiting. */
+  release (destination: string, owner: string, buckets: readonly number[]): Promise<void>
+  /** The oldest waiting events of a destination (in those buckets), in accept order. */
+  next (destination: string, buckets: readonly number[] | undefined, limit: number): Promise<Spooled[]>
+  /** Published: gone from the outbox. */
+  remove (events: readonly Spooled[]): Promise<void>
+  /** A failed attempt the broker answered: counted. */
+  attempted (events: readonly Spooled[]): Promise<void>
+  /** Moved to the dead letters, with why. */
+  bury (events: readonly Spooled[], reason: string): Promise<void>
+  stats (): Promise<DestinationStats[]>
+  deadLetters (query: { destination?: string, after?: number, limit: number }): Promise<DeadLetter[]>
+  /** Back into the outbox, at its end, with no attempts counted; resolves with how many. */
+  replay (query: DeadLetterQuery): Promise<number>
+  purge (query: DeadLetterQuery): Promise<number>
+  /** Why appends fail now; undefined while they work. */
+  down (): string | undefined
+  close (): Promise<void>
+}
+
+export function toRow (destination: string, out: OutgoingEvent, now: number): SpoolRow {
+  const { data: _data, ...meta } = out.event
+  return {
+    destination,
+    bucket: bucketOf(out.event.tenantId),
+    tenant: out.event.tenantId,
+    eventId: out.event.id,
+    type: out.event.type,
+    meta: JSON.stringify(meta),
+    body: out.body,
+    contentType: out.contentType,
+    traceparent: out.traceparent ?? null,
+    bytes: Buffer.byteLength(out.body),
+    acceptedAt: now
+  }
+}
+
+/** The message again, as it was when accepted (same id, envelope and trace context). */
+export function toOutgoing (row: Spooled): OutgoingEvent {
+  // Broker adapters read ids, context and keys; the data is in the body.
+  const event = { ...JSON.parse(row.meta) as Omit<GatewayEvent, 'data'>, data: {} }
+  return { event, body: row.body, contentType: row.contentType, ...(row.traceparent === null ? {} : { traceparent: row.traceparent }) }
+}

@@ -1,0 +1,274 @@
+import type { FastifyBaseLogger } from 'fastify'
+import pg from 'pg'
+import { safeUrl } from '../safe-url.js'
+import { BUCKETS, type DeadLetter, type DeadLetterQuery, type DestinationStats, type OutboxStore, type SpoolRow, type Spooled } from './outbox.js'
+
+const COLUMNS = 'destination, bucket, tenant, event_id, type, meta, body, content_type, traceparent, bytes, accepted_at'
+const SELECTED = 'seq, destination, bucket, tenant, event_id AS "eventId", type, meta, body, content_type AS "contentType", traceparent, bytes, accepted_at AS "acceptedAt", attempts'
+/** Buckets one replica relays at once: with several replicas, each takes a share. */
+const CLAIM = 8
+const WHERE_DEAD = '($1::text IS NULL OR destination = $1) AND ($2::bigint[] IS NULL OR id = ANY($2))'
+
+// int8 columns (seq, ids, times) as numbers: all stay far below 2^53.
+const types = {
+  getTypeParser: (oid: number, format?: 'text' | 'binary') => oid === 20 ? (value: string) => Number(value) : (pg.types.getTypeParser as (oid: number, format?: string) => unknown)(oid, format)
+}
+
+/**
+ * The shared outbox (SPOOL_URL=postgres://…): every replica appends to it and relays from it.
+ * Tenants are spread over BUCKETS buckets; a replica claims a few buckets with a lease
+ * (OUTBOX_LEASE_MS, renewed each batch; `FOR UPDATE SKIP LOCKED`, so replicas never wait for
+ * each other) and relays only their events, so a tenant's events are published by one replica
+ * at a time, in accept order. A replica that dies leaves its claims to expire.
+ * Appends of one tick, and those that arrive while one commits, share one INSERT and one commit.
+ */
+export class PostgresOutbox implements OutboxStore {
+  readonly kind = 'postgres'
+  readonly #pool: pg.Pool
+  readonly #log: FastifyBaseLogger
+  readonly #where: string
+  #leaseMs = 30_000
+  #queue: { rows: readonly SpoolRow[], resolve: () => void, reject: (err: unknown) => void }[] = []
+  #inserting = false
+  #scheduled = false
+  #down: string | undefined
+  /** As the last count found them, plus what this replica appended since. */
+  #totals = { events: 0, bytes: 0 }
+  #stats: DestinationStats[] = []
+  #refresher: NodeJS.Timeout | undefined
+  #lastError = 0
+
+  constructor (url: string, log: FastifyBaseLogger, options: { leaseMs?: number } = {}) {
+    this.#log = log
+    this.#where = safeUrl(url)
+    if (options.leaseMs !== undefined) this.#leaseMs = options.leaseMs
+    this.#pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30_000, types: types as never })
+    // An idle connection that breaks must not crash the process: the next query reconnects.
+    this.#pool.on('error', err => { this.#failed(err) })
+  }
+
+  async connect (destinations: readonly string[]): Promise<void> {
+    const client = await this.#pool.connect()
+    try {
+      await client.query('BEGIN')
+      // Replicas starting together create the tables once.
+      await client.query("SELECT pg_advisory_xact_lock(hashtext('event-gateway spool schema'))")
+      await client.query(`
+        CREATE TABLE IF NOT EXISTS spool_outbox (
+          seq bigserial PRIMARY KEY,
+          destination text NOT NULL,
+          bucket int NOT NULL,
+          tenant text NOT NULL,
+          event_id text NOT NULL,
+          type text NOT NULL,
+          meta text NOT NULL,
+          body text NOT NULL,
+          content_type text NOT NULL,
+          traceparent text,
+          bytes int NOT NULL,
+          accepted_at bigint NOT NULL,
+          attempts int NOT NULL DEFAULT 0
+        );
+        CREATE INDEX IF NOT EXISTS spool_outbox_destination_seq ON spool_outbox (destination, seq);
+        CREATE INDEX IF NOT EXISTS spool_outbox_destination_bucket ON spool_outbox (destination, bucket);
+        CREATE TABLE IF NOT EXISTS spool_dead_letters (
+          id bigserial PRIMARY KEY,
+          destination text NOT NULL,
+          bucket int NOT NULL,
+          tenant text NOT NULL,
+          event_id text NOT NULL,
+          type text NOT NULL,
+          meta text NOT NULL,
+          body text NOT NULL,
+          content_type text NOT NULL,
+          traceparent text,
+          bytes int NOT NULL,
+          accepted_at bigint NOT NULL,
+          attempts int NOT NULL,
+          reason text NOT NULL,
+          failed_at bigint NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS spool_dead_letters_destination_id ON spool_dead_letters (destination, id);
+        CREATE TABLE IF NOT EXISTS spool_claims (
+          destination text NOT NULL,
+          bucket int NOT NULL,
+          owner text,
+          expires_at timestamptz NOT NULL DEFAULT '-infinity',
+          PRIMARY KEY (destination, bucket)
+        );
+      `)
+      for (const destination of destinations) {
+        await client.query('INSERT INTO spool_claims (destination, bucket) SELECT $1, generate_series(0, $2::int - 1) ON CONFLICT DO NOTHING', [destination, BUCKETS])
+      }
+      await client.query('COMMIT')
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined)
+      throw new Error(`SPOOL_URL (${this.#where}): ${(err as Error).message}`)
+    } finally {
+      client.release()
+    }
+    await this.#refresh()
+    this.#refresher = setInterval(() => { void this.#refresh().catch(() => undefined) }, 1000)
+    this.#refresher.unref()
+  }
+
+  async #query<R extends pg.QueryResultRow = pg.QueryResultRow> (sql: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
+    try {
+      const result = await this.#pool.query<R>(sql, params)
+      this.#down = undefined
+      return result
+    } catch (err) {
+      this.#failed(err)
+      throw err
+    }
+  }
+
+  #failed (err: unknown): void {
+    const code = (err as { code?: string }).code
+    // Connection-level failures (no SQLSTATE, or class 08 / 57P) make the store down; others are the query's.
+    if (code === undefined || code.startsWith('08') || code.startsWith('57P')) this.#down = `PostgreSQL (${this.#where}): ${(err as Error).message}`
+    if (Date.now() - this.#lastError > 5000) {
+      this.#lastError = Date.now()
+      this.#log.error({ err: (err as Error).message, code, store: this.#where }, 'outbox (PostgreSQL) failed')
+    }
+  }
+
+  append (rows: readonly SpoolRow[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ rows, resolve, reject })
+      for (const r of rows) {
+        this.#totals.events++
+        this.#totals.bytes += r.bytes
+      }
+      if (!this.#inserting && !this.#scheduled) {
+        this.#scheduled = true
+        setImmediate(() => { void this.#insert() })
+      }
+    })
+  }
+
+  /** One INSERT for every append waiting; appends that come meanwhile wait for the next. */
+  async #insert (): Promise<void> {
+    this.#scheduled = false
+    if (this.#inserting || this.#queue.length === 0) return
+    this.#inserting = true
+    const waiting = this.#queue
+    this.#queue = []
+    const rows = waiting.flatMap(w => w.rows)
+    const column = <K extends keyof SpoolRow>(key: K) => rows.map(r => r[key])
+    try {
+      await this.#query(`INSERT INTO spool_outbox (${COLUMNS})
+        SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::bigint[])`,
+      [column('destination'), column('bucket'), column('tenant'), column('eventId'), column('type'), column('meta'), column('body'), column('contentType'), column('traceparent'), column('bytes'), column('acceptedAt')])
+      for (const w of waiting) w.resolve()
+    } catch (err) {
+      for (const r of rows) {
+        this.#totals.events--
+        this.#totals.bytes -= r.bytes
+      }
+      for (const w of waiting) w.reject(err)
+    } finally {
+      this.#inserting = false
+      if (this.#queue.length > 0) void this.#insert()
+    }
+  }
+
+  totals (): { events: number, bytes: number } {
+    return this.#totals
+  }
+
+  async #refresh (): Promise<void> {
+    const { rows } = await this.#query<{ destination: string, depth: number, bytes: number, oldest: number | null, dead: number, deadBytes: number }>(`
+      SELECT destination, sum(depth)::int8 AS depth, sum(bytes)::int8 AS bytes, min(oldest) AS oldest, sum(dead)::int8 AS dead, sum(dead_bytes)::int8 AS "deadBytes" FROM (
+        SELECT destination, count(*) AS depth, sum(bytes) AS bytes, min(accepted_at) AS oldest, 0 AS dead, 0 AS dead_bytes FROM spool_outbox GROUP BY destination
+        UNION ALL
+        SELECT destination, 0, 0, NULL, count(*), sum(bytes) FROM spool_dead_letters GROUP BY destination
+      ) counts GROUP BY destination`)
+    this.#stats = rows.map(r => ({ destination: r.destination, depth: r.depth, bytes: r.bytes, deadLetters: r.dead, deadBytes: r.deadBytes, ...(r.oldest === null ? {} : { oldestAcceptedAt: r.oldest }) }))
+    const pending = this.#queue.flatMap(w => w.rows)
+    this.#totals = {
+      events: rows.reduce((sum, r) => sum + r.depth + r.dead, 0) + pending.length,
+      bytes: rows.reduce((sum, r) => sum + r.bytes + r.deadBytes, 0) + pending.reduce((sum, r) => sum + r.bytes, 0)
+    }
+  }
+
+  async claim (destination: string, owner: string): Promise<number[]> {
+    const lease = `${this.#leaseMs} milliseconds`
+    const held = await this.#query<{ bucket: number }>('UPDATE spool_claims SET expires_at = now() + $3::interval WHERE destination = $1 AND owner = $2 AND expires_at > now() RETURNING bucket', [destination, owner, lease])
+    const buckets = held.rows.map(r => r.bucket)
+    if (buckets.length < CLAIM) {
+      const taken = await this.#query<{ bucket: number }>(`UPDATE spool_claims SET owner = $2, expires_at = now() + $3::interval
+        WHERE destination = $1 AND bucket IN (
+          SELECT c.bucket FROM spool_claims c
+          WHERE c.destination = $1 AND c.expires_at <= now() AND EXISTS (SELECT 1 FROM spool_outbox o WHERE o.destination = c.destination AND o.bucket = c.bucket)
+          ORDER BY random() LIMIT $4 FOR UPDATE SKIP LOCKED)
+        RETURNING bucket`, [destination, owner, lease, CLAIM - buckets.length])
+      buckets.push(...taken.rows.map(r => r.bucket))
+    }
+    return buckets
+  }
+
+  async release (destination: string, owner: string, buckets: readonly number[]): Promise<void> {
+    await this.#query("UPDATE spool_claims SET owner = NULL, expires_at = '-infinity' WHERE destination = $1 AND owner = $2 AND bucket = ANY($3::int[])", [destination, owner, buckets])
+  }
+
+  async next (destination: string, buckets: readonly number[] | undefined, limit: number): Promise<Spooled[]> {
+    const { rows } = buckets === undefined
+      ? await this.#query<Spooled>(`SELECT ${SELECTED} FROM spool_outbox WHERE destination = $1 ORDER BY seq LIMIT $2`, [destination, limit])
+      : await this.#query<Spooled>(`SELECT ${SELECTED} FROM spool_outbox WHERE destination = $1 AND bucket = ANY($3::int[]) ORDER BY seq LIMIT $2`, [destination, limit, buckets])
+    return rows
+  }
+
+  async remove (events: readonly Spooled[]): Promise<void> {
+    if (events.length === 0) return
+    await this.#query('DELETE FROM spool_outbox WHERE seq = ANY($1::bigint[])', [events.map(e => e.seq)])
+    for (const e of events) {
+      this.#totals.events--
+      this.#totals.bytes -= e.bytes
+    }
+  }
+
+  async attempted (events: readonly Spooled[]): Promise<void> {
+    if (events.length === 0) return
+    await this.#query('UPDATE spool_outbox SET attempts = attempts + 1 WHERE seq = ANY($1::bigint[])', [events.map(e => e.seq)])
+  }
+
+  async bury (events: readonly Spooled[], reason: string): Promise<void> {
+    if (events.length === 0) return
+    await this.#query(`WITH moved AS (DELETE FROM spool_outbox WHERE seq = ANY($1::bigint[]) RETURNING *)
+      INSERT INTO spool_dead_letters (${COLUMNS}, attempts, reason, failed_at) SELECT ${COLUMNS}, attempts, $2, $3 FROM moved ORDER BY seq`, [events.map(e => e.seq), reason, Date.now()])
+  }
+
+  async stats (): Promise<DestinationStats[]> {
+    await this.#refresh()
+    return this.#stats
+  }
+
+  async deadLetters (query: { destination?: string, after?: number, limit: number }): Promise<DeadLetter[]> {
+    const { rows } = await this.#query<DeadLetter>(`SELECT id, destination, tenant, event_id AS "eventId", type, reason, attempts, accepted_at AS "acceptedAt", failed_at AS "failedAt", body AS envelope
+      FROM spool_dead_letters WHERE ($1::text IS NULL OR destination = $1) AND id > $2 ORDER BY id LIMIT $3`, [query.destination ?? null, query.after ?? 0, query.limit])
+    return rows
+  }
+
+  async replay (query: DeadLetterQuery): Promise<number> {
+    const result = await this.#query(`WITH moved AS (DELETE FROM spool_dead_letters WHERE ${WHERE_DEAD} RETURNING *)
+      INSERT INTO spool_outbox (${COLUMNS}) SELECT ${COLUMNS} FROM moved ORDER BY id`, [query.destination ?? null, query.ids ?? null])
+    return result.rowCount ?? 0
+  }
+
+  async purge (query: DeadLetterQuery): Promise<number> {
+    const result = await this.#query(`DELETE FROM spool_dead_letters WHERE ${WHERE_DEAD}`, [query.destination ?? null, query.ids ?? null])
+    await this.#refresh().catch(() => undefined)
+    return result.rowCount ?? 0
+  }
+
+  down (): string | undefined {
+    return this.#down
+  }
+
+  async close (): Promise<void> {
+    clearInterval(this.#refresher)
+    while (this.#inserting || this.#queue.length > 0) await new Promise(resolve => setTimeout(resolve, 5))
+    await this.#pool.end()
+  }
+}

@@ -1,0 +1,173 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Broker } from '../brokers/broker.js'
+import type { Deliverer } from '../delivery/fan-out.js'
+import { backoffMs } from '../delivery/retry.js'
+import type { Metrics } from '../metrics.js'
+import { toOutgoing, type OutboxStore, type Spooled } from './outbox.js'
+
+export interface RelayOptions {
+  /** Who this replica is, in its claims. */
+  owner: string
+  batchSize: number
+  /** OUTBOX_MAX_ATTEMPTS: failed attempts the broker answered before an event is a dead letter. */
+  maxAttempts: number
+  baseMs: number
+  maxMs: number
+  /** How often an idle relay looks for work another replica accepted (PostgreSQL). */
+  pollMs: number
+}
+
+/** One destination's publishing step, with its retries, deadline and metrics: its sync Delivery. */
+export type Publishing = Deliverer
+
+/**
+ * Drains one destination's outbox: the oldest waiting events, in accept order, a batch at a time,
+ * each batch through the destination's sync delivery. An event leaves the outbox only once the
+ * broker confirmed it; one the broker refused for good, or failed OUTBOX_MAX_ATTEMPTS times while
+ * it was up, becomes a dead letter. While the destination fails, the relay backs off and starts
+ * again from the oldest event, so a tenant's events are never overtaken by its later ones.
+ */
+export class Relay {
+  readonly #destination: { name: string, broker: Broker, delivery: Publishing }
+  readonly #store: OutboxStore
+  readonly #options: RelayOptions
+  readonly #metrics: Metrics
+  readonly #log: FastifyBaseLogger
+  #running: Promise<void> | undefined
+  #stopping = false
+  #wake: (() => void) | undefined
+  #woken = false
+
+  constructor (destination: { name: string, broker: Broker, delivery: Publishing }, store: OutboxStore, options: RelayOptions, metrics: Metrics, log: FastifyBaseLogger) {
+    this.#destination = destination
+    this.#store = store
+    this.#options = options
+    this.#metrics = metrics
+    this.#log = log
+  }
+
+  start (): void {
+    this.#running ??= this.#run()
+  }
+
+  /** Something was appended: look now rather than at the next poll. */
+  wake (): void {
+    this.#woken = true
+    this.#wake?.()
+  }
+
+  /** Finishes the batch in hand (published and settled, or left waiting), then stops. */
+  async stop (): Promise<void> {
+    this.#stopping = true
+    this.#wake?.()
+    await this.#running
+  }
+
+  async #run (): Promise<void> {
+    const name = this.#destination.name
+    let failures = 0
+    while (!this.#stopping) {
+      let outcome: 'idle' | 'done' | 'failed'
+      try {
+        outcome = await this.#pass()
+      } catch (err) {
+        // The outbox itself failed (PostgreSQL unreachable, disk): nothing was lost; try later.
+        outcome = 'failed'
+        this.#log.error({ destination: name, err: (err as Error).message }, 'relay: the outbox could not be read or updated; trying again')
+      }
+      if (outcome === 'done') {
+        failures = 0
+        continue
+      }
+      if (outcome === 'idle') {
+        failures = 0
+        await this.#sleep(this.#options.pollMs, true)
+        continue
+      }
+      failures++
+      await this.#backOff(Math.max(this.#options.baseMs, backoffMs(failures, { maxAttempts: 0, baseMs: this.#options.baseMs, maxMs: this.#options.maxMs, timeoutMs: 0 })))
+    }
+  }
+
+  /**
+   * Waits before the next attempt; while the broker is down, ends the wait as soon as it is back
+   * (checked each second), so an outage ends in delivery within about a second.
+   */
+  async #backOff (ms: number): Promise<void> {
+    const broker = this.#destination.broker
+    const until = Date.now() + ms
+    const wasDown = !(await broker.health()).up
+    while (!this.#stopping && Date.now() < until) {
+      await this.#sleep(Math.min(1000, until - Date.now()), false)
+      if (wasDown && (await broker.health()).up) return
+    }
+  }
+
+  /** An idle relay wakes on an append; one backing off does not. */
+  async #sleep (ms: number, wakeable: boolean): Promise<void> {
+    if (this.#stopping || (wakeable && this.#woken)) {
+      this.#woken = false
+      return
+    }
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(done, ms)
+      function done (): void {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.#wake = () => { if (wakeable || this.#stopping) done() }
+    })
+    this.#wake = undefined
+    this.#woken = false
+  }
+
+  /** One batch: taken, published, settled. */
+  async #pass (): Promise<'idle' | 'done' | 'failed'> {
+    const { name, broker, delivery } = this.#destination
+    const store = this.#store
+    const owner = this.#options.owner
+    const buckets = await store.claim(name, owner)
+    if (buckets !== undefined && buckets.length === 0) return 'idle'
+    this.#woken = false
+    const batch = await store.next(name, buckets, this.#options.batchSize)
+    if (batch.length < this.#options.batchSize && buckets !== undefined) {
+      // Drained: another replica may take these buckets (and the tenants' next events) from now.
+      const busy = new Set(batch.map(e => e.bucket))
+      const idle = buckets.filter(b => !busy.has(b))
+      if (idle.length > 0) await store.release(name, owner, idle)
+    }
+    if (batch.length === 0) return 'idle'
+    const results = await delivery.publish(batch.map(toOutgoing))
+    const published: Spooled[] = []
+    const refused = new Map<string, Spooled[]>()
+    const failed: Spooled[] = []
+    results.forEach((result, i) => {
+      const event = batch[i] as Spooled
+      if (result.ok) published.push(event)
+      else if (!result.error.retryable) {
+        const reason = `${result.error.code}: ${result.error.message}`
+        refused.set(reason, [...refused.get(reason) ?? [], event])
+      } else failed.push(event)
+    })
+    await store.remove(published)
+    this.#metrics.outboxEvents.inc({ destination: name, outcome: 'published' }, published.length)
+    for (const [reason, events] of refused) await this.#bury(events, reason)
+    if (failed.length === 0) return 'done'
+    // Attempts count only while the broker answers: an outage of any length buries nothing.
+    if ((await broker.health()).up) {
+      const spent = failed.filter(e => e.attempts + 1 >= this.#options.maxAttempts)
+      const again = failed.filter(e => e.attempts + 1 < this.#options.maxAttempts)
+      await store.attempted(again)
+      await this.#bury(spent, `failed ${this.#options.maxAttempts} attempts`)
+    }
+    return 'failed'
+  }
+
+  async #bury (events: Spooled[], reason: string): Promise<void> {
+    if (events.length === 0) return
+    await this.#store.bury(events, reason)
+    this.#metrics.outboxEvents.inc({ destination: this.#destination.name, outcome: 'dead_lettered' }, events.length)
+    // No payloads, tenants or event ids in the log: how many, where, why.
+    this.#log.warn({ destination: this.#destination.name, events: events.length, reason }, 'relay: events moved to the dead letters')
+  }
+}

@@ -1,0 +1,190 @@
+import type Database from 'better-sqlite3'
+import { openDatabase, type Db } from '../database.js'
+import { SqliteWriter } from '../sqlite-writer.js'
+import type { DeadLetter, DeadLetterQuery, DestinationStats, OutboxStore, SpoolRow, Spooled } from './outbox.js'
+
+const COLUMNS = 'destination, bucket, tenant, event_id, type, meta, body, content_type, traceparent, bytes, accepted_at'
+// A dead-letter query: one destination's or all, some ids (a JSON array) or all.
+const WHERE_DEAD = '(@destination IS NULL OR destination = @destination) AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids)))'
+const SEQS = 'seq IN (SELECT value FROM json_each(?))'
+
+interface Counts { depth: number, bytes: number, deadLetters: number, deadBytes: number }
+
+/**
+ * The embedded outbox: DATA_DIR/outbox.db, its own file so that its commits never wait for the
+ * local broker's or the idempotency keys'. Writes go through a writer thread with FULL sync (an
+ * append is on disk before the event is answered; appends of one tick share the commit); reads
+ * (the relay's next batch, dead letters) use this thread's connection. One process owns the file,
+ * so the counts OUTBOX_MAX_* are checked against are kept here, exactly.
+ */
+export class SqliteOutbox implements OutboxStore {
+  readonly kind = 'sqlite'
+  readonly #db: Db
+  readonly #writer: SqliteWriter
+  readonly #counts = new Map<string, Counts>()
+  #pending = { events: 0, bytes: 0 }
+  #next: Database.Statement<[string, number], Spooled> | undefined
+  #oldest: Database.Statement<[string], number> | undefined
+
+  constructor (dataDir: string) {
+    this.#db = openDatabase(dataDir, 'outbox.db')
+    this.#db.exec(`
+      CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY,
+        destination TEXT NOT NULL,
+        bucket INTEGER NOT NULL,
+        tenant TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        meta TEXT NOT NULL,
+        body TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        traceparent TEXT,
+        bytes INTEGER NOT NULL,
+        accepted_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX IF NOT EXISTS outbox_destination_seq ON outbox (destination, seq);
+      CREATE TABLE IF NOT EXISTS dead_letters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        destination TEXT NOT NULL,
+        bucket INTEGER NOT NULL,
+        tenant TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        meta TEXT NOT NULL,
+        body TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        traceparent TEXT,
+        bytes INTEGER NOT NULL,
+        accepted_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        failed_at INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS dead_letters_destination_id ON dead_letters (destination, id);
+    `)
+    this.#writer = new SqliteWriter(this.#db.name, {
+      append: `INSERT INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      remove: `DELETE FROM outbox WHERE ${SEQS}`,
+      attempted: `UPDATE outbox SET attempts = attempts + 1 WHERE ${SEQS}`,
+      bury: `INSERT INTO dead_letters (${COLUMNS}, attempts, reason, failed_at) SELECT ${COLUMNS}, attempts, ?, ? FROM outbox WHERE ${SEQS} ORDER BY seq`,
+      replay: `INSERT INTO outbox (${COLUMNS}) SELECT ${COLUMNS} FROM dead_letters WHERE ${WHERE_DEAD} ORDER BY id`,
+      forget: `DELETE FROM dead_letters WHERE ${WHERE_DEAD}`
+    })
+  }
+
+  async connect (): Promise<void> {
+    await this.#writer.connect()
+    this.#next = this.#db.prepare<[string, number], Spooled>('SELECT seq, destination, bucket, tenant, event_id AS eventId, type, meta, body, content_type AS contentType, traceparent, bytes, accepted_at AS acceptedAt, attempts FROM outbox WHERE destination = ? ORDER BY seq LIMIT ?')
+    this.#oldest = this.#db.prepare<[string], number>('SELECT accepted_at AS at FROM outbox WHERE destination = ? ORDER BY seq LIMIT 1').pluck()
+    this.#recount()
+  }
+
+  #recount (): void {
+    this.#counts.clear()
+    const waiting = this.#db.prepare('SELECT destination, count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM outbox GROUP BY destination').all() as { destination: string, n: number, bytes: number }[]
+    const dead = this.#db.prepare('SELECT destination, count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM dead_letters GROUP BY destination').all() as typeof waiting
+    for (const w of waiting) this.#count(w.destination, { depth: w.n, bytes: w.bytes })
+    for (const d of dead) this.#count(d.destination, { deadLetters: d.n, deadBytes: d.bytes })
+  }
+
+  #count (destination: string, change: Partial<Counts>): void {
+    let counts = this.#counts.get(destination)
+    if (counts === undefined) this.#counts.set(destination, counts = { depth: 0, bytes: 0, deadLetters: 0, deadBytes: 0 })
+    counts.depth += change.depth ?? 0
+    counts.bytes += change.bytes ?? 0
+    counts.deadLetters += change.deadLetters ?? 0
+    counts.deadBytes += change.deadBytes ?? 0
+  }
+
+  async append (rows: readonly SpoolRow[]): Promise<void> {
+    const bytes = rows.reduce((sum, r) => sum + r.bytes, 0)
+    this.#pending.events += rows.length
+    this.#pending.bytes += bytes
+    try {
+      await this.#writer.write(rows.map(r => ['append', r.destination, r.bucket, r.tenant, r.eventId, r.type, r.meta, r.body, r.contentType, r.traceparent, r.bytes, r.acceptedAt]))
+      for (const r of rows) this.#count(r.destination, { depth: 1, bytes: r.bytes })
+    } finally {
+      this.#pending.events -= rows.length
+      this.#pending.bytes -= bytes
+    }
+  }
+
+  totals (): { events: number, bytes: number } {
+    let events = this.#pending.events
+    let bytes = this.#pending.bytes
+    for (const c of this.#counts.values()) {
+      events += c.depth + c.deadLetters
+      bytes += c.bytes + c.deadBytes
+    }
+    return { events, bytes }
+  }
+
+  async claim (): Promise<undefined> {
+    return undefined
+  }
+
+  async release (): Promise<void> {}
+
+  async next (destination: string, _buckets: readonly number[] | undefined, limit: number): Promise<Spooled[]> {
+    return (this.#next as Database.Statement<[string, number], Spooled>).all(destination, limit)
+  }
+
+  async remove (events: readonly Spooled[]): Promise<void> {
+    if (events.length === 0) return
+    await this.#writer.write([['remove', JSON.stringify(events.map(e => e.seq))]])
+    for (const e of events) this.#count(e.destination, { depth: -1, bytes: -e.bytes })
+  }
+
+  async attempted (events: readonly Spooled[]): Promise<void> {
+    if (events.length === 0) return
+    await this.#writer.write([['attempted', JSON.stringify(events.map(e => e.seq))]])
+  }
+
+  async bury (events: readonly Spooled[], reason: string): Promise<void> {
+    if (events.length === 0) return
+    const seqs = JSON.stringify(events.map(e => e.seq))
+    await this.#writer.write([['bury', reason, Date.now(), seqs], ['remove', seqs]])
+    for (const e of events) this.#count(e.destination, { depth: -1, bytes: -e.bytes, deadLetters: 1, deadBytes: e.bytes })
+  }
+
+  async stats (): Promise<DestinationStats[]> {
+    return [...this.#counts].map(([destination, c]) => {
+      const oldest = c.depth > 0 ? (this.#oldest as Database.Statement<[string], number>).get(destination) : undefined
+      return { destination, ...c, ...(oldest === undefined ? {} : { oldestAcceptedAt: oldest }) }
+    })
+  }
+
+  async deadLetters (query: { destination?: string, after?: number, limit: number }): Promise<DeadLetter[]> {
+    return this.#db.prepare(`SELECT id, destination, tenant, event_id AS eventId, type, reason, attempts, accepted_at AS acceptedAt, failed_at AS failedAt, body AS envelope
+      FROM dead_letters WHERE (@destination IS NULL OR destination = @destination) AND id > @after ORDER BY id LIMIT @limit`)
+      .all({ destination: query.destination ?? null, after: query.after ?? 0, limit: query.limit }) as DeadLetter[]
+  }
+
+  async replay (query: DeadLetterQuery): Promise<number> {
+    const params = deadParams(query)
+    const changes = await this.#writer.write([['replay', params], ['forget', params]])
+    this.#recount()
+    return changes / 2
+  }
+
+  async purge (query: DeadLetterQuery): Promise<number> {
+    const changes = await this.#writer.write([['forget', deadParams(query)]])
+    this.#recount()
+    return changes
+  }
+
+  down (): string | undefined {
+    return this.#writer.down
+  }
+
+  async close (): Promise<void> {
+    await this.#writer.close()
+    this.#db.close()
+  }
+}
+
+function deadParams (query: DeadLetterQuery): { destination: string | null, ids: string | null } {
+  return { destination: query.destination ?? null, ids: query.ids === undefined ? null : JSON.stringify(query.ids) }
+}
