@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { join } from 'node:path'
+import pg from 'pg'
 import { gatewayArgs, startServer, type Server } from './servers.js'
 
 export interface LegContext {
@@ -43,6 +44,15 @@ const AWS_RATE = Number(process.env.BENCH_AWS_RATE ?? 500)
 const PORT = Number(process.env.BENCH_PORT ?? 3700)
 /** The keyed legs' Redis: a database of the bench's own, emptied before each of them. */
 export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/12'
+/** The spool leg's PostgreSQL: a schema of the bench's own, made afresh before the leg. */
+export const BENCH_POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+async function freshSchema (): Promise<string> {
+  const client = new pg.Client(BENCH_POSTGRES_URL)
+  await client.connect()
+  await client.query('DROP SCHEMA IF EXISTS evg_bench CASCADE; CREATE SCHEMA evg_bench')
+  await client.end()
+  return `${BENCH_POSTGRES_URL}?options=${encodeURIComponent('-c search_path=evg_bench')}`
+}
 let n = 0
 const gcFile = (ctx: LegContext) => join(ctx.work, `gc-${++n}.json`)
 
@@ -138,6 +148,28 @@ export const LEGS: Leg[] = [
     connections: 64,
     rabbitmq: true
   }))),
+  // Issue 11: spool mode's accept rate, against the local broker's (both an fsync'd SQLite
+  // commit per group of requests); the relay publishes to RabbitMQ in the same process meanwhile.
+  {
+    id: 'spool-sqlite',
+    what: 'gateway, BROKER=rabbitmq, DELIVERY_MODE=spool, outbox in SQLite (embedded), single event',
+    start: gateway(() => ({ BROKER: 'rabbitmq', DELIVERY_MODE: 'spool' })),
+    ...singleLoad,
+    headers: tenant,
+    rate: RATE,
+    connections: 64,
+    rabbitmq: true
+  },
+  {
+    id: 'spool-postgres',
+    what: 'gateway, BROKER=rabbitmq, DELIVERY_MODE=spool, outbox in PostgreSQL (SPOOL_URL), single event',
+    start: gateway(async () => ({ BROKER: 'rabbitmq', DELIVERY_MODE: 'spool', SPOOL_URL: await freshSchema() })),
+    ...singleLoad,
+    headers: tenant,
+    rate: RATE,
+    connections: 64,
+    rabbitmq: true
+  },
   {
     id: 'batch',
     what: 'gateway, BROKER=rabbitmq, batch of 100 (per event)',

@@ -191,6 +191,7 @@ function report (): void {
     ['no GC pause over 5 ms (gateway, measured windows)', `${gcOver5} (longest ${fmt(gcMax, 1)} ms)`, gatewayRows.length === 0 ? undefined : gcOver5 === 0],
     ['peak RSS < 200 MB in every leg', `${fmt(rss)} MB`, rows.length === 0 ? undefined : rss < 200],
     ...(['sqlite', 'redis'] as const).map((store): [string, string, boolean | undefined] => [`issue 10: keyed single ≥ 0.8× unkeyed closed-loop events/s, state in ${store} (CPU per event: ${fmt(cpuRatio(`keyed-${store}`, `unkeyed-${store}`), 2)}×)`, `${fmt(closedRatio(`keyed-${store}`, `unkeyed-${store}`), 2)}×`, check(closedRatio(`keyed-${store}`, `unkeyed-${store}`), v => v >= 0.8)]),
+    ['issue 11: spool (SQLite outbox) accept rate ≥ 0.8× BROKER=local, closed loop', `${fmt(closedRatio('spool-sqlite', 'local'), 2)}× (PostgreSQL outbox: ${fmt(closedRatio('spool-postgres', 'local'), 2)}×)`, check(closedRatio('spool-sqlite', 'local'), v => v >= 0.8)],
     ['0 non-2xx (gateway legs)', String(non2xx), gatewayRows.length === 0 ? undefined : non2xx === 0]
   ]
   const rabbit = (() => { try { return /RabbitMQ version: (\S+)/.exec(execFileSync('rabbitmqctl', ['status'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }))?.[1] ?? '?' } catch { return '?' } })()
