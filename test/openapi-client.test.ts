@@ -41,7 +41,7 @@ const headers = { 'x-tenant-id': '${TENANT}' }
 const good = `${preamble}
 export async function publishEach (): Promise<void> {
 ${paths.map((path, i) => `  const body${i}: paths['${path}']['post']['requestBody']['content']['application/json'] = ${literal(exampleOf(path.slice(11)))}
-  const status${i}: 'published' = (await publish('${path}', body${i}, headers)).status`).join('\n')}
+  const status${i}: 'published' | 'queued' = (await publish('${path}', body${i}, headers)).status`).join('\n')}
 }
 
 export const batch: components['schemas']['BatchRequest'] = {
@@ -50,6 +50,7 @@ ${BUILTIN_ENTRIES.map(e => `    { type: '${e.type}', data: ${literal(exampleOf(e
   ]
 }
 export const code: components['schemas']['Problem']['code'] = 'EVG_BAD_CONTEXT'
+export const queued: Accepted<'/v1/events/call.ended'>['status'] = 'queued'
 `
 
 // One refusal per line, each marked: tsc must report an error on every marked line, and nowhere else.
@@ -57,7 +58,7 @@ const bad = `${preamble}
 ${paths.map((path, i) => `export const wrong${i}: Body<'${path}'> = ${literal(wrongField(path.slice(11)))} // refused`).join('\n')}
 export const noTenant = publish('/v1/events/call.ended', ${literal(exampleOf('call.ended'))}, {}) // refused
 export const otherData: components['schemas']['BatchItem'] = { type: 'call.ended', data: ${literal(exampleOf('survey.completed'))} } // refused
-export const queued: Accepted<'/v1/events/call.ended'>['status'] = 'queued' // refused
+export const delivered: Accepted<'/v1/events/call.ended'>['status'] = 'delivered' // refused
 `
 
 t.test('a client generated with openapi-typescript types every event type\'s body, and refuses wrong ones', async t => {

@@ -12,7 +12,8 @@ const ROUTE_TAGS = [
   { name: 'batch-publish', description: 'Publish several events of any types in one request' },
   { name: 'read-back', description: 'Read the calling tenant\'s events back from the local destination' },
   { name: 'catalog', description: 'The event types this gateway accepts, with their schemas' },
-  { name: 'operations', description: 'Health and metrics, for orchestrators and Prometheus' }
+  { name: 'operations', description: 'Health and metrics, for orchestrators and Prometheus' },
+  { name: 'admin', description: 'Spool mode: the outbox of each spooled destination and its dead letters, every tenant\'s; with API_KEYS_FILE, keys with "admin": true only' }
 ]
 
 /** The OpenAPI document (generated from the routes) and Swagger UI at /docs. */
@@ -24,7 +25,7 @@ async function docsPlugin (app: FastifyInstance, opts: { catalog: Catalog }): Pr
       info: {
         title: 'event-gateway',
         version: API_VERSION,
-        description: 'POST an event\'s data to its typed endpoint; the gateway validates it, wraps it in a CloudEvents envelope with the tenant context from the headers, and answers 202 once the broker has it. Errors are RFC 9457 problems (application/problem+json) with a stable EVG_* code.',
+        description: 'POST an event\'s data to its typed endpoint; the gateway validates it, wraps it in a CloudEvents envelope with the tenant context from the headers, and answers 202 once the broker has it (status published), or, for a spooled destination, once its outbox has it (status queued). Errors are RFC 9457 problems (application/problem+json) with a stable EVG_* code.',
         license: { name: 'MIT', identifier: 'MIT' }
       },
       // The gateway that serves this document; it does not know the address clients reach it by.
