@@ -164,7 +164,7 @@ export class SpoolDelivery {
       return events.map(() => ({ ok: false, error }))
     }
     this.#spool.count(this.#name, 'queued', rows.length)
-    this.#relay.wake()
+    this.#relay.wake(rows.length)
     return events.map(() => ({ ok: true }))
   }
 }
