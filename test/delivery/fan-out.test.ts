@@ -148,9 +148,9 @@ t.test('health and metrics per destination', async t => {
   t.same(ready.json(), {
     status: 'degraded',
     destinations: [
-      { name: 'ocelot', broker: 'memory', up: true },
-      { name: 'store', broker: 'memory', up: true },
-      { name: 'genie', broker: 'memory', up: false, detail: 'simulated down' }
+      { name: 'ocelot', broker: 'memory', up: true, delivery: 'sync' },
+      { name: 'store', broker: 'memory', up: true, delivery: 'sync' },
+      { name: 'genie', broker: 'memory', up: false, detail: 'simulated down', delivery: 'sync' }
     ],
     state: { store: 'sqlite', up: true }
   })
