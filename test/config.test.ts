@@ -20,6 +20,11 @@ t.test('defaults are the documented ones', async t => {
     BATCH_MAX_EVENTS: 100, PUBLISH_TIMEOUT_MS: 5000, RETRY_MAX_ATTEMPTS: 3, RETRY_BASE_MS: 100, RETRY_MAX_MS: 2000,
     AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672', AMQP_EXCHANGE: 'events', EVENTBRIDGE_BUS_NAME: 'default'
   })
+  t.match(c, {
+    OUTBOX_MAX_EVENTS: 1000000, OUTBOX_MAX_BYTES: 1073741824, OUTBOX_MAX_ATTEMPTS: 10, OUTBOX_BATCH_SIZE: 100,
+    OUTBOX_RETRY_MAX_MS: 30000, OUTBOX_LEASE_MS: 30000
+  })
+  t.equal(c.SPOOL_URL, undefined, 'the embedded outbox unless SPOOL_URL')
   t.equal(eventTypeAllowList(c), undefined)
   t.same(eventTypeAllowList(loadConfig({ EVENT_TYPES: ' call.ended, ,call.started ' })), ['call.ended', 'call.started'])
 })
@@ -35,7 +40,13 @@ t.test('bad values name the variable', async t => {
     [{ ALLOW_MOCK_CONTEXT: 'true', MOCK_TENANT_ID: 'acme' }, /MOCK_TENANT_ID: must be a valid tenant id/],
     [{ RETRY_BASE_MS: '500', RETRY_MAX_MS: '100' }, /RETRY_BASE_MS: must not be larger than RETRY_MAX_MS/],
     [{ BROKER: 'sqs' }, /SQS_QUEUE_URL: is required when BROKER=sqs/],
-    [{ DELIVERY_MODE: 'spool' }, /DELIVERY_MODE: 'spool' is not available/],
+    [{ DELIVERY_MODE: 'async' }, /^Invalid configuration:\n {2}DELIVERY_MODE: must be equal to one of the allowed values \(sync, spool\)$/],
+    // the outbox's URL may hold a password too: refused without it
+    [{ SPOOL_URL: 'mysql://gateway:secretpw@db:3306/events' }, /SPOOL_URL: must match pattern/],
+    [{ SPOOL_URL: 'postgres://gateway:secretpw@db:abc/events' }, /^Invalid configuration:\n {2}SPOOL_URL: must be a postgres:\/\/ or postgresql:\/\/ URL$/],
+    [{ OUTBOX_MAX_BYTES: '1024' }, /OUTBOX_MAX_BYTES: must be >= 1048576/],
+    [{ OUTBOX_BATCH_SIZE: '0' }, /OUTBOX_BATCH_SIZE: must be >= 1/],
+    [{ OUTBOX_LEASE_MS: '10000' }, /OUTBOX_LEASE_MS: must be more than twice PUBLISH_TIMEOUT_MS/],
     [{ BATCH_MAX_EVENTS: '0' }, /BATCH_MAX_EVENTS: must be >= 1/],
     // every envelope would fail CloudEvents validation downstream
     [{ EVENT_SOURCE: 'not a uri ref' }, /EVENT_SOURCE: must match format "uri-reference"/],
@@ -55,6 +66,14 @@ t.test('bad values name the variable', async t => {
     }
   }
   t.ok(new ConfigError('x') instanceof Error)
+})
+
+t.test('spool mode is accepted: the embedded outbox, or PostgreSQL at SPOOL_URL', async t => {
+  t.match(loadConfig({ DELIVERY_MODE: 'spool' }), { DELIVERY_MODE: 'spool', DATA_DIR: './data' })
+  for (const url of ['postgres://postgres@127.0.0.1:5432/test', 'postgresql://gateway:pw@db.internal/events?options=-c%20search_path%3Dgateway', '']) {
+    t.equal(loadConfig({ DELIVERY_MODE: 'spool', SPOOL_URL: url }).SPOOL_URL, url, url)
+  }
+  t.doesNotThrow(() => loadConfig({ PUBLISH_TIMEOUT_MS: '20000', OUTBOX_LEASE_MS: '40001' }), 'a lease above twice the publish deadline')
 })
 
 t.test('values are not echoed, so a secret in the environment never reaches the message', async t => {
