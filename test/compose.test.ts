@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { parse } from 'yaml'
+import { loadConfig } from '../src/config.js'
 
 const run = promisify(execFile)
 
@@ -67,6 +68,18 @@ t.test('docker-compose --profile fleet: two gateways sharing Redis in front of t
     ports.push(JSON.stringify(gateway.ports))
   }
   t.equal(new Set(ports).size, 2, 'each replica on its own host port')
+})
+
+t.test('docker-compose --profile spool: the gateway in spool mode, its outbox in the profile\'s PostgreSQL, in front of the provisioned RabbitMQ', { skip }, async t => {
+  const services = await profile('spool')
+  t.same([...services.keys()].sort(), ['gateway-spool', 'postgres', 'provision-rabbitmq', 'rabbitmq'])
+  const gateway = services.get('gateway-spool') as Service
+  t.match(gateway.environment, { BROKER: 'rabbitmq', DELIVERY_MODE: 'spool', SPOOL_URL: 'postgres://gateway:gateway@postgres:5432/gateway' })
+  t.same(gateway.depends_on, { 'provision-rabbitmq': { condition: 'service_completed_successfully' }, postgres: { condition: 'service_healthy' } })
+  // The URL names the database and user the PostgreSQL service creates.
+  const url = new URL(gateway.environment?.SPOOL_URL ?? '')
+  t.match(services.get('postgres')?.environment, { POSTGRES_USER: url.username, POSTGRES_PASSWORD: url.password, POSTGRES_DB: url.pathname.slice(1) })
+  t.doesNotThrow(() => loadConfig(gateway.environment ?? {}), 'a configuration the gateway accepts')
 })
 
 t.test('docker-compose --profile aws passes SQS_QUEUE_URL and the AWS settings through to the gateway and the provisioning', { skip }, async t => {
