@@ -4,8 +4,9 @@ import { SqliteWriter } from '../sqlite-writer.js'
 import type { DeadLetter, DeadLetterQuery, DestinationStats, OutboxStore, SpoolRow, Spooled } from './outbox.js'
 
 const COLUMNS = 'destination, bucket, tenant, event_id, type, meta, body, content_type, traceparent, bytes, accepted_at'
-// A dead-letter query: one destination's or all, some ids (a JSON array) or all.
-const WHERE_DEAD = '(@destination IS NULL OR destination = @destination) AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids)))'
+// A dead-letter query: one destination's or all, some ids (a JSON array) or all; up to an id
+// (dead letters buried since the query was counted have larger ones).
+const WHERE_DEAD = '(@destination IS NULL OR destination = @destination) AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids))) AND id <= @upto'
 const SEQS = 'seq IN (SELECT value FROM json_each(?))'
 
 interface Counts { depth: number, bytes: number, deadLetters: number, deadBytes: number }
@@ -23,6 +24,8 @@ export class SqliteOutbox implements OutboxStore {
   readonly #writer: SqliteWriter
   readonly #counts = new Map<string, Counts>()
   #pending = { events: 0, bytes: 0 }
+  /** Replays and purges, one at a time. */
+  #settling: Promise<unknown> = Promise.resolve()
   #next: Database.Statement<[string, number], Spooled> | undefined
   #oldest: Database.Statement<[string], number> | undefined
 
@@ -163,16 +166,31 @@ export class SqliteOutbox implements OutboxStore {
   }
 
   async replay (query: DeadLetterQuery): Promise<number> {
-    const params = deadParams(query)
-    const changes = await this.#writer.write([['replay', params], ['forget', params]])
-    this.#recount()
-    return changes / 2
+    return await this.#settle(query, true)
   }
 
   async purge (query: DeadLetterQuery): Promise<number> {
-    const changes = await this.#writer.write([['forget', deadParams(query)]])
-    this.#recount()
-    return changes
+    return await this.#settle(query, false)
+  }
+
+  /**
+   * Counts the dead letters first and changes the counts by exactly those, never by counting
+   * the tables again afterwards: appends, removes and burials committed meanwhile change the
+   * counts themselves, when they resolve, and a count taken in between would have them twice
+   * (or never).
+   */
+  async #settle (query: DeadLetterQuery, replay: boolean): Promise<number> {
+    const run = this.#settling.then(async () => {
+      const found = this.#db.prepare(`SELECT destination, count(*) AS n, sum(bytes) AS bytes, max(id) AS upto FROM dead_letters WHERE ${WHERE_DEAD} GROUP BY destination`)
+        .all(deadParams(query, Number.MAX_SAFE_INTEGER)) as { destination: string, n: number, bytes: number, upto: number }[]
+      if (found.length === 0) return 0
+      const params = deadParams(query, Math.max(...found.map(f => f.upto)))
+      await this.#writer.write(replay ? [['replay', params], ['forget', params]] : [['forget', params]])
+      for (const f of found) this.#count(f.destination, { deadLetters: -f.n, deadBytes: -f.bytes, ...(replay ? { depth: f.n, bytes: f.bytes } : {}) })
+      return found.reduce((sum, f) => sum + f.n, 0)
+    })
+    this.#settling = run.catch(() => undefined)
+    return await run
   }
 
   down (): string | undefined {
@@ -185,6 +203,6 @@ export class SqliteOutbox implements OutboxStore {
   }
 }
 
-function deadParams (query: DeadLetterQuery): { destination: string | null, ids: string | null } {
-  return { destination: query.destination ?? null, ids: query.ids === undefined ? null : JSON.stringify(query.ids) }
+function deadParams (query: DeadLetterQuery, upto: number): { destination: string | null, ids: string | null, upto: number } {
+  return { destination: query.destination ?? null, ids: query.ids === undefined ? null : JSON.stringify(query.ids), upto }
 }

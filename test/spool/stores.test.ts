@@ -1,0 +1,437 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import pg from 'pg'
+import pino from 'pino'
+import t, { type Test } from 'tap'
+import { bucketOf, type DestinationStats, type OutboxStore, type SpoolRow } from '../../src/spool/outbox.js'
+import { PostgresOutbox } from '../../src/spool/postgres.js'
+import { SqliteOutbox } from '../../src/spool/sqlite.js'
+import { dataDir } from '../helper.js'
+
+// One contract, both outbox stores: what the relay, the limits and the admin API rely on.
+// PostgreSQL is the real one on this machine; each test gets a schema of its own
+// (evg_test_<random>, dropped after), so runs and tests never see each other's rows.
+const PG_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+const log = pino({ level: 'silent' })
+
+async function pgUp (): Promise<boolean> {
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 })
+  try {
+    await client.connect()
+    await client.query('SELECT 1')
+    return true
+  } catch {
+    return false
+  } finally {
+    await client.end().catch(() => undefined)
+  }
+}
+const pgSkip = await pgUp() ? false : process.env.REQUIRE_BROKERS === '1' ? (() => { throw new Error(`PostgreSQL is required (REQUIRE_BROKERS=1) but not reachable at ${PG_URL}`) })() : `PostgreSQL not reachable at ${PG_URL} (REQUIRE_BROKERS=1 makes this a failure)`
+
+/** A schema of the test's own, dropped when it ends; the URL that makes it the search path. */
+async function pgSchema (t: Test): Promise<string> {
+  const schema = `evg_test_${randomBytes(6).toString('hex')}`
+  const admin = new pg.Client({ connectionString: PG_URL })
+  await admin.connect()
+  await admin.query(`CREATE SCHEMA ${schema}`)
+  await admin.end()
+  t.teardown(async () => {
+    const client = new pg.Client({ connectionString: PG_URL })
+    await client.connect()
+    await client.query(`DROP SCHEMA ${schema} CASCADE`)
+    await client.end()
+  })
+  const url = new URL(PG_URL)
+  url.searchParams.set('options', `-c search_path=${schema}`)
+  return url.toString()
+}
+
+const DESTINATIONS = ['orders', 'audit']
+
+/** Opens a store on a place (a DATA_DIR, a schema); `reopen` opens another on the same place (a restart, another replica). */
+interface Opened { store: OutboxStore, reopen: (options?: { leaseMs?: number }) => Promise<OutboxStore> }
+
+const stores: Record<string, { skip: string | false, open: (t: Test, options?: { leaseMs?: number }) => Promise<Opened> }> = {
+  sqlite: {
+    skip: false,
+    open: async t => {
+      const dir = dataDir(t)
+      const reopen = async () => {
+        const store = new SqliteOutbox(dir)
+        await store.connect()
+        return store
+      }
+      const store = await reopen()
+      return { store, reopen }
+    }
+  },
+  postgres: {
+    skip: pgSkip,
+    open: async (t, options = {}) => {
+      const url = await pgSchema(t)
+      const opened: OutboxStore[] = []
+      // Registered after the schema's teardown, so it runs first (tap runs teardowns in reverse).
+      t.teardown(async () => { for (const s of opened) await s.close().catch(() => undefined) })
+      const reopen = async (more: { leaseMs?: number } = {}) => {
+        const store = new PostgresOutbox(url, log, { ...options, ...more })
+        opened.push(store)
+        await store.connect(DESTINATIONS)
+        return store
+      }
+      const store = await reopen()
+      return { store, reopen }
+    }
+  }
+}
+
+let clock = 1_700_000_000_000
+/** A row as SpoolDelivery makes it; accepted one millisecond after the one before. */
+function row (destination: string, tenant: string, n: number, extra: Partial<SpoolRow> = {}): SpoolRow {
+  const eventId = randomUUID()
+  const body = JSON.stringify({ id: eventId, n, tenantid: tenant, data: { n } })
+  return {
+    destination,
+    bucket: bucketOf(tenant),
+    tenant,
+    eventId,
+    type: 'call.ended',
+    meta: JSON.stringify({ id: eventId, type: 'call.ended', tenantId: tenant, correlationId: `corr-${n}`, routingKey: 'call.ended' }),
+    body,
+    contentType: 'application/cloudevents+json',
+    traceparent: n % 2 === 0 ? `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01` : null,
+    bytes: Buffer.byteLength(body),
+    acceptedAt: clock++,
+    ...extra
+  }
+}
+
+const sum = (rows: readonly SpoolRow[]) => rows.reduce((s, r) => s + r.bytes, 0)
+
+/** A destination's stats; a destination the store has no line for has nothing. */
+async function statsOf (store: OutboxStore, destination: string): Promise<DestinationStats> {
+  const found = (await store.stats()).find(s => s.destination === destination)
+  return found ?? { destination, depth: 0, bytes: 0, deadLetters: 0, deadBytes: 0 }
+}
+
+/** The fields of a row as `next` gives them back. */
+const asSpooled = (r: SpoolRow) => ({ ...r, attempts: 0 })
+
+/** `n` tenants, each in a bucket of its own. */
+function tenantsInBuckets (n: number): string[] {
+  const byBucket = new Map<number, string>()
+  while (byBucket.size < n) {
+    const tenant = randomUUID()
+    if (!byBucket.has(bucketOf(tenant))) byBucket.set(bucketOf(tenant), tenant)
+  }
+  return [...byBucket.values()]
+}
+
+for (const [name, { skip, open }] of Object.entries(stores)) {
+  t.test(`${name}: next gives waiting events in accept order, with every field; destination and limit respected`, { skip }, async t => {
+    const { store } = await open(t)
+    const a = randomUUID()
+    const b = randomUUID()
+    const orders = [row('orders', a, 0), row('orders', b, 1), row('orders', a, 2)]
+    const audit = [row('audit', b, 3)]
+    await store.append([orders[0] as SpoolRow])
+    await store.append([...audit, orders[1] as SpoolRow])
+    await store.append([orders[2] as SpoolRow])
+    const next = await store.next('orders', undefined, 10)
+    t.same(next.map(({ seq: _seq, ...r }) => r), orders.map(asSpooled), 'every field as appended, attempts 0, in accept order')
+    t.ok(next.every(e => typeof e.seq === 'number'), 'seq is a number')
+    t.ok((next[0]?.seq ?? 0) < (next[1]?.seq ?? 0) && (next[1]?.seq ?? 0) < (next[2]?.seq ?? 0), 'seq grows with accept order')
+    t.same((await store.next('orders', undefined, 2)).map(e => e.eventId), orders.slice(0, 2).map(r => r.eventId), 'limit: the oldest')
+    t.same((await store.next('audit', undefined, 10)).map(e => e.eventId), audit.map(r => r.eventId), 'only the destination asked for')
+    t.same(await store.next('nowhere', undefined, 10), [])
+    t.same(store.totals(), { events: 4, bytes: sum([...orders, ...audit]) })
+  })
+
+  t.test(`${name}: remove deletes, attempted counts, and totals follow`, { skip }, async t => {
+    const { store } = await open(t)
+    const rows = [0, 1, 2].map(n => row('orders', randomUUID(), n))
+    await store.append(rows)
+    const [first, second, third] = await store.next('orders', undefined, 10)
+    if (first === undefined || second === undefined || third === undefined) throw new Error('three events expected')
+    await store.remove([first])
+    t.same((await store.next('orders', undefined, 10)).map(e => e.eventId), [second.eventId, third.eventId])
+    t.same(store.totals(), { events: 2, bytes: second.bytes + third.bytes })
+    await store.attempted([second])
+    await store.attempted([second, third])
+    t.same((await store.next('orders', undefined, 10)).map(e => e.attempts), [2, 1])
+    await store.remove([])
+    await store.attempted([])
+    await store.remove([second, third])
+    t.same(await store.next('orders', undefined, 10), [])
+    t.same(store.totals(), { events: 0, bytes: 0 })
+    const stats = await statsOf(store, 'orders')
+    t.match(stats, { depth: 0, bytes: 0, deadLetters: 0 })
+    t.equal(stats.oldestAcceptedAt, undefined, 'no oldest when nothing waits')
+  })
+
+  t.test(`${name}: bury moves events to the dead letters with reason and attempts; they still count in totals`, { skip }, async t => {
+    const { store } = await open(t)
+    const tenant = randomUUID()
+    const rows = [0, 1, 2].map(n => row('orders', tenant, n))
+    await store.append(rows)
+    const [first, second, third] = await store.next('orders', undefined, 10)
+    if (first === undefined || second === undefined || third === undefined) throw new Error('three events expected')
+    await store.attempted([second])
+    await store.attempted([second])
+    const before = Date.now()
+    await store.bury([second, first], 'EVG_BROKER_REJECTED: refused')
+    await store.bury([], 'nothing')
+    t.same((await store.next('orders', undefined, 10)).map(e => e.eventId), [third.eventId], 'no longer waiting')
+    t.same(store.totals(), { events: 3, bytes: sum(rows) }, 'dead letters count against the limits')
+    const dead = await store.deadLetters({ limit: 10 })
+    t.same(dead.map(d => d.eventId), [first.eventId, second.eventId], 'in accept order')
+    const [d0, d1] = dead
+    t.match(d0, { destination: 'orders', tenant, eventId: first.eventId, type: 'call.ended', reason: 'EVG_BROKER_REJECTED: refused', attempts: 0, acceptedAt: first.acceptedAt, envelope: first.body })
+    t.match(d1, { attempts: 2, envelope: second.body })
+    t.ok(typeof d0?.id === 'number' && typeof d1?.id === 'number' && d0.id < d1.id, 'numeric ids, growing')
+    t.ok((d0?.failedAt ?? 0) >= before - 1000 && (d0?.failedAt ?? 0) <= Date.now() + 1000, 'failedAt is when it was buried')
+    t.match(await statsOf(store, 'orders'), { depth: 1, bytes: third.bytes, deadLetters: 2, deadBytes: first.bytes + second.bytes, oldestAcceptedAt: third.acceptedAt })
+  })
+
+  t.test(`${name}: dead letters page by id, per destination or all`, { skip }, async t => {
+    const { store } = await open(t)
+    await store.append([0, 1, 2, 3, 4].map(n => row(n % 2 === 0 ? 'orders' : 'audit', randomUUID(), n)))
+    const waiting = [...await store.next('orders', undefined, 10), ...await store.next('audit', undefined, 10)].sort((x, y) => x.seq - y.seq)
+    await store.bury(waiting, 'gone')
+    const all = await store.deadLetters({ limit: 100 })
+    t.equal(all.length, 5)
+    const page1 = await store.deadLetters({ limit: 2 })
+    const page2 = await store.deadLetters({ limit: 2, after: page1.at(-1)?.id ?? 0 })
+    const page3 = await store.deadLetters({ limit: 2, after: page2.at(-1)?.id ?? 0 })
+    const page4 = await store.deadLetters({ limit: 2, after: page3.at(-1)?.id ?? 0 })
+    t.same([page1.length, page2.length, page3.length, page4.length], [2, 2, 1, 0])
+    t.same([...page1, ...page2, ...page3].map(d => d.id), all.map(d => d.id), 'the pages are the whole list, each once, in order')
+    const orders = await store.deadLetters({ destination: 'orders', limit: 100 })
+    t.same(orders.map(d => d.destination), ['orders', 'orders', 'orders'])
+    const ordersAfter = await store.deadLetters({ destination: 'orders', limit: 1, after: orders[0]?.id ?? 0 })
+    t.same(ordersAfter.map(d => d.id), [orders[1]?.id])
+    t.same(await store.deadLetters({ destination: 'nowhere', limit: 10 }), [])
+  })
+
+  t.test(`${name}: replay puts dead letters back at the end with no attempts: by destination, by ids, all`, { skip }, async t => {
+    const { store } = await open(t)
+    const tenant = randomUUID()
+    const rows = [0, 1, 2, 3, 4, 5].map(n => row(n < 4 ? 'orders' : 'audit', tenant, n))
+    await store.append(rows)
+    const orders = await store.next('orders', undefined, 10)
+    const audit = await store.next('audit', undefined, 10)
+    await store.attempted(orders.slice(0, 2))
+    await store.bury(orders.slice(0, 3), 'refused')
+    await store.bury(audit, 'refused')
+    const late = row('orders', tenant, 6)
+    await store.append([late])
+    const dead = await store.deadLetters({ limit: 100 })
+    t.equal(dead.length, 5)
+
+    t.equal(await store.replay({ destination: 'orders' }), 3, 'the destination\'s three')
+    const back = await store.next('orders', undefined, 10)
+    t.same(back.map(e => e.eventId), [orders[3]?.eventId, late.eventId, orders[0]?.eventId, orders[1]?.eventId, orders[2]?.eventId], 'at the end, in their accept order')
+    t.same(back.slice(2).map(e => e.attempts), [0, 0, 0], 'attempts start again')
+    t.same(back.slice(2).map(({ seq: _s, attempts: _a, ...r }) => r), rows.slice(0, 3), 'every field as accepted')
+    t.same((await store.deadLetters({ limit: 100 })).map(d => d.destination), ['audit', 'audit'])
+    t.same(store.totals(), { events: 7, bytes: sum([...rows, late]) }, 'totals unchanged: moved, not added')
+    t.equal(await store.replay({ destination: 'orders' }), 0, 'nothing left to replay there')
+
+    const [firstAudit, secondAudit] = await store.deadLetters({ destination: 'audit', limit: 10 })
+    t.equal(await store.replay({ ids: [secondAudit?.id ?? 0, 999_999] }), 1, 'only ids that exist')
+    t.same((await store.next('audit', undefined, 10)).map(e => e.eventId), [audit[1]?.eventId])
+    t.equal(await store.replay({ destination: 'orders', ids: [firstAudit?.id ?? 0] }), 0, 'ids of another destination are not replayed')
+    t.equal(await store.replay({}), 1, 'all')
+    t.same((await store.next('audit', undefined, 10)).map(e => e.eventId), [audit[1]?.eventId, audit[0]?.eventId])
+    t.same(await store.deadLetters({ limit: 10 }), [])
+    t.match(await statsOf(store, 'orders'), { depth: 5, deadLetters: 0, deadBytes: 0 })
+    t.match(await statsOf(store, 'audit'), { depth: 2, deadLetters: 0, deadBytes: 0 })
+  })
+
+  t.test(`${name}: purge deletes dead letters for good: by destination, by ids, all; totals drop`, { skip }, async t => {
+    const { store } = await open(t)
+    const rows = [0, 1, 2, 3, 4].map(n => row(n < 3 ? 'orders' : 'audit', randomUUID(), n))
+    await store.append(rows)
+    await store.bury(await store.next('orders', undefined, 10), 'refused')
+    await store.bury(await store.next('audit', undefined, 10), 'refused')
+    t.same(store.totals(), { events: 5, bytes: sum(rows) })
+
+    const [auditOne] = await store.deadLetters({ destination: 'audit', limit: 1 })
+    t.equal(await store.purge({ ids: [auditOne?.id ?? 0] }), 1)
+    t.same(store.totals(), { events: 4, bytes: sum(rows) - (auditOne === undefined ? 0 : Buffer.byteLength(auditOne.envelope)) })
+    t.equal(await store.purge({ destination: 'orders' }), 3)
+    t.same((await store.deadLetters({ limit: 10 })).map(d => d.destination), ['audit'])
+    t.same(store.totals(), { events: 1, bytes: rows[4]?.bytes })
+    t.equal(await store.purge({ destination: 'orders' }), 0)
+    t.equal(await store.purge({}), 1, 'all')
+    t.same(await store.deadLetters({ limit: 10 }), [])
+    t.same(store.totals(), { events: 0, bytes: 0 })
+    t.match(await statsOf(store, 'orders'), { depth: 0, deadLetters: 0, deadBytes: 0 })
+    t.same(await store.next('orders', undefined, 10), [], 'purged, not replayed')
+  })
+
+  t.test(`${name}: stats: depth, bytes, oldest waiting event and dead letters per destination`, { skip }, async t => {
+    const { store } = await open(t)
+    const rows = [0, 1, 2].map(n => row('orders', randomUUID(), n))
+    const other = row('audit', randomUUID(), 3)
+    await store.append(rows)
+    await store.append([other])
+    t.same(await statsOf(store, 'orders'), { destination: 'orders', depth: 3, bytes: sum(rows), oldestAcceptedAt: rows[0]?.acceptedAt, deadLetters: 0, deadBytes: 0 })
+    t.same(await statsOf(store, 'audit'), { destination: 'audit', depth: 1, bytes: other.bytes, oldestAcceptedAt: other.acceptedAt, deadLetters: 0, deadBytes: 0 })
+    const [first] = await store.next('orders', undefined, 1)
+    if (first === undefined) throw new Error('an event expected')
+    await store.remove([first])
+    t.match(await statsOf(store, 'orders'), { depth: 2, bytes: sum(rows.slice(1)), oldestAcceptedAt: rows[1]?.acceptedAt }, 'the oldest still waiting')
+  })
+
+  t.test(`${name}: a restart finds the waiting events, dead letters and totals where they were`, { skip }, async t => {
+    const { store, reopen } = await open(t)
+    const tenant = randomUUID()
+    const rows = [0, 1, 2, 3].map(n => row('orders', tenant, n))
+    await store.append(rows)
+    const [first] = await store.next('orders', undefined, 1)
+    if (first === undefined) throw new Error('an event expected')
+    await store.bury([first], 'refused')
+    const totals = { ...store.totals() }
+    await store.close()
+    const again = await reopen()
+    t.teardown(() => again.close())
+    t.same(totals, { events: 4, bytes: sum(rows) })
+    t.same(again.totals(), totals, 'totals as they were')
+    t.same((await again.next('orders', undefined, 10)).map(({ seq: _s, ...r }) => r), rows.slice(1).map(asSpooled), 'the waiting events, in order')
+    t.same((await again.deadLetters({ limit: 10 })).map(d => d.eventId), [first.eventId])
+    t.equal(again.down(), undefined)
+  })
+
+  t.test(`${name}: appends from many callers at once all land, each exactly once`, { skip }, async t => {
+    const { store } = await open(t)
+    const rows = Array.from({ length: 300 }, (_, n) => row('orders', randomUUID(), n))
+    await Promise.all([
+      ...rows.slice(0, 200).map(r => store.append([r])),
+      ...[0, 1, 2, 3, 4].map(i => store.append(rows.slice(200 + i * 20, 220 + i * 20)))
+    ])
+    const next = await store.next('orders', undefined, 1000)
+    t.equal(next.length, 300)
+    t.same(next.map(e => e.eventId).sort(), rows.map(r => r.eventId).sort(), 'each event once')
+    t.equal(new Set(next.map(e => e.seq)).size, 300)
+    t.same(store.totals(), { events: 300, bytes: sum(rows) })
+    t.match(await statsOf(store, 'orders'), { depth: 300, bytes: sum(rows) })
+  })
+
+  t.test(`${name}: totals and stats stay right when replay and purge run alongside appends, removes and burials`, { skip }, async t => {
+    const { store } = await open(t)
+    const rows = Array.from({ length: 20 }, (_, n) => row('orders', randomUUID(), n))
+    const more = Array.from({ length: 10 }, (_, n) => row('orders', randomUUID(), 20 + n))
+    await store.append(rows)
+    const waiting = await store.next('orders', undefined, 100)
+    await store.bury(waiting.slice(0, 8), 'refused')
+    const dead = await store.deadLetters({ limit: 100 })
+    // All asked for in one tick, so that they share commits, replay and purge first.
+    await Promise.all([
+      store.replay({ ids: dead.slice(0, 4).map(d => d.id) }),
+      store.purge({ ids: dead.slice(4, 6).map(d => d.id) }),
+      store.append(more.slice(0, 5)),
+      store.remove(waiting.slice(8, 12)),
+      store.bury(waiting.slice(12, 14), 'refused'),
+      store.append(more.slice(5))
+    ])
+    const held = async () => {
+      const w = await store.next('orders', undefined, 1000)
+      const d = await store.deadLetters({ limit: 1000 })
+      const deadBytes = d.reduce((s, x) => s + Buffer.byteLength(x.envelope), 0)
+      return { events: w.length + d.length, bytes: sum(w) + deadBytes, depth: w.length, deadLetters: d.length }
+    }
+    const actual = await held()
+    t.same([actual.events, actual.depth, actual.deadLetters], [24, 20, 4], '20 + 10 appended, 4 published, 2 purged; 4 of 10 dead letters replayed')
+    // PostgreSQL's counts are another replica's too: they may lag by its refresh (a second).
+    let totals = store.totals()
+    for (let tries = 0; (totals.events !== actual.events || totals.bytes !== actual.bytes) && tries < 50; tries++) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      totals = store.totals()
+    }
+    t.same(totals, { events: actual.events, bytes: actual.bytes }, 'totals: what the outbox holds')
+    t.match(await statsOf(store, 'orders'), { depth: actual.depth, deadLetters: actual.deadLetters }, 'stats too')
+  })
+
+  t.test(`${name}: down is undefined while appends work`, { skip }, async t => {
+    const { store } = await open(t)
+    t.equal(store.down(), undefined)
+    await store.append([row('orders', randomUUID(), 0)])
+    t.equal(store.down(), undefined)
+  })
+}
+
+t.test('sqlite: one process owns the file: claim gives every bucket (undefined), release is a no-op', async t => {
+  const store: OutboxStore = new SqliteOutbox(dataDir(t))
+  await store.connect([])
+  t.teardown(() => store.close())
+  t.equal(store.kind, 'sqlite')
+  t.equal(await store.claim('orders', 'me'), undefined)
+  await store.release('orders', 'me', [1, 2])
+})
+
+t.test('sqlite: a closed store refuses appends and says why', async t => {
+  const store = new SqliteOutbox(dataDir(t))
+  await store.connect()
+  await store.close()
+  t.ok(store.down(), 'down once closed')
+  await t.rejects(store.append([row('orders', randomUUID(), 0)]), { code: 'WRITER_DOWN' })
+})
+
+const pgOpen = stores.postgres?.open as (t: Test, options?: { leaseMs?: number }) => Promise<Opened>
+
+t.test('postgres: only buckets with waiting events are claimed; next reads only the buckets given', { skip: pgSkip }, async t => {
+  const { store } = await pgOpen(t)
+  t.equal(store.kind, 'postgres')
+  t.same(await store.claim('orders', 'a'), [], 'nothing waits: nothing claimed')
+  const [x, y] = tenantsInBuckets(2) as [string, string]
+  await store.append([row('orders', x, 0), row('orders', y, 1), row('audit', y, 2)])
+  const claimed = await store.claim('orders', 'a')
+  t.same([...claimed ?? []].sort((m, n) => m - n), [bucketOf(x), bucketOf(y)].sort((m, n) => m - n), 'the buckets of the waiting tenants')
+  t.same((await store.next('orders', [bucketOf(x)], 10)).map(e => e.tenant), [x], 'only the bucket given')
+  t.same((await store.next('orders', [], 10)), [])
+  t.same((await store.next('orders', undefined, 10)).map(e => e.tenant), [x, y], 'undefined: every bucket')
+})
+
+t.test('postgres: two owners get disjoint buckets; a claim is renewed by its owner; release gives buckets back', { skip: pgSkip }, async t => {
+  const { store, reopen } = await pgOpen(t)
+  const other = await reopen()
+  const tenants = tenantsInBuckets(12)
+  await store.append(tenants.map((tenant, n) => row('orders', tenant, n)))
+  const busy = new Set(tenants.map(bucketOf))
+  const a = await store.claim('orders', 'owner-a') ?? []
+  const b = await other.claim('orders', 'owner-b') ?? []
+  t.ok(a.length > 0 && b.length > 0, `both have work (${a.length} and ${b.length} buckets)`)
+  t.equal(a.length + b.length, 12, 'together they cover every bucket with events')
+  t.same(a.filter(x => b.includes(x)), [], 'never the same bucket')
+  t.ok([...a, ...b].every(x => busy.has(x)), 'only buckets with events')
+  t.same([...await store.claim('orders', 'owner-a') ?? []].sort(), [...a].sort(), 'renewed: the same buckets')
+  t.same([...await other.claim('orders', 'owner-b') ?? []].sort(), [...b].sort())
+  const aEvents = await store.next('orders', a, 100)
+  const bEvents = await other.next('orders', b, 100)
+  t.equal(aEvents.length + bEvents.length, 12, 'each event in exactly one owner\'s share')
+  t.same(aEvents.filter(e => bEvents.some(f => f.seq === e.seq)), [])
+
+  await store.release('orders', 'owner-b', a)
+  t.same([...await other.claim('orders', 'owner-b') ?? []].sort(), [...b].sort(), 'only the owner can release its buckets')
+  await store.release('orders', 'owner-a', a)
+  const after = await other.claim('orders', 'owner-b') ?? []
+  t.ok(b.every(x => after.includes(x)), 'b keeps its own')
+  t.ok(after.some(x => a.includes(x)), 'and takes some of what a gave back')
+  const again = await store.claim('orders', 'owner-a') ?? []
+  t.same(again.filter(x => after.includes(x)), [], 'a gets only what b did not take')
+})
+
+t.test('postgres: an owner that stops renewing loses its buckets when the lease ends; another takes them', { skip: pgSkip }, async t => {
+  const { store, reopen } = await pgOpen(t, { leaseMs: 1000 })
+  const other = await reopen()
+  const tenant = randomUUID()
+  await store.append([row('orders', tenant, 0)])
+  t.same(await store.claim('orders', 'dead-owner'), [bucketOf(tenant)])
+  t.same(await other.claim('orders', 'live-owner'), [], 'held: nobody else gets it')
+  let taken: number[] = []
+  for (let tries = 0; taken.length === 0 && tries < 100; tries++) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    taken = await other.claim('orders', 'live-owner') ?? []
+  }
+  t.same(taken, [bucketOf(tenant)], 'taken over once the lease ended')
+  t.same(await store.claim('orders', 'dead-owner'), [], 'the old owner does not get it back while the new one holds it')
+})
