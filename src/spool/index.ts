@@ -59,6 +59,9 @@ export class Spool {
 
   async connect (): Promise<void> {
     await this.store.connect(this.destinations)
+    // Events kept for a destination the routes no longer spool wait until it is back.
+    const orphans = (await this.store.stats()).filter(s => !this.#relays.has(s.destination) && s.depth + s.deadLetters > 0)
+    for (const o of orphans) this.#log.warn({ destination: o.destination, waiting: o.depth, deadLetters: o.deadLetters }, 'the outbox holds events for a destination that is not spooled now: they wait (and count against OUTBOX_MAX_*) until it is')
   }
 
   startRelays (): void {
@@ -105,8 +108,10 @@ export class Spool {
     return states
   }
 
+  /** Only into the outboxes of destinations spooled now: another's would never be relayed. */
   async replay (query: DeadLetterQuery): Promise<number> {
-    const n = await this.store.replay(query)
+    let n = 0
+    for (const destination of query.destination === undefined ? this.destinations : [query.destination]) n += await this.store.replay({ ...query, destination })
     if (n > 0) {
       this.#log.info({ destination: query.destination, events: n }, 'dead letters replayed')
       for (const [name, relay] of this.#relays) if (query.destination === undefined || query.destination === name) relay.wake()

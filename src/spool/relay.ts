@@ -175,10 +175,8 @@ export class Relay {
     if (failed.length === 0) return batch.length === this.#options.batchSize ? 'full' : 'done'
     // Attempts count only while the broker answers: an outage of any length buries nothing.
     if ((await broker.health()).up) {
-      const spent = failed.filter(e => e.attempts + 1 >= this.#options.maxAttempts)
-      const again = failed.filter(e => e.attempts + 1 < this.#options.maxAttempts)
-      await store.attempted(again)
-      await this.#bury(spent, `failed ${this.#options.maxAttempts} attempts`)
+      await store.attempted(failed)
+      await this.#bury(failed.filter(e => e.attempts + 1 >= this.#options.maxAttempts), `failed ${this.#options.maxAttempts} attempts`)
     }
     return 'failed'
   }
