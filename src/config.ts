@@ -106,7 +106,8 @@ function checkCombinations (config: Config): void {
     problems.push(`MOCK_TENANT_ID: must be a valid tenant id for TENANT_ID_FORMAT=${config.TENANT_ID_FORMAT}`)
   }
   if (config.ROUTES_FILE === undefined && config.BROKER === 'sqs' && config.SQS_QUEUE_URL === undefined) problems.push('SQS_QUEUE_URL: is required when BROKER=sqs')
-  if (config.OUTBOX_LEASE_MS <= 2 * config.PUBLISH_TIMEOUT_MS) problems.push('OUTBOX_LEASE_MS: must be more than twice PUBLISH_TIMEOUT_MS (a batch being published must not lose its claim)')
+  // The lease is the PostgreSQL outbox's (replicas' claims); the embedded one has none.
+  if (config.SPOOL_URL !== undefined && config.SPOOL_URL !== '' && config.OUTBOX_LEASE_MS <= 2 * config.PUBLISH_TIMEOUT_MS) problems.push('OUTBOX_LEASE_MS: must be more than twice PUBLISH_TIMEOUT_MS (a batch being published must not lose its claim)')
   if (config.SPOOL_URL !== undefined && config.SPOOL_URL !== '' && !URL.canParse(config.SPOOL_URL)) {
     problems.push('SPOOL_URL: must be a postgres:// or postgresql:// URL')
   }

@@ -18,10 +18,12 @@ async function main (): Promise<void> {
   // SHUTDOWN_DRAIN_SECONDS (load balancers stop sending); then the server stops accepting,
   // answers what is in flight (each bounded by PUBLISH_TIMEOUT_MS), closes idle keep-alive
   // connections, the brokers and the database, exports the last spans, and writes out the
-  // buffered log lines. A fatal error skips the drain. The delay bounds all of it: keep
-  // terminationGracePeriodSeconds above it.
+  // buffered log lines. Spooled destinations' relays finish their batch (bounded by the publish
+  // deadline too) after the requests. A fatal error skips the drain. The delay bounds all of it:
+  // keep terminationGracePeriodSeconds above it.
   const drainMs = config.SHUTDOWN_DRAIN_SECONDS * 1000
-  closeWithGrace({ delay: drainMs + config.PUBLISH_TIMEOUT_MS + TRACE_FLUSH_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS + 3000, logger: app.log }, async ({ signal, err }) => {
+  const relaysMs = app.destinations.some(d => d.mode === 'spool') ? config.PUBLISH_TIMEOUT_MS : 0
+  closeWithGrace({ delay: drainMs + config.PUBLISH_TIMEOUT_MS + relaysMs + TRACE_FLUSH_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS + 3000, logger: app.log }, async ({ signal, err }) => {
     if (err !== undefined) {
       app.log.error({ err }, 'shutting down after an error')
     } else {

@@ -46,7 +46,7 @@ t.test('bad values name the variable', async t => {
     [{ SPOOL_URL: 'postgres://gateway:secretpw@db:abc/events' }, /^Invalid configuration:\n {2}SPOOL_URL: must be a postgres:\/\/ or postgresql:\/\/ URL$/],
     [{ OUTBOX_MAX_BYTES: '1024' }, /OUTBOX_MAX_BYTES: must be >= 1048576/],
     [{ OUTBOX_BATCH_SIZE: '0' }, /OUTBOX_BATCH_SIZE: must be >= 1/],
-    [{ OUTBOX_LEASE_MS: '10000' }, /OUTBOX_LEASE_MS: must be more than twice PUBLISH_TIMEOUT_MS/],
+    [{ SPOOL_URL: 'postgres://db/events', OUTBOX_LEASE_MS: '10000' }, /OUTBOX_LEASE_MS: must be more than twice PUBLISH_TIMEOUT_MS/],
     [{ BATCH_MAX_EVENTS: '0' }, /BATCH_MAX_EVENTS: must be >= 1/],
     // every envelope would fail CloudEvents validation downstream
     [{ EVENT_SOURCE: 'not a uri ref' }, /EVENT_SOURCE: must match format "uri-reference"/],
@@ -73,7 +73,8 @@ t.test('spool mode is accepted: the embedded outbox, or PostgreSQL at SPOOL_URL'
   for (const url of ['postgres://postgres@127.0.0.1:5432/test', 'postgresql://gateway:pw@db.internal/events?options=-c%20search_path%3Dgateway', '']) {
     t.equal(loadConfig({ DELIVERY_MODE: 'spool', SPOOL_URL: url }).SPOOL_URL, url, url)
   }
-  t.doesNotThrow(() => loadConfig({ PUBLISH_TIMEOUT_MS: '20000', OUTBOX_LEASE_MS: '40001' }), 'a lease above twice the publish deadline')
+  t.doesNotThrow(() => loadConfig({ SPOOL_URL: 'postgres://db/events', PUBLISH_TIMEOUT_MS: '20000', OUTBOX_LEASE_MS: '40001' }), 'a lease above twice the publish deadline')
+  t.doesNotThrow(() => loadConfig({ PUBLISH_TIMEOUT_MS: '20000' }), 'without SPOOL_URL there is no lease: a long publish deadline is fine')
 })
 
 t.test('values are not echoed, so a secret in the environment never reaches the message', async t => {

@@ -155,11 +155,12 @@ t.test('the configuration is one the gateway accepts', async t => {
 })
 
 t.test('terminationGracePeriodSeconds covers the shutdown sequence', async t => {
-  // Drain, then in-flight requests (each bounded by the publish deadline), then at most 2 s of span export and 2 s of log flushing.
+  // Drain, then in-flight requests (each bounded by the publish deadline), then spooled
+  // destinations' relays' last batch (bounded by it too), then at most 2 s of span export and 2 s of log flushing.
   const drain = Number(configMap.data.SHUTDOWN_DRAIN_SECONDS)
   const publish = loadConfig(configMap.data).PUBLISH_TIMEOUT_MS / 1000
   t.ok(drain > 0, 'SHUTDOWN_DRAIN_SECONDS is stated')
-  t.ok(pod.terminationGracePeriodSeconds >= drain + publish + 2 + 2 + 5, `${pod.terminationGracePeriodSeconds} s >= ${drain} s drain + ${publish} s publish + 2 s spans + 2 s logs + 5 s to close the brokers`)
+  t.ok(pod.terminationGracePeriodSeconds >= drain + 2 * publish + 2 + 2 + 5, `${pod.terminationGracePeriodSeconds} s >= ${drain} s drain + ${publish} s publish + ${publish} s relays + 2 s spans + 2 s logs + 5 s to close the brokers`)
 })
 
 t.test('the pod runs as non-root on a read-only root filesystem, DATA_DIR on an emptyDir', async t => {

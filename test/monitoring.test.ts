@@ -20,7 +20,8 @@ async function promtool (args: string[], input = ''): Promise<{ code: number | n
   child.stdout.on('data', d => { output += d })
   child.stderr.on('data', d => { output += d })
   child.stdin.end(input)
-  const [code] = await Promise.race([once(child, 'close'), once(child, 'error').then(() => [null])]) as [number | null]
+  // Without promtool, 'close' rejects with the spawn error too: that is the 'error' branch's answer.
+  const [code] = await Promise.race([once(child, 'close').catch(() => [null]), once(child, 'error').then(() => [null])]) as [number | null]
   return { code, output }
 }
 

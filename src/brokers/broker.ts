@@ -56,6 +56,12 @@ export interface Broker {
   publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]>
   health (): Promise<BrokerHealth>
   close (): Promise<void>
+  /**
+   * Why the broker would refuse this event for good, when that is known before sending (an SQS
+   * message or EventBridge entry over its size limit): a spooled destination refuses it at once
+   * rather than queue a dead letter.
+   */
+  refusal? (event: OutgoingEvent): BrokerError | undefined
   /** Events the broker kept aside as unroutable (e.g. in RabbitMQ's alternate exchange queue). */
   unroutedCount? (): Promise<number | undefined>
 }

@@ -50,7 +50,7 @@ export class Spool {
       pollMs: this.store.kind === 'postgres' ? 250 : 1000
     }, this.#metrics, this.#log)
     this.#relays.set(target.name, relay)
-    return new SpoolDelivery(target.name, this, relay)
+    return new SpoolDelivery(target.name, target.broker, this, relay)
   }
 
   get destinations (): string[] {
@@ -143,17 +143,29 @@ const unavailable = (err: unknown) => new GatewayError('EVG_SPOOL_UNAVAILABLE', 
  */
 export class SpoolDelivery {
   readonly #name: string
+  readonly #broker: Broker
   readonly #spool: Spool
   readonly #relay: Relay
   readonly mode = 'spool'
 
-  constructor (name: string, spool: Spool, relay: Relay) {
+  constructor (name: string, broker: Broker, spool: Spool, relay: Relay) {
     this.#name = name
+    this.#broker = broker
     this.#spool = spool
     this.#relay = relay
   }
 
   async publish (events: readonly OutgoingEvent[]): Promise<DeliveryResult[]> {
+    // What the broker is known to refuse (too large for SQS or EventBridge) is answered 413 now,
+    // as a sync destination would: never a 202 for a dead letter to be.
+    const refusals = this.#broker.refusal === undefined ? undefined : events.map(e => this.#broker.refusal?.(e))
+    if (refusals !== undefined && refusals.some(r => r !== undefined)) {
+      const taken = events.filter((_, i) => refusals[i] === undefined)
+      const results = taken.length === 0 ? [] : await this.publish(taken)
+      return refusals.map(r => r === undefined
+        ? results.shift() as DeliveryResult
+        : { ok: false, error: new GatewayError('EVG_TOO_LARGE', `${this.#name} refused the event: ${r.message}`, { extensions: { reason: r.reason } }) })
+    }
     const now = Date.now()
     const rows = events.map(e => toRow(this.#name, e, now))
     const refusal = this.#spool.refusal(rows.length, rows.reduce((sum, r) => sum + r.bytes, 0))

@@ -9,6 +9,9 @@ const COLUMNS = 'destination, bucket, tenant, event_id, type, meta, body, conten
 const WHERE_DEAD = '(@destination IS NULL OR destination = @destination) AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids))) AND id <= @upto'
 const SEQS = 'seq IN (SELECT value FROM json_each(?))'
 
+/** How long a failed append keeps the outbox reported down. */
+const FAILING_MS = 5000
+
 interface Counts { depth: number, bytes: number, deadLetters: number, deadBytes: number }
 
 /**
@@ -24,6 +27,8 @@ export class SqliteOutbox implements OutboxStore {
   readonly #writer: SqliteWriter
   readonly #counts = new Map<string, Counts>()
   #pending = { events: 0, bytes: 0 }
+  /** Why the last append failed, and when; cleared when one works. */
+  #failing: { why: string, at: number } | undefined
   /** Replays and purges, one at a time. */
   #settling: Promise<unknown> = Promise.resolve()
   #next: Database.Statement<[string, number], Spooled> | undefined
@@ -108,6 +113,11 @@ export class SqliteOutbox implements OutboxStore {
     try {
       await this.#writer.write(rows.map(r => ['append', r.destination, r.bucket, r.tenant, r.eventId, r.type, r.meta, r.body, r.contentType, r.traceparent, r.bytes, r.acceptedAt]))
       for (const r of rows) this.#count(r.destination, { depth: 1, bytes: r.bytes })
+      this.#failing = undefined
+    } catch (err) {
+      // A full disk, a read-only DATA_DIR: down (readiness says so) until an append works again.
+      this.#failing = { why: `the outbox cannot be written: ${(err as { code?: string }).code ?? (err as Error).message}`, at: Date.now() }
+      throw err
     } finally {
       this.#pending.events -= rows.length
       this.#pending.bytes -= bytes
@@ -194,7 +204,9 @@ export class SqliteOutbox implements OutboxStore {
   }
 
   down (): string | undefined {
-    return this.#writer.down
+    // A failed append marks it down for a few seconds, not until the next append works: a
+    // readiness probe that took the gateway out of rotation would otherwise keep it out.
+    return this.#writer.down ?? (this.#failing !== undefined && Date.now() - this.#failing.at < FAILING_MS ? this.#failing.why : undefined)
   }
 
   async close (): Promise<void> {

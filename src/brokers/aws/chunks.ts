@@ -7,6 +7,12 @@ export interface Pending<E> {
   entry: E
 }
 
+/** The refusal of an entry over the service's size limit (answered 413), before any call. */
+export function sizeRefusal (service: string, size: number, limits: { maxBytes: number, noun: string }): BrokerError | undefined {
+  if (size <= limits.maxBytes) return undefined
+  return new BrokerError(`the ${limits.noun} is ${size} bytes; ${service} takes at most ${limits.maxBytes}`, { retryable: false, reason: 'too_large', tooLarge: true })
+}
+
 /**
  * The shape SQS and EventBridge batches share: entries over the service's size limit are refused
  * before any call (answered 413), the rest are sent in calls of at most `per` entries, and a call
@@ -22,8 +28,9 @@ export async function sendInChunks<E> (
   const outcomes: PublishOutcome[] = new Array(built.length)
   const pending: Pending<E>[] = []
   built.forEach(({ entry, size }, index) => {
-    if (size > limits.maxBytes) {
-      outcomes[index] = { ok: false, error: new BrokerError(`the ${limits.noun} is ${size} bytes; ${service} takes at most ${limits.maxBytes}`, { retryable: false, reason: 'too_large', tooLarge: true }) }
+    const tooLarge = sizeRefusal(service, size, limits)
+    if (tooLarge !== undefined) {
+      outcomes[index] = { ok: false, error: tooLarge }
     } else {
       pending.push({ index, entry })
     }

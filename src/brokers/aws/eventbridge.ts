@@ -1,7 +1,7 @@
 import { DescribeEventBusCommand, EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import { awsClientConfig, checkClient, probeAnswered } from './credentials.js'
-import { sendInChunks } from './chunks.js'
+import { sendInChunks, sizeRefusal } from './chunks.js'
 import { classifyAwsError, isRetryableCode } from './errors.js'
 
 export interface EventBridgeOptions {
@@ -48,19 +48,25 @@ export class EventBridgeBroker implements Broker {
     await checkClient(this.#client.config as never, 'EventBridge')
   }
 
+  #entry ({ event, body, traceparent }: OutgoingEvent): { entry: PutEventsRequestEntry, size: number } {
+    const trace = xrayTraceHeader(traceparent)
+    const entry: PutEventsRequestEntry = {
+      EventBusName: this.#opts.busName,
+      Source: this.#opts.source,
+      DetailType: event.type,
+      Detail: body,
+      Time: new Date(event.time),
+      ...(trace === undefined ? {} : { TraceHeader: trace })
+    }
+    return { entry, size: entrySize(entry) }
+  }
+
+  refusal (event: OutgoingEvent): BrokerError | undefined {
+    return sizeRefusal('EventBridge', this.#entry(event).size, { maxBytes: this.#opts.maxEntryBytes, noun: 'entry' })
+  }
+
   async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
-    const built = events.map(({ event, body, traceparent }) => {
-      const trace = xrayTraceHeader(traceparent)
-      const entry: PutEventsRequestEntry = {
-        EventBusName: this.#opts.busName,
-        Source: this.#opts.source,
-        DetailType: event.type,
-        Detail: body,
-        Time: new Date(event.time),
-        ...(trace === undefined ? {} : { TraceHeader: trace })
-      }
-      return { entry, size: entrySize(entry) }
-    })
+    const built = events.map(event => this.#entry(event))
     return sendInChunks('EventBridge', built, { maxBytes: this.#opts.maxEntryBytes, per: BATCH, noun: 'entry' }, async (chunk, outcomes) => {
       const res = await this.#client.send(new PutEventsCommand({ Entries: chunk.map(c => c.entry) }))
       chunk.forEach(({ index }, k) => {

@@ -3,7 +3,7 @@ import { GetQueueAttributesCommand, SendMessageBatchCommand, SendMessageCommand,
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import type { GatewayEvent } from '../../event.js'
 import { awsClientConfig, checkClient, probeAnswered } from './credentials.js'
-import { sendInChunks, type Pending } from './chunks.js'
+import { sendInChunks, sizeRefusal, type Pending } from './chunks.js'
 import { classifyAwsError } from './errors.js'
 
 export interface SqsOptions {
@@ -84,6 +84,10 @@ export class SqsBroker implements Broker {
       ...(this.#fifo ? { MessageGroupId: event.groupKey ?? event.tenantId, MessageDeduplicationId: deduplicationId(event) } : {}),
       size: messageSize(body, attrs)
     }
+  }
+
+  refusal (event: OutgoingEvent): BrokerError | undefined {
+    return sizeRefusal('SQS', this.#entry(event).size, { maxBytes: this.#opts.maxMessageBytes, noun: 'message' })
   }
 
   async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
