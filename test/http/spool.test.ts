@@ -421,3 +421,26 @@ t.test('the outbox of a spooled destination survives a restart of the gateway: d
   t.match((await second.inject('/v1/admin/dead-letters')).json().deadLetters, [{ eventId: id }])
   t.match((await second.inject('/v1/admin/outbox')).json().destinations, [{ name: 'local', deadLetters: 1 }])
 })
+
+t.test('a destination that knows it would refuse an event (too large for SQS or EventBridge) answers 413 at once: no 202, no dead letter', async t => {
+  /** Refuses, before any publish, bodies over 600 bytes, as the SQS and EventBridge adapters do over their limits. */
+  class Limited extends MemoryBroker {
+    refusal (event: OutgoingEvent): BrokerError | undefined {
+      return event.body.length > 600 ? new BrokerError(`the message is ${event.body.length} bytes; SQS takes at most 600`, { retryable: false, reason: 'too_large', tooLarge: true }) : undefined
+    }
+  }
+  const broker = new Limited()
+  const { app } = await build(t, SPOOL, { broker })
+  const big = await app.inject(post('call.ended', { ...exampleOf('call.ended'), transcript: 'x'.repeat(2000) }))
+  t.equal(big.statusCode, 413)
+  t.match(big.json(), { code: 'EVG_TOO_LARGE', detail: /takes at most 600/, reason: 'too_large' })
+  const batch = await app.inject(postBatch([
+    { type: 'call.ended', data: call('small') },
+    { type: 'call.ended', data: { ...exampleOf('call.ended'), transcript: 'x'.repeat(2000) } }
+  ]))
+  t.equal(batch.statusCode, 207)
+  t.match(batch.json().results, [{ status: 'queued' }, { error: { code: 'EVG_TOO_LARGE' } }], 'the small one is queued, the large one refused')
+  await until('the small one to be published', () => broker.published.length === 1)
+  t.same((await app.inject('/v1/admin/dead-letters')).json().deadLetters, [], 'nothing set aside')
+  t.equal((await outboxUntil(app, 'drained', d => d.depth === 0)).depth, 0)
+})
