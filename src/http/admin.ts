@@ -59,6 +59,12 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
   const { apiKeys } = opts
   const typed = app.withTypeProvider<TypeBoxTypeProvider>()
   const security = eventSecurity(apiKeys !== undefined)
+  // The outbox failing (PostgreSQL unreachable) is a 503 to retry, not an internal error.
+  app.setErrorHandler(async (err, _request, reply) => {
+    if (err instanceof GatewayError || (err as { validation?: unknown }).validation !== undefined || (err as { statusCode?: number }).statusCode !== undefined) throw err
+    reply.log.error({ err: (err as Error).message }, 'admin: the outbox failed')
+    throw new GatewayError('EVG_SPOOL_UNAVAILABLE', 'the outbox cannot be read now; try again shortly', { retryAfter: 1 })
+  })
   app.addHook('onRequest', async request => {
     if (apiKeys === undefined) return
     const key = apiKeys.authenticate(request.headers)

@@ -110,7 +110,8 @@ export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): 
   }, async (_request, reply) => {
     await check()
     stateOf()
-    await opts.spool?.observe()
+    // An outbox that cannot be read leaves its gauges as they were: the rest is still scraped.
+    await opts.spool?.observe().catch(() => undefined)
     await Promise.all(destinations.map(async d => {
       const unrouted = await d.broker.unroutedCount?.()
       if (unrouted !== undefined) metrics.unrouted.set({ destination: d.name, broker: d.broker.name }, unrouted)

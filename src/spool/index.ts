@@ -33,7 +33,7 @@ export class Spool {
     this.#config = config
     this.#metrics = metrics
     this.#log = log
-    this.store = store ?? (config.SPOOL_URL !== undefined && config.SPOOL_URL !== '' ? new PostgresOutbox(config.SPOOL_URL, log, { leaseMs: config.OUTBOX_LEASE_MS }) : new SqliteOutbox(config.DATA_DIR))
+    this.store = store ?? (config.SPOOL_URL !== undefined && config.SPOOL_URL !== '' ? new PostgresOutbox(config.SPOOL_URL, log, { leaseMs: config.OUTBOX_LEASE_MS, queryTimeoutMs: config.PUBLISH_TIMEOUT_MS }) : new SqliteOutbox(config.DATA_DIR))
   }
 
   /**
@@ -80,11 +80,12 @@ export class Spool {
   /** The limits an append is refused over: 503 EVG_OVERLOADED, never an unbounded disk. */
   refusal (events: number, bytes: number): GatewayError | undefined {
     const totals = this.store.totals()
+    // The limit's name, not the counts: how much other tenants sent is not a client's business.
     const full = totals.events + events > this.#config.OUTBOX_MAX_EVENTS
-      ? `it holds ${totals.events} events (OUTBOX_MAX_EVENTS ${this.#config.OUTBOX_MAX_EVENTS})`
-      : totals.bytes + bytes > this.#config.OUTBOX_MAX_BYTES ? `it holds ${totals.bytes} bytes (OUTBOX_MAX_BYTES ${this.#config.OUTBOX_MAX_BYTES})` : undefined
+      ? 'OUTBOX_MAX_EVENTS'
+      : totals.bytes + bytes > this.#config.OUTBOX_MAX_BYTES ? 'OUTBOX_MAX_BYTES' : undefined
     if (full === undefined) return undefined
-    return new GatewayError('EVG_OVERLOADED', `the outbox is full: ${full}, waiting for its destinations or dead letters to be dealt with; retry later`, { retryAfter: 5, extensions: { reason: 'outbox_full' } })
+    return new GatewayError('EVG_OVERLOADED', `the outbox is full (${full}), waiting for its destinations or dead letters to be dealt with; retry later`, { retryAfter: 5, extensions: { reason: 'outbox_full' } })
   }
 
   /** Every spooled destination's state, with a line for each even when its outbox is empty. */

@@ -30,6 +30,8 @@ export class PostgresOutbox implements OutboxStore {
   #leaseMs = 30_000
   #queue: { rows: readonly SpoolRow[], resolve: () => void, reject: (err: unknown) => void }[] = []
   #inserting = false
+  /** The rows of the INSERT under way: not in the count yet, but in the totals. */
+  #insertingRows: readonly SpoolRow[] = []
   #scheduled = false
   #down: string | undefined
   /** As the last count found them, plus what this replica appended since. */
@@ -38,18 +40,21 @@ export class PostgresOutbox implements OutboxStore {
   #refresher: NodeJS.Timeout | undefined
   #lastError = 0
 
-  constructor (url: string, log: FastifyBaseLogger, options: { leaseMs?: number } = {}) {
+  /** `queryTimeoutMs`: a query not answered by then fails (an unresponsive PostgreSQL is a 503, not a hang). */
+  constructor (url: string, log: FastifyBaseLogger, options: { leaseMs?: number, queryTimeoutMs?: number } = {}) {
     this.#log = log
     this.#where = safeUrl(url)
     if (options.leaseMs !== undefined) this.#leaseMs = options.leaseMs
-    this.#pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30_000, types: types as never })
+    const timeout = options.queryTimeoutMs ?? 5000
+    this.#pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: timeout, query_timeout: timeout, keepAlive: true, idleTimeoutMillis: 30_000, types: types as never })
     // An idle connection that breaks must not crash the process: the next query reconnects.
     this.#pool.on('error', err => { this.#failed(err) })
   }
 
   async connect (destinations: readonly string[]): Promise<void> {
-    const client = await this.#pool.connect()
+    let client: pg.PoolClient | undefined
     try {
+      client = await this.#pool.connect()
       await client.query('BEGIN')
       // Replicas starting together create the tables once.
       await client.query("SELECT pg_advisory_xact_lock(hashtext('event-gateway spool schema'))")
@@ -102,10 +107,10 @@ export class PostgresOutbox implements OutboxStore {
       }
       await client.query('COMMIT')
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined)
-      throw new Error(`SPOOL_URL (${this.#where}): ${(err as Error).message}`)
+      await client?.query('ROLLBACK').catch(() => undefined)
+      throw new Error(`the outbox at SPOOL_URL (${this.#where}) cannot be used: ${(err as Error).message}`)
     } finally {
-      client.release()
+      client?.release()
     }
     await this.#refresh()
     this.#refresher = setInterval(() => { void this.#refresh().catch(() => undefined) }, 1000)
@@ -155,6 +160,7 @@ export class PostgresOutbox implements OutboxStore {
     const waiting = this.#queue
     this.#queue = []
     const rows = waiting.flatMap(w => w.rows)
+    this.#insertingRows = rows
     const column = <K extends keyof SpoolRow>(key: K) => rows.map(r => r[key])
     try {
       await this.#query(`INSERT INTO spool_outbox (${COLUMNS})
@@ -169,6 +175,7 @@ export class PostgresOutbox implements OutboxStore {
       for (const w of waiting) w.reject(err)
     } finally {
       this.#inserting = false
+      this.#insertingRows = []
       if (this.#queue.length > 0) void this.#insert()
     }
   }
@@ -185,7 +192,7 @@ export class PostgresOutbox implements OutboxStore {
         SELECT destination, 0, 0, NULL, count(*), sum(bytes) FROM spool_dead_letters GROUP BY destination
       ) counts GROUP BY destination`)
     this.#stats = rows.map(r => ({ destination: r.destination, depth: r.depth, bytes: r.bytes, deadLetters: r.dead, deadBytes: r.deadBytes, ...(r.oldest === null ? {} : { oldestAcceptedAt: r.oldest }) }))
-    const pending = this.#queue.flatMap(w => w.rows)
+    const pending = [...this.#queue.flatMap(w => w.rows), ...this.#insertingRows]
     this.#totals = {
       events: rows.reduce((sum, r) => sum + r.depth + r.dead, 0) + pending.length,
       bytes: rows.reduce((sum, r) => sum + r.bytes + r.deadBytes, 0) + pending.reduce((sum, r) => sum + r.bytes, 0)

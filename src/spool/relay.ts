@@ -42,6 +42,8 @@ export class Relay {
   #woken = false
   #gathering: NodeJS.Timeout | undefined
   #gathered = 0
+  /** Published, but the outbox could not delete them (a full disk): deleted before anything else is sent. */
+  #unremoved: Spooled[] = []
 
   constructor (destination: { name: string, broker: Broker, delivery: Publishing }, store: OutboxStore, options: RelayOptions, metrics: Metrics, log: FastifyBaseLogger) {
     this.#destination = destination
@@ -145,6 +147,12 @@ export class Relay {
     const { name, broker, delivery } = this.#destination
     const store = this.#store
     const owner = this.#options.owner
+    if (this.#unremoved.length > 0) {
+      // Until the outbox takes the deletion, nothing is published: the same events would go again.
+      await store.remove(this.#unremoved)
+      this.#metrics.outboxEvents.inc({ destination: name, outcome: 'published' }, this.#unremoved.length)
+      this.#unremoved = []
+    }
     const buckets = await store.claim(name, owner)
     if (buckets !== undefined && buckets.length === 0) return 'idle'
     this.#woken = false
@@ -168,7 +176,12 @@ export class Relay {
         refused.set(reason, [...refused.get(reason) ?? [], event])
       } else failed.push(event)
     })
-    await store.remove(published)
+    try {
+      await store.remove(published)
+    } catch (err) {
+      this.#unremoved = published
+      throw err
+    }
     this.#metrics.outboxEvents.inc({ destination: name, outcome: 'published' }, published.length)
     for (const [reason, events] of refused) await this.#bury(events, reason)
     // A full batch: more may wait; else the outbox was drained and the relay waits for an append.

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3'
 import { openDatabase, type Db } from '../database.js'
-import { SqliteWriter } from '../sqlite-writer.js'
+import { SqliteWriter, type Statement } from '../sqlite-writer.js'
 import type { DeadLetter, DeadLetterQuery, DestinationStats, OutboxStore, SpoolRow, Spooled } from './outbox.js'
 
 const COLUMNS = 'destination, bucket, tenant, event_id, type, meta, body, content_type, traceparent, bytes, accepted_at'
@@ -111,16 +111,23 @@ export class SqliteOutbox implements OutboxStore {
     this.#pending.events += rows.length
     this.#pending.bytes += bytes
     try {
-      await this.#writer.write(rows.map(r => ['append', r.destination, r.bucket, r.tenant, r.eventId, r.type, r.meta, r.body, r.contentType, r.traceparent, r.bytes, r.acceptedAt]))
+      await this.#write(rows.map(r => ['append', r.destination, r.bucket, r.tenant, r.eventId, r.type, r.meta, r.body, r.contentType, r.traceparent, r.bytes, r.acceptedAt]))
       for (const r of rows) this.#count(r.destination, { depth: 1, bytes: r.bytes })
-      this.#failing = undefined
-    } catch (err) {
-      // A full disk, a read-only DATA_DIR: down (readiness says so) until an append works again.
-      this.#failing = { why: `the outbox cannot be written: ${(err as { code?: string }).code ?? (err as Error).message}`, at: Date.now() }
-      throw err
     } finally {
       this.#pending.events -= rows.length
       this.#pending.bytes -= bytes
+    }
+  }
+
+  /** A write that fails (a full disk, a read-only DATA_DIR) marks the outbox down for a while. */
+  async #write (statements: Statement[]): Promise<number> {
+    try {
+      const changes = await this.#writer.write(statements)
+      this.#failing = undefined
+      return changes
+    } catch (err) {
+      this.#failing = { why: `the outbox cannot be written: ${(err as { code?: string }).code ?? (err as Error).message}`, at: Date.now() }
+      throw err
     }
   }
 
@@ -146,19 +153,19 @@ export class SqliteOutbox implements OutboxStore {
 
   async remove (events: readonly Spooled[]): Promise<void> {
     if (events.length === 0) return
-    await this.#writer.write([['remove', JSON.stringify(events.map(e => e.seq))]])
+    await this.#write([['remove', JSON.stringify(events.map(e => e.seq))]])
     for (const e of events) this.#count(e.destination, { depth: -1, bytes: -e.bytes })
   }
 
   async attempted (events: readonly Spooled[]): Promise<void> {
     if (events.length === 0) return
-    await this.#writer.write([['attempted', JSON.stringify(events.map(e => e.seq))]])
+    await this.#write([['attempted', JSON.stringify(events.map(e => e.seq))]])
   }
 
   async bury (events: readonly Spooled[], reason: string): Promise<void> {
     if (events.length === 0) return
     const seqs = JSON.stringify(events.map(e => e.seq))
-    await this.#writer.write([['bury', reason, Date.now(), seqs], ['remove', seqs]])
+    await this.#write([['bury', reason, Date.now(), seqs], ['remove', seqs]])
     for (const e of events) this.#count(e.destination, { depth: -1, bytes: -e.bytes, deadLetters: 1, deadBytes: e.bytes })
   }
 
@@ -195,7 +202,7 @@ export class SqliteOutbox implements OutboxStore {
         .all(deadParams(query, Number.MAX_SAFE_INTEGER)) as { destination: string, n: number, bytes: number, upto: number }[]
       if (found.length === 0) return 0
       const params = deadParams(query, Math.max(...found.map(f => f.upto)))
-      await this.#writer.write(replay ? [['replay', params], ['forget', params]] : [['forget', params]])
+      await this.#write(replay ? [['replay', params], ['forget', params]] : [['forget', params]])
       for (const f of found) this.#count(f.destination, { deadLetters: -f.n, deadBytes: -f.bytes, ...(replay ? { depth: f.n, bytes: f.bytes } : {}) })
       return found.reduce((sum, f) => sum + f.n, 0)
     })
@@ -204,7 +211,7 @@ export class SqliteOutbox implements OutboxStore {
   }
 
   down (): string | undefined {
-    // A failed append marks it down for a few seconds, not until the next append works: a
+    // A failed write marks it down for a few seconds, not until the next one works: a
     // readiness probe that took the gateway out of rotation would otherwise keep it out.
     return this.#writer.down ?? (this.#failing !== undefined && Date.now() - this.#failing.at < FAILING_MS ? this.#failing.why : undefined)
   }
