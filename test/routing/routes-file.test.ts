@@ -24,7 +24,7 @@ const everything = [{ types: ['*'], to: ['store'] }]
 
 t.test('without ROUTES_FILE: one destination from BROKER and its variables, for every type', async t => {
   const rabbit = loadRouting(testConfig(t, { BROKER: 'rabbitmq', AMQP_EXCHANGE: 'orders', EVENT_SOURCE: 'svc' }), types, createAjv())
-  t.same(rabbit.destinations, [{ name: 'rabbitmq', broker: 'rabbitmq', url: 'amqp://guest:guest@127.0.0.1:5672', exchange: 'orders', alternateExchange: 'orders.unrouted', envelope: 'cloudevents', envelopeOptions: { source: 'svc' } }])
+  t.same(rabbit.destinations, [{ name: 'rabbitmq', broker: 'rabbitmq', url: 'amqp://guest:guest@127.0.0.1:5672', exchange: 'orders', alternateExchange: 'orders.unrouted', envelope: 'cloudevents', envelopeOptions: { source: 'svc' }, delivery: 'sync' }])
   t.same(rabbit.routes.get('call.ended'), ['rabbitmq'])
   t.equal(rabbit.routes.size, types.length)
   const off = loadRouting(testConfig(t, { BROKER: 'rabbitmq', AMQP_ALTERNATE_EXCHANGE: '' }), types, createAjv())
