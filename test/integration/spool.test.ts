@@ -105,7 +105,12 @@ function checkDelivery (t: Test, load: Load, consumer: Consumer, maxDuplicates: 
   }
   const missing = [...load.accepted.values()].flat().filter(id => !once.has(id))
   t.equal(missing.length, 0, `every one of the ${load.count} events answered 202 reached the consumer`)
-  for (const [tenant, ids] of load.accepted) t.same(seen.get(tenant) ?? [], ids, `tenant ${tenant.slice(0, 8)}: in accept order`)
+  // Events a killed gateway committed without answering arrive too (at least once): the order is
+  // checked on the answered ones.
+  const answered = new Set([...load.accepted.values()].flat())
+  const unanswered = [...once].filter(id => !answered.has(id)).length
+  for (const [tenant, ids] of load.accepted) t.same((seen.get(tenant) ?? []).filter(id => answered.has(id)), ids, `tenant ${tenant.slice(0, 8)}: in accept order`)
+  if (unanswered > 0) t.comment(`${unanswered} events committed but not answered (the kill) arrived too`)
   t.comment(`${consumer.messages.length} messages for ${load.count} accepted events: ${duplicates} duplicates`)
   t.ok(duplicates <= maxDuplicates, `duplicates bounded (${duplicates} <= ${maxDuplicates})`)
 }
