@@ -6,6 +6,7 @@ import { openDatabase } from '../../src/database.js'
 import type { GatewayEvent } from '../../src/event.js'
 import { StateUnavailableError, type IdempotencyStore } from '../../src/idempotency.js'
 import { LocalRateLimiter, type RateLimiter } from '../../src/state/rate-limiter.js'
+import { Redis } from 'ioredis'
 import { RedisState } from '../../src/state/redis.js'
 import { SqliteIdempotencyStore } from '../../src/state/sqlite.js'
 import { dataDir } from '../helper.js'
@@ -164,4 +165,31 @@ t.test('redis: unreachable, every call fails at once with StateUnavailableError;
   t.ok(Date.now() - started < 1000, 'no waiting for a reconnect')
   await t.rejects(redis.take('t', 1, { perSecond: 1, burst: 1 }), StateUnavailableError)
   await t.rejects(redis.complete({ tenant: 't', key: 'k', print: 'p' }, 'x', { status: 202, body: {} }), StateUnavailableError)
+})
+
+t.test('redis: calls made in one tick (gathered into one script per tenant) keep their own answers; a broken key fails alone', { skip: redisSkip }, async t => {
+  const store = new RedisState(REDIS_URL, { commandTimeoutMs: 1000 })
+  await store.connect()
+  const raw = new Redis(REDIS_URL)
+  t.teardown(async () => { await store.close(); raw.disconnect() })
+  const tenant = randomUUID()
+  const other = randomUUID()
+  await raw.set(`evg:idem:{${tenant}}:not-a-hash`, 'x', 'EX', 60)
+  const refs = Array.from({ length: 20 }, (_, i) => ({ tenant: i % 2 === 0 ? tenant : other, key: `k${i}`, print: 'p' }))
+  const [same1, same2, broken, ...fresh] = await Promise.all([
+    store.reserve({ tenant, key: 'same', print: 'p' }, 10_000),
+    store.reserve({ tenant, key: 'same', print: 'p' }, 10_000),
+    store.reserve({ tenant, key: 'not-a-hash', print: 'p' }, 10_000).catch((err: unknown) => err),
+    ...refs.map(ref => store.reserve(ref, 10_000))
+  ])
+  t.same([same1?.state, same2?.state], ['reserved', 'busy'], 'the same key twice in one tick: one holder')
+  t.ok(broken instanceof StateUnavailableError, 'a key that is not a hash fails alone')
+  t.ok(fresh.every(r => r?.state === 'reserved'))
+  await Promise.all(refs.map((ref, i) => {
+    const r = fresh[i]
+    return r?.state === 'reserved' ? store.complete(ref, r.token, { status: 202, body: { id: ref.key } }) : undefined
+  }))
+  const again = await Promise.all(refs.map(ref => store.reserve(ref, 10_000)))
+  t.same(again.map(r => r.state === 'done' ? (r.answer.body as { id: string }).id : r.state), refs.map(ref => ref.key), 'each answer under its own key')
+  await t.rejects(store.complete({ tenant, key: 'not-a-hash', print: 'p' }, 'x', { status: 202, body: {} }), StateUnavailableError)
 })
