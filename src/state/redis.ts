@@ -99,19 +99,22 @@ const idemKey = (ref: KeyRef) => `evg:idem:{${ref.tenant}}:${ref.key}`
 interface Op<T> { key: string, args: (string | number)[], resolve: (answer: T[]) => void, reject: (err: unknown) => void }
 
 /**
- * Gathers the calls of one script made in the same tick, per tenant, into one command (at most
- * 256 keys each): at one command per key, the socket writes cost more than the scripts.
+ * Gathers the calls of one script made in the same tick (or within `gatherMs`), per tenant, into
+ * one command (at most 256 keys each): at one command per key, the socket writes cost more than
+ * the scripts.
  */
 class Gather<T> {
   readonly #run: (keysThenArgs: (string | number)[], keys: number) => Promise<T[]>
   readonly #perKey: number
+  readonly #gatherMs: number
   #pending = new Map<string, Op<T>[]>()
   #scheduled = false
 
-  /** `perKey`: answers per key in the script's reply. */
-  constructor (run: (keysThenArgs: (string | number)[], keys: number) => Promise<T[]>, perKey: number) {
+  /** `perKey`: answers per key in the script's reply. `gatherMs` 0: sent at the end of the tick. */
+  constructor (run: (keysThenArgs: (string | number)[], keys: number) => Promise<T[]>, perKey: number, gatherMs = 0) {
     this.#run = run
     this.#perKey = perKey
+    this.#gatherMs = gatherMs
   }
 
   /** The key's answers; rejects when the command failed (for every key in it). */
@@ -125,12 +128,14 @@ class Gather<T> {
         this.#send(ops)
       } else if (!this.#scheduled) {
         this.#scheduled = true
-        setImmediate(() => this.#flush())
+        if (this.#gatherMs === 0) setImmediate(() => this.flush())
+        else setTimeout(() => this.flush(), this.#gatherMs)
       }
     })
   }
 
-  #flush (): void {
+  /** Sends what is gathered now (a later timer finds nothing). */
+  flush (): void {
     this.#scheduled = false
     const pending = this.#pending
     this.#pending = new Map()
@@ -184,7 +189,9 @@ export class RedisState implements IdempotencyStore, RateLimiter {
     redis.on('ready', () => this.#log?.info({ store: 'redis', url: safeUrl(url) }, 'state store: redis connected'))
     this.#redis = redis as Redis & Scripts
     this.#reserve = new Gather((keysThenArgs, keys) => this.#redis.evgReserve(keys, ...keysThenArgs), 2)
-    this.#finish = new Gather((keysThenArgs, keys) => this.#redis.evgFinish(keys, ...keysThenArgs), 1)
+    // Nobody's answer waits for a finish (Intake answers once the event is published): finishes
+    // gather for 10 ms, as the embedded store's writes do, so that one command carries many.
+    this.#finish = new Gather((keysThenArgs, keys) => this.#redis.evgFinish(keys, ...keysThenArgs), 1, 10)
   }
 
   /** Connects; a Redis that is down at start-up is not fatal (keyed requests get 503 until it is up). */
@@ -254,6 +261,9 @@ export class RedisState implements IdempotencyStore, RateLimiter {
   }
 
   async close (): Promise<void> {
+    // Gathered calls go before QUIT, which waits for their replies.
+    this.#reserve.flush()
+    this.#finish.flush()
     try {
       await this.#redis.quit()
     } catch {

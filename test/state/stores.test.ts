@@ -193,3 +193,18 @@ t.test('redis: calls made in one tick (gathered into one script per tenant) keep
   t.same(again.map(r => r.state === 'done' ? (r.answer.body as { id: string }).id : r.state), refs.map(ref => ref.key), 'each answer under its own key')
   await t.rejects(store.complete({ tenant, key: 'not-a-hash', print: 'p' }, 'x', { status: 202, body: {} }), StateUnavailableError)
 })
+
+t.test('redis: finishes gathered when the store closes are sent before it quits', { skip: redisSkip }, async t => {
+  const ref = { tenant: randomUUID(), key: 'closing', print: 'p' }
+  const store = new RedisState(REDIS_URL, { commandTimeoutMs: 1000 })
+  await store.connect()
+  const held = await store.reserve(ref, 10_000)
+  if (held.state !== 'reserved') throw new Error('not reserved')
+  const completed = store.complete(ref, held.token, { status: 202, body: { id: 'e-closing' } })
+  await store.close()
+  await completed
+  const next = new RedisState(REDIS_URL, { commandTimeoutMs: 1000 })
+  await next.connect()
+  t.teardown(() => next.close())
+  t.match(await next.reserve(ref, 10_000), { state: 'done', answer: { body: { id: 'e-closing' } } })
+})
