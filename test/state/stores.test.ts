@@ -5,8 +5,10 @@ import t, { type Test } from 'tap'
 import { openDatabase } from '../../src/database.js'
 import type { GatewayEvent } from '../../src/event.js'
 import { StateUnavailableError, type IdempotencyStore } from '../../src/idempotency.js'
+import { openStateStore } from '../../src/state/index.js'
 import { LocalRateLimiter, type RateLimiter } from '../../src/state/rate-limiter.js'
 import { Redis } from 'ioredis'
+import pino from 'pino'
 import { RedisState } from '../../src/state/redis.js'
 import { SqliteIdempotencyStore } from '../../src/state/sqlite.js'
 import { dataDir } from '../helper.js'
@@ -207,4 +209,16 @@ t.test('redis: finishes gathered when the store closes are sent before it quits'
   await next.connect()
   t.teardown(() => next.close())
   t.match(await next.reserve(ref, 10_000), { state: 'done', answer: { body: { id: 'e-closing' } } })
+})
+
+t.test('openStateStore: STATE_URL gives the Redis store (keys and buckets in Redis), up once connected', { skip: redisSkip }, async t => {
+  const db = openDatabase(dataDir(t))
+  t.teardown(() => db.close())
+  const state = openStateStore({ STATE_URL: REDIS_URL, STATE_TIMEOUT_MS: 1000 }, db, pino({ level: 'silent' }))
+  t.equal(state.kind, 'redis')
+  await state.connect()
+  t.equal(state.down(), undefined)
+  t.equal((await state.idempotency.reserve({ tenant: randomUUID(), key: 'k', print: 'p' }, 1000)).state, 'reserved')
+  t.equal((await state.rateLimiter.take(randomUUID(), 1, { perSecond: 1, burst: 1 })).allowed, true)
+  await state.close()
 })
