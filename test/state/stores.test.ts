@@ -222,3 +222,14 @@ t.test('openStateStore: STATE_URL gives the Redis store (keys and buckets in Red
   t.equal((await state.rateLimiter.take(randomUUID(), 1, { perSecond: 1, burst: 1 })).allowed, true)
   await state.close()
 })
+
+t.test('local rate limits: past 100,000 tenants the least recently used buckets go (and start full again)', async t => {
+  const buckets = new LocalRateLimiter()
+  t.teardown(() => buckets.close())
+  const limit = { perSecond: 0.001, burst: 1 }
+  let allowed = 0
+  for (let i = 0; i <= 100_000; i++) if ((await buckets.take(`tenant-${i}`, 1, limit)).allowed) allowed++
+  t.equal(allowed, 100_001, 'each tenant its own bucket')
+  t.equal((await buckets.take('tenant-100000', 1, limit)).allowed, false, 'a recent bucket is kept: still empty')
+  t.equal((await buckets.take('tenant-0', 1, limit)).allowed, true, 'the oldest went: full again')
+})
