@@ -7,42 +7,67 @@ import type { RateLimiter, RateLimit, Taken } from './rate-limiter.js'
 
 // A key is a hash: s (pending | done | partial), p (fingerprint), t (the holder's token),
 // u (when the holder's lease ends, ms on the Redis clock), b (the answer, or the partial event).
-// Every step is one script, so no two replicas can both see a key free.
+// Every step is one script, so no two replicas can both see a key free. A script takes the keys
+// of one tenant asked for in the same tick (one slot under Redis Cluster): one command, one
+// write and one reply for all of them. A key whose value is not a hash answers 'error' alone.
+// ARGV per key: fingerprint, token, lease ms. Answers per key: state, value ('' when none).
 const RESERVE = `
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local lease = tonumber(ARGV[3])
-local r = redis.call('HMGET', KEYS[1], 's', 'p', 'u', 'b')
-if not r[1] then
-  redis.call('HSET', KEYS[1], 's', 'pending', 'p', ARGV[1], 't', ARGV[2], 'u', ms + lease)
-  redis.call('PEXPIRE', KEYS[1], lease)
-  return {'reserved'}
+local out = {}
+for i, key in ipairs(KEYS) do
+  local print, token, lease = ARGV[3 * i - 2], ARGV[3 * i - 1], tonumber(ARGV[3 * i])
+  local state, value = 'reserved', ''
+  local r = redis.pcall('HMGET', key, 's', 'p', 'u', 'b')
+  if r.err then
+    state, value = 'error', r.err
+  elseif not r[1] then
+    redis.call('HSET', key, 's', 'pending', 'p', print, 't', token, 'u', ms + lease)
+    redis.call('PEXPIRE', key, lease)
+  elseif r[2] ~= print then
+    state = 'conflict'
+  elseif r[1] == 'done' then
+    state, value = 'done', r[4]
+  elseif r[1] == 'pending' and tonumber(r[3]) > ms then
+    state, value = 'busy', tostring(tonumber(r[3]) - ms)
+  else
+    redis.call('HSET', key, 's', 'pending', 't', token, 'u', ms + lease)
+    if redis.call('PTTL', key) < lease then redis.call('PEXPIRE', key, lease) end
+    if r[4] then state, value = 'partial', r[4] end
+  end
+  out[2 * i - 1], out[2 * i] = state, value
 end
-if r[2] ~= ARGV[1] then return {'conflict'} end
-if r[1] == 'done' then return {'done', r[4]} end
-if r[1] == 'pending' and tonumber(r[3]) > ms then return {'busy', tostring(tonumber(r[3]) - ms)} end
-redis.call('HSET', KEYS[1], 's', 'pending', 't', ARGV[2], 'u', ms + lease)
-if redis.call('PTTL', KEYS[1]) < lease then redis.call('PEXPIRE', KEYS[1], lease) end
-if r[4] then return {'partial', r[4]} end
-return {'reserved'}
+return out
 `
 
-// ARGV: token, what (done | partial | release), body, ttl ms. Only the holder may finish.
+// ARGV per key: token, what (done | partial | release), body, ttl ms. Only the holder may finish.
+// Answers per key: 1 when it did, 0 when the key was not the holder's, the error for a key whose
+// value is not a hash.
 const FINISH = `
-if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
-if ARGV[2] == 'release' then
-  if redis.call('HEXISTS', KEYS[1], 'b') == 1 then
-    redis.call('HSET', KEYS[1], 's', 'partial')
-    redis.call('HDEL', KEYS[1], 't', 'u')
+local out = {}
+for i, key in ipairs(KEYS) do
+  local token, what, body, ttl = ARGV[4 * i - 3], ARGV[4 * i - 2], ARGV[4 * i - 1], ARGV[4 * i]
+  local holder = redis.pcall('HGET', key, 't')
+  if type(holder) == 'table' and holder.err then
+    out[i] = holder.err
+  elseif holder ~= token then
+    out[i] = 0
+  elseif what == 'release' then
+    if redis.call('HEXISTS', key, 'b') == 1 then
+      redis.call('HSET', key, 's', 'partial')
+      redis.call('HDEL', key, 't', 'u')
+    else
+      redis.call('DEL', key)
+    end
+    out[i] = 1
   else
-    redis.call('DEL', KEYS[1])
+    redis.call('HSET', key, 's', what, 'b', body)
+    redis.call('HDEL', key, 't', 'u')
+    redis.call('PEXPIRE', key, ttl)
+    out[i] = 1
   end
-  return 1
 end
-redis.call('HSET', KEYS[1], 's', ARGV[2], 'b', ARGV[3])
-redis.call('HDEL', KEYS[1], 't', 'u')
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
+return out
 `
 
 // Generic cell rate algorithm (a token bucket kept as one timestamp), as LocalRateLimiter:
@@ -63,13 +88,69 @@ return {1, '0', string.format('%.3f', after - ms)}
 `
 
 interface Scripts {
-  evgReserve (key: string, print: string, token: string, leaseMs: number): Promise<[string, string?]>
-  evgFinish (key: string, token: string, what: string, body: string, ttlMs: number): Promise<number>
+  evgReserve (keys: number, ...keysThenArgs: (string | number)[]): Promise<string[]>
+  evgFinish (keys: number, ...keysThenArgs: (string | number)[]): Promise<(number | string)[]>
   evgTake (key: string, intervalMs: number, burst: number, events: number): Promise<[number, string, string]>
 }
 
 // Redis Cluster keeps a tenant's keys in one slot ({tenant}); one Redis needs nothing more.
 const idemKey = (ref: KeyRef) => `evg:idem:{${ref.tenant}}:${ref.key}`
+
+interface Op<T> { key: string, args: (string | number)[], resolve: (answer: T[]) => void, reject: (err: unknown) => void }
+
+/**
+ * Gathers the calls of one script made in the same tick (or within `gatherMs`), per tenant, into
+ * one command (at most 256 keys each): at one command per key, the socket writes cost more than
+ * the scripts.
+ */
+class Gather<T> {
+  readonly #run: (keysThenArgs: (string | number)[], keys: number) => Promise<T[]>
+  readonly #perKey: number
+  readonly #gatherMs: number
+  #pending = new Map<string, Op<T>[]>()
+  #scheduled = false
+
+  /** `perKey`: answers per key in the script's reply. `gatherMs` 0: sent at the end of the tick. */
+  constructor (run: (keysThenArgs: (string | number)[], keys: number) => Promise<T[]>, perKey: number, gatherMs = 0) {
+    this.#run = run
+    this.#perKey = perKey
+    this.#gatherMs = gatherMs
+  }
+
+  /** The key's answers; rejects when the command failed (for every key in it). */
+  call (tenant: string, key: string, args: (string | number)[]): Promise<T[]> {
+    return new Promise((resolve, reject) => {
+      let ops = this.#pending.get(tenant)
+      if (ops === undefined) this.#pending.set(tenant, ops = [])
+      ops.push({ key, args, resolve, reject })
+      if (ops.length >= 256) {
+        this.#pending.delete(tenant)
+        this.#send(ops)
+      } else if (!this.#scheduled) {
+        this.#scheduled = true
+        if (this.#gatherMs === 0) setImmediate(() => this.flush())
+        else setTimeout(() => this.flush(), this.#gatherMs)
+      }
+    })
+  }
+
+  /** Sends what is gathered now (a later timer finds nothing). */
+  flush (): void {
+    this.#scheduled = false
+    const pending = this.#pending
+    this.#pending = new Map()
+    for (const ops of pending.values()) this.#send(ops)
+  }
+
+  #send (ops: Op<T>[]): void {
+    const keysThenArgs: (string | number)[] = ops.map(op => op.key)
+    for (const op of ops) keysThenArgs.push(...op.args)
+    this.#run(keysThenArgs, ops.length).then(answers => {
+      const n = this.#perKey
+      ops.forEach((op, i) => op.resolve(answers.slice(i * n, i * n + n)))
+    }, (err: unknown) => { for (const op of ops) op.reject(err) })
+  }
+}
 
 /**
  * The state a fleet of gateways shares, in Redis (STATE_URL=redis://…): idempotency keys and
@@ -79,6 +160,8 @@ const idemKey = (ref: KeyRef) => `evg:idem:{${ref.tenant}}:${ref.key}`
 export class RedisState implements IdempotencyStore, RateLimiter {
   readonly #redis: Redis & Scripts
   readonly #log: FastifyBaseLogger | undefined
+  readonly #reserve: Gather<string>
+  readonly #finish: Gather<number | string>
   #lastErrorLog = 0
 
   constructor (url: string, options: { commandTimeoutMs: number, log?: FastifyBaseLogger }) {
@@ -93,8 +176,8 @@ export class RedisState implements IdempotencyStore, RateLimiter {
       connectTimeout: options.commandTimeoutMs,
       retryStrategy: times => Math.min(100 * times, 2000)
     })
-    redis.defineCommand('evgReserve', { numberOfKeys: 1, lua: RESERVE })
-    redis.defineCommand('evgFinish', { numberOfKeys: 1, lua: FINISH })
+    redis.defineCommand('evgReserve', { lua: RESERVE })
+    redis.defineCommand('evgFinish', { lua: FINISH })
     redis.defineCommand('evgTake', { numberOfKeys: 1, lua: TAKE })
     // Errors are answered per command (503 for keyed requests) and the client keeps reconnecting;
     // the log says why, at most every 30 s. ioredis's messages carry no credentials.
@@ -105,6 +188,10 @@ export class RedisState implements IdempotencyStore, RateLimiter {
     })
     redis.on('ready', () => this.#log?.info({ store: 'redis', url: safeUrl(url) }, 'state store: redis connected'))
     this.#redis = redis as Redis & Scripts
+    this.#reserve = new Gather((keysThenArgs, keys) => this.#redis.evgReserve(keys, ...keysThenArgs), 2)
+    // Nobody's answer waits for a finish (Intake answers once the event is published): finishes
+    // gather for 10 ms, as the embedded store's writes do, so that one command carries many.
+    this.#finish = new Gather((keysThenArgs, keys) => this.#redis.evgFinish(keys, ...keysThenArgs), 1, 10)
   }
 
   /** Connects; a Redis that is down at start-up is not fatal (keyed requests get 503 until it is up). */
@@ -132,12 +219,12 @@ export class RedisState implements IdempotencyStore, RateLimiter {
     const token = randomUUID()
     let state, value
     try {
-      [state, value] = await this.#call('reserve', () => this.#redis.evgReserve(idemKey(ref), ref.print, token, leaseMs))
+      [state, value] = await this.#call('reserve', () => this.#reserve.call(ref.tenant, idemKey(ref), [ref.print, token, leaseMs]))
     } catch (err) {
       // A slow Redis may have run the script after the client gave up: give back what it may
       // hold under this token (the release runs after it, on the same connection), so that a
       // retry does not find the key held by no one until the lease ends.
-      this.#redis.evgFinish(idemKey(ref), token, 'release', '', 0).catch(() => undefined)
+      this.#finish.call(ref.tenant, idemKey(ref), [token, 'release', '', 0]).catch(() => undefined)
       throw err
     }
     switch (state) {
@@ -145,20 +232,26 @@ export class RedisState implements IdempotencyStore, RateLimiter {
       case 'partial': return { state: 'reserved', token, partial: JSON.parse(value as string) as PartialDelivery }
       case 'done': return { state: 'done', answer: JSON.parse(value as string) as StoredAnswer }
       case 'busy': return { state: 'busy', retryInMs: Number(value) }
-      default: return { state: 'conflict' }
+      case 'conflict': return { state: 'conflict' }
+      default: throw new StateUnavailableError(`redis: reserve failed: ${value}`)
     }
   }
 
   async complete (ref: KeyRef, token: string, answer: StoredAnswer): Promise<void> {
-    await this.#call('complete', () => this.#redis.evgFinish(idemKey(ref), token, 'done', JSON.stringify(answer), IDEMPOTENCY_TTL_MS))
+    await this.#finishing('complete', ref, [token, 'done', JSON.stringify(answer), IDEMPOTENCY_TTL_MS])
   }
 
   async keepPartial (ref: KeyRef, token: string, partial: PartialDelivery): Promise<void> {
-    await this.#call('keep', () => this.#redis.evgFinish(idemKey(ref), token, 'partial', JSON.stringify(partial), IDEMPOTENCY_TTL_MS))
+    await this.#finishing('keep', ref, [token, 'partial', JSON.stringify(partial), IDEMPOTENCY_TTL_MS])
   }
 
   async release (ref: KeyRef, token: string): Promise<void> {
-    await this.#call('release', () => this.#redis.evgFinish(idemKey(ref), token, 'release', '', 0))
+    await this.#finishing('release', ref, [token, 'release', '', 0])
+  }
+
+  async #finishing (what: string, ref: KeyRef, args: (string | number)[]): Promise<void> {
+    const [done] = await this.#call(what, () => this.#finish.call(ref.tenant, idemKey(ref), args))
+    if (typeof done === 'string') throw new StateUnavailableError(`redis: ${what} failed: ${done}`)
   }
 
   async take (tenant: string, events: number, limit: RateLimit): Promise<Taken> {
@@ -168,6 +261,9 @@ export class RedisState implements IdempotencyStore, RateLimiter {
   }
 
   async close (): Promise<void> {
+    // Gathered calls go before QUIT, which waits for their replies.
+    this.#reserve.flush()
+    this.#finish.flush()
     try {
       await this.#redis.quit()
     } catch {

@@ -5,7 +5,10 @@ import t, { type Test } from 'tap'
 import { openDatabase } from '../../src/database.js'
 import type { GatewayEvent } from '../../src/event.js'
 import { StateUnavailableError, type IdempotencyStore } from '../../src/idempotency.js'
+import { openStateStore } from '../../src/state/index.js'
 import { LocalRateLimiter, type RateLimiter } from '../../src/state/rate-limiter.js'
+import { Redis } from 'ioredis'
+import pino from 'pino'
 import { RedisState } from '../../src/state/redis.js'
 import { SqliteIdempotencyStore } from '../../src/state/sqlite.js'
 import { dataDir } from '../helper.js'
@@ -164,4 +167,69 @@ t.test('redis: unreachable, every call fails at once with StateUnavailableError;
   t.ok(Date.now() - started < 1000, 'no waiting for a reconnect')
   await t.rejects(redis.take('t', 1, { perSecond: 1, burst: 1 }), StateUnavailableError)
   await t.rejects(redis.complete({ tenant: 't', key: 'k', print: 'p' }, 'x', { status: 202, body: {} }), StateUnavailableError)
+})
+
+t.test('redis: calls made in one tick (gathered into one script per tenant) keep their own answers; a broken key fails alone', { skip: redisSkip }, async t => {
+  const store = new RedisState(REDIS_URL, { commandTimeoutMs: 1000 })
+  await store.connect()
+  const raw = new Redis(REDIS_URL)
+  t.teardown(async () => { await store.close(); raw.disconnect() })
+  const tenant = randomUUID()
+  const other = randomUUID()
+  await raw.set(`evg:idem:{${tenant}}:not-a-hash`, 'x', 'EX', 60)
+  const refs = Array.from({ length: 20 }, (_, i) => ({ tenant: i % 2 === 0 ? tenant : other, key: `k${i}`, print: 'p' }))
+  const [same1, same2, broken, ...fresh] = await Promise.all([
+    store.reserve({ tenant, key: 'same', print: 'p' }, 10_000),
+    store.reserve({ tenant, key: 'same', print: 'p' }, 10_000),
+    store.reserve({ tenant, key: 'not-a-hash', print: 'p' }, 10_000).catch((err: unknown) => err),
+    ...refs.map(ref => store.reserve(ref, 10_000))
+  ])
+  t.same([same1?.state, same2?.state], ['reserved', 'busy'], 'the same key twice in one tick: one holder')
+  t.ok(broken instanceof StateUnavailableError, 'a key that is not a hash fails alone')
+  t.ok(fresh.every(r => r?.state === 'reserved'))
+  await Promise.all(refs.map((ref, i) => {
+    const r = fresh[i]
+    return r?.state === 'reserved' ? store.complete(ref, r.token, { status: 202, body: { id: ref.key } }) : undefined
+  }))
+  const again = await Promise.all(refs.map(ref => store.reserve(ref, 10_000)))
+  t.same(again.map(r => r.state === 'done' ? (r.answer.body as { id: string }).id : r.state), refs.map(ref => ref.key), 'each answer under its own key')
+  await t.rejects(store.complete({ tenant, key: 'not-a-hash', print: 'p' }, 'x', { status: 202, body: {} }), StateUnavailableError)
+})
+
+t.test('redis: finishes gathered when the store closes are sent before it quits', { skip: redisSkip }, async t => {
+  const ref = { tenant: randomUUID(), key: 'closing', print: 'p' }
+  const store = new RedisState(REDIS_URL, { commandTimeoutMs: 1000 })
+  await store.connect()
+  const held = await store.reserve(ref, 10_000)
+  if (held.state !== 'reserved') throw new Error('not reserved')
+  const completed = store.complete(ref, held.token, { status: 202, body: { id: 'e-closing' } })
+  await store.close()
+  await completed
+  const next = new RedisState(REDIS_URL, { commandTimeoutMs: 1000 })
+  await next.connect()
+  t.teardown(() => next.close())
+  t.match(await next.reserve(ref, 10_000), { state: 'done', answer: { body: { id: 'e-closing' } } })
+})
+
+t.test('openStateStore: STATE_URL gives the Redis store (keys and buckets in Redis), up once connected', { skip: redisSkip }, async t => {
+  const db = openDatabase(dataDir(t))
+  t.teardown(() => db.close())
+  const state = openStateStore({ STATE_URL: REDIS_URL, STATE_TIMEOUT_MS: 1000 }, db, pino({ level: 'silent' }))
+  t.equal(state.kind, 'redis')
+  await state.connect()
+  t.equal(state.down(), undefined)
+  t.equal((await state.idempotency.reserve({ tenant: randomUUID(), key: 'k', print: 'p' }, 1000)).state, 'reserved')
+  t.equal((await state.rateLimiter.take(randomUUID(), 1, { perSecond: 1, burst: 1 })).allowed, true)
+  await state.close()
+})
+
+t.test('local rate limits: past 100,000 tenants the least recently used buckets go (and start full again)', async t => {
+  const buckets = new LocalRateLimiter()
+  t.teardown(() => buckets.close())
+  const limit = { perSecond: 0.001, burst: 1 }
+  let allowed = 0
+  for (let i = 0; i <= 100_000; i++) if ((await buckets.take(`tenant-${i}`, 1, limit)).allowed) allowed++
+  t.equal(allowed, 100_001, 'each tenant its own bucket')
+  t.equal((await buckets.take('tenant-100000', 1, limit)).allowed, false, 'a recent bucket is kept: still empty')
+  t.equal((await buckets.take('tenant-0', 1, limit)).allowed, true, 'the oldest went: full again')
 })
