@@ -17,6 +17,18 @@ export function bucketOf (tenant: string): number {
   return (hash >>> 0) % BUCKETS
 }
 
+/** A SpoolRow's columns, in the order both stores write them. */
+export const ROW_COLUMNS = 'destination, bucket, tenant, event_id, type, meta, body, content_type, traceparent, bytes, accepted_at'
+
+/**
+ * A SpoolRow's column definitions, shared by the waiting table and the dead letters, in either
+ * store's type names (SQLite's INTEGER is 64-bit either way).
+ */
+export function rowColumnsDdl (types: { int: string, bigint: string }): string {
+  return ['destination text NOT NULL', `bucket ${types.int} NOT NULL`, 'tenant text NOT NULL', 'event_id text NOT NULL', 'type text NOT NULL', 'meta text NOT NULL',
+    'body text NOT NULL', 'content_type text NOT NULL', 'traceparent text', `bytes ${types.int} NOT NULL`, `accepted_at ${types.bigint} NOT NULL`].join(',\n        ')
+}
+
 /** An event as the outbox keeps it: its envelope as the destination will get it, serialized once. */
 export interface SpoolRow {
   destination: string

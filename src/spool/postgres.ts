@@ -1,9 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import pg from 'pg'
 import { safeUrl } from '../safe-url.js'
-import { BUCKETS, type DeadLetter, type DeadLetterQuery, type DestinationStats, type OutboxStore, type SpoolRow, type Spooled } from './outbox.js'
+import { BUCKETS, ROW_COLUMNS as COLUMNS, rowColumnsDdl, type DeadLetter, type DeadLetterQuery, type DestinationStats, type OutboxStore, type SpoolRow, type Spooled } from './outbox.js'
 
-const COLUMNS = 'destination, bucket, tenant, event_id, type, meta, body, content_type, traceparent, bytes, accepted_at'
 const SELECTED = 'seq, destination, bucket, tenant, event_id AS "eventId", type, meta, body, content_type AS "contentType", traceparent, bytes, accepted_at AS "acceptedAt", attempts'
 /** Buckets one replica relays at once: with several replicas, each takes a share. */
 const CLAIM = 8
@@ -58,37 +57,18 @@ export class PostgresOutbox implements OutboxStore {
       await client.query('BEGIN')
       // Replicas starting together create the tables once.
       await client.query("SELECT pg_advisory_xact_lock(hashtext('event-gateway spool schema'))")
+      const columns = rowColumnsDdl({ int: 'int', bigint: 'bigint' })
       await client.query(`
         CREATE TABLE IF NOT EXISTS spool_outbox (
           seq bigserial PRIMARY KEY,
-          destination text NOT NULL,
-          bucket int NOT NULL,
-          tenant text NOT NULL,
-          event_id text NOT NULL,
-          type text NOT NULL,
-          meta text NOT NULL,
-          body text NOT NULL,
-          content_type text NOT NULL,
-          traceparent text,
-          bytes int NOT NULL,
-          accepted_at bigint NOT NULL,
+          ${columns},
           attempts int NOT NULL DEFAULT 0
         );
         CREATE INDEX IF NOT EXISTS spool_outbox_destination_seq ON spool_outbox (destination, seq);
         CREATE INDEX IF NOT EXISTS spool_outbox_destination_bucket ON spool_outbox (destination, bucket);
         CREATE TABLE IF NOT EXISTS spool_dead_letters (
           id bigserial PRIMARY KEY,
-          destination text NOT NULL,
-          bucket int NOT NULL,
-          tenant text NOT NULL,
-          event_id text NOT NULL,
-          type text NOT NULL,
-          meta text NOT NULL,
-          body text NOT NULL,
-          content_type text NOT NULL,
-          traceparent text,
-          bytes int NOT NULL,
-          accepted_at bigint NOT NULL,
+          ${columns},
           attempts int NOT NULL,
           reason text NOT NULL,
           failed_at bigint NOT NULL

@@ -1,9 +1,8 @@
 import type Database from 'better-sqlite3'
 import { openDatabase, type Db } from '../database.js'
 import { SqliteWriter, type Statement } from '../sqlite-writer.js'
-import type { DeadLetter, DeadLetterQuery, DestinationStats, OutboxStore, SpoolRow, Spooled } from './outbox.js'
+import { ROW_COLUMNS as COLUMNS, rowColumnsDdl, type DeadLetter, type DeadLetterQuery, type DestinationStats, type OutboxStore, type SpoolRow, type Spooled } from './outbox.js'
 
-const COLUMNS = 'destination, bucket, tenant, event_id, type, meta, body, content_type, traceparent, bytes, accepted_at'
 // A dead-letter query: one destination's or all, some ids (a JSON array) or all; up to an id
 // (dead letters buried since the query was counted have larger ones).
 const WHERE_DEAD = '(@destination IS NULL OR destination = @destination) AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids))) AND id <= @upto'
@@ -36,36 +35,17 @@ export class SqliteOutbox implements OutboxStore {
 
   constructor (dataDir: string) {
     this.#db = openDatabase(dataDir, 'outbox.db')
+    const columns = rowColumnsDdl({ int: 'INTEGER', bigint: 'INTEGER' })
     this.#db.exec(`
       CREATE TABLE IF NOT EXISTS outbox (
         seq INTEGER PRIMARY KEY,
-        destination TEXT NOT NULL,
-        bucket INTEGER NOT NULL,
-        tenant TEXT NOT NULL,
-        event_id TEXT NOT NULL,
-        type TEXT NOT NULL,
-        meta TEXT NOT NULL,
-        body TEXT NOT NULL,
-        content_type TEXT NOT NULL,
-        traceparent TEXT,
-        bytes INTEGER NOT NULL,
-        accepted_at INTEGER NOT NULL,
+        ${columns},
         attempts INTEGER NOT NULL DEFAULT 0
       );
       CREATE INDEX IF NOT EXISTS outbox_destination_seq ON outbox (destination, seq);
       CREATE TABLE IF NOT EXISTS dead_letters (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
-        destination TEXT NOT NULL,
-        bucket INTEGER NOT NULL,
-        tenant TEXT NOT NULL,
-        event_id TEXT NOT NULL,
-        type TEXT NOT NULL,
-        meta TEXT NOT NULL,
-        body TEXT NOT NULL,
-        content_type TEXT NOT NULL,
-        traceparent TEXT,
-        bytes INTEGER NOT NULL,
-        accepted_at INTEGER NOT NULL,
+        ${columns},
         attempts INTEGER NOT NULL,
         reason TEXT NOT NULL,
         failed_at INTEGER NOT NULL
