@@ -110,8 +110,6 @@ export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): 
   }, async (_request, reply) => {
     await check()
     stateOf()
-    // An outbox that cannot be read leaves its gauges as they were: the rest is still scraped.
-    await opts.spool?.observe().catch(() => undefined)
     await Promise.all(destinations.map(async d => {
       const unrouted = await d.broker.unroutedCount?.()
       if (unrouted !== undefined) metrics.unrouted.set({ destination: d.name, broker: d.broker.name }, unrouted)
@@ -125,7 +123,9 @@ async function outboxStates (spool: Spool): Promise<Map<string, { up: boolean, d
   const down = spool.store.down()
   let states
   try {
-    states = await spool.states()
+    // Sets the outbox gauges as it reads them, as the broker checks set gateway_broker_up: one
+    // read per scrape. An outbox that cannot be read leaves them as they were.
+    states = await spool.observe()
   } catch (err) {
     return new Map(spool.destinations.map(name => [name, { up: false, depth: 0, oldestAgeSeconds: 0, deadLetters: 0, detail: (err as Error).message }]))
   }
