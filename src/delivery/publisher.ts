@@ -5,6 +5,13 @@ import { GatewayError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import { backoffMs, type RetryPolicy } from './retry.js'
 
+/** The answer for an event a destination's broker refused for good: 413 when too large, else 502. */
+export function refusedFor (destination: string, error: BrokerError): GatewayError {
+  // Library messages stay in the log; a size refusal is our own words and tells the client the limit.
+  const detail = error.tooLarge ? error.message : `the broker refused it (${error.reason})`
+  return new GatewayError(error.tooLarge ? 'EVG_TOO_LARGE' : 'EVG_BROKER_REJECTED', `${destination} refused the event: ${detail}`, { extensions: { reason: error.reason } })
+}
+
 export type DeliveryResult = { ok: true } | { ok: false, error: GatewayError }
 
 /**
@@ -77,10 +84,7 @@ export class Delivery {
           brokerDown &&= outcome.error.down
           retry.push(i)
         } else {
-          const code = outcome.error.tooLarge ? 'EVG_TOO_LARGE' : 'EVG_BROKER_REJECTED'
-          // Library messages stay in the log; a size refusal is our own words and tells the client the limit.
-          const detail = outcome.error.tooLarge ? outcome.error.message : `the broker refused it (${outcome.error.reason})`
-          results[i] = { ok: false, error: new GatewayError(code, `${name} refused the event: ${detail}`, { extensions: { reason: outcome.error.reason } }) }
+          results[i] = { ok: false, error: refusedFor(name, outcome.error) }
           refused.push(outcome.error)
         }
       })

@@ -3,7 +3,7 @@ import { hostname } from 'node:os'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Broker, OutgoingEvent } from '../brokers/broker.js'
 import type { Config } from '../config.js'
-import type { DeliveryResult } from '../delivery/publisher.js'
+import { refusedFor, type DeliveryResult } from '../delivery/publisher.js'
 import { GatewayError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import { toRow, type DeadLetterQuery, type DestinationStats, type OutboxStore } from './outbox.js'
@@ -160,13 +160,13 @@ export class SpoolDelivery {
     // What the broker is known to refuse (too large for SQS or EventBridge) is answered 413 now,
     // as a sync destination would: never a 202 for a dead letter to be.
     const refusals = this.#broker.refusal === undefined ? undefined : events.map(e => this.#broker.refusal?.(e))
-    if (refusals !== undefined && refusals.some(r => r !== undefined)) {
-      const taken = events.filter((_, i) => refusals[i] === undefined)
-      const results = taken.length === 0 ? [] : await this.publish(taken)
-      return refusals.map(r => r === undefined
-        ? results.shift() as DeliveryResult
-        : { ok: false, error: new GatewayError('EVG_TOO_LARGE', `${this.#name} refused the event: ${r.message}`, { extensions: { reason: r.reason } }) })
-    }
+    if (refusals === undefined || refusals.every(r => r === undefined)) return await this.#append(events)
+    const taken = events.filter((_, i) => refusals[i] === undefined)
+    const results = taken.length === 0 ? [] : await this.#append(taken)
+    return refusals.map(r => r === undefined ? results.shift() as DeliveryResult : { ok: false, error: refusedFor(this.#name, r) })
+  }
+
+  async #append (events: readonly OutgoingEvent[]): Promise<DeliveryResult[]> {
     const now = Date.now()
     const rows = events.map(e => toRow(this.#name, e, now))
     const refusal = this.#spool.refusal(rows.length, rows.reduce((sum, r) => sum + r.bytes, 0))
