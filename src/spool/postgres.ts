@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import pg from 'pg'
 import { safeUrl } from '../safe-url.js'
-import { BUCKETS, ROW_COLUMNS as COLUMNS, rowColumnsDdl, type DeadLetter, type DeadLetterQuery, type DestinationStats, type OutboxStore, type SpoolRow, type Spooled } from './outbox.js'
+import { createTables } from './postgres-schema.js'
+import { ROW_COLUMNS as COLUMNS, type DeadLetter, type DeadLetterQuery, type DestinationStats, type OutboxStore, type SpoolRow, type Spooled } from './outbox.js'
 
 const SELECTED = 'seq, destination, bucket, tenant, event_id AS "eventId", type, meta, body, content_type AS "contentType", traceparent, bytes, accepted_at AS "acceptedAt", attempts'
 /** Buckets one replica relays at once: with several replicas, each takes a share. */
@@ -54,38 +55,7 @@ export class PostgresOutbox implements OutboxStore {
     let client: pg.PoolClient | undefined
     try {
       client = await this.#pool.connect()
-      await client.query('BEGIN')
-      // Replicas starting together create the tables once.
-      await client.query("SELECT pg_advisory_xact_lock(hashtext('event-gateway spool schema'))")
-      const columns = rowColumnsDdl({ int: 'int', bigint: 'bigint' })
-      await client.query(`
-        CREATE TABLE IF NOT EXISTS spool_outbox (
-          seq bigserial PRIMARY KEY,
-          ${columns},
-          attempts int NOT NULL DEFAULT 0
-        );
-        CREATE INDEX IF NOT EXISTS spool_outbox_destination_seq ON spool_outbox (destination, seq);
-        CREATE INDEX IF NOT EXISTS spool_outbox_destination_bucket ON spool_outbox (destination, bucket);
-        CREATE TABLE IF NOT EXISTS spool_dead_letters (
-          id bigserial PRIMARY KEY,
-          ${columns},
-          attempts int NOT NULL,
-          reason text NOT NULL,
-          failed_at bigint NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS spool_dead_letters_destination_id ON spool_dead_letters (destination, id);
-        CREATE TABLE IF NOT EXISTS spool_claims (
-          destination text NOT NULL,
-          bucket int NOT NULL,
-          owner text,
-          expires_at timestamptz NOT NULL DEFAULT '-infinity',
-          PRIMARY KEY (destination, bucket)
-        );
-      `)
-      for (const destination of destinations) {
-        await client.query('INSERT INTO spool_claims (destination, bucket) SELECT $1, generate_series(0, $2::int - 1) ON CONFLICT DO NOTHING', [destination, BUCKETS])
-      }
-      await client.query('COMMIT')
+      await createTables(client, destinations)
     } catch (err) {
       await client?.query('ROLLBACK').catch(() => undefined)
       throw new Error(`the outbox at SPOOL_URL (${this.#where}) cannot be used: ${(err as Error).message}`)
