@@ -1,6 +1,6 @@
 // The fixed-rate HTTP client: an open-loop load (requests start on schedule whether or not
 // earlier ones have finished), with latency measured in microseconds. With `--pid`, it also reads
-// that server process's CPU time (utime + stime, every thread) just before the first request and
+// that server process's CPU time (utime + stime, every thread, and its main thread's alone) just before the first request and
 // just after the last answer, so CPU per event covers exactly the measured window. With
 // `--key-header NAME`, every request carries its own value of that header (an Idempotency-Key).
 // Prints one JSON line.
@@ -51,8 +51,10 @@ const one = () => new Promise<void>(resolve => {
 
 const startedAt = Date.now()
 const before = pid === undefined ? undefined : cpuTicks(pid)
+const mainBefore = pid === undefined ? undefined : cpuTicks(pid, pid)
 const elapsed = await openLoop(rate, Number(values.seconds), one)
 const after = pid === undefined ? undefined : cpuTicks(pid)
+const mainAfter = pid === undefined ? undefined : cpuTicks(pid, pid)
 const endedAt = Date.now()
 agent.destroy()
 const count = latencies.length
@@ -66,5 +68,8 @@ console.log(JSON.stringify({
   errors,
   startedAt,
   endedAt,
-  ...(before === undefined || after === undefined ? {} : { cpuTicks: after - before })
+  ...(before === undefined || after === undefined ? {} : { cpuTicks: after - before }),
+  // The main thread's share (the event loop: HTTP, JSON, envelopes, amqplib); the rest is
+  // worker threads (the SQLite writers and their fsyncs) and V8's GC and compiler threads.
+  ...(mainBefore === undefined || mainAfter === undefined ? {} : { mainCpuTicks: mainAfter - mainBefore })
 }))

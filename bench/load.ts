@@ -27,9 +27,13 @@ export function percentiles (latencies: number[]): { p50: number, p90: number, p
   return { p50: pct(0.5), p90: pct(0.9), p99: pct(0.99) }
 }
 
-/** A process's CPU time so far, user + system, every thread, in clock ticks (fields 14 and 15 of /proc/<pid>/stat). */
-export function cpuTicks (pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+/**
+ * A process's CPU time so far, user + system, every thread, in clock ticks (fields 14 and 15 of
+ * /proc/<pid>/stat); with `thread`, that thread's alone (/proc/<pid>/task/<tid>/stat: the main
+ * thread is the one whose id is the pid).
+ */
+export function cpuTicks (pid: number, thread?: number): number {
+  const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8')
   // The command name (field 2) may hold spaces: count from the parenthesis that closes it.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return Number(fields[11]) + Number(fields[12])

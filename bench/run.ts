@@ -37,6 +37,8 @@ interface Row {
   rate: number
   cpuUs: number[]
   cpuMedian: number
+  /** The main thread's share of it (median of the runs); the rest is worker, GC and compiler threads. */
+  mainMedian: number
   closed?: { rate: number, p99: number }
   non2xx: number
   rssMb?: number
@@ -91,7 +93,7 @@ function fixedRate (server: Server, path: string, opts: { rate: number, seconds:
   for (const h of opts.headers) args.push('--header', h)
   if (opts.keyHeader !== undefined) args.push('--key-header', opts.keyHeader)
   if (opts.cpu === true) args.push('--pid', String(server.child.pid))
-  return runJson(process.execPath, args) as { count: number, ok: number, rate: number, p50: number, p90: number, p99: number, non2xx: number, errors: number, startedAt: number, endedAt: number, cpuTicks?: number }
+  return runJson(process.execPath, args) as { count: number, ok: number, rate: number, p50: number, p90: number, p99: number, non2xx: number, errors: number, startedAt: number, endedAt: number, cpuTicks?: number, mainCpuTicks?: number }
 }
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
@@ -116,15 +118,17 @@ async function main (): Promise<void> {
       const load = { body: leg.body(ctx), headers: leg.headers(ctx), ...(leg.keyHeader === undefined ? {} : { keyHeader: leg.keyHeader }) }
       if (WARMUP_SECONDS > 0) fixedRate(server, leg.path, { ...load, rate: leg.rate, seconds: WARMUP_SECONDS })
       const cpuUs: number[] = []
+      const mainUs: number[] = []
       const windows: [number, number][] = []
       let non2xx = 0
       for (let run = 0; run < RUNS; run++) {
         const r = fixedRate(server, leg.path, { ...load, rate: leg.rate, seconds: CPU_SECONDS, cpu: true })
         const events = r.ok * leg.eventsPerRequest
         cpuUs.push((r.cpuTicks as number) / CLK_TCK * 1e6 / Math.max(1, events))
+        mainUs.push((r.mainCpuTicks as number) / CLK_TCK * 1e6 / Math.max(1, events))
         windows.push([r.startedAt, r.endedAt])
         non2xx += r.non2xx + r.errors
-        log(`  run ${run + 1}: ${cpuUs.at(-1)?.toFixed(1)} µs/event, ${r.rate.toFixed(0)} req/s answered, non-2xx ${r.non2xx + r.errors}`)
+        log(`  run ${run + 1}: ${cpuUs.at(-1)?.toFixed(1)} µs/event (main thread ${mainUs.at(-1)?.toFixed(1)}), ${r.rate.toFixed(0)} req/s answered, non-2xx ${r.non2xx + r.errors}`)
         if (leg.rabbitmq === true) await purge()
       }
       let closed: Row['closed']
@@ -136,7 +140,7 @@ async function main (): Promise<void> {
       }
       const rssMb = server.peakRssMb()
       const pauses = gcPauses(await server.stop(), windows)
-      rows.push({ id: leg.id, what: leg.what, rate: leg.rate, cpuUs, cpuMedian: median(cpuUs), ...(closed === undefined ? {} : { closed }), non2xx, ...(rssMb === undefined ? {} : { rssMb }), gcMaxMs: pauses.max, gcOver5: pauses.over5 })
+      rows.push({ id: leg.id, what: leg.what, rate: leg.rate, cpuUs, cpuMedian: median(cpuUs), mainMedian: median(mainUs), ...(closed === undefined ? {} : { closed }), non2xx, ...(rssMb === undefined ? {} : { rssMb }), gcMaxMs: pauses.max, gcOver5: pauses.over5 })
     } finally {
       await server.stop()
     }
@@ -196,9 +200,9 @@ function report (): void {
   ]
   const rabbit = (() => { try { return /RabbitMQ version: (\S+)/.exec(execFileSync('rabbitmqctl', ['status'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }))?.[1] ?? '?' } catch { return '?' } })()
   const table = [
-    '| leg | what | offered req/s | CPU µs/event (median) | runs | closed-loop events/s | closed-loop p99 ms | peak RSS MB | GC > 5 ms | non-2xx |',
-    '|---|---|---:|---:|---|---:|---:|---:|---:|---:|',
-    ...rows.map(r => `| ${r.id} | ${r.what} | ${r.rate} | **${fmt(r.cpuMedian, 1)}** | ${r.cpuUs.map(u => fmt(u, 1)).join(', ')} | ${fmt(r.closed?.rate)} | ${fmt(r.closed?.p99, 1)} | ${fmt(r.rssMb)} | ${r.gcOver5} | ${r.non2xx} |`)
+    '| leg | what | offered req/s | CPU µs/event (median) | runs | of which main thread | closed-loop events/s | closed-loop p99 ms | peak RSS MB | GC > 5 ms | non-2xx |',
+    '|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(r => `| ${r.id} | ${r.what} | ${r.rate} | **${fmt(r.cpuMedian, 1)}** | ${r.cpuUs.map(u => fmt(u, 1)).join(', ')} | ${fmt(r.mainMedian, 1)} | ${fmt(r.closed?.rate)} | ${fmt(r.closed?.p99, 1)} | ${fmt(r.rssMb)} | ${r.gcOver5} | ${r.non2xx} |`)
   ].join('\n')
   const latencyTable = latency.length === 0
     ? ''
@@ -219,7 +223,10 @@ each run in their own process on the same two cores as the servers and RabbitMQ.
 **CPU per event** is the server process's utime + stime (every thread, \`/proc/<pid>/stat\`)
 from its first request to its last answer at a fixed offered rate, divided by the events
 answered 2xx; the median of ${RUNS} runs of ${CPU_SECONDS} s after a ${WARMUP_SECONDS} s warm-up. It repeats within a few
-percent; events/s on this shared machine swings by a third. Closed loop: autocannon, ${SECONDS} s,
+percent; events/s on this shared machine swings by a third. *Of which main thread*: the same for
+the event loop's thread alone (\`/proc/<pid>/task/<pid>/stat\`); the rest is the SQLite writer
+threads (their commits and fsyncs) and V8's GC and compiler threads. Where the time goes, leg by
+leg and goal by goal: [performance.md](performance.md). Closed loop: autocannon, ${SECONDS} s,
 the connections each leg names. GC pauses are counted inside the CPU windows (perf_hooks, via
 \`bench/gc-probe.mjs\`). The \`keyed-*\` legs send a new \`Idempotency-Key\` with every request,
 their \`unkeyed-*\` twins none; both drive the closed loop through \`bench/keyed.ts\` (autocannon's
