@@ -57,6 +57,37 @@ t.test('every catalog type arrives with its routing key, properties and envelope
   t.equal(consumer.messages.find(m => m.properties.type === 'speaker.onboarded')?.fields.routingKey, 'speaker.onboarded')
 })
 
+// The broker refills one properties object per message (message.ts): no message may carry
+// another's headers, whether sent one by one or many in one publish.
+t.test('each message carries its own headers: optional ones absent when not sent, a batch\'s events their own type and id', { skip }, async t => {
+  const { app, exchange } = await gateway(t)
+  const consumer = await Consumer.bind(t, exchange)
+  const full = await app.inject(post('call.ended', exampleOf('call.ended'), { 'x-user-id': 'user-1', 'x-account-id': 'acct-1', 'x-correlation-id': 'corr-1', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }))
+  const bare = await app.inject(post('call.ended', exampleOf('call.ended'), { 'x-correlation-id': 'corr-2' }))
+  const types = ['call.ended', 'survey.started', 'call.ended', 'speaker.onboarded'].filter(type => BUILTIN_ENTRIES.some(e => e.type === type))
+  const batch = await app.inject({ method: 'POST', url: '/v1/events', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT, 'x-user-id': 'user-3' }, payload: JSON.stringify({ events: types.map(type => ({ type, data: exampleOf(type) })) }) })
+  t.equal(full.statusCode, 202)
+  t.equal(bare.statusCode, 202)
+  t.equal(batch.statusCode, 202, batch.body)
+  await consumer.waitFor(2 + types.length)
+  const byId = new Map(consumer.messages.map(m => [m.properties.messageId as string, m]))
+  const first = byId.get(full.json().id)
+  const second = byId.get(bare.json().id)
+  t.same(first?.properties.headers, { 'x-event-type': 'call.ended', 'x-tenant-id': TENANT, 'x-correlation-id': 'corr-1', 'x-user-id': 'user-1', 'x-account-id': 'acct-1', traceparent: first?.properties.headers?.traceparent }, 'every header of the first')
+  t.match(first?.properties.headers?.traceparent, /^00-4bf92f3577b34da6a3ce929d0e0e4736-/)
+  t.same(second?.properties.headers, { 'x-event-type': 'call.ended', 'x-tenant-id': TENANT, 'x-correlation-id': 'corr-2' }, 'the second has no user, account or traceparent of the first')
+  t.equal(second?.properties.correlationId, 'corr-2')
+  const results = (batch.json() as { results: { id: string, type: string }[] }).results
+  t.equal(results.length, types.length)
+  for (const r of results) {
+    const m = byId.get(r.id)
+    t.equal(m?.properties.type, r.type, `${r.id}: its own type`)
+    t.equal(m?.properties.headers?.['x-event-type'], r.type, `${r.id}: its own x-event-type`)
+    t.equal(m?.properties.headers?.['x-user-id'], 'user-3')
+    t.equal(JSON.parse(m?.content.toString() ?? '{}').id, r.id, `${r.id}: its messageId is its envelope's id`)
+  }
+})
+
 t.test('unroutable events are kept by the alternate exchange and counted', { skip }, async t => {
   const { app, exchange } = await gateway(t)
   const res = await app.inject(post('call.ended', exampleOf('call.ended')))

@@ -2,7 +2,7 @@ import type { ChannelModel, ConfirmChannel, Message } from 'amqplib'
 import type { FastifyBaseLogger } from 'fastify'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import type { AmqpConnection, ConnectionUser } from './connection.js'
-import { outcomeOf, publishOptions, RETURNED, type ConfirmResult } from './message.js'
+import { outcomeOf, PublishOptions, RETURNED, type ConfirmResult } from './message.js'
 import { declareTopology } from './topology.js'
 
 export interface RabbitMqOptions {
@@ -36,10 +36,13 @@ export class RabbitMqBroker implements Broker, ConnectionUser {
   #retry: NodeJS.Timeout | undefined
   #attempt = 0
   #closed = false
+  /** Every message's AMQP properties, refilled per message (message.ts says why). */
+  readonly #publishOptions: PublishOptions
 
   constructor (conn: AmqpConnection, opts: RabbitMqOptions) {
     this.#conn = conn
     this.#opts = opts
+    this.#publishOptions = new PublishOptions(opts.appId)
     conn.use(this)
   }
 
@@ -144,7 +147,7 @@ export class RabbitMqBroker implements Broker, ConnectionUser {
   /** Writes one message; `settle(i, …)` gets its confirm. Returns what ch.publish returns (false: the socket is full). */
   #publishOne (ch: ConfirmChannel, outgoing: OutgoingEvent, i: number, settle: (i: number, result: ConfirmResult) => void): boolean {
     const id = outgoing.event.id
-    return ch.publish(this.#opts.exchange, outgoing.event.routingKey, Buffer.from(outgoing.body), publishOptions(outgoing, this.#opts.appId), (err: Error | null) => {
+    return ch.publish(this.#opts.exchange, outgoing.event.routingKey, Buffer.from(outgoing.body), this.#publishOptions.for(outgoing), (err: Error | null) => {
       // RabbitMQ sends basic.return before the confirm of the same message.
       const returned = this.#returned.get(id) ?? 0
       if (returned > 0) {
