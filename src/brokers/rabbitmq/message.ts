@@ -17,13 +17,15 @@ interface Headers {
 }
 
 /**
- * The AMQP properties and headers every message carries (docs/brokers.md): persistent and
- * mandatory. One object per channel, refilled for each message, never a new one: amqplib makes
+ * The AMQP properties and headers every message carries (docs/envelopes.md): persistent and
+ * mandatory. One object per broker, refilled for each message, never a new one: amqplib makes
  * the headers object the prototype of the table it encodes (`Object.create(options.headers)`),
  * and a new prototype per message costs V8 a map migration and a slow `for…in` each time. That
- * is safe because `ch.publish()` encodes the properties before it returns. Absent headers stay
- * `undefined`, which amqplib leaves out of the table, so every message has the same keys in the
- * same order as before.
+ * is safe because `ch.publish()` encodes the properties before it returns, and reads them only
+ * (test/brokers/rabbitmq-message.test.ts checks the bytes). Absent headers stay `undefined`,
+ * which amqplib leaves out of the table, so every message has the same keys in the same order as
+ * a fresh object would give. Something that writes into a caller's headers (an APM agent
+ * patching amqplib, say) would see its keys carried to later messages: none is loaded.
  */
 export class PublishOptions {
   readonly #headers: Headers = { 'x-event-type': '', 'x-tenant-id': '', 'x-correlation-id': '', 'x-user-id': undefined, 'x-account-id': undefined, traceparent: undefined }
