@@ -89,6 +89,46 @@ t.test('each message carries its own headers: optional ones absent when not sent
   }
 })
 
+// Many tenants at once, single and batch requests interleaved, optional headers on some: every
+// message's AMQP headers and properties must be those of the envelope it carries. A tenant's
+// id in another tenant's message is a leak, wherever it comes from.
+t.test('concurrent requests from many tenants: each message\'s headers match its own envelope', { skip }, async t => {
+  const { app, exchange } = await gateway(t)
+  const consumer = await Consumer.bind(t, exchange)
+  const tenant = (i: number) => `7c9e6679-7425-40de-944b-${String(100000000000 + i)}`
+  const optional = (i: number) => ({
+    ...(i % 2 === 0 ? { 'x-user-id': `user-${i}` } : {}),
+    ...(i % 3 === 0 ? { 'x-account-id': `acct-${i}` } : {}),
+    ...(i % 5 === 0 ? { traceparent: `00-${String(i).padStart(32, '0')}-00f067aa0ba902b7-01` } : {})
+  })
+  const singles = Array.from({ length: 150 }, (_, i) => app.inject(post('call.ended', exampleOf('call.ended'), { 'x-tenant-id': tenant(i), 'x-correlation-id': `corr-${i}`, ...optional(i) })))
+  const batches = Array.from({ length: 10 }, (_, b) => app.inject({
+    method: 'POST',
+    url: '/v1/events',
+    headers: { 'content-type': 'application/json', 'x-tenant-id': tenant(1000 + b), 'x-correlation-id': `corr-b${b}`, ...optional(b) },
+    payload: JSON.stringify({ events: ['call.ended', 'speaker.onboarded', 'domain.event'].flatMap(type => [type, type]).map(type => ({ type, data: exampleOf(type) })) })
+  }))
+  const answers = await Promise.all([...singles, ...batches])
+  t.same(answers.map(a => a.statusCode).filter(s => s !== 202), [], 'every request taken')
+  const expected = 150 + 10 * 6
+  await consumer.waitFor(expected)
+  t.equal(consumer.messages.length, expected)
+  let mismatched = 0
+  for (const m of consumer.messages) {
+    const e = JSON.parse(m.content.toString()) as Record<string, string>
+    const h = m.properties.headers ?? {}
+    const own = h['x-tenant-id'] === e.tenantid && h['x-correlation-id'] === e.correlationid && h['x-event-type'] === e.type &&
+      h['x-user-id'] === e.userid && h['x-account-id'] === e.accountid && h.traceparent === e.traceparent &&
+      m.properties.messageId === e.id && m.properties.type === e.type && m.properties.correlationId === e.correlationid
+    if (!own) {
+      mismatched++
+      t.fail(`message ${e.id}: headers ${JSON.stringify(h)} against envelope ${JSON.stringify({ tenantid: e.tenantid, userid: e.userid, accountid: e.accountid, traceparent: e.traceparent })}`)
+    }
+  }
+  t.equal(mismatched, 0, 'no message carries another event\'s tenant, user, account, trace or ids')
+  t.equal(new Set(consumer.messages.map(m => m.properties.headers?.['x-tenant-id'])).size, 160, 'one tenant per request')
+})
+
 t.test('unroutable events are kept by the alternate exchange and counted', { skip }, async t => {
   const { app, exchange } = await gateway(t)
   const res = await app.inject(post('call.ended', exampleOf('call.ended')))
