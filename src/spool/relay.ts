@@ -147,12 +147,8 @@ export class Relay {
     const { name, broker, delivery } = this.#destination
     const store = this.#store
     const owner = this.#options.owner
-    if (this.#unremoved.length > 0) {
-      // Until the outbox takes the deletion, nothing is published: the same events would go again.
-      await store.remove(this.#unremoved)
-      this.#metrics.outboxEvents.inc({ destination: name, outcome: 'published' }, this.#unremoved.length)
-      this.#unremoved = []
-    }
+    // Until the outbox takes the deletion, nothing is published: the same events would go again.
+    if (this.#unremoved.length > 0) await this.#removePublished(this.#unremoved)
     const buckets = await store.claim(name, owner)
     if (buckets !== undefined && buckets.length === 0) return 'idle'
     this.#woken = false
@@ -176,13 +172,7 @@ export class Relay {
         refused.set(reason, [...refused.get(reason) ?? [], event])
       } else failed.push(event)
     })
-    try {
-      await store.remove(published)
-    } catch (err) {
-      this.#unremoved = published
-      throw err
-    }
-    this.#metrics.outboxEvents.inc({ destination: name, outcome: 'published' }, published.length)
+    await this.#removePublished(published)
     for (const [reason, events] of refused) await this.#bury(events, reason)
     // A full batch: more may wait; else the outbox was drained and the relay waits for an append.
     if (failed.length === 0) return batch.length === this.#options.batchSize ? 'full' : 'done'
@@ -192,6 +182,18 @@ export class Relay {
       await this.#bury(failed.filter(e => e.attempts + 1 >= this.#options.maxAttempts), `failed ${this.#options.maxAttempts} attempts`)
     }
     return 'failed'
+  }
+
+  /** Deletes what the broker has; what the outbox could not delete is kept for the next pass to delete first. */
+  async #removePublished (events: Spooled[]): Promise<void> {
+    try {
+      await this.#store.remove(events)
+    } catch (err) {
+      this.#unremoved = events
+      throw err
+    }
+    this.#unremoved = []
+    this.#metrics.outboxEvents.inc({ destination: this.#destination.name, outcome: 'published' }, events.length)
   }
 
   async #bury (events: Spooled[], reason: string): Promise<void> {
