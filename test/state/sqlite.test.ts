@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { openDatabase } from '../../src/database.js'
 import type { GatewayEvent } from '../../src/event.js'
 import { IDEMPOTENCY_TTL_MS } from '../../src/idempotency.js'
@@ -12,6 +12,19 @@ async function completed (store: SqliteIdempotencyStore, key: string, tenant = '
   const r = await store.reserve(ref(key, tenant), 1000)
   if (r.state !== 'reserved') throw new Error(`not reserved: ${r.state}`)
   await store.complete(ref(key, tenant), r.token, { status: 202, body: { id: key } })
+}
+
+/**
+ * A store opened on a database written earlier: `done` replays its answer and refuses another
+ * event; `partial` gives back its partly delivered event `eventId`, then is completed with it.
+ */
+async function keptKeysReplay (t: Test, store: SqliteIdempotencyStore, done: string, partial: string, eventId: string): Promise<void> {
+  t.match(await store.reserve(ref(done), 1000), { state: 'done', answer: { status: 202, body: { id: done } } })
+  t.same(await store.reserve({ ...ref(done), print: 'other' }, 1000), { state: 'conflict' })
+  const held = await store.reserve(ref(partial), 1000)
+  t.match(held, { state: 'reserved', partial: { event: { id: eventId }, delivered: ['store'] } })
+  if (held.state !== 'reserved') throw new Error('not reserved')
+  await store.complete(ref(partial), held.token, { status: 202, body: { id: eventId } })
 }
 
 t.test('the purge deletes expired keys through the created_at index, off the event loop', async t => {
@@ -66,12 +79,7 @@ t.test('after a restart, keys written before it replay (the filter is filled fro
   const again = new SqliteIdempotencyStore(db2)
   t.teardown(async () => { await again.close(); db2.close() })
   await again.connect()
-  t.match(await again.reserve(ref('before'), 1000), { state: 'done', answer: { status: 202, body: { id: 'before' } } })
-  t.same(await again.reserve({ ...ref('before'), print: 'other' }, 1000), { state: 'conflict' })
-  const next = await again.reserve(ref('partial'), 1000)
-  t.match(next, { state: 'reserved', partial: { event: { id: 'e-1' }, delivered: ['store'] } })
-  if (next.state !== 'reserved') throw new Error('not reserved')
-  await again.complete(ref('partial'), next.token, { status: 202, body: { id: 'e-1' } })
+  await keptKeysReplay(t, again, 'before', 'partial', 'e-1')
   t.match(await again.reserve(ref('partial'), 1000), { state: 'done', answer: { body: { id: 'e-1' } } })
   await again.purgeExpired() // a round trip through the writer: the answer is committed
   t.same(db2.prepare('SELECT status FROM idempotency_keys WHERE key = ?').pluck().all('partial'), [202], 'the answer replaced the partly delivered event: one row')
@@ -95,12 +103,7 @@ t.test('keys kept by the previous version (table idempotency) still replay; the 
   const db = openDatabase(dir)
   const store = new SqliteIdempotencyStore(db)
   await store.connect()
-  t.match(await store.reserve(ref('kept'), 1000), { state: 'done', answer: { status: 202, body: { id: 'kept' } } })
-  t.same(await store.reserve({ ...ref('kept'), print: 'other' }, 1000), { state: 'conflict' })
-  const half = await store.reserve(ref('half'), 1000)
-  t.match(half, { state: 'reserved', partial: { event: { id: 'e-9' }, delivered: ['store'] } })
-  if (half.state !== 'reserved') throw new Error('not reserved')
-  await store.complete(ref('half'), half.token, { status: 202, body: { id: 'e-9' } })
+  await keptKeysReplay(t, store, 'kept', 'half', 'e-9')
   t.match(await store.reserve(ref('expired'), 1000), { state: 'reserved', partial: undefined })
   t.equal(await store.purgeExpired(), 1, 'the expired old key is purged')
   t.match(await store.reserve(ref('half'), 1000), { state: 'done', answer: { body: { id: 'e-9' } } }, 'the new answer, over the old table\'s partly delivered event')
