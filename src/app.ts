@@ -11,7 +11,6 @@ import { openDatabase } from './database.js'
 import { FanOut, type Target } from './delivery/fan-out.js'
 import { Intake } from './delivery/intake.js'
 import { Delivery } from './delivery/publisher.js'
-import { PROFILES } from './envelopes/index.js'
 import { HEADERS } from './headers.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { docs } from './http/docs.js'
@@ -64,7 +63,7 @@ declare module 'fastify' {
 export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const ajv = createAjv()
   const catalog = loadCatalog(config, ajv)
-  const routing = loadRouting(config, catalog.list().map(e => e.type), ajv, deps.env)
+  const routing = loadRouting(config, catalog.list(), ajv, deps.env)
   const apiKeys = config.API_KEYS_FILE === undefined ? undefined : ApiKeys.load(config.API_KEYS_FILE, ajv)
   const db = openDatabase(config.DATA_DIR)
   // The log destination counts the lines a slow stdout made it drop (src/log-destination.ts).
@@ -94,7 +93,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     const broker = makeBroker(d)
     const sync = new Delivery({ name: d.name, broker }, policy, metrics, app.log)
     const delivery = d.delivery === 'spool' && spool !== undefined ? spool.destination({ name: d.name, broker, delivery: sync }) : sync
-    return { name: d.name, broker, mode: d.delivery, delivery, profile: PROFILES[d.envelope], envelope: d.envelopeOptions, messaging: messagingOf(d) }
+    return { name: d.name, broker, mode: d.delivery, delivery, formats: d.formats, envelope: d.envelope, messaging: messagingOf(d) }
   })
   const fanOut = new FanOut(targets, routing.routes, tracing.tracer)
   const reader = targets.map(t => t.broker).find(isEventReader)

@@ -45,7 +45,7 @@ async function main (): Promise<void> {
     await app.close()
     await logs.close(LOG_FLUSH_TIMEOUT_MS)
   })
-  app.log.info({ destinations: app.destinations.map(d => `${d.name} (${d.broker.name}, ${d.profile.name})`), types: app.catalog.size }, 'event-gateway ready')
+  app.log.info({ destinations: app.destinations.map(d => `${d.name} (${d.broker.name}, ${d.envelope})`), types: app.catalog.size }, 'event-gateway ready')
 }
 
 /** Listens; a port already in use is a configuration problem (one line, exit 1), not a stack. */

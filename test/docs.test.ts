@@ -14,6 +14,7 @@ import { resolveRouting } from '../src/routing/index.js'
 import { BROKER_KINDS, DESTINATION_SCHEMAS, RouteSchema, RoutesFileSchema, readRoutesFile } from '../src/routing/routes-file.js'
 import { createAjv } from '../src/validation.js'
 import { anchor, codes, fencedBlocks, headings, links, readDoc, root, section, tableRows } from './markdown.js'
+import { envelopeOf } from './helper.js'
 
 // The reference in docs/ is part of the contract: these tests fail when it and the code drift.
 
@@ -77,7 +78,7 @@ t.test('docs/routes-file.md: every JSON example is a routes file the gateway acc
   t.ok(blocks.length >= 3)
   const env: Record<string, string> = { AMQP_USER: 'gateway', AMQP_PASSWORD: 'secret', AMQP_HOST: 'rabbit', AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672', AMQP_EXCHANGE: 'events' }
   const dir = t.testdir()
-  const types = BUILTIN_ENTRIES.map(e => e.type)
+  const types = BUILTIN_ENTRIES
   blocks.forEach((block, i) => {
     for (const [, name] of block.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)) t.ok(name !== undefined && name in env, `example ${i}: \${${name}} has a value in this test`)
     const path = join(dir, `example-${i}.json`)
@@ -89,10 +90,12 @@ t.test('docs/routes-file.md: every JSON example is a routes file the gateway acc
 t.test('examples/routes.seed-platform.json: valid, and all 22 built-in types reach a destination', async t => {
   const path = join(rootDir, 'examples/routes.seed-platform.json')
   const file = readRoutesFile(path, createAjv(), { SURVEYS_QUEUE_URL: 'https://sqs.eu-central-1.amazonaws.com/123456789012/survey-events.fifo' })
-  const routing = resolveRouting(file, BUILTIN_ENTRIES.map(e => e.type), loadConfig({}), path)
+  const routing = resolveRouting(file, BUILTIN_ENTRIES, loadConfig({}), path)
   t.equal(BUILTIN_ENTRIES.length, 22)
   for (const entry of BUILTIN_ENTRIES) t.ok((routing.routes.get(entry.type) ?? []).length > 0, `${entry.type} is routed`)
-  t.same(routing.warnings, [], 'every destination used, every route matches something')
+  // Every destination used, every route matches something; the one warning is seed 000's
+  // deduplication id, which leaves the tenant out as its publisher did.
+  t.same(routing.warnings, ['destinations.surveys: a message.deduplicationId without {{tenant}}: within SQS\'s 5-minute window, one tenant\'s event is dropped as a duplicate of another tenant\'s with the same values'])
   // The references fall back to their defaults.
   t.match(routing.destinations.find(d => d.name === 'ocelot'), { broker: 'rabbitmq', url: 'amqp://guest:guest@127.0.0.1:5672', exchange: 'ocelot.events' })
   // docs/routes-file.md explains why: the seed consumers declare these exchanges plain.
@@ -103,7 +106,7 @@ t.test('examples/routes.seed-platform.json: valid, and all 22 built-in types rea
   for (const [name, spec] of Object.entries(file.destinations)) {
     const row = rows.find(r => codes(r[0] as string)[0] === name)
     t.equal(row?.[1], spec.broker, `${name}: broker`)
-    t.equal(codes(row?.[3] ?? '')[0], spec.envelope ?? 'cloudevents', `${name}: envelope`)
+    t.equal(codes(row?.[3] ?? '')[0], typeof spec.envelope === 'object' ? 'template' : spec.envelope ?? 'cloudevents', `${name}: envelope`)
   }
 })
 
@@ -128,7 +131,7 @@ t.test('docs/envelopes.md: every profile, with exactly the fields it writes', as
   const overview = tableRows(doc.slice(0, doc.indexOf('\n## ')))
   for (const name of PROFILE_NAMES) {
     const text = section(doc, `## \`${name}\``) ?? ''
-    const written = sorted(fieldNames(JSON.parse(PROFILES[name].encode(event, { source: 'svc', module: 'mod' }))))
+    const written = sorted(fieldNames(JSON.parse(envelopeOf(name, event, { source: 'svc', module: 'mod' }))))
     t.same(sorted(tableRows(text).map(r => codes(r[0] as string)[0] as string)), written, `${name}: the field table`)
     const example = fencedBlocks(text, 'json')[0]
     t.ok(example, `${name}: has a JSON example`)

@@ -10,6 +10,7 @@ import type { OutgoingEvent } from '../src/brokers/broker.js'
 import { MemoryBroker } from '../src/brokers/memory.js'
 import { BUILTIN_ENTRIES, firstExample } from '../src/catalog/index.js'
 import { loadConfig, type Config } from '../src/config.js'
+import { compileWireFormat, type EnvelopeOptions, type EnvelopeSpec } from '../src/envelopes/index.js'
 import type { GatewayEvent } from '../src/event.js'
 
 export const TENANT = '7c9e6679-7425-40de-944b-e07fc1f90ae7'
@@ -28,6 +29,16 @@ export function exampleOf (type: string): Record<string, unknown> {
   const entry = BUILTIN_ENTRIES.find(e => e.type === type)
   if (entry === undefined) throw new Error(`no type ${type}`)
   return structuredClone(firstExample(entry) as Record<string, unknown>)
+}
+
+/**
+ * The envelope a destination with this profile (or template) writes for an event: compiled for
+ * the event's built-in type, or, for a type the catalog does not have, for data of any shape.
+ */
+export function envelopeOf (envelope: EnvelopeSpec, event: GatewayEvent, options: EnvelopeOptions = { source: 'svc' }, traceparent?: string): string {
+  const entry = BUILTIN_ENTRIES.find(e => e.type === event.type)
+  const scope = { type: event.type, schema: entry?.schema ?? { type: 'object' }, ...(entry?.aggregate === undefined ? {} : { aggregate: entry.aggregate }), source: options.source, module: options.module ?? options.source }
+  return compileWireFormat({ envelope }, 'local', scope).encode(event, traceparent)
 }
 
 /** Collects log lines so tests can look at what the gateway logged. */

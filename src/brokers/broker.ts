@@ -1,11 +1,14 @@
+import type { WireMessage } from '../envelopes/index.js'
 import type { GatewayEvent } from '../event.js'
 
 /** One event on its way to one destination, its envelope serialized once. */
 export interface OutgoingEvent {
   /** Ids, context and keys, for the broker's own headers and attributes. */
   event: GatewayEvent
-  /** The envelope, in the destination's profile, as JSON: what the broker stores or sends. */
+  /** The envelope, in the destination's wire format, as JSON: what the broker stores or sends. */
   body: string
+  /** The message fields the destination declares (routing key, group id, headers, ...); the broker's defaults for the rest. */
+  message?: WireMessage
   /** Of the body (AMQP content-type). */
   contentType: string
   /**
@@ -14,6 +17,11 @@ export interface OutgoingEvent {
    * `traceparent` as it came. Not `event.traceparent`, which stays the caller's.
    */
   traceparent?: string
+}
+
+/** The routing key a message goes out with: the destination's declared one, else the catalog's. */
+export function routingKeyOf (outgoing: OutgoingEvent): string {
+  return outgoing.message?.routingKey ?? outgoing.event.routingKey
 }
 
 /** A broker's failure, classified by the adapter: can the same publish succeed later? */

@@ -1,4 +1,4 @@
-import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from './broker.js'
+import { BrokerError, routingKeyOf, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from './broker.js'
 
 /** What the memory broker was given, with the envelope parsed for tests to look at. */
 export interface RecordedEvent extends OutgoingEvent {
@@ -52,7 +52,7 @@ export class MemoryBroker implements Broker {
     const failure = this.#failures.shift()
     if (failure !== undefined) return events.map(() => ({ ok: false, error: failure }))
     for (const outgoing of events) {
-      const e: RecordedEvent = { ...outgoing, envelope: JSON.parse(outgoing.body), routingKey: outgoing.event.routingKey, ...(outgoing.event.dedupeKey === undefined ? {} : { dedupeKey: outgoing.event.dedupeKey }) }
+      const e: RecordedEvent = { ...outgoing, envelope: JSON.parse(outgoing.body), routingKey: routingKeyOf(outgoing), ...(outgoing.event.dedupeKey === undefined ? {} : { dedupeKey: outgoing.event.dedupeKey }) }
       this.published.push(e)
       this.#waiters = this.#waiters.filter(w => {
         if (!w.match(e)) return true

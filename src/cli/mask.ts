@@ -1,5 +1,5 @@
 import type { Catalog } from '../catalog/index.js'
-import type { EnvelopeFields } from './envelope-fields.js'
+import type { Placement } from '../envelopes/index.js'
 
 export const REDACTED = '[redacted]'
 
@@ -9,14 +9,32 @@ export function sensitiveFieldsOf (catalog: Catalog): Map<string, readonly strin
 }
 
 /**
- * The envelope with the catalog's sensitive fields of its data masked, wherever its profile keeps
- * the data (`data`, `payload`). A type the catalog does not know is printed as it came.
+ * The envelope with the type's sensitive data fields masked wherever its wire format puts them:
+ * in the data object (`data`, `payload`), merged into the envelope (`"...": "{{data}}"`), one
+ * field on its own (`"transcript": "{{data.transcript}}"`), or a text made with one (the whole
+ * text). Null values stay null. Nothing else
+ * is changed; the envelope is copied, never written to.
  */
-export function maskEnvelope (envelope: Record<string, unknown>, fields: EnvelopeFields, sensitive: ReadonlyMap<string, readonly string[]>): Record<string, unknown> {
-  const masked = sensitive.get(String(envelope[fields.type])) ?? []
-  const data = envelope[fields.data]
-  if (masked.length === 0 || typeof data !== 'object' || data === null || Array.isArray(data)) return envelope
-  const copy: Record<string, unknown> = { ...(data as Record<string, unknown>) }
-  for (const f of masked) if (f in copy && copy[f] !== null) copy[f] = REDACTED
-  return { ...envelope, [fields.data]: copy }
+export function maskEnvelope (envelope: unknown, placements: readonly Placement[], sensitive: readonly string[]): unknown {
+  if (sensitive.length === 0) return envelope
+  const paths: (string | number)[][] = []
+  const isSensitive = (field: string) => sensitive.some(f => field === `data.${f}` || field.startsWith(`data.${f}.`))
+  for (const p of placements) {
+    if ('spread' in p ? p.spread === 'data' : 'field' in p && p.field === 'data') paths.push(...sensitive.map(f => [...p.path, f]))
+    else if ('field' in p ? isSensitive(p.field) : 'text' in p && p.text.some(isSensitive)) paths.push(p.path)
+  }
+  let masked = envelope
+  for (const path of paths) masked = redact(masked, path)
+  return masked
+}
+
+/** A copy of `value` with the value at `path` redacted, when it is there and not null. */
+function redact (value: unknown, path: readonly (string | number)[]): unknown {
+  if (path.length === 0) return value === null || value === undefined ? value : REDACTED
+  if (typeof value !== 'object' || value === null) return value
+  const [key, ...rest] = path as [string | number, ...(string | number)[]]
+  if (!Object.hasOwn(value, key)) return value
+  const copy = (Array.isArray(value) ? [...value] : { ...value }) as Record<string | number, unknown>
+  copy[key] = redact(copy[key], rest)
+  return copy
 }

@@ -19,7 +19,7 @@ export async function cliSetup (): Promise<CliSetup> {
   return orExitOnConfigError(() => {
     const ajv = createAjv()
     const catalog = loadCatalog(config, ajv)
-    const routing = loadRouting(config, catalog.list().map(e => e.type), ajv)
+    const routing = loadRouting(config, catalog.list(), ajv)
     for (const warning of routing.warnings) console.error(`routing: ${warning}`)
     return { config, catalog, routing }
   })

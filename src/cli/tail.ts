@@ -7,7 +7,6 @@
 import amqplib from 'amqplib'
 import type { Destination } from '../routing/index.js'
 import { cliArgs, exitWith, safeUrl } from './common.js'
-import { ENVELOPE_FIELDS } from './envelope-fields.js'
 import { maskEnvelope, sensitiveFieldsOf } from './mask.js'
 import { cliSetup, selectDestinations } from './routing.js'
 
@@ -40,8 +39,14 @@ function pick (): RabbitDestination {
 }
 
 const destination = pick()
-const fields = ENVELOPE_FIELDS[destination.envelope]
 const sensitive = sensitiveFieldsOf(setup.catalog)
+
+/** The event type a message is of: its x-event-type header, else its type property. */
+function typeOf (msg: amqplib.ConsumeMessage): string | undefined {
+  const header: unknown = msg.properties.headers?.['x-event-type']
+  const type: unknown = msg.properties.type
+  return typeof header === 'string' ? header : typeof type === 'string' ? type : undefined
+}
 
 let conn: amqplib.ChannelModel
 try {
@@ -71,8 +76,12 @@ await ch.consume(queue, msg => {
   if (msg === null) return
   let line: Record<string, unknown>
   try {
-    const envelope = JSON.parse(msg.content.toString()) as Record<string, unknown>
-    line = { routingKey: msg.fields.routingKey, ...(values['show-sensitive'] ? envelope : maskEnvelope(envelope, fields, sensitive)) }
+    const envelope = JSON.parse(msg.content.toString()) as unknown
+    const type = typeOf(msg)
+    // A type routed elsewhere that came here all the same is read as this destination's others are.
+    const format = type === undefined ? undefined : destination.formats.get(type) ?? destination.formats.values().next().value
+    const shown = values['show-sensitive'] || format === undefined ? envelope : maskEnvelope(envelope, format.placements, sensitive.get(type as string) ?? [])
+    line = { routingKey: msg.fields.routingKey, ...(typeof shown === 'object' && shown !== null && !Array.isArray(shown) ? shown : { envelope: shown }) }
   } catch {
     line = { routingKey: msg.fields.routingKey, messageId: msg.properties.messageId, error: 'not a JSON envelope', bytes: msg.content.length }
   }

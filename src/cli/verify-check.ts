@@ -1,41 +1,56 @@
 import { isDeepStrictEqual } from 'node:util'
-import type { ProfileName } from '../envelopes/index.js'
-import { ENVELOPE_FIELDS } from './envelope-fields.js'
+import type { Placement, WireFormat } from '../envelopes/index.js'
+import type { GatewayEvent } from '../event.js'
 import type { Received } from './verify-types.js'
 
-export interface Sent {
-  id: string
-  type: string
-  tenant: string
-  correlationId: string
-  source: string
-  data: Record<string, unknown>
-}
-
 /**
- * The envelope against what was sent, in the destination's profile: id, type, source and
- * correlation id where the profile has them, the tenant in the body or else in the transport,
- * a time, and the data as sent. Problems never quote the data: it may be a transcript.
+ * The envelope against what was sent: the destination's wire format rendered for the test event
+ * (its time and trace context read back from the envelope, where the format puts them) must be
+ * what arrived, field by field; the tenant, when the envelope has none, is checked in the
+ * transport. Problems never quote what came from the data: it may be a transcript.
  */
-export function checkEnvelope (profile: ProfileName, received: Received, sent: Sent): { problems: string[], checked: string[] } {
-  const fields = ENVELOPE_FIELDS[profile]
+export function checkEnvelope (format: WireFormat, received: Received, sent: GatewayEvent): { problems: string[], checked: string[] } {
   const { envelope } = received
   const problems = [...received.problems]
-  const checked: string[] = []
-  const expect = (label: string, actual: unknown, want: unknown) => {
-    checked.push(label)
-    if (actual !== want) problems.push(`${label} is ${JSON.stringify(actual)}, expected ${JSON.stringify(want)}`)
+  const readBack = (field: string): unknown => {
+    const at = format.placements.find((p): p is Extract<Placement, { field: string }> => 'field' in p && p.field === field)
+    return at === undefined ? undefined : valueAt(envelope, at.path)
   }
-  expect(fields.id, envelope[fields.id], sent.id)
-  expect(fields.type, envelope[fields.type], sent.type)
-  if (fields.source !== undefined) expect(fields.source, envelope[fields.source], sent.source)
-  if (fields.tenant !== undefined) expect(fields.tenant, envelope[fields.tenant], sent.tenant)
-  else if (received.transportTenant !== undefined) expect(`tenant (${received.transportTenant.where})`, received.transportTenant.value, sent.tenant)
-  if (fields.correlation !== undefined) expect(fields.correlation, envelope[fields.correlation], sent.correlationId)
-  const time = envelope[fields.time]
-  checked.push(fields.time)
-  if (typeof time !== 'string' || Number.isNaN(Date.parse(time))) problems.push(`${fields.time} is missing or not a time`)
-  checked.push(fields.data)
-  if (!isDeepStrictEqual(envelope[fields.data], sent.data)) problems.push(`${fields.data} is not the data that was sent`)
+  const time = readBack('time')
+  if (format.placements.some(p => 'field' in p && p.field === 'time') && (typeof time !== 'string' || Number.isNaN(Date.parse(time)))) problems.push('the time is missing or not a time')
+  const traceparent = readBack('traceparent')
+  const event: GatewayEvent = { ...sent, ...(typeof time === 'string' ? { time } : {}) }
+  const expected = JSON.parse(format.encode(event, typeof traceparent === 'string' ? traceparent : undefined)) as unknown
+  const readsData = (p: Placement) => 'field' in p ? p.field.startsWith('data') : 'spread' in p || p.text.some(f => f.startsWith('data'))
+  const fromData = new Set(format.placements.filter(readsData).map(p => String(p.path[0] ?? '')))
+  const checked: string[] = []
+  if (isObject(expected) && isObject(envelope)) {
+    for (const key of new Set([...Object.keys(expected), ...Object.keys(envelope)])) {
+      checked.push(key)
+      if (isDeepStrictEqual(envelope[key], expected[key])) continue
+      if (!(key in envelope)) problems.push(`${key} is missing`)
+      else if (!(key in expected)) problems.push(`${key} is there, and the format does not write it`)
+      else if (fromData.has(key) || fromData.has('')) problems.push(`${key} is not what was sent`)
+      else problems.push(`${key} is ${JSON.stringify(envelope[key])}, expected ${JSON.stringify(expected[key])}`)
+    }
+  } else {
+    checked.push('(the envelope)')
+    if (!isDeepStrictEqual(envelope, expected)) problems.push('the envelope is not what was sent')
+  }
+  if (!format.placements.some(p => 'field' in p && p.field === 'tenant') && received.transportTenant !== undefined) {
+    checked.push(`tenant (${received.transportTenant.where})`)
+    if (received.transportTenant.value !== sent.tenantId) problems.push(`tenant (${received.transportTenant.where}) is ${JSON.stringify(received.transportTenant.value)}, expected ${JSON.stringify(sent.tenantId)}`)
+  }
   return { problems, checked }
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
+
+function valueAt (value: unknown, path: readonly (string | number)[]): unknown {
+  let at = value
+  for (const key of path) {
+    if (typeof at !== 'object' || at === null) return undefined
+    at = (at as Record<string | number, unknown>)[key]
+  }
+  return at
 }

@@ -13,7 +13,7 @@ export async function watchLocal (ctx: WatchContext): Promise<Watcher> {
   const where = `${ctx.gateway}/v1/events`
   return {
     where,
-    async receive (eventId, until) {
+    async receive (marks, until) {
       let after = 0
       while (Date.now() < until) {
         const url = `${where}?type=${encodeURIComponent(ctx.type)}&limit=1000${after > 0 ? `&after=${after}` : ''}`
@@ -25,7 +25,7 @@ export async function watchLocal (ctx: WatchContext): Promise<Watcher> {
         }
         const body = await res.json().catch(() => ({})) as { events?: Record<string, unknown>[], next?: number, code?: string, detail?: string }
         if (res.status !== 200) throw new CliFailure(3, `${where} answered ${res.status} ${body.code ?? ''} ${body.detail ?? ''}`.trim())
-        const envelope = (body.events ?? []).find(e => JSON.stringify(e).includes(eventId))
+        const envelope = (body.events ?? []).find(e => { const text = JSON.stringify(e); return marks.some(m => text.includes(m)) })
         if (envelope !== undefined) {
           // The read-back is the tenant's own: finding it there is the tenant check.
           return { envelope, problems: [], transportTenant: { where: 'read back as that tenant', value: ctx.tenant }, remove: async () => 'kept (the local store has no delete)' }

@@ -27,14 +27,14 @@ export async function watchRabbitMq (destination: Extract<Destination, { broker:
   } catch (err) {
     throw new CliFailure(3, `cannot watch ${where}: ${(err as Error).message}`)
   }
-  const ours = (eventId: string) => arrived.find(m => m.properties.messageId === eventId || m.content.includes(eventId))
+  const ours = (marks: readonly string[]) => arrived.find(m => marks.some(mark => m.properties.messageId === mark || m.content.includes(mark)))
   return {
     where,
-    async receive (eventId, until) {
-      let msg = ours(eventId)
+    async receive (marks, until) {
+      let msg = ours(marks)
       while (msg === undefined && Date.now() < until) {
         await once(arrivals, 'message', { signal: AbortSignal.timeout(Math.max(1, until - Date.now())) }).catch(() => undefined)
-        msg = ours(eventId)
+        msg = ours(marks)
       }
       if (msg === undefined) return undefined
       let envelope: Record<string, unknown>

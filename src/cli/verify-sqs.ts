@@ -9,12 +9,12 @@ type Json = Record<string, unknown>
  * Polls a queue for the test event: the envelope itself (an SQS destination), or, with `rule`,
  * EventBridge's event around it (`detail`) as the rule delivered it.
  */
-export async function watchSqs (queueUrl: string, client: { region?: string, endpoint?: string }, rule: { bus: string, source: string, type: string } | undefined): Promise<Watcher> {
+export async function watchSqs (queueUrl: string, client: { region?: string, endpoint?: string }, rule: { bus: string, source: string, detailType: string } | undefined): Promise<Watcher> {
   const sqs = cliSqsClient(client)
   const where = rule === undefined ? `queue ${queueUrl}` : `queue ${queueUrl} through bus ${rule.bus}`
   return {
     where,
-    async receive (eventId, until) {
+    async receive (marks, until) {
       while (Date.now() < until) {
         const res = await sqs.send(new ReceiveMessageCommand({
           QueueUrl: queueUrl,
@@ -25,11 +25,11 @@ export async function watchSqs (queueUrl: string, client: { region?: string, end
           MessageAttributeNames: ['All']
         })).catch((err: unknown) => { throw new CliFailure(3, `cannot read ${queueUrl}: ${(err as Error).name}: ${(err as Error).message}`) })
         for (const m of res.Messages ?? []) {
-          // The id is unique: a body that contains it is ours, whatever its shape.
-          if (m.Body?.includes(eventId) !== true) continue
+          // The marks are unique: a body that contains one is ours, whatever its shape.
+          if (!marks.some(mark => m.Body?.includes(mark) === true)) continue
           let body: Json
           try {
-            body = JSON.parse(m.Body) as Json
+            body = JSON.parse(m.Body ?? '') as Json
           } catch {
             body = {}
           }
@@ -38,7 +38,7 @@ export async function watchSqs (queueUrl: string, client: { region?: string, end
           if (rule !== undefined) {
             envelope = typeof body.detail === 'object' && body.detail !== null ? body.detail as Json : {}
             if (body.source !== rule.source) problems.push(`EventBridge source is ${JSON.stringify(body.source)}, expected ${JSON.stringify(rule.source)}`)
-            if (body['detail-type'] !== rule.type) problems.push(`EventBridge detail-type is ${JSON.stringify(body['detail-type'])}, expected ${JSON.stringify(rule.type)}`)
+            if (body['detail-type'] !== rule.detailType) problems.push(`EventBridge detail-type is ${JSON.stringify(body['detail-type'])}, expected ${JSON.stringify(rule.detailType)}`)
           }
           const tenant = m.MessageAttributes?.['tenant-id']?.StringValue
           const received: Received = {

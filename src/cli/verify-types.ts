@@ -1,3 +1,4 @@
+import type { WireMessage } from '../envelopes/index.js'
 import type { CliConnections } from './amqp.js'
 
 // What `npm run verify` watchers share: one module the watchers and their dispatcher import.
@@ -17,8 +18,11 @@ export interface Received {
 export interface Watcher {
   /** Where it looks, for the report. */
   readonly where: string
-  /** The event carrying `eventId`, or undefined when it has not come by `until` (ms since the epoch). */
-  receive (eventId: string, until: number): Promise<Received | undefined>
+  /**
+   * The test message: the first whose body has one of `marks` (the event id; the correlation id,
+   * for envelopes without the id), or undefined when none has come by `until` (ms since the epoch).
+   */
+  receive (marks: readonly string[], until: number): Promise<Received | undefined>
   close (): Promise<void>
 }
 
@@ -28,6 +32,8 @@ export interface WatchContext {
   /** The type and routing key of the event about to be published. */
   type: string
   routingKey: string
+  /** The destination's declared message fields for the test event (EventBridge source and detail type). */
+  message: WireMessage | undefined
   /** SQS_QUEUE_URL: the queue EventBridge rules feed. */
   ruleQueueUrl: string | undefined
   connections: CliConnections

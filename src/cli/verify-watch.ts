@@ -10,7 +10,11 @@ export function watch (destination: Destination, ctx: WatchContext): Promise<Wat
   switch (destination.broker) {
     case 'rabbitmq': return watchRabbitMq(destination, ctx)
     case 'sqs': return watchSqs(destination.queueUrl, destination, undefined)
-    case 'eventbridge': return watchSqs(ctx.ruleQueueUrl as string, { ...(destination.region === undefined ? {} : { region: destination.region }) }, { bus: destination.busName, source: destination.envelopeOptions.source, type: ctx.type })
+    case 'eventbridge': return watchSqs(ctx.ruleQueueUrl as string, { ...(destination.region === undefined ? {} : { region: destination.region }) }, {
+      bus: ctx.message?.busName ?? destination.busName,
+      source: ctx.message?.source ?? destination.envelopeOptions.source,
+      detailType: ctx.message?.detailType ?? ctx.type
+    })
     case 'local': return watchLocal(ctx)
   }
 }

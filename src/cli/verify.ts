@@ -6,8 +6,10 @@
 // first destination that failed): 0 verified, 1 bad config, 2 the gateway did not accept the
 // event, 3 not received in time, 4 the envelope is wrong, 5 the test message could not be deleted.
 import { randomUUID } from 'node:crypto'
-import { firstExample, routingKeyFor } from '../catalog/index.js'
+import { firstExample } from '../catalog/index.js'
+import { createEvent, type GatewayEvent } from '../event.js'
 import { HEADERS } from '../headers.js'
+import type { WireFormat } from '../envelopes/index.js'
 import type { Destination } from '../routing/index.js'
 import { CliConnections } from './amqp.js'
 import { cliArgs, exitWith } from './common.js'
@@ -73,10 +75,10 @@ async function publish (type: string, data: Record<string, unknown>, correlation
   return body.id
 }
 
-async function verifyOne (d: Destination, watcher: Watcher, sent: Parameters<typeof checkEnvelope>[2]): Promise<void> {
-  const received = await watcher.receive(sent.id, Date.now() + seconds * 1000)
+async function verifyOne (d: Destination, watcher: Watcher, sent: GatewayEvent): Promise<void> {
+  const received = await watcher.receive([sent.id, sent.correlationId], Date.now() + seconds * 1000)
   if (received === undefined) return report(d, 3, `event ${sent.id} did not arrive in ${watcher.where} within ${seconds} s`)
-  const { problems, checked } = checkEnvelope(d.envelope, received, sent)
+  const { problems, checked } = checkEnvelope(d.formats.get(sent.type) as WireFormat, received, sent)
   let removed: string
   try {
     removed = await received.remove()
@@ -91,10 +93,15 @@ async function verifyOne (d: Destination, watcher: Watcher, sent: Parameters<typ
 for (const [type, destinations] of byType) {
   const entry = catalog.get(type) as NonNullable<ReturnType<typeof catalog.get>>
   const data = firstExample(entry) as Record<string, unknown>
-  const ctx = { gateway, tenant, type, routingKey: routingKeyFor(entry, data), ruleQueueUrl: config.SQS_QUEUE_URL, connections }
+  const correlationId = `verify-${randomUUID()}`
+  // The event as the gateway will make it, but for its id and time: what each destination's
+  // message fields (routing key, EventBridge source and detail type) will be.
+  const draft = createEvent(entry, data, { tenantId: tenant, correlationId })
   // Watch first: a RabbitMQ queue bound after the publish would miss the event.
   const watchers = new Map<Destination, Watcher>()
   for (const d of destinations) {
+    const message = (d.formats.get(type) as WireFormat).message?.(draft, undefined)
+    const ctx = { gateway, tenant, type, routingKey: message?.routingKey ?? draft.routingKey, message, ruleQueueUrl: config.SQS_QUEUE_URL, connections }
     try {
       watchers.set(d, await watch(d, ctx))
     } catch (err) {
@@ -103,12 +110,11 @@ for (const [type, destinations] of byType) {
     }
   }
   if (watchers.size === 0) continue
-  const correlationId = `verify-${randomUUID()}`
   console.log(`POST ${gateway}/v1/events/${type} (tenant ${tenant}, correlation ${correlationId}) for ${[...watchers.keys()].map(d => d.name).join(', ')}`)
   try {
     const id = await publish(type, data, correlationId)
-    const sent = { id, type, tenant, correlationId, data }
-    await Promise.all([...watchers].map(([d, w]) => verifyOne(d, w, { ...sent, source: d.envelopeOptions.source }).catch((err: unknown) => {
+    const sent = { ...draft, id }
+    await Promise.all([...watchers].map(([d, w]) => verifyOne(d, w, sent).catch((err: unknown) => {
       if (!(err instanceof CliFailure)) throw err
       report(d, err.code, err.message)
     })))

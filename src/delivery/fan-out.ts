@@ -1,8 +1,8 @@
 import { ROOT_CONTEXT, type Context, type Tracer } from '@opentelemetry/api'
 import type { Broker, OutgoingEvent } from '../brokers/broker.js'
 import type { Messaging } from '../brokers/index.js'
-import type { EnvelopeOptions, EnvelopeProfile } from '../envelopes/index.js'
-import { GatewayError } from '../errors.js'
+import type { WireFormat } from '../envelopes/index.js'
+import { GatewayError, type FieldError } from '../errors.js'
 import type { GatewayEvent } from '../event.js'
 import { toTraceparent } from '../trace-context.js'
 import { endProducerSpan, startProducerSpan } from './producer-span.js'
@@ -20,8 +20,10 @@ export interface Target {
   /** sync: taken when its broker has the event; spool: when its outbox has it. */
   mode: 'sync' | 'spool'
   delivery: Deliverer
-  profile: EnvelopeProfile
-  envelope: EnvelopeOptions
+  /** What its consumers read of each type routed to it. */
+  formats: ReadonlyMap<string, WireFormat>
+  /** The envelope's profile name, or `template`, for logs. */
+  envelope: string
   /** What its spans say it is. */
   messaging: Messaging
 }
@@ -40,6 +42,8 @@ export class FanOut {
   readonly targets: readonly Target[]
   readonly #byType = new Map<string, Target[]>()
   readonly #spooled = new Set<string>()
+  /** Per type, the wire formats that must see an event before it is accepted (what the start could not prove). */
+  readonly #checks = new Map<string, { destination: string, check: NonNullable<WireFormat['check']> }[]>()
   readonly #tracer: Tracer | undefined
 
   /** `tracer`: absent when tracing is off; messages then carry the caller's traceparent as it came. */
@@ -52,9 +56,27 @@ export class FanOut {
         const target = byName.get(n)
         if (target === undefined) throw new Error(`route for ${type} names no destination '${n}'`)
         if (target.mode === 'spool') this.#spooled.add(type)
+        const check = target.formats.get(type)?.check
+        if (check !== undefined) this.#checks.set(type, [...this.#checks.get(type) ?? [], { destination: target.name, check }])
         return target
       }))
     }
+  }
+
+  /**
+   * Field errors for an event whose message some destination's broker would refuse (a routing key
+   * too long in bytes, an SQS id with characters it cannot hold): answered 400 before it is taken.
+   * `draft` is the event as it would be made; only what the start could not prove is checked.
+   */
+  fieldErrors (type: string, draft: () => GatewayEvent, prefix = ''): FieldError[] | undefined {
+    const checks = this.#checks.get(type)
+    if (checks === undefined) return undefined
+    const event = draft()
+    let errors: FieldError[] | undefined
+    for (const { destination, check } of checks) {
+      for (const e of check(event) ?? []) (errors ??= []).push({ path: `${prefix}${e.path === '/' ? '' : e.path}` || '/', message: `${e.message} at destination ${destination}` })
+    }
+    return errors
   }
 
   targetsOf (type: string): readonly Target[] {
@@ -79,21 +101,23 @@ export class FanOut {
     })
     const delivered: string[][] = events.map((_, i) => [...(already[i] ?? [])])
     const failed: ({ target: Target, error: GatewayError }[] | undefined)[] = new Array(events.length)
-    // Destinations sharing a profile, its options and the trace context share the serialized
-    // envelope. With one destination (the usual case) nothing is shared: no cache.
-    const encoded = perTarget.size > 1 ? events.map(() => new Map<string, string>()) : undefined
+    // Destinations with one compiled format (a profile with the same source and module) share the
+    // serialized envelope, unless it carries each message's own trace context. With one
+    // destination (the usual case) nothing is shared: no cache.
+    const encoded = perTarget.size > 1 ? events.map(() => new Map<WireFormat['encode'], string>()) : undefined
     const encode = (target: Target, i: number, producer: string | undefined): OutgoingEvent => {
       const event = events[i] as GatewayEvent
       const traceparent = producer ?? event.traceparent
-      if (encoded === undefined) return { event, body: target.profile.encode(event, target.envelope, traceparent), contentType: target.profile.contentType, traceparent }
-      const key = `${target.profile.name}\0${target.envelope.source}\0${target.envelope.module ?? ''}\0${traceparent ?? ''}`
-      const cache = encoded[i] as Map<string, string>
-      let body = cache.get(key)
+      const format = target.formats.get(event.type)
+      if (format === undefined) throw new Error(`${target.name} has no wire format for ${event.type}`)
+      const message = format.message?.(event, traceparent)
+      const cache = encoded?.[i]
+      let body = cache === undefined || format.usesTraceparent ? undefined : cache.get(format.encode)
       if (body === undefined) {
-        body = target.profile.encode(event, target.envelope, traceparent)
-        cache.set(key, body)
+        body = format.encode(event, traceparent)
+        if (cache !== undefined && !format.usesTraceparent) cache.set(format.encode, body)
       }
-      return { event, body, contentType: target.profile.contentType, traceparent }
+      return { event, body, contentType: format.contentType, traceparent, ...(message === undefined ? {} : { message }) }
     }
     const tracer = this.#tracer
     await Promise.all([...perTarget].map(async ([target, indexes]) => {

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { Catalog, CatalogType } from '../catalog/index.js'
-import { dataSchemaUri } from '../envelopes/cloudevents.js'
+import { dataSchemaUri } from '../envelopes/index.js'
 import { GatewayError } from '../errors.js'
 import { noSecurity, problemResponses } from './schemas.js'
 

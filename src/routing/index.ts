@@ -1,8 +1,10 @@
 import type { Ajv } from 'ajv'
 import { alternateExchange, type Config } from '../config.js'
-import { DEFAULT_PROFILE, type EnvelopeOptions, type ProfileName } from '../envelopes/index.js'
+import type { EnvelopeOptions } from '../envelopes/index.js'
+import type { WireFormat } from '../envelopes/wire-format.js'
 import { ConfigError } from '../errors.js'
 import { patternMatcher } from '../patterns.js'
+import { compileFormats, type TypeInfo } from './formats.js'
 import { readRoutesFile, type RoutesFile } from './routes-file.js'
 
 export type { BrokerKind } from './routes-file.js'
@@ -10,8 +12,11 @@ export type { BrokerKind } from './routes-file.js'
 interface Common {
   /** The destination's name: from the routes file, or the broker's name without one. */
   name: string
-  envelope: ProfileName
+  /** The envelope's profile name, or `template` (for logs and tools). */
+  envelope: string
   envelopeOptions: EnvelopeOptions
+  /** What its consumers read of each type routed to it: envelope and message fields, compiled. */
+  formats: ReadonlyMap<string, WireFormat>
   /** sync: the answer waits for the broker; spool: for the outbox, and the relay publishes. */
   delivery: DeliveryMode
 }
@@ -59,11 +64,13 @@ type FieldName = (destination: string, field: 'url' | 'queueUrl') => string
 const fileField: FieldName = (destination, field) => `destinations.${destination}.${field}`
 const envField: FieldName = (_destination, field) => (field === 'url' ? 'AMQP_URL' : 'SQS_QUEUE_URL')
 
-function complete (name: string, spec: RoutesFile['destinations'][string], config: Config, fail: (field: 'url' | 'queueUrl', message: string) => never): Destination {
+function complete (name: string, spec: RoutesFile['destinations'][string], config: Config, formats: ReadonlyMap<string, WireFormat>, fail: (field: 'url' | 'queueUrl', message: string) => never): Destination {
+  const names = new Set([...formats.values()].map(f => f.envelope))
   const common: Common = {
     name,
-    envelope: spec.envelope ?? DEFAULT_PROFILE,
-    envelopeOptions: { source: spec.source ?? config.EVENT_SOURCE, ...(spec.module === undefined ? {} : { module: spec.module }) },
+    envelope: names.size === 1 ? [...names][0] as string : [...names].join('+'),
+    envelopeOptions: envelopeOptions(spec, config),
+    formats,
     delivery: spec.delivery ?? config.DELIVERY_MODE
   }
   const aws = (s: { region?: string, endpoint?: string }) => ({ ...(s.region === undefined ? {} : { region: s.region }), ...(s.endpoint === undefined ? {} : { endpoint: s.endpoint }) })
@@ -84,17 +91,22 @@ function complete (name: string, spec: RoutesFile['destinations'][string], confi
   }
 }
 
+function envelopeOptions (spec: RoutesFile['destinations'][string], config: Config): EnvelopeOptions {
+  return { source: spec.source ?? config.EVENT_SOURCE, ...(spec.module === undefined ? {} : { module: spec.module }) }
+}
+
 /**
  * Resolves the routes for a catalog: the first route whose pattern matches a type wins, and every
- * type must reach at least one destination.
+ * type must reach at least one destination. Each destination's wire format is compiled for the
+ * types it gets: every template problem is reported at once.
  */
-export function resolveRouting (file: RoutesFile, types: readonly string[], config: Config, where: string, fieldName: FieldName = fileField): Routing {
+export function resolveRouting (file: RoutesFile, entries: readonly TypeInfo[], config: Config, where: string, fieldName: FieldName = fileField): Routing {
   const matchers = file.routes.map(r => patternMatcher(r.types))
   const routes = new Map<string, string[]>()
   const used = new Set<string>()
   const matched = new Set<number>()
   const unrouted: string[] = []
-  for (const type of types) {
+  for (const { type } of entries) {
     const i = matchers.findIndex(m => m(type))
     if (i === -1) {
       unrouted.push(type)
@@ -109,16 +121,27 @@ export function resolveRouting (file: RoutesFile, types: readonly string[], conf
   const warnings: string[] = []
   file.routes.forEach((r, i) => { if (!matched.has(i)) warnings.push(`route ${i} (${r.types.join(', ')}) matches no event type before an earlier route does`) })
   const destinations: Destination[] = []
+  const problems: string[] = []
   for (const [name, spec] of Object.entries(file.destinations)) {
     const fail = (field: 'url' | 'queueUrl', message: string): never => { throw new ConfigError(`${where}: ${fieldName(name, field)}: ${message}`) }
-    if (used.has(name)) destinations.push(complete(name, spec, config, fail))
-    else warnings.push(`destination '${name}' is used by no route; it is not connected`)
+    if (!used.has(name)) {
+      warnings.push(`destination '${name}' is used by no route; it is not connected`)
+      continue
+    }
+    const routed = entries.filter(e => routes.get(e.type)?.includes(name) === true)
+    const formats = compileFormats(name, spec.broker, spec, routed, envelopeOptions(spec, config), problems, warnings)
+    if (problems.length === 0) destinations.push(complete(name, spec, config, formats, fail))
   }
+  if (problems.length === 1) throw new ConfigError(`${where}: ${problems[0] as string}`)
+  // All at once, but an answer that fits a screen: the first 20, and how many more.
+  const shown = problems.slice(0, 20)
+  if (problems.length > shown.length) shown.push(`... and ${problems.length - shown.length} more`)
+  if (problems.length > 1) throw new ConfigError(`${where}: the wire formats are not valid:\n  ${shown.join('\n  ')}`)
   return { destinations, routes, warnings }
 }
 
 /** The routing a config asks for: ROUTES_FILE, or the one-destination default. */
-export function loadRouting (config: Config, types: readonly string[], ajv: Ajv, env: Record<string, string | undefined> = process.env): Routing {
-  if (config.ROUTES_FILE === undefined) return resolveRouting(defaultRoutesFile(config), types, config, 'Invalid configuration', envField)
-  return resolveRouting(readRoutesFile(config.ROUTES_FILE, ajv, env), types, config, `ROUTES_FILE: ${config.ROUTES_FILE}`)
+export function loadRouting (config: Config, entries: readonly TypeInfo[], ajv: Ajv, env: Record<string, string | undefined> = process.env): Routing {
+  if (config.ROUTES_FILE === undefined) return resolveRouting(defaultRoutesFile(config), entries, config, 'Invalid configuration', envField)
+  return resolveRouting(readRoutesFile(config.ROUTES_FILE, ajv, env), entries, config, `ROUTES_FILE: ${config.ROUTES_FILE}`)
 }

@@ -1,6 +1,7 @@
-import { Type, type Static, type TSchema } from 'typebox'
+import { Type, type Static, type TProperties, type TSchema } from 'typebox'
 import type { Ajv } from 'ajv'
 import { PROFILE_NAMES } from '../envelopes/index.js'
+import type { MESSAGE_FIELDS } from '../envelopes/message.js'
 import { readJsonFile } from '../config-file.js'
 import { ConfigError } from '../errors.js'
 import { toFieldErrors } from '../validation.js'
@@ -11,8 +12,61 @@ import { toFieldErrors } from '../validation.js'
 export const DESTINATION_NAME_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,63}$'
 export const TYPE_PATTERN_PATTERN = '^(\\*|[a-z0-9][a-z0-9_.-]*\\*?)$'
 
+// A text with {{ }} placeholders, or a function of one: {"$sha256": "{{type}}:{{data.call_id}}"}.
+const FieldTemplate = Type.Union([
+  Type.String({ minLength: 1, maxLength: 4096 }),
+  Type.Record(Type.String({ pattern: '^\\$' }), Type.String({ minLength: 1, maxLength: 4096 }), { minProperties: 1, maxProperties: 1 })
+], { description: 'A text with {{ }} placeholders, or {"$sha256": "<text>"}' })
+const optional = (description: string) => Type.Optional({ ...FieldTemplate, description })
+
+// What a message carries besides its body, per broker (src/envelopes/message.ts).
+export const MESSAGE_SCHEMAS = {
+  rabbitmq: Type.Object({
+    routingKey: optional('Routing key; default the catalog\'s'),
+    properties: Type.Optional(Type.Object({
+      messageId: optional('messageId; default the event id'),
+      correlationId: optional('correlationId; default the correlation id'),
+      type: optional('type; default the event type'),
+      appId: optional('appId; default the source')
+    }, { additionalProperties: false, description: 'AMQP properties' })),
+    headers: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 255 }), Type.Union([FieldTemplate, Type.Number(), Type.Boolean(), Type.Null()]), { description: 'Headers added to the default ones; null drops one' }))
+  }, { additionalProperties: false, description: 'Message fields besides the body, as templates' }),
+  sqs: Type.Object({
+    groupId: optional('FIFO MessageGroupId; default the catalog\'s group field, else the tenant'),
+    deduplicationId: optional('FIFO MessageDeduplicationId; default sha256 of tenant, type and dedupe key'),
+    attributes: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.Union([FieldTemplate, Type.Null()]), { description: 'Message attributes added to the default ones; null drops one' }))
+  }, { additionalProperties: false, description: 'Message fields besides the body, as templates' }),
+  eventbridge: Type.Object({
+    busName: optional('EventBusName; default the destination\'s busName'),
+    source: optional('Source; default the destination\'s source'),
+    detailType: optional('DetailType; default the event type')
+  }, { additionalProperties: false, description: 'Message fields besides the body, as templates' })
+} as const satisfies { [K in keyof typeof MESSAGE_FIELDS]: TSchema }
+
+/** A destination's wire format: its envelope (a profile's name or a template); its message fields are per broker. */
+function wireFormat () {
+  return {
+    envelope: Type.Optional(Type.Union([
+      Type.String({ minLength: 1, maxLength: 4096 }),
+      Type.Record(Type.String(), Type.Unknown()),
+      Type.Array(Type.Unknown())
+    ], { description: `The envelope its consumers read: a profile (${PROFILE_NAMES.join(', ')}) or a JSON template with {{ }} placeholders; default cloudevents` })),
+    contentType: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+( [\\x21-\\x7e]+)*$', description: 'Of the envelope (AMQP content-type); default the profile\'s, application/json for a template' }))
+  }
+}
+
+/** Per type pattern: a wire format of its own for some of the destination's types; what it leaves out is the destination's. */
+function formats<P extends TProperties> (message: P) {
+  return {
+    formats: Type.Optional(Type.Array(Type.Object({
+      types: Type.Array(Type.String({ pattern: TYPE_PATTERN_PATTERN, maxLength: 129 }), { minItems: 1, description: 'Type patterns, as in routes; the first entry that matches a type wins' }),
+      ...wireFormat(),
+      ...message
+    }, { additionalProperties: false }), { minItems: 1, description: 'Wire formats per type pattern' }))
+  }
+}
+
 const common = {
-  envelope: Type.Optional(Type.Enum(PROFILE_NAMES, { description: 'Envelope profile its consumers read; default cloudevents' })),
   source: Type.Optional(Type.String({ minLength: 1, maxLength: 256, format: 'uri-reference', description: 'Who publishes, as the envelope (and EventBridge Source) names it (a URI-reference); default EVENT_SOURCE' })),
   module: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'ocelot envelopes: metadata.module; default the source' })),
   delivery: Type.Optional(Type.Enum(['sync', 'spool'], { description: 'sync: answer once the broker has the event; spool: once the outbox has it, the relay publishes it; default DELIVERY_MODE' }))
@@ -29,25 +83,36 @@ export const DESTINATION_SCHEMAS = {
     url: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'amqp:// or amqps:// URL; default AMQP_URL. Destinations with the same URL share one connection' })),
     exchange: Type.String({ minLength: 1, maxLength: 200, pattern: '^(?!amq\\.)', description: 'Durable topic exchange (not amq.*, which RabbitMQ reserves)' }),
     alternateExchange: Type.Optional(Type.String({ maxLength: 255, description: 'Keeps unroutable events; default <exchange>.unrouted, empty to refuse them (502)' })),
-    ...common
+    ...common,
+    ...wireFormat(),
+    message: Type.Optional(MESSAGE_SCHEMAS.rabbitmq),
+    ...formats({ message: Type.Optional(MESSAGE_SCHEMAS.rabbitmq) })
   }, strict),
   sqs: Type.Object({
     broker: Type.Literal('sqs'),
     queueUrl: Type.String({ minLength: 1, maxLength: 2048, description: 'The queue; FIFO when it ends in .fifo' }),
     maxMessageBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1048576, description: 'Largest message, body + attributes; default SQS_MAX_MESSAGE_BYTES' })),
     ...aws,
-    ...common
+    ...common,
+    ...wireFormat(),
+    message: Type.Optional(MESSAGE_SCHEMAS.sqs),
+    ...formats({ message: Type.Optional(MESSAGE_SCHEMAS.sqs) })
   }, strict),
   eventbridge: Type.Object({
     broker: Type.Literal('eventbridge'),
     busName: Type.String({ minLength: 1, maxLength: 256, description: 'The event bus' }),
     maxEntryBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1048576, description: 'Largest PutEvents entry; default EVENTBRIDGE_MAX_ENTRY_BYTES' })),
     ...aws,
-    ...common
+    ...common,
+    ...wireFormat(),
+    message: Type.Optional(MESSAGE_SCHEMAS.eventbridge),
+    ...formats({ message: Type.Optional(MESSAGE_SCHEMAS.eventbridge) })
   }, strict),
   local: Type.Object({
     broker: Type.Literal('local'),
-    ...common
+    ...common,
+    ...wireFormat(),
+    ...formats({})
   }, strict)
 } as const satisfies Record<string, TSchema>
 

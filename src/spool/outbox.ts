@@ -1,4 +1,5 @@
 import type { GatewayEvent } from '../event.js'
+import type { WireMessage } from '../envelopes/index.js'
 import type { OutgoingEvent } from '../brokers/broker.js'
 
 /**
@@ -116,7 +117,10 @@ export interface OutboxStore {
 }
 
 export function toRow (destination: string, out: OutgoingEvent, now: number): SpoolRow {
-  const { data: _data, ...meta } = out.event
+  const { data: _data, ...event } = out.event
+  // The message fields the destination declared are rendered from the data, which is not kept:
+  // they are kept as rendered, beside the event's ids and context (rows of earlier versions have none).
+  const meta = out.message === undefined ? event : { ...event, [MESSAGE]: out.message }
   return {
     destination,
     bucket: bucketOf(out.event.tenantId),
@@ -135,6 +139,10 @@ export function toRow (destination: string, out: OutgoingEvent, now: number): Sp
 /** The message again, as it was when accepted (same id, envelope and trace context). */
 export function toOutgoing (row: Spooled): OutgoingEvent {
   // Broker adapters read ids, context and keys; the data is in the body.
-  const event = { ...JSON.parse(row.meta) as Omit<GatewayEvent, 'data'>, data: {} }
-  return { event, body: row.body, contentType: row.contentType, ...(row.traceparent === null ? {} : { traceparent: row.traceparent }) }
+  const { [MESSAGE]: message, ...meta } = JSON.parse(row.meta) as Omit<GatewayEvent, 'data'> & { [MESSAGE]?: WireMessage }
+  const event = { ...meta, data: {} }
+  return { event, body: row.body, contentType: row.contentType, ...(row.traceparent === null ? {} : { traceparent: row.traceparent }), ...(message === undefined ? {} : { message }) }
 }
+
+/** The key of a row's meta that holds the rendered message fields (not a field of the event). */
+const MESSAGE = '$message'

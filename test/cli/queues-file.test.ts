@@ -8,8 +8,8 @@ import { createAjv } from '../../src/validation.js'
 import { testConfig } from '../helper.js'
 import { writeJson } from '../integration/cli-helper.js'
 
-const rabbit = (name: string): Destination => ({ name, broker: 'rabbitmq', url: 'amqp://127.0.0.1', exchange: `${name}.events`, envelope: 'cloudevents', envelopeOptions: { source: 's' }, delivery: 'sync' })
-const sqs: Destination = { name: 'surveys', broker: 'sqs', queueUrl: 'http://127.0.0.1/0/q', maxMessageBytes: 262144, envelope: 'cloudevents', envelopeOptions: { source: 's' }, delivery: 'sync' }
+const rabbit = (name: string): Destination => ({ name, broker: 'rabbitmq', url: 'amqp://127.0.0.1', exchange: `${name}.events`, envelope: 'cloudevents', envelopeOptions: { source: 's' }, formats: new Map(), delivery: 'sync' })
+const sqs: Destination = { name: 'surveys', broker: 'sqs', queueUrl: 'http://127.0.0.1/0/q', maxMessageBytes: 262144, envelope: 'cloudevents', envelopeOptions: { source: 's' }, formats: new Map(), delivery: 'sync' }
 
 const failure = (fn: () => unknown): string => {
   try {
@@ -60,7 +60,7 @@ t.test('provision/queues.example.json places every queue with the seed platform 
       { types: ['*'], to: ['store'] }
     ]
   }
-  const routing = resolveRouting(readRoutesFile(writeJson(t, 'routes.json', seed), ajv, {}), loadCatalog(config, ajv).list().map(e => e.type), config, 'seed')
+  const routing = resolveRouting(readRoutesFile(writeJson(t, 'routes.json', seed), ajv, {}), loadCatalog(config, ajv).list(), config, 'seed')
   const placed = queuesByDestination(readQueuesFile('provision/queues.example.json'), routing.destinations)
   t.same([...placed].map(([d, qs]) => [d, qs.map(q => q.name)]), [
     ['ocelot', ['focus_lite_calls']],

@@ -1,16 +1,15 @@
 import t from 'tap'
-import { encodeCloudEvent, toCloudEvent } from '../../src/envelopes/cloudevents.js'
 import { PROFILES, PROFILE_NAMES } from '../../src/envelopes/index.js'
 import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
-import { createEvent } from '../../src/event.js'
-import { TENANT, exampleOf } from '../helper.js'
+import { createEvent, type GatewayEvent } from '../../src/event.js'
+import { TENANT, envelopeOf, exampleOf } from '../helper.js'
 
 const entry = (type: string) => BUILTIN_ENTRIES.find(e => e.type === type) as (typeof BUILTIN_ENTRIES)[number]
 const ctx = { tenantId: TENANT, userId: 'user-9', correlationId: 'corr-1', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }
 const options = { source: 'communications', module: 'cc-lite' }
 const decode = (profile: keyof typeof PROFILES, type: string, context: Parameters<typeof createEvent>[2] = ctx) => {
   const event = createEvent(entry(type), exampleOf(type), context, undefined, Date.parse('2026-11-22T10:32:50.892Z'))
-  return { event, envelope: JSON.parse(PROFILES[profile].encode(event, options)) }
+  return { event, envelope: JSON.parse(envelopeOf(profile, event, options)) }
 }
 
 t.test('cloudevents: CloudEvents 1.0 with the context extension attributes', async t => {
@@ -31,7 +30,7 @@ t.test('ocelot: seed 003\'s Event Schema Standard, exactly', async t => {
     id: event.id, type: 'call.ended', source: 'communications', timestamp: '2026-11-22T10:32:50.892Z',
     organizationId: TENANT, userId: 'user-9', data: exampleOf('call.ended'), metadata: { version: '1.0.0', module: 'cc-lite' }
   })
-  const anonymous = JSON.parse(PROFILES.ocelot.encode(createEvent(entry('call.ended'), exampleOf('call.ended'), { tenantId: TENANT, correlationId: 'c' }), { source: 'communications' }))
+  const anonymous = JSON.parse(envelopeOf('ocelot', createEvent(entry('call.ended'), exampleOf('call.ended'), { tenantId: TENANT, correlationId: 'c' }), { source: 'communications' }))
   t.equal(anonymous.userId, null, 'userId is null when unknown, as the standard says')
   t.equal(anonymous.metadata.module, 'communications', 'module defaults to the source')
 })
@@ -61,19 +60,53 @@ t.test('every profile keeps the event id, type and data', async t => {
   }
 })
 
-t.test('cloudevents: the encoder writes exactly what JSON.stringify of the envelope object would', async t => {
+// The hand-written encoders the built-in templates replaced, as they were (until 0.1.0): every
+// profile must stay byte for byte what its consumers were reading.
+const before = {
+  cloudevents: (event: GatewayEvent, source: string, traceparent = event.traceparent) => {
+    let json = `{"specversion":"1.0","id":${JSON.stringify(event.id)},"source":${JSON.stringify(source)},"type":${JSON.stringify(event.type)},"time":${JSON.stringify(event.time)},"datacontenttype":"application/json","dataschema":${JSON.stringify(`urn:event-gateway:event-types:${event.type}`)},"tenantid":${JSON.stringify(event.tenantId)},"correlationid":${JSON.stringify(event.correlationId)},"data":${JSON.stringify(event.data)}`
+    if (event.userId !== undefined) json += `,"userid":${JSON.stringify(event.userId)}`
+    if (event.accountId !== undefined) json += `,"accountid":${JSON.stringify(event.accountId)}`
+    if (traceparent !== undefined) json += `,"traceparent":${JSON.stringify(traceparent)}`
+    return `${json}}`
+  },
+  ocelot: (event: GatewayEvent, source: string, module?: string) => JSON.stringify({
+    id: event.id, type: event.type, source, timestamp: event.time, organizationId: event.tenantId, userId: event.userId ?? null, data: event.data, metadata: { version: '1.0.0', module: module ?? source }
+  }),
+  'draft-genie': (event: GatewayEvent) => {
+    const prefix = event.type.split('.')[0] ?? event.type
+    return JSON.stringify({
+      eventId: event.id, eventType: event.type, aggregateId: event.aggregate?.id ?? event.id, aggregateType: event.aggregate?.type ?? prefix.charAt(0).toUpperCase() + prefix.slice(1),
+      timestamp: event.time, version: 1, correlationId: event.correlationId, payload: event.data
+    })
+  }
+}
+
+t.test('the built-in profiles write, byte for byte, what the hand-written encoders wrote', async t => {
   const contexts = [
     ctx,
     { tenantId: TENANT, correlationId: 'c' },
     { tenantId: TENANT, userId: 'u"\\1', accountId: 'acc-7', correlationId: 'c\u2028' }
   ]
-  for (const type of ['call.ended', 'survey.completed', 'speaker.onboarded']) {
+  let compared = 0
+  for (const e of BUILTIN_ENTRIES) {
     for (const context of contexts) {
-      const event = createEvent(entry(type), exampleOf(type), context)
+      const event = createEvent(e, exampleOf(e.type), context)
       for (const source of ['communications', 'a "quoted" source']) {
-        t.equal(encodeCloudEvent(event, source), JSON.stringify(toCloudEvent(event, source)), `${type}, ${source}`)
-        t.equal(encodeCloudEvent(event, source, 'producer-tp'), JSON.stringify(toCloudEvent(event, source, 'producer-tp')))
+        for (const module of [undefined, 'cc-lite']) {
+          const options = { source, ...(module === undefined ? {} : { module }) }
+          t.equal(envelopeOf('cloudevents', event, options), before.cloudevents(event, source), `cloudevents ${e.type}`)
+          t.equal(envelopeOf('cloudevents', event, options, 'producer-tp'), before.cloudevents(event, source, 'producer-tp'), `cloudevents ${e.type}, a producer span`)
+          t.equal(envelopeOf('ocelot', event, options), before.ocelot(event, source, module), `ocelot ${e.type}`)
+          t.equal(envelopeOf('draft-genie', event, options), before['draft-genie'](event), `draft-genie ${e.type}`)
+          compared += 4
+        }
       }
     }
   }
+  t.ok(compared >= BUILTIN_ENTRIES.length * 48, `${compared} envelopes compared`)
+})
+
+t.test('each profile has its content type', async t => {
+  t.same(Object.fromEntries(PROFILE_NAMES.map(n => [n, PROFILES[n].contentType])), { cloudevents: 'application/cloudevents+json', ocelot: 'application/json', 'draft-genie': 'application/json' })
 })

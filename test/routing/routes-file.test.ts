@@ -6,7 +6,8 @@ import { loadRouting } from '../../src/routing/index.js'
 import { createAjv } from '../../src/validation.js'
 import { build, dataDir, testConfig } from '../helper.js'
 
-const types = BUILTIN_ENTRIES.map(e => e.type)
+const types = BUILTIN_ENTRIES
+const typeNames = BUILTIN_ENTRIES.map(e => e.type)
 
 function file (t: Test, content: unknown): string {
   const path = join(dataDir(t), 'routes.json')
@@ -24,9 +25,10 @@ const everything = [{ types: ['*'], to: ['store'] }]
 
 t.test('without ROUTES_FILE: one destination from BROKER and its variables, for every type', async t => {
   const rabbit = loadRouting(testConfig(t, { BROKER: 'rabbitmq', AMQP_EXCHANGE: 'orders', EVENT_SOURCE: 'svc' }), types, createAjv())
-  t.same(rabbit.destinations, [{ name: 'rabbitmq', broker: 'rabbitmq', url: 'amqp://guest:guest@127.0.0.1:5672', exchange: 'orders', alternateExchange: 'orders.unrouted', envelope: 'cloudevents', envelopeOptions: { source: 'svc' }, delivery: 'sync' }])
+  t.same(rabbit.destinations.map(({ formats: _formats, ...d }) => d), [{ name: 'rabbitmq', broker: 'rabbitmq', url: 'amqp://guest:guest@127.0.0.1:5672', exchange: 'orders', alternateExchange: 'orders.unrouted', envelope: 'cloudevents', envelopeOptions: { source: 'svc' }, delivery: 'sync' }])
+  t.same([...rabbit.destinations[0]?.formats.keys() ?? []], typeNames, 'a wire format for every type it gets')
   t.same(rabbit.routes.get('call.ended'), ['rabbitmq'])
-  t.equal(rabbit.routes.size, types.length)
+  t.equal(rabbit.routes.size, typeNames.length)
   const off = loadRouting(testConfig(t, { BROKER: 'rabbitmq', AMQP_ALTERNATE_EXCHANGE: '' }), types, createAjv())
   t.notOk('alternateExchange' in (off.destinations[0] as object), 'AMQP_ALTERNATE_EXCHANGE= still turns it off')
   const sqs = loadRouting(testConfig(t, { BROKER: 'sqs', SQS_QUEUE_URL: 'https://sqs.eu-central-1.amazonaws.com/123456789012/survey-events.fifo' }), types, createAjv())

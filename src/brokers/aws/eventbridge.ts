@@ -48,12 +48,12 @@ export class EventBridgeBroker implements Broker {
     await checkClient(this.#client.config as never, 'EventBridge')
   }
 
-  #entry ({ event, body, traceparent }: OutgoingEvent): { entry: PutEventsRequestEntry, size: number } {
+  #entry ({ event, body, traceparent, message }: OutgoingEvent): { entry: PutEventsRequestEntry, size: number } {
     const trace = xrayTraceHeader(traceparent)
     const entry: PutEventsRequestEntry = {
-      EventBusName: this.#opts.busName,
-      Source: this.#opts.source,
-      DetailType: event.type,
+      EventBusName: message?.busName ?? this.#opts.busName,
+      Source: message?.source ?? this.#opts.source,
+      DetailType: message?.detailType ?? event.type,
       Detail: body,
       Time: new Date(event.time),
       ...(trace === undefined ? {} : { TraceHeader: trace })

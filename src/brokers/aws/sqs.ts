@@ -35,7 +35,13 @@ export function deduplicationId (event: GatewayEvent): string {
   return createHash('sha256').update(`${event.tenantId}:${event.type}:${key}`).digest('hex')
 }
 
-function attributes (event: GatewayEvent, traceparent: string | undefined): Record<string, MessageAttributeValue> {
+function attributes ({ event, traceparent, message }: OutgoingEvent): Record<string, MessageAttributeValue> {
+  // A destination that declares its attributes renders them all, the defaults included.
+  if (message?.attributes !== undefined) {
+    const declared: Record<string, MessageAttributeValue> = {}
+    for (const [name, a] of Object.entries(message.attributes)) declared[name] = { DataType: a.type, StringValue: a.value }
+    return declared
+  }
   const attrs: Record<string, MessageAttributeValue> = {
     'event-type': { DataType: 'String', StringValue: event.type },
     'tenant-id': { DataType: 'String', StringValue: event.tenantId },
@@ -76,12 +82,13 @@ export class SqsBroker implements Broker {
     await checkClient(this.#client.config as never, 'SQS')
   }
 
-  #entry ({ event, body, traceparent }: OutgoingEvent): SqsEntry & { size: number } {
-    const attrs = attributes(event, traceparent)
+  #entry (outgoing: OutgoingEvent): SqsEntry & { size: number } {
+    const { event, body, message } = outgoing
+    const attrs = attributes(outgoing)
     return {
       MessageBody: body,
       MessageAttributes: attrs,
-      ...(this.#fifo ? { MessageGroupId: event.groupKey ?? event.tenantId, MessageDeduplicationId: deduplicationId(event) } : {}),
+      ...(this.#fifo ? { MessageGroupId: message?.groupId ?? event.groupKey ?? event.tenantId, MessageDeduplicationId: message?.deduplicationId ?? deduplicationId(event) } : {}),
       size: messageSize(body, attrs)
     }
   }

@@ -1,6 +1,6 @@
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib'
 import type { FastifyBaseLogger } from 'fastify'
-import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
+import { BrokerError, routingKeyOf, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import type { AmqpConnection, ConnectionUser } from './connection.js'
 import { outcomeOf, PublishOptions, RETURNED, type ConfirmResult } from './message.js'
 import { declareTopology } from './topology.js'
@@ -141,13 +141,13 @@ export class RabbitMqBroker implements Broker, ConnectionUser {
     // meanwhile settles the confirms, which ends the wait.
     if (!writable && pending > 0) await Promise.race([new Promise(resolve => ch.once('drain', resolve)), confirmed])
     if (pending > 0) await confirmed
-    return results.map((result, i) => outcomeOf(result as ConfirmResult | BrokerError, (events[i] as OutgoingEvent).event))
+    return results.map((result, i) => outcomeOf(result as ConfirmResult | BrokerError, events[i] as OutgoingEvent))
   }
 
   /** Writes one message; `settle(i, …)` gets its confirm. Returns what ch.publish returns (false: the socket is full). */
   #publishOne (ch: ConfirmChannel, outgoing: OutgoingEvent, i: number, settle: (i: number, result: ConfirmResult) => void): boolean {
     const id = outgoing.event.id
-    return ch.publish(this.#opts.exchange, outgoing.event.routingKey, Buffer.from(outgoing.body), this.#publishOptions.for(outgoing), (err: Error | null) => {
+    return ch.publish(this.#opts.exchange, routingKeyOf(outgoing), Buffer.from(outgoing.body), this.#publishOptions.for(outgoing), (err: Error | null) => {
       // RabbitMQ sends basic.return before the confirm of the same message.
       const returned = this.#returned.get(id) ?? 0
       if (returned > 0) {

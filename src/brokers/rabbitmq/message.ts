@@ -1,6 +1,6 @@
 import type { Options } from 'amqplib'
 import type { GatewayEvent } from '../../event.js'
-import { BrokerError, type OutgoingEvent, type PublishOutcome } from '../broker.js'
+import { BrokerError, routingKeyOf, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 
 /** What a publish's confirm came back as: null (confirmed), an error (nack, channel closed) or a return before it. */
 export const RETURNED = Symbol('returned')
@@ -28,15 +28,34 @@ interface Headers {
  * patching amqplib, say) would see its keys carried to later messages: none is loaded.
  */
 export class PublishOptions {
+  readonly #appId: string
   readonly #headers: Headers = { 'x-event-type': '', 'x-tenant-id': '', 'x-correlation-id': '', 'x-user-id': undefined, 'x-account-id': undefined, traceparent: undefined }
-  readonly #options: Options.Publish & { headers: Headers, messageId: string, correlationId: string, timestamp: number, type: string }
+  readonly #options: Properties<Headers>
+  /**
+   * For destinations that declare their headers: one properties object per set of header names
+   * (a header missing for an event leaves its name out), refilled as the default one is.
+   */
+  readonly #declared = new Map<string, Properties<Record<string, unknown>>>()
 
   constructor (appId: string) {
-    this.#options = { persistent: true, mandatory: true, contentType: '', messageId: '', correlationId: '', timestamp: 0, type: '', appId, headers: this.#headers }
+    this.#appId = appId
+    this.#options = properties(appId, this.#headers)
   }
 
   /** The options for this message; valid until the next call (pass them to `ch.publish()` at once). */
-  for ({ event, contentType, traceparent }: OutgoingEvent): Options.Publish {
+  for ({ event, contentType, traceparent, message }: OutgoingEvent): Options.Publish {
+    const options = message?.headers === undefined ? this.#defaults(event, traceparent) : this.#declaredHeaders(message.headers)
+    const declared = message?.properties
+    options.contentType = contentType
+    options.messageId = declared?.messageId ?? event.id
+    options.correlationId = declared?.correlationId ?? event.correlationId
+    options.timestamp = Math.floor(Date.parse(event.time) / 1000)
+    options.type = declared?.type ?? event.type
+    options.appId = declared?.appId ?? this.#appId
+    return options
+  }
+
+  #defaults (event: GatewayEvent, traceparent: string | undefined): Properties<Headers> {
     const headers = this.#headers
     headers['x-event-type'] = event.type
     headers['x-tenant-id'] = event.tenantId
@@ -44,21 +63,35 @@ export class PublishOptions {
     headers['x-user-id'] = event.userId
     headers['x-account-id'] = event.accountId
     headers.traceparent = traceparent
-    const options = this.#options
-    options.contentType = contentType
-    options.messageId = event.id
-    options.correlationId = event.correlationId
-    options.timestamp = Math.floor(Date.parse(event.time) / 1000)
-    options.type = event.type
+    return this.#options
+  }
+
+  #declaredHeaders (values: Readonly<Record<string, unknown>>): Properties<Record<string, unknown>> {
+    const names = Object.keys(values)
+    const key = names.join('\n')
+    let options = this.#declared.get(key)
+    if (options === undefined) {
+      options = properties(this.#appId, Object.fromEntries(names.map(n => [n, undefined])))
+      this.#declared.set(key, options)
+    }
+    const headers = options.headers
+    for (const name of names) headers[name] = values[name]
     return options
   }
 }
 
+type Properties<H> = Options.Publish & { headers: H, messageId: string, correlationId: string, timestamp: number, type: string, appId: string, contentType: string }
+
+function properties<H> (appId: string, headers: H): Properties<H> {
+  return { persistent: true, mandatory: true, contentType: '', messageId: '', correlationId: '', timestamp: 0, type: '', appId, headers }
+}
+
+
 /** A confirm's result as the publish outcome clients see: unroutable and malformed for good, nacks and lost channels retryable. */
-export function outcomeOf (result: ConfirmResult | BrokerError, event: GatewayEvent): PublishOutcome {
+export function outcomeOf (result: ConfirmResult | BrokerError, outgoing: OutgoingEvent): PublishOutcome {
   if (result === null) return OK
   if (result === RETURNED) {
-    return { ok: false, error: new BrokerError(`no queue is bound for routing key '${event.routingKey}' and no alternate exchange keeps it`, { retryable: false, reason: 'unroutable' }) }
+    return { ok: false, error: new BrokerError(`no queue is bound for routing key '${routingKeyOf(outgoing)}' and no alternate exchange keeps it`, { retryable: false, reason: 'unroutable' }) }
   }
   if (result instanceof BrokerError) return { ok: false, error: result }
   if (result instanceof RangeError) return { ok: false, error: new BrokerError(result.message, { retryable: false, reason: 'malformed', cause: result }) }

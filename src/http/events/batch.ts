@@ -4,8 +4,10 @@ import { Type } from 'typebox'
 import type { ApiKeys } from '../../auth.js'
 import { firstExample, routingKeyErrors, type Catalog } from '../../catalog/index.js'
 import type { Config } from '../../config.js'
+import type { FanOut } from '../../delivery/fan-out.js'
 import type { Accepted, Intake, IntakeItem } from '../../delivery/intake.js'
 import { ERRORS, GatewayError, problem, type ErrorCode, type Problem } from '../../errors.js'
+import { createEvent } from '../../event.js'
 import { checkIdempotencyKey } from '../../idempotency.js'
 import type { Metrics } from '../../metrics.js'
 import { MAX_BATCH_FIELD_ERRORS, MAX_FIELD_ERRORS, validationDetails } from '../../validation.js'
@@ -28,8 +30,8 @@ function batchCode (codes: ErrorCode[]): ErrorCode {
 }
 
 /** `POST /v1/events`: several events of any types; results in request order. */
-export function batchRoute (app: FastifyInstance, opts: { config: Config, catalog: Catalog, intake: Intake, metrics: Metrics, apiKeys?: ApiKeys }): void {
-  const { config, catalog, intake, metrics } = opts
+export function batchRoute (app: FastifyInstance, opts: { config: Config, catalog: Catalog, fanOut: FanOut, intake: Intake, metrics: Metrics, apiKeys?: ApiKeys }): void {
+  const { config, catalog, fanOut, intake, metrics } = opts
   const BatchSchema = Type.Object({
     events: Type.Array(Type.Object({
       type: Type.String({ minLength: 1, maxLength: 128 }),
@@ -89,7 +91,7 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
         errorBudget -= details.errors.length
         return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, details))
       }
-      const tooLong = routingKeyErrors(entry, item.data, `/events/${index}/data`)
+      const tooLong = routingKeyErrors(entry, item.data, `/events/${index}/data`) ?? fanOut.fieldErrors(entry.type, () => createEvent(entry, item.data, ctx), `/events/${index}/data`)
       if (tooLong !== undefined) return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: tooLong }))
       const key = requestKey === undefined ? item.idempotencyKey : `${requestKey} ${index}`
       if (item.idempotencyKey !== undefined) {

@@ -6,6 +6,7 @@ import type { Config } from '../../config.js'
 import type { FanOut } from '../../delivery/fan-out.js'
 import type { Intake } from '../../delivery/intake.js'
 import { GatewayError } from '../../errors.js'
+import { createEvent } from '../../event.js'
 import { HEADERS } from '../../headers.js'
 import type { Metrics } from '../../metrics.js'
 import { namesByType } from '../openapi.js'
@@ -41,7 +42,7 @@ export function singleRoutes (app: FastifyInstance, opts: { config: Config, cata
         response: { 202: AcceptedSchema, ...publishProblemResponses }
       }
     }, async (request, reply) => {
-      const tooLong = routingKeyErrors(entry, request.body)
+      const tooLong = routingKeyErrors(entry, request.body) ?? fanOut.fieldErrors(entry.type, () => createEvent(entry, request.body, contextOf(request)))
       if (tooLong !== undefined) throw new GatewayError('EVG_VALIDATION', 'the body is not valid', { extensions: { errors: tooLong } })
       const idempotencyKey = idempotencyKeyOf(request)
       const [outcome] = await intake.accept([{ entry, data: request.body, ctx: contextOf(request), ...(idempotencyKey === undefined ? {} : { idempotencyKey }) }], request.traceContext)

@@ -1,0 +1,207 @@
+import type { GatewayEvent } from '../event.js'
+import { TemplateError } from './expression.js'
+
+// What a template's placeholders read, and what is known of each value before any event
+// arrives: its JSON types, whether it may be missing, how long it can be. The compiler uses the
+// facts to refuse, at start, a template that names a field the type does not have or that could
+// make a value its broker refuses.
+
+export type JsonType = 'string' | 'number' | 'integer' | 'boolean' | 'object' | 'array' | 'null'
+
+export interface Facts {
+  /** The JSON types the value may have (`integer` is a `number` that is whole). */
+  types: ReadonlySet<JsonType>
+  /** The value may be missing (an optional field, a header that was not sent). */
+  optional: boolean
+  /** Longest text the value can make, in characters (strings; numbers and booleans as text). Unknown: unbounded. */
+  maxLength?: number
+  /** As text, the value is printable ASCII without spaces: safe wherever brokers allow only that. */
+  ascii: boolean
+  /** The JSON Pointer of the data field it reads (for answers that name the field). */
+  pointer?: string
+}
+
+export interface Field {
+  name: string
+  facts: Facts
+  /** Known at start (the type, the destination's source): compiled in as a constant. */
+  constant?: unknown
+  /** The value for one message; `traceparent` is the message's own trace context. */
+  get: (event: GatewayEvent, traceparent: string | undefined) => unknown
+}
+
+/** What a template is compiled for: one event type at one destination. */
+export interface FieldScope {
+  type: string
+  /** JSON Schema of the type's data. */
+  schema: object
+  /** The catalog's aggregate of the type (Draft Genie's envelopes). */
+  aggregate?: { type: string, idField: string }
+  /** The destination's source (and Ocelot module). */
+  source: string
+  module: string
+}
+
+const STRING = new Set<JsonType>(['string'])
+const text = (maxLength: number, optional = false): Facts => ({ types: STRING, optional, maxLength, ascii: true })
+
+// Visible ASCII, at most 128: what the context headers may be (src/context.ts), and so here.
+const CONTEXT = 128
+
+/** The event's own placeholders (besides `data`), with what a value of each can be. */
+const EVENT_FIELDS: Record<string, (scope: FieldScope) => Omit<Field, 'name'>> = {
+  id: () => ({ facts: text(36), get: e => e.id }),
+  type: s => ({ facts: text(s.type.length), constant: s.type, get: e => e.type }),
+  time: () => ({ facts: text(24), get: e => e.time }),
+  // A UUID (36) or a slug (64).
+  tenant: () => ({ facts: text(64), get: e => e.tenantId }),
+  user: () => ({ facts: text(CONTEXT, true), get: e => e.userId }),
+  account: () => ({ facts: text(CONTEXT, true), get: e => e.accountId }),
+  correlationId: () => ({ facts: text(CONTEXT), get: e => e.correlationId }),
+  traceparent: () => ({ facts: text(55, true), get: (_e, traceparent) => traceparent }),
+  idempotencyKey: () => ({ facts: text(255, true), get: e => e.idempotencyKey }),
+  routingKey: () => ({ facts: text(255), get: e => e.routingKey }),
+  source: s => ({ facts: { ...text(s.source.length), ascii: isAscii(s.source) }, constant: s.source, get: () => s.source }),
+  module: s => ({ facts: { ...text(s.module.length), ascii: isAscii(s.module) }, constant: s.module, get: () => s.module }),
+  'aggregate.type': s => {
+    const type = aggregateTypeOf(s)
+    return { facts: { ...text(type.length), ascii: isAscii(type) }, constant: type, get: () => type }
+  },
+  'aggregate.id': s => {
+    // The catalog's id field when the event has it, else the event id (Draft Genie's rule).
+    const id = s.aggregate === undefined ? undefined : dataFacts(s, s.aggregate.idField)
+    const facts: Facts = id === undefined
+      ? text(36)
+      : { types: STRING, optional: false, ascii: id.ascii, ...(id.maxLength === undefined ? {} : { maxLength: Math.max(36, id.maxLength) }) }
+    return { facts, get: e => e.aggregate?.id ?? e.id }
+  }
+}
+
+export const EVENT_FIELD_NAMES = [...Object.keys(EVENT_FIELDS), 'data', 'data.<field>']
+
+/** A type without a catalog aggregate is its own: its first word, capitalised (`audit.recorded`: Audit). */
+export function aggregateTypeOf (scope: Pick<FieldScope, 'type' | 'aggregate'>): string {
+  if (scope.aggregate !== undefined) return scope.aggregate.type
+  const prefix = scope.type.split('.')[0] ?? scope.type
+  return prefix.charAt(0).toUpperCase() + prefix.slice(1)
+}
+
+const isAscii = (value: string) => /^[\x21-\x7e]*$/.test(value)
+
+/** A placeholder's field, resolved for one type; a name the type does not have is a TemplateError. */
+export function resolveField (name: string, scope: FieldScope): Field {
+  const known = EVENT_FIELDS[name]
+  if (known !== undefined) return { name, ...known(scope) }
+  if (name === 'data') return { name, facts: { types: new Set(['object']), optional: false, ascii: false }, get: e => e.data }
+  if (name.startsWith('data.')) {
+    const path = name.slice(5).split('.')
+    const facts = dataFacts(scope, ...path)
+    return { name, facts, get: path.length === 1 ? e => e.data[path[0] as string] : e => dig(e.data, path) }
+  }
+  throw new TemplateError(`{{${name}}} is not a field of the event; the fields are ${EVENT_FIELD_NAMES.join(', ')}`)
+}
+
+function dig (value: unknown, path: readonly string[]): unknown {
+  let at = value
+  for (const key of path) {
+    if (typeof at !== 'object' || at === null || Array.isArray(at)) return undefined
+    at = Object.hasOwn(at, key) ? (at as Record<string, unknown>)[key] : undefined
+  }
+  return at
+}
+
+type Schema = Record<string, unknown>
+
+/** The schema of a field of the data along a path of property names, and whether it may be missing. */
+function schemaAt (scope: Pick<FieldScope, 'type' | 'schema'>, path: readonly string[]): { schema: Schema, optional: boolean } {
+  let schema = scope.schema as Schema
+  let optional = false
+  for (let i = 0; i < path.length; i++) {
+    const key = path[i] as string
+    const properties = (schema.properties ?? {}) as Record<string, Schema>
+    if (Object.hasOwn(properties, key)) {
+      if (!((schema.required ?? []) as string[]).includes(key)) optional = true
+      schema = properties[key] as Schema
+      continue
+    }
+    const open = openValues(schema)
+    if (open === undefined) {
+      const names = Object.keys(properties)
+      throw new TemplateError(`data.${path.slice(0, i + 1).join('.')} is not a field of ${scope.type}${names.length > 0 ? ` (${i === 0 ? 'its data has' : `data.${path.slice(0, i).join('.')} has`} ${names.join(', ')})` : ''}`)
+    }
+    optional = true
+    schema = open
+  }
+  return { schema, optional }
+}
+
+/** The facts of a field of the data, from the type's JSON Schema. */
+export function dataFacts (scope: Pick<FieldScope, 'type' | 'schema'>, ...path: string[]): Facts {
+  const { schema, optional } = schemaAt(scope, path)
+  return { ...factsOf(schema), optional, pointer: `/${path.join('/')}` }
+}
+
+/** The property names an object of the data declares (`data`, `data.<field>`), and whether it can have no others. */
+export function dataKeys (scope: Pick<FieldScope, 'type' | 'schema'>, name: string): { names: string[], closed: boolean } {
+  const { schema } = schemaAt(scope, name === 'data' ? [] : name.slice(5).split('.'))
+  const names = Object.keys((schema.properties ?? {}) as object)
+  const closed = schema.additionalProperties === false && Object.keys((schema.patternProperties ?? {}) as object).length === 0
+  return { names, closed }
+}
+
+/** The schema of an object's other properties, when it allows any (a Record, additionalProperties). */
+function openValues (schema: Schema): Schema | undefined {
+  const patterns = Object.values((schema.patternProperties ?? {}) as Record<string, Schema>)
+  if (patterns.length === 1) return patterns[0] as Schema
+  if (patterns.length > 1) return {}
+  const extra = schema.additionalProperties
+  if (extra === false) return undefined
+  if (typeof extra === 'object' && extra !== null) return extra as Schema
+  // An object of anything: `{"type": "object"}` alone, or no schema at all. Declared properties
+  // without additionalProperties: false are still "open" in JSON Schema, but a template naming a
+  // field the schema does not declare is more likely a typo than a wish: refused.
+  if (schema.properties !== undefined) return undefined
+  const declared = schema.type === undefined ? undefined : [schema.type].flat()
+  const anything = declared === undefined ? Object.keys(schema).every(k => ANNOTATIONS.has(k)) : declared.includes('object')
+  return anything ? {} : undefined
+}
+
+const ANNOTATIONS = new Set(['description', 'title', 'examples', 'default', '$comment', 'deprecated', 'readOnly', 'writeOnly'])
+
+const ALL = new Set<JsonType>(['string', 'number', 'integer', 'boolean', 'object', 'array', 'null'])
+// Longest text of a JavaScript number (-1.7976931348623157e+308).
+const NUMBER_TEXT = 24
+
+/** What a JSON Schema says of its values' types and length, for the shapes TypeBox and JSON Schema files use. */
+function factsOf (schema: Schema): Omit<Facts, 'optional' | 'pointer'> {
+  const variants = (schema.anyOf ?? schema.oneOf) as Schema[] | undefined
+  if (Array.isArray(variants) && variants.length > 0) {
+    const all = variants.map(factsOf)
+    const types = new Set(all.flatMap(f => [...f.types]))
+    const lengths = all.map(f => f.maxLength)
+    return { types, ascii: all.every(f => f.ascii), ...(lengths.every(l => l !== undefined) ? { maxLength: Math.max(...lengths as number[]) } : {}) }
+  }
+  const values = Object.hasOwn(schema, 'const') ? [schema.const] : Array.isArray(schema.enum) ? schema.enum as unknown[] : undefined
+  if (values !== undefined) {
+    const texts = values.map(v => typeof v === 'string' ? v : JSON.stringify(v))
+    return { types: new Set(values.map(jsonTypeOf)), maxLength: Math.max(0, ...texts.map(t => t.length)), ascii: texts.every(isAscii) }
+  }
+  const declared = schema.type
+  const types = new Set(declared === undefined ? ALL : (Array.isArray(declared) ? declared : [declared]) as JsonType[])
+  if (types.has('number')) types.add('integer')
+  const onlyString = types.size === 1 && types.has('string')
+  if (onlyString) {
+    if (schema.format === 'uuid') return { types, maxLength: 36, ascii: true }
+    if (schema.format === 'date-time') return { types, ...(typeof schema.maxLength === 'number' ? { maxLength: schema.maxLength } : {}), ascii: true }
+    return { types, ascii: false, ...(typeof schema.maxLength === 'number' ? { maxLength: schema.maxLength } : {}) }
+  }
+  if ([...types].every(t => t === 'number' || t === 'integer' || t === 'boolean' || t === 'null')) return { types, maxLength: NUMBER_TEXT, ascii: true }
+  return { types, ascii: false }
+}
+
+function jsonTypeOf (value: unknown): JsonType {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'array'
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number'
+  return typeof value as JsonType
+}

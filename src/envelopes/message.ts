@@ -1,0 +1,251 @@
+import type { FieldError } from '../errors.js'
+import type { GatewayEvent } from '../event.js'
+import { TemplateError } from './expression.js'
+import type { FieldScope } from './fields.js'
+import { compileFunction, compileText, literalValue, type Value } from './value.js'
+
+// What a message carries besides its body, declared per destination as templates: the RabbitMQ
+// routing key, properties and headers; the SQS group and deduplication ids and attributes; the
+// EventBridge bus, source and detail type. Compiled per type at start; a value its broker would
+// refuse (too long, may be missing) stops the start, and what only the event can tell (the bytes
+// of a routing key, an SQS id's characters) is checked before the event is accepted.
+
+/** A message's fields as one event renders them; absent ones take the broker's default. */
+export interface WireMessage {
+  routingKey?: string
+  properties?: { messageId?: string, correlationId?: string, type?: string, appId?: string }
+  /** Every header of the message, when the destination declares any. */
+  headers?: Record<string, string | number | boolean>
+  groupId?: string
+  deduplicationId?: string
+  /** Every SQS message attribute, when the destination declares any. */
+  attributes?: Record<string, { type: 'String' | 'Number', value: string }>
+  busName?: string
+  source?: string
+  detailType?: string
+}
+
+export type MessageBroker = 'rabbitmq' | 'sqs' | 'eventbridge'
+
+/** A message field's template: a text with placeholders, or a function of one (`{"$sha256": "..."}`). */
+export type FieldTemplate = string | { [fn: string]: string }
+
+export interface MessageSpec {
+  routingKey?: FieldTemplate
+  properties?: Partial<Record<'messageId' | 'correlationId' | 'type' | 'appId', FieldTemplate>>
+  headers?: Record<string, FieldTemplate | number | boolean | null>
+  groupId?: FieldTemplate
+  deduplicationId?: FieldTemplate
+  attributes?: Record<string, FieldTemplate | null>
+  busName?: FieldTemplate
+  source?: FieldTemplate
+  detailType?: FieldTemplate
+}
+
+interface Limit {
+  /** What the broker calls it, for messages. */
+  what: string
+  max: number
+  unit: 'bytes' | 'characters'
+  /** Only printable ASCII (SQS ids: letters, digits and punctuation). */
+  ascii?: boolean
+}
+
+// AMQP short strings are at most 255 bytes; SQS and EventBridge limits as AWS documents them.
+const SHORTSTR = (what: string): Limit => ({ what, max: 255, unit: 'bytes' })
+const LIMITS: Record<string, Limit> = {
+  routingKey: SHORTSTR('routing key'),
+  'properties.messageId': SHORTSTR('messageId property'),
+  'properties.correlationId': SHORTSTR('correlationId property'),
+  'properties.type': SHORTSTR('type property'),
+  'properties.appId': SHORTSTR('appId property'),
+  groupId: { what: 'SQS MessageGroupId', max: 128, unit: 'characters', ascii: true },
+  deduplicationId: { what: 'SQS MessageDeduplicationId', max: 128, unit: 'characters', ascii: true },
+  busName: { what: 'EventBridge EventBusName', max: 1600, unit: 'characters' },
+  source: { what: 'EventBridge Source', max: 256, unit: 'characters' },
+  detailType: { what: 'EventBridge DetailType', max: 128, unit: 'characters' }
+}
+
+/** The fields each broker's messages have, for the routes file's schema. */
+export const MESSAGE_FIELDS: Record<MessageBroker, readonly (keyof MessageSpec)[]> = {
+  rabbitmq: ['routingKey', 'properties', 'headers'],
+  sqs: ['groupId', 'deduplicationId', 'attributes'],
+  eventbridge: ['busName', 'source', 'detailType']
+}
+
+/** The headers every RabbitMQ message carries (docs/envelopes.md); a destination's `headers` add to them, or drop one with null. */
+export const DEFAULT_HEADERS: Record<string, FieldTemplate> = {
+  'x-event-type': '{{type}}',
+  'x-tenant-id': '{{tenant}}',
+  'x-correlation-id': '{{correlationId}}',
+  'x-user-id': '{{user}}',
+  'x-account-id': '{{account}}',
+  traceparent: '{{traceparent}}'
+}
+
+/** The attributes every SQS message carries; a destination's `attributes` add to them, or drop one with null. */
+export const DEFAULT_ATTRIBUTES: Record<string, FieldTemplate> = {
+  'event-type': '{{type}}',
+  'tenant-id': '{{tenant}}',
+  'correlation-id': '{{correlationId}}',
+  'user-id': '{{user}}',
+  traceparent: '{{traceparent}}'
+}
+
+/** SQS: at most 10 attributes; names of letters, digits, `_`, `-`, `.`, not starting with AWS. or Amazon. */
+export const MAX_SQS_ATTRIBUTES = 10
+const SQS_ATTRIBUTE_NAME = /^(?![Aa][Ww][Ss]\.|[Aa][Mm][Aa][Zz][Oo][Nn]\.)(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,256}(?<!\.)$/
+const PRINTABLE = /^[\x21-\x7e]*$/
+
+type Render = (event: GatewayEvent, traceparent: string | undefined) => unknown
+
+interface Check {
+  field: string
+  limit: Limit
+  value: Value
+}
+
+export interface CompiledMessage {
+  render: (event: GatewayEvent, traceparent: string | undefined) => WireMessage
+  reads: ReadonlySet<string>
+  /** What only the event can tell; undefined when the start proved every field fits. */
+  check?: (event: GatewayEvent) => FieldError[] | undefined
+}
+
+function value (template: FieldTemplate | number | boolean, scope: FieldScope): Value {
+  if (typeof template === 'number' || typeof template === 'boolean') return literalValue(template)
+  if (typeof template === 'string') return compileText(template, scope)
+  const call = compileFunction(template, scope)
+  if (call === undefined) throw new TemplateError('takes a text with placeholders or a function ({"$sha256": "..."})')
+  return call
+}
+
+/** A key-like field: always there, a scalar, and never longer than its broker takes. */
+function keyField (name: string, template: FieldTemplate, scope: FieldScope, checks: Check[]): Value {
+  const v = at(name, () => value(template, scope))
+  const limit = LIMITS[name] as Limit
+  const the = `the ${limit.what}`
+  const { facts } = v
+  if ([...facts.types].some(t => t === 'object' || t === 'array')) throw new TemplateError(`${name}: ${the} can be an object or array in ${scope.type}; it must be text`)
+  if (facts.optional || facts.types.has('null')) throw new TemplateError(`${name}: ${the} may be missing in ${scope.type}; give it a fallback with ??`)
+  if (facts.maxLength === undefined) {
+    const unbounded = [...v.reads].filter(r => r.startsWith('data')).join(', ')
+    throw new TemplateError(`${name}: ${unbounded || 'a value'} has no maxLength in ${scope.type}'s schema, so ${the} could be longer than the ${limit.max} ${limit.unit} it takes; bound the field in the schema, or hash it ({"$sha256": "..."})`)
+  }
+  if (facts.maxLength > limit.max) throw new TemplateError(`${name}: ${the} can be ${facts.maxLength} characters long in ${scope.type}, over the ${limit.max} ${limit.unit} it takes`)
+  const fixed = v.texts?.find(text => !PRINTABLE.test(text))
+  if (limit.ascii === true && fixed !== undefined) throw new TemplateError(`${name}: '${fixed}' has characters ${the} cannot hold (printable ASCII only)`)
+  if (v.constant !== undefined) {
+    const text = String(v.constant.value)
+    if (limit.ascii === true && !PRINTABLE.test(text)) throw new TemplateError(`${name}: '${text}' has characters ${the} cannot hold (printable ASCII only)`)
+    if (Buffer.byteLength(text) > limit.max) throw new TemplateError(`${name}: ${the} is longer than ${limit.max} ${limit.unit}`)
+  } else if (!facts.ascii && (limit.ascii === true || limit.unit === 'bytes')) {
+    checks.push({ field: name, limit, value: v })
+  }
+  return v
+}
+
+function at<T> (name: string, compile: () => T): T {
+  try {
+    return compile()
+  } catch (err) {
+    if (err instanceof TemplateError && !err.message.startsWith(name)) throw new TemplateError(`${name}: ${err.message}`)
+    throw err
+  }
+}
+
+/** The defaults with the declared ones on top, and those declared null left out. */
+function merged (defaults: Record<string, FieldTemplate>, declared: Record<string, FieldTemplate | number | boolean | null>): [string, FieldTemplate | number | boolean][] {
+  const all: Record<string, FieldTemplate | number | boolean | null> = { ...defaults, ...declared }
+  return Object.entries(all).filter((e): e is [string, FieldTemplate | number | boolean] => e[1] !== null)
+}
+
+/** A table's entries: values that are missing for an event are left out (a header not sent). */
+function table (name: string, entries: [string, FieldTemplate | number | boolean][], scope: FieldScope, checkName: (key: string) => string | undefined): [string, Value][] {
+  return entries.map(([key, template]) => {
+    const why = checkName(key)
+    if (why !== undefined) throw new TemplateError(`${name}.${key}: ${why}`)
+    const v = at(`${name}.${key}`, () => value(template, scope))
+    if ([...v.facts.types].some(t => t === 'object' || t === 'array')) throw new TemplateError(`${name}.${key}: can be an object or array in ${scope.type}; a header or attribute is text, a number or a boolean`)
+    return [key, v]
+  })
+}
+
+/** Compiles a destination's message fields for one type. */
+export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope: FieldScope): CompiledMessage | undefined {
+  const allowed = MESSAGE_FIELDS[broker]
+  const unknown = Object.keys(spec).filter(k => !allowed.includes(k as keyof MessageSpec))
+  if (unknown.length > 0) throw new TemplateError(`${unknown.join(', ')}: not a field of a ${broker} message (its fields: ${allowed.join(', ')})`)
+  const checks: Check[] = []
+  const renders: [keyof WireMessage, Render][] = []
+  const reads = new Set<string>()
+  const use = (v: Value) => { for (const r of v.reads) reads.add(r) }
+  for (const name of ['routingKey', 'groupId', 'deduplicationId', 'busName', 'source', 'detailType'] as const) {
+    const template = spec[name]
+    if (template === undefined) continue
+    const v = keyField(name, template, scope, checks)
+    use(v)
+    renders.push([name, (event, traceparent) => String(v.get(event, traceparent))])
+  }
+  if (spec.properties !== undefined) {
+    const properties = Object.entries(spec.properties).map(([key, template]) => {
+      const v = keyField(`properties.${key}`, template, scope, checks)
+      use(v)
+      return [key, v] as const
+    })
+    renders.push(['properties', (event, traceparent) => Object.fromEntries(properties.map(([k, v]) => [k, String(v.get(event, traceparent))]))])
+  }
+  if (spec.headers !== undefined) {
+    const headers = table('headers', merged(DEFAULT_HEADERS, spec.headers), scope, key => Buffer.byteLength(key) > 255 || key === '' ? 'a header name is 1 to 255 bytes' : undefined)
+    headers.forEach(([, v]) => use(v))
+    renders.push(['headers', (event, traceparent) => {
+      const out: Record<string, unknown> = {}
+      for (const [k, v] of headers) {
+        const h = v.get(event, traceparent)
+        if (h !== undefined && h !== null) out[k] = h
+      }
+      return out
+    }])
+  }
+  if (spec.attributes !== undefined) {
+    const attributes = table('attributes', merged(DEFAULT_ATTRIBUTES, spec.attributes), scope, key => SQS_ATTRIBUTE_NAME.test(key) ? undefined : 'an SQS attribute name is 1 to 256 letters, digits, _, - and ., not starting with AWS. or Amazon.')
+    if (attributes.length > MAX_SQS_ATTRIBUTES) throw new TemplateError(`attributes: ${attributes.length} attributes with the defaults (${attributes.map(([k]) => k).join(', ')}); SQS takes at most ${MAX_SQS_ATTRIBUTES}: drop some defaults with null`)
+    attributes.forEach(([, v]) => use(v))
+    renders.push(['attributes', (event, traceparent) => {
+      const out: Record<string, { type: 'String' | 'Number', value: string }> = {}
+      for (const [k, v] of attributes) {
+        const a = v.get(event, traceparent)
+        // SQS refuses an empty attribute value: a missing or empty one is left out.
+        if (a === undefined || a === null || a === '') continue
+        out[k] = typeof a === 'number' ? { type: 'Number', value: String(a) } : { type: 'String', value: String(a) }
+      }
+      return out
+    }])
+  }
+  if (renders.length === 0) return undefined
+  return {
+    reads,
+    render: (event, traceparent) => {
+      const message: Record<string, unknown> = {}
+      for (const [name, render] of renders) message[name] = render(event, traceparent)
+      return message as WireMessage
+    },
+    ...(checks.length === 0 ? {} : { check: event => checkValues(checks, event) })
+  }
+}
+
+/** Field errors for what an event would make that its broker refuses, naming the data fields involved. */
+function checkValues (checks: readonly Check[], event: GatewayEvent): FieldError[] | undefined {
+  let errors: FieldError[] | undefined
+  for (const { field, limit, value: v } of checks) {
+    const text = String(v.get(event, undefined))
+    const problem = limit.ascii === true && !PRINTABLE.test(text)
+      ? `has characters the ${limit.what} cannot hold (printable ASCII only)`
+      : (limit.unit === 'bytes' ? Buffer.byteLength(text) : text.length) > limit.max ? `makes the ${limit.what} longer than ${limit.max} ${limit.unit}` : undefined
+    if (problem === undefined) continue
+    const pointers = [...v.reads].filter(r => r.startsWith('data.')).map(r => `/${r.slice(5).replaceAll('.', '/')}`)
+    for (const path of pointers.length > 0 ? pointers : ['/']) (errors ??= []).push({ path, message: `${problem} (${field})` })
+  }
+  return errors
+}
+

@@ -1,0 +1,102 @@
+import type { FieldError } from '../errors.js'
+import type { GatewayEvent } from '../event.js'
+import { TemplateError } from './expression.js'
+import type { FieldScope } from './fields.js'
+import { compileMessage, type MessageBroker, type MessageSpec, type WireMessage } from './message.js'
+import { PROFILES, type ProfileName } from './profiles.js'
+import { compileTemplate, type JsonTemplate, type Placement } from './template.js'
+
+/**
+ * What one destination's consumers read of one event type: the body (its envelope) and the
+ * message's other fields. Compiled at start; per message it only writes.
+ */
+export interface WireFormat {
+  /** `cloudevents`, `ocelot`, `draft-genie`, or `template` (declared in the routes file). */
+  readonly envelope: string
+  readonly contentType: string
+  encode (event: GatewayEvent, traceparent?: string): string
+  /** The message's declared fields for this event; absent when the destination declares none. */
+  readonly message?: (event: GatewayEvent, traceparent: string | undefined) => WireMessage
+  /** The envelope carries the message's trace context, so no other destination's message has the same body. */
+  readonly usesTraceparent: boolean
+  /** Field errors for an event whose message its broker would refuse; absent when the start proved none can be. */
+  readonly check?: (event: GatewayEvent) => FieldError[] | undefined
+  /** Where the envelope puts the event's fields (verify and tail read them back). */
+  readonly placements: readonly Placement[]
+}
+
+/** What a destination adds to every envelope it sends (from the routes file). */
+export interface EnvelopeOptions {
+  /** Who publishes: CloudEvents `source`, the Ocelot `source`; EVENT_SOURCE unless the destination names one. */
+  source: string
+  /** Ocelot `metadata.module`; the source when not set. */
+  module?: string
+}
+
+/** An envelope as a routes file names it: a profile's name, or a template. */
+export type EnvelopeSpec = ProfileName | JsonTemplate
+
+export const TEMPLATE_CONTENT_TYPE = 'application/json'
+
+/** A string is a profile's name unless it has placeholders (`"{{data}}"`: the data alone). */
+export function isProfileName (envelope: EnvelopeSpec): envelope is ProfileName {
+  return typeof envelope === 'string' && !envelope.includes('{{')
+}
+
+/** Compiled built-in profiles, shared by destinations with the same source and module: fan-out then encodes once. */
+const builtins = new Map<string, ReturnType<typeof compileTemplate>>()
+
+export function compileEnvelope (envelope: EnvelopeSpec, scope: FieldScope): ReturnType<typeof compileTemplate> & { name: string, contentType: string } {
+  if (!isProfileName(envelope)) return { ...compileTemplate(envelope, scope), name: 'template', contentType: TEMPLATE_CONTENT_TYPE }
+  const profile = (PROFILES as Record<string, (typeof PROFILES)[ProfileName]>)[envelope]
+  if (profile === undefined) throw new TemplateError(`'${envelope}' is not an envelope profile (the profiles: ${Object.keys(PROFILES).join(', ')}); a template is JSON with {{ }} placeholders`)
+  const key = `${envelope}\0${scope.type}\0${scope.source}\0${scope.module}`
+  let compiled = builtins.get(key)
+  if (compiled === undefined) {
+    compiled = compileTemplate(profile.template, scope)
+    builtins.set(key, compiled)
+  }
+  return { ...compiled, name: envelope, contentType: profile.contentType }
+}
+
+/**
+ * One destination's wire format for one type. Errors are TemplateErrors starting with the field
+ * they are in (`envelope: …`, `message.groupId: …`); the caller adds the file and destination.
+ */
+export function compileWireFormat (spec: { envelope: EnvelopeSpec, contentType?: string, message?: MessageSpec }, broker: MessageBroker | 'local', scope: FieldScope): WireFormat {
+  // Both are compiled, so that a problem in each is reported at once (one line each).
+  const problems: string[] = []
+  const attempt = <T>(compile: () => T): T | undefined => {
+    try {
+      return compile()
+    } catch (err) {
+      if (!(err instanceof TemplateError)) throw err
+      problems.push(err.message)
+      return undefined
+    }
+  }
+  const envelope = attempt(() => prefixed('envelope', () => compileEnvelope(spec.envelope, scope)))
+  const message = spec.message === undefined || broker === 'local' ? undefined : attempt(() => prefixed('message', () => compileMessage(broker, spec.message as MessageSpec, scope)))
+  if (envelope === undefined || problems.length > 0) throw new TemplateError(problems.join('\n'))
+  return {
+    envelope: envelope.name,
+    contentType: spec.contentType ?? envelope.contentType,
+    encode: envelope.encode,
+    usesTraceparent: envelope.reads.has('traceparent'),
+    placements: envelope.placements,
+    ...(message === undefined ? {} : { message: message.render }),
+    ...(message?.check === undefined ? {} : { check: message.check })
+  }
+}
+
+/** `envelope.data.x: …`, `message.groupId …`: the path of the field in the destination. */
+function prefixed<T> (field: 'envelope' | 'message', compile: () => T): T {
+  try {
+    return compile()
+  } catch (err) {
+    if (!(err instanceof TemplateError)) throw err
+    const nested = /^at ([^:]*): (.*)$/s.exec(err.message)
+    if (nested !== null) throw new TemplateError(`${field}.${nested[1] as string}: ${nested[2] as string}`)
+    throw new TemplateError(field === 'message' ? `message.${err.message}` : `envelope: ${err.message}`)
+  }
+}

@@ -1,0 +1,78 @@
+import { TemplateError } from '../envelopes/expression.js'
+import type { FieldScope } from '../envelopes/fields.js'
+import { DEFAULT_PROFILE, type EnvelopeOptions } from '../envelopes/index.js'
+import type { MessageSpec } from '../envelopes/message.js'
+import { compileWireFormat, type EnvelopeSpec, type WireFormat } from '../envelopes/wire-format.js'
+import { patternMatcher } from '../patterns.js'
+import type { BrokerKind } from './routes-file.js'
+
+/** What a type's schema says, for compiling templates against it. */
+export type TypeInfo = Pick<FieldScope, 'type' | 'schema' | 'aggregate'>
+
+/** A destination's wire-format fields, as the routes file gives them (its own, and per type pattern). */
+export interface FormatSpec {
+  /** A profile's name or a template: parsed JSON, checked by the schema's shape and then by compiling. */
+  envelope?: string | Record<string, unknown> | unknown[]
+  contentType?: string
+  message?: MessageSpec
+}
+
+interface Declared extends FormatSpec {
+  formats?: (FormatSpec & { types: string[] })[]
+}
+
+/**
+ * The wire format of each type routed to a destination: the first `formats` entry whose pattern
+ * matches the type, its fields over the destination's own. Every problem is added to `problems`
+ * naming the field in the file and the type (`destinations.surveys.message.groupId (survey.refused): …`).
+ */
+export function compileFormats (name: string, broker: BrokerKind, declared: Declared, types: readonly TypeInfo[], options: EnvelopeOptions, problems: string[], warnings: string[]): Map<string, WireFormat> {
+  const here = `destinations.${name}`
+  const entries = (declared.formats ?? []).map(f => ({ spec: f, match: patternMatcher(f.types) }))
+  const used = new Set<number>()
+  const formats = new Map<string, WireFormat>()
+  const seen = new Set<string>()
+  for (const info of types) {
+    const i = entries.findIndex(e => e.match(info.type))
+    const entry = i === -1 ? undefined : (entries[i] as (typeof entries)[number]).spec
+    if (i !== -1) used.add(i)
+    // The envelope and its content type come together; message fields one by one.
+    const own = entry?.envelope !== undefined
+    const envelope = (own ? entry.envelope : declared.envelope ?? DEFAULT_PROFILE) as EnvelopeSpec
+    const contentType = own ? entry.contentType : entry?.contentType ?? declared.contentType
+    const origin: Record<string, string> = { envelope: own ? `${here}.formats.${i}.envelope` : `${here}.envelope` }
+    const message: MessageSpec = { ...declared.message }
+    for (const key of Object.keys(declared.message ?? {})) origin[`message.${key}`] = `${here}.message.${key}`
+    for (const [key, value] of Object.entries(entry?.message ?? {})) {
+      (message as Record<string, unknown>)[key] = value
+      origin[`message.${key}`] = `${here}.formats.${i}.message.${key}`
+    }
+    try {
+      formats.set(info.type, compileWireFormat({ envelope, ...(contentType === undefined ? {} : { contentType }), ...(Object.keys(message).length === 0 ? {} : { message }) }, broker, { ...info, source: options.source, module: options.module ?? options.source }))
+    } catch (err) {
+      if (!(err instanceof TemplateError)) throw err
+      for (const message of err.message.split('\n')) {
+        const line = located(message, origin, info.type)
+        // A mistake shared by several types is one line, naming the first type.
+        const key = line.replace(` (${info.type})`, '')
+        if (!seen.has(key)) problems.push(line)
+        seen.add(key)
+      }
+    }
+  }
+  entries.forEach((e, i) => { if (!used.has(i)) warnings.push(`${here}.formats.${i} (${e.spec.types.join(', ')}) matches no type routed to ${name}`) })
+  // FIFO deduplication is queue-wide: an id that leaves the tenant out lets one tenant's event
+  // suppress another's with the same values for five minutes. Allowed (a team's own publisher may
+  // compute it so), said at every start.
+  const dedupes = [declared.message, ...(declared.formats ?? []).map(f => f.message)].map(m => m?.deduplicationId).filter(d => d !== undefined)
+  if (dedupes.some(d => !JSON.stringify(d).includes('{{tenant'))) warnings.push(`${here}: a message.deduplicationId without {{tenant}}: within SQS's 5-minute window, one tenant's event is dropped as a duplicate of another tenant's with the same values`)
+  return formats
+}
+
+/** `message.groupId: why` -> `destinations.x.formats.0.message.groupId (survey.refused): why`. */
+function located (message: string, origin: Record<string, string>, type: string): string {
+  const m = /^(envelope|message\.[A-Za-z]+)((?:\.[^:]*)?): (.*)$/s.exec(message)
+  if (m === null) return `${origin.envelope ?? 'envelope'} (${type}): ${message}`
+  const [, field, path, why] = m as unknown as [string, string, string, string]
+  return `${origin[field] ?? field}${path} (${type}): ${why}`
+}
