@@ -38,7 +38,8 @@ t.test('a value that may be missing: left out of an object, null in an array or 
 
 t.test('objects whose first members may be missing still get their commas right', async t => {
   const template = { a: '{{user}}', b: '{{account}}', inner: { c: '{{user}}', d: 'x', e: '{{account}}' }, f: '{{traceparent}}' }
-  for (const context of [bare, full, { ...bare, userId: 'u' }, { ...bare, accountId: 'a' }, { ...bare, traceparent: full.traceparent }]) {
+  const contexts: { tenantId: string, correlationId: string, userId?: string, accountId?: string, traceparent?: string }[] = [bare, full, { ...bare, userId: 'u' }, { ...bare, accountId: 'a' }, { ...bare, traceparent: full.traceparent }]
+  for (const context of contexts) {
     const value = encode(template, eventOf('call.ended', context)) as Record<string, unknown>
     t.same(value.inner, { ...(context.userId === undefined ? {} : { c: context.userId }), d: 'x', ...(context.accountId === undefined ? {} : { e: context.accountId }) })
   }
