@@ -18,7 +18,7 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-require-imports': 'off' }
   },
   {
-    files: ['test/**', 'scripts/**', 'bench/**', 'src/cli/**'],
+    files: ['test/**', 'scripts/**', 'bench/**', 'examples/**', 'src/cli/**'],
     rules: { 'no-console': 'off' }
   }
 )

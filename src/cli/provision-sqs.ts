@@ -1,5 +1,5 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs'
-import { awsClientConfig } from '../brokers/aws/credentials.js'
+import { sqsClientConfig } from '../brokers/aws/credentials.js'
 import type { Destination } from '../routing/index.js'
 import { CliFailure } from './failure.js'
 import type { Steps } from './steps.js'
@@ -13,9 +13,12 @@ export function queueNameOf (queueUrl: string): string {
   return queueUrl.split('/').at(-1) as string
 }
 
-/** An SQS client for the CLIs: a few attempts (nothing else retries here), the destination's region and endpoint. */
+/**
+ * An SQS client for the CLIs: a few attempts (nothing else retries here), the destination's region
+ * and endpoint, and an endpoint named in the environment honoured as the gateway honours it.
+ */
 export function cliSqsClient (opts: { region?: string, endpoint?: string } = {}): SQSClient {
-  return new SQSClient({ maxAttempts: 3, ...awsClientConfig(opts) })
+  return new SQSClient({ maxAttempts: 3, ...sqsClientConfig(opts) })
 }
 
 /**

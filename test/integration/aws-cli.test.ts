@@ -130,8 +130,8 @@ t.test('verify per destination: SQS and the local store each get the event as se
   const ok = cli('verify', ['--gateway', url, '--timeout', '10'], { ROUTES_FILE })
   t.equal(await ok.exit, 0, ok.out.stderr)
   t.match(ok.out.stdout, /POST .*\/v1\/events\/survey\.completed .* for surveys\n/)
-  t.match(ok.out.stdout, /surveys {2}sqs +verified: survey\.completed \S+ in queue .*evg-verify; cloudevents envelope: id, type, source, tenantid, correlationid, time, data as sent; deleted/)
-  t.match(ok.out.stdout, /store {4}local +verified: batch\.processing\.completed \S+ in .*\/v1\/events; cloudevents envelope: id, type, source, tenantid, correlationid, time, data as sent; kept/)
+  t.match(ok.out.stdout, /surveys {2}sqs +verified: survey\.completed \S+ in queue .*evg-verify; cloudevents envelope: specversion, id, source, type, time, datacontenttype, dataschema, tenantid, correlationid, data as sent; deleted/)
+  t.match(ok.out.stdout, /store {4}local +verified: batch\.processing\.completed \S+ in .*\/v1\/events; cloudevents envelope: specversion, id, source, type, time, datacontenttype, dataschema, tenantid, correlationid, data as sent; kept/)
   t.match(ok.out.stdout, /verified: 2 destination\(s\)/)
   const left = await routedSqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0 }))
   t.same(left.Messages ?? [], [], 'the test message was deleted')
@@ -168,11 +168,12 @@ t.test('verify an EventBridge destination: the event arrives in SQS_QUEUE_URL th
     return undefined
   }
   t.teardown(() => { fake.failWith = () => undefined })
+  fake.buses.add('verify-bus')
   const routes = { destinations: { 'batch-bus': { broker: 'eventbridge', busName: 'verify-bus', source: 'com.example.batch' }, store: { broker: 'local' } }, routes: [{ types: ['batch.*'], to: ['batch-bus'] }, { types: ['*'], to: ['store'] }] }
   const { url, ROUTES_FILE } = await gateway(t, routes)
   const ok = cli('verify', ['--gateway', url, '--destination', 'batch-bus', '--timeout', '10'], { ROUTES_FILE, SQS_QUEUE_URL: queueUrl })
   t.equal(await ok.exit, 0, ok.out.stderr)
-  t.match(ok.out.stdout, /batch-bus +eventbridge +verified: batch\.processing\.completed \S+ in queue .*evg-verify-eb through bus verify-bus; cloudevents envelope: id, type, source, tenantid, correlationid, time, data as sent; deleted/)
+  t.match(ok.out.stdout, /batch-bus +eventbridge +verified: batch\.processing\.completed \S+ in queue .*evg-verify-eb through bus verify-bus; cloudevents envelope: specversion, id, source, type, time, datacontenttype, dataschema, tenantid, correlationid, data as sent; deleted/)
   const left = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0 }))
   t.same(left.Messages ?? [], [], 'the test message was deleted')
 })

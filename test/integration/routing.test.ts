@@ -28,7 +28,6 @@ eventBridge.server.listen(0, '127.0.0.1')
 await once(eventBridge.server, 'listening')
 t.teardown(() => eventBridge.server.close())
 process.env.AWS_ENDPOINT_URL_EVENTBRIDGE = `http://127.0.0.1:${(eventBridge.server.address() as { port: number }).port}`
-eventBridge.buses.add('batch-events')
 
 const example = JSON.parse(readFileSync(new URL('../../examples/routes.seed-platform.json', import.meta.url), 'utf8'))
 
@@ -155,21 +154,27 @@ t.test('one gateway serves all 22 types to their destinations, each in the envel
   await signal.until(() => onboarded.length, 1)
   t.same(onboarded, ['spk-123'], 'the speaker.events handler read payload.speaker_id')
   const onboardedEvent = JSON.parse((draftAll.find(m => m.fields.routingKey === 'speaker.onboarded') as ConsumeMessage).content.toString())
+  // Both of Draft Genie's shapes in one message: its Python services' fields and its TypeScript
+  // services' (test/integration/seed-consumers.test.ts runs those consumers themselves).
+  const id = ids.get('speaker.onboarded')
   t.same(onboardedEvent, {
-    eventId: ids.get('speaker.onboarded'), eventType: 'speaker.onboarded', aggregateId: 'spk-123', aggregateType: 'Speaker',
-    timestamp: onboardedEvent.timestamp, version: 1, correlationId: 'corr-speaker.onboarded', payload: exampleOf('speaker.onboarded')
+    event_id: id, event_type: 'speaker.onboarded', aggregate_id: 'spk-123', aggregate_type: 'Speaker', correlation_id: 'corr-speaker.onboarded',
+    eventId: id, eventType: 'speaker.onboarded', aggregateId: 'spk-123', aggregateType: 'Speaker', correlationId: 'corr-speaker.onboarded',
+    timestamp: onboardedEvent.timestamp, version: 1, payload: exampleOf('speaker.onboarded')
   })
   t.match(draftAll[0]?.properties.headers, { 'x-tenant-id': TENANT }, 'the tenant travels in the AMQP headers')
 
-  // Surveys: the FIFO queue, as CloudEvents, deduplicated per call.
+  // Surveys: the FIFO queue, in seed 000's flat body, grouped per campaign.
   const surveyTypes = expectedAt(['survey.'])
   const messages = await receiveAll(routes.surveys, surveyTypes.length)
-  t.same(messages.map(m => JSON.parse(m.Body as string).type).sort(), surveyTypes)
-  t.match(JSON.parse(messages[0]?.Body as string), { specversion: '1.0', tenantid: TENANT, source: 'event-gateway' })
+  t.same(messages.map(m => JSON.parse(m.Body as string).event_type).sort(), surveyTypes)
+  const completed = messages.find(m => JSON.parse(m.Body as string).event_type === 'survey.completed')
+  t.match(JSON.parse(completed?.Body as string), { event_id: ids.get('survey.completed'), ...exampleOf('survey.completed') })
+  t.match(completed?.MessageAttributes, { event_type: { StringValue: 'survey.completed' }, 'tenant-id': { StringValue: TENANT } })
 
-  // Batch: PutEvents on the batch bus with the destination's source.
-  t.match(eventBridge.entries, [{ EventBusName: 'batch-events', Source: 'com.example.batch', DetailType: 'batch.processing.completed' }])
-  t.match(JSON.parse(eventBridge.entries[0]?.Detail as string), { id: ids.get('batch.processing.completed'), source: 'com.example.batch' })
+  // Batch: PutEvents on the default bus, as seed 001's rule expects it.
+  t.match(eventBridge.entries, [{ EventBusName: 'default', Source: 'com.yourapp.transcription', DetailType: 'BatchProcessingCompleted' }])
+  t.match(JSON.parse(eventBridge.entries[0]?.Detail as string), { version: '1.0', tenant_id: TENANT, user_id: 'user-9', account_id: null, status: 'completed', interaction_id: exampleOf('batch.processing.completed').interaction_id })
 
   // The store: the platform types, and the Ocelot types fanned out to it with the same ids.
   const stored = (await app.inject({ method: 'GET', url: '/v1/events?limit=100', headers: { 'x-tenant-id': TENANT } })).json().events as { id: string, type: string }[]
@@ -178,7 +183,7 @@ t.test('one gateway serves all 22 types to their destinations, each in the envel
 
   const ready = await app.inject('/health/ready')
   t.equal(ready.statusCode, 200)
-  t.same(ready.json().destinations.map((d: { name: string, up: boolean }) => [d.name, d.up]), [['ocelot', true], ['draft-genie', true], ['surveys', true], ['batch-bus', true], ['store', true]])
+  t.same(ready.json().destinations.map((d: { name: string, up: boolean }) => [d.name, d.up]), [['ocelot', true], ['draft-genie', true], ['surveys', true], ['transcripts', true], ['store', true]])
   const metrics = (await app.inject('/metrics')).body
   t.match(metrics, /gateway_events_published_total\{destination="ocelot",broker="rabbitmq",type="call.ended",outcome="published"\} 1/)
   t.match(metrics, /gateway_events_published_total\{destination="store",broker="local",type="call.ended",outcome="published"\} 1/)

@@ -35,6 +35,16 @@ export function awsClientConfig (opts: { region?: string, endpoint?: string }): 
 }
 
 /**
+ * An SQS client's region and endpoint. An endpoint named on purpose (the destination's,
+ * AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL) wins over the queue URL's host, which the SDK would
+ * otherwise call (an emulator's queue URL names hosts such as sqs.eu-central-1.localhost).
+ */
+export function sqsClientConfig (opts: { region?: string, endpoint?: string }): { region?: string, endpoint?: string, useQueueUrlAsEndpoint?: boolean } {
+  const explicit = opts.endpoint ?? process.env.AWS_ENDPOINT_URL_SQS ?? process.env.AWS_ENDPOINT_URL
+  return { ...awsClientConfig(opts), ...(explicit === undefined ? {} : { useQueueUrlAsEndpoint: false }) }
+}
+
+/**
  * A readiness probe refused for lack of permission still reached the service and was signed: a
  * least-privilege producer (only sqs:SendMessage / events:PutEvents) is ready.
  */

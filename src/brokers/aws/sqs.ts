@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { GetQueueAttributesCommand, SendMessageBatchCommand, SendMessageCommand, SQSClient, type MessageAttributeValue } from '@aws-sdk/client-sqs'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import type { GatewayEvent } from '../../event.js'
-import { awsClientConfig, checkClient, probeAnswered } from './credentials.js'
+import { checkClient, probeAnswered, sqsClientConfig } from './credentials.js'
 import { sendInChunks, sizeRefusal, type Pending } from './chunks.js'
 import { classifyAwsError } from './errors.js'
 
@@ -71,10 +71,7 @@ export class SqsBroker implements Broker {
 
   constructor (opts: SqsOptions) {
     this.#opts = opts
-    // An endpoint named on purpose (the destination's, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL) wins
-    // over the queue URL's host, which the SDK would otherwise call.
-    const explicit = opts.endpoint ?? process.env.AWS_ENDPOINT_URL_SQS ?? process.env.AWS_ENDPOINT_URL
-    this.#client = opts.client ?? new SQSClient({ maxAttempts: 1, ...awsClientConfig(opts), ...(explicit === undefined ? {} : { useQueueUrlAsEndpoint: false }) })
+    this.#client = opts.client ?? new SQSClient({ maxAttempts: 1, ...sqsClientConfig(opts) })
     this.#fifo = opts.queueUrl.endsWith('.fifo')
   }
 
