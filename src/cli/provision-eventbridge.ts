@@ -29,14 +29,20 @@ export function ruleNameFor (queue: string): string {
   return `evg-${queue.replace(/\.fifo$/, '')}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64)
 }
 
+/** What a rule matches: EventBridge event patterns' `source` and, when known, `detail-type`. */
+export interface RulePattern {
+  source: string[]
+  'detail-type'?: string[]
+}
+
 /**
- * The rule `evg-<queue>` on the bus matching `sources`, the queue as its target, and the queue
- * policy that lets the rule send. One rule per bus and queue: every destination publishing to
- * that bus is one of its sources, so provisioning one destination never drops another's.
+ * The rule on the bus with the pattern, the queue as its target, and the queue policy that lets
+ * the rule send. Looks first, changes only what differs.
  */
-export async function ensureRuleToQueue (events: EventBridgeClient, sqs: SQSClient, bus: string, sources: readonly string[], queue: ProvisionedQueue, steps: Steps): Promise<void> {
-  const ruleName = ruleNameFor(queue.name)
-  const pattern = JSON.stringify({ source: sources })
+export async function ensureRuleToQueue (events: EventBridgeClient, sqs: SQSClient, bus: string, rule: { name: string, pattern: RulePattern }, queue: ProvisionedQueue, steps: Steps): Promise<void> {
+  const ruleName = rule.name
+  const pattern = JSON.stringify(rule.pattern)
+  const sources = rule.pattern.source
   let ruleArn: string | undefined
   let samePattern = false
   try {
@@ -49,7 +55,8 @@ export async function ensureRuleToQueue (events: EventBridgeClient, sqs: SQSClie
   if (ruleArn === undefined || !samePattern) {
     ruleArn = (await events.send(new PutRuleCommand({ Name: ruleName, EventBusName: bus, EventPattern: pattern, State: 'ENABLED', Description: `event-gateway: ${sources.join(', ')} to ${queue.name}` }))).RuleArn
   }
-  steps.say(`rule ${ruleName} on ${bus} matching source ${sources.join(', ')}`, !samePattern)
+  const detailTypes = rule.pattern['detail-type']
+  steps.say(`rule ${ruleName} on ${bus} matching source ${sources.join(', ')}${detailTypes === undefined ? '' : `, detail-type ${detailTypes.join(', ')}`}`, !samePattern)
   const targets = (await events.send(new ListTargetsByRuleCommand({ Rule: ruleName, EventBusName: bus }))).Targets ?? []
   const hasTarget = targets.some(tg => tg.Arn === queue.arn)
   if (!hasTarget) {
@@ -68,28 +75,50 @@ export async function ensureRuleToQueue (events: EventBridgeClient, sqs: SQSClie
   steps.say(`queue policy: the rule may send to ${queue.name}`, !allows)
 }
 
-/** The sources of every EventBridge destination of the routing that publishes to the same bus. */
-export function sourcesOnBus (routing: Routing, destination: EventBridgeDestination): string[] {
-  const same = (d: Destination): d is EventBridgeDestination => d.broker === 'eventbridge' && d.busName === destination.busName && d.region === destination.region && d.endpoint === destination.endpoint
-  return [...new Set(routing.destinations.filter(same).map(d => d.envelopeOptions.source))]
+/** The sources every event of the destination's types is sent with (its own, or its declared message source). */
+export function sourcesOf (destination: EventBridgeDestination): string[] {
+  return [...new Set([...destination.formats.values()].map(f => f.fixed.source ?? destination.envelopeOptions.source))]
 }
 
 /**
- * An EventBridge destination: its bus and, when `queueUrl` (SQS_QUEUE_URL) names the queue its
- * events should land in, that queue with its DLQ, the rule, the target and the queue policy. The
- * queue is in the destination's region; the endpoint the destination names is EventBridge's only.
+ * What a rule for one destination matches: its sources and, when every one of its types has a
+ * detail type known at start (the type itself, or a fixed `message.detailType`), those.
  */
-export async function provisionEventBridge (destination: EventBridgeDestination, sources: readonly string[], queueUrl: string | undefined, steps: Steps): Promise<void> {
+export function patternOf (destination: EventBridgeDestination): RulePattern {
+  const formats = [...destination.formats.entries()]
+  const known = formats.every(([, f]) => !f.declared.has('detailType') || f.fixed.detailType !== undefined)
+  const detailTypes = [...new Set(formats.map(([type, f]) => f.fixed.detailType ?? type))]
+  return { source: sourcesOf(destination), ...(known ? { 'detail-type': detailTypes } : {}) }
+}
+
+/** The sources of every EventBridge destination of the routing that publishes to the same bus. */
+export function sourcesOnBus (routing: Routing, destination: EventBridgeDestination): string[] {
+  const same = (d: Destination): d is EventBridgeDestination => d.broker === 'eventbridge' && d.busName === destination.busName && d.region === destination.region && d.endpoint === destination.endpoint
+  return [...new Set(routing.destinations.filter(same).flatMap(sourcesOf))]
+}
+
+/**
+ * An EventBridge destination: its bus; when `queueUrl` (SQS_QUEUE_URL) names the queue its events
+ * should land in, that queue with its DLQ and the rule `evg-<queue>` matching every source on the
+ * bus (so provisioning one destination never drops another's); and the rules the queues file
+ * names for it, each to its queue, matching the destination's sources and detail types. Queues
+ * are in the destination's region; the endpoint the destination names is EventBridge's only.
+ */
+export async function provisionEventBridge (destination: EventBridgeDestination, sources: readonly string[], queueUrl: string | undefined, rules: readonly { name: string, queue: string }[], steps: Steps): Promise<void> {
   const events = cliEventBridgeClient(destination)
   const sqs = cliSqsClient(destination.region === undefined ? {} : { region: destination.region })
   try {
     await ensureBus(events, destination.busName, steps)
-    if (queueUrl === undefined) {
-      console.log('  (SQS_QUEUE_URL is not set: no rule to a queue; set it to the queue the bus should feed)')
-      return
+    for (const rule of rules) {
+      const queue = await ensureQueueWithDlq(sqs, rule.queue, steps)
+      await ensureRuleToQueue(events, sqs, destination.busName, { name: rule.name, pattern: patternOf(destination) }, queue, steps)
     }
-    const queue = await ensureQueueWithDlq(sqs, queueNameOf(queueUrl), steps)
-    await ensureRuleToQueue(events, sqs, destination.busName, sources, queue, steps)
+    if (queueUrl !== undefined) {
+      const queue = await ensureQueueWithDlq(sqs, queueNameOf(queueUrl), steps)
+      await ensureRuleToQueue(events, sqs, destination.busName, { name: ruleNameFor(queue.name), pattern: { source: [...sources] } }, queue, steps)
+    } else if (rules.length === 0) {
+      console.log('  (no rule to a queue: name one in the queues file, or set SQS_QUEUE_URL to the queue the bus should feed)')
+    }
   } catch (err) {
     throw awsFailure(err)
   } finally {

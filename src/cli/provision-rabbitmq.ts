@@ -7,6 +7,7 @@ import { CliFailure } from './failure.js'
 import type { Steps } from './steps.js'
 
 const NOT_FOUND = 404
+const PRECONDITION_FAILED = 406
 
 async function exists (conn: ChannelModel, kind: 'exchange' | 'queue', name: string): Promise<boolean> {
   // A passive check that fails closes its channel, so each check gets its own.
@@ -26,7 +27,9 @@ async function exists (conn: ChannelModel, kind: 'exchange' | 'queue', name: str
  * One RabbitMQ destination: what the gateway declares for publishing (the exchange and its
  * alternate exchange, through the gateway's own `declareTopology`), plus what consumers rely on:
  * the dead-letter exchange `<exchange>.dlx` with queue `<exchange>.dead`, and the destination's
- * queues from the queues file, dead-lettering there.
+ * queues from the queues file. A queue is declared as its consumers declare it, durable and with
+ * no arguments, unless the file asks it to dead-letter to the DLX: a consumer that declares the
+ * queue itself with other arguments than ours would fail at start with 406 PRECONDITION_FAILED.
  */
 export async function provisionRabbitMq (destination: Extract<Destination, { broker: 'rabbitmq' }>, queues: readonly QueueSpec[], connections: CliConnections, steps: Steps): Promise<void> {
   let conn: ChannelModel
@@ -68,12 +71,18 @@ export async function provisionRabbitMq (destination: Extract<Destination, { bro
     steps.say(`queue ${dead} (durable) bound to ${dlx} with #`, !hadDead)
     for (const q of queues) {
       const hadQ = await exists(conn, 'queue', q.name)
-      await ch.assertQueue(q.name, { durable: true, deadLetterExchange: dlx })
+      try {
+        await ch.assertQueue(q.name, { durable: true, ...(q.deadLetter === true ? { deadLetterExchange: dlx } : {}) })
+      } catch (err) {
+        if ((err as { code?: number }).code !== PRECONDITION_FAILED) throw err
+        throw new CliFailure(3, `queue ${q.name} exists with other arguments than ${q.deadLetter === true ? `x-dead-letter-exchange ${dlx}` : 'none (durable, plain)'}; RabbitMQ does not change a queue's arguments: ${q.deadLetter === true ? 'give it the dead-letter exchange with a policy instead (rabbitmqctl set_policy), or delete the queue first' : 'the queues file says how its consumers declare it'}`)
+      }
       for (const binding of q.bindings) await ch.bindQueue(q.name, exchange, binding)
-      steps.say(`queue ${q.name} (durable, dead letters to ${dlx}) bound with ${q.bindings.join(', ')}`, !hadQ)
+      steps.say(`queue ${q.name} (durable${q.deadLetter === true ? `, dead letters to ${dlx}` : ''}) bound with ${q.bindings.join(', ')}`, !hadQ)
     }
     await ch.close()
   } catch (err) {
+    if (err instanceof CliFailure) throw err
     throw new CliFailure(3, `the broker refused a declaration: ${(err as Error).message}`)
   }
 }

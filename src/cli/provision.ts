@@ -1,4 +1,5 @@
 // npm run provision [-- --destination NAME]... [--queues provision/queues.json]
+// (the queues file: RabbitMQ consumers' queues and their bindings, EventBridge rules to SQS queues)
 // Declares what each destination of the routing (ROUTES_FILE, else the one BROKER names) needs,
 // all of them unless --destination names some. Idempotent: a second run changes nothing and says
 // so. Exit codes: 0 done, 1 bad config or queues file, 2 broker not reachable, 3 the broker
@@ -9,7 +10,7 @@ import { cliArgs, exitWith } from './common.js'
 import { provisionEventBridge, sourcesOnBus } from './provision-eventbridge.js'
 import { provisionRabbitMq } from './provision-rabbitmq.js'
 import { provisionSqs } from './provision-sqs.js'
-import { queuesByDestination, readQueuesFile, type QueueSpec } from './queues-file.js'
+import { queuesByDestination, readQueuesFile, rulesByDestination, type QueueSpec, type RuleSpec } from './queues-file.js'
 import { cliSetup, describeDestination, selectDestinations } from './routing.js'
 import { CliFailure } from './failure.js'
 import { Steps } from './steps.js'
@@ -23,21 +24,23 @@ const selected = selectDestinations(setup.routing, values.destination)
 const steps = new Steps()
 const connections = new CliConnections()
 
-async function provision (destination: Destination, queues: ReadonlyMap<string, QueueSpec[]>): Promise<void> {
+async function provision (destination: Destination, queues: ReadonlyMap<string, QueueSpec[]>, rules: ReadonlyMap<string, RuleSpec[]>): Promise<void> {
   switch (destination.broker) {
     case 'rabbitmq': return provisionRabbitMq(destination, queues.get(destination.name) ?? [], connections, steps)
     case 'sqs': return provisionSqs(destination, steps)
-    case 'eventbridge': return provisionEventBridge(destination, sourcesOnBus(setup.routing, destination), setup.config.SQS_QUEUE_URL, steps)
+    case 'eventbridge': return provisionEventBridge(destination, sourcesOnBus(setup.routing, destination), setup.config.SQS_QUEUE_URL, rules.get(destination.name) ?? [], steps)
     case 'local': return undefined
   }
 }
 
 try {
   // Read and placed before anything is declared: a wrong file changes nothing.
-  const queues = values.queues === undefined ? new Map<string, QueueSpec[]>() : queuesByDestination(readQueuesFile(values.queues), setup.routing.destinations)
+  const file = values.queues === undefined ? undefined : readQueuesFile(values.queues)
+  const queues = file === undefined ? new Map<string, QueueSpec[]>() : queuesByDestination(file.queues, setup.routing.destinations)
+  const rules = file === undefined ? new Map<string, RuleSpec[]>() : rulesByDestination(file.rules ?? [], setup.routing.destinations)
   for (const destination of selected) {
     console.log(`Destination ${destination.name}: ${describeDestination(destination)}${destination.broker === 'local' ? ', needs nothing' : ''}`)
-    await provision(destination, queues)
+    await provision(destination, queues, rules)
   }
 } catch (err) {
   await connections.closeAll()

@@ -8,19 +8,29 @@ import { CliFailure } from './failure.js'
 export const QueueSpecSchema = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 255 }),
   destination: Type.Optional(Type.String({ pattern: DESTINATION_NAME_PATTERN, description: 'The RabbitMQ destination whose exchange the queue is bound to; may be left out when the routing has only one' })),
-  bindings: Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { minItems: 1 })
+  bindings: Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { minItems: 1 }),
+  deadLetter: Type.Optional(Type.Boolean({ description: 'Declare it dead-lettering to <exchange>.dlx (x-dead-letter-exchange). Off by default: consumers that declare the queue themselves declare it plain, and RabbitMQ refuses a declaration whose arguments differ' }))
+}, { additionalProperties: false })
+
+export const RuleSpecSchema = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._-]+$', description: 'The rule\'s name on the destination\'s bus' }),
+  destination: Type.String({ pattern: DESTINATION_NAME_PATTERN, description: 'The EventBridge destination whose events it matches (by their source and detail type)' }),
+  queue: Type.String({ minLength: 1, maxLength: 80, pattern: '^[A-Za-z0-9_-]+(\\.fifo)?$', description: 'The SQS queue it delivers to, created with its DLQ, in the destination\'s region' })
 }, { additionalProperties: false })
 
 export const QueuesFileSchema = Type.Object({
   description: Type.Optional(Type.String({ description: 'What the file is for (which routes file)' })),
-  queues: Type.Array(QueueSpecSchema)
+  queues: Type.Array(QueueSpecSchema),
+  rules: Type.Optional(Type.Array(RuleSpecSchema, { description: 'EventBridge rules that deliver a destination\'s events to an SQS queue' }))
 }, { additionalProperties: false })
 
 export type QueueSpec = Static<typeof QueueSpecSchema>
+export type RuleSpec = Static<typeof RuleSpecSchema>
+export type QueuesFile = Static<typeof QueuesFileSchema>
 
 const fail = (message: string): never => { throw new CliFailure(1, `--queues: ${message}`) }
 
-export function readQueuesFile (path: string): QueueSpec[] {
+export function readQueuesFile (path: string): QueuesFile {
   let json: unknown
   try {
     json = JSON.parse(readFileSync(path, 'utf8'))
@@ -29,7 +39,21 @@ export function readQueuesFile (path: string): QueueSpec[] {
   }
   const check = createAjv().compile(QueuesFileSchema)
   if (!check(json)) fail(`${path} is not valid: ${toFieldErrors(check.errors).map(e => `${e.path} ${e.message}`).join('; ')}`)
-  return (json as Static<typeof QueuesFileSchema>).queues
+  return json as QueuesFile
+}
+
+/** Each rule under its EventBridge destination; a rule naming another kind or an unknown one is refused. */
+export function rulesByDestination (rules: readonly RuleSpec[], destinations: readonly Destination[]): Map<string, RuleSpec[]> {
+  const problems: string[] = []
+  const byDestination = new Map<string, RuleSpec[]>()
+  for (const r of rules) {
+    const d = destinations.find(x => x.name === r.destination)
+    if (d === undefined) problems.push(`rule ${r.name}: no destination '${r.destination}' in the routing`)
+    else if (d.broker !== 'eventbridge') problems.push(`rule ${r.name}: destination '${r.destination}' is ${d.broker}, not EventBridge`)
+    else byDestination.set(d.name, [...(byDestination.get(d.name) ?? []), r])
+  }
+  if (problems.length > 0) fail(problems.join('\n  '))
+  return byDestination
 }
 
 /**

@@ -25,14 +25,18 @@ export function checkEnvelope (format: WireFormat, received: Received, sent: Gat
   const fromData = new Set(format.placements.filter(readsData).map(p => String(p.path[0] ?? '')))
   const checked: string[] = []
   if (isObject(expected) && isObject(envelope)) {
+    const missing: string[] = []
+    const extra: string[] = []
     for (const key of new Set([...Object.keys(expected), ...Object.keys(envelope)])) {
       checked.push(key)
       if (isDeepStrictEqual(envelope[key], expected[key])) continue
-      if (!(key in envelope)) problems.push(`${key} is missing`)
-      else if (!(key in expected)) problems.push(`${key} is there, and the format does not write it`)
+      if (!(key in envelope)) missing.push(key)
+      else if (!(key in expected)) extra.push(key)
       else if (fromData.has(key) || fromData.has('')) problems.push(`${key} is not what was sent`)
       else problems.push(`${key} is ${JSON.stringify(envelope[key])}, expected ${JSON.stringify(expected[key])}`)
     }
+    if (missing.length > 0) problems.push(`missing ${missing.join(', ')}`)
+    if (extra.length > 0) problems.push(`${extra.join(', ')} not of this format`)
   } else {
     checked.push('(the envelope)')
     if (!isDeepStrictEqual(envelope, expected)) problems.push('the envelope is not what was sent')

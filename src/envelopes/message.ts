@@ -105,9 +105,16 @@ interface Check {
   value: Value
 }
 
+/** The key-like fields, one text each. */
+export type KeyField = 'routingKey' | 'groupId' | 'deduplicationId' | 'busName' | 'source' | 'detailType'
+
 export interface CompiledMessage {
   render: (event: GatewayEvent, traceparent: string | undefined) => WireMessage
   reads: ReadonlySet<string>
+  /** The declared key fields that are the same for every event of the type (provisioning builds rules from them). */
+  fixed: Partial<Record<KeyField, string>>
+  /** Every key field declared, fixed or not. */
+  declared: ReadonlySet<KeyField>
   /** What only the event can tell; undefined when the start proved every field fits. */
   check?: (event: GatewayEvent) => FieldError[] | undefined
 }
@@ -179,12 +186,16 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
   const checks: Check[] = []
   const renders: [keyof WireMessage, Render][] = []
   const reads = new Set<string>()
+  const fixed: Partial<Record<KeyField, string>> = {}
+  const declared = new Set<KeyField>()
   const use = (v: Value) => { for (const r of v.reads) reads.add(r) }
   for (const name of ['routingKey', 'groupId', 'deduplicationId', 'busName', 'source', 'detailType'] as const) {
     const template = spec[name]
     if (template === undefined) continue
     const v = keyField(name, template, scope, checks)
     use(v)
+    declared.add(name)
+    if (v.constant !== undefined) fixed[name] = String(v.constant.value)
     renders.push([name, (event, traceparent) => String(v.get(event, traceparent))])
   }
   if (spec.properties !== undefined) {
@@ -225,6 +236,8 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
   if (renders.length === 0) return undefined
   return {
     reads,
+    fixed,
+    declared,
     render: (event, traceparent) => {
       const message: Record<string, unknown> = {}
       for (const [name, render] of renders) message[name] = render(event, traceparent)

@@ -2,7 +2,7 @@ import type { FieldError } from '../errors.js'
 import type { GatewayEvent } from '../event.js'
 import { TemplateError } from './expression.js'
 import type { FieldScope } from './fields.js'
-import { compileMessage, type MessageBroker, type MessageSpec, type WireMessage } from './message.js'
+import { compileMessage, type KeyField, type MessageBroker, type MessageSpec, type WireMessage } from './message.js'
 import { PROFILES, type ProfileName } from './profiles.js'
 import { compileTemplate, type JsonTemplate, type Placement } from './template.js'
 
@@ -23,6 +23,10 @@ export interface WireFormat {
   readonly check?: (event: GatewayEvent) => FieldError[] | undefined
   /** Where the envelope puts the event's fields (verify and tail read them back). */
   readonly placements: readonly Placement[]
+  /** The declared message fields that are the same for every event of the type (a rule's source and detail type). */
+  readonly fixed: Partial<Record<KeyField, string>>
+  /** Every message key field the destination declares for the type, fixed or not. */
+  readonly declared: ReadonlySet<KeyField>
 }
 
 /** What a destination adds to every envelope it sends (from the routes file). */
@@ -84,6 +88,8 @@ export function compileWireFormat (spec: { envelope: EnvelopeSpec, contentType?:
     encode: envelope.encode,
     usesTraceparent: envelope.reads.has('traceparent'),
     placements: envelope.placements,
+    fixed: message?.fixed ?? {},
+    declared: message?.declared ?? new Set(),
     ...(message === undefined ? {} : { message: message.render }),
     ...(message?.check === undefined ? {} : { check: message.check })
   }

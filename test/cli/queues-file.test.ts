@@ -1,12 +1,12 @@
 import t from 'tap'
 import { loadCatalog } from '../../src/catalog/index.js'
-import { queuesByDestination, readQueuesFile } from '../../src/cli/queues-file.js'
+import { queuesByDestination, readQueuesFile, rulesByDestination } from '../../src/cli/queues-file.js'
+import { patternOf } from '../../src/cli/provision-eventbridge.js'
 import { CliFailure } from '../../src/cli/failure.js'
 import { resolveRouting, type Destination } from '../../src/routing/index.js'
 import { readRoutesFile } from '../../src/routing/routes-file.js'
 import { createAjv } from '../../src/validation.js'
 import { testConfig } from '../helper.js'
-import { writeJson } from '../integration/cli-helper.js'
 
 const rabbit = (name: string): Destination => ({ name, broker: 'rabbitmq', url: 'amqp://127.0.0.1', exchange: `${name}.events`, envelope: 'cloudevents', envelopeOptions: { source: 's' }, formats: new Map(), delivery: 'sync' })
 const sqs: Destination = { name: 'surveys', broker: 'sqs', queueUrl: 'http://127.0.0.1/0/q', maxMessageBytes: 262144, envelope: 'cloudevents', envelopeOptions: { source: 's' }, formats: new Map(), delivery: 'sync' }
@@ -41,31 +41,22 @@ t.test('a queue naming a destination that is not a RabbitMQ one of the routing i
   t.match(message, /queue b: no destination 'nope' in the routing \(RabbitMQ destinations: ocelot\)/)
 })
 
-t.test('provision/queues.example.json places every queue with the seed platform routes', async t => {
+t.test('provision/queues.example.json places every queue and rule with the seed platform routes', async t => {
   const config = testConfig(t)
   const ajv = createAjv()
-  const seed = {
-    destinations: {
-      ocelot: { broker: 'rabbitmq', exchange: 'ocelot.events', envelope: 'ocelot', source: 'communications', module: 'cc-lite' },
-      'draft-genie': { broker: 'rabbitmq', exchange: 'draft-genie.events', envelope: 'draft-genie' },
-      surveys: { broker: 'sqs', queueUrl: 'https://sqs.eu-central-1.amazonaws.com/000000000000/survey-events.fifo' },
-      'batch-bus': { broker: 'eventbridge', busName: 'batch-events', source: 'com.example.batch' },
-      store: { broker: 'local' }
-    },
-    routes: [
-      { types: ['call.*', 'campaign.*', 'sentiment.*'], to: ['ocelot', 'store'] },
-      { types: ['speaker.*', 'draft.*', 'rag.*', 'evaluation.*'], to: ['draft-genie'] },
-      { types: ['survey.*'], to: ['surveys'] },
-      { types: ['batch.*'], to: ['batch-bus'] },
-      { types: ['*'], to: ['store'] }
-    ]
-  }
-  const routing = resolveRouting(readRoutesFile(writeJson(t, 'routes.json', seed), ajv, {}), loadCatalog(config, ajv).list(), config, 'seed')
-  const placed = queuesByDestination(readQueuesFile('provision/queues.example.json'), routing.destinations)
+  const routing = resolveRouting(readRoutesFile('examples/routes.seed-platform.json', ajv, {}), loadCatalog(config, ajv).list(), config, 'seed')
+  const file = readQueuesFile('provision/queues.example.json')
+  const placed = queuesByDestination(file.queues, routing.destinations)
   t.same([...placed].map(([d, qs]) => [d, qs.map(q => q.name)]), [
-    ['ocelot', ['focus_lite_calls']],
+    ['ocelot', ['focus_lite_calls', 'notification_sentiment']],
     ['draft-genie', ['speaker.events', 'draft.events', 'rag.events', 'evaluation.events']]
   ])
+  t.notOk(file.queues.some(q => q.deadLetter === true), 'declared as the seeds\' consumers declare them: plain')
+  t.same([...rulesByDestination(file.rules ?? [], routing.destinations)], [['transcripts', [{ name: 'capture-transcripts-rule', destination: 'transcripts', queue: 'capture-transcripts' }]]])
+  const transcripts = routing.destinations.find(d => d.name === 'transcripts')
+  if (transcripts?.broker !== 'eventbridge') throw new Error('no transcripts destination')
+  t.same(patternOf(transcripts), { source: ['com.yourapp.transcription'], 'detail-type': ['BatchProcessingCompleted'] }, 'seed 001\'s rule pattern')
+  t.match(failure(() => rulesByDestination([{ name: 'r', destination: 'surveys', queue: 'q' }], routing.destinations)), /rule r: destination 'surveys' is sqs, not EventBridge/)
 })
 
 t.test('a queues file that is not valid is an error naming the field', async t => {

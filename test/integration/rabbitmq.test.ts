@@ -298,7 +298,7 @@ t.test('npm run provision per destination: each exchange of a routes file, its q
     },
     routes: [{ types: ['speaker.*'], to: ['draft-genie'] }, { types: ['survey.*'], to: ['surveys'] }, { types: ['*'], to: ['ocelot'] }]
   })
-  const queues = writeJson(t, 'queues.json', { queues: [{ name: calls, destination: 'ocelot', bindings: ['comms.call.ended'] }, { name: speakers, destination: 'draft-genie', bindings: ['speaker.*'] }] })
+  const queues = writeJson(t, 'queues.json', { queues: [{ name: calls, destination: 'ocelot', bindings: ['comms.call.ended'], deadLetter: true }, { name: speakers, destination: 'draft-genie', bindings: ['speaker.*'] }] })
   const env = { ROUTES_FILE, ...sqs.env }
   // Ocelot's exchange already exists, declared by its own services without our alternate exchange.
   const pre = await amqplib.connect(AMQP_URL)
@@ -308,17 +308,28 @@ t.test('npm run provision per destination: each exchange of a routes file, its q
   const one = cli('provision', ['--destination', 'draft-genie', '--queues', queues], env)
   t.equal(await one.exit, 0, one.out.stderr)
   t.match(one.out.stdout, new RegExp(`^Destination draft-genie: RabbitMQ amqp://guest:\\*\\*\\*@[^\\n]*, exchange ${escape(drafts)}\n`))
-  t.match(one.out.stdout, new RegExp(`queue ${escape(speakers)} \\(durable, dead letters to ${escape(drafts)}\\.dlx\\) bound with speaker\\.\\*\\s+created`))
+  // Declared as its consumers declare it (durable, no arguments): their own declaration passes.
+  t.match(one.out.stdout, new RegExp(`queue ${escape(speakers)} \\(durable\\) bound with speaker\\.\\*\\s+created`))
   t.notMatch(one.out.stdout, ocelot, 'nothing of the destination not named')
   t.match(one.out.stdout, /Done: 6 created, 0 already in place/)
 
   const all = cli('provision', ['--queues', queues], env)
   t.equal(await all.exit, 0, all.out.stderr)
-  t.match(all.out.stdout, new RegExp(`Destination ocelot: [^\\n]*\n(  .*created\n){2}  exchange ${escape(ocelot)} \\(topic, declared elsewhere; used as it is\\)\\s+exists\n(  .*created\n){2}  queue ${escape(calls)} .* bound with comms\\.call\\.ended\\s+created\n`))
+  t.match(all.out.stdout, new RegExp(`Destination ocelot: [^\\n]*\n(  .*created\n){2}  exchange ${escape(ocelot)} \\(topic, declared elsewhere; used as it is\\)\\s+exists\n(  .*created\n){2}  queue ${escape(calls)} \\(durable, dead letters to ${escape(ocelot)}\\.dlx\\) bound with comms\\.call\\.ended\\s+created\n`), 'a queue the file asks to dead-letter does')
   t.match(all.out.stderr, new RegExp(`warning: exchange '${escape(ocelot)}' exists with other arguments`), 'used as the gateway uses it, and said so')
   t.match(all.out.stdout, new RegExp(`Destination draft-genie: [^\\n]*\n(  .*exists\n){6}Destination surveys`))
   t.match(all.out.stdout, /Destination surveys: SQS queue [^\n]*\n {2}queue evg-prov-surveys-dlq\s+created/)
   t.match(all.out.stdout, /Done: 8 created, 7 already in place/, 'counted over every destination')
+
+  // The seed consumers' own declaration of their queue, after provisioning: accepted as it is.
+  const consumerSide = await amqplib.connect(AMQP_URL)
+  await t.resolves((await consumerSide.createChannel()).assertQueue(speakers, { durable: true }), 'a consumer declaring its queue plain still starts')
+  await consumerSide.close()
+  // A queue the file asks to dead-letter that a consumer already declared plain: said how to fix it.
+  const plainFirst = writeJson(t, 'plain-first.json', { queues: [{ name: speakers, destination: 'draft-genie', bindings: ['speaker.*'], deadLetter: true }] })
+  const refused = cli('provision', ['--destination', 'draft-genie', '--queues', plainFirst], env)
+  t.equal(await refused.exit, 3)
+  t.match(refused.out.stderr, new RegExp(`queue ${escape(speakers)} exists with other arguments than x-dead-letter-exchange ${escape(drafts)}\\.dlx; RabbitMQ does not change a queue's arguments: give it the dead-letter exchange with a policy instead`))
 
   // The gateway with the same routes file: each queue gets its destination's events, in its envelope.
   const app = await buildApp(testConfig(t, { ROUTES_FILE }))
@@ -383,7 +394,7 @@ t.test('npm run verify per destination: RabbitMQ with draft-genie envelopes (ten
 
   const ok = cli('verify', ['--gateway', gatewayUrl, '--timeout', '10'], { ROUTES_FILE, ...sqs.env })
   t.equal(await ok.exit, 0, ok.out.stderr)
-  t.match(ok.out.stdout, new RegExp(`draft-genie +rabbitmq +verified: speaker\\.onboarded \\S+ in exchange ${escape(exchange)} \\(routing key speaker\\.onboarded\\); draft-genie envelope: eventId, eventType, tenant \\(AMQP header x-tenant-id\\), correlationId, timestamp, payload as sent; acked`))
+  t.match(ok.out.stdout, new RegExp(`draft-genie +rabbitmq +verified: speaker\\.onboarded \\S+ in exchange ${escape(exchange)} \\(routing key speaker\\.onboarded\\); draft-genie envelope: eventId, eventType, aggregateId, aggregateType, timestamp, version, correlationId, payload, tenant \\(AMQP header x-tenant-id\\) as sent; acked`))
   t.match(ok.out.stdout, /surveys +sqs +verified: survey\.completed .*; deleted/)
   t.match(ok.out.stdout, /store +local +verified: /)
 
@@ -391,7 +402,7 @@ t.test('npm run verify per destination: RabbitMQ with draft-genie envelopes (ten
   const told = writeJson(t, 'cloudevents.json', { ...routes, destinations: { ...routes.destinations, 'draft-genie': { ...routes.destinations['draft-genie'], envelope: 'cloudevents' } } })
   const wrong = cli('verify', ['--gateway', gatewayUrl, '--destination', 'draft-genie', '--timeout', '10'], { ROUTES_FILE: told, ...sqs.env })
   t.equal(await wrong.exit, 4)
-  t.match(wrong.out.stderr, /draft-genie +rabbitmq +FAILED \(4\): the cloudevents envelope is not what was sent \(acked\): id is undefined, expected "[^"]+"/)
+  t.match(wrong.out.stderr, /draft-genie +rabbitmq +FAILED \(4\): the cloudevents envelope is not what was sent \(acked\): the time is missing or not a time; missing specversion, id, source, type, time, datacontenttype, dataschema, tenantid, correlationid, data; eventId, eventType, aggregateId, aggregateType, timestamp, version, correlationId, payload not of this format/)
 
   const missing = uniqueName('missing')
   const nowhere = writeJson(t, 'nowhere.json', { ...routes, destinations: { ...routes.destinations, 'draft-genie': { ...routes.destinations['draft-genie'], exchange: missing } } })
