@@ -1,9 +1,10 @@
 // The server legs of `npm run bench`, in table order. A leg is a server to start and the load to
 // put on it; adding one (say, keyed single events: `keyHeader: 'idempotency-key'`) is one entry.
 import { spawn } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
+import { PROFILES } from '../src/envelopes/index.js'
 import { gatewayArgs, startServer, type Server } from './servers.js'
 
 export interface LegContext {
@@ -92,6 +93,16 @@ function awsFakes (ctx: LegContext) {
 }
 const AWS_ENV = { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_EC2_METADATA_DISABLED: 'true' }
 
+/** A routes file with one RabbitMQ destination, as BROKER=rabbitmq makes it, whose envelope is the cloudevents profile's template written out. */
+function templateRoutes (ctx: LegContext): string {
+  const path = join(ctx.work, 'routes-template.json')
+  writeFileSync(path, JSON.stringify({
+    destinations: { rabbitmq: { broker: 'rabbitmq', url: ctx.amqpUrl, exchange: ctx.exchange, envelope: PROFILES.cloudevents.template, contentType: PROFILES.cloudevents.contentType } },
+    routes: [{ types: ['*'], to: ['rabbitmq'] }]
+  }))
+  return path
+}
+
 const singleLoad = { path: '/v1/events/call.ended', body: (ctx: LegContext) => ctx.single, eventsPerRequest: 1 }
 const tenant = (ctx: LegContext) => [`x-tenant-id: ${ctx.tenant}`]
 
@@ -128,6 +139,19 @@ export const LEGS: Leg[] = [
     id: 'rabbitmq',
     what: 'gateway, BROKER=rabbitmq, single event',
     start: gateway(() => ({ BROKER: 'rabbitmq' })),
+    ...singleLoad,
+    headers: tenant,
+    rate: RATE,
+    connections: 64,
+    rabbitmq: true
+  },
+  // Issue 20: an envelope declared as a template in ROUTES_FILE, writing what the built-in
+  // cloudevents profile writes, byte for byte: the leg above with a compiled template of the
+  // routes file's own instead of the profile's.
+  {
+    id: 'rabbitmq-template',
+    what: 'gateway, RabbitMQ, single event, the CloudEvents envelope as a template of ROUTES_FILE',
+    start: gateway(ctx => ({ ROUTES_FILE: templateRoutes(ctx) })),
     ...singleLoad,
     headers: tenant,
     rate: RATE,

@@ -34,7 +34,7 @@ export async function ruleQueueUrl (bus: string, client: { region?: string, endp
       return (await sqs.send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account }))).QueueUrl as string
     }
   } catch (err) {
-    throw new CliFailure(3, `cannot find the rules of bus ${bus}: ${(err as Error).name}: ${(err as Error).message}`)
+    throw new CliFailure(3, `cannot find the rules of bus ${bus} (to find the queue its events reach): ${(err as Error).name}: ${(err as Error).message}`)
   } finally {
     events.destroy()
     sqs.destroy()

@@ -1,5 +1,6 @@
 import type { GatewayEvent } from '../event.js'
 import { TemplateError } from './expression.js'
+import { patternBounds } from './pattern-bounds.js'
 
 // What a template's placeholders read, and what is known of each value before any event
 // arrives: its JSON types, whether it may be missing, how long it can be. The compiler uses the
@@ -96,7 +97,9 @@ export function resolveField (name: string, scope: FieldScope): Field {
   if (name.startsWith('data.')) {
     const path = name.slice(5).split('.')
     const facts = dataFacts(scope, ...path)
-    return { name, facts, get: path.length === 1 ? e => e.data[path[0] as string] : e => dig(e.data, path) }
+    const [key] = path as [string]
+    // Own fields only, never the prototype's: an open schema lets a client choose the keys.
+    return { name, facts, get: path.length === 1 ? e => Object.hasOwn(e.data, key) ? e.data[key] : undefined : e => dig(e.data, path) }
   }
   throw new TemplateError(`{{${name}}} is not a field of the event; the fields are ${EVENT_FIELD_NAMES.join(', ')}`)
 }
@@ -192,8 +195,10 @@ function factsOf (schema: Schema): Omit<Facts, 'optional' | 'pointer'> {
   const onlyString = types.size === 1 && types.has('string')
   if (onlyString) {
     if (schema.format === 'uuid') return { types, maxLength: 36, ascii: true }
-    if (schema.format === 'date-time') return { types, ...(typeof schema.maxLength === 'number' ? { maxLength: schema.maxLength } : {}), ascii: true }
-    return { types, ascii: false, ...(typeof schema.maxLength === 'number' ? { maxLength: schema.maxLength } : {}) }
+    // The tighter of maxLength and what the pattern (or format) allows.
+    const bounds = typeof schema.pattern === 'string' ? patternBounds(schema.pattern) : { ascii: schema.format === 'date-time' }
+    const lengths = [schema.maxLength, bounds.maxLength].filter((l): l is number => typeof l === 'number')
+    return { types, ascii: bounds.ascii, ...(lengths.length > 0 ? { maxLength: Math.min(...lengths) } : {}) }
   }
   if ([...types].every(t => t === 'number' || t === 'integer' || t === 'boolean' || t === 'null')) return { types, maxLength: NUMBER_TEXT, ascii: true }
   return { types, ascii: false }

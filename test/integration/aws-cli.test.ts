@@ -104,7 +104,7 @@ t.test('provision an EventBridge destination from a routes file: its bus, and th
   const busOnly = cli('provision', ['--destination', 'batch-bus'], { ROUTES_FILE, SQS_QUEUE_URL: undefined })
   t.equal(await busOnly.exit, 0, busOnly.out.stderr)
   t.match(busOnly.out.stdout, /event bus rf-batch-events\s+created/)
-  t.match(busOnly.out.stdout, /SQS_QUEUE_URL is not set: no rule to a queue/)
+  t.match(busOnly.out.stdout, /no rule to a queue: name one in the queues file, or set SQS_QUEUE_URL to the queue the bus should feed/)
   const withQueue = cli('provision', ['--destination', 'batch-bus'], { ROUTES_FILE, SQS_QUEUE_URL: `${fauxqs.address}/000000000000/evg-rf-batch` })
   t.equal(await withQueue.exit, 0, withQueue.out.stderr)
   t.match(withQueue.out.stdout, /event bus rf-batch-events\s+exists/)
