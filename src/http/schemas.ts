@@ -85,7 +85,7 @@ export const DraftGenieEventSchema = Type.Object({
 }, { description: 'Profile `draft-genie`: the Draft Genie services\' event shape', 'x-component': 'DraftGenieEvent' })
 
 export const EventsPageSchema = Type.Object({
-  events: Type.Array(Type.Union([CloudEventSchema, OcelotEventSchema, DraftGenieEventSchema], { description: 'In the envelope profile of the local destination', 'x-component': 'StoredEvent' }), { description: 'Oldest first' }),
+  events: Type.Array(Type.Union([CloudEventSchema, OcelotEventSchema, DraftGenieEventSchema], { description: 'In the envelope of the local destination: its profile\'s, as here, or the shape of the template ROUTES_FILE declares for it', 'x-component': 'StoredEvent' }), { description: 'Oldest first' }),
   next: Type.Integer({ minimum: 0, description: 'The cursor for the next page: send it as `after`' })
 }, { 'x-component': 'EventsPage' })
 

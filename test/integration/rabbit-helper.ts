@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -20,10 +20,22 @@ export async function rabbitAvailable (): Promise<boolean> {
   }
 }
 
-/** Skip reason when RabbitMQ is absent; with REQUIRE_BROKERS=1 (CI) absence fails instead. */
+/**
+ * Skip reason when RabbitMQ is absent; with REQUIRE_BROKERS=1 (CI) absence fails instead. Where it
+ * is required, an absence is waited out first, for up to two minutes: another test file may have
+ * stopped the broker application for its outage test (it holds the turn, below, and starts it
+ * again), and that is no reason for this file to fail.
+ */
 export async function rabbitSkip (): Promise<string | false> {
   if (await rabbitAvailable()) return false
-  if (process.env.REQUIRE_BROKERS === '1') throw new Error(`RabbitMQ is required (REQUIRE_BROKERS=1) but not reachable at ${AMQP_URL}`)
+  if (process.env.REQUIRE_BROKERS === '1') {
+    const until = Date.now() + 120_000
+    while (Date.now() < until) {
+      await new Promise(resolve => setTimeout(resolve, 1000)) // a broker coming back sends no signal to await
+      if (await rabbitAvailable()) return false
+    }
+    throw new Error(`RabbitMQ is required (REQUIRE_BROKERS=1) but not reachable at ${AMQP_URL}`)
+  }
   return `RabbitMQ not reachable at ${AMQP_URL}; start it with rabbitmq-server -detached (REQUIRE_BROKERS=1 makes this a failure)`
 }
 
@@ -38,21 +50,43 @@ export async function takeRabbitMqTurn (t: Test): Promise<void> {
   for (;;) {
     try {
       mkdirSync(lock)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const holder = holderOf(lock)
+      // A holder that died, or one that never wrote its pid (killed right after mkdir), leaves it.
+      if ((holder !== undefined && !isAlive(holder)) || (holder === undefined && ageMs(lock) > 10_000)) rmSync(lock, { recursive: true, force: true })
+      else await new Promise(resolve => setTimeout(resolve, 200)) // another process holds it: nothing to await across processes
+      continue
+    }
+    try {
       writeFileSync(join(lock, 'pid'), String(process.pid))
       break
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      const holder = Number(readFileSync(join(lock, 'pid'), { encoding: 'utf8', flag: 'a+' }) || 0)
-      if (holder > 0 && !isAlive(holder)) {
-        rmSync(lock, { recursive: true, force: true })
-        continue
-      }
-      await new Promise(resolve => setTimeout(resolve, 200)) // another process holds it: nothing to await across processes
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      // taken away between the mkdir and the write: try again
     }
   }
-  const release = () => rmSync(lock, { recursive: true, force: true })
+  // Only ever our own: a turn released twice (teardown, then exit) must not end the next holder's.
+  const release = () => { if (holderOf(lock) === process.pid) rmSync(lock, { recursive: true, force: true }) }
   t.teardown(release)
   process.once('exit', release)
+}
+
+function holderOf (lock: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(lock, 'pid'), 'utf8'))
+    return pid > 0 ? pid : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function ageMs (path: string): number {
+  try {
+    return Date.now() - statSync(path).mtimeMs
+  } catch {
+    return 0
+  }
 }
 
 function isAlive (pid: number): boolean {
