@@ -86,8 +86,9 @@ export class AwsEmulator {
   }
 
   async #handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let text = ''
-    for await (const chunk of req) text += String(chunk)
+    const chunks: Buffer[] = []
+    for await (const chunk of req) chunks.push(chunk as Buffer)
+    const text = Buffer.concat(chunks).toString('utf8')
     const outside = `http://${req.headers.host ?? this.#endpoint.slice(7)}/${ACCOUNT}/`
     const send = (status: number, type: string, payload: string) => {
       res.writeHead(status, { 'content-type': type })

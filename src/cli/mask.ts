@@ -12,7 +12,7 @@ export function sensitiveFieldsOf (catalog: Catalog): Map<string, readonly strin
  * The envelope with the type's sensitive data fields masked wherever its wire format puts them:
  * in the data object (`data`, `payload`), merged into the envelope (`"...": "{{data}}"`), one
  * field on its own (`"transcript": "{{data.transcript}}"`), or a text made with one (the whole
- * text). Null values stay null. Nothing else
+ * text); an object merged from a sensitive field is masked whole. Null values stay null. Nothing else
  * is changed; the envelope is copied, never written to.
  */
 export function maskEnvelope (envelope: unknown, placements: readonly Placement[], sensitive: readonly string[]): unknown {
@@ -21,7 +21,7 @@ export function maskEnvelope (envelope: unknown, placements: readonly Placement[
   const isSensitive = (field: string) => sensitive.some(f => field === `data.${f}` || field.startsWith(`data.${f}.`))
   for (const p of placements) {
     if ('spread' in p ? p.spread === 'data' : 'field' in p && p.field === 'data') paths.push(...sensitive.map(f => [...p.path, f]))
-    else if ('field' in p ? isSensitive(p.field) : 'text' in p && p.text.some(isSensitive)) paths.push(p.path)
+    else if ('spread' in p ? isSensitive(p.spread) : 'field' in p ? isSensitive(p.field) : p.text.some(isSensitive)) paths.push(p.path)
   }
   let masked = envelope
   for (const path of paths) masked = redact(masked, path)

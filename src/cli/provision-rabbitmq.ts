@@ -75,7 +75,10 @@ export async function provisionRabbitMq (destination: Extract<Destination, { bro
         await ch.assertQueue(q.name, { durable: true, ...(q.deadLetter === true ? { deadLetterExchange: dlx } : {}) })
       } catch (err) {
         if ((err as { code?: number }).code !== PRECONDITION_FAILED) throw err
-        throw new CliFailure(3, `queue ${q.name} exists with other arguments than ${q.deadLetter === true ? `x-dead-letter-exchange ${dlx}` : 'none (durable, plain)'}; RabbitMQ does not change a queue's arguments: ${q.deadLetter === true ? 'give it the dead-letter exchange with a policy instead (rabbitmqctl set_policy), or delete the queue first' : 'the queues file says how its consumers declare it'}`)
+        throw new CliFailure(3, q.deadLetter === true
+          ? `queue ${q.name} exists with other arguments than x-dead-letter-exchange ${dlx}; RabbitMQ does not change a queue's arguments: give it the dead-letter exchange with a policy instead (rabbitmqctl set_policy), or delete the queue first`
+          // Before queues were declared as their consumers declare them, provision gave each one the DLX.
+          : `queue ${q.name} exists with arguments (an earlier provision gave every queue x-dead-letter-exchange ${dlx}); RabbitMQ does not change a queue's arguments: to keep them, say "deadLetter": true for it in the queues file; to have it as its consumers declare it, delete it first`)
       }
       for (const binding of q.bindings) await ch.bindQueue(q.name, exchange, binding)
       steps.say(`queue ${q.name} (durable${q.deadLetter === true ? `, dead letters to ${dlx}` : ''}) bound with ${q.bindings.join(', ')}`, !hadQ)

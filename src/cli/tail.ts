@@ -40,6 +40,8 @@ function pick (): RabbitDestination {
 
 const destination = pick()
 const sensitive = sensitiveFieldsOf(setup.catalog)
+// A message whose type cannot be told is masked for every sensitive field of any type: never shown in clear by default.
+const allSensitive = [...new Set([...sensitive.values()].flat())]
 
 /** The event type a message is of: its x-event-type header, else its type property. */
 function typeOf (msg: amqplib.ConsumeMessage): string | undefined {
@@ -79,8 +81,9 @@ await ch.consume(queue, msg => {
     const envelope = JSON.parse(msg.content.toString()) as unknown
     const type = typeOf(msg)
     // A type routed elsewhere that came here all the same is read as this destination's others are.
-    const format = type === undefined ? undefined : destination.formats.get(type) ?? destination.formats.values().next().value
-    const shown = values['show-sensitive'] || format === undefined ? envelope : maskEnvelope(envelope, format.placements, sensitive.get(type as string) ?? [])
+    const format = (type === undefined ? undefined : destination.formats.get(type)) ?? destination.formats.values().next().value
+    const masked = type === undefined || !sensitive.has(type) && !destination.formats.has(type) ? allSensitive : sensitive.get(type) ?? []
+    const shown = values['show-sensitive'] || format === undefined ? envelope : maskEnvelope(envelope, format.placements, masked)
     line = { routingKey: msg.fields.routingKey, ...(typeof shown === 'object' && shown !== null && !Array.isArray(shown) ? shown : { envelope: shown }) }
   } catch {
     line = { routingKey: msg.fields.routingKey, messageId: msg.properties.messageId, error: 'not a JSON envelope', bytes: msg.content.length }

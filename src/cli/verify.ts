@@ -60,11 +60,11 @@ function report (d: Destination, code: number, text: string): void {
 }
 
 /** POST the test event; its id, or a CliFailure(2). */
-async function publish (type: string, data: Record<string, unknown>, correlationId: string): Promise<string> {
+async function publish (type: string, data: Record<string, unknown>, correlationId: string, userId: string): Promise<string> {
   const url = `${gateway}/v1/events/${type}`
   let res: Response
   try {
-    res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', [HEADERS.tenant]: tenant, [HEADERS.correlation]: correlationId }, body: JSON.stringify(data), signal: AbortSignal.timeout(seconds * 1000) })
+    res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', [HEADERS.tenant]: tenant, [HEADERS.correlation]: correlationId, [HEADERS.user]: userId }, body: JSON.stringify(data), signal: AbortSignal.timeout(seconds * 1000) })
   } catch (err) {
     throw new CliFailure(2, `the gateway is not reachable at ${gateway}: ${(err as Error).message}`)
   }
@@ -74,11 +74,14 @@ async function publish (type: string, data: Record<string, unknown>, correlation
 }
 
 async function verifyOne (d: Destination, watcher: Watcher, sent: GatewayEvent): Promise<void> {
-  // The test message is the one with the event id, or the correlation id; an envelope that has
-  // neither (seed 001's detail) is known by the test's tenant.
+  // The test message is the one with the event id, the correlation id or the test's user id, all
+  // made for this test. An envelope with none of them is known by the tenant: a test tenant of its
+  // own (the default) has no other message; with --tenant or MOCK_TENANT_ID, run verify where no
+  // consumer's messages wait.
   const format = d.formats.get(sent.type) as WireFormat
-  const carries = (field: string) => format.placements.some(p => 'field' in p ? p.field === field : 'text' in p && p.text.includes(field))
-  const marks = carries('id') || carries('correlationId') ? [sent.id, sent.correlationId] : [sent.id, sent.correlationId, sent.tenantId]
+  const carries = (field: string) => format.placements.some(p => 'field' in p ? p.field === field : 'text' in p ? p.text.includes(field) : false)
+  const unique = carries('id') || carries('correlationId') || carries('user')
+  const marks = [sent.id, sent.correlationId, sent.userId as string, ...(unique ? [] : [sent.tenantId])]
   const received = await watcher.receive(marks, Date.now() + seconds * 1000)
   if (received === undefined) return report(d, 3, `event ${sent.id} did not arrive in ${watcher.where} within ${seconds} s`)
   const { problems, checked } = checkEnvelope(format, received, sent)
@@ -97,9 +100,10 @@ for (const [type, destinations] of byType) {
   const entry = catalog.get(type) as NonNullable<ReturnType<typeof catalog.get>>
   const data = firstExample(entry) as Record<string, unknown>
   const correlationId = `verify-${randomUUID()}`
+  const userId = `verify-${randomUUID().slice(0, 8)}`
   // The event as the gateway will make it, but for its id and time: what each destination's
   // message fields (routing key, EventBridge source and detail type) will be.
-  const draft = createEvent(entry, data, { tenantId: tenant, correlationId })
+  const draft = createEvent(entry, data, { tenantId: tenant, correlationId, userId })
   // Watch first: a RabbitMQ queue bound after the publish would miss the event.
   const watchers = new Map<Destination, Watcher>()
   for (const d of destinations) {
@@ -115,7 +119,7 @@ for (const [type, destinations] of byType) {
   if (watchers.size === 0) continue
   console.log(`POST ${gateway}/v1/events/${type} (tenant ${tenant}, correlation ${correlationId}) for ${[...watchers.keys()].map(d => d.name).join(', ')}`)
   try {
-    const id = await publish(type, data, correlationId)
+    const id = await publish(type, data, correlationId, userId)
     const sent = { ...draft, id }
     await Promise.all([...watchers].map(([d, w]) => verifyOne(d, w, sent).catch((err: unknown) => {
       if (!(err instanceof CliFailure)) throw err

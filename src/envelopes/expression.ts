@@ -37,8 +37,47 @@ function literal (text: string): Literal | undefined {
   return undefined
 }
 
+/** Splits on `??` outside quoted literals. */
+function splitAlternatives (source: string): string[] {
+  const parts: string[] = []
+  let quote: string | undefined
+  let start = 0
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i] as string
+    if (quote !== undefined) {
+      if (c === '\\') i++
+      else if (c === quote) quote = undefined
+    } else if (c === '\'' || c === '"') {
+      quote = c
+    } else if (c === '?' && source[i + 1] === '?') {
+      parts.push(source.slice(start, i))
+      start = i + 2
+      i++
+    }
+  }
+  parts.push(source.slice(start))
+  return parts
+}
+
+/** Where the `}}` that closes a placeholder opened just before `from` is, outside quoted literals; -1 when none. */
+function closing (text: string, from: number): number {
+  let quote: string | undefined
+  for (let i = from; i < text.length; i++) {
+    const c = text[i] as string
+    if (quote !== undefined) {
+      if (c === '\\') i++
+      else if (c === quote) quote = undefined
+    } else if (c === '\'' || c === '"') {
+      quote = c
+    } else if (c === '}' && text[i + 1] === '}') {
+      return i
+    }
+  }
+  return -1
+}
+
 export function parseExpression (source: string): Expression {
-  const alternatives = source.split('??').map(s => s.trim())
+  const alternatives = splitAlternatives(source).map(s => s.trim())
   const fields: string[] = []
   let fallback: { value: Literal } | undefined
   alternatives.forEach((alt, i) => {
@@ -64,7 +103,7 @@ export function parseSegments (text: string): Segment[] {
   for (;;) {
     const open = rest.indexOf('{{')
     if (open === -1) break
-    const close = rest.indexOf('}}', open + 2)
+    const close = closing(rest, open + 2)
     if (close === -1) throw new TemplateError(`'${text}': a {{ without its closing }}`)
     if (open > 0) segments.push({ text: rest.slice(0, open) })
     const source = rest.slice(open + 2, close)

@@ -18,6 +18,8 @@ export interface Facts {
   maxLength?: number
   /** As text, the value is printable ASCII without spaces: safe wherever brokers allow only that. */
   ascii: boolean
+  /** As text, the value is never empty (SQS ids and EventBridge fields refuse an empty one). */
+  nonEmpty: boolean
   /** The JSON Pointer of the data field it reads (for answers that name the field). */
   pointer?: string
 }
@@ -44,7 +46,7 @@ export interface FieldScope {
 }
 
 const STRING = new Set<JsonType>(['string'])
-const text = (maxLength: number, optional = false): Facts => ({ types: STRING, optional, maxLength, ascii: true })
+const text = (maxLength: number, optional = false): Facts => ({ types: STRING, optional, maxLength, ascii: true, nonEmpty: true })
 
 // Visible ASCII, at most 128: what the context headers may be (src/context.ts), and so here.
 const CONTEXT = 128
@@ -60,40 +62,42 @@ const EVENT_FIELDS: Record<string, (scope: FieldScope) => Omit<Field, 'name'>> =
   account: () => ({ facts: text(CONTEXT, true), get: e => e.accountId }),
   correlationId: () => ({ facts: text(CONTEXT), get: e => e.correlationId }),
   traceparent: () => ({ facts: text(55, true), get: (_e, traceparent) => traceparent }),
-  idempotencyKey: () => ({ facts: text(255, true), get: e => e.idempotencyKey }),
+  // A batch item's is the request's key, a space and the item's index (src/http/events/batch.ts).
+  idempotencyKey: () => ({ facts: { ...text(255 + 1 + 5, true), ascii: false }, get: e => e.idempotencyKey }),
   routingKey: () => ({ facts: text(255), get: e => e.routingKey }),
-  source: s => ({ facts: { ...text(s.source.length), ascii: isAscii(s.source) }, constant: s.source, get: () => s.source }),
-  module: s => ({ facts: { ...text(s.module.length), ascii: isAscii(s.module) }, constant: s.module, get: () => s.module }),
+  source: s => ({ facts: { ...text(s.source.length), ascii: isPrintable(s.source) }, constant: s.source, get: () => s.source }),
+  module: s => ({ facts: { ...text(s.module.length), ascii: isPrintable(s.module) }, constant: s.module, get: () => s.module }),
   'aggregate.type': s => {
     const type = aggregateTypeOf(s)
-    return { facts: { ...text(type.length), ascii: isAscii(type) }, constant: type, get: () => type }
+    return { facts: { ...text(type.length), ascii: isPrintable(type) }, constant: type, get: () => type }
   },
   'aggregate.id': s => {
     // The catalog's id field when the event has it, else the event id (Draft Genie's rule).
     const id = s.aggregate === undefined ? undefined : dataFacts(s, s.aggregate.idField)
     const facts: Facts = id === undefined
       ? text(36)
-      : { types: STRING, optional: false, ascii: id.ascii, ...(id.maxLength === undefined ? {} : { maxLength: Math.max(36, id.maxLength) }) }
+      : { types: STRING, optional: false, ascii: id.ascii, nonEmpty: id.nonEmpty, ...(id.maxLength === undefined ? {} : { maxLength: Math.max(36, id.maxLength) }) }
     return { facts, get: e => e.aggregate?.id ?? e.id }
   }
 }
 
-export const EVENT_FIELD_NAMES = [...Object.keys(EVENT_FIELDS), 'data', 'data.<field>']
+const EVENT_FIELD_NAMES = [...Object.keys(EVENT_FIELDS), 'data', 'data.<field>']
 
 /** A type without a catalog aggregate is its own: its first word, capitalised (`audit.recorded`: Audit). */
-export function aggregateTypeOf (scope: Pick<FieldScope, 'type' | 'aggregate'>): string {
+function aggregateTypeOf (scope: Pick<FieldScope, 'type' | 'aggregate'>): string {
   if (scope.aggregate !== undefined) return scope.aggregate.type
   const prefix = scope.type.split('.')[0] ?? scope.type
   return prefix.charAt(0).toUpperCase() + prefix.slice(1)
 }
 
-const isAscii = (value: string) => /^[\x21-\x7e]*$/.test(value)
+/** Printable ASCII, space excluded: what SQS ids take, and safe everywhere else. */
+export const isPrintable = (value: string): boolean => /^[\x21-\x7e]*$/.test(value)
 
 /** A placeholder's field, resolved for one type; a name the type does not have is a TemplateError. */
 export function resolveField (name: string, scope: FieldScope): Field {
-  const known = EVENT_FIELDS[name]
+  const known = Object.hasOwn(EVENT_FIELDS, name) ? EVENT_FIELDS[name] : undefined
   if (known !== undefined) return { name, ...known(scope) }
-  if (name === 'data') return { name, facts: { types: new Set(['object']), optional: false, ascii: false }, get: e => e.data }
+  if (name === 'data') return { name, facts: { types: new Set(['object']), optional: false, ascii: false, nonEmpty: true }, get: e => e.data }
   if (name.startsWith('data.')) {
     const path = name.slice(5).split('.')
     const facts = dataFacts(scope, ...path)
@@ -121,6 +125,16 @@ function schemaAt (scope: Pick<FieldScope, 'type' | 'schema'>, path: readonly st
   let optional = false
   for (let i = 0; i < path.length; i++) {
     const key = path[i] as string
+    // A union (an object or null, say): the object that has the field; any other kind leaves it missing.
+    const variants = (schema.anyOf ?? schema.oneOf) as Schema[] | undefined
+    if (Array.isArray(variants)) {
+      const objects = variants.filter(v => v.type === 'object' || v.properties !== undefined)
+      if (objects.length < variants.length) optional = true
+      schema = objects.find(v => Object.hasOwn((v.properties ?? {}) as object, key)) ?? objects[0] ?? schema
+    } else if (i > 0 && schema.type !== 'object') {
+      // Inside a value that may be null, or not an object, a field may be missing.
+      optional = true
+    }
     const properties = (schema.properties ?? {}) as Record<string, Schema>
     if (Object.hasOwn(properties, key)) {
       if (!((schema.required ?? []) as string[]).includes(key)) optional = true
@@ -172,8 +186,8 @@ function openValues (schema: Schema): Schema | undefined {
 const ANNOTATIONS = new Set(['description', 'title', 'examples', 'default', '$comment', 'deprecated', 'readOnly', 'writeOnly'])
 
 const ALL = new Set<JsonType>(['string', 'number', 'integer', 'boolean', 'object', 'array', 'null'])
-// Longest text of a JavaScript number (-1.7976931348623157e+308).
-const NUMBER_TEXT = 24
+// Longest text of a JavaScript number (-0.0000012345678901234567: 25).
+const NUMBER_TEXT = 25
 
 /** What a JSON Schema says of its values' types and length, for the shapes TypeBox and JSON Schema files use. */
 function factsOf (schema: Schema): Omit<Facts, 'optional' | 'pointer'> {
@@ -182,26 +196,28 @@ function factsOf (schema: Schema): Omit<Facts, 'optional' | 'pointer'> {
     const all = variants.map(factsOf)
     const types = new Set(all.flatMap(f => [...f.types]))
     const lengths = all.map(f => f.maxLength)
-    return { types, ascii: all.every(f => f.ascii), ...(lengths.every(l => l !== undefined) ? { maxLength: Math.max(...lengths as number[]) } : {}) }
+    return { types, ascii: all.every(f => f.ascii), nonEmpty: all.every(f => f.nonEmpty), ...(lengths.every(l => l !== undefined) ? { maxLength: Math.max(...lengths as number[]) } : {}) }
   }
   const values = Object.hasOwn(schema, 'const') ? [schema.const] : Array.isArray(schema.enum) ? schema.enum as unknown[] : undefined
   if (values !== undefined) {
     const texts = values.map(v => typeof v === 'string' ? v : JSON.stringify(v))
-    return { types: new Set(values.map(jsonTypeOf)), maxLength: Math.max(0, ...texts.map(t => t.length)), ascii: texts.every(isAscii) }
+    return { types: new Set(values.map(jsonTypeOf)), maxLength: Math.max(0, ...texts.map(t => t.length)), ascii: texts.every(isPrintable), nonEmpty: texts.every(t => t !== '') }
   }
   const declared = schema.type
   const types = new Set(declared === undefined ? ALL : (Array.isArray(declared) ? declared : [declared]) as JsonType[])
   if (types.has('number')) types.add('integer')
   const onlyString = types.size === 1 && types.has('string')
   if (onlyString) {
-    if (schema.format === 'uuid') return { types, maxLength: 36, ascii: true }
-    // The tighter of maxLength and what the pattern (or format) allows.
-    const bounds = typeof schema.pattern === 'string' ? patternBounds(schema.pattern) : { ascii: schema.format === 'date-time' }
+    // ajv-formats takes a uuid with its urn:uuid: prefix too (45).
+    if (schema.format === 'uuid') return { types, maxLength: 45, ascii: true, nonEmpty: true }
+    // The tighter of maxLength and what the pattern allows.
+    const bounds = typeof schema.pattern === 'string' ? patternBounds(schema.pattern) : { minLength: 0, ascii: false }
     const lengths = [schema.maxLength, bounds.maxLength].filter((l): l is number => typeof l === 'number')
-    return { types, ascii: bounds.ascii, ...(lengths.length > 0 ? { maxLength: Math.min(...lengths) } : {}) }
+    const shortest = Math.max(typeof schema.minLength === 'number' ? schema.minLength : 0, bounds.minLength)
+    return { types, ascii: bounds.ascii, nonEmpty: shortest > 0 || typeof schema.format === 'string', ...(lengths.length > 0 ? { maxLength: Math.min(...lengths) } : {}) }
   }
-  if ([...types].every(t => t === 'number' || t === 'integer' || t === 'boolean' || t === 'null')) return { types, maxLength: NUMBER_TEXT, ascii: true }
-  return { types, ascii: false }
+  if ([...types].every(t => t === 'number' || t === 'integer' || t === 'boolean' || t === 'null')) return { types, maxLength: NUMBER_TEXT, ascii: true, nonEmpty: true }
+  return { types, ascii: false, nonEmpty: false }
 }
 
 function jsonTypeOf (value: unknown): JsonType {

@@ -2,6 +2,7 @@ import type { FieldError } from '../errors.js'
 import type { GatewayEvent } from '../event.js'
 import { TemplateError } from './expression.js'
 import type { FieldScope } from './fields.js'
+import { checkValues, LIMITS, MAX_HEADER_BYTES, problemWith, type Check, type Limit } from './limits.js'
 import { compileFunction, compileText, literalValue, type Value } from './value.js'
 
 // What a message carries besides its body, declared per destination as templates: the RabbitMQ
@@ -13,7 +14,7 @@ import { compileFunction, compileText, literalValue, type Value } from './value.
 /** A message's fields as one event renders them; absent ones take the broker's default. */
 export interface WireMessage {
   routingKey?: string
-  properties?: { messageId?: string, correlationId?: string, type?: string, appId?: string }
+  properties?: { correlationId?: string, type?: string, appId?: string }
   /** Every header of the message, when the destination declares any. */
   headers?: Record<string, string | number | boolean>
   groupId?: string
@@ -32,7 +33,8 @@ export type FieldTemplate = string | { [fn: string]: string }
 
 export interface MessageSpec {
   routingKey?: FieldTemplate
-  properties?: Partial<Record<'messageId' | 'correlationId' | 'type' | 'appId', FieldTemplate>>
+  /** Not messageId: it is the event id, by which consumers drop duplicates and the gateway knows a returned message. */
+  properties?: Partial<Record<'correlationId' | 'type' | 'appId', FieldTemplate>>
   headers?: Record<string, FieldTemplate | number | boolean | null>
   groupId?: FieldTemplate
   deduplicationId?: FieldTemplate
@@ -40,30 +42,6 @@ export interface MessageSpec {
   busName?: FieldTemplate
   source?: FieldTemplate
   detailType?: FieldTemplate
-}
-
-interface Limit {
-  /** What the broker calls it, for messages. */
-  what: string
-  max: number
-  unit: 'bytes' | 'characters'
-  /** Only printable ASCII (SQS ids: letters, digits and punctuation). */
-  ascii?: boolean
-}
-
-// AMQP short strings are at most 255 bytes; SQS and EventBridge limits as AWS documents them.
-const SHORTSTR = (what: string): Limit => ({ what, max: 255, unit: 'bytes' })
-const LIMITS: Record<string, Limit> = {
-  routingKey: SHORTSTR('routing key'),
-  'properties.messageId': SHORTSTR('messageId property'),
-  'properties.correlationId': SHORTSTR('correlationId property'),
-  'properties.type': SHORTSTR('type property'),
-  'properties.appId': SHORTSTR('appId property'),
-  groupId: { what: 'SQS MessageGroupId', max: 128, unit: 'characters', ascii: true },
-  deduplicationId: { what: 'SQS MessageDeduplicationId', max: 128, unit: 'characters', ascii: true },
-  busName: { what: 'EventBridge EventBusName', max: 1600, unit: 'characters' },
-  source: { what: 'EventBridge Source', max: 256, unit: 'characters' },
-  detailType: { what: 'EventBridge DetailType', max: 128, unit: 'characters' }
 }
 
 /** The fields each broker's messages have, for the routes file's schema. */
@@ -93,17 +71,10 @@ export const DEFAULT_ATTRIBUTES: Record<string, FieldTemplate> = {
 }
 
 /** SQS: at most 10 attributes; names of letters, digits, `_`, `-`, `.`, not starting with AWS. or Amazon. */
-export const MAX_SQS_ATTRIBUTES = 10
+const MAX_SQS_ATTRIBUTES = 10
 const SQS_ATTRIBUTE_NAME = /^(?![Aa][Ww][Ss]\.|[Aa][Mm][Aa][Zz][Oo][Nn]\.)(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,256}(?<!\.)$/
-const PRINTABLE = /^[\x21-\x7e]*$/
 
 type Render = (event: GatewayEvent, traceparent: string | undefined) => unknown
-
-interface Check {
-  field: string
-  limit: Limit
-  value: Value
-}
 
 /** The key-like fields, one text each. */
 export type KeyField = 'routingKey' | 'groupId' | 'deduplicationId' | 'busName' | 'source' | 'detailType'
@@ -140,15 +111,20 @@ function keyField (name: string, template: FieldTemplate, scope: FieldScope, che
     throw new TemplateError(`${name}: ${unbounded || 'a value'} has no maxLength in ${scope.type}'s schema, so ${the} could be longer than the ${limit.max} ${limit.unit} it takes; bound the field in the schema, or hash it ({"$sha256": "..."})`)
   }
   if (facts.maxLength > limit.max) throw new TemplateError(`${name}: ${the} can be ${facts.maxLength} characters long in ${scope.type}, over the ${limit.max} ${limit.unit} it takes`)
-  const fixed = v.texts?.find(text => !PRINTABLE.test(text))
-  if (limit.ascii === true && fixed !== undefined) throw new TemplateError(`${name}: '${fixed}' has characters ${the} cannot hold (printable ASCII only)`)
-  if (v.constant !== undefined) {
-    const text = String(v.constant.value)
-    if (limit.ascii === true && !PRINTABLE.test(text)) throw new TemplateError(`${name}: '${text}' has characters ${the} cannot hold (printable ASCII only)`)
-    if (Buffer.byteLength(text) > limit.max) throw new TemplateError(`${name}: ${the} is longer than ${limit.max} ${limit.unit}`)
-  } else if (!facts.ascii && (limit.ascii === true || limit.unit === 'bytes')) {
-    checks.push({ field: name, limit, value: v })
+  const text = v.constant === undefined ? undefined : String(v.constant.value)
+  // Fixed text its broker refuses: every event would be, so the start is.
+  const badText = limit.chars === undefined ? undefined : [...(v.texts ?? []), ...(text === undefined ? [] : [text])].find(t => t !== '' && !(limit.chars as NonNullable<Limit['chars']>).test(t))
+  if (badText !== undefined) throw new TemplateError(`${name}: '${badText}' has characters ${the} cannot hold (${limit.chars?.says ?? ''})`)
+  if (text !== undefined) {
+    const problem = problemWith(text, limit)
+    if (problem !== undefined) throw new TemplateError(`${name}: ${problem.replace(/^makes/, 'it makes')}`)
+    return v
   }
+  // What only the event tells: characters a non-ASCII value may bring, bytes past the characters
+  // counted, an empty value, an event bus name's characters.
+  const unproven = (limit.chars !== undefined && !(limit.chars.printable === true && facts.ascii)) ||
+    (limit.unit === 'bytes' && !facts.ascii) || (limit.nonEmpty === true && !facts.nonEmpty)
+  if (unproven) checks.push({ field: name, limit, value: v })
   return v
 }
 
@@ -200,6 +176,7 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
   }
   if (spec.properties !== undefined) {
     const properties = Object.entries(spec.properties).map(([key, template]) => {
+      if (!Object.hasOwn(LIMITS, `properties.${key}`)) throw new TemplateError(`properties.${key}: not a property a destination declares (correlationId, type, appId; messageId is always the event id)`)
       const v = keyField(`properties.${key}`, template, scope, checks)
       use(v)
       return [key, v] as const
@@ -209,6 +186,9 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
   if (spec.headers !== undefined) {
     const headers = table('headers', merged(DEFAULT_HEADERS, spec.headers), scope, key => Buffer.byteLength(key) > 255 || key === '' ? 'a header name is 1 to 255 bytes' : undefined)
     headers.forEach(([, v]) => use(v))
+    // Bytes, at most 4 a character: headers proven to fit amqplib's buffer are not checked per event.
+    const most = headers.reduce<number | undefined>((n, [k, v]) => n === undefined || v.facts.maxLength === undefined ? undefined : n + Buffer.byteLength(k) + v.facts.maxLength * (v.facts.ascii ? 1 : 4), 0)
+    if (most === undefined || most > MAX_HEADER_BYTES) checks.push({ table: 'headers', entries: headers })
     renders.push(['headers', (event, traceparent) => {
       const out: Record<string, unknown> = {}
       for (const [k, v] of headers) {
@@ -222,6 +202,9 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
     const attributes = table('attributes', merged(DEFAULT_ATTRIBUTES, spec.attributes), scope, key => SQS_ATTRIBUTE_NAME.test(key) ? undefined : 'an SQS attribute name is 1 to 256 letters, digits, _, - and ., not starting with AWS. or Amazon.')
     if (attributes.length > MAX_SQS_ATTRIBUTES) throw new TemplateError(`attributes: ${attributes.length} attributes with the defaults (${attributes.map(([k]) => k).join(', ')}); SQS takes at most ${MAX_SQS_ATTRIBUTES}: drop some defaults with null`)
     attributes.forEach(([, v]) => use(v))
+    // Values from the data may bring characters (or numbers) SQS does not take.
+    const fromData = attributes.filter(([, v]) => [...v.reads].some(r => r.startsWith('data')) && (!v.facts.ascii || v.facts.types.has('number') || v.facts.types.has('integer')))
+    if (fromData.length > 0) checks.push({ table: 'attributes', entries: fromData })
     renders.push(['attributes', (event, traceparent) => {
       const out: Record<string, { type: 'String' | 'Number', value: string }> = {}
       for (const [k, v] of attributes) {
@@ -246,19 +229,3 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
     ...(checks.length === 0 ? {} : { check: event => checkValues(checks, event) })
   }
 }
-
-/** Field errors for what an event would make that its broker refuses, naming the data fields involved. */
-function checkValues (checks: readonly Check[], event: GatewayEvent): FieldError[] | undefined {
-  let errors: FieldError[] | undefined
-  for (const { field, limit, value: v } of checks) {
-    const text = String(v.get(event, undefined))
-    const problem = limit.ascii === true && !PRINTABLE.test(text)
-      ? `has characters the ${limit.what} cannot hold (printable ASCII only)`
-      : (limit.unit === 'bytes' ? Buffer.byteLength(text) : text.length) > limit.max ? `makes the ${limit.what} longer than ${limit.max} ${limit.unit}` : undefined
-    if (problem === undefined) continue
-    const pointers = [...v.reads].filter(r => r.startsWith('data.')).map(r => `/${r.slice(5).replaceAll('.', '/')}`)
-    for (const path of pointers.length > 0 ? pointers : ['/']) (errors ??= []).push({ path, message: `${problem} (${field})` })
-  }
-  return errors
-}
-

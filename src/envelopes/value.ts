@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { GatewayEvent } from '../event.js'
 import { parseSegments, TemplateError, type Expression, type Literal } from './expression.js'
-import { resolveField, type Facts, type Field, type FieldScope, type JsonType } from './fields.js'
+import { isPrintable, resolveField, type Facts, type Field, type FieldScope, type JsonType } from './fields.js'
 
 // One value of a template, compiled for one type: a string with placeholders, or a function
 // (`{"$sha256": "..."}`). What it reads, what it can be, and how to get it for a message.
@@ -26,7 +26,7 @@ const STRING: ReadonlySet<JsonType> = new Set(['string'])
 
 /** The functions a template may call, as `{"$name": "<text with placeholders>"}`. */
 const FUNCTIONS: Record<string, { facts: Omit<Facts, 'optional'>, apply: (text: string) => string }> = {
-  $sha256: { facts: { types: STRING, maxLength: 64, ascii: true }, apply: text => createHash('sha256').update(text).digest('hex') }
+  $sha256: { facts: { types: STRING, maxLength: 64, ascii: true, nonEmpty: true }, apply: text => createHash('sha256').update(text).digest('hex') }
 }
 export const FUNCTION_NAMES = Object.keys(FUNCTIONS)
 
@@ -38,7 +38,7 @@ export const literalValue = (value: Literal): Value => constantValue(value, lite
 function literalFacts (value: Literal): Facts {
   const type: JsonType = value === null ? 'null' : typeof value === 'number' ? (Number.isInteger(value) ? 'integer' : 'number') : typeof value as JsonType
   const text = typeof value === 'string' ? value : JSON.stringify(value)
-  return { types: new Set([type]), optional: false, maxLength: text.length, ascii: /^[\x21-\x7e]*$/.test(text) }
+  return { types: new Set([type]), optional: false, maxLength: text.length, ascii: isPrintable(text), nonEmpty: text !== '' }
 }
 
 /** `a ?? b ?? 'x'`: the first that is there (neither missing nor null), else the literal. */
@@ -55,6 +55,7 @@ function alternatives (expression: Expression, scope: FieldScope): Value {
     types,
     optional: last.optional,
     ascii: chain.every(f => f.ascii),
+    nonEmpty: chain.every(f => f.nonEmpty),
     ...(lengths.every(l => l !== undefined) ? { maxLength: Math.max(...lengths as number[]) } : {}),
     ...(chain.length === 1 && fields[0]?.facts.pointer !== undefined ? { pointer: fields[0].facts.pointer } : {})
   }
@@ -69,7 +70,9 @@ function alternatives (expression: Expression, scope: FieldScope): Value {
   return {
     facts,
     reads,
-    field: first.name,
+    // One field, or its fallback literal, is still that field where it is; of several, which
+    // one is there depends on the event (tools see them all, as a text's).
+    ...(fields.length === 1 ? { field: first.name } : {}),
     get: (event, traceparent) => {
       let value: unknown
       for (const get of getters) {
@@ -127,7 +130,8 @@ function concat (parts: readonly (string | Value)[]): Value {
   const facts: Facts = {
     types: STRING,
     optional: false,
-    ascii: texts.every(t => /^[\x21-\x7e]*$/.test(t)) && values.every(v => v.facts.ascii),
+    ascii: texts.every(isPrintable) && values.every(v => v.facts.ascii),
+    nonEmpty: texts.some(t => t !== '') || values.some(v => v.facts.nonEmpty),
     ...(lengths.every(l => l !== undefined) ? { maxLength: texts.join('').length + lengths.reduce<number>((n, l) => n + (l as number), 0) } : {})
   }
   if (values.length === 0) return constantValue(texts.join(''), facts)

@@ -40,25 +40,33 @@ export interface EnvelopeOptions {
 /** An envelope as a routes file names it: a profile's name, or a template. */
 export type EnvelopeSpec = ProfileName | JsonTemplate
 
-export const TEMPLATE_CONTENT_TYPE = 'application/json'
+const TEMPLATE_CONTENT_TYPE = 'application/json'
 
 /** A string is a profile's name unless it has placeholders (`"{{data}}"`: the data alone). */
-export function isProfileName (envelope: EnvelopeSpec): envelope is ProfileName {
+function isProfileName (envelope: EnvelopeSpec): envelope is ProfileName {
   return typeof envelope === 'string' && !envelope.includes('{{')
 }
 
-/** Compiled built-in profiles, shared by destinations with the same source and module: fan-out then encodes once. */
-const builtins = new Map<string, ReturnType<typeof compileTemplate>>()
+/**
+ * Compiled built-in profiles, per type schema, shared by destinations with the same source and
+ * module: fan-out then encodes once for them all.
+ */
+const builtins = new WeakMap<object, Map<string, ReturnType<typeof compileTemplate>>>()
 
 export function compileEnvelope (envelope: EnvelopeSpec, scope: FieldScope): ReturnType<typeof compileTemplate> & { name: string, contentType: string } {
   if (!isProfileName(envelope)) return { ...compileTemplate(envelope, scope), name: 'template', contentType: TEMPLATE_CONTENT_TYPE }
-  const profile = (PROFILES as Record<string, (typeof PROFILES)[ProfileName]>)[envelope]
+  const profile = Object.hasOwn(PROFILES, envelope) ? PROFILES[envelope] : undefined
   if (profile === undefined) throw new TemplateError(`'${envelope}' is not an envelope profile (the profiles: ${Object.keys(PROFILES).join(', ')}); a template is JSON with {{ }} placeholders`)
-  const key = `${envelope}\0${scope.type}\0${scope.source}\0${scope.module}`
-  let compiled = builtins.get(key)
+  const key = `${envelope}\0${scope.type}\0${scope.source}\0${scope.module}\0${scope.aggregate?.type ?? ''}\0${scope.aggregate?.idField ?? ''}`
+  let forSchema = builtins.get(scope.schema)
+  if (forSchema === undefined) {
+    forSchema = new Map()
+    builtins.set(scope.schema, forSchema)
+  }
+  let compiled = forSchema.get(key)
   if (compiled === undefined) {
     compiled = compileTemplate(profile.template, scope)
-    builtins.set(key, compiled)
+    forSchema.set(key, compiled)
   }
   return { ...compiled, name: envelope, contentType: profile.contentType }
 }

@@ -64,8 +64,9 @@ export function compileFormats (name: string, broker: BrokerKind, declared: Decl
   // FIFO deduplication is queue-wide: an id that leaves the tenant out lets one tenant's event
   // suppress another's with the same values for five minutes. Allowed (a team's own publisher may
   // compute it so), said at every start.
+  const fifo = broker === 'sqs' && String((declared as { queueUrl?: unknown }).queueUrl).endsWith('.fifo')
   const dedupes = [declared.message, ...(declared.formats ?? []).map(f => f.message)].map(m => m?.deduplicationId).filter(d => d !== undefined)
-  if (dedupes.some(d => !JSON.stringify(d).includes('{{tenant'))) warnings.push(`${here}: a message.deduplicationId without {{tenant}}: within SQS's 5-minute window, one tenant's event is dropped as a duplicate of another tenant's with the same values`)
+  if (fifo && dedupes.some(d => !/\{\{\s*tenant\b/.test(JSON.stringify(d)))) warnings.push(`${here}: a message.deduplicationId without {{tenant}}: within SQS's 5-minute window, one tenant's event is dropped as a duplicate of another tenant's with the same values`)
   return formats
 }
 

@@ -13,28 +13,27 @@ export const DESTINATION_NAME_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,63}$'
 export const TYPE_PATTERN_PATTERN = '^(\\*|[a-z0-9][a-z0-9_.-]*\\*?)$'
 
 // A text with {{ }} placeholders, or a function of one: {"$sha256": "{{type}}:{{data.call_id}}"}.
-const FieldTemplate = Type.Union([
+const FieldTemplateSchema = Type.Union([
   Type.String({ minLength: 1, maxLength: 4096 }),
   Type.Record(Type.String({ pattern: '^\\$' }), Type.String({ minLength: 1, maxLength: 4096 }), { minProperties: 1, maxProperties: 1 })
 ], { description: 'A text with {{ }} placeholders, or {"$sha256": "<text>"}' })
-const optional = (description: string) => Type.Optional({ ...FieldTemplate, description })
+const optional = (description: string) => Type.Optional({ ...FieldTemplateSchema, description })
 
 // What a message carries besides its body, per broker (src/envelopes/message.ts).
 export const MESSAGE_SCHEMAS = {
   rabbitmq: Type.Object({
     routingKey: optional('Routing key; default the catalog\'s'),
     properties: Type.Optional(Type.Object({
-      messageId: optional('messageId; default the event id'),
       correlationId: optional('correlationId; default the correlation id'),
       type: optional('type; default the event type'),
       appId: optional('appId; default the source')
-    }, { additionalProperties: false, description: 'AMQP properties' })),
-    headers: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 255 }), Type.Union([FieldTemplate, Type.Number(), Type.Boolean(), Type.Null()]), { description: 'Headers added to the default ones; null drops one' }))
+    }, { additionalProperties: false, description: 'AMQP properties; messageId is always the event id' })),
+    headers: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 255 }), Type.Union([FieldTemplateSchema, Type.Number(), Type.Boolean(), Type.Null()]), { description: 'Headers added to the default ones; null drops one' }))
   }, { additionalProperties: false, description: 'Message fields besides the body, as templates' }),
   sqs: Type.Object({
     groupId: optional('FIFO MessageGroupId; default the catalog\'s group field, else the tenant'),
     deduplicationId: optional('FIFO MessageDeduplicationId; default sha256 of tenant, type and dedupe key'),
-    attributes: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.Union([FieldTemplate, Type.Null()]), { description: 'Message attributes added to the default ones; null drops one' }))
+    attributes: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.Union([FieldTemplateSchema, Type.Null()]), { description: 'Message attributes added to the default ones; null drops one' }))
   }, { additionalProperties: false, description: 'Message fields besides the body, as templates' }),
   eventbridge: Type.Object({
     busName: optional('EventBusName; default the destination\'s busName'),

@@ -4,6 +4,7 @@ import type { Options } from 'amqplib'
 import t from 'tap'
 import type { OutgoingEvent } from '../../src/brokers/broker.js'
 import { PublishOptions } from '../../src/brokers/rabbitmq/message.js'
+import { compileWireFormat } from '../../src/envelopes/index.js'
 import type { GatewayEvent } from '../../src/event.js'
 
 // amqplib's own argument handling and property encoder: what ch.publish() runs on the options we
@@ -64,4 +65,23 @@ t.test('bytes encoded before the next refill stay as they were: amqplib copies, 
   encode(options.for(outgoing(2, { user: false, account: false, trace: false })))
   t.same(bytes, copy, 'the first message\'s encoded properties are unchanged')
   t.ok(bytes.includes(Buffer.from('user-1')) && bytes.includes(Buffer.from('acct-1')), 'and still carry its own optional headers')
+})
+
+t.test('declared headers: the defaults, rendered by the template, are the bytes the default path writes; added ones follow', async t => {
+  const options = new PublishOptions('event-gateway')
+  // Compiled per type, as the gateway does: {{type}} is a constant of the type's format.
+  const format = (type: string, headers: Record<string, string | null>) => compileWireFormat({ envelope: 'cloudevents', message: { headers } }, 'rabbitmq', { type, schema: { type: 'object' }, source: 's', module: 's' })
+  let n = 0
+  for (const optional of combinations) {
+    const plain = outgoing(n++, optional)
+    const defaultsOnly = format(plain.event.type, {})
+    const withMore = format(plain.event.type, { 'x-team': 'ocelot', 'x-user-id': null })
+    const rendered = { ...plain, message: defaultsOnly.message?.(plain.event, plain.traceparent) as NonNullable<OutgoingEvent['message']> }
+    // One PublishOptions for both paths, alternating: neither leaves anything in the other's object.
+    t.same(encode(options.for(rendered)), encode(fresh(plain, 'event-gateway')), `DEFAULT_HEADERS render as the broker's defaults, ${JSON.stringify(optional)}`)
+    t.same(encode(options.for(plain)), encode(fresh(plain, 'event-gateway')))
+    const more = { ...plain, message: withMore.message?.(plain.event, plain.traceparent) as NonNullable<OutgoingEvent['message']> }
+    const { 'x-user-id': _user, ...kept } = (fresh(plain, 'event-gateway').headers ?? {}) as Record<string, unknown>
+    t.same(encode(options.for(more)), encode({ ...fresh(plain, 'event-gateway'), headers: { ...kept, 'x-team': 'ocelot' } }), 'a header added, one dropped')
+  }
 })

@@ -33,7 +33,7 @@ t.test('SQS: seed 000\'s group id, deduplication id and attributes, with the def
       attempts: { type: 'Number', value: '3' }
     }
   }, 'a number is a Number attribute; null drops a default; a missing one (traceparent) is left out')
-  t.equal(f.check, undefined, 'UUIDs are ASCII and 36 long: nothing left to check per event')
+  t.equal(f.check?.(event), undefined, 'the ids are UUIDs (ASCII, at most 45): only the number attribute is looked at per event, and it fits')
 })
 
 t.test('RabbitMQ: routing key, properties and headers (the defaults, the declared, null dropping one)', async t => {
@@ -78,4 +78,27 @@ t.test('what only the event can tell is checked before it is taken: an id\'s cha
   const amqp = format('rabbitmq', { routingKey: '{{data.region}}.{{data.code}}.{{data.region}}' }, 'call.ended', schema)
   t.equal(amqp.check?.({ ...ok, data: { region: 'é'.repeat(50), code: 'x' } }), undefined, '50 two-byte characters twice: 203 bytes fit')
   t.same(amqp.check?.({ ...ok, data: { region: '€'.repeat(60), code: 'x' } })?.map(e => e.path), ['/region', '/code'], 'over 255 bytes: each field that makes it')
+})
+
+t.test('per event: an empty id, an event bus name\'s characters, SQS attribute values, headers past amqplib\'s buffer', async t => {
+  const schema = Type.Object({ region: Type.String({ maxLength: 60 }), note: Type.String(), n: Type.Number() })
+  const ok = { ...eventOf('call.ended'), data: { region: 'eu', note: 'fine', n: 3 } }
+  const empty = format('sqs', { groupId: '{{data.region}}' }, 'call.ended', schema)
+  t.equal(empty.check?.(ok), undefined)
+  t.same(empty.check?.({ ...ok, data: { ...ok.data, region: '' } }), [{ path: '/region', message: 'makes the SQS MessageGroupId empty (groupId)' }], 'an empty group id is refused before SQS would')
+  const bus = format('eventbridge', { busName: 'bus-{{data.region}}' }, 'call.ended', schema)
+  t.same(bus.check?.({ ...ok, data: { ...ok.data, region: 'a b' } })?.map(e => e.message), ['has characters the EventBridge EventBusName cannot hold (letters, digits and / . - _ only, or an ARN) (busName)'])
+  const attributes = format('sqs', { attributes: { note: '{{data.note}}', n: '{{data.n}}' } }, 'call.ended', schema)
+  t.equal(attributes.check?.(ok), undefined)
+  t.same(attributes.check?.({ ...ok, data: { ...ok.data, note: 'bell \u0007', n: 1e300 } })?.map(e => e.path), ['/note', '/n'], 'a control character, a number SQS cannot hold')
+  const headers = format('rabbitmq', { headers: { 'x-note': '{{data.note}}' } }, 'call.ended', schema)
+  t.equal(headers.check?.(ok), undefined)
+  t.same(headers.check?.({ ...ok, data: { ...ok.data, note: 'x'.repeat(70_000) } }), [{ path: '/note', message: 'makes the AMQP headers larger than 60000 bytes (headers.x-note)' }])
+  t.equal(format('rabbitmq', { headers: { 'x-region': '{{data.region}}' } }, 'call.ended', schema).check, undefined, 'headers proven small are not checked per event')
+})
+
+t.test('fixed text a broker refuses, and what cannot be declared, stop the start', async t => {
+  t.throws(() => format('eventbridge', { busName: 'my bus' }, 'call.ended'), /message\.busName: 'my bus' has characters the EventBridge EventBusName cannot hold/)
+  t.throws(() => format('sqs', { groupId: '' } as MessageSpec, 'call.ended'), /message\.groupId: it makes the SQS MessageGroupId empty/)
+  t.throws(() => format('rabbitmq', { properties: { messageId: '{{data.call_id}}' } } as unknown as MessageSpec, 'call.ended'), /message\.properties\.messageId: not a property a destination declares \(correlationId, type, appId; messageId is always the event id\)/)
 })

@@ -121,3 +121,18 @@ t.test('the data\'s schema decides: nested objects, records and open objects', a
   t.throws(() => compile({ n: 'x {{data.scores.bleu}}' }, 'call.ended', schema), /may be missing in call\.ended/, 'a record\'s key may be missing')
   t.throws(() => compile({ n: '{{data.who.age}}' }, 'call.ended', schema), /data\.who\.age is not a field of call\.ended \(data\.who has name, tags\)/)
 })
+
+t.test('literals may hold ?? and }}; names of the prototype are neither profiles nor fields', async t => {
+  t.same(encode({ a: '{{user ?? \'a??b\'}}', b: '{{user ?? \'}}\'}}!' }, eventOf('call.ended', bare)), { a: 'a??b', b: '}}!' })
+  t.throws(() => compile('toString'), /'toString' is not an envelope profile/)
+  t.throws(() => compile('constructor'), /'constructor' is not an envelope profile/)
+  t.throws(() => compile({ x: '{{constructor}}' }), { name: 'TemplateError', message: /\{\{constructor\}\} is not a field of the event/ })
+  t.throws(() => compile({ x: '{{data.__proto__}}' }), { name: 'TemplateError', message: /data\.__proto__ is not a field of call\.ended/ })
+})
+
+t.test('a field inside an object that may be null may be missing', async t => {
+  const schema = Type.Object({ who: Type.Union([Type.Object({ name: Type.String({ maxLength: 10 }) }), Type.Null()]) })
+  t.throws(() => compile({ n: 'by {{data.who.name}}' }, 'call.ended', schema), /\{\{data\.who\.name\}\} may be missing in call\.ended; give it a fallback/)
+  const format = compile({ n: 'by {{data.who.name ?? \'nobody\'}}' }, 'call.ended', schema)
+  t.same(JSON.parse(format.encode({ ...eventOf('call.ended'), data: { who: null } })), { n: 'by nobody' })
+})

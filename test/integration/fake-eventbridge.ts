@@ -11,8 +11,9 @@ export type { Entry } from '../../scripts/aws-emulator/eventbridge.js'
 export class FakeEventBridge extends EventBridgeEmulator {
   readonly server = createServer((req, res) => {
     void (async () => {
-      let body = ''
-      for await (const chunk of req) body += String(chunk)
+      const chunks: Buffer[] = []
+      for await (const chunk of req) chunks.push(chunk as Buffer)
+      const body = Buffer.concat(chunks).toString('utf8')
       const { status, json } = await this.handle(String(req.headers['x-amz-target']), JSON.parse(body || '{}') as Record<string, unknown>)
       res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' })
       res.end(JSON.stringify(json))

@@ -35,7 +35,8 @@ export function deduplicationId (event: GatewayEvent): string {
   return createHash('sha256').update(`${event.tenantId}:${event.type}:${key}`).digest('hex')
 }
 
-function attributes ({ event, traceparent, message }: OutgoingEvent): Record<string, MessageAttributeValue> {
+/** An SQS message's attributes: the destination's declared ones (defaults included), else the defaults (docs/envelopes.md). */
+export function messageAttributes ({ event, traceparent, message }: OutgoingEvent): Record<string, MessageAttributeValue> {
   // A destination that declares its attributes renders them all, the defaults included.
   if (message?.attributes !== undefined) {
     const declared: Record<string, MessageAttributeValue> = {}
@@ -81,7 +82,7 @@ export class SqsBroker implements Broker {
 
   #entry (outgoing: OutgoingEvent): SqsEntry & { size: number } {
     const { event, body, message } = outgoing
-    const attrs = attributes(outgoing)
+    const attrs = messageAttributes(outgoing)
     return {
       MessageBody: body,
       MessageAttributes: attrs,

@@ -47,7 +47,7 @@ export class PublishOptions {
     const options = message?.headers === undefined ? this.#defaults(event, traceparent) : this.#declaredHeaders(message.headers)
     const declared = message?.properties
     options.contentType = contentType
-    options.messageId = declared?.messageId ?? event.id
+    options.messageId = event.id
     options.correlationId = declared?.correlationId ?? event.correlationId
     options.timestamp = Math.floor(Date.parse(event.time) / 1000)
     options.type = declared?.type ?? event.type
@@ -85,7 +85,6 @@ type Properties<H> = Options.Publish & { headers: H, messageId: string, correlat
 function properties<H> (appId: string, headers: H): Properties<H> {
   return { persistent: true, mandatory: true, contentType: '', messageId: '', correlationId: '', timestamp: 0, type: '', appId, headers }
 }
-
 
 /** A confirm's result as the publish outcome clients see: unroutable and malformed for good, nacks and lost channels retryable. */
 export function outcomeOf (result: ConfirmResult | BrokerError, outgoing: OutgoingEvent): PublishOutcome {

@@ -91,9 +91,9 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
         errorBudget -= details.errors.length
         return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, details))
       }
-      const tooLong = routingKeyErrors(entry, item.data, `/events/${index}/data`) ?? fanOut.fieldErrors(entry.type, () => createEvent(entry, item.data, ctx), `/events/${index}/data`)
-      if (tooLong !== undefined) return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: tooLong }))
       const key = requestKey === undefined ? item.idempotencyKey : `${requestKey} ${index}`
+      const tooLong = routingKeyErrors(entry, item.data, `/events/${index}/data`) ?? fanOut.fieldErrors(entry.type, () => createEvent(entry, item.data, ctx, key), `/events/${index}/data`)
+      if (tooLong !== undefined) return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: tooLong }))
       if (item.idempotencyKey !== undefined) {
         try {
           checkIdempotencyKey(item.idempotencyKey, `/events/${index}/idempotencyKey`)

@@ -42,9 +42,9 @@ export function singleRoutes (app: FastifyInstance, opts: { config: Config, cata
         response: { 202: AcceptedSchema, ...publishProblemResponses }
       }
     }, async (request, reply) => {
-      const tooLong = routingKeyErrors(entry, request.body) ?? fanOut.fieldErrors(entry.type, () => createEvent(entry, request.body, contextOf(request)))
-      if (tooLong !== undefined) throw new GatewayError('EVG_VALIDATION', 'the body is not valid', { extensions: { errors: tooLong } })
       const idempotencyKey = idempotencyKeyOf(request)
+      const tooLong = routingKeyErrors(entry, request.body) ?? fanOut.fieldErrors(entry.type, () => createEvent(entry, request.body, contextOf(request), idempotencyKey))
+      if (tooLong !== undefined) throw new GatewayError('EVG_VALIDATION', 'the body is not valid', { extensions: { errors: tooLong } })
       const [outcome] = await intake.accept([{ entry, data: request.body, ctx: contextOf(request), ...(idempotencyKey === undefined ? {} : { idempotencyKey }) }], request.traceContext)
       if (outcome === undefined || !outcome.ok) throw outcome?.error ?? new GatewayError('EVG_INTERNAL')
       Object.assign(request.logFields as Record<string, unknown>, { eventId: outcome.accepted.id, type: entry.type })
