@@ -402,7 +402,7 @@ t.test('npm run verify per destination: RabbitMQ with draft-genie envelopes (ten
   const told = writeJson(t, 'cloudevents.json', { ...routes, destinations: { ...routes.destinations, 'draft-genie': { ...routes.destinations['draft-genie'], envelope: 'cloudevents' } } })
   const wrong = cli('verify', ['--gateway', gatewayUrl, '--destination', 'draft-genie', '--timeout', '10'], { ROUTES_FILE: told, ...sqs.env })
   t.equal(await wrong.exit, 4)
-  t.match(wrong.out.stderr, /draft-genie +rabbitmq +FAILED \(4\): the cloudevents envelope is not what was sent \(acked\): the time is missing or not a time; missing specversion, id, source, type, time, datacontenttype, dataschema, tenantid, correlationid, data; eventId, eventType, aggregateId, aggregateType, timestamp, version, correlationId, payload not of this format/)
+  t.match(wrong.out.stderr, /draft-genie +rabbitmq +FAILED \(4\): the cloudevents envelope is not what was sent \(acked\): the time is missing or not a time; missing specversion, id, source, type, time, datacontenttype, dataschema, tenantid, correlationid, data, userid; eventId, eventType, aggregateId, aggregateType, timestamp, version, correlationId, payload not of this format/)
 
   const missing = uniqueName('missing')
   const nowhere = writeJson(t, 'nowhere.json', { ...routes, destinations: { ...routes.destinations, 'draft-genie': { ...routes.destinations['draft-genie'], exchange: missing } } })
