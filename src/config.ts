@@ -13,7 +13,7 @@ const Int = (def: number, minimum: number, maximum: number, description: string)
 
 export const ConfigSchema = Type.Object({
   PORT: Int(3000, 0, 65535, 'listen port'),
-  HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'listen address' }),
+  HOST: Type.Optional(Type.String({ minLength: 1, description: 'listen address; unset: 127.0.0.1 while authentication is off (no API_KEYS_FILE), else 0.0.0.0' })),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', description: 'pino level' }),
   BROKER: Type.Enum(['local', 'rabbitmq', 'sqs', 'eventbridge'], { default: 'local', description: 'where events go when there is no ROUTES_FILE' }),
   ROUTES_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of destinations and routes; without it BROKER and its variables make one destination' })),
@@ -34,7 +34,7 @@ export const ConfigSchema = Type.Object({
   HTTP_REQUEST_TIMEOUT_MS: Int(30000, 1000, 600000, 'a request (head and body) not complete by then is answered 408 and closed'),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: Int(72000, 1000, 600000, 'an idle keep-alive connection is closed after this; keep it above your load balancer\'s idle timeout'),
   HTTP_MAX_INFLIGHT_BODY_BYTES: Int(16 * 1024 * 1024, 65536, 1024 * 1024 * 1024, 'request body bytes being received or handled at once; beyond, 503 EVG_OVERLOADED at once'),
-  SHUTDOWN_DRAIN_SECONDS: Int(5, 0, 300, 'after SIGTERM: readiness 503 while still serving, so load balancers stop sending; then the server closes'),
+  SHUTDOWN_DRAIN_SECONDS: Type.Optional(Type.Integer({ minimum: 0, maximum: 300, description: 'after SIGTERM: readiness 503 while still serving, so load balancers stop sending; then the server closes. Unset: 5 on Kubernetes (KUBERNETES_SERVICE_HOST is set), else 0' })),
   RETRY_MAX_ATTEMPTS: Int(3, 1, 20, 'publish attempts per event'),
   RETRY_BASE_MS: Int(100, 1, 60000, 'first backoff step'),
   RETRY_MAX_MS: Int(2000, 1, 60000, 'largest backoff step'),
@@ -138,6 +138,19 @@ export function eventTypeAllowList (config: Pick<Config, 'EVENT_TYPES'>): string
 }
 
 /** The alternate exchange that keeps unroutable events, or undefined when it is switched off. */
+/**
+ * Where the server listens: HOST, else only the loopback while anyone who reaches it may publish
+ * (no API keys), and every interface once keys are asked for. Containers set HOST themselves.
+ */
+export function listenHost (config: Pick<Config, 'HOST' | 'API_KEYS_FILE'>): string {
+  return config.HOST ?? (config.API_KEYS_FILE === undefined ? '127.0.0.1' : '0.0.0.0')
+}
+
+/** SHUTDOWN_DRAIN_SECONDS, else a drain where a load balancer needs one (Kubernetes) and none in development. */
+export function drainSeconds (config: Pick<Config, 'SHUTDOWN_DRAIN_SECONDS'>, env: Record<string, string | undefined> = process.env): number {
+  return config.SHUTDOWN_DRAIN_SECONDS ?? (env.KUBERNETES_SERVICE_HOST === undefined || env.KUBERNETES_SERVICE_HOST === '' ? 0 : 5)
+}
+
 export function alternateExchange (config: Config): string | undefined {
   if (config.AMQP_ALTERNATE_EXCHANGE === undefined) return `${config.AMQP_EXCHANGE}.unrouted`
   return config.AMQP_ALTERNATE_EXCHANGE === '' ? undefined : config.AMQP_ALTERNATE_EXCHANGE

@@ -1,6 +1,6 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { ConfigError, loadConfig, orExitOnConfigError } from './config.js'
+import { ConfigError, drainSeconds, listenHost, loadConfig, orExitOnConfigError, type Config } from './config.js'
 import { LogDestination } from './log-destination.js'
 import { TRACE_FLUSH_TIMEOUT_MS } from './tracing.js'
 
@@ -11,7 +11,12 @@ async function main (): Promise<void> {
   const config = await orExitOnConfigError(() => loadConfig())
   const logs = new LogDestination()
   const app = await orExitOnConfigError(() => buildApp(config, { logStream: logs }))
-  if (config.API_KEYS_FILE === undefined) app.log.warn('API_KEYS_FILE is not set: authentication is off, any caller may publish')
+  const host = listenHost(config)
+  if (config.API_KEYS_FILE === undefined) {
+    app.log.warn(config.HOST === undefined
+      ? 'API_KEYS_FILE is not set: authentication is off, so the gateway listens on 127.0.0.1 only; set HOST=0.0.0.0 to listen on every interface'
+      : `API_KEYS_FILE is not set: authentication is off, any caller that reaches ${host} may publish`)
+  }
   if (config.ALLOW_MOCK_CONTEXT) app.log.warn('ALLOW_MOCK_CONTEXT=true: requests without X-Tenant-ID use MOCK_TENANT_ID (development only)')
 
   // SIGTERM/SIGINT: readiness turns 503 at once while requests are still served for
@@ -21,14 +26,15 @@ async function main (): Promise<void> {
   // buffered log lines. Spooled destinations' relays finish their batch (bounded by the publish
   // deadline too) after the requests. A fatal error skips the drain. The delay bounds all of it:
   // keep terminationGracePeriodSeconds above it.
-  const drainMs = config.SHUTDOWN_DRAIN_SECONDS * 1000
+  const drain = drainSeconds(config)
+  const drainMs = drain * 1000
   const relaysMs = app.destinations.some(d => d.mode === 'spool') ? config.PUBLISH_TIMEOUT_MS : 0
   closeWithGrace({ delay: drainMs + config.PUBLISH_TIMEOUT_MS + relaysMs + TRACE_FLUSH_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS + 3000, logger: app.log }, async ({ signal, err }) => {
     if (err !== undefined) {
       app.log.error({ err }, 'shutting down after an error')
     } else {
       app.drain()
-      app.log.info({ signal, drainSeconds: config.SHUTDOWN_DRAIN_SECONDS }, 'shutting down: draining')
+      app.log.info({ signal, drainSeconds: drain }, drain > 0 ? 'shutting down: draining' : 'shutting down')
       await new Promise(resolve => setTimeout(resolve, drainMs))
     }
     try {
@@ -41,21 +47,23 @@ async function main (): Promise<void> {
 
   // A ConfigError here comes from the broker connecting (e.g. no AWS credentials), before any
   // event is accepted.
-  await orExitOnConfigError(() => listen(app, config), async () => {
+  const address = await orExitOnConfigError(() => listen(app, config.PORT, host), async () => {
     await app.close()
     await logs.close(LOG_FLUSH_TIMEOUT_MS)
   })
-  app.log.info({ destinations: app.destinations.map(d => `${d.name} (${d.broker.name}, ${d.envelope})`), types: app.catalog.size }, 'event-gateway ready')
+  // The address a person can open: a wildcard bind is reached through the loopback from here.
+  const base = address.replace(/\/\/(0\.0\.0\.0|\[::\])(?=:)/, '//localhost')
+  app.log.info({ destinations: app.destinations.map(d => `${d.name} (${d.broker.name}, ${d.envelope})`), types: app.catalog.size, docs: `${base}/docs` }, `event-gateway ready: the docs at ${base}/docs`)
 }
 
 /** Listens; a port already in use is a configuration problem (one line, exit 1), not a stack. */
-async function listen (app: Awaited<ReturnType<typeof buildApp>>, config: { PORT: number, HOST: string }): Promise<void> {
+async function listen (app: Awaited<ReturnType<typeof buildApp>>, port: Config['PORT'], host: string): Promise<string> {
   try {
-    await app.listen({ port: config.PORT, host: config.HOST })
+    return await app.listen({ port, host })
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      throw new ConfigError(`PORT, HOST: cannot listen on ${config.HOST}:${config.PORT} (${code})`)
+      throw new ConfigError(`PORT, HOST: cannot listen on ${host}:${port} (${code})`)
     }
     throw err
   }

@@ -96,6 +96,7 @@ t.test('the Dockerfile builds in stages on Node 22, runs as non-root and has a h
   t.match(text, /^USER node$/m)
   t.match(text, /^HEALTHCHECK .*\n.*\/health\/ready/m)
   t.match(text, /npm ci --omit=dev/, 'the image gets production dependencies only')
+  t.match(text, /^ENV .*\bHOST=0\.0\.0\.0\b/m, 'every interface of the container: without keys the gateway would listen on its loopback only')
 })
 
 t.test('the image runs the gateway as npm start does, with the heap limit in the environment', async t => {
@@ -107,4 +108,17 @@ t.test('the image runs the gateway as npm start does, with the heap limit in the
   const cmd = JSON.parse(text.match(/^CMD (\[.*\])$/m)?.[1] ?? 'null') as string[] | null
   // A flag on the command line would win over NODE_OPTIONS, so that `docker run -e` could not raise it.
   t.same(cmd, start.filter(arg => arg !== heap), 'the same command, without the flag')
+})
+
+t.test('a .env made from .env.example, as the README says, changes no profile: every service keeps its in-network addresses', { skip }, async t => {
+  const dir = t.testdir({ '.env': readFileSync(new URL('../.env.example', import.meta.url), 'utf8') })
+  for (const name of ['local', 'rabbitmq', 'aws', 'fleet', 'spool']) {
+    const bare = await profile(name)
+    const { stdout } = await run('docker-compose', ['-f', 'docker-compose.yml', '--env-file', `${dir}/.env`, '--profile', name, 'config'], { env: { PATH: process.env.PATH ?? '' } })
+    const withEnv = new Map(Object.entries((parse(stdout) as { services: Record<string, Service> }).services).filter(([, s]) => s.profiles === undefined || s.profiles.includes(name)))
+    for (const [service, spec] of bare) t.same(withEnv.get(service)?.environment, spec.environment, `${name}: ${service}`)
+    const gateways = [...withEnv].filter(([service]) => service.startsWith('gateway'))
+    t.ok(gateways.length > 0, `${name} has a gateway`)
+    for (const [service, spec] of gateways) t.equal(spec.environment?.HOST, '0.0.0.0', `${name}: ${service} listens on the container's interfaces`)
+  }
 })

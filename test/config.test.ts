@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { ConfigError, ConfigSchema, eventTypeAllowList, loadConfig } from '../src/config.js'
+import { ConfigError, ConfigSchema, drainSeconds, eventTypeAllowList, listenHost, loadConfig } from '../src/config.js'
 import { codes, readDoc, tableRows } from './markdown.js'
 
 const names = Object.keys(ConfigSchema.properties)
@@ -15,7 +15,7 @@ const SDK_VARS = [...AWS_SDK_VARS, ...OTEL_SDK_VARS]
 t.test('defaults are the documented ones', async t => {
   const c = loadConfig({})
   t.match(c, {
-    PORT: 3000, HOST: '0.0.0.0', LOG_LEVEL: 'info', BROKER: 'local', DELIVERY_MODE: 'sync', DATA_DIR: './data',
+    PORT: 3000, LOG_LEVEL: 'info', BROKER: 'local', DELIVERY_MODE: 'sync', DATA_DIR: './data',
     EVENT_SOURCE: 'event-gateway', TENANT_ID_FORMAT: 'uuid', ALLOW_MOCK_CONTEXT: false, BODY_LIMIT_BYTES: 262144,
     BATCH_MAX_EVENTS: 100, PUBLISH_TIMEOUT_MS: 5000, RETRY_MAX_ATTEMPTS: 3, RETRY_BASE_MS: 100, RETRY_MAX_MS: 2000,
     AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672', AMQP_EXCHANGE: 'events', EVENTBRIDGE_BUS_NAME: 'default'
@@ -25,6 +25,13 @@ t.test('defaults are the documented ones', async t => {
     OUTBOX_RETRY_MAX_MS: 30000, OUTBOX_LEASE_MS: 30000
   })
   t.equal(c.SPOOL_URL, undefined, 'the embedded outbox unless SPOOL_URL')
+  // Computed where unset: the loopback while authentication is off; a drain only on Kubernetes.
+  t.equal(listenHost(c), '127.0.0.1')
+  t.equal(listenHost(loadConfig({ API_KEYS_FILE: 'keys.json' })), '0.0.0.0')
+  t.equal(listenHost(loadConfig({ HOST: '::' })), '::')
+  t.equal(drainSeconds(c, {}), 0)
+  t.equal(drainSeconds(c, { KUBERNETES_SERVICE_HOST: '10.96.0.1' }), 5)
+  t.equal(drainSeconds(loadConfig({ SHUTDOWN_DRAIN_SECONDS: '2' }), { KUBERNETES_SERVICE_HOST: '10.96.0.1' }), 2)
   t.equal(eventTypeAllowList(c), undefined)
   t.same(eventTypeAllowList(loadConfig({ EVENT_TYPES: ' call.ended, ,call.started ' })), ['call.ended', 'call.started'])
 })
@@ -99,6 +106,12 @@ t.test('.env.example lists every variable, and only real ones', async t => {
 
 interface PropertySchema { default?: unknown, minimum?: number, maximum?: number, enum?: unknown[] }
 
+/** Variables whose default depends on the rest (src/config.ts: listenHost, drainSeconds): the table says how. */
+const COMPUTED: Record<string, string> = {
+  HOST: '`127.0.0.1` without `API_KEYS_FILE`, else `0.0.0.0`',
+  SHUTDOWN_DRAIN_SECONDS: '`5` on Kubernetes, else `0`'
+}
+
 t.test('docs/configuration.md has a row for every variable, with its default and allowed values, and for no other', async t => {
   // One row per variable: | `NAME` | default | allowed | meaning |
   const rows = tableRows(readDoc('docs/configuration.md')).filter(r => /^`[A-Z][A-Z0-9_]+`$/.test(r[0] ?? ''))
@@ -111,7 +124,8 @@ t.test('docs/configuration.md has a row for every variable, with its default and
     if (row === undefined) continue
     const [, defaultCell = '', allowedCell = ''] = row
     const schema = (ConfigSchema.properties as Record<string, PropertySchema>)[name] as PropertySchema
-    if (schema.default === undefined) t.equal(defaultCell, 'none', `${name} has no default`)
+    if (COMPUTED[name] !== undefined) t.equal(defaultCell, COMPUTED[name], `${name} default, computed`)
+    else if (schema.default === undefined) t.equal(defaultCell, 'none', `${name} has no default`)
     else t.equal(defaultCell, `\`${String(schema.default)}\``, `${name} default`)
     if (schema.minimum !== undefined) t.equal(allowedCell, `\`${schema.minimum}..${schema.maximum}\``, `${name} range`)
     if (schema.enum !== undefined) t.same(codes(allowedCell), schema.enum, `${name} values`)

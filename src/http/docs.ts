@@ -43,7 +43,28 @@ async function docsPlugin (app: FastifyInstance, opts: { catalog: Catalog }): Pr
   })
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true, tryItOutEnabled: true } })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  // The address the start log prints leads a browser somewhere useful; a client asking for JSON gets the same links.
+  app.get('/', { schema: { hide: true }, config: { rateLimit: false } }, async (request, reply) => {
+    if (request.headers.accept?.includes('text/html') !== true && request.headers.accept?.includes('application/json') === true) return reply.send({ links: LINKS })
+    return reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'").send(HOME)
+  })
 }
+
+/** Where a person starts. */
+const LINKS = [
+  { href: '/docs', title: 'API documentation (Swagger UI): every event type, its schema and an example to try' },
+  { href: '/openapi.json', title: 'The OpenAPI document' },
+  { href: '/v1/event-types', title: 'The event types, with their JSON Schemas' },
+  { href: '/health/ready', title: 'Readiness: each destination and its state' },
+  { href: '/metrics', title: 'Prometheus metrics' }
+]
+
+const HOME = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>event-gateway</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}li{margin:.4rem 0}</style></head>
+<body><h1>event-gateway</h1><p>POST an event's data to <code>/v1/events/{type}</code>; the gateway validates it and delivers it to its destinations.</p>
+<ul>${LINKS.map(l => `<li><a href="${l.href}">${l.href}</a>: ${l.title}</li>`).join('')}</ul></body></html>
+`
 
 // Not encapsulated: swagger must see every route and decorate the root instance.
 export const docs = fp(docsPlugin, { name: 'evg-docs' })

@@ -43,3 +43,22 @@ t.test('Swagger UI: a developer opens /docs, tries call.ended with its example a
   const stored = await (await fetch(`${base}/v1/events?type=call.ended`, { headers: { 'x-tenant-id': TENANT } })).json() as { events: unknown[] }
   t.equal(stored.events.length, 1, 'the event is in the local store')
 })
+
+t.test('a person who opens the gateway\'s address in a browser reaches the docs', { skip }, async t => {
+  const app = await buildApp(testConfig(t))
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const browser: Browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run']
+  })
+  t.teardown(() => browser.close())
+  const page = await browser.newPage()
+  const home = await page.goto(`${base}/`)
+  t.equal(home?.status(), 200, 'not a 404 problem')
+  t.same(await page.getByRole('link').allInnerTexts(), ['/docs', '/openapi.json', '/v1/event-types', '/health/ready', '/metrics'])
+  await page.getByRole('link', { name: '/docs' }).click()
+  await page.locator('.opblock').first().waitFor()
+  t.match(page.url(), /\/docs\/?$/, 'the link leads to Swagger UI, with the operations listed')
+})
