@@ -2,7 +2,7 @@
 // (same schema, same Ajv setup) and answers 202, doing nothing else.
 import Fastify from 'fastify'
 import { BUILTIN_ENTRIES } from '../src/catalog/index.js'
-import { createAjv } from '../src/validation.js'
+import { createAjv } from '../src/validation/index.js'
 
 const entry = BUILTIN_ENTRIES.find(e => e.type === 'call.ended')
 if (entry === undefined) throw new Error('call.ended missing from the catalog')

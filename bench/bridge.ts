@@ -4,7 +4,7 @@
 import Fastify from 'fastify'
 import amqplib from 'amqplib'
 import { BUILTIN_ENTRIES } from '../src/catalog/index.js'
-import { createAjv } from '../src/validation.js'
+import { createAjv } from '../src/validation/index.js'
 
 const entry = BUILTIN_ENTRIES.find(e => e.type === 'call.ended')
 if (entry === undefined) throw new Error('call.ended missing from the catalog')

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { buildApp } from '../src/app.js'
 import { MemoryBroker } from '../src/brokers/memory.js'
-import { loadConfig } from '../src/config.js'
+import { loadConfig } from '../src/config/index.js'
 
 export const OPENAPI_PATH = new URL('../openapi/openapi.json', import.meta.url)
 

@@ -2,33 +2,33 @@ import { getHeapStatistics } from 'node:v8'
 import type { TracerProvider } from '@opentelemetry/api'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
-import { ApiKeys } from './auth.js'
+import { ApiKeys } from './http/context/api-keys.js'
 import { isEventReader, type Broker } from './brokers/broker.js'
 import { brokerFactory, messagingOf, type BrokerFactory } from './brokers/index.js'
 import { loadCatalog, type Catalog } from './catalog/index.js'
-import type { Config } from './config.js'
-import { openDatabase } from './database.js'
+import type { Config } from './config/index.js'
+import { openDatabase } from './storage/database.js'
 import { FanOut, type Target } from './delivery/fan-out.js'
 import { Intake } from './delivery/intake.js'
 import { Delivery } from './delivery/publisher.js'
-import { HEADERS } from './headers.js'
-import { createMetrics, type Metrics } from './metrics.js'
-import { docs } from './http/docs.js'
-import { eventRoutes, type EventsRouteOptions } from './http/events/index.js'
-import { eventTypeRoutes } from './http/event-types.js'
-import { healthRoutes } from './http/health.js'
-import { limitBodiesInFlight, maxConnections, shutdownState } from './http/limits.js'
-import { parseJsonBody, registerProblemHandlers } from './http/problems.js'
-import { recordRequestDurations } from './http/request-metrics.js'
-import { traceRequests } from './http/request-tracing.js'
+import { HEADERS } from './http/context/headers.js'
+import { createMetrics, type Metrics } from './observability/metrics.js'
+import { docs } from './http/routes/docs.js'
+import { eventRoutes, type EventsRouteOptions } from './http/routes/events/index.js'
+import { eventTypeRoutes } from './http/routes/event-types.js'
+import { healthRoutes } from './http/routes/health.js'
+import { limitBodiesInFlight, maxConnections, shutdownState } from './http/hooks/limits.js'
+import { parseJsonBody, registerProblemHandlers } from './http/problems/index.js'
+import { recordRequestDurations } from './http/hooks/request-metrics.js'
+import { traceRequests } from './http/hooks/request-tracing.js'
 import { loadRouting } from './routing/index.js'
 import { openStateStore } from './state/index.js'
 import { TenantLimits } from './state/rate-limiter.js'
-import { serverOptions } from './server-options.js'
+import { serverOptions } from './http/server-options.js'
 import { Spool } from './spool/index.js'
-import { adminRoutes } from './http/admin.js'
-import { tracingFromEnv, tracingWith } from './tracing.js'
-import { compileBodyValidator, createAjv } from './validation.js'
+import { adminRoutes } from './http/routes/admin.js'
+import { tracingFromEnv, tracingWith } from './observability/tracing.js'
+import { compileBodyValidator, createAjv } from './validation/index.js'
 
 export interface AppDeps {
   /** A broker for the one default destination instead of the one BROKER names (tests: the memory broker). */
@@ -66,7 +66,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const routing = loadRouting(config, catalog.list(), ajv, deps.env)
   const apiKeys = config.API_KEYS_FILE === undefined ? undefined : ApiKeys.load(config.API_KEYS_FILE, ajv)
   const db = openDatabase(config.DATA_DIR)
-  // The log destination counts the lines a slow stdout made it drop (src/log-destination.ts).
+  // The log destination counts the lines a slow stdout made it drop (src/observability/log-destination.ts).
   const metrics = createMetrics(() => (deps.logStream as { dropped?: number } | undefined)?.dropped ?? 0)
   const limits = TenantLimits.load(config, ajv)
 

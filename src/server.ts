@@ -1,8 +1,8 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { ConfigError, drainSeconds, listenHost, loadConfig, orExitOnConfigError, type Config } from './config.js'
-import { LogDestination } from './log-destination.js'
-import { TRACE_FLUSH_TIMEOUT_MS } from './tracing.js'
+import { ConfigError, drainSeconds, listenHost, loadConfig, orExitOnConfigError, type Config } from './config/index.js'
+import { LogDestination } from './observability/log-destination.js'
+import { TRACE_FLUSH_TIMEOUT_MS } from './observability/tracing.js'
 
 // How long an exit waits for buffered log lines to reach a slow stdout before going anyway.
 const LOG_FLUSH_TIMEOUT_MS = 2000

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { parse } from 'yaml'
-import { loadConfig } from '../src/config.js'
+import { loadConfig } from '../src/config/index.js'
 
 const run = promisify(execFile)
 

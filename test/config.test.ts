@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { ConfigError, ConfigSchema, drainSeconds, eventTypeAllowList, listenHost, loadConfig } from '../src/config.js'
+import { ConfigError, ConfigSchema, drainSeconds, eventTypeAllowList, listenHost, loadConfig } from '../src/config/index.js'
 import { codes, readDoc, tableRows } from './markdown.js'
 
 const names = Object.keys(ConfigSchema.properties)
@@ -106,7 +106,7 @@ t.test('.env.example lists every variable, and only real ones', async t => {
 
 interface PropertySchema { default?: unknown, minimum?: number, maximum?: number, enum?: unknown[] }
 
-/** Variables whose default depends on the rest (src/config.ts: listenHost, drainSeconds): the table says how. */
+/** Variables whose default depends on the rest (src/config/index.ts: listenHost, drainSeconds): the table says how. */
 const COMPUTED: Record<string, string> = {
   HOST: '`127.0.0.1` without `API_KEYS_FILE`, else `0.0.0.0`',
   SHUTDOWN_DRAIN_SECONDS: '`5` on Kubernetes, else `0`'

@@ -6,13 +6,13 @@ import t from 'tap'
 import type { TSchema } from 'typebox'
 import { BUILTIN_ENTRIES } from '../src/catalog/index.js'
 import { ExternalEntrySchema } from '../src/catalog/external.js'
-import { loadConfig } from '../src/config.js'
+import { loadConfig } from '../src/config/index.js'
 import { PROFILES, PROFILE_NAMES } from '../src/envelopes/index.js'
-import { createEvent } from '../src/event.js'
-import { createMetrics } from '../src/metrics.js'
+import { createEvent } from '../src/envelopes/event.js'
+import { createMetrics } from '../src/observability/metrics.js'
 import { resolveRouting } from '../src/routing/index.js'
 import { BROKER_KINDS, DESTINATION_SCHEMAS, RouteSchema, RoutesFileSchema, readRoutesFile } from '../src/routing/routes-file.js'
-import { createAjv } from '../src/validation.js'
+import { createAjv } from '../src/validation/index.js'
 import { anchor, codes, fencedBlocks, headings, links, readDoc, root, section, tableRows } from './markdown.js'
 import { envelopeOf } from './helper.js'
 
@@ -188,5 +188,16 @@ t.test('nothing in the repository refers to files outside it', async t => {
     const text = readFileSync(path, 'utf8')
     // Spelled in pieces so that this file does not mention them itself.
     for (const outside of [['..', 'shared'].join('/'), ['shared', 'DESIGN.md'].join('/')]) t.notOk(text.includes(outside), `${file} does not mention ${outside}`)
+  }
+})
+
+t.test('docs/architecture.md names every folder of src/, and only real ones', async t => {
+  const doc = readDoc('docs/architecture.md')
+  const folders = readdirSync(join(rootDir, 'src'), { withFileTypes: true }).filter(d => d.isDirectory()).map(d => `src/${d.name}/`)
+  const named = tableRows(doc.slice(0, doc.indexOf('\n## '))).map(r => codes(r[0] as string)[0])
+  t.same(sorted(named as string[]), sorted(folders), 'a row per folder')
+  for (const path of new Set([...doc.matchAll(/`((?:[a-z-]+\/)+[a-z-]+\.ts)`/g)].map(m => m[1] as string))) {
+    const full = path.startsWith('src/') ? path : `src/${path}`
+    t.ok(existsSync(join(rootDir, full)) || existsSync(join(rootDir, 'src', path)) || folders.some(f => existsSync(join(rootDir, f, path))), `${path} exists`)
   }
 })

@@ -3,8 +3,8 @@ import { once } from 'node:events'
 import { constants, createReadStream, openSync, writeSync, type ReadStream } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { LogDestination } from '../src/log-destination.js'
-import { createMetrics } from '../src/metrics.js'
+import { LogDestination } from '../src/observability/log-destination.js'
+import { createMetrics } from '../src/observability/metrics.js'
 import { dataDir } from './helper.js'
 
 /**

@@ -5,7 +5,7 @@ import pino from 'pino'
 import t, { type Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { MemoryBroker } from '../src/brokers/memory.js'
-import { tracingFromEnv } from '../src/tracing.js'
+import { tracingFromEnv } from '../src/observability/tracing.js'
 import { LogCapture, exampleOf, post, testConfig } from './helper.js'
 
 // The OTEL_* variables as the SDK reads them (process.env), and what reaches a collector.

@@ -1,5 +1,5 @@
 import type { WireMessage } from '../envelopes/index.js'
-import type { GatewayEvent } from '../event.js'
+import type { GatewayEvent } from '../envelopes/event.js'
 
 /** One event on its way to one destination, its envelope serialized once. */
 export interface OutgoingEvent {

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Db } from '../database.js'
+import type { Db } from '../storage/database.js'
 import type { Destination } from '../routing/index.js'
 import type { Broker } from './broker.js'
 import { EventBridgeBroker } from './aws/eventbridge.js'

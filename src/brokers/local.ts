@@ -1,5 +1,5 @@
-import type { Db } from '../database.js'
-import { SqliteWriter, type WriteError } from '../sqlite-writer.js'
+import type { Db } from '../storage/database.js'
+import { SqliteWriter, type WriteError } from '../storage/sqlite-writer.js'
 import { BrokerError, type Broker, type BrokerHealth, type EventReader, type OutgoingEvent, type PublishOutcome, type ReadPage, type ReadQuery } from './broker.js'
 
 // SQLite errors that a later attempt may not meet again.

@@ -5,7 +5,7 @@ import { Type, type Static } from 'typebox'
 import type { Ajv } from 'ajv'
 import { ConfigError } from '../errors.js'
 import type { CatalogEntry } from './types.js'
-import { toFieldErrors } from '../validation.js'
+import { toFieldErrors } from '../validation/index.js'
 
 // EVENT_CATALOG_DIR: one JSON file per extra event type, read at start, no rebuild needed.
 export const ExternalEntrySchema = Type.Object({

@@ -1,6 +1,6 @@
 import type { Ajv } from 'ajv'
 import { ConfigError } from '../errors.js'
-import { eventTypeAllowList, type Config } from '../config.js'
+import { eventTypeAllowList, type Config } from '../config/index.js'
 import { batch } from './batch.js'
 import { comms } from './comms.js'
 import { drafts } from './drafts.js'
@@ -9,7 +9,7 @@ import { platform } from './platform.js'
 import { survey } from './survey.js'
 import { firstExample, type CatalogEntry } from './types.js'
 import type { FieldError } from '../errors.js'
-import { compileBodyValidator, type Validator } from '../validation.js'
+import { compileBodyValidator, type Validator } from '../validation/index.js'
 
 export { firstExample, type CatalogEntry } from './types.js'
 

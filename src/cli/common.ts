@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { loadConfig, orExitOnConfigError, type Config } from '../config.js'
+import { loadConfig, orExitOnConfigError, type Config } from '../config/index.js'
 
 /** Config for a CLI: a bad environment prints the reason and exits 1. */
 export function cliConfig (): Promise<Config> {
@@ -22,4 +22,4 @@ export function exitWith (code: number, message: string): never {
   process.exit(code)
 }
 
-export { safeUrl } from '../safe-url.js'
+export { safeUrl } from '../observability/safe-url.js'

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { Type, type Static } from 'typebox'
 import type { Destination } from '../routing/index.js'
 import { DESTINATION_NAME_PATTERN } from '../routing/routes-file.js'
-import { createAjv, toFieldErrors } from '../validation.js'
+import { createAjv, toFieldErrors } from '../validation/index.js'
 import { CliFailure } from './failure.js'
 
 export const QueueSpecSchema = Type.Object({

@@ -1,7 +1,7 @@
 import { loadCatalog, type Catalog } from '../catalog/index.js'
-import { orExitOnConfigError, type Config } from '../config.js'
+import { orExitOnConfigError, type Config } from '../config/index.js'
 import { loadRouting, type Destination, type Routing } from '../routing/index.js'
-import { createAjv } from '../validation.js'
+import { createAjv } from '../validation/index.js'
 import { cliConfig, exitWith, safeUrl } from './common.js'
 
 export interface CliSetup {

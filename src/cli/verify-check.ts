@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util'
 import type { Placement, WireFormat } from '../envelopes/index.js'
-import type { GatewayEvent } from '../event.js'
+import type { GatewayEvent } from '../envelopes/event.js'
 import type { Received } from './verify-types.js'
 
 /**

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { HEADERS } from '../headers.js'
+import { HEADERS } from '../http/context/headers.js'
 import { CliFailure } from './failure.js'
 import type { WatchContext, Watcher } from './verify-types.js'
 

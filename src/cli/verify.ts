@@ -8,8 +8,8 @@
 // event, 3 not received in time, 4 the envelope is wrong, 5 the test message could not be deleted.
 import { randomUUID } from 'node:crypto'
 import { firstExample } from '../catalog/index.js'
-import { createEvent, type GatewayEvent } from '../event.js'
-import { HEADERS } from '../headers.js'
+import { createEvent, type GatewayEvent } from '../envelopes/event.js'
+import { HEADERS } from '../http/context/headers.js'
 import type { WireFormat } from '../envelopes/index.js'
 import type { Destination } from '../routing/index.js'
 import { CliConnections } from './amqp.js'

@@ -1,7 +1,7 @@
 import { SpanKind, SpanStatusCode, type Context, type Span, type Tracer } from '@opentelemetry/api'
 import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions'
 import type { Messaging } from '../brokers/index.js'
-import type { GatewayEvent } from '../event.js'
+import type { GatewayEvent } from '../envelopes/event.js'
 import type { DeliveryResult } from './publisher.js'
 
 // OpenTelemetry's messaging conventions are still in development: the names are copied here, as

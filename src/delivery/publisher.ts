@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { BrokerError, type Broker, type OutgoingEvent, type PublishOutcome } from '../brokers/broker.js'
 import { GatewayError } from '../errors.js'
-import type { Metrics } from '../metrics.js'
+import type { Metrics } from '../observability/metrics.js'
 import { backoffMs, type RetryPolicy } from './retry.js'
 
 /** The answer for an event a destination's broker refused for good: 413 when too large, else 502. */

@@ -1,4 +1,4 @@
-import type { GatewayEvent } from '../event.js'
+import type { GatewayEvent } from './event.js'
 import { TemplateError } from './expression.js'
 import { patternBounds } from './pattern-bounds.js'
 
@@ -48,7 +48,7 @@ export interface FieldScope {
 const STRING = new Set<JsonType>(['string'])
 const text = (maxLength: number, optional = false): Facts => ({ types: STRING, optional, maxLength, ascii: true, nonEmpty: true })
 
-// Visible ASCII, at most 128: what the context headers may be (src/context.ts), and so here.
+// Visible ASCII, at most 128: what the context headers may be (src/http/context/request-context.ts), and so here.
 const CONTEXT = 128
 
 /** The event's own placeholders (besides `data`), with what a value of each can be. */
@@ -62,7 +62,7 @@ const EVENT_FIELDS: Record<string, (scope: FieldScope) => Omit<Field, 'name'>> =
   account: () => ({ facts: text(CONTEXT, true), get: e => e.accountId }),
   correlationId: () => ({ facts: text(CONTEXT), get: e => e.correlationId }),
   traceparent: () => ({ facts: text(55, true), get: (_e, traceparent) => traceparent }),
-  // A batch item's is the request's key, a space and the item's index (src/http/events/batch.ts).
+  // A batch item's is the request's key, a space and the item's index (src/http/routes/events/batch.ts).
   idempotencyKey: () => ({ facts: { ...text(255 + 1 + 5, true), ascii: false }, get: e => e.idempotencyKey }),
   routingKey: () => ({ facts: text(255), get: e => e.routingKey }),
   source: s => ({ facts: { ...text(s.source.length), ascii: isPrintable(s.source) }, constant: s.source, get: () => s.source }),

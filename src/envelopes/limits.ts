@@ -1,5 +1,5 @@
 import type { FieldError } from '../errors.js'
-import type { GatewayEvent } from '../event.js'
+import type { GatewayEvent } from './event.js'
 import { isPrintable } from './fields.js'
 import type { Value } from './value.js'
 

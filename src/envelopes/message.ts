@@ -1,5 +1,5 @@
 import type { FieldError } from '../errors.js'
-import type { GatewayEvent } from '../event.js'
+import type { GatewayEvent } from './event.js'
 import { TemplateError } from './expression.js'
 import type { FieldScope } from './fields.js'
 import { checkValues, LIMITS, MAX_HEADER_BYTES, problemWith, type Check, type Limit } from './limits.js'

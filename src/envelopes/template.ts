@@ -1,4 +1,4 @@
-import type { GatewayEvent } from '../event.js'
+import type { GatewayEvent } from './event.js'
 import { TemplateError } from './expression.js'
 import { dataKeys, type FieldScope } from './fields.js'
 import { compileFunction, compileText, type Value } from './value.js'

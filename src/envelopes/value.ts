@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { GatewayEvent } from '../event.js'
+import type { GatewayEvent } from './event.js'
 import { parseSegments, TemplateError, type Expression, type Literal } from './expression.js'
 import { isPrintable, resolveField, type Facts, type Field, type FieldScope, type JsonType } from './fields.js'
 

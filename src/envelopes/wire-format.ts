@@ -1,5 +1,5 @@
 import type { FieldError } from '../errors.js'
-import type { GatewayEvent } from '../event.js'
+import type { GatewayEvent } from './event.js'
 import { TemplateError } from './expression.js'
 import type { FieldScope } from './fields.js'
 import { compileMessage, type KeyField, type MessageBroker, type MessageSpec, type WireMessage } from './message.js'

@@ -3,7 +3,7 @@ import type { FieldScope } from '../envelopes/fields.js'
 import { DEFAULT_PROFILE, type EnvelopeOptions } from '../envelopes/index.js'
 import type { MessageSpec } from '../envelopes/message.js'
 import { compileWireFormat, type EnvelopeSpec, type WireFormat } from '../envelopes/wire-format.js'
-import { patternMatcher } from '../patterns.js'
+import { patternMatcher } from './patterns.js'
 import type { BrokerKind } from './routes-file.js'
 
 /** What a type's schema says, for compiling templates against it. */

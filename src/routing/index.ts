@@ -1,9 +1,9 @@
 import type { Ajv } from 'ajv'
-import { alternateExchange, type Config } from '../config.js'
+import { alternateExchange, type Config } from '../config/index.js'
 import type { EnvelopeOptions } from '../envelopes/index.js'
 import type { WireFormat } from '../envelopes/wire-format.js'
 import { ConfigError } from '../errors.js'
-import { patternMatcher } from '../patterns.js'
+import { patternMatcher } from './patterns.js'
 import { compileFormats, type TypeInfo } from './formats.js'
 import { readRoutesFile, type RoutesFile } from './routes-file.js'
 

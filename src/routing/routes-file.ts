@@ -2,9 +2,9 @@ import { Type, type Static, type TProperties, type TSchema } from 'typebox'
 import type { Ajv } from 'ajv'
 import { PROFILE_NAMES } from '../envelopes/index.js'
 import type { MESSAGE_FIELDS } from '../envelopes/message.js'
-import { readJsonFile } from '../config-file.js'
+import { readJsonFile } from '../config/file.js'
 import { ConfigError } from '../errors.js'
-import { toFieldErrors } from '../validation.js'
+import { toFieldErrors } from '../validation/index.js'
 
 // ROUTES_FILE: destinations by name and the routes that send event types to them. The shape is
 // part of the contract (docs/routes-file.md); tests hold the document and these schemas together.

@@ -1,4 +1,4 @@
-import type { GatewayEvent } from '../event.js'
+import type { GatewayEvent } from '../envelopes/event.js'
 import type { WireMessage } from '../envelopes/index.js'
 import type { OutgoingEvent } from '../brokers/broker.js'
 

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import pg from 'pg'
-import { safeUrl } from '../safe-url.js'
+import { safeUrl } from '../observability/safe-url.js'
 import { createTables } from './postgres-schema.js'
 import { ROW_COLUMNS as COLUMNS, type DeadLetter, type DeadLetterQuery, type DestinationStats, type OutboxStore, type SpoolRow, type Spooled } from './outbox.js'
 

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Broker } from '../brokers/broker.js'
 import type { Deliverer } from '../delivery/fan-out.js'
 import { backoffMs } from '../delivery/retry.js'
-import type { Metrics } from '../metrics.js'
+import type { Metrics } from '../observability/metrics.js'
 import { toOutgoing, type OutboxStore, type Spooled } from './outbox.js'
 
 export interface RelayOptions {

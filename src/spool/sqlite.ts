@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3'
-import { openDatabase, type Db } from '../database.js'
-import { SqliteWriter, type Statement } from '../sqlite-writer.js'
+import { openDatabase, type Db } from '../storage/database.js'
+import { SqliteWriter, type Statement } from '../storage/sqlite-writer.js'
 import { ROW_COLUMNS as COLUMNS, rowColumnsDdl, type DeadLetter, type DeadLetterQuery, type DestinationStats, type OutboxStore, type SpoolRow, type Spooled } from './outbox.js'
 
 // A dead-letter query: one destination's or all, some ids (a JSON array) or all; up to an id

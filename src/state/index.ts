@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Db } from '../database.js'
-import type { IdempotencyStore } from '../idempotency.js'
+import type { Db } from '../storage/database.js'
+import type { IdempotencyStore } from './idempotency.js'
 import { LocalRateLimiter, type RateLimiter } from './rate-limiter.js'
 import { RedisState } from './redis.js'
 import { SqliteIdempotencyStore } from './sqlite.js'

@@ -1,4 +1,4 @@
-import { IDEMPOTENCY_TTL_MS } from '../idempotency.js'
+import { IDEMPOTENCY_TTL_MS } from './idempotency.js'
 
 /**
  * A 53-bit hash of a tenant's key (a safe integer, so SQLite gives it back exactly): the embedded

@@ -1,9 +1,9 @@
 import type { Ajv } from 'ajv'
 import { Type, type Static } from 'typebox'
 import { ConfigError } from '../errors.js'
-import { MIN_RATE } from '../config.js'
-import { isValidTenantId, normalizeTenantId, type TenantIdFormat } from '../tenant.js'
-import { loadJsonFile } from '../config-file.js'
+import { MIN_RATE } from '../config/index.js'
+import { isValidTenantId, normalizeTenantId, type TenantIdFormat } from '../config/tenant.js'
+import { loadJsonFile } from '../config/file.js'
 
 /** A tenant's limit: events per second on average, and how many may come at once. */
 export interface RateLimit {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { IDEMPOTENCY_TTL_MS, StateUnavailableError, type IdempotencyStore, type KeyRef, type PartialDelivery, type Reservation, type StoredAnswer } from '../idempotency.js'
+import { IDEMPOTENCY_TTL_MS, StateUnavailableError, type IdempotencyStore, type KeyRef, type PartialDelivery, type Reservation, type StoredAnswer } from './idempotency.js'
 import type { FastifyBaseLogger } from 'fastify'
-import { safeUrl } from '../safe-url.js'
+import { safeUrl } from '../observability/safe-url.js'
 import { Gather } from './gather.js'
 import type { RateLimiter, RateLimit, Taken } from './rate-limiter.js'
 

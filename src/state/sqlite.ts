@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3'
-import type { Db } from '../database.js'
-import { IDEMPOTENCY_TTL_MS, StateUnavailableError, type IdempotencyStore, type KeyRef, type PartialDelivery, type Reservation, type StoredAnswer } from '../idempotency.js'
-import { SqliteWriter, type Statement } from '../sqlite-writer.js'
+import type { Db } from '../storage/database.js'
+import { IDEMPOTENCY_TTL_MS, StateUnavailableError, type IdempotencyStore, type KeyRef, type PartialDelivery, type Reservation, type StoredAnswer } from './idempotency.js'
+import { SqliteWriter, type Statement } from '../storage/sqlite-writer.js'
 import { KeyFilter, keyHash } from './key-filter.js'
 
 /** Kept rows with this status hold a partly delivered event, not an answer. */

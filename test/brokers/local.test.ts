@@ -2,7 +2,7 @@ import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
 import { LocalBroker } from '../../src/brokers/local.js'
-import { openDatabase } from '../../src/database.js'
+import { openDatabase } from '../../src/storage/database.js'
 import { OTHER_TENANT, TENANT, dataDir, exampleOf, outgoing, post, testConfig } from '../helper.js'
 
 t.test('BROKER=local: every example is published and read back, oldest first, per tenant', async t => {

@@ -5,7 +5,7 @@ import t from 'tap'
 import type { OutgoingEvent } from '../../src/brokers/broker.js'
 import { PublishOptions } from '../../src/brokers/rabbitmq/message.js'
 import { compileWireFormat } from '../../src/envelopes/index.js'
-import type { GatewayEvent } from '../../src/event.js'
+import type { GatewayEvent } from '../../src/envelopes/event.js'
 
 // amqplib's own argument handling and property encoder: what ch.publish() runs on the options we
 // give it, before a byte leaves. Not in the package's exports, so loaded by path.

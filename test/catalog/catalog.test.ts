@@ -3,8 +3,8 @@ import { join } from 'node:path'
 import t from 'tap'
 import { BUILTIN_ENTRIES, Catalog, routingKeyFor, selectEntries } from '../../src/catalog/index.js'
 import { loadExternalEntries } from '../../src/catalog/external.js'
-import { ConfigError } from '../../src/config.js'
-import { createAjv } from '../../src/validation.js'
+import { ConfigError } from '../../src/config/index.js'
+import { createAjv } from '../../src/validation/index.js'
 import { build, exampleOf, post } from '../helper.js'
 
 const SEED_TYPES = [

@@ -4,8 +4,8 @@ import t from 'tap'
 import { BUILTIN_ENTRIES, loadCatalog } from '../../src/catalog/index.js'
 import { maskEnvelope, sensitiveFieldsOf } from '../../src/cli/mask.js'
 import { compileWireFormat, type EnvelopeSpec } from '../../src/envelopes/index.js'
-import type { GatewayEvent } from '../../src/event.js'
-import { createAjv } from '../../src/validation.js'
+import type { GatewayEvent } from '../../src/envelopes/event.js'
+import { createAjv } from '../../src/validation/index.js'
 import { TENANT, dataDir, envelopeOf } from '../helper.js'
 
 const event = (type: string, data: Record<string, unknown>): GatewayEvent =>

@@ -5,7 +5,7 @@ import { patternOf } from '../../src/cli/provision-eventbridge.js'
 import { CliFailure } from '../../src/cli/failure.js'
 import { resolveRouting, type Destination } from '../../src/routing/index.js'
 import { readRoutesFile } from '../../src/routing/routes-file.js'
-import { createAjv } from '../../src/validation.js'
+import { createAjv } from '../../src/validation/index.js'
 import { testConfig } from '../helper.js'
 
 const rabbit = (name: string): Destination => ({ name, broker: 'rabbitmq', url: 'amqp://127.0.0.1', exchange: `${name}.events`, envelope: 'cloudevents', envelopeOptions: { source: 's' }, formats: new Map(), delivery: 'sync' })

@@ -4,7 +4,7 @@ import pino from 'pino'
 import { BrokerError, type Broker, type OutgoingEvent, type PublishOutcome } from '../../src/brokers/broker.js'
 import { Delivery } from '../../src/delivery/publisher.js'
 import { backoffMs } from '../../src/delivery/retry.js'
-import { createMetrics } from '../../src/metrics.js'
+import { createMetrics } from '../../src/observability/metrics.js'
 import { outgoing } from '../helper.js'
 
 const policy = { maxAttempts: 4, baseMs: 1, maxMs: 4, timeoutMs: 1000 }

@@ -4,7 +4,7 @@ import { Type } from 'typebox'
 import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
 import { compileWireFormat } from '../../src/envelopes/index.js'
 import type { MessageBroker, MessageSpec } from '../../src/envelopes/message.js'
-import { createEvent } from '../../src/event.js'
+import { createEvent } from '../../src/envelopes/event.js'
 import { TENANT, exampleOf } from '../helper.js'
 
 const entry = (type: string) => BUILTIN_ENTRIES.find(e => e.type === type) as (typeof BUILTIN_ENTRIES)[number]

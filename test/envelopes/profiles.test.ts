@@ -1,7 +1,7 @@
 import t from 'tap'
 import { PROFILES, PROFILE_NAMES } from '../../src/envelopes/index.js'
 import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
-import { createEvent, type GatewayEvent } from '../../src/event.js'
+import { createEvent, type GatewayEvent } from '../../src/envelopes/event.js'
 import { TENANT, envelopeOf, exampleOf } from '../helper.js'
 
 const entry = (type: string) => BUILTIN_ENTRIES.find(e => e.type === type) as (typeof BUILTIN_ENTRIES)[number]

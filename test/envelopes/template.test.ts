@@ -2,7 +2,7 @@ import t from 'tap'
 import { Type } from 'typebox'
 import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
 import { compileWireFormat, type EnvelopeSpec } from '../../src/envelopes/index.js'
-import { createEvent, type GatewayEvent } from '../../src/event.js'
+import { createEvent, type GatewayEvent } from '../../src/envelopes/event.js'
 import { TENANT, exampleOf } from '../helper.js'
 
 const entry = (type: string) => BUILTIN_ENTRIES.find(e => e.type === type) as (typeof BUILTIN_ENTRIES)[number]

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
 import { loadRouting } from '../../src/routing/index.js'
-import { createAjv } from '../../src/validation.js'
+import { createAjv } from '../../src/validation/index.js'
 import { build, dataDir, testConfig } from '../helper.js'
 
 const types = BUILTIN_ENTRIES

@@ -3,7 +3,7 @@
 import t from 'tap'
 import pino from 'pino'
 import { MemoryBroker } from '../../src/brokers/memory.js'
-import { createMetrics } from '../../src/metrics.js'
+import { createMetrics } from '../../src/observability/metrics.js'
 import { toRow, type Spooled } from '../../src/spool/outbox.js'
 import { Relay } from '../../src/spool/relay.js'
 import { SqliteOutbox } from '../../src/spool/sqlite.js'

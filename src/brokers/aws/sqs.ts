@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { GetQueueAttributesCommand, SendMessageBatchCommand, SendMessageCommand, SQSClient, type MessageAttributeValue } from '@aws-sdk/client-sqs'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
-import type { GatewayEvent } from '../../event.js'
+import type { GatewayEvent } from '../../envelopes/event.js'
 import { checkClient, probeAnswered, sqsClientConfig } from './credentials.js'
 import { sendInChunks, sizeRefusal, type Pending } from './chunks.js'
 import { classifyAwsError } from './errors.js'

@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream'
 import amqplib, { type ChannelModel, type RecoveringChannelModel } from 'amqplib'
 import type { FastifyBaseLogger } from 'fastify'
 import { ConfigError } from '../../errors.js'
-import { safeUrl } from '../../safe-url.js'
+import { safeUrl } from '../../observability/safe-url.js'
 import { BrokerError } from '../broker.js'
 import { coalesceWrites } from './coalesce.js'
 

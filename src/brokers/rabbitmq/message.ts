@@ -1,5 +1,5 @@
 import type { Options } from 'amqplib'
-import type { GatewayEvent } from '../../event.js'
+import type { GatewayEvent } from '../../envelopes/event.js'
 import { BrokerError, routingKeyOf, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 
 /** What a publish's confirm came back as: null (confirmed), an error (nack, channel closed) or a return before it. */

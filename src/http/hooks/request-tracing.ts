@@ -1,8 +1,8 @@
 import { SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api'
 import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_SCHEME } from '@opentelemetry/semantic-conventions'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { traceparentOf } from '../context.js'
-import { callerContext } from '../trace-context.js'
+import { traceparentOf } from '../context/request-context.js'
+import { callerContext } from '../../observability/trace-context.js'
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto'
 import type { Server } from 'node:http'
 import { LogController, type FastifyHttpOptions } from 'fastify'
 import type { DestinationStream } from 'pino'
-import type { Config } from './config.js'
-import { HEADERS } from './headers.js'
-import { lazyChildLogger } from './http/lazy-logger.js'
-import { clientErrorHandler, frameworkErrors } from './http/problems.js'
+import type { Config } from '../config/index.js'
+import { HEADERS } from './context/headers.js'
+import { lazyChildLogger } from './hooks/lazy-logger.js'
+import { clientErrorHandler, frameworkErrors } from './problems/index.js'
 
 // Visible ASCII, bounded: it is written on every log line of the request.
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/
@@ -32,7 +32,7 @@ export function serverOptions (config: Config, logStream?: DestinationStream): F
       const given = request.headers[HEADERS.requestId]
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
     },
-    // Our own 503 problem while closing (src/http/limits.ts), not Fastify's plain JSON.
+    // Our own 503 problem while closing (src/http/hooks/limits.ts), not Fastify's plain JSON.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,

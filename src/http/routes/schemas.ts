@@ -1,10 +1,10 @@
 import { Type, type TObject } from 'typebox'
-import type { Config } from '../config.js'
-import { ERRORS } from '../errors.js'
+import type { Config } from '../../config/index.js'
+import { ERRORS } from '../../errors.js'
 
 // Shapes of what the HTTP API answers; they feed the OpenAPI document and the serializers.
 // A shape with an `x-component` name is listed once in the document, under components.schemas,
-// and referred to from every operation that answers it (src/http/openapi.ts); Ajv and the
+// and referred to from every operation that answers it (src/http/routes/openapi.ts); Ajv and the
 // serializers ignore the keyword.
 
 export const FieldErrorSchema = Type.Object({
@@ -113,7 +113,7 @@ export function readHeaders (config: Pick<Config, 'ALLOW_MOCK_CONTEXT'>): TObjec
   return Type.Pick(contextHeaders(config), ['x-tenant-id', 'x-correlation-id'])
 }
 
-/** A problem answer as it is served: application/problem+json (src/http/problems.ts). */
+/** A problem answer as it is served: application/problem+json (src/http/problems/index.ts). */
 const problems = (description: string) => ({ description, content: { 'application/problem+json': { schema: ProblemSchema } } })
 
 /** Problems any route may answer (a malformed request, headers too large, an internal error). */

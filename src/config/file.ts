@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs'
 import type { Ajv } from 'ajv'
 import type { TSchema } from 'typebox'
-import { ConfigError } from './errors.js'
-import { toFieldErrors } from './validation.js'
+import { ConfigError } from '../errors.js'
+import { toFieldErrors } from '../validation/index.js'
 
 /** The JSON in the file a variable names; a ConfigError naming the variable and why when it cannot be read. */
 export function readJsonFile (variable: string, path: string): unknown {

@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import addFormatsModule from 'ajv-formats'
-import type { FieldError } from './errors.js'
+import type { FieldError } from '../errors.js'
 
 // One Ajv setup for every schema the gateway checks (single routes, batch items, catalog files),
 // so an event is judged the same way whichever door it comes through.

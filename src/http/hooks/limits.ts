@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { problem } from '../errors.js'
-import { sendProblem } from './problems.js'
+import { problem } from '../../errors.js'
+import { sendProblem } from '../problems/index.js'
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -1,8 +1,8 @@
 import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
-import { ConfigError } from './errors.js'
+import { ConfigError } from '../errors.js'
 import { isValidTenantId } from './tenant.js'
-import { addFormats } from './validation.js'
+import { addFormats } from '../validation/index.js'
 
 export { ConfigError }
 

@@ -1,9 +1,9 @@
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import sjson from 'secure-json-parse'
-import { ERRORS, GatewayError, PROBLEM_CONTENT_TYPE, problem, type ErrorCode, type Problem } from '../errors.js'
-import { HEADERS } from '../headers.js'
-import { validationDetails } from '../validation.js'
+import { ERRORS, GatewayError, PROBLEM_CONTENT_TYPE, problem, type ErrorCode, type Problem } from '../../errors.js'
+import { HEADERS } from '../context/headers.js'
+import { validationDetails } from '../../validation/index.js'
 
 export const MAX_JSON_DEPTH = 64
 

@@ -1,17 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
-import type { Config } from './config.js'
-import { GatewayError } from './errors.js'
+import type { Config } from '../../config/index.js'
+import { GatewayError } from '../../errors.js'
 import { HEADERS } from './headers.js'
-import { isValidTenantId, normalizeTenantId } from './tenant.js'
+import { isValidTenantId, normalizeTenantId } from '../../config/tenant.js'
+import type { RequestContext } from '../../envelopes/event.js'
 
-export interface RequestContext {
-  tenantId: string
-  userId?: string
-  accountId?: string
-  correlationId: string
-  traceparent?: string
-}
+export type { RequestContext }
 
 // Visible ASCII only: these values travel in AMQP headers and SQS attributes and reach logs.
 const OPAQUE = /^[\x21-\x7e]{1,128}$/

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { Metrics } from '../metrics.js'
+import type { Metrics } from '../../observability/metrics.js'
 
 /** The `route` of requests no route matched: one value, so that scanners cannot grow the label set. */
 export const UNMATCHED = 'unmatched'

@@ -17,7 +17,7 @@ interface Result { id: number, changes?: number[], error?: { code: string, messa
 interface Pending { resolve: (changes: number) => void, reject: (err: WriteError) => void }
 
 /**
- * Writes to the embedded database from a worker thread (src/sqlite-writer.cjs), so that a
+ * Writes to the embedded database from a worker thread (src/storage/sqlite-writer.cjs), so that a
  * commit's fsync never blocks the event loop. Writes asked for in the same tick travel as one
  * message, and messages that arrive during a commit share the next transaction: one fsync for
  * many writes. Each write resolves once it is on disk, with the rows it changed.

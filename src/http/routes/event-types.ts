@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import type { Catalog, CatalogType } from '../catalog/index.js'
-import { dataSchemaUri } from '../envelopes/index.js'
-import { GatewayError } from '../errors.js'
+import type { Catalog, CatalogType } from '../../catalog/index.js'
+import { dataSchemaUri } from '../../envelopes/index.js'
+import { GatewayError } from '../../errors.js'
 import { noSecurity, problemResponses } from './schemas.js'
 
 const EventTypeSchema = Type.Object({

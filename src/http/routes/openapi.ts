@@ -1,4 +1,4 @@
-import type { Catalog } from '../catalog/index.js'
+import type { Catalog } from '../../catalog/index.js'
 
 // The OpenAPI document as @fastify/swagger generates it from the routes, made into the contract
 // clients generate code from: every shared shape once under `components` and referred to, each

@@ -1,19 +1,19 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import type { ApiKeys } from '../../auth.js'
-import { firstExample, routingKeyErrors, type Catalog } from '../../catalog/index.js'
-import type { Config } from '../../config.js'
-import type { FanOut } from '../../delivery/fan-out.js'
-import type { Accepted, Intake, IntakeItem } from '../../delivery/intake.js'
-import { ERRORS, GatewayError, problem, type ErrorCode, type Problem } from '../../errors.js'
-import { createEvent } from '../../event.js'
-import { checkIdempotencyKey } from '../../idempotency.js'
-import type { Metrics } from '../../metrics.js'
-import { MAX_BATCH_FIELD_ERRORS, MAX_FIELD_ERRORS, validationDetails } from '../../validation.js'
-import { sendProblem } from '../problems.js'
+import type { ApiKeys } from '../../context/api-keys.js'
+import { firstExample, routingKeyErrors, type Catalog } from '../../../catalog/index.js'
+import type { Config } from '../../../config/index.js'
+import type { FanOut } from '../../../delivery/fan-out.js'
+import type { Accepted, Intake, IntakeItem } from '../../../delivery/intake.js'
+import { ERRORS, GatewayError, problem, type ErrorCode, type Problem } from '../../../errors.js'
+import { createEvent } from '../../../envelopes/event.js'
+import { checkIdempotencyKey } from '../../../state/idempotency.js'
+import type { Metrics } from '../../../observability/metrics.js'
+import { MAX_BATCH_FIELD_ERRORS, MAX_FIELD_ERRORS, validationDetails } from '../../../validation/index.js'
+import { sendProblem } from '../../problems/index.js'
 import { BatchResultsSchema, contextHeaders, eventSecurity, publishProblemResponses } from '../schemas.js'
-import { contextOf, idempotencyKeyOf, typeRefusal } from './context.js'
+import { contextOf, idempotencyKeyOf, typeRefusal } from '../../context/hook.js'
 
 type Result = Accepted | { error: Problem }
 
@@ -40,7 +40,7 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
     }, { additionalProperties: false }), { minItems: 1, maxItems: config.BATCH_MAX_EVENTS })
   }, {
     additionalProperties: false,
-    // The document's BatchRequest: its items there are a union on `type` (src/http/openapi.ts); here
+    // The document's BatchRequest: its items there are a union on `type` (src/http/routes/openapi.ts); here
     // each item's data is checked against its type below, so one bad item is refused alone.
     'x-component': 'BatchRequest',
     examples: [{ events: catalog.list().slice(0, 2).map(e => ({ type: e.type, data: firstExample(e) })) }]

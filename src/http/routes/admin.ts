@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import type { ApiKeys } from '../auth.js'
-import { GatewayError } from '../errors.js'
-import type { DeadLetterQuery } from '../spool/outbox.js'
-import type { Spool } from '../spool/index.js'
+import type { ApiKeys } from '../context/api-keys.js'
+import { GatewayError } from '../../errors.js'
+import type { DeadLetterQuery } from '../../spool/outbox.js'
+import type { Spool } from '../../spool/index.js'
 import { eventSecurity, problemResponses } from './schemas.js'
 
 const Name = Type.String({ minLength: 1, maxLength: 64, description: 'A spooled destination\'s name' })

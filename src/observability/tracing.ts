@@ -5,7 +5,7 @@ import { defaultResource, detectResources, envDetector, resourceFromAttributes }
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions'
 import type { FastifyBaseLogger } from 'fastify'
-import { ConfigError } from './errors.js'
+import { ConfigError } from '../errors.js'
 
 /** The name of the gateway's tracer, and its service name unless OTEL_SERVICE_NAME says otherwise. */
 export const SERVICE_NAME = 'event-gateway'

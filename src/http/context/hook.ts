@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { forbidden, type ApiKey, type ApiKeys } from '../../auth.js'
-import type { Config } from '../../config.js'
-import { contextFromHeaders, correlationIdFrom, type RequestContext } from '../../context.js'
+import { forbidden, type ApiKey, type ApiKeys } from './api-keys.js'
+import type { Config } from '../../config/index.js'
+import { contextFromHeaders, correlationIdFrom, type RequestContext } from './request-context.js'
 import { GatewayError } from '../../errors.js'
-import { HEADERS } from '../../headers.js'
-import { checkIdempotencyKey } from '../../idempotency.js'
-import type { Metrics } from '../../metrics.js'
+import { HEADERS } from './headers.js'
+import { checkIdempotencyKey } from '../../state/idempotency.js'
+import type { Metrics } from '../../observability/metrics.js'
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto'
 import stringify from 'safe-stable-stringify'
-import { GatewayError } from './errors.js'
-import type { GatewayEvent } from './event.js'
+import { GatewayError } from '../errors.js'
+import type { GatewayEvent } from '../envelopes/event.js'
 
 /** How long a key keeps its first answer (or its partly delivered event). */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
-import type { Broker } from '../brokers/broker.js'
-import type { Metrics } from '../metrics.js'
-import type { Spool } from '../spool/index.js'
-import type { StateStore } from '../state/index.js'
+import type { Broker } from '../../brokers/broker.js'
+import type { Metrics } from '../../observability/metrics.js'
+import type { Spool } from '../../spool/index.js'
+import type { StateStore } from '../../state/index.js'
 import { noSecurity, problemResponses } from './schemas.js'
 
 const ReadySchema = Type.Object({

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
-import type { Catalog } from '../catalog/index.js'
+import type { Catalog } from '../../catalog/index.js'
 import { shapeDocument, type OpenApiDocument } from './openapi.js'
 
 export const API_VERSION = '1.0.0'

@@ -1,6 +1,17 @@
 import { v7 as uuidv7 } from 'uuid'
-import { routingKeyFor, type CatalogEntry } from './catalog/index.js'
-import type { RequestContext } from './context.js'
+import { routingKeyFor, type CatalogEntry } from '../catalog/index.js'
+
+/**
+ * Who sent an event, as the request's headers say (src/http/context/ parses them): what every
+ * envelope and message carries beside the data.
+ */
+export interface RequestContext {
+  tenantId: string
+  userId?: string
+  accountId?: string
+  correlationId: string
+  traceparent?: string
+}
 
 /**
  * One accepted event before any envelope: every destination's envelope is made from it, so the

@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from 'typebox'
-import type { ApiKeys } from '../../auth.js'
-import type { EventReader } from '../../brokers/broker.js'
-import type { Catalog } from '../../catalog/index.js'
-import type { Config } from '../../config.js'
-import { GatewayError } from '../../errors.js'
+import type { ApiKeys } from '../../context/api-keys.js'
+import type { EventReader } from '../../../brokers/broker.js'
+import type { Catalog } from '../../../catalog/index.js'
+import type { Config } from '../../../config/index.js'
+import { GatewayError } from '../../../errors.js'
 import { EventsPageSchema, eventProblemResponses, eventSecurity, readHeaders } from '../schemas.js'
-import { contextOf } from './context.js'
+import { contextOf } from '../../context/hook.js'
 
 const ReadQuerySchema = Type.Object({
   type: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),

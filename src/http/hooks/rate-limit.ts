@@ -1,8 +1,8 @@
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { GatewayError } from '../errors.js'
-import type { Metrics } from '../metrics.js'
-import type { RateLimiter, TenantLimits } from '../state/rate-limiter.js'
+import { GatewayError } from '../../errors.js'
+import type { Metrics } from '../../observability/metrics.js'
+import type { RateLimiter, TenantLimits } from '../../state/rate-limiter.js'
 
 export interface RateLimitOptions {
   limits: TenantLimits

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { Type, type Static } from 'typebox'
 import type { Ajv } from 'ajv'
-import { loadJsonFile } from './config-file.js'
-import { GatewayError } from './errors.js'
+import { loadJsonFile } from '../../config/file.js'
+import { GatewayError } from '../../errors.js'
 import { HEADERS } from './headers.js'
-import { patternMatcher } from './patterns.js'
-import { normalizeConfiguredTenant } from './tenant.js'
+import { patternMatcher } from '../../routing/patterns.js'
+import { normalizeConfiguredTenant } from '../../config/tenant.js'
 
 // API_KEYS_FILE holds sha256 digests of keys, never the keys, so the file is not itself a secret.
 export const ApiKeysFileSchema = Type.Object({
