@@ -8,17 +8,19 @@ import { brokerFactory, messagingOf, type BrokerFactory } from './brokers/index.
 import { loadCatalog, type Catalog } from './catalog/index.js'
 import type { Config } from './config/index.js'
 import { openDatabase } from './storage/database.js'
-import { FanOut, type Target } from './delivery/fan-out.js'
+import { FanOut, type Destination } from './delivery/fan-out.js'
 import { Intake } from './delivery/intake.js'
-import { Delivery } from './delivery/publisher.js'
+import { SyncDelivery } from './delivery/publisher.js'
 import { HEADERS } from './http/context/headers.js'
 import { createMetrics, type Metrics } from './observability/metrics.js'
 import { docs } from './http/routes/docs.js'
 import { eventRoutes, type EventsRouteOptions } from './http/routes/events/index.js'
 import { eventTypeRoutes } from './http/routes/event-types.js'
 import { healthRoutes } from './http/routes/health.js'
-import { limitBodiesInFlight, maxConnections, shutdownState } from './http/hooks/limits.js'
-import { parseJsonBody, registerProblemHandlers } from './http/problems/index.js'
+import { limitBodiesInFlight, maxConnections } from './http/hooks/limits.js'
+import { shutdownState } from './http/hooks/shutdown.js'
+import { parseJsonBody } from './http/json-body.js'
+import { registerProblemHandlers } from './http/problems/index.js'
 import { recordRequestDurations } from './http/hooks/request-metrics.js'
 import { traceRequests } from './http/hooks/request-tracing.js'
 import { loadRouting } from './routing/index.js'
@@ -53,7 +55,7 @@ declare module 'fastify' {
     metrics: Metrics
     catalog: Catalog
     /** Every destination with its broker, in routes-file order. */
-    destinations: readonly Target[]
+    destinations: readonly Destination[]
     /** Shutdown has begun: readiness answers 503 while requests are still served. */
     drain: () => void
   }
@@ -88,15 +90,15 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const policy = { maxAttempts: config.RETRY_MAX_ATTEMPTS, baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS, timeoutMs: config.PUBLISH_TIMEOUT_MS }
   // Spooled destinations answer once their outbox has the event; their relay publishes it
   // through the same sync delivery (retries, deadline, metrics) a sync destination uses.
-  const spool = routing.destinations.some(d => d.delivery === 'spool') ? new Spool(config, metrics, app.log) : undefined
-  const targets: Target[] = routing.destinations.map(d => {
+  const spool = routing.destinations.some(d => d.mode === 'spool') ? new Spool(config, metrics, app.log) : undefined
+  const destinations: Destination[] = routing.destinations.map(d => {
     const broker = makeBroker(d)
-    const sync = new Delivery({ name: d.name, broker }, policy, metrics, app.log)
-    const delivery = d.delivery === 'spool' && spool !== undefined ? spool.destination({ name: d.name, broker, delivery: sync }) : sync
-    return { name: d.name, broker, mode: d.delivery, delivery, formats: d.formats, envelope: d.envelope, messaging: messagingOf(d) }
+    const sync = new SyncDelivery({ name: d.name, broker }, policy, metrics, app.log)
+    const delivery = d.mode === 'spool' && spool !== undefined ? spool.destination({ name: d.name, broker, delivery: sync }) : sync
+    return { name: d.name, broker, mode: d.mode, delivery, formats: d.formats, envelope: d.envelope, messaging: messagingOf(d) }
   })
-  const fanOut = new FanOut(targets, routing.routes, tracing.tracer)
-  const reader = targets.map(t => t.broker).find(isEventReader)
+  const fanOut = new FanOut(destinations, routing.routes, tracing.tracer)
+  const reader = destinations.map(d => d.broker).find(isEventReader)
 
   // First of all hooks: the request id goes back on every answer; the server span starts; while
   // closing, every request gets a 503 problem; bodies in flight are bounded.
@@ -120,7 +122,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   recordRequestDurations(app, metrics)
   app.decorate('metrics', metrics)
   app.decorate('catalog', catalog)
-  app.decorate('destinations', targets)
+  app.decorate('destinations', destinations)
   app.decorate('drain', shutdown.drain)
   // Refused events only: a publishing route's problems, and a POST to /v1/events/{type} for a
   // type that does not exist. Other problems (GET /favicon.ico, a catalog lookup, read-back) are
@@ -135,14 +137,14 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   // 65% of V8's heap limit: far above the ~26 MB live heap under load, well below an OOM.
   const pressure = { maxEventLoopDelay: 1000, maxHeapUsedBytes: Math.floor(getHeapStatistics().heap_size_limit * 0.65), sampleInterval: 1000, ...deps.pressure }
   await app.register(eventRoutes, { config, catalog, fanOut, intake: new Intake(fanOut, state.idempotency, intakeOptions(config), metrics, app.log), rateLimits: limits.any ? { limits, limiter: state.rateLimiter } : undefined, metrics, pressure, ...(reader === undefined ? {} : { reader }), ...(apiKeys === undefined ? {} : { apiKeys }) })
-  await app.register(eventTypeRoutes, { catalog, destinationsOf: type => fanOut.targetsOf(type).map(t => t.name) })
-  await app.register(healthRoutes, { destinations: targets, state, metrics, draining: shutdown.draining, ...(spool === undefined ? {} : { spool }) })
+  await app.register(eventTypeRoutes, { catalog, destinationsOf: type => fanOut.destinationsOf(type).map(t => t.name) })
+  await app.register(healthRoutes, { destinations: destinations, state, metrics, draining: shutdown.draining, ...(spool === undefined ? {} : { spool }) })
   await app.register(adminRoutes, { ...(spool === undefined ? {} : { spool }), ...(apiKeys === undefined ? {} : { apiKeys }) })
 
   app.addHook('onReady', async () => {
     await state.connect()
     await spool?.connect()
-    await Promise.all(targets.map(async t => {
+    await Promise.all(destinations.map(async t => {
       await t.broker.connect()
       metrics.brokerUp.set({ destination: t.name, broker: t.broker.name }, (await t.broker.health()).up ? 1 : 0)
     }))
@@ -152,7 +154,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   app.addHook('onClose', async () => {
     // Intake has stopped: each relay finishes its batch before the brokers go.
     await spool?.stopRelays()
-    await Promise.all(targets.map(t => t.broker.close()))
+    await Promise.all(destinations.map(t => t.broker.close()))
     await spool?.close()
     await state.close()
     db.close()

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Db } from '../storage/database.js'
-import type { Destination } from '../routing/index.js'
+import type { DestinationConfig } from '../routing/index.js'
 import type { Broker } from './broker.js'
 import { EventBridgeBroker } from './aws/eventbridge.js'
 import { SqsBroker } from './aws/sqs.js'
@@ -15,7 +15,7 @@ export interface BrokerFactoryOptions {
   connectTimeoutMs: number
 }
 
-export type BrokerFactory = (destination: Destination) => Broker
+export type BrokerFactory = (destination: DestinationConfig) => Broker
 
 /** How traces name a destination's broker and where it sends (messaging.system, messaging.destination.name). */
 export interface Messaging {
@@ -27,7 +27,7 @@ export interface Messaging {
  * OpenTelemetry's names where it has them (`rabbitmq`, `aws_sqs`); EventBridge has none yet, so
  * it is named like the other AWS services in the conventions (`aws.sns`).
  */
-export function messagingOf (destination: Destination): Messaging {
+export function messagingOf (destination: DestinationConfig): Messaging {
   switch (destination.broker) {
     case 'local': return { system: 'local', destination: destination.name }
     case 'rabbitmq': return { system: 'rabbitmq', destination: destination.exchange }

@@ -18,12 +18,12 @@ export const BUILTIN_ENTRIES: readonly CatalogEntry[] = [...survey, ...batch, ..
 export const TYPE_NAME_PATTERN = '^[a-z][a-z0-9_-]*(\\.[a-z0-9_-]+)*$'
 const typeNameRe = new RegExp(TYPE_NAME_PATTERN)
 
-export interface CatalogType extends CatalogEntry {
+export interface CompiledEntry extends CatalogEntry {
   validate: Validator
 }
 
 export class Catalog {
-  readonly #types = new Map<string, CatalogType>()
+  readonly #types = new Map<string, CompiledEntry>()
 
   constructor (entries: readonly CatalogEntry[], ajv: Ajv) {
     for (const entry of entries) {
@@ -43,11 +43,11 @@ export class Catalog {
     }
   }
 
-  get (type: string): CatalogType | undefined {
+  get (type: string): CompiledEntry | undefined {
     return this.#types.get(type)
   }
 
-  list (): CatalogType[] {
+  list (): CompiledEntry[] {
     return [...this.#types.values()]
   }
 

@@ -1,11 +1,11 @@
 import { CreateEventBusCommand, DescribeEventBusCommand, DescribeRuleCommand, EventBridgeClient, ListTargetsByRuleCommand, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge'
 import { GetQueueAttributesCommand, SetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs'
 import { awsClientConfig } from '../brokers/aws/credentials.js'
-import type { Destination, Routing } from '../routing/index.js'
+import type { DestinationConfig, Routing } from '../routing/index.js'
 import { awsFailure, cliSqsClient, ensureQueueWithDlq, notFound, queueNameOf, type ProvisionedQueue } from './provision-sqs.js'
 import type { Steps } from './steps.js'
 
-type EventBridgeDestination = Extract<Destination, { broker: 'eventbridge' }>
+type EventBridgeDestination = Extract<DestinationConfig, { broker: 'eventbridge' }>
 
 export function cliEventBridgeClient (opts: { region?: string, endpoint?: string }): EventBridgeClient {
   return new EventBridgeClient({ maxAttempts: 3, ...awsClientConfig(opts) })
@@ -93,7 +93,7 @@ export function patternOf (destination: EventBridgeDestination): RulePattern {
 
 /** The sources of every EventBridge destination of the routing that publishes to the same bus. */
 export function sourcesOnBus (routing: Routing, destination: EventBridgeDestination): string[] {
-  const same = (d: Destination): d is EventBridgeDestination => d.broker === 'eventbridge' && d.busName === destination.busName && d.region === destination.region && d.endpoint === destination.endpoint
+  const same = (d: DestinationConfig): d is EventBridgeDestination => d.broker === 'eventbridge' && d.busName === destination.busName && d.region === destination.region && d.endpoint === destination.endpoint
   return [...new Set(routing.destinations.filter(same).flatMap(sourcesOf))]
 }
 

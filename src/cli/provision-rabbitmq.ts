@@ -1,6 +1,6 @@
 import type { ChannelModel } from 'amqplib'
 import { declareTopology } from '../brokers/rabbitmq/topology.js'
-import type { Destination } from '../routing/index.js'
+import type { DestinationConfig } from '../routing/index.js'
 import type { CliConnections } from './amqp.js'
 import type { QueueSpec } from './queues-file.js'
 import { CliFailure } from './failure.js'
@@ -31,7 +31,7 @@ async function exists (conn: ChannelModel, kind: 'exchange' | 'queue', name: str
  * no arguments, unless the file asks it to dead-letter to the DLX: a consumer that declares the
  * queue itself with other arguments than ours would fail at start with 406 PRECONDITION_FAILED.
  */
-export async function provisionRabbitMq (destination: Extract<Destination, { broker: 'rabbitmq' }>, queues: readonly QueueSpec[], connections: CliConnections, steps: Steps): Promise<void> {
+export async function provisionRabbitMq (destination: Extract<DestinationConfig, { broker: 'rabbitmq' }>, queues: readonly QueueSpec[], connections: CliConnections, steps: Steps): Promise<void> {
   let conn: ChannelModel
   try {
     conn = await connections.get(destination.url)

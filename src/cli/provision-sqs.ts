@@ -1,6 +1,6 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs'
 import { sqsClientConfig } from '../brokers/aws/credentials.js'
-import type { Destination } from '../routing/index.js'
+import type { DestinationConfig } from '../routing/index.js'
 import { CliFailure } from './failure.js'
 import type { Steps } from './steps.js'
 
@@ -63,7 +63,7 @@ export function awsFailure (err: unknown): CliFailure {
 }
 
 /** An SQS destination: its queue (named by its queueUrl), DLQ and redrive, in its region / at its endpoint. */
-export async function provisionSqs (destination: Extract<Destination, { broker: 'sqs' }>, steps: Steps): Promise<void> {
+export async function provisionSqs (destination: Extract<DestinationConfig, { broker: 'sqs' }>, steps: Steps): Promise<void> {
   const sqs = cliSqsClient(destination)
   try {
     await ensureQueueWithDlq(sqs, queueNameOf(destination.queueUrl), steps)

@@ -4,7 +4,7 @@
 // all of them unless --destination names some. Idempotent: a second run changes nothing and says
 // so. Exit codes: 0 done, 1 bad config or queues file, 2 broker not reachable, 3 the broker
 // refused a declaration.
-import type { Destination } from '../routing/index.js'
+import type { DestinationConfig } from '../routing/index.js'
 import { CliConnections } from './amqp.js'
 import { cliArgs, exitWith } from './common.js'
 import { provisionEventBridge, sourcesOnBus } from './provision-eventbridge.js'
@@ -24,7 +24,7 @@ const selected = selectDestinations(setup.routing, values.destination)
 const steps = new Steps()
 const connections = new CliConnections()
 
-async function provision (destination: Destination, queues: ReadonlyMap<string, QueueSpec[]>, rules: ReadonlyMap<string, RuleSpec[]>): Promise<void> {
+async function provision (destination: DestinationConfig, queues: ReadonlyMap<string, QueueSpec[]>, rules: ReadonlyMap<string, RuleSpec[]>): Promise<void> {
   switch (destination.broker) {
     case 'rabbitmq': return provisionRabbitMq(destination, queues.get(destination.name) ?? [], connections, steps)
     case 'sqs': return provisionSqs(destination, steps)

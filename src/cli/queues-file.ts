@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { Type, type Static } from 'typebox'
-import type { Destination } from '../routing/index.js'
+import type { DestinationConfig } from '../routing/index.js'
 import { DESTINATION_NAME_PATTERN } from '../routing/routes-file.js'
 import { createAjv, toFieldErrors } from '../validation/index.js'
 import { CliFailure } from './failure.js'
@@ -43,7 +43,7 @@ export function readQueuesFile (path: string): QueuesFile {
 }
 
 /** Each rule under its EventBridge destination; a rule naming another kind or an unknown one is refused. */
-export function rulesByDestination (rules: readonly RuleSpec[], destinations: readonly Destination[]): Map<string, RuleSpec[]> {
+export function rulesByDestination (rules: readonly RuleSpec[], destinations: readonly DestinationConfig[]): Map<string, RuleSpec[]> {
   const problems: string[] = []
   const byDestination = new Map<string, RuleSpec[]>()
   for (const r of rules) {
@@ -61,7 +61,7 @@ export function rulesByDestination (rules: readonly RuleSpec[], destinations: re
  * RabbitMQ destination. Every destination of the routing counts, not only the ones selected, so
  * that `--destination` never changes where a queue goes. All problems are reported at once.
  */
-export function queuesByDestination (queues: readonly QueueSpec[], destinations: readonly Destination[]): Map<string, QueueSpec[]> {
+export function queuesByDestination (queues: readonly QueueSpec[], destinations: readonly DestinationConfig[]): Map<string, QueueSpec[]> {
   const rabbit = destinations.filter(d => d.broker === 'rabbitmq').map(d => d.name)
   const problems: string[] = []
   const byDestination = new Map<string, QueueSpec[]>()

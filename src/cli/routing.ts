@@ -1,6 +1,6 @@
 import { loadCatalog, type Catalog } from '../catalog/index.js'
 import { orExitOnConfigError, type Config } from '../config/index.js'
-import { loadRouting, type Destination, type Routing } from '../routing/index.js'
+import { loadRouting, type DestinationConfig, type Routing } from '../routing/index.js'
 import { createAjv } from '../validation/index.js'
 import { cliConfig, exitWith, safeUrl } from './common.js'
 
@@ -26,7 +26,7 @@ export async function cliSetup (): Promise<CliSetup> {
 }
 
 /** The destinations `--destination` names, in routing order; all of them without the flag. */
-export function selectDestinations (routing: Routing, names: readonly string[] | undefined): Destination[] {
+export function selectDestinations (routing: Routing, names: readonly string[] | undefined): DestinationConfig[] {
   if (names === undefined || names.length === 0) return routing.destinations
   const known = routing.destinations.map(d => d.name)
   const unknown = names.filter(n => !known.includes(n))
@@ -37,7 +37,7 @@ export function selectDestinations (routing: Routing, names: readonly string[] |
 }
 
 /** Where a destination's events go, for headings (passwords masked). */
-export function describeDestination (d: Destination): string {
+export function describeDestination (d: DestinationConfig): string {
   const region = (r: string | undefined) => r === undefined ? '' : ` (region ${r})`
   switch (d.broker) {
     case 'rabbitmq': return `RabbitMQ ${safeUrl(d.url)}, exchange ${d.exchange}`

@@ -5,12 +5,12 @@
 // stopped (Ctrl-C or --count reached), 1 bad config or arguments, 2 RabbitMQ not reachable or the
 // exchange does not exist.
 import amqplib from 'amqplib'
-import type { Destination } from '../routing/index.js'
+import type { DestinationConfig } from '../routing/index.js'
 import { cliArgs, exitWith, safeUrl } from './common.js'
 import { maskEnvelope, sensitiveFieldsOf } from './mask.js'
 import { cliSetup, selectDestinations } from './routing.js'
 
-type RabbitDestination = Extract<Destination, { broker: 'rabbitmq' }>
+type RabbitDestination = Extract<DestinationConfig, { broker: 'rabbitmq' }>
 
 const values = cliArgs('npm run tail -- [--destination NAME] [--binding KEY]... [--prefetch N] [--count N] [--show-sensitive]', {
   destination: { type: 'string' },
@@ -28,7 +28,7 @@ const setup = await cliSetup()
 /** The one RabbitMQ destination to tail: the one named, or the only one there is. */
 function pick (): RabbitDestination {
   if (values.destination !== undefined) {
-    const [chosen] = selectDestinations(setup.routing, [values.destination]) as [Destination]
+    const [chosen] = selectDestinations(setup.routing, [values.destination]) as [DestinationConfig]
     if (chosen.broker !== 'rabbitmq') exitWith(1, `tail: destination '${chosen.name}' is ${chosen.broker}; tail reads RabbitMQ destinations only`)
     return chosen
   }

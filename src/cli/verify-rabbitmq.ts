@@ -1,6 +1,6 @@
 import { EventEmitter, once } from 'node:events'
 import type { Channel, ConsumeMessage } from 'amqplib'
-import type { Destination } from '../routing/index.js'
+import type { DestinationConfig } from '../routing/index.js'
 import { CliFailure } from './failure.js'
 import type { WatchContext, Watcher } from './verify-types.js'
 
@@ -8,7 +8,7 @@ import type { WatchContext, Watcher } from './verify-types.js'
  * A private queue bound to the destination's exchange with the test event's routing key: bound
  * before the event is published, so it cannot pass by unseen.
  */
-export async function watchRabbitMq (destination: Extract<Destination, { broker: 'rabbitmq' }>, ctx: WatchContext): Promise<Watcher> {
+export async function watchRabbitMq (destination: Extract<DestinationConfig, { broker: 'rabbitmq' }>, ctx: WatchContext): Promise<Watcher> {
   const where = `exchange ${destination.exchange} (routing key ${ctx.routingKey})`
   const arrived: ConsumeMessage[] = []
   const arrivals = new EventEmitter()

@@ -1,12 +1,12 @@
 // The watcher for each kind of destination, chosen here; their shared shapes are in verify-types.ts.
-import type { Destination } from '../routing/index.js'
+import type { DestinationConfig } from '../routing/index.js'
 import type { WatchContext, Watcher } from './verify-types.js'
 import { watchLocal } from './verify-local.js'
 import { watchRabbitMq } from './verify-rabbitmq.js'
 import { ruleQueueUrl } from './verify-rule.js'
 import { watchSqs } from './verify-sqs.js'
 
-async function watchRule (destination: Extract<Destination, { broker: 'eventbridge' }>, ctx: WatchContext): Promise<Watcher> {
+async function watchRule (destination: Extract<DestinationConfig, { broker: 'eventbridge' }>, ctx: WatchContext): Promise<Watcher> {
   const rule = {
     bus: ctx.message?.busName ?? destination.busName,
     source: ctx.message?.source ?? destination.envelopeOptions.source,
@@ -18,7 +18,7 @@ async function watchRule (destination: Extract<Destination, { broker: 'eventbrid
 }
 
 /** Starts watching; rejects with a CliFailure when it cannot (exit 1 for config, 3 otherwise). */
-export function watch (destination: Destination, ctx: WatchContext): Promise<Watcher> {
+export function watch (destination: DestinationConfig, ctx: WatchContext): Promise<Watcher> {
   switch (destination.broker) {
     case 'rabbitmq': return watchRabbitMq(destination, ctx)
     case 'sqs': return watchSqs(destination.queueUrl, destination, undefined)

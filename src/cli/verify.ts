@@ -11,7 +11,7 @@ import { firstExample } from '../catalog/index.js'
 import { createEvent, type GatewayEvent } from '../envelopes/event.js'
 import { HEADERS } from '../http/context/headers.js'
 import type { WireFormat } from '../envelopes/index.js'
-import type { Destination } from '../routing/index.js'
+import type { DestinationConfig } from '../routing/index.js'
 import { CliConnections } from './amqp.js'
 import { cliArgs, exitWith } from './common.js'
 import { cliSetup, selectDestinations, typesRoutedTo } from './routing.js'
@@ -40,7 +40,7 @@ if (values.type !== undefined) {
 }
 
 // One event per type: destinations that get the same type are checked with the same event.
-const byType = new Map<string, Destination[]>()
+const byType = new Map<string, DestinationConfig[]>()
 for (const d of selected) {
   const type = values.type ?? typesRoutedTo(setup, d.name)[0] as string
   byType.set(type, [...(byType.get(type) ?? []), d])
@@ -52,7 +52,7 @@ const connections = new CliConnections()
 const width = Math.max(...selected.map(d => d.name.length))
 const outcomes = new Map<string, number>()
 
-function report (d: Destination, code: number, text: string): void {
+function report (d: DestinationConfig, code: number, text: string): void {
   outcomes.set(d.name, code)
   const line = `  ${d.name.padEnd(width)}  ${d.broker.padEnd(11)} ${code === 0 ? 'verified' : `FAILED (${code})`}: ${text}`
   if (code === 0) console.log(line)
@@ -73,7 +73,7 @@ async function publish (type: string, data: Record<string, unknown>, correlation
   return body.id
 }
 
-async function verifyOne (d: Destination, watcher: Watcher, sent: GatewayEvent): Promise<void> {
+async function verifyOne (d: DestinationConfig, watcher: Watcher, sent: GatewayEvent): Promise<void> {
   // The test message is the one with the event id, the correlation id or the test's user id, all
   // made for this test. An envelope with none of them is known by the tenant: a test tenant of its
   // own (the default) has no other message; with --tenant or MOCK_TENANT_ID, run verify where no
@@ -105,7 +105,7 @@ for (const [type, destinations] of byType) {
   // message fields (routing key, EventBridge source and detail type) will be.
   const draft = createEvent(entry, data, { tenantId: tenant, correlationId, userId })
   // Watch first: a RabbitMQ queue bound after the publish would miss the event.
-  const watchers = new Map<Destination, Watcher>()
+  const watchers = new Map<DestinationConfig, Watcher>()
   for (const d of destinations) {
     const message = (d.formats.get(type) as WireFormat).message?.(draft, undefined)
     const ctx = { gateway, tenant, type, routingKey: message?.routingKey ?? draft.routingKey, message, ruleQueueUrl: config.SQS_QUEUE_URL, connections }
@@ -135,5 +135,5 @@ for (const [type, destinations] of byType) {
 await connections.closeAll()
 
 const failed = selected.filter(d => outcomes.get(d.name) !== 0)
-if (failed.length > 0) exitWith(outcomes.get((failed[0] as Destination).name) as number, `FAILED: ${failed.length} of ${selected.length} destination(s) not verified (${failed.map(d => d.name).join(', ')})`)
+if (failed.length > 0) exitWith(outcomes.get((failed[0] as DestinationConfig).name) as number, `FAILED: ${failed.length} of ${selected.length} destination(s) not verified (${failed.map(d => d.name).join(', ')})`)
 console.log(`verified: ${selected.length} destination(s) got the event from the gateway as sent`)

@@ -9,17 +9,17 @@ import { endProducerSpan, startProducerSpan } from './producer-span.js'
 import type { DeliveryResult } from './publisher.js'
 
 /** How an event reaches a destination: its sync delivery, or its outbox (spool mode). */
-export interface Deliverer {
+export interface Delivery {
   publish (events: readonly OutgoingEvent[]): Promise<DeliveryResult[]>
 }
 
 /** A destination as delivery sees it: its broker, its retries, and the envelope its consumers read. */
-export interface Target {
+export interface Destination {
   name: string
   broker: Broker
   /** sync: taken when its broker has the event; spool: when its outbox has it. */
   mode: 'sync' | 'spool'
-  delivery: Deliverer
+  delivery: Delivery
   /** What its consumers read of each type routed to it. */
   formats: ReadonlyMap<string, WireFormat>
   /** The envelope's profile name, or `template`, for logs. */
@@ -39,26 +39,26 @@ export type FanOutResult =
  * destinations that already had it (a repeat of a partly delivered request) are not sent again.
  */
 export class FanOut {
-  readonly targets: readonly Target[]
-  readonly #byType = new Map<string, Target[]>()
+  readonly destinations: readonly Destination[]
+  readonly #byType = new Map<string, Destination[]>()
   readonly #spooled = new Set<string>()
   /** Per type, the wire formats that must see an event before it is accepted (what the start could not prove). */
   readonly #checks = new Map<string, { destination: string, check: NonNullable<WireFormat['check']> }[]>()
   readonly #tracer: Tracer | undefined
 
   /** `tracer`: absent when tracing is off; messages then carry the caller's traceparent as it came. */
-  constructor (targets: readonly Target[], routes: ReadonlyMap<string, readonly string[]>, tracer?: Tracer) {
-    this.targets = targets
+  constructor (destinations: readonly Destination[], routes: ReadonlyMap<string, readonly string[]>, tracer?: Tracer) {
+    this.destinations = destinations
     this.#tracer = tracer
-    const byName = new Map(targets.map(t => [t.name, t]))
+    const byName = new Map(destinations.map(t => [t.name, t]))
     for (const [type, names] of routes) {
       this.#byType.set(type, names.map(n => {
-        const target = byName.get(n)
-        if (target === undefined) throw new Error(`route for ${type} names no destination '${n}'`)
-        if (target.mode === 'spool') this.#spooled.add(type)
-        const check = target.formats.get(type)?.check
-        if (check !== undefined) this.#checks.set(type, [...this.#checks.get(type) ?? [], { destination: target.name, check }])
-        return target
+        const destination = byName.get(n)
+        if (destination === undefined) throw new Error(`route for ${type} names no destination '${n}'`)
+        if (destination.mode === 'spool') this.#spooled.add(type)
+        const check = destination.formats.get(type)?.check
+        if (check !== undefined) this.#checks.set(type, [...this.#checks.get(type) ?? [], { destination: destination.name, check }])
+        return destination
       }))
     }
   }
@@ -79,7 +79,7 @@ export class FanOut {
     return errors
   }
 
-  targetsOf (type: string): readonly Target[] {
+  destinationsOf (type: string): readonly Destination[] {
     return this.#byType.get(type) ?? []
   }
 
@@ -90,26 +90,26 @@ export class FanOut {
 
   /** `parent`: the context the producer spans start in (the request's server span). */
   async publish (events: readonly GatewayEvent[], already: readonly (ReadonlySet<string> | undefined)[] = [], parent: Context = ROOT_CONTEXT): Promise<FanOutResult[]> {
-    const perTarget = new Map<Target, number[]>()
+    const perDestination = new Map<Destination, number[]>()
     events.forEach((event, i) => {
-      for (const target of this.targetsOf(event.type)) {
-        if (already[i]?.has(target.name) === true) continue
-        const list = perTarget.get(target)
-        if (list === undefined) perTarget.set(target, [i])
+      for (const destination of this.destinationsOf(event.type)) {
+        if (already[i]?.has(destination.name) === true) continue
+        const list = perDestination.get(destination)
+        if (list === undefined) perDestination.set(destination, [i])
         else list.push(i)
       }
     })
     const delivered: string[][] = events.map((_, i) => [...(already[i] ?? [])])
-    const failed: ({ target: Target, error: GatewayError }[] | undefined)[] = new Array(events.length)
+    const failed: ({ destination: Destination, error: GatewayError }[] | undefined)[] = new Array(events.length)
     // Destinations with one compiled format (a profile with the same source and module) share the
     // serialized envelope, unless it carries each message's own trace context. With one
     // destination (the usual case) nothing is shared: no cache.
-    const encoded = perTarget.size > 1 ? events.map(() => new Map<WireFormat['encode'], string>()) : undefined
-    const encode = (target: Target, i: number, producer: string | undefined): OutgoingEvent => {
+    const encoded = perDestination.size > 1 ? events.map(() => new Map<WireFormat['encode'], string>()) : undefined
+    const encode = (destination: Destination, i: number, producer: string | undefined): OutgoingEvent => {
       const event = events[i] as GatewayEvent
       const traceparent = producer ?? event.traceparent
-      const format = target.formats.get(event.type)
-      if (format === undefined) throw new Error(`${target.name} has no wire format for ${event.type}`)
+      const format = destination.formats.get(event.type)
+      if (format === undefined) throw new Error(`${destination.name} has no wire format for ${event.type}`)
       const message = format.message?.(event, traceparent)
       const cache = encoded?.[i]
       let body = cache === undefined || format.usesTraceparent ? undefined : cache.get(format.encode)
@@ -120,21 +120,21 @@ export class FanOut {
       return { event, body, contentType: format.contentType, traceparent, ...(message === undefined ? {} : { message }) }
     }
     const tracer = this.#tracer
-    await Promise.all([...perTarget].map(async ([target, indexes]) => {
+    await Promise.all([...perDestination].map(async ([destination, indexes]) => {
       // Each destination's messages carry its own producer span, so that a consumer's span is
       // that span's child, whichever destination it reads.
-      const span = tracer === undefined ? undefined : startProducerSpan(tracer, target, indexes.map(i => events[i] as GatewayEvent), parent)
+      const span = tracer === undefined ? undefined : startProducerSpan(tracer, destination, indexes.map(i => events[i] as GatewayEvent), parent)
       const producer = span === undefined ? undefined : toTraceparent(span.spanContext())
       // A destination that throws (a bug, an encoder fault) fails its own events, not the others'.
-      const results = await Promise.resolve().then(() => target.delivery.publish(indexes.map(i => encode(target, i, producer)))).catch((err: unknown) => {
-        const error = new GatewayError('EVG_BROKER_UNAVAILABLE', `${target.name} could not take the event (error)`, { retryAfter: 1, extensions: { reason: 'error' }, cause: err })
+      const results = await Promise.resolve().then(() => destination.delivery.publish(indexes.map(i => encode(destination, i, producer)))).catch((err: unknown) => {
+        const error = new GatewayError('EVG_BROKER_UNAVAILABLE', `${destination.name} could not take the event (error)`, { retryAfter: 1, extensions: { reason: 'error' }, cause: err })
         return indexes.map(() => ({ ok: false as const, error }))
       })
       if (span !== undefined) endProducerSpan(span, results)
       results.forEach((result, k) => {
         const i = indexes[k] as number
-        if (result.ok) (delivered[i] as string[]).push(target.name)
-        else (failed[i] ??= []).push({ target, error: result.error })
+        if (result.ok) (delivered[i] as string[]).push(destination.name)
+        else (failed[i] ??= []).push({ destination, error: result.error })
       })
     }))
     return events.map((_, i) => {
@@ -149,16 +149,16 @@ export class FanOut {
  * One answer for an event some destinations did not take: a refusal for good wins over "try
  * later" (a repeat cannot complete it), and the problem names every destination that failed.
  */
-function combine (failures: { target: Target, error: GatewayError }[], delivered: string[]): GatewayError {
-  const first = failures.find(f => !f.error.retryable) ?? failures[0] as { target: Target, error: GatewayError }
+function combine (failures: { destination: Destination, error: GatewayError }[], delivered: string[]): GatewayError {
+  const first = failures.find(f => !f.error.retryable) ?? failures[0] as { destination: Destination, error: GatewayError }
   // Retry-After only on an answer that says "try later".
   const retryAfter = first.error.retryable ? Math.max(0, ...failures.map(f => f.error.retryAfter ?? 0)) : 0
-  const names = failures.map(f => f.target.name)
+  const names = failures.map(f => f.destination.name)
   return new GatewayError(first.error.code, failures.length === 1 && delivered.length === 0 ? first.error.message : `not delivered to ${names.join(', ')}: ${first.error.message}`, {
     ...(retryAfter > 0 ? { retryAfter } : {}),
     extensions: {
       ...first.error.extensions,
-      destinations: failures.map(f => ({ name: f.target.name, code: f.error.code, ...(typeof f.error.extensions.reason === 'string' ? { reason: f.error.extensions.reason } : {}) })),
+      destinations: failures.map(f => ({ name: f.destination.name, code: f.error.code, ...(typeof f.error.extensions.reason === 'string' ? { reason: f.error.extensions.reason } : {}) })),
       delivered
     }
   })

@@ -1,6 +1,6 @@
 import type { Context } from '@opentelemetry/api'
 import type { FastifyBaseLogger } from 'fastify'
-import type { CatalogType } from '../catalog/index.js'
+import type { CompiledEntry } from '../catalog/index.js'
 import { GatewayError } from '../errors.js'
 import { createEvent, type GatewayEvent, type RequestContext } from '../envelopes/event.js'
 import { conflict, fingerprint, StateUnavailableError, type IdempotencyStore, type KeyRef, type Reservation } from '../state/idempotency.js'
@@ -10,7 +10,7 @@ import { HeldKeys } from './held-keys.js'
 
 /** One valid event a client asked to publish. */
 export interface IntakeItem {
-  entry: CatalogType
+  entry: CompiledEntry
   data: Record<string, unknown>
   ctx: RequestContext
   idempotencyKey?: string

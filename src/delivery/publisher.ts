@@ -20,7 +20,7 @@ export type DeliveryResult = { ok: true } | { ok: false, error: GatewayError }
  * deadline; what is left becomes EVG_BROKER_UNAVAILABLE (try later) or EVG_BROKER_REJECTED
  * (refused for good).
  */
-export class Delivery {
+export class SyncDelivery {
   readonly #name: string
   readonly #broker: Broker
   readonly #policy: RetryPolicy

@@ -18,13 +18,13 @@ interface Common {
   /** What its consumers read of each type routed to it: envelope and message fields, compiled. */
   formats: ReadonlyMap<string, WireFormat>
   /** sync: the answer waits for the broker; spool: for the outbox, and the relay publishes. */
-  delivery: DeliveryMode
+  mode: DeliveryMode
 }
 
 export type DeliveryMode = 'sync' | 'spool'
 
 /** A destination with every default filled in: what a broker adapter is built from. */
-export type Destination = Common & (
+export type DestinationConfig = Common & (
   | { broker: 'rabbitmq', url: string, exchange: string, alternateExchange?: string }
   | { broker: 'sqs', queueUrl: string, maxMessageBytes: number, region?: string, endpoint?: string }
   | { broker: 'eventbridge', busName: string, maxEntryBytes: number, region?: string, endpoint?: string }
@@ -33,7 +33,7 @@ export type Destination = Common & (
 
 export interface Routing {
   /** The destinations some route uses, in the order the file names them. */
-  destinations: Destination[]
+  destinations: DestinationConfig[]
   /** Destination names per catalog type (the first matching route's `to`). */
   routes: Map<string, string[]>
   /** Things worth a warning at start: destinations no route uses, routes that match nothing. */
@@ -64,14 +64,14 @@ type FieldName = (destination: string, field: 'url' | 'queueUrl') => string
 const fileField: FieldName = (destination, field) => `destinations.${destination}.${field}`
 const envField: FieldName = (_destination, field) => (field === 'url' ? 'AMQP_URL' : 'SQS_QUEUE_URL')
 
-function complete (name: string, spec: RoutesFile['destinations'][string], config: Config, formats: ReadonlyMap<string, WireFormat>, fail: (field: 'url' | 'queueUrl', message: string) => never): Destination {
+function complete (name: string, spec: RoutesFile['destinations'][string], config: Config, formats: ReadonlyMap<string, WireFormat>, fail: (field: 'url' | 'queueUrl', message: string) => never): DestinationConfig {
   const names = new Set([...formats.values()].map(f => f.envelope))
   const common: Common = {
     name,
     envelope: names.size === 1 ? [...names][0] as string : [...names].join('+'),
     envelopeOptions: envelopeOptions(spec, config),
     formats,
-    delivery: spec.delivery ?? config.DELIVERY_MODE
+    mode: spec.delivery ?? config.DELIVERY_MODE
   }
   const aws = (s: { region?: string, endpoint?: string }) => ({ ...(s.region === undefined ? {} : { region: s.region }), ...(s.endpoint === undefined ? {} : { endpoint: s.endpoint }) })
   switch (spec.broker) {
@@ -120,7 +120,7 @@ export function resolveRouting (file: RoutesFile, entries: readonly TypeInfo[], 
   if (unrouted.length > 0) throw new ConfigError(`${where}: no route for event type(s) ${unrouted.join(', ')}; add a route for them (or a last route for "*")`)
   const warnings: string[] = []
   file.routes.forEach((r, i) => { if (!matched.has(i)) warnings.push(`route ${i} (${r.types.join(', ')}) matches no event type before an earlier route does`) })
-  const destinations: Destination[] = []
+  const destinations: DestinationConfig[] = []
   const problems: string[] = []
   for (const [name, spec] of Object.entries(file.destinations)) {
     const fail = (field: 'url' | 'queueUrl', message: string): never => { throw new ConfigError(`${where}: ${fieldName(name, field)}: ${message}`) }

@@ -8,7 +8,8 @@ import { GatewayError } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
 import { toRow, type DeadLetterQuery, type DestinationStats, type OutboxStore } from './outbox.js'
 import { PostgresOutbox } from './postgres.js'
-import { Relay, type Publishing } from './relay.js'
+import type { Delivery } from '../delivery/fan-out.js'
+import { Relay } from './relay.js'
 import { SqliteOutbox } from './sqlite.js'
 
 export type { OutboxStore } from './outbox.js'
@@ -40,8 +41,8 @@ export class Spool {
    * The intake side of a spooled destination: appends to the outbox and answers; its relay,
    * started with the others, publishes through `delivery` (the destination's sync delivery).
    */
-  destination (target: { name: string, broker: Broker, delivery: Publishing }): SpoolDelivery {
-    const relay = new Relay(target, this.store, {
+  destination (destination: { name: string, broker: Broker, delivery: Delivery }): SpoolDelivery {
+    const relay = new Relay(destination, this.store, {
       owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
       batchSize: this.#config.OUTBOX_BATCH_SIZE,
       maxAttempts: this.#config.OUTBOX_MAX_ATTEMPTS,
@@ -49,8 +50,8 @@ export class Spool {
       maxMs: this.#config.OUTBOX_RETRY_MAX_MS,
       pollMs: this.store.kind === 'postgres' ? 250 : 1000
     }, this.#metrics, this.#log)
-    this.#relays.set(target.name, relay)
-    return new SpoolDelivery(target.name, target.broker, this, relay)
+    this.#relays.set(destination.name, relay)
+    return new SpoolDelivery(destination.name, destination.broker, this, relay)
   }
 
   get destinations (): string[] {

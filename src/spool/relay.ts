@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Broker } from '../brokers/broker.js'
-import type { Deliverer } from '../delivery/fan-out.js'
+import type { Delivery } from '../delivery/fan-out.js'
 import { backoffMs } from '../delivery/retry.js'
 import type { Metrics } from '../observability/metrics.js'
 import { toOutgoing, type OutboxStore, type Spooled } from './outbox.js'
@@ -20,8 +20,6 @@ export interface RelayOptions {
 /** How long an append waits for others to join its batch before the relay looks. */
 const GATHER_MS = 100
 
-/** One destination's publishing step, with its retries, deadline and metrics: its sync Delivery. */
-export type Publishing = Deliverer
 
 /**
  * Drains one destination's outbox: the oldest waiting events, in accept order, a batch at a time,
@@ -31,7 +29,7 @@ export type Publishing = Deliverer
  * again from the oldest event, so a tenant's events are never overtaken by its later ones.
  */
 export class Relay {
-  readonly #destination: { name: string, broker: Broker, delivery: Publishing }
+  readonly #destination: { name: string, broker: Broker, delivery: Delivery }
   readonly #store: OutboxStore
   readonly #options: RelayOptions
   readonly #metrics: Metrics
@@ -45,7 +43,7 @@ export class Relay {
   /** Published, but the outbox could not delete them (a full disk): deleted before anything else is sent. */
   #unremoved: Spooled[] = []
 
-  constructor (destination: { name: string, broker: Broker, delivery: Publishing }, store: OutboxStore, options: RelayOptions, metrics: Metrics, log: FastifyBaseLogger) {
+  constructor (destination: { name: string, broker: Broker, delivery: Delivery }, store: OutboxStore, options: RelayOptions, metrics: Metrics, log: FastifyBaseLogger) {
     this.#destination = destination
     this.#store = store
     this.#options = options

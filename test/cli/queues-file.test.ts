@@ -3,13 +3,13 @@ import { loadCatalog } from '../../src/catalog/index.js'
 import { queuesByDestination, readQueuesFile, rulesByDestination } from '../../src/cli/queues-file.js'
 import { patternOf } from '../../src/cli/provision-eventbridge.js'
 import { CliFailure } from '../../src/cli/failure.js'
-import { resolveRouting, type Destination } from '../../src/routing/index.js'
+import { resolveRouting, type DestinationConfig } from '../../src/routing/index.js'
 import { readRoutesFile } from '../../src/routing/routes-file.js'
 import { createAjv } from '../../src/validation/index.js'
 import { testConfig } from '../helper.js'
 
-const rabbit = (name: string): Destination => ({ name, broker: 'rabbitmq', url: 'amqp://127.0.0.1', exchange: `${name}.events`, envelope: 'cloudevents', envelopeOptions: { source: 's' }, formats: new Map(), delivery: 'sync' })
-const sqs: Destination = { name: 'surveys', broker: 'sqs', queueUrl: 'http://127.0.0.1/0/q', maxMessageBytes: 262144, envelope: 'cloudevents', envelopeOptions: { source: 's' }, formats: new Map(), delivery: 'sync' }
+const rabbit = (name: string): DestinationConfig => ({ name, broker: 'rabbitmq', url: 'amqp://127.0.0.1', exchange: `${name}.events`, envelope: 'cloudevents', envelopeOptions: { source: 's' }, formats: new Map(), mode: 'sync' })
+const sqs: DestinationConfig = { name: 'surveys', broker: 'sqs', queueUrl: 'http://127.0.0.1/0/q', maxMessageBytes: 262144, envelope: 'cloudevents', envelopeOptions: { source: 's' }, formats: new Map(), mode: 'sync' }
 
 const failure = (fn: () => unknown): string => {
   try {

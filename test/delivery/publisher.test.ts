@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import pino from 'pino'
 import { BrokerError, type Broker, type OutgoingEvent, type PublishOutcome } from '../../src/brokers/broker.js'
-import { Delivery } from '../../src/delivery/publisher.js'
+import { SyncDelivery } from '../../src/delivery/publisher.js'
 import { backoffMs } from '../../src/delivery/retry.js'
 import { createMetrics } from '../../src/observability/metrics.js'
 import { outgoing } from '../helper.js'
@@ -34,7 +34,7 @@ function scripted (script: Record<string, (PublishOutcome | 'ok')[]>) {
 t.test('only the failed retryable events are retried, in one call each round', async t => {
   const { broker, seen } = scripted({ b: [{ ok: false, error: retryable }, { ok: false, error: retryable }], c: [{ ok: false, error: fatal }] })
   const metrics = createMetrics()
-  const delivery = new Delivery({ name: 'orders', broker }, policy, metrics, pino({ level: 'silent' }))
+  const delivery = new SyncDelivery({ name: 'orders', broker }, policy, metrics, pino({ level: 'silent' }))
   const results = await delivery.publish([event('a'), event('b'), event('c')])
   t.same(seen, [['a', 'b', 'c'], ['b'], ['b']])
   t.same(results.map(r => r.ok), [true, true, false])
@@ -52,7 +52,7 @@ t.test('each event\'s publish duration ends when its broker took it, not when th
   const { broker, seen } = scripted({ b: [{ ok: false, error: retryable }] })
   const slowRetry: Broker = { ...broker, publish: async events => seen.length === 0 ? broker.publish(events) : sleep(300).then(() => broker.publish(events)) }
   const metrics = createMetrics()
-  await new Delivery({ name: 'orders', broker: slowRetry }, policy, metrics, pino({ level: 'silent' })).publish([event('a'), event('b')])
+  await new SyncDelivery({ name: 'orders', broker: slowRetry }, policy, metrics, pino({ level: 'silent' })).publish([event('a'), event('b')])
   t.same(seen, [['a', 'b'], ['b']])
   const text = await metrics.registry.metrics()
   const bucket = (le: string) => text.match(new RegExp(`gateway_publish_duration_seconds_bucket\\{le="${le}",destination="orders",broker="scripted",type="call.ended",outcome="published"\\} (\\d+)`))?.[1]
@@ -62,7 +62,7 @@ t.test('each event\'s publish duration ends when its broker took it, not when th
 
 t.test('attempts are bounded by RETRY_MAX_ATTEMPTS; then EVG_BROKER_UNAVAILABLE with Retry-After', async t => {
   const { broker, seen } = scripted({ a: Array(10).fill({ ok: false, error: retryable }) })
-  const delivery = new Delivery({ name: 'orders', broker }, policy, createMetrics(), pino({ level: 'silent' }))
+  const delivery = new SyncDelivery({ name: 'orders', broker }, policy, createMetrics(), pino({ level: 'silent' }))
   const [result] = await delivery.publish([event('a')])
   t.equal(seen.length, 4)
   t.match(result, { ok: false, error: { code: 'EVG_BROKER_UNAVAILABLE', retryAfter: 1, extensions: { reason: 'throttled' } } })
@@ -74,7 +74,7 @@ t.test('a throwing adapter fails its events retryably instead of crashing', asyn
     name: 'throws', connect: async () => {}, health: async () => ({ up: true }), close: async () => {},
     publish: async () => { calls++; throw new Error('socket closed') }
   }
-  const delivery = new Delivery({ name: 'throws', broker }, { ...policy, maxAttempts: 2 }, createMetrics(), pino({ level: 'silent' }))
+  const delivery = new SyncDelivery({ name: 'throws', broker }, { ...policy, maxAttempts: 2 }, createMetrics(), pino({ level: 'silent' }))
   const [result] = await delivery.publish([event('a')])
   t.equal(calls, 2)
   t.match(result, { ok: false, error: { code: 'EVG_BROKER_UNAVAILABLE' } })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { jsonDepthExceeds } from '../../src/http/problems/index.js'
+import { jsonDepthExceeds } from '../../src/http/json-body.js'
 
 /** The character-by-character scan the faster one replaced: the reference. */
 function reference (text: string, limit: number): boolean {

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { MemoryBroker } from '../../src/brokers/memory.js'
-import type { Destination } from '../../src/routing/index.js'
+import type { DestinationConfig } from '../../src/routing/index.js'
 import { LogCapture, TENANT, dataDir, exampleOf, post, postBatch, testConfig } from '../helper.js'
 
 // Wire formats as a client and an operator meet them, in-process with memory brokers: what each
@@ -17,7 +17,7 @@ async function gateway (t: Test, destinations: Record<string, unknown>, env: Rec
   writeFileSync(path, JSON.stringify({ destinations, routes: [{ types: ['*'], to: Object.keys(destinations) }] }))
   const brokers = new Map<string, MemoryBroker>()
   const app = await buildApp(testConfig(t, { ROUTES_FILE: path, EVENT_TYPES: 'speaker.onboarded', ...env }), {
-    brokers: (d: Destination) => { const b = new MemoryBroker(d.name); brokers.set(d.name, b); return b },
+    brokers: (d: DestinationConfig) => { const b = new MemoryBroker(d.name); brokers.set(d.name, b); return b },
     env: { SQS_URL: 'https://sqs.eu-central-1.amazonaws.com/123456789012/speakers.fifo' },
     logStream: new LogCapture()
   })

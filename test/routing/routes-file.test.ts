@@ -25,7 +25,7 @@ const everything = [{ types: ['*'], to: ['store'] }]
 
 t.test('without ROUTES_FILE: one destination from BROKER and its variables, for every type', async t => {
   const rabbit = loadRouting(testConfig(t, { BROKER: 'rabbitmq', AMQP_EXCHANGE: 'orders', EVENT_SOURCE: 'svc' }), types, createAjv())
-  t.same(rabbit.destinations.map(({ formats: _formats, ...d }) => d), [{ name: 'rabbitmq', broker: 'rabbitmq', url: 'amqp://guest:guest@127.0.0.1:5672', exchange: 'orders', alternateExchange: 'orders.unrouted', envelope: 'cloudevents', envelopeOptions: { source: 'svc' }, delivery: 'sync' }])
+  t.same(rabbit.destinations.map(({ formats: _formats, ...d }) => d), [{ name: 'rabbitmq', broker: 'rabbitmq', url: 'amqp://guest:guest@127.0.0.1:5672', exchange: 'orders', alternateExchange: 'orders.unrouted', envelope: 'cloudevents', envelopeOptions: { source: 'svc' }, mode: 'sync' }])
   t.same([...rabbit.destinations[0]?.formats.keys() ?? []], typeNames, 'a wire format for every type it gets')
   t.same(rabbit.routes.get('call.ended'), ['rabbitmq'])
   t.equal(rabbit.routes.size, typeNames.length)

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import type { Catalog, CatalogType } from '../../catalog/index.js'
+import type { Catalog, CompiledEntry } from '../../catalog/index.js'
 import { dataSchemaUri } from '../../envelopes/index.js'
 import { GatewayError } from '../../errors.js'
 import { noSecurity, problemResponses } from './schemas.js'
@@ -19,7 +19,7 @@ const EventTypeSchema = Type.Object({
   schema: Type.Record(Type.String(), Type.Unknown(), { description: 'JSON Schema of data; its first example is a valid payload' })
 }, { description: 'An event type: where to POST it, where it goes, and the JSON Schema of its data', 'x-component': 'EventType' })
 
-function describe (e: CatalogType, destinations: readonly string[]) {
+function describe (e: CompiledEntry, destinations: readonly string[]) {
   return {
     type: e.type,
     domain: e.domain,

@@ -24,7 +24,7 @@ export interface OpenApiDocument {
 const ref = (section: string, name: string) => ({ $ref: `#/components/${section}/${name}` })
 
 /** Response headers, by the name the gateway sends them under. */
-const HEADERS: Record<string, Json> = {
+const RESPONSE_HEADERS: Record<string, Json> = {
   'X-Correlation-ID': { description: 'The request\'s X-Correlation-ID, or the one the gateway made (a UUID); every envelope carries it', required: true, schema: { type: 'string' } },
   'Idempotency-Replayed': { description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key: nothing was published', required: false, schema: { type: 'string', enum: ['true'] } },
   'Retry-After': { description: 'Seconds to wait before sending the request again, when the gateway knows', required: false, schema: { type: 'integer', minimum: 0 } },
@@ -107,7 +107,7 @@ function shareParameters (op: Operation, parameters: Record<string, Json>): void
 
 /** Lists a response header, by reference to its component. */
 function addHeader (response: Response, name: string, headers: Record<string, Json>): void {
-  put(headers, name, HEADERS[name] as Json)
+  put(headers, name, RESPONSE_HEADERS[name] as Json)
   response.headers = { ...response.headers, [name]: ref('headers', name) }
 }
 

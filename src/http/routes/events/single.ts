@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ApiKeys } from '../../context/api-keys.js'
-import { routingKeyErrors, type Catalog, type CatalogType } from '../../../catalog/index.js'
+import { routingKeyErrors, type Catalog, type CompiledEntry } from '../../../catalog/index.js'
 import type { Config } from '../../../config/index.js'
 import type { FanOut } from '../../../delivery/fan-out.js'
 import type { Intake } from '../../../delivery/intake.js'
@@ -13,7 +13,7 @@ import { namesByType } from '../openapi.js'
 import { AcceptedSchema, contextHeaders, eventSecurity, publishProblemResponses } from '../schemas.js'
 import { contextOf, idempotencyKeyOf } from '../../context/hook.js'
 
-function describe (entry: CatalogType, destinations: string[]): string {
+function describe (entry: CompiledEntry, destinations: string[]): string {
   const keys = `Routing key: \`${entry.routingKey}\`${entry.dedupeKey ? `; dedupe key: \`${entry.dedupeKey}\`` : ''}`
   return `${entry.description}\n\n${keys}; goes to: ${destinations.map(d => `\`${d}\``).join(', ')}.`
 }
@@ -34,7 +34,7 @@ export function singleRoutes (app: FastifyInstance, opts: { config: Config, cata
       schema: {
         tags: [entry.domain],
         summary: `Publish ${entry.type}`,
-        description: describe(entry, fanOut.targetsOf(entry.type).map(t => t.name)),
+        description: describe(entry, fanOut.destinationsOf(entry.type).map(t => t.name)),
         operationId: operationIds.get(entry.type) as string,
         headers,
         security,
