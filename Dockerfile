@@ -2,7 +2,7 @@
 # Node 22: the LTS line (Node 20 reached its end of life in April 2026).
 # Build stage: compile TypeScript, and install the runtime's dependencies where the compilers
 # are (better-sqlite3 builds a native addon).
-FROM node:22-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
@@ -16,7 +16,7 @@ WORKDIR /prod
 RUN cp /app/package.json /app/package-lock.json ./ && npm ci --omit=dev --no-audit --no-fund
 
 # Runtime stage: only what runs, as a non-root user.
-FROM node:22-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production PORT=3000 HOST=0.0.0.0 DATA_DIR=/data
 # The heap limit npm start sets, as an environment variable so that `docker run -e` or a
 # Kubernetes Deployment can raise it (a flag in CMD would win over NODE_OPTIONS). A smaller old

@@ -49,7 +49,7 @@ for (const [id, us] of self) {
   const seen = new Set<string>()
   for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
     const f = (byId.get(at) as Node).callFrame
-    if (!/\/(dist|src)\//.test(f.url) || f.url.includes("node_modules")) continue
+    if (!/\/(dist|src)\//.test(f.url) || f.url.includes('node_modules')) continue
     const key = `${f.functionName || '(anonymous)'} ${where(f.url)}:${f.lineNumber + 1}`
     if (seen.has(key)) continue
     seen.add(key)

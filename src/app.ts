@@ -138,7 +138,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const pressure = { maxEventLoopDelay: 1000, maxHeapUsedBytes: Math.floor(getHeapStatistics().heap_size_limit * 0.65), sampleInterval: 1000, ...deps.pressure }
   await app.register(eventRoutes, { config, catalog, fanOut, intake: new Intake(fanOut, state.idempotency, intakeOptions(config), metrics, app.log), rateLimits: limits.any ? { limits, limiter: state.rateLimiter } : undefined, metrics, pressure, ...(reader === undefined ? {} : { reader }), ...(apiKeys === undefined ? {} : { apiKeys }) })
   await app.register(eventTypeRoutes, { catalog, destinationsOf: type => fanOut.destinationsOf(type).map(t => t.name) })
-  await app.register(healthRoutes, { destinations: destinations, state, metrics, draining: shutdown.draining, ...(spool === undefined ? {} : { spool }) })
+  await app.register(healthRoutes, { destinations, state, metrics, draining: shutdown.draining, ...(spool === undefined ? {} : { spool }) })
   await app.register(adminRoutes, { ...(spool === undefined ? {} : { spool }), ...(apiKeys === undefined ? {} : { apiKeys }) })
 
   app.addHook('onReady', async () => {

@@ -94,3 +94,24 @@ export function problem (code: ErrorCode, detail?: string, extensions: Record<st
     ...extensions
   }
 }
+
+/**
+ * What a `catch` caught, as an Error: JavaScript may throw anything, so a string or an object
+ * thrown by a library becomes an Error carrying its text instead of being cast to one.
+ */
+export function asError (thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown
+  return new Error(typeof thrown === 'string' ? thrown : String(thrown))
+}
+
+/** The message of what a `catch` caught. */
+export function messageOf (thrown: unknown): string {
+  return asError(thrown).message
+}
+
+/** The `code` property of what a `catch` caught (Node's `ENOENT`, PostgreSQL's SQLSTATE, a broker's reply code), if it has one. */
+export function codeOf (thrown: unknown): string | number | undefined {
+  if (typeof thrown !== 'object' || thrown === null || !('code' in thrown)) return undefined
+  const { code } = thrown
+  return typeof code === 'string' || typeof code === 'number' ? code : undefined
+}

@@ -90,9 +90,9 @@ t.test('docker-compose --profile aws passes SQS_QUEUE_URL and the AWS settings t
   }
 })
 
-t.test('the Dockerfile builds in stages on Node 22, runs as non-root and has a health check', async t => {
+t.test('the Dockerfile builds in stages on Node 24, runs as non-root and has a health check', async t => {
   const text = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8')
-  t.same(text.match(/^FROM \S+/gm), ['FROM node:22-bookworm-slim', 'FROM node:22-bookworm-slim'])
+  t.same(text.match(/^FROM \S+/gm), ['FROM node:24-bookworm-slim', 'FROM node:24-bookworm-slim'])
   t.match(text, /^USER node$/m)
   t.match(text, /^HEALTHCHECK .*\n.*\/health\/ready/m)
   t.match(text, /npm ci --omit=dev/, 'the image gets production dependencies only')

@@ -15,14 +15,31 @@ const SDK_VARS = [...AWS_SDK_VARS, ...OTEL_SDK_VARS]
 t.test('defaults are the documented ones', async t => {
   const c = loadConfig({})
   t.match(c, {
-    PORT: 3000, LOG_LEVEL: 'info', BROKER: 'local', DELIVERY_MODE: 'sync', DATA_DIR: './data',
-    EVENT_SOURCE: 'event-gateway', TENANT_ID_FORMAT: 'uuid', ALLOW_MOCK_CONTEXT: false, BODY_LIMIT_BYTES: 262144,
-    BATCH_MAX_EVENTS: 100, PUBLISH_TIMEOUT_MS: 5000, RETRY_MAX_ATTEMPTS: 3, RETRY_BASE_MS: 100, RETRY_MAX_MS: 2000,
-    AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672', AMQP_EXCHANGE: 'events', EVENTBRIDGE_BUS_NAME: 'default'
+    PORT: 3000,
+    LOG_LEVEL: 'info',
+    BROKER: 'local',
+    DELIVERY_MODE: 'sync',
+    DATA_DIR: './data',
+    EVENT_SOURCE: 'event-gateway',
+    TENANT_ID_FORMAT: 'uuid',
+    ALLOW_MOCK_CONTEXT: false,
+    BODY_LIMIT_BYTES: 262144,
+    BATCH_MAX_EVENTS: 100,
+    PUBLISH_TIMEOUT_MS: 5000,
+    RETRY_MAX_ATTEMPTS: 3,
+    RETRY_BASE_MS: 100,
+    RETRY_MAX_MS: 2000,
+    AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672',
+    AMQP_EXCHANGE: 'events',
+    EVENTBRIDGE_BUS_NAME: 'default'
   })
   t.match(c, {
-    OUTBOX_MAX_EVENTS: 1000000, OUTBOX_MAX_BYTES: 1073741824, OUTBOX_MAX_ATTEMPTS: 10, OUTBOX_BATCH_SIZE: 100,
-    OUTBOX_RETRY_MAX_MS: 30000, OUTBOX_LEASE_MS: 30000
+    OUTBOX_MAX_EVENTS: 1000000,
+    OUTBOX_MAX_BYTES: 1073741824,
+    OUTBOX_MAX_ATTEMPTS: 10,
+    OUTBOX_BATCH_SIZE: 100,
+    OUTBOX_RETRY_MAX_MS: 30000,
+    OUTBOX_LEASE_MS: 30000
   })
   t.equal(c.SPOOL_URL, undefined, 'the embedded outbox unless SPOOL_URL')
   // Computed where unset: the loopback while authentication is off; a drain only on Kubernetes.

@@ -123,7 +123,10 @@ t.test('docs/envelopes.md: every profile, with exactly the fields it writes', as
   if (entry === undefined) throw new Error('no speaker.onboarded')
   // Every optional piece of context present, so that every field the profile can write appears.
   const event = createEvent(entry, { speaker_id: 'spk-1', external_id: 'ext-1', name: 'A', bucket: 'GOOD' }, {
-    tenantId: '7c9e6679-7425-40de-944b-e07fc1f90ae7', userId: 'user-9', accountId: 'acct-1', correlationId: 'corr-1',
+    tenantId: '7c9e6679-7425-40de-944b-e07fc1f90ae7',
+    userId: 'user-9',
+    accountId: 'acct-1',
+    correlationId: 'corr-1',
     traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
   })
   const profileSections = headings(doc).filter(h => /^## `[^`]+`$/.test(h)).map(h => codes(h)[0])

@@ -69,9 +69,11 @@ export function queuesByDestination (queues: readonly QueueSpec[], destinations:
     let name = q.destination
     if (name === undefined) {
       if (rabbit.length === 1) name = rabbit[0] as string
-      else problems.push(rabbit.length === 0
-        ? `queue ${q.name}: the routing has no RabbitMQ destination to bind it to`
-        : `queue ${q.name} names no destination, and the routing has several RabbitMQ destinations (${rabbit.join(', ')}): add "destination"`)
+      else {
+        problems.push(rabbit.length === 0
+          ? `queue ${q.name}: the routing has no RabbitMQ destination to bind it to`
+          : `queue ${q.name} names no destination, and the routing has several RabbitMQ destinations (${rabbit.join(', ')}): add "destination"`)
+      }
     } else if (!rabbit.includes(name)) {
       const other = destinations.find(d => d.name === name)
       problems.push(other === undefined

@@ -82,7 +82,7 @@ await ch.consume(queue, msg => {
     const type = typeOf(msg)
     // A type routed elsewhere that came here all the same is read as this destination's others are.
     const format = (type === undefined ? undefined : destination.formats.get(type)) ?? destination.formats.values().next().value
-    const masked = type === undefined || !sensitive.has(type) && !destination.formats.has(type) ? allSensitive : sensitive.get(type) ?? []
+    const masked = type === undefined || (!sensitive.has(type) && !destination.formats.has(type)) ? allSensitive : sensitive.get(type) ?? []
     const shown = values['show-sensitive'] || format === undefined ? envelope : maskEnvelope(envelope, format.placements, masked)
     line = { routingKey: msg.fields.routingKey, ...(typeof shown === 'object' && shown !== null && !Array.isArray(shown) ? shown : { envelope: shown }) }
   } catch {

@@ -20,7 +20,6 @@ export interface RelayOptions {
 /** How long an append waits for others to join its batch before the relay looks. */
 const GATHER_MS = 100
 
-
 /**
  * Drains one destination's outbox: the oldest waiting events, in accept order, a batch at a time,
  * each batch through the destination's sync delivery. An event leaves the outbox only once the

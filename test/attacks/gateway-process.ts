@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import type { Agent} from 'node:http';
+import type { Agent } from 'node:http'
 import { request } from 'node:http'
 import { createServer } from 'node:net'
 import type { Test } from 'tap'
@@ -48,4 +48,3 @@ export const postEvent = (base: string, body: string, agent?: Agent) => new Prom
   req.on('error', reject)
   req.end(body)
 })
-

@@ -12,6 +12,7 @@ t.test('SIGTERM under keep-alive load: drain, then only 202s and 503 problems, e
   let refused = 0
   let stop = false
   const loops = agents.map(async agent => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- set by the test after its SIGTERM
     for (let i = 0; i < 2000 && !stop; i++) {
       try {
         answers.push(await postEvent(gw.base, JSON.stringify(exampleOf('call.ended')), agent))

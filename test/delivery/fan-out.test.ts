@@ -106,11 +106,13 @@ t.test('batch: each event goes to its own destinations; a partly delivered item 
     method: 'POST',
     url: '/v1/events',
     headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT },
-    payload: JSON.stringify({ events: [
-      { type: 'call.ended', data: exampleOf('call.ended'), idempotencyKey: 'b-1' },
-      { type: 'speaker.onboarded', data: exampleOf('speaker.onboarded') },
-      { type: 'audit.recorded', data: exampleOf('audit.recorded') }
-    ] })
+    payload: JSON.stringify({
+      events: [
+        { type: 'call.ended', data: exampleOf('call.ended'), idempotencyKey: 'b-1' },
+        { type: 'speaker.onboarded', data: exampleOf('speaker.onboarded') },
+        { type: 'audit.recorded', data: exampleOf('audit.recorded') }
+      ]
+    })
   })
   t.equal(res.statusCode, 207)
   const [call, speaker, audit] = res.json().results

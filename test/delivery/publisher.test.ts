@@ -71,7 +71,10 @@ t.test('attempts are bounded by RETRY_MAX_ATTEMPTS; then EVG_BROKER_UNAVAILABLE 
 t.test('a throwing adapter fails its events retryably instead of crashing', async t => {
   let calls = 0
   const broker: Broker = {
-    name: 'throws', connect: async () => {}, health: async () => ({ up: true }), close: async () => {},
+    name: 'throws',
+    connect: async () => {},
+    health: async () => ({ up: true }),
+    close: async () => {},
     publish: async () => { calls++; throw new Error('socket closed') }
   }
   const delivery = new SyncDelivery({ name: 'throws', broker }, { ...policy, maxAttempts: 2 }, createMetrics(), pino({ level: 'silent' }))

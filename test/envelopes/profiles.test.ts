@@ -15,9 +15,18 @@ const decode = (profile: keyof typeof PROFILES, type: string, context: Parameter
 t.test('cloudevents: CloudEvents 1.0 with the context extension attributes', async t => {
   const { event, envelope } = decode('cloudevents', 'call.ended')
   t.same(envelope, {
-    specversion: '1.0', id: event.id, source: 'communications', type: 'call.ended', time: '2026-11-22T10:32:50.892Z',
-    datacontenttype: 'application/json', dataschema: 'urn:event-gateway:event-types:call.ended',
-    tenantid: TENANT, correlationid: 'corr-1', data: exampleOf('call.ended'), userid: 'user-9', traceparent: ctx.traceparent
+    specversion: '1.0',
+    id: event.id,
+    source: 'communications',
+    type: 'call.ended',
+    time: '2026-11-22T10:32:50.892Z',
+    datacontenttype: 'application/json',
+    dataschema: 'urn:event-gateway:event-types:call.ended',
+    tenantid: TENANT,
+    correlationid: 'corr-1',
+    data: exampleOf('call.ended'),
+    userid: 'user-9',
+    traceparent: ctx.traceparent
   })
   t.equal(PROFILES.cloudevents.contentType, 'application/cloudevents+json')
   const anonymous = decode('cloudevents', 'call.ended', { tenantId: TENANT, correlationId: 'c' }).envelope
@@ -27,8 +36,14 @@ t.test('cloudevents: CloudEvents 1.0 with the context extension attributes', asy
 t.test('ocelot: seed 003\'s Event Schema Standard, exactly', async t => {
   const { event, envelope } = decode('ocelot', 'call.ended')
   t.same(envelope, {
-    id: event.id, type: 'call.ended', source: 'communications', timestamp: '2026-11-22T10:32:50.892Z',
-    organizationId: TENANT, userId: 'user-9', data: exampleOf('call.ended'), metadata: { version: '1.0.0', module: 'cc-lite' }
+    id: event.id,
+    type: 'call.ended',
+    source: 'communications',
+    timestamp: '2026-11-22T10:32:50.892Z',
+    organizationId: TENANT,
+    userId: 'user-9',
+    data: exampleOf('call.ended'),
+    metadata: { version: '1.0.0', module: 'cc-lite' }
   })
   const anonymous = JSON.parse(envelopeOf('ocelot', createEvent(entry('call.ended'), exampleOf('call.ended'), { tenantId: TENANT, correlationId: 'c' }), { source: 'communications' }))
   t.equal(anonymous.userId, null, 'userId is null when unknown, as the standard says')
@@ -38,8 +53,14 @@ t.test('ocelot: seed 003\'s Event Schema Standard, exactly', async t => {
 t.test('draft-genie: seed 004\'s TypeScript shape, the aggregate from the catalog', async t => {
   const { event, envelope } = decode('draft-genie', 'speaker.onboarded')
   t.same(envelope, {
-    eventId: event.id, eventType: 'speaker.onboarded', aggregateId: 'spk-123', aggregateType: 'Speaker',
-    timestamp: '2026-11-22T10:32:50.892Z', version: 1, correlationId: 'corr-1', payload: exampleOf('speaker.onboarded')
+    eventId: event.id,
+    eventType: 'speaker.onboarded',
+    aggregateId: 'spk-123',
+    aggregateType: 'Speaker',
+    timestamp: '2026-11-22T10:32:50.892Z',
+    version: 1,
+    correlationId: 'corr-1',
+    payload: exampleOf('speaker.onboarded')
   })
   const aggregates = ['draft.ingested', 'draft.correction_vector_created', 'rag.dfn_generated', 'evaluation.failed'].map(type => {
     const e = decode('draft-genie', type).envelope
@@ -76,8 +97,14 @@ const before = {
   'draft-genie': (event: GatewayEvent) => {
     const prefix = event.type.split('.')[0] ?? event.type
     return JSON.stringify({
-      eventId: event.id, eventType: event.type, aggregateId: event.aggregate?.id ?? event.id, aggregateType: event.aggregate?.type ?? prefix.charAt(0).toUpperCase() + prefix.slice(1),
-      timestamp: event.time, version: 1, correlationId: event.correlationId, payload: event.data
+      eventId: event.id,
+      eventType: event.type,
+      aggregateId: event.aggregate?.id ?? event.id,
+      aggregateType: event.aggregate?.type ?? prefix.charAt(0).toUpperCase() + prefix.slice(1),
+      timestamp: event.time,
+      version: 1,
+      correlationId: event.correlationId,
+      payload: event.data
     })
   }
 }

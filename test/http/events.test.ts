@@ -16,8 +16,14 @@ t.test('every catalog type: its example is published and the broker gets a Cloud
     t.equal(sent.envelope.id, body.id)
     t.same(JSON.parse(sent.body), sent.envelope, 'body is the serialized envelope')
     t.match(sent.envelope, {
-      specversion: '1.0', source: 'event-gateway', type: entry.type, datacontenttype: 'application/json',
-      dataschema: `urn:event-gateway:event-types:${entry.type}`, tenantid: TENANT, userid: 'user-9', correlationid: `corr-${entry.type}`
+      specversion: '1.0',
+      source: 'event-gateway',
+      type: entry.type,
+      datacontenttype: 'application/json',
+      dataschema: `urn:event-gateway:event-types:${entry.type}`,
+      tenantid: TENANT,
+      userid: 'user-9',
+      correlationid: `corr-${entry.type}`
     })
     t.same(sent.envelope.data, data, 'data passes unchanged')
   }

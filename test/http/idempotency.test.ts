@@ -131,10 +131,14 @@ t.test('keys survive a restart, and the hourly purge drops what is older than 24
 
 t.test('read-back shows an API key only the types it may publish', async t => {
   const sha = (key: string) => createHash('sha256').update(key).digest('hex')
-  const dir = t.testdir({ 'keys.json': JSON.stringify({ keys: [
-    { name: 'comms', sha256: sha('comms-key'), tenants: [TENANT], eventTypes: ['call.*'] },
-    { name: 'all', sha256: sha('all-key'), tenants: [TENANT], eventTypes: ['*'] }
-  ] }) })
+  const dir = t.testdir({
+    'keys.json': JSON.stringify({
+      keys: [
+        { name: 'comms', sha256: sha('comms-key'), tenants: [TENANT], eventTypes: ['call.*'] },
+        { name: 'all', sha256: sha('all-key'), tenants: [TENANT], eventTypes: ['*'] }
+      ]
+    })
+  })
   const app = await buildApp(testConfig(t, { BROKER: 'local', API_KEYS_FILE: join(dir, 'keys.json') }))
   t.teardown(() => app.close())
   await app.ready()

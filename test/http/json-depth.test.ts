@@ -26,11 +26,11 @@ t.test('nesting is counted outside strings only, escaped quotes and backslashes 
   const cases = [
     deep(3), deep(4), deep(5),
     `{"a":"[[[[[[","b":${deep(2)}}`,
-    `{"a":"\\"[[[[[[","b":1}`,
+    '{"a":"\\"[[[[[[","b":1}',
     `{"a":"\\\\","b":${deep(4)}}`,
-    `{"a":"\\\\\\"[[[[[[","b":1}`,
-    `{"a":"x\\\\\\\\"}[[[[[[`,
-    `["unterminated [[[[[[`,
+    '{"a":"\\\\\\"[[[[[[","b":1}',
+    '{"a":"x\\\\\\\\"}[[[[[[',
+    '["unterminated [[[[[[',
     '"', '', '[[[["]]]]', `{"k\\"[[[[[":${deep(3)}}`
   ]
   for (const text of cases) {

@@ -190,10 +190,14 @@ t.test('dead letters page with after and limit, per destination', async t => {
 
 t.test('admin API with API_KEYS_FILE: no key 401, a key without admin 403, an admin key 200', async t => {
   const sha = (key: string) => createHash('sha256').update(key).digest('hex')
-  const dir = t.testdir({ 'keys.json': JSON.stringify({ keys: [
-    { name: 'publisher', sha256: sha('publisher-key'), tenants: ['*'], eventTypes: ['*'] },
-    { name: 'operator', sha256: sha('operator-key'), tenants: ['*'], eventTypes: ['*'], admin: true }
-  ] }) })
+  const dir = t.testdir({
+    'keys.json': JSON.stringify({
+      keys: [
+        { name: 'publisher', sha256: sha('publisher-key'), tenants: ['*'], eventTypes: ['*'] },
+        { name: 'operator', sha256: sha('operator-key'), tenants: ['*'], eventTypes: ['*'], admin: true }
+      ]
+    })
+  })
   const { app } = await build(t, { ...SPOOL, API_KEYS_FILE: join(dir, 'keys.json') })
   const as = (key: string): Record<string, string> => ({ authorization: `Bearer ${key}` })
   for (const request of [

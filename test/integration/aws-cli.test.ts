@@ -15,7 +15,10 @@ fake.server.listen(0, '127.0.0.1')
 await once(fake.server, 'listening')
 t.teardown(() => fake.server.close())
 const awsEnv = {
-  AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_EC2_METADATA_DISABLED: 'true',
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'test',
+  AWS_SECRET_ACCESS_KEY: 'test',
+  AWS_EC2_METADATA_DISABLED: 'true',
   AWS_ENDPOINT_URL_SQS: fauxqs.address,
   AWS_ENDPOINT_URL_EVENTBRIDGE: `http://127.0.0.1:${(fake.server.address() as { port: number }).port}`
 }

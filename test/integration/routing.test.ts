@@ -158,9 +158,19 @@ t.test('one gateway serves all 22 types to their destinations, each in the envel
   // services' (test/integration/seed-consumers.test.ts runs those consumers themselves).
   const id = ids.get('speaker.onboarded')
   t.same(onboardedEvent, {
-    event_id: id, event_type: 'speaker.onboarded', aggregate_id: 'spk-123', aggregate_type: 'Speaker', correlation_id: 'corr-speaker.onboarded',
-    eventId: id, eventType: 'speaker.onboarded', aggregateId: 'spk-123', aggregateType: 'Speaker', correlationId: 'corr-speaker.onboarded',
-    timestamp: onboardedEvent.timestamp, version: 1, payload: exampleOf('speaker.onboarded')
+    event_id: id,
+    event_type: 'speaker.onboarded',
+    aggregate_id: 'spk-123',
+    aggregate_type: 'Speaker',
+    correlation_id: 'corr-speaker.onboarded',
+    eventId: id,
+    eventType: 'speaker.onboarded',
+    aggregateId: 'spk-123',
+    aggregateType: 'Speaker',
+    correlationId: 'corr-speaker.onboarded',
+    timestamp: onboardedEvent.timestamp,
+    version: 1,
+    payload: exampleOf('speaker.onboarded')
   })
   t.match(draftAll[0]?.properties.headers, { 'x-tenant-id': TENANT }, 'the tenant travels in the AMQP headers')
 

@@ -15,8 +15,14 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 }
 
 const BY_STATUS: Record<number, ErrorCode> = {
-  400: 'EVG_VALIDATION', 401: 'EVG_UNAUTHORIZED', 403: 'EVG_FORBIDDEN', 404: 'EVG_NOT_FOUND',
-  413: 'EVG_TOO_LARGE', 415: 'EVG_UNSUPPORTED_MEDIA', 429: 'EVG_RATE_LIMITED', 503: 'EVG_OVERLOADED'
+  400: 'EVG_VALIDATION',
+  401: 'EVG_UNAUTHORIZED',
+  403: 'EVG_FORBIDDEN',
+  404: 'EVG_NOT_FOUND',
+  413: 'EVG_TOO_LARGE',
+  415: 'EVG_UNSUPPORTED_MEDIA',
+  429: 'EVG_RATE_LIMITED',
+  503: 'EVG_OVERLOADED'
 }
 
 /** Any error as a problem: ours as they are, Fastify's by code, the unexpected as EVG_INTERNAL. */
