@@ -21,6 +21,7 @@ import { limitBodiesInFlight, maxConnections } from './http/hooks/limits.js'
 import { shutdownState } from './http/hooks/shutdown.js'
 import { parseJsonBody } from './http/json-body.js'
 import { registerProblemHandlers } from './http/problems/index.js'
+import { accessLog } from './http/hooks/access-log.js'
 import { recordRequestDurations } from './http/hooks/request-metrics.js'
 import { traceRequests } from './http/hooks/request-tracing.js'
 import { loadRouting } from './routing/index.js'
@@ -47,10 +48,6 @@ export interface AppDeps {
 }
 
 declare module 'fastify' {
-  interface FastifyRequest {
-    /** Ids and outcomes for this request's access log line; never payload fields. */
-    logFields: Record<string, unknown> | undefined
-  }
   interface FastifyInstance {
     metrics: Metrics
     catalog: Catalog
@@ -107,31 +104,17 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const shutdown = shutdownState(app)
   limitBodiesInFlight(app, {
     budget: config.HTTP_MAX_INFLIGHT_BODY_BYTES,
-    bodyLimit: config.BODY_LIMIT_BYTES,
-    onRefused: request => { metrics.rejected.inc({ type: request.routeOptions.config?.eventType ?? 'unknown', code: 'EVG_OVERLOADED' }) }
+    bodyLimit: config.BODY_LIMIT_BYTES
   })
   app.server.maxConnections = maxConnections(config.HTTP_MAX_CONNECTIONS)
-  app.decorateRequest('logFields', undefined)
-  // Through the root logger with reqId first: the line a child logger with reqId bound would
-  // write, without a child per request (server-options.ts makes request.log lazily).
-  const accessLog = app.log
-  app.addHook('onResponse', (request, reply, done) => {
-    accessLog.info({ reqId: request.id, method: request.method, url: request.url, statusCode: reply.statusCode, responseTime: reply.elapsedTime, ...request.logFields }, 'request completed')
-    done()
-  })
+  await app.register(accessLog)
   recordRequestDurations(app, metrics)
   app.decorate('metrics', metrics)
   app.decorate('catalog', catalog)
   app.decorate('destinations', destinations)
   app.decorate('drain', shutdown.drain)
-  // Refused events only: a publishing route's problems, and a POST to /v1/events/{type} for a
-  // type that does not exist. Other problems (GET /favicon.ico, a catalog lookup, read-back) are
-  // in the request histogram, by route and status.
-  registerProblemHandlers(app, (request, p) => {
-    const config = request.routeOptions.config
-    if (config?.publishes !== true && !(request.is404 && p.code === 'EVG_UNKNOWN_TYPE')) return
-    metrics.rejected.inc({ type: config?.eventType ?? 'unknown', code: p.code })
-  })
+  // Every refusal a problem; refused events counted where problems are sent (countRejection).
+  registerProblemHandlers(app)
 
   await app.register(docs, { catalog })
   // 65% of V8's heap limit: far above the ~26 MB live heap under load, well below an OOM.

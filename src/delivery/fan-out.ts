@@ -7,6 +7,7 @@ import type { GatewayEvent } from '../envelopes/event.js'
 import { toTraceparent } from '../observability/trace-context.js'
 import { endProducerSpan, startProducerSpan } from './producer-span.js'
 import type { DeliveryResult } from './publisher.js'
+import { zip } from './zip.js'
 
 /** How an event reaches a destination: its sync delivery, or its outbox (spool mode). */
 export interface Delivery {
@@ -27,6 +28,10 @@ export interface Destination {
   /** What its spans say it is. */
   messaging: Messaging
 }
+
+interface Failure { destination: Destination, error: GatewayError }
+/** One event of a fan-out: its place in the list, the destinations that have it and those that failed. */
+interface Fate { event: GatewayEvent, i: number, delivered: string[], failed: [Failure, ...Failure[]] | undefined }
 
 export type FanOutResult =
   | { ok: true, delivered: string[] }
@@ -66,15 +71,16 @@ export class FanOut {
   /**
    * Field errors for an event whose message some destination's broker would refuse (a routing key
    * too long in bytes, an SQS id with characters it cannot hold): answered 400 before it is taken.
-   * `draft` is the event as it would be made; only what the start could not prove is checked.
+   * Only what the start could not prove is checked.
    */
-  fieldErrors (type: string, draft: () => GatewayEvent, prefix = ''): FieldError[] | undefined {
-    const checks = this.#checks.get(type)
+  fieldErrors (event: GatewayEvent, prefix = ''): FieldError[] | undefined {
+    const checks = this.#checks.get(event.type)
     if (checks === undefined) return undefined
-    const event = draft()
     let errors: FieldError[] | undefined
     for (const { destination, check } of checks) {
-      for (const e of check(event) ?? []) (errors ??= []).push({ path: `${prefix}${e.path === '/' ? '' : e.path}` || '/', message: `${e.message} at destination ${destination}` })
+      for (const e of check(event) ?? []) {
+        (errors ??= []).push({ path: `${prefix}${e.path === '/' ? '' : e.path}` || '/', message: `${e.message} at destination ${destination}` })
+      }
     }
     return errors
   }
@@ -90,23 +96,22 @@ export class FanOut {
 
   /** `parent`: the context the producer spans start in (the request's server span). */
   async publish (events: readonly GatewayEvent[], already: readonly (ReadonlySet<string> | undefined)[] = [], parent: Context = ROOT_CONTEXT): Promise<FanOutResult[]> {
-    const perDestination = new Map<Destination, number[]>()
-    events.forEach((event, i) => {
-      for (const destination of this.destinationsOf(event.type)) {
-        if (already[i]?.has(destination.name) === true) continue
+    // Per event, what became of it; per destination, the events it gets (with their place here).
+    const fates: Fate[] = events.map((event, i) => ({ event, i, delivered: [...(already[i] ?? [])], failed: undefined }))
+    const perDestination = new Map<Destination, Fate[]>()
+    for (const fate of fates) {
+      for (const destination of this.destinationsOf(fate.event.type)) {
+        if (already[fate.i]?.has(destination.name) === true) continue
         const list = perDestination.get(destination)
-        if (list === undefined) perDestination.set(destination, [i])
-        else list.push(i)
+        if (list === undefined) perDestination.set(destination, [fate])
+        else list.push(fate)
       }
-    })
-    const delivered: string[][] = events.map((_, i) => [...(already[i] ?? [])])
-    const failed: ({ destination: Destination, error: GatewayError }[] | undefined)[] = new Array(events.length)
+    }
     // Destinations with one compiled format (a profile with the same source and module) share the
     // serialized envelope, unless it carries each message's own trace context. With one
     // destination (the usual case) nothing is shared: no cache.
     const encoded = perDestination.size > 1 ? events.map(() => new Map<WireFormat['encode'], string>()) : undefined
-    const encode = (destination: Destination, i: number, producer: string | undefined): OutgoingEvent => {
-      const event = events[i] as GatewayEvent
+    const encode = (destination: Destination, { event, i }: Fate, producer: string | undefined): OutgoingEvent => {
       const traceparent = producer ?? event.traceparent
       const format = destination.formats.get(event.type)
       if (format === undefined) throw new Error(`${destination.name} has no wire format for ${event.type}`)
@@ -120,28 +125,31 @@ export class FanOut {
       return { event, body, contentType: format.contentType, traceparent, ...(message === undefined ? {} : { message }) }
     }
     const tracer = this.#tracer
-    await Promise.all([...perDestination].map(async ([destination, indexes]) => {
+    await Promise.all([...perDestination].map(async ([destination, its]) => {
       // Each destination's messages carry its own producer span, so that a consumer's span is
       // that span's child, whichever destination it reads.
-      const span = tracer === undefined ? undefined : startProducerSpan(tracer, destination, indexes.map(i => events[i] as GatewayEvent), parent)
+      const span = tracer === undefined ? undefined : startProducerSpan(tracer, destination, its.map(f => f.event), parent)
       const producer = span === undefined ? undefined : toTraceparent(span.spanContext())
       // A destination that throws (a bug, an encoder fault) fails its own events, not the others'.
-      const results = await Promise.resolve().then(() => destination.delivery.publish(indexes.map(i => encode(destination, i, producer)))).catch((err: unknown) => {
-        const error = new GatewayError('EVG_BROKER_UNAVAILABLE', `${destination.name} could not take the event (error)`, { retryAfter: 1, extensions: { reason: 'error' }, cause: err })
-        return indexes.map(() => ({ ok: false as const, error }))
-      })
+      let results: DeliveryResult[]
+      try {
+        results = zip(its, await destination.delivery.publish(its.map(f => encode(destination, f, producer)))).map(([, result]) => result)
+      } catch (err) {
+        const error = new GatewayError('EVG_BROKER_UNAVAILABLE', `${destination.name} could not take the event (error)`, {
+          retryAfter: 1, extensions: { reason: 'error' }, cause: err
+        })
+        results = its.map(() => ({ ok: false as const, error }))
+      }
       if (span !== undefined) endProducerSpan(span, results)
-      results.forEach((result, k) => {
-        const i = indexes[k] as number
-        if (result.ok) (delivered[i] as string[]).push(destination.name)
-        else (failed[i] ??= []).push({ destination, error: result.error })
-      })
+      for (const [fate, result] of zip(its, results)) {
+        if (result.ok) fate.delivered.push(destination.name)
+        else if (fate.failed === undefined) fate.failed = [{ destination, error: result.error }]
+        else fate.failed.push({ destination, error: result.error })
+      }
     }))
-    return events.map((_, i) => {
-      const failures = failed[i]
-      const got = delivered[i] as string[]
-      return failures === undefined ? { ok: true, delivered: got } : { ok: false, error: combine(failures, got), delivered: got }
-    })
+    return fates.map(({ delivered, failed }) => failed === undefined
+      ? { ok: true, delivered }
+      : { ok: false, error: combine(failed, delivered), delivered })
   }
 }
 
@@ -149,8 +157,8 @@ export class FanOut {
  * One answer for an event some destinations did not take: a refusal for good wins over "try
  * later" (a repeat cannot complete it), and the problem names every destination that failed.
  */
-function combine (failures: { destination: Destination, error: GatewayError }[], delivered: string[]): GatewayError {
-  const first = failures.find(f => !f.error.retryable) ?? failures[0] as { destination: Destination, error: GatewayError }
+function combine (failures: [Failure, ...Failure[]], delivered: string[]): GatewayError {
+  const first = failures.find(f => !f.error.retryable) ?? failures[0]
   // Retry-After only on an answer that says "try later".
   const retryAfter = first.error.retryable ? Math.max(0, ...failures.map(f => f.error.retryAfter ?? 0)) : 0
   const names = failures.map(f => f.destination.name)

@@ -1,19 +1,20 @@
 import type { Context } from '@opentelemetry/api'
 import type { FastifyBaseLogger } from 'fastify'
-import type { CompiledEntry } from '../catalog/index.js'
-import { GatewayError } from '../errors.js'
-import { createEvent, type GatewayEvent, type RequestContext } from '../envelopes/event.js'
+import { GatewayError, messageOf } from '../errors.js'
+import type { GatewayEvent } from '../envelopes/event.js'
 import { conflict, fingerprint, StateUnavailableError, type IdempotencyStore, type KeyRef, type Reservation } from '../state/idempotency.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { FanOut } from './fan-out.js'
 import { HeldKeys } from './held-keys.js'
+import { zip } from './zip.js'
 
-/** One valid event a client asked to publish. */
+/**
+ * One valid event a client asked to publish, made once by its route. With an idempotency key
+ * (`event.idempotencyKey`), a repeat of a partly delivered request publishes the event kept for
+ * the key instead.
+ */
 export interface IntakeItem {
-  entry: CompiledEntry
-  data: Record<string, unknown>
-  ctx: RequestContext
-  idempotencyKey?: string
+  event: GatewayEvent
 }
 
 /** The answer for an accepted event, as clients (and idempotent repeats) get it. */
@@ -51,6 +52,15 @@ interface ToSend {
   keyed?: { ref: KeyRef, token: string }
 }
 
+/** A stored answer as this version keeps it; anything else is not replayed as if it were. */
+function isAccepted (body: unknown): body is Accepted {
+  return typeof body === 'object' && body !== null &&
+    'id' in body && typeof body.id === 'string' &&
+    'type' in body && typeof body.type === 'string' &&
+    'status' in body && (body.status === 'published' || body.status === 'queued') &&
+    'correlationId' in body && typeof body.correlationId === 'string'
+}
+
 const idOf = (ref: KeyRef) => `${ref.tenant}\0${ref.key}`
 const stateUnavailable = () => new GatewayError('EVG_STATE_UNAVAILABLE', 'the idempotency store cannot be reached; send the request again shortly', { retryAfter: 1 })
 
@@ -86,12 +96,13 @@ export class Intake {
     let keyed: Keyed[] = []
     const firstOfKey = new Map<string, { index: number, print: string }>()
     items.forEach((item, index) => {
-      const key = item.idempotencyKey
+      const { event } = item
+      const key = event.idempotencyKey
       if (key === undefined) {
-        plain.push({ index, event: createEvent(item.entry, item.data, item.ctx) })
+        plain.push({ index, event })
         return
       }
-      const ref = { tenant: item.ctx.tenantId, key, print: fingerprint(item.entry.type, item.data) }
+      const ref = { tenant: event.tenantId, key, print: fingerprint(event.type, event.data) }
       const earlier = firstOfKey.get(idOf(ref))
       if (earlier === undefined) {
         firstOfKey.set(idOf(ref), { index, print: ref.print })
@@ -127,7 +138,8 @@ export class Intake {
       toSend = []
     }
     for (const r of repeats) outcomes[r.index] = outcomes[r.of]
-    return outcomes as IntakeOutcome[]
+    // every event has its outcome by now
+    return outcomes.map(o => o ?? { ok: false, error: new GatewayError('EVG_INTERNAL') })
   }
 
   /**
@@ -152,28 +164,34 @@ export class Intake {
 
   /** Reserves each key: reserved ones join `toSend`, answered ones get their outcome; returns those still busy. */
   async #reserve (keyed: Keyed[], outcomes: (IntakeOutcome | undefined)[], toSend: ToSend[]): Promise<Keyed[]> {
-    const reservations = await Promise.all(keyed.map(k => this.#store.reserve(k.ref, this.#options.leaseMs).catch((err: unknown): Reservation | Error => {
-      this.#stateError('reserve', err)
-      return err as Error
-    })))
+    const reserve = async (k: Keyed): Promise<Reservation | undefined> => {
+      try {
+        return await this.#store.reserve(k.ref, this.#options.leaseMs)
+      } catch (err) {
+        this.#stateError('reserve', err)
+        return undefined
+      }
+    }
+    const reservations = await Promise.all(keyed.map(async k => ({ k, r: await reserve(k) })))
     const busy: Keyed[] = []
-    keyed.forEach((k, i) => {
-      const r = reservations[i] as Reservation | Error
-      if (r instanceof Error) {
+    for (const { k, r } of reservations) {
+      if (r === undefined) {
         outcomes[k.index] = { ok: false, error: stateUnavailable() }
       } else if (r.state === 'conflict') {
         outcomes[k.index] = { ok: false, error: conflict() }
       } else if (r.state === 'done') {
-        outcomes[k.index] = { ok: true, accepted: r.answer.body as Accepted, replayed: true }
+        outcomes[k.index] = isAccepted(r.answer.body)
+          ? { ok: true, accepted: r.answer.body, replayed: true }
+          : { ok: false, error: stateUnavailable() }
       } else if (r.state === 'busy') {
         busy.push(k)
       } else {
         const keyedBy = { ref: k.ref, token: r.token }
         toSend.push(r.partial === undefined
-          ? { index: k.index, event: createEvent(k.item.entry, k.item.data, k.item.ctx, k.ref.key), keyed: keyedBy }
+          ? { index: k.index, event: k.item.event, keyed: keyedBy }
           : { index: k.index, event: r.partial.event, already: new Set(r.partial.delivered), keyed: keyedBy })
       }
-    })
+    }
     return busy
   }
 
@@ -191,27 +209,26 @@ export class Intake {
     try {
       results = await this.#fanOut.publish(toSend.map(s => s.event), toSend.map(s => s.already), trace)
     } catch (err) {
-      await Promise.all(toSend.map(s => s.keyed === undefined ? undefined : this.#settle('release', () => this.#store.release(s.keyed!.ref, s.keyed!.token))))
+      await Promise.all(toSend.flatMap(({ keyed }) => keyed === undefined ? [] : [this.#settle('release', () => this.#store.release(keyed.ref, keyed.token))]))
       for (const release of done) release()
       throw err
     }
-    results.forEach((result, k) => {
-      const { index, event, keyed } = toSend[k] as ToSend
+    for (const [{ index, event, keyed }, result] of zip(toSend, results)) {
       if (result.ok) {
         const answer: Accepted = { id: event.id, type: event.type, status: this.#fanOut.spooled(event.type) ? 'queued' : 'published', correlationId: event.correlationId }
         outcomes[index] = { ok: true, accepted: answer, replayed: false }
         if (keyed !== undefined) settled.push(this.#settle('complete', () => this.#store.complete(keyed.ref, keyed.token, { status: 202, body: answer })))
-        return
+        continue
       }
       outcomes[index] = { ok: false, error: result.error }
-      if (keyed === undefined) return
+      if (keyed === undefined) continue
       // Kept when a repeat should send this very event (same id): some destinations have it, or
       // the failure may pass, and a destination that did not answer in time may have it all the
       // same: consumers that deduplicate by id then see it once. A refusal for good frees the key.
       settled.push(result.delivered.length > 0 || result.error.retryable
         ? this.#settle('keep', () => this.#store.keepPartial(keyed.ref, keyed.token, { event, delivered: result.delivered }))
         : this.#settle('release', () => this.#store.release(keyed.ref, keyed.token)))
-    })
+    }
     // #settle never rejects
     void Promise.all(settled).then(() => { for (const release of done) release() })
   }
@@ -225,12 +242,12 @@ export class Intake {
       await write()
     } catch (err) {
       this.#metrics.stateErrors.inc({ operation })
-      this.#log.error({ err: (err as Error).message, operation }, 'could not store what became of an idempotency key: a repeat on another replica, after a restart or once its reservation expires may publish again')
+      this.#log.error({ err: messageOf(err), operation }, 'could not store what became of an idempotency key: a repeat on another replica, after a restart or once its reservation expires may publish again')
     }
   }
 
   #stateError (operation: string, err: unknown): void {
     this.#metrics.stateErrors.inc({ operation })
-    if (!(err instanceof StateUnavailableError)) this.#log.error({ err: (err as Error).message, operation }, 'idempotency store failed')
+    if (!(err instanceof StateUnavailableError)) this.#log.error({ err: messageOf(err), operation }, 'idempotency store failed')
   }
 }

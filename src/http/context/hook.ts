@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { forbidden, type ApiKey, type ApiKeys } from './api-keys.js'
 import type { Config } from '../../config/index.js'
-import { contextFromHeaders, correlationIdFrom, type RequestContext } from './request-context.js'
+import { callerTraceparent, contextFromHeaders, correlationIdFrom, type RequestContext } from './request-context.js'
 import { GatewayError } from '../../errors.js'
 import { HEADERS } from './headers.js'
 import { checkIdempotencyKey } from '../../state/idempotency.js'
+import { addLogFields } from '../hooks/access-log.js'
 import type { Metrics } from '../../observability/metrics.js'
 
 declare module 'fastify' {
@@ -52,15 +53,15 @@ export function addContextHook (app: FastifyInstance, opts: { config: Config, me
     const type = request.routeOptions.config.eventType
     if (type !== undefined) metrics.received.inc({ type })
     // The type is on the access line of every request to its route, taken or refused.
-    request.logFields = type === undefined ? { correlationId } : { correlationId, type }
+    addLogFields(request, type === undefined ? { correlationId } : { correlationId, type })
     if (apiKeys !== undefined) {
       const key = apiKeys.authenticate(request.headers)
       request.apiKey = key
-      request.logFields.apiKey = key.name
+      addLogFields(request, { apiKey: key.name })
     }
-    const ctx = contextFromHeaders(request.headers, correlationId, config)
+    const ctx = contextFromHeaders(request.headers, correlationId, callerTraceparent(request), config)
     request.evgContext = ctx
-    request.logFields.tenantId = ctx.tenantId
+    addLogFields(request, { tenantId: ctx.tenantId })
     if (request.apiKey !== undefined && !request.apiKey.allowsTenant(ctx.tenantId)) throw forbidden('for this tenant')
     const refused = type === undefined ? undefined : typeRefusal(request, type)
     if (refused !== undefined) throw refused

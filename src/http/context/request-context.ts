@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
+import type { FastifyRequest } from 'fastify'
 import type { Config } from '../../config/index.js'
 import { GatewayError } from '../../errors.js'
 import { HEADERS } from './headers.js'
@@ -32,14 +33,27 @@ export function correlationIdFrom (headers: IncomingHttpHeaders): string {
   return typeof value === 'string' && OPAQUE.test(value) ? value : randomUUID()
 }
 
-/** The caller's W3C trace context; an invalid one is dropped, as W3C Trace Context asks, rather than refused. */
-export function traceparentOf (headers: IncomingHttpHeaders): string | undefined {
-  const value = headers[HEADERS.traceparent]
-  return typeof value === 'string' && TRACEPARENT.test(value) ? value : undefined
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The caller's traceparent once checked (callerTraceparent): null when it sent none, or none valid. */
+    checkedTraceparent: string | null | undefined
+  }
+}
+
+/**
+ * The caller's W3C trace context, checked once per request whoever asks first (the server span,
+ * the event's context); an invalid one is dropped, as W3C Trace Context asks, rather than refused.
+ */
+export function callerTraceparent (request: FastifyRequest): string | undefined {
+  if (request.checkedTraceparent === undefined) {
+    const value = request.headers[HEADERS.traceparent]
+    request.checkedTraceparent = typeof value === 'string' && TRACEPARENT.test(value) ? value : null
+  }
+  return request.checkedTraceparent ?? undefined
 }
 
 /** Tenant, user, account and trace context of a request; EVG_BAD_CONTEXT when unusable. */
-export function contextFromHeaders (headers: IncomingHttpHeaders, correlationId: string, config: Config): RequestContext {
+export function contextFromHeaders (headers: IncomingHttpHeaders, correlationId: string, traceparent: string | undefined, config: Config): RequestContext {
   const mock = config.ALLOW_MOCK_CONTEXT
   const tenantId = single(headers, HEADERS.tenant) ?? (mock ? config.MOCK_TENANT_ID : undefined)
   if (tenantId === undefined) throw new GatewayError('EVG_BAD_CONTEXT', `${HEADERS.tenant} header is required`)
@@ -50,7 +64,6 @@ export function contextFromHeaders (headers: IncomingHttpHeaders, correlationId:
   }
   const userId = opaque(headers, HEADERS.user, mock ? config.MOCK_USER_ID : undefined)
   const accountId = opaque(headers, HEADERS.account)
-  const traceparent = traceparentOf(headers)
   return {
     tenantId: normalizeTenantId(tenantId, config.TENANT_ID_FORMAT),
     correlationId,

@@ -38,7 +38,7 @@ export function maxConnections (configured: number, limit = openFilesLimit()): n
  * once, before its body is read, so no shape or number of requests can grow the heap past a
  * bounded multiple of the budget. Chunked bodies count as the largest body allowed.
  */
-export function limitBodiesInFlight (app: FastifyInstance, opts: { budget: number, bodyLimit: number, onRefused: (request: FastifyRequest) => void }): void {
+export function limitBodiesInFlight (app: FastifyInstance, opts: { budget: number, bodyLimit: number }): void {
   let inFlight = 0
   app.decorateRequest('reservedBytes', 0)
   app.addHook('onRequest', async (request, reply) => {
@@ -46,7 +46,6 @@ export function limitBodiesInFlight (app: FastifyInstance, opts: { budget: numbe
     const declared = Number(request.headers['content-length'])
     const bytes = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, opts.bodyLimit) : opts.bodyLimit
     if (inFlight + bytes > opts.budget) {
-      opts.onRefused(request)
       // The body is not read: the connection cannot carry another request after this answer.
       reply.header('connection', 'close')
       return sendProblem(reply, problem('EVG_OVERLOADED', 'too many request bodies are in flight; retry shortly'), 1)

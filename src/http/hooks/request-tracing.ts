@@ -1,8 +1,9 @@
 import { SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api'
 import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_SCHEME } from '@opentelemetry/semantic-conventions'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { traceparentOf } from '../context/request-context.js'
+import { callerTraceparent } from '../context/request-context.js'
 import { callerContext } from '../../observability/trace-context.js'
+import { addLogFields } from './access-log.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -46,6 +47,7 @@ function finish (span: Span, request: FastifyRequest, status: number): void {
  */
 export function traceRequests (app: FastifyInstance, tracer: Tracer | undefined): void {
   app.decorateRequest('traceContext', undefined)
+  app.decorateRequest('checkedTraceparent', undefined)
   if (tracer === undefined) return
   const spanOf = (request: FastifyRequest) => request.traceContext === undefined ? undefined : trace.getSpan(request.traceContext)
 
@@ -53,7 +55,7 @@ export function traceRequests (app: FastifyInstance, tracer: Tracer | undefined)
     const route = request.routeOptions.url
     if (route?.startsWith('/v1/') === true) {
       const type = request.routeOptions.config.eventType
-      const parent = callerContext(traceparentOf(request.headers))
+      const parent = callerContext(callerTraceparent(request))
       const span = tracer.startSpan(`${request.method} ${route}`, {
         kind: SpanKind.SERVER,
         attributes: {
@@ -71,7 +73,7 @@ export function traceRequests (app: FastifyInstance, tracer: Tracer | undefined)
     const span = spanOf(request)
     if (span !== undefined) {
       // The access log line names the trace, so that a log search leads to it.
-      request.logFields = { ...request.logFields, traceId: span.spanContext().traceId }
+      addLogFields(request, { traceId: span.spanContext().traceId })
       if (span.isRecording()) finish(span, request, reply.statusCode)
     }
     done()

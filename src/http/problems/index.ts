@@ -1,8 +1,9 @@
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ERRORS, GatewayError, PROBLEM_CONTENT_TYPE, problem, type ErrorCode, type Problem } from '../../errors.js'
+import { asError, ERRORS, GatewayError, PROBLEM_CONTENT_TYPE, problem, type ErrorCode, type Problem } from '../../errors.js'
 import { HEADERS } from '../context/headers.js'
 import { validationDetails } from '../../validation/index.js'
+import { addLogFields } from '../hooks/access-log.js'
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'EVG_TOO_LARGE',
@@ -38,18 +39,36 @@ export function toProblem (error: FastifyError | GatewayError | Error): { proble
   return { problem: problem('EVG_INTERNAL', 'unexpected error; it was logged') }
 }
 
-export function sendProblem (reply: FastifyReply, p: Problem, retryAfter?: number): FastifyReply {
+/**
+ * The one place a refused event is counted (gateway_events_rejected_total): every problem answer
+ * of a route that publishes, or of a POST naming a type that does not exist; a batch's refused
+ * events one by one, with their own type.
+ */
+export function countRejection (request: FastifyRequest, code: ErrorCode, type = request.routeOptions.config?.eventType ?? 'unknown'): void {
+  request.server.metrics.rejected.inc({ type, code })
+}
+
+/** Whether a problem answer refuses events: a publishing route's, or a POST to an unknown type. */
+function refusesEvents (request: FastifyRequest, p: Problem): boolean {
+  return request.routeOptions.config?.publishes === true || (request.is404 && p.code === 'EVG_UNKNOWN_TYPE')
+}
+
+/**
+ * Answers with a problem. `eventsCounted`: the batch's answer when none of its events was taken,
+ * each of them already counted with its type.
+ */
+export function sendProblem (reply: FastifyReply, p: Problem, retryAfter?: number, eventsCounted = false): FastifyReply {
   const request = reply.request
-  request.logFields = { ...request.logFields, code: p.code, ...(typeof p.reason === 'string' ? { reason: p.reason } : {}) }
+  if (!eventsCounted && refusesEvents(request, p)) countRejection(request, p.code)
+  addLogFields(request, { code: p.code, ...(typeof p.reason === 'string' ? { reason: p.reason } : {}) })
   if (retryAfter !== undefined) reply.header(HEADERS.retryAfter, String(retryAfter))
   return reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(p)
 }
 
-export function registerProblemHandlers (app: FastifyInstance, onProblem?: (request: FastifyRequest, p: Problem) => void): void {
+export function registerProblemHandlers (app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
-    const { problem: p, retryAfter } = toProblem(error as Error)
+    const { problem: p, retryAfter } = toProblem(asError(error))
     if (p.code === 'EVG_INTERNAL') request.log.error({ err: error }, 'unexpected error')
-    onProblem?.(request, p)
     if (p.code === 'EVG_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer')
     return sendProblem(reply, { ...p, instance: request.url }, retryAfter)
   })
@@ -58,7 +77,6 @@ export function registerProblemHandlers (app: FastifyInstance, onProblem?: (requ
     const p = request.method === 'POST' && path.startsWith('/v1/events/')
       ? problem('EVG_UNKNOWN_TYPE', `no event type '${decodeSafe(path.slice('/v1/events/'.length))}'; GET /v1/event-types lists them`)
       : problem('EVG_NOT_FOUND', `${request.method} ${path} does not exist`)
-    onProblem?.(request, p)
     return sendProblem(reply, p)
   })
 }

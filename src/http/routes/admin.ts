@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { ApiKeys } from '../context/api-keys.js'
 import { GatewayError } from '../../errors.js'
+import { addLogFields } from '../hooks/access-log.js'
 import type { DeadLetterQuery } from '../../spool/outbox.js'
 import type { Spool } from '../../spool/index.js'
 import { eventSecurity, problemResponses } from './schemas.js'
@@ -68,7 +69,7 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
   app.addHook('onRequest', async request => {
     if (apiKeys === undefined) return
     const key = apiKeys.authenticate(request.headers)
-    request.logFields = { apiKey: key.name }
+    addLogFields(request, { apiKey: key.name })
     if (!key.admin) throw new GatewayError('EVG_FORBIDDEN', 'this API key may not use the admin API')
   })
   const spoolOf = (destination?: string): Spool => {

@@ -11,7 +11,9 @@ import { createEvent } from '../../../envelopes/event.js'
 import { checkIdempotencyKey } from '../../../state/idempotency.js'
 import type { Metrics } from '../../../observability/metrics.js'
 import { MAX_BATCH_FIELD_ERRORS, MAX_FIELD_ERRORS, validationDetails } from '../../../validation/index.js'
-import { sendProblem } from '../../problems/index.js'
+import { countRejection, sendProblem } from '../../problems/index.js'
+import { addLogFields } from '../../hooks/access-log.js'
+import { zip } from '../../../delivery/zip.js'
 import { BatchResultsSchema, contextHeaders, eventSecurity, publishProblemResponses } from '../schemas.js'
 import { contextOf, idempotencyKeyOf, typeRefusal } from '../../context/hook.js'
 
@@ -24,7 +26,8 @@ type Result = Accepted | { error: Problem }
  */
 function batchCode (codes: ErrorCode[]): ErrorCode {
   const distinct = new Set(codes)
-  if (distinct.size === 1) return codes[0] as ErrorCode
+  const [first] = distinct
+  if (distinct.size === 1 && first !== undefined) return first
   if (codes.every(c => ERRORS[c].status >= 500)) return codes.some(c => ERRORS[c].retryable) ? 'EVG_BROKER_UNAVAILABLE' : 'EVG_BROKER_REJECTED'
   return 'EVG_VALIDATION'
 }
@@ -78,7 +81,7 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
     let errorBudget = MAX_BATCH_FIELD_ERRORS
     items.forEach((item, index) => {
       const fail = (p: Problem) => {
-        metrics.rejected.inc({ type: catalog.get(item.type) ? item.type : 'unknown', code: p.code })
+        countRejection(request, p.code, catalog.get(item.type) ? item.type : 'unknown')
         results[index] = { error: p }
       }
       const entry = catalog.get(item.type)
@@ -92,16 +95,18 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
         return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, details))
       }
       const key = requestKey === undefined ? item.idempotencyKey : `${requestKey} ${index}`
-      const tooLong = routingKeyErrors(entry, item.data, `/events/${index}/data`) ?? fanOut.fieldErrors(entry.type, () => createEvent(entry, item.data, ctx, key), `/events/${index}/data`)
-      if (tooLong !== undefined) return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: tooLong }))
+      const event = createEvent(entry, item.data, ctx, key)
+      const invalid = routingKeyErrors(entry, item.data, `/events/${index}/data`) ?? fanOut.fieldErrors(event, `/events/${index}/data`)
+      if (invalid !== undefined) return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: invalid }))
       if (item.idempotencyKey !== undefined) {
         try {
           checkIdempotencyKey(item.idempotencyKey, `/events/${index}/idempotencyKey`)
         } catch (err) {
-          return fail((err as GatewayError).toProblem())
+          if (!(err instanceof GatewayError)) throw err
+          return fail(err.toProblem())
         }
       }
-      valid.push({ index, item: { entry, data: item.data, ctx, ...(key === undefined ? {} : { idempotencyKey: key }) } })
+      valid.push({ index, item: { event } })
     })
 
     let retryAfter: number | undefined
@@ -111,24 +116,24 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
       if (refused !== undefined) throw refused
     }
     const outcomes = valid.length === 0 ? [] : await intake.accept(valid.map(v => v.item), request.traceContext)
-    outcomes.forEach((outcome, k) => {
-      const { index, item } = valid[k] as (typeof valid)[number]
+    for (const [{ index, item }, outcome] of zip(valid, outcomes)) {
       if (outcome.ok) {
         if (outcome.replayed) metrics.idempotentReplays.inc()
         results[index] = outcome.accepted
-        return
+        continue
       }
       retryAfter = Math.max(retryAfter ?? 0, outcome.error.retryAfter ?? 0) || undefined
-      metrics.rejected.inc({ type: item.entry.type, code: outcome.error.code })
+      countRejection(request, outcome.error.code, item.event.type)
       results[index] = { error: outcome.error.toProblem() }
-    })
+    }
 
-    const all = results as Result[]
+    // every event has its result by now
+    const all = results.map(r => r ?? { error: problem('EVG_INTERNAL') })
     const failures = all.filter((r): r is { error: Problem } => 'error' in r)
-    Object.assign(request.logFields as Record<string, unknown>, { events: all.length, accepted: all.length - failures.length })
+    addLogFields(request, { events: all.length, accepted: all.length - failures.length })
     if (failures.length === 0) return reply.code(202).send({ results: all })
     if (failures.length < all.length) return reply.code(207).send({ results: all })
     const p = problem(batchCode(failures.map(f => f.error.code)), 'no event in the batch was accepted; see results', { results: all })
-    return sendProblem(reply, p, ERRORS[p.code].retryable ? retryAfter : undefined)
+    return sendProblem(reply, p, ERRORS[p.code].retryable ? retryAfter : undefined, true)
   })
 }

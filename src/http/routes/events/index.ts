@@ -44,8 +44,6 @@ export async function eventRoutes (app: FastifyInstance, opts: EventsRouteOption
     ...opts.pressure,
     pressureHandler: (request, reply, type, value) => {
       if (type === 'eventLoopDelay' && Date.now() - startedAt < 2 * opts.pressure.sampleInterval) return
-      const config = request.routeOptions.config
-      if (config.publishes === true) metrics.rejected.inc({ type: config.eventType ?? 'unknown', code: 'EVG_OVERLOADED' })
       request.log.warn({ pressure: type, value }, 'shedding load')
       sendProblem(reply, problem('EVG_OVERLOADED', `the gateway is overloaded (${type}); retry shortly`), 1)
     }

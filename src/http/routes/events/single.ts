@@ -12,6 +12,7 @@ import type { Metrics } from '../../../observability/metrics.js'
 import { namesByType } from '../openapi.js'
 import { AcceptedSchema, contextHeaders, eventSecurity, publishProblemResponses } from '../schemas.js'
 import { contextOf, idempotencyKeyOf } from '../../context/hook.js'
+import { addLogFields } from '../../hooks/access-log.js'
 
 function describe (entry: CompiledEntry, destinations: string[]): string {
   const keys = `Routing key: \`${entry.routingKey}\`${entry.dedupeKey ? `; dedupe key: \`${entry.dedupeKey}\`` : ''}`
@@ -42,12 +43,13 @@ export function singleRoutes (app: FastifyInstance, opts: { config: Config, cata
         response: { 202: AcceptedSchema, ...publishProblemResponses }
       }
     }, async (request, reply) => {
-      const idempotencyKey = idempotencyKeyOf(request)
-      const tooLong = routingKeyErrors(entry, request.body) ?? fanOut.fieldErrors(entry.type, () => createEvent(entry, request.body, contextOf(request), idempotencyKey))
-      if (tooLong !== undefined) throw new GatewayError('EVG_VALIDATION', 'the body is not valid', { extensions: { errors: tooLong } })
-      const [outcome] = await intake.accept([{ entry, data: request.body, ctx: contextOf(request), ...(idempotencyKey === undefined ? {} : { idempotencyKey }) }], request.traceContext)
+      // Made once: its routing key and message fields are checked, then it is what gets published.
+      const event = createEvent(entry, request.body, contextOf(request), idempotencyKeyOf(request))
+      const invalid = routingKeyErrors(entry, request.body) ?? fanOut.fieldErrors(event)
+      if (invalid !== undefined) throw new GatewayError('EVG_VALIDATION', 'the body is not valid', { extensions: { errors: invalid } })
+      const [outcome] = await intake.accept([{ event }], request.traceContext)
       if (outcome === undefined || !outcome.ok) throw outcome?.error ?? new GatewayError('EVG_INTERNAL')
-      Object.assign(request.logFields as Record<string, unknown>, { eventId: outcome.accepted.id, type: entry.type })
+      addLogFields(request, { eventId: outcome.accepted.id, type: entry.type })
       if (outcome.replayed) {
         metrics.idempotentReplays.inc()
         reply.header(HEADERS.idempotencyReplayed, 'true')
