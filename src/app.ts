@@ -73,11 +73,17 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const state = openStateStore(config, db, app.log)
   const tracing = deps.tracerProvider === undefined ? tracingFromEnv(app.log) : tracingWith(deps.tracerProvider)
   for (const warning of routing.warnings) app.log.warn(`routing: ${warning}`)
-  // Bodies: strict (no coercion, no stripping). Query strings and headers are text by nature,
+  // Bodies: strict (no coercion, no stripping). Query strings are text by nature,
   // so numbers there are coerced, as Fastify does by default.
   const lenient = createAjv()
   lenient.opts.coerceTypes = true
-  app.setValidatorCompiler(({ schema, httpPart }) => httpPart === 'body' ? compileBodyValidator(ajv, schema) : lenient.compile(schema))
+  // Headers: checked once, by the event routes' context hook (src/http/context/hook.ts), before
+  // the body is read; their schemas document them.
+  const documentedOnly = () => true
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    if (httpPart === 'body') return compileBodyValidator(ajv, schema)
+    return httpPart === 'headers' ? documentedOnly : lenient.compile(schema)
+  })
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody)
 

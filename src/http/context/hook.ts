@@ -12,6 +12,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     evgContext: RequestContext | undefined
     apiKey: ApiKey | undefined
+    /** The Idempotency-Key header, checked by the context hook; undefined without one. */
+    idempotencyKey: string | undefined
   }
   interface FastifyContextConfig {
     eventType?: string
@@ -26,12 +28,17 @@ export function typeRefusal (request: FastifyRequest, type: string): GatewayErro
 }
 
 /** The request's Idempotency-Key header, checked; undefined without one. */
-export function idempotencyKeyOf (request: FastifyRequest): string | undefined {
+function checkedIdempotencyKey (request: FastifyRequest): string | undefined {
   const key = request.headers[HEADERS.idempotencyKey]
   if (key === undefined) return undefined
   if (Array.isArray(key)) throw new GatewayError('EVG_BAD_CONTEXT', 'Idempotency-Key must be sent once')
   checkIdempotencyKey(key)
   return key
+}
+
+/** The Idempotency-Key of a request that passed the hook below; undefined without one. */
+export function idempotencyKeyOf (request: FastifyRequest): string | undefined {
+  return request.idempotencyKey
 }
 
 /** The context of a request that passed the hook below. */
@@ -40,13 +47,15 @@ export function contextOf (request: FastifyRequest): RequestContext {
 }
 
 /**
- * Correlation id, API key and tenant context for every event route, before the body is even
- * parsed: a bad tenant is refused whatever the body.
+ * Correlation id, API key, tenant context and Idempotency-Key for every event route, before the
+ * body is even parsed: a bad tenant is refused whatever the body. These are the only checks of
+ * the headers (the routes' header schemas document them; app.ts does not run them again).
  */
 export function addContextHook (app: FastifyInstance, opts: { config: Config, metrics: Metrics, apiKeys?: ApiKeys }): void {
   const { config, metrics, apiKeys } = opts
   app.decorateRequest('evgContext', undefined)
   app.decorateRequest('apiKey', undefined)
+  app.decorateRequest('idempotencyKey', undefined)
   app.addHook('onRequest', async (request, reply) => {
     const correlationId = correlationIdFrom(request.headers)
     reply.header(HEADERS.correlation, correlationId)
@@ -65,5 +74,6 @@ export function addContextHook (app: FastifyInstance, opts: { config: Config, me
     if (request.apiKey !== undefined && !request.apiKey.allowsTenant(ctx.tenantId)) throw forbidden('for this tenant')
     const refused = type === undefined ? undefined : typeRefusal(request, type)
     if (refused !== undefined) throw refused
+    request.idempotencyKey = checkedIdempotencyKey(request)
   })
 }
