@@ -17,13 +17,13 @@ import { docs } from './http/routes/docs.js'
 import { eventRoutes, type EventsRouteOptions } from './http/routes/events/index.js'
 import { eventTypeRoutes } from './http/routes/event-types.js'
 import { healthRoutes } from './http/routes/health.js'
-import { limitBodiesInFlight, maxConnections } from './http/hooks/limits.js'
-import { shutdownState } from './http/hooks/shutdown.js'
+import { bodiesInFlight, maxConnections } from './http/hooks/limits.js'
+import { shutdown } from './http/hooks/shutdown.js'
 import { parseJsonBody } from './http/json-body.js'
-import { registerProblemHandlers } from './http/problems/index.js'
+import { problems } from './http/problems/index.js'
 import { accessLog } from './http/hooks/access-log.js'
-import { recordRequestDurations } from './http/hooks/request-metrics.js'
-import { traceRequests } from './http/hooks/request-tracing.js'
+import { requestMetrics } from './http/hooks/request-metrics.js'
+import { requestTracing } from './http/hooks/request-tracing.js'
 import { loadRouting } from './routing/index.js'
 import { openStateStore } from './state/index.js'
 import { TenantLimits } from './state/rate-limiter.js'
@@ -53,8 +53,6 @@ declare module 'fastify' {
     catalog: Catalog
     /** Every destination with its broker, in routes-file order. */
     destinations: readonly Destination[]
-    /** Shutdown has begun: readiness answers 503 while requests are still served. */
-    drain: () => void
   }
 }
 
@@ -103,31 +101,27 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const fanOut = new FanOut(destinations, routing.routes, tracing.tracer)
   const reader = destinations.map(d => d.broker).find(isEventReader)
 
-  // First of all hooks: the request id goes back on every answer; the server span starts; while
-  // closing, every request gets a 503 problem; bodies in flight are bounded.
-  app.addHook('onRequest', async (request, reply) => { reply.header(HEADERS.requestId, request.id) })
-  traceRequests(app, tracing.tracer)
-  const shutdown = shutdownState(app)
-  limitBodiesInFlight(app, {
-    budget: config.HTTP_MAX_INFLIGHT_BODY_BYTES,
-    bodyLimit: config.BODY_LIMIT_BYTES
-  })
-  app.server.maxConnections = maxConnections(config.HTTP_MAX_CONNECTIONS)
-  await app.register(accessLog)
-  recordRequestDurations(app, metrics)
   app.decorate('metrics', metrics)
   app.decorate('catalog', catalog)
   app.decorate('destinations', destinations)
-  app.decorate('drain', shutdown.drain)
-  // Every refusal a problem; refused events counted where problems are sent (countRejection).
-  registerProblemHandlers(app)
+  app.server.maxConnections = maxConnections(config.HTTP_MAX_CONNECTIONS)
+  // The cross-cutting hooks, each a named plugin whose dependencies fastify-plugin checks: the
+  // request id goes back on every answer; the server span starts; while closing, every request
+  // gets a 503 problem; bodies in flight are bounded; the access line and the request metrics.
+  app.addHook('onRequest', async (request, reply) => { reply.header(HEADERS.requestId, request.id) })
+  await app.register(problems)
+  await app.register(requestTracing, { tracer: tracing.tracer })
+  await app.register(shutdown)
+  await app.register(bodiesInFlight, { budget: config.HTTP_MAX_INFLIGHT_BODY_BYTES, bodyLimit: config.BODY_LIMIT_BYTES })
+  await app.register(accessLog)
+  await app.register(requestMetrics)
 
   await app.register(docs, { catalog })
   // 65% of V8's heap limit: far above the ~26 MB live heap under load, well below an OOM.
   const pressure = { maxEventLoopDelay: 1000, maxHeapUsedBytes: Math.floor(getHeapStatistics().heap_size_limit * 0.65), sampleInterval: 1000, ...deps.pressure }
   await app.register(eventRoutes, { config, catalog, fanOut, intake: new Intake(fanOut, state.idempotency, intakeOptions(config), metrics, app.log), rateLimits: limits.any ? { limits, limiter: state.rateLimiter } : undefined, metrics, pressure, ...(reader === undefined ? {} : { reader }), ...(apiKeys === undefined ? {} : { apiKeys }) })
   await app.register(eventTypeRoutes, { catalog, destinationsOf: type => fanOut.destinationsOf(type).map(t => t.name) })
-  await app.register(healthRoutes, { destinations, state, metrics, draining: shutdown.draining, ...(spool === undefined ? {} : { spool }) })
+  await app.register(healthRoutes, { destinations, state, metrics, draining: app.draining, ...(spool === undefined ? {} : { spool }) })
   await app.register(adminRoutes, { ...(spool === undefined ? {} : { spool }), ...(apiKeys === undefined ? {} : { apiKeys }) })
 
   app.addHook('onReady', async () => {

@@ -35,4 +35,5 @@ async function accessLogPlugin (app: FastifyInstance): Promise<void> {
   })
 }
 
-export const accessLog = fp(accessLogPlugin, { name: 'evg-access-log' })
+/** After the server span, whose end adds the trace id to the line. */
+export const accessLog = fp(accessLogPlugin, { name: 'evg-access-log', dependencies: ['evg-request-tracing'] })

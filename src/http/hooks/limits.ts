@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import { problem } from '../../errors.js'
 import { sendProblem } from '../problems/index.js'
 
@@ -38,7 +39,7 @@ export function maxConnections (configured: number, limit = openFilesLimit()): n
  * once, before its body is read, so no shape or number of requests can grow the heap past a
  * bounded multiple of the budget. Chunked bodies count as the largest body allowed.
  */
-export function limitBodiesInFlight (app: FastifyInstance, opts: { budget: number, bodyLimit: number }): void {
+async function bodiesInFlightPlugin (app: FastifyInstance, opts: { budget: number, bodyLimit: number }): Promise<void> {
   let inFlight = 0
   app.decorateRequest('reservedBytes', 0)
   app.addHook('onRequest', async (request, reply) => {
@@ -60,3 +61,6 @@ export function limitBodiesInFlight (app: FastifyInstance, opts: { budget: numbe
   app.addHook('onResponse', release)
   app.addHook('onRequestAbort', release)
 }
+
+/** After the server span starts, so that a refused request has its span too. */
+export const bodiesInFlight = fp(bodiesInFlightPlugin, { name: 'evg-bodies-in-flight', dependencies: ['evg-problems', 'evg-request-tracing'] })

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { Metrics } from '../../observability/metrics.js'
+import fp from 'fastify-plugin'
 
 /** The `route` of requests no route matched: one value, so that scanners cannot grow the label set. */
 export const UNMATCHED = 'unmatched'
@@ -9,8 +9,11 @@ export const UNMATCHED = 'unmatched'
  * the URL, whose ids and typos are unbounded), method and status. Registered on the root so that
  * the not-found handler and every plugin's routes are measured alike.
  */
-export function recordRequestDurations (app: FastifyInstance, metrics: Metrics): void {
+async function requestMetricsPlugin (app: FastifyInstance): Promise<void> {
+  const metrics = app.metrics
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpDuration.observe({ route: request.routeOptions.url ?? UNMATCHED, method: request.method, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000)
   })
 }
+
+export const requestMetrics = fp(requestMetricsPlugin, { name: 'evg-request-metrics', decorators: { fastify: ['metrics'] } })

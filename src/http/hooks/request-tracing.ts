@@ -1,6 +1,7 @@
 import { SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api'
 import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_SCHEME } from '@opentelemetry/semantic-conventions'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import { callerTraceparent } from '../context/request-context.js'
 import { callerContext } from '../../observability/trace-context.js'
 import { addLogFields } from './access-log.js'
@@ -45,7 +46,7 @@ function finish (span: Span, request: FastifyRequest, status: number): void {
  * shedding), so that those have their span too, and before the access log line, which gets the
  * trace id. Does nothing when tracing is off.
  */
-export function traceRequests (app: FastifyInstance, tracer: Tracer | undefined): void {
+async function requestTracingPlugin (app: FastifyInstance, { tracer }: { tracer: Tracer | undefined }): Promise<void> {
   app.decorateRequest('traceContext', undefined)
   app.decorateRequest('checkedTraceparent', undefined)
   if (tracer === undefined) return
@@ -88,3 +89,5 @@ export function traceRequests (app: FastifyInstance, tracer: Tracer | undefined)
     done()
   })
 }
+
+export const requestTracing = fp(requestTracingPlugin, { name: 'evg-request-tracing' })

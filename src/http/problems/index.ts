@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import { asError, ERRORS, GatewayError, PROBLEM_CONTENT_TYPE, problem, type ErrorCode, type Problem } from '../../errors.js'
 import { HEADERS } from '../context/headers.js'
 import { validationDetails } from '../../validation/index.js'
@@ -65,7 +66,7 @@ export function sendProblem (reply: FastifyReply, p: Problem, retryAfter?: numbe
   return reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(p)
 }
 
-export function registerProblemHandlers (app: FastifyInstance): void {
+async function problemsPlugin (app: FastifyInstance): Promise<void> {
   app.setErrorHandler((error, request, reply) => {
     const { problem: p, retryAfter } = toProblem(asError(error))
     if (p.code === 'EVG_INTERNAL') request.log.error({ err: error }, 'unexpected error')
@@ -80,6 +81,9 @@ export function registerProblemHandlers (app: FastifyInstance): void {
     return sendProblem(reply, p)
   })
 }
+
+/** Every refusal a problem, refused events counted (gateway_events_rejected_total, in app.metrics). */
+export const problems = fp(problemsPlugin, { name: 'evg-problems', decorators: { fastify: ['metrics'] } })
 
 function decodeSafe (s: string): string {
   try {
