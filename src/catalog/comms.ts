@@ -20,7 +20,15 @@ export const CallEndedSchema = Type.Object({
   duration: Type.Number({ minimum: 0, maximum: 86400, description: 'Seconds' }),
   outcome: Type.Enum([...CallOutcomes], { description: 'How the call ended; callback_requested creates a follow-up task downstream' }),
   transcript: Type.Union([Text('Full transcript (never logged)', 200000), Type.Null()])
-}, { ...Strict, examples: [{ call_id: callExample, duration: 180, outcome: 'callback_requested', transcript: 'Customer wants a callback tomorrow at 2pm.' }] })
+}, {
+  ...Strict,
+  examples: [{
+    call_id: callExample,
+    duration: 180,
+    outcome: 'callback_requested',
+    transcript: 'Customer wants a callback tomorrow at 2pm.'
+  }]
+})
 
 export const CallTranscribedSchema = Type.Object({
   call_id: callId,
@@ -45,9 +53,39 @@ export const SentimentAnalyzedSchema = Type.Object({
 }, { ...Strict, examples: [{ call_id: callExample, sentiment: 'negative', score: -0.62, keywords: ['cancel', 'refund'] }] })
 
 export const comms = defineEntries('comms', [
-  { type: 'call.started', description: 'A call began.', schema: CallStartedSchema, routingKey: 'comms.call.started', sensitive: ['from_number', 'to_number'] },
-  { type: 'call.ended', description: 'A call completed, with its outcome and transcript.', schema: CallEndedSchema, routingKey: 'comms.call.ended', sensitive: ['transcript'] },
-  { type: 'call.transcribed', description: 'A real-time transcript chunk is available.', schema: CallTranscribedSchema, routingKey: 'comms.call.transcribed', sensitive: ['transcript'] },
-  { type: 'campaign.completed', description: 'A campaign finished; carries its results.', schema: CampaignCompletedSchema, routingKey: 'comms.campaign.completed', dedupeKey: 'campaign_id' },
-  { type: 'sentiment.analyzed', description: 'Sentiment was analysed during a call.', schema: SentimentAnalyzedSchema, routingKey: 'comms.sentiment.analyzed', sensitive: ['keywords'] }
+  {
+    type: 'call.started',
+    description: 'A call began.',
+    schema: CallStartedSchema,
+    routingKey: 'comms.call.started',
+    sensitive: ['from_number', 'to_number']
+  },
+  {
+    type: 'call.ended',
+    description: 'A call completed, with its outcome and transcript.',
+    schema: CallEndedSchema,
+    routingKey: 'comms.call.ended',
+    sensitive: ['transcript']
+  },
+  {
+    type: 'call.transcribed',
+    description: 'A real-time transcript chunk is available.',
+    schema: CallTranscribedSchema,
+    routingKey: 'comms.call.transcribed',
+    sensitive: ['transcript']
+  },
+  {
+    type: 'campaign.completed',
+    description: 'A campaign finished; carries its results.',
+    schema: CampaignCompletedSchema,
+    routingKey: 'comms.campaign.completed',
+    dedupeKey: 'campaign_id'
+  },
+  {
+    type: 'sentiment.analyzed',
+    description: 'Sentiment was analysed during a call.',
+    schema: SentimentAnalyzedSchema,
+    routingKey: 'comms.sentiment.analyzed',
+    sensitive: ['keywords']
+  }
 ])

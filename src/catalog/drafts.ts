@@ -3,13 +3,16 @@ import { Count, Details, Id, Probability, Strict, Text } from './fields.js'
 import { defineEntries } from './types.js'
 
 // Seed 004: Draft Genie's speaker, draft, RAG and evaluation events; routing key = type.
-const Bucket = (description: string) => Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,31}$', description: `${description}, e.g. EXCELLENT, GOOD, NEEDS_REVIEW` })
+const Bucket = (description: string) => Type.String({
+  pattern: '^[A-Z][A-Z0-9_]{0,31}$',
+  description: `${description}, e.g. EXCELLENT, GOOD, NEEDS_REVIEW`
+})
 const speakerId = Id('The speaker')
 const draftId = Id('The draft')
 const ex = { speaker_id: 'spk-123', draft_id: 'drf-456', vector_id: 'cv-789', dfn_id: 'dfn-321', evaluation_id: 'eval-654' }
 
 // The aggregate each family of events is about, as seed 004's envelopes name it.
-const aggregates = {
+const aggregates: Record<string, { type: string, idField: string }> = {
   speaker: { type: 'Speaker', idField: 'speaker_id' },
   draft: { type: 'Draft', idField: 'draft_id' },
   rag: { type: 'DraftGenieNote', idField: 'dfn_id' },
@@ -18,9 +21,15 @@ const aggregates = {
 const correctionVector = { type: 'CorrectionVector', idField: 'vector_id' }
 const aggregateOf = (type: string) => type.startsWith('draft.correction_vector')
   ? correctionVector
-  : aggregates[type.split('.')[0] as keyof typeof aggregates]
+  : aggregates[type.split('.')[0] ?? type]
 
-const entry = (type: string, description: string, properties: Parameters<typeof Type.Object>[0], example: Record<string, unknown>, sensitive?: string[]) => ({
+const entry = (
+  type: string,
+  description: string,
+  properties: Parameters<typeof Type.Object>[0],
+  example: Record<string, unknown>,
+  sensitive?: string[]
+) => ({
   type,
   description,
   routingKey: type,
@@ -83,7 +92,13 @@ export const drafts = defineEntries('drafts', [
     draft_id: draftId,
     overall_score: Probability('Overall score, 0..1'),
     metrics: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Number(), { description: 'Named metric scores' }))
-  }, { evaluation_id: ex.evaluation_id, dfn_id: ex.dfn_id, draft_id: ex.draft_id, overall_score: 0.87, metrics: { bleu: 0.61, wer: 0.12 } }),
+  }, {
+    evaluation_id: ex.evaluation_id,
+    dfn_id: ex.dfn_id,
+    draft_id: ex.draft_id,
+    overall_score: 0.87,
+    metrics: { bleu: 0.61, wer: 0.12 }
+  }),
   entry('evaluation.failed', 'An evaluation could not be completed.', {
     evaluation_id: Id('The evaluation'),
     dfn_id: Id('The note evaluated'),

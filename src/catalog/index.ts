@@ -1,5 +1,5 @@
 import type { Ajv } from 'ajv'
-import { ConfigError } from '../errors.js'
+import { ConfigError, messageOf } from '../errors.js'
 import { eventTypeAllowList, type Config } from '../config/index.js'
 import { batch } from './batch.js'
 import { comms } from './comms.js'
@@ -27,13 +27,15 @@ export class Catalog {
 
   constructor (entries: readonly CatalogEntry[], ajv: Ajv) {
     for (const entry of entries) {
-      if (!typeNameRe.test(entry.type) || entry.type.length > 128) throw new ConfigError(`event type '${entry.type}': name must match ${TYPE_NAME_PATTERN}`)
+      if (!typeNameRe.test(entry.type) || entry.type.length > 128) {
+        throw new ConfigError(`event type '${entry.type}': name must match ${TYPE_NAME_PATTERN}`)
+      }
       if (this.#types.has(entry.type)) throw new ConfigError(`event type '${entry.type}' is defined twice`)
       let validate: Validator
       try {
         validate = compileBodyValidator(ajv, entry.schema)
       } catch (err) {
-        throw new ConfigError(`event type '${entry.type}': schema does not compile: ${(err as Error).message}`)
+        throw new ConfigError(`event type '${entry.type}': schema does not compile: ${messageOf(err)}`)
       }
       const example = firstExample(entry)
       if (example === undefined || !validate(example)) {
@@ -79,13 +81,13 @@ const placeholder = /\{([A-Za-z0-9_]+)\}/g
 export const MAX_ROUTING_KEY_BYTES = 255
 
 /**
- * The fields that make a routing key too long, as validation errors; undefined when the key fits.
- * Checked before anything is published, so a client learns which field to shorten.
+ * The fields that make an event's routing key (`routingKeyFor`, made once with the event) too
+ * long, as validation errors; undefined when the key fits. Checked before anything is published,
+ * so a client learns which field to shorten.
  */
-export function routingKeyErrors (entry: CatalogEntry, data: Record<string, unknown>, prefix = ''): FieldError[] | undefined {
-  const key = routingKeyFor(entry, data)
+export function routingKeyErrors (entry: CatalogEntry, key: string, prefix = ''): FieldError[] | undefined {
   if (Buffer.byteLength(key) <= MAX_ROUTING_KEY_BYTES) return undefined
-  const fields = [...entry.routingKey.matchAll(placeholder)].map(m => m[1] as string)
+  const fields = [...entry.routingKey.matchAll(placeholder)].map(([, field]) => field).filter(f => f !== undefined)
   return fields.map(f => ({ path: `${prefix}/${f}`, message: `makes the routing key longer than ${MAX_ROUTING_KEY_BYTES} bytes` }))
 }
 

@@ -74,7 +74,25 @@ export const DomainEventSchema = Type.Object({
 })
 
 export const platform = defineEntries('platform', [
-  { type: 'audit.recorded', description: 'An auditable action happened (compliance, security, debugging).', schema: AuditRecordedSchema, routingKey: 'audit.events', sensitive: ['operation_details'] },
-  { type: 'notification.requested', description: 'A user or group is to be notified.', schema: NotificationRequestedSchema, routingKey: 'notification.events', sensitive: ['message', 'recipient_ids'] },
-  { type: 'domain.event', description: 'A business change on an aggregate, routed by aggregate and event type.', schema: DomainEventSchema, routingKey: 'domain.{aggregate_type}.{event_type}', sensitive: ['event_data'] }
+  {
+    type: 'audit.recorded',
+    description: 'An auditable action happened (compliance, security, debugging).',
+    schema: AuditRecordedSchema,
+    routingKey: 'audit.events',
+    sensitive: ['operation_details']
+  },
+  {
+    type: 'notification.requested',
+    description: 'A user or group is to be notified.',
+    schema: NotificationRequestedSchema,
+    routingKey: 'notification.events',
+    sensitive: ['message', 'recipient_ids']
+  },
+  {
+    type: 'domain.event',
+    description: 'A business change on an aggregate, routed by aggregate and event type.',
+    schema: DomainEventSchema,
+    routingKey: 'domain.{aggregate_type}.{event_type}',
+    sensitive: ['event_data']
+  }
 ])

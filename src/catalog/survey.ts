@@ -16,8 +16,15 @@ const ids = {
 
 export const SurveyCompletedSchema = Type.Object({
   ...call,
-  answers: Type.Array(Text('One answer, in question order', 2000), { minItems: 1, maxItems: 100, description: 'Answers in question order' }),
-  confidence_scores: Type.Optional(Type.Array(Type.Number({ minimum: 0, maximum: 1 }), { maxItems: 100, description: 'Recognition confidence (0..1) per answer, same order as answers' }))
+  answers: Type.Array(Text('One answer, in question order', 2000), {
+    minItems: 1,
+    maxItems: 100,
+    description: 'Answers in question order'
+  }),
+  confidence_scores: Type.Optional(Type.Array(Type.Number({ minimum: 0, maximum: 1 }), {
+    maxItems: 100,
+    description: 'Recognition confidence (0..1) per answer, same order as answers'
+  }))
 }, { ...Strict, examples: [{ ...ids, answers: ['8', 'Great service', '9'], confidence_scores: [0.97, 0.88, 0.95] }] })
 
 export const SurveyRefusedSchema = Type.Object({
@@ -28,12 +35,35 @@ export const SurveyRefusedSchema = Type.Object({
 export const SurveyNotReachedSchema = Type.Object({
   ...call,
   total_attempts: Type.Integer({ minimum: 1, maximum: 1000, description: 'Call attempts made before giving up' }),
-  last_outcome: Type.String({ pattern: '^[a-z][a-z_]{0,63}$', description: 'Outcome of the last attempt, e.g. no_answer, busy, voicemail' }),
+  last_outcome: Type.String({
+    pattern: '^[a-z][a-z_]{0,63}$',
+    description: 'Outcome of the last attempt, e.g. no_answer, busy, voicemail'
+  }),
   max_attempts: Type.Optional(Count('The campaign\'s attempt limit'))
 }, { ...Strict, examples: [{ ...ids, total_attempts: 3, last_outcome: 'no_answer', max_attempts: 3 }] })
 
 export const survey = defineEntries('survey', [
-  { type: 'survey.completed', description: 'A survey call finished with answers.', schema: SurveyCompletedSchema, routingKey: 'survey.completed', dedupeKey: 'call_id', sensitive: ['answers'] },
-  { type: 'survey.refused', description: 'The contact refused to take part.', schema: SurveyRefusedSchema, routingKey: 'survey.refused', dedupeKey: 'call_id', sensitive: ['refusal_reason'] },
-  { type: 'survey.not_reached', description: 'The contact could not be reached within the attempt limit.', schema: SurveyNotReachedSchema, routingKey: 'survey.not_reached', dedupeKey: 'call_id' }
+  {
+    type: 'survey.completed',
+    description: 'A survey call finished with answers.',
+    schema: SurveyCompletedSchema,
+    routingKey: 'survey.completed',
+    dedupeKey: 'call_id',
+    sensitive: ['answers']
+  },
+  {
+    type: 'survey.refused',
+    description: 'The contact refused to take part.',
+    schema: SurveyRefusedSchema,
+    routingKey: 'survey.refused',
+    dedupeKey: 'call_id',
+    sensitive: ['refusal_reason']
+  },
+  {
+    type: 'survey.not_reached',
+    description: 'The contact could not be reached within the attempt limit.',
+    schema: SurveyNotReachedSchema,
+    routingKey: 'survey.not_reached',
+    dedupeKey: 'call_id'
+  }
 ])

@@ -27,5 +27,11 @@ export function defineEntries (domain: string, entries: Omit<CatalogEntry, 'doma
 
 /** The first example of a type's schema: a valid payload (the catalog checks it at start). */
 export function firstExample (entry: Pick<CatalogEntry, 'schema'>): Record<string, unknown> | undefined {
-  return (entry.schema as { examples?: Record<string, unknown>[] }).examples?.[0]
+  const examples = 'examples' in entry.schema ? entry.schema.examples : undefined
+  const first: unknown = Array.isArray(examples) ? examples[0] : undefined
+  // One that is not an object is no valid payload either: the catalog refuses the type all the same.
+  return isObject(first) ? first : undefined
 }
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { Ajv } from 'ajv'
-import type { TSchema } from 'typebox'
-import { ConfigError } from '../errors.js'
+import type { Static, TSchema } from 'typebox'
+import { codeOf, ConfigError, messageOf } from '../errors.js'
 import { toFieldErrors } from '../validation/index.js'
 
 /** The JSON in the file a variable names; a ConfigError naming the variable and why when it cannot be read. */
@@ -9,14 +9,23 @@ export function readJsonFile (variable: string, path: string): unknown {
   try {
     return JSON.parse(readFileSync(path, 'utf8'))
   } catch (err) {
-    throw new ConfigError(`${variable}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    throw new ConfigError(`${variable}: cannot read ${path}: ${codeOf(err) ?? messageOf(err)}`)
   }
 }
 
-/** The file a variable names, read and checked against `schema`; a ConfigError listing what is wrong otherwise. */
-export function loadJsonFile<T> (variable: string, path: string, schema: TSchema, ajv: Ajv): T {
+/**
+ * The file a variable names, read and checked against `schema`, as the type the schema describes;
+ * a ConfigError listing what is wrong otherwise.
+ */
+export function loadJsonFile<S extends TSchema> (variable: string, path: string, schema: S, ajv: Ajv): Static<S>
+/** @deprecated The type is the schema's: call without a type argument. */
+export function loadJsonFile<T> (variable: string, path: string, schema: TSchema, ajv: Ajv): T
+export function loadJsonFile<S extends TSchema> (variable: string, path: string, schema: S, ajv: Ajv): Static<S> {
   const json = readJsonFile(variable, path)
-  const check = ajv.compile(schema)
-  if (!check(json)) throw new ConfigError(`${variable}: ${path} is not valid: ${toFieldErrors(check.errors).map(e => `${e.path} ${e.message}`).join('; ')}`)
-  return json as T
+  const check = ajv.compile<Static<S>>(schema)
+  if (!check(json)) {
+    const why = toFieldErrors(check.errors).map(e => `${e.path} ${e.message}`).join('; ')
+    throw new ConfigError(`${variable}: ${path} is not valid: ${why}`)
+  }
+  return json
 }

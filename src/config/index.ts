@@ -1,6 +1,6 @@
 import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
-import { ConfigError } from '../errors.js'
+import { ConfigError, messageOf } from '../errors.js'
 import { isValidTenantId } from './tenant.js'
 import { addFormats } from '../validation/index.js'
 
@@ -13,57 +13,119 @@ const Int = (def: number, minimum: number, maximum: number, description: string)
 
 export const ConfigSchema = Type.Object({
   PORT: Int(3000, 0, 65535, 'listen port'),
-  HOST: Type.Optional(Type.String({ minLength: 1, description: 'listen address; unset: 127.0.0.1 while authentication is off (no API_KEYS_FILE), else 0.0.0.0' })),
+  HOST: Type.Optional(Type.String({
+    minLength: 1,
+    description: 'listen address; unset: 127.0.0.1 while authentication is off (no API_KEYS_FILE), else 0.0.0.0'
+  })),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', description: 'pino level' }),
-  BROKER: Type.Enum(['local', 'rabbitmq', 'sqs', 'eventbridge'], { default: 'local', description: 'where events go when there is no ROUTES_FILE' }),
-  ROUTES_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of destinations and routes; without it BROKER and its variables make one destination' })),
-  DELIVERY_MODE: Type.Enum(['sync', 'spool'], { default: 'sync', description: 'answer after the broker has the event (sync) or after the outbox has it (spool); a routes file\'s destination may say its own' }),
+  BROKER: Type.Enum(['local', 'rabbitmq', 'sqs', 'eventbridge'], {
+    default: 'local',
+    description: 'where events go when there is no ROUTES_FILE'
+  }),
+  ROUTES_FILE: Type.Optional(Type.String({
+    minLength: 1,
+    description: 'JSON file of destinations and routes; without it BROKER and its variables make one destination'
+  })),
+  DELIVERY_MODE: Type.Enum(['sync', 'spool'], {
+    default: 'sync',
+    description: 'answer after the broker has the event (sync) or after the outbox has it (spool); ' +
+      'a routes file\'s destination may say its own'
+  }),
   DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'embedded SQLite: local broker, outbox, idempotency keys' }),
-  EVENT_SOURCE: Type.String({ default: 'event-gateway', minLength: 1, maxLength: 256, format: 'uri-reference', description: 'CloudEvents source (a URI-reference, as CloudEvents requires)' }),
+  EVENT_SOURCE: Type.String({
+    default: 'event-gateway',
+    minLength: 1,
+    maxLength: 256,
+    format: 'uri-reference',
+    description: 'CloudEvents source (a URI-reference, as CloudEvents requires)'
+  }),
   EVENT_TYPES: Type.Optional(Type.String({ description: 'comma-separated allow-list of event types; all when unset' })),
   EVENT_CATALOG_DIR: Type.Optional(Type.String({ minLength: 1, description: 'folder of JSON files that add event types' })),
   TENANT_ID_FORMAT: Type.Enum(['uuid', 'slug'], { default: 'uuid', description: 'X-Tenant-ID format' }),
-  ALLOW_MOCK_CONTEXT: Type.Boolean({ default: false, description: 'use MOCK_TENANT_ID / MOCK_USER_ID when the headers are missing (development only)' }),
+  ALLOW_MOCK_CONTEXT: Type.Boolean({
+    default: false,
+    description: 'use MOCK_TENANT_ID / MOCK_USER_ID when the headers are missing (development only)'
+  }),
   MOCK_TENANT_ID: Type.Optional(Type.String({ minLength: 1 })),
   MOCK_USER_ID: Type.Optional(Type.String({ minLength: 1 })),
   BODY_LIMIT_BYTES: Int(262144, 1024, 16 * 1024 * 1024, 'largest accepted request body'),
   BATCH_MAX_EVENTS: Int(100, 1, 1000, 'most events in one batch request'),
   PUBLISH_TIMEOUT_MS: Int(5000, 100, 120000, 'deadline for a publish including retries'),
-  HTTP_MAX_CONNECTIONS: Int(0, 0, 1000000, 'open client connections at most; beyond, new ones are closed at once. 0: 80% of the open-files limit, at least 128 kept free'),
+  HTTP_MAX_CONNECTIONS: Int(0, 0, 1000000,
+    'open client connections at most; beyond, new ones are closed at once. 0: 80% of the open-files limit, at least 128 kept free'),
   HTTP_HEADERS_TIMEOUT_MS: Int(10000, 1000, 600000, 'a request head not complete by then is answered 408 and closed'),
   HTTP_REQUEST_TIMEOUT_MS: Int(30000, 1000, 600000, 'a request (head and body) not complete by then is answered 408 and closed'),
-  HTTP_KEEP_ALIVE_TIMEOUT_MS: Int(72000, 1000, 600000, 'an idle keep-alive connection is closed after this; keep it above your load balancer\'s idle timeout'),
-  HTTP_MAX_INFLIGHT_BODY_BYTES: Int(16 * 1024 * 1024, 65536, 1024 * 1024 * 1024, 'request body bytes being received or handled at once; beyond, 503 EVG_OVERLOADED at once'),
-  SHUTDOWN_DRAIN_SECONDS: Type.Optional(Type.Integer({ minimum: 0, maximum: 300, description: 'after SIGTERM: readiness 503 while still serving, so load balancers stop sending; then the server closes. Unset: 5 on Kubernetes (KUBERNETES_SERVICE_HOST is set), else 0' })),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: Int(72000, 1000, 600000,
+    'an idle keep-alive connection is closed after this; keep it above your load balancer\'s idle timeout'),
+  HTTP_MAX_INFLIGHT_BODY_BYTES: Int(16 * 1024 * 1024, 65536, 1024 * 1024 * 1024,
+    'request body bytes being received or handled at once; beyond, 503 EVG_OVERLOADED at once'),
+  SHUTDOWN_DRAIN_SECONDS: Type.Optional(Type.Integer({
+    minimum: 0,
+    maximum: 300,
+    description: 'after SIGTERM: readiness 503 while still serving, so load balancers stop sending; then the server closes. ' +
+      'Unset: 5 on Kubernetes (KUBERNETES_SERVICE_HOST is set), else 0'
+  })),
   RETRY_MAX_ATTEMPTS: Int(3, 1, 20, 'publish attempts per event'),
   RETRY_BASE_MS: Int(100, 1, 60000, 'first backoff step'),
   RETRY_MAX_MS: Int(2000, 1, 60000, 'largest backoff step'),
   AMQP_URL: Type.String({ default: 'amqp://guest:guest@127.0.0.1:5672', minLength: 1 }),
   AMQP_EXCHANGE: Type.String({ default: 'events', minLength: 1, maxLength: 200 }),
-  AMQP_ALTERNATE_EXCHANGE: Type.Optional(Type.String({ maxLength: 255, description: 'keeps unroutable events; default <AMQP_EXCHANGE>.unrouted, empty to refuse them (502) instead' })),
+  AMQP_ALTERNATE_EXCHANGE: Type.Optional(Type.String({
+    maxLength: 255,
+    description: 'keeps unroutable events; default <AMQP_EXCHANGE>.unrouted, empty to refuse them (502) instead'
+  })),
   SQS_QUEUE_URL: Type.Optional(Type.String({ minLength: 1, description: 'SQS target; FIFO when it ends in .fifo' })),
   SQS_MAX_MESSAGE_BYTES: Int(262144, 1024, 1048576, 'largest SQS message (body + attributes); larger events get 413'),
   EVENTBRIDGE_BUS_NAME: Type.String({ default: 'default', minLength: 1 }),
   EVENTBRIDGE_MAX_ENTRY_BYTES: Int(262144, 1024, 1048576, 'largest PutEvents entry as AWS counts it; larger events get 413'),
   API_KEYS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of API keys; auth is off without it' })),
-  STATE_URL: Type.Optional(Type.String({ pattern: '^(rediss?://.+)?$', description: 'redis://… (or rediss://): idempotency keys and rate limits shared by every replica; unset or empty: embedded (DATA_DIR and memory), one process' })),
-  STATE_TIMEOUT_MS: Int(1000, 50, 60000, 'a state store command not answered by then fails: a keyed request gets 503 EVG_STATE_UNAVAILABLE'),
-  IDEMPOTENCY_WAIT_MS: Int(6000, 0, 120000, 'how long a repeat waits for the request still publishing under its key before 409 EVG_IDEMPOTENCY_IN_PROGRESS'),
-  RATE_LIMIT_PER_TENANT: Type.Number({ default: 0, minimum: 0, maximum: 1000000, description: 'events per second per tenant (a batch counts its events); 0: no limit' }),
+  STATE_URL: Type.Optional(Type.String({
+    pattern: '^(rediss?://.+)?$',
+    description: 'redis://… (or rediss://): idempotency keys and rate limits shared by every replica; ' +
+      'unset or empty: embedded (DATA_DIR and memory), one process'
+  })),
+  STATE_TIMEOUT_MS: Int(1000, 50, 60000,
+    'a state store command not answered by then fails: a keyed request gets 503 EVG_STATE_UNAVAILABLE'),
+  IDEMPOTENCY_WAIT_MS: Int(6000, 0, 120000,
+    'how long a repeat waits for the request still publishing under its key before 409 EVG_IDEMPOTENCY_IN_PROGRESS'),
+  RATE_LIMIT_PER_TENANT: Type.Number({
+    default: 0,
+    minimum: 0,
+    maximum: 1000000,
+    description: 'events per second per tenant (a batch counts its events); 0: no limit'
+  }),
   RATE_LIMIT_BURST: Int(0, 0, 10000000, 'events a tenant may send at once above its rate; 0: one second\'s worth'),
-  RATE_LIMITS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of per-tenant limits that override RATE_LIMIT_PER_TENANT' })),
-  SPOOL_URL: Type.Optional(Type.String({ pattern: '^(postgres(ql)?://.+)?$', description: 'postgres://…: the outbox of spooled destinations, shared by every replica; unset or empty: embedded (DATA_DIR/outbox.db), one process' })),
-  OUTBOX_MAX_EVENTS: Int(1000000, 1, 1000000000, 'events the outbox (waiting and dead letters) may hold; beyond, spooled events get 503 EVG_OVERLOADED'),
-  OUTBOX_MAX_BYTES: Int(1024 * 1024 * 1024, 1048576, Number.MAX_SAFE_INTEGER, 'envelope bytes the outbox (waiting and dead letters) may hold; beyond, spooled events get 503 EVG_OVERLOADED'),
-  OUTBOX_MAX_ATTEMPTS: Int(10, 1, 1000, 'publish attempts the broker answered (not counting while it is down) before an event becomes a dead letter'),
+  RATE_LIMITS_FILE: Type.Optional(Type.String({
+    minLength: 1,
+    description: 'JSON file of per-tenant limits that override RATE_LIMIT_PER_TENANT'
+  })),
+  SPOOL_URL: Type.Optional(Type.String({
+    pattern: '^(postgres(ql)?://.+)?$',
+    description: 'postgres://…: the outbox of spooled destinations, shared by every replica; ' +
+      'unset or empty: embedded (DATA_DIR/outbox.db), one process'
+  })),
+  OUTBOX_MAX_EVENTS: Int(1000000, 1, 1000000000,
+    'events the outbox (waiting and dead letters) may hold; beyond, spooled events get 503 EVG_OVERLOADED'),
+  OUTBOX_MAX_BYTES: Int(1024 * 1024 * 1024, 1048576, Number.MAX_SAFE_INTEGER,
+    'envelope bytes the outbox (waiting and dead letters) may hold; beyond, spooled events get 503 EVG_OVERLOADED'),
+  OUTBOX_MAX_ATTEMPTS: Int(10, 1, 1000,
+    'publish attempts the broker answered (not counting while it is down) before an event becomes a dead letter'),
   OUTBOX_BATCH_SIZE: Int(100, 1, 1000, 'events the relay publishes to a destination at once'),
   OUTBOX_RETRY_MAX_MS: Int(30000, 100, 600000, 'largest wait between the relay\'s attempts while a destination fails'),
-  OUTBOX_LEASE_MS: Int(30000, 1000, 600000, 'PostgreSQL outbox: how long a replica\'s claim on a share of the tenants lasts unless renewed; a replica that died leaves its share to another after this')
+  OUTBOX_LEASE_MS: Int(30000, 1000, 600000,
+    'PostgreSQL outbox: how long a replica\'s claim on a share of the tenants lasts unless renewed; ' +
+    'a replica that died leaves its share to another after this')
 })
 
 export type Config = Static<typeof ConfigSchema>
 
 interface AjvLikeError { instancePath: string, message?: string, params?: Record<string, unknown> }
+
+/** The Ajv errors env-schema's error carries, when it is one of those. */
+function ajvErrorsOf (err: unknown): AjvLikeError[] | undefined {
+  if (typeof err !== 'object' || err === null || !('errors' in err) || !Array.isArray(err.errors)) return undefined
+  return err.errors
+}
 
 /**
  * Validates and types the environment. `env` defaults to process.env plus `.env` when present;
@@ -73,20 +135,20 @@ export function loadConfig (env?: Record<string, string | undefined>): Config {
   let config: Config
   try {
     config = envSchema<Config>({
-      schema: structuredClone(ConfigSchema) as never,
+      schema: structuredClone(ConfigSchema),
       data: env ?? {},
       env: env === undefined,
       dotenv: env === undefined,
       // formats (EVENT_SOURCE is a URI-reference), as every other schema of the gateway has them
-      ajv: { customOptions: ajv => addFormats(ajv as never) as never }
+      ajv: { customOptions: ajv => addFormats(ajv) }
     })
   } catch (err) {
-    const errors = (err as { errors?: AjvLikeError[] }).errors
-    if (errors === undefined) throw new ConfigError(`Invalid configuration: ${(err as Error).message}`)
+    const errors = ajvErrorsOf(err)
+    if (errors === undefined) throw new ConfigError(`Invalid configuration: ${messageOf(err)}`)
     const lines = errors.map(e => {
       const name = e.instancePath.replace(/^\//, '').split('/')[0]
-      const allowed = e.params?.allowedValues as unknown[] | undefined
-      return `${name}: ${e.message ?? 'is invalid'}${allowed ? ` (${allowed.join(', ')})` : ''}`
+      const allowed = e.params?.allowedValues
+      return `${name}: ${e.message ?? 'is invalid'}${Array.isArray(allowed) ? ` (${allowed.join(', ')})` : ''}`
     })
     throw new ConfigError(`Invalid configuration:\n  ${[...new Set(lines)].join('\n  ')}`)
   }
@@ -97,24 +159,34 @@ export function loadConfig (env?: Record<string, string | undefined>): Config {
 function checkCombinations (config: Config): void {
   const problems: string[] = []
   if (config.RETRY_BASE_MS > config.RETRY_MAX_MS) problems.push('RETRY_BASE_MS: must not be larger than RETRY_MAX_MS')
-  if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) problems.push('HTTP_HEADERS_TIMEOUT_MS: must not be larger than HTTP_REQUEST_TIMEOUT_MS')
-  if (config.HTTP_MAX_INFLIGHT_BODY_BYTES < config.BODY_LIMIT_BYTES) problems.push('HTTP_MAX_INFLIGHT_BODY_BYTES: must not be smaller than BODY_LIMIT_BYTES')
+  if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
+    problems.push('HTTP_HEADERS_TIMEOUT_MS: must not be larger than HTTP_REQUEST_TIMEOUT_MS')
+  }
+  if (config.HTTP_MAX_INFLIGHT_BODY_BYTES < config.BODY_LIMIT_BYTES) {
+    problems.push('HTTP_MAX_INFLIGHT_BODY_BYTES: must not be smaller than BODY_LIMIT_BYTES')
+  }
   if (config.ALLOW_MOCK_CONTEXT && config.MOCK_TENANT_ID === undefined) {
     problems.push('MOCK_TENANT_ID: is required when ALLOW_MOCK_CONTEXT=true')
   }
   if (config.MOCK_TENANT_ID !== undefined && !isValidTenantId(config.MOCK_TENANT_ID, config.TENANT_ID_FORMAT)) {
     problems.push(`MOCK_TENANT_ID: must be a valid tenant id for TENANT_ID_FORMAT=${config.TENANT_ID_FORMAT}`)
   }
-  if (config.ROUTES_FILE === undefined && config.BROKER === 'sqs' && config.SQS_QUEUE_URL === undefined) problems.push('SQS_QUEUE_URL: is required when BROKER=sqs')
+  if (config.ROUTES_FILE === undefined && config.BROKER === 'sqs' && config.SQS_QUEUE_URL === undefined) {
+    problems.push('SQS_QUEUE_URL: is required when BROKER=sqs')
+  }
   // The lease is the PostgreSQL outbox's (replicas' claims); the embedded one has none.
-  if (config.SPOOL_URL !== undefined && config.SPOOL_URL !== '' && config.OUTBOX_LEASE_MS <= 2 * config.PUBLISH_TIMEOUT_MS) problems.push('OUTBOX_LEASE_MS: must be more than twice PUBLISH_TIMEOUT_MS (a batch being published must not lose its claim)')
+  if (config.SPOOL_URL !== undefined && config.SPOOL_URL !== '' && config.OUTBOX_LEASE_MS <= 2 * config.PUBLISH_TIMEOUT_MS) {
+    problems.push('OUTBOX_LEASE_MS: must be more than twice PUBLISH_TIMEOUT_MS (a batch being published must not lose its claim)')
+  }
   if (config.SPOOL_URL !== undefined && config.SPOOL_URL !== '' && !URL.canParse(config.SPOOL_URL)) {
     problems.push('SPOOL_URL: must be a postgres:// or postgresql:// URL')
   }
   if (config.STATE_URL !== undefined && config.STATE_URL !== '' && !isRedisUrl(config.STATE_URL)) {
     problems.push('STATE_URL: must be a redis:// or rediss:// URL with a host, an optional port and an optional database number (/0)')
   }
-  if (config.RATE_LIMIT_PER_TENANT > 0 && config.RATE_LIMIT_PER_TENANT < MIN_RATE) problems.push(`RATE_LIMIT_PER_TENANT: must be 0 (no limit) or at least ${MIN_RATE}`)
+  if (config.RATE_LIMIT_PER_TENANT > 0 && config.RATE_LIMIT_PER_TENANT < MIN_RATE) {
+    problems.push(`RATE_LIMIT_PER_TENANT: must be 0 (no limit) or at least ${MIN_RATE}`)
+  }
   if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`)
 }
 
@@ -147,7 +219,10 @@ export function listenHost (config: Pick<Config, 'HOST' | 'API_KEYS_FILE'>): str
 }
 
 /** SHUTDOWN_DRAIN_SECONDS, else a drain where a load balancer needs one (Kubernetes) and none in development. */
-export function drainSeconds (config: Pick<Config, 'SHUTDOWN_DRAIN_SECONDS'>, env: Record<string, string | undefined> = process.env): number {
+export function drainSeconds (
+  config: Pick<Config, 'SHUTDOWN_DRAIN_SECONDS'>,
+  env: Record<string, string | undefined> = process.env
+): number {
   return config.SHUTDOWN_DRAIN_SECONDS ?? (env.KUBERNETES_SERVICE_HOST === undefined || env.KUBERNETES_SERVICE_HOST === '' ? 0 : 5)
 }
 

@@ -44,7 +44,13 @@ export interface GatewayEvent {
 const scalar = (value: unknown): string | undefined =>
   typeof value === 'string' || typeof value === 'number' ? String(value) : undefined
 
-export function createEvent (entry: CatalogEntry, data: Record<string, unknown>, ctx: RequestContext, idempotencyKey?: string, now = Date.now()): GatewayEvent {
+export function createEvent (
+  entry: CatalogEntry,
+  data: Record<string, unknown>,
+  ctx: RequestContext,
+  idempotencyKey?: string,
+  now = Date.now()
+): GatewayEvent {
   const event: GatewayEvent = {
     id: uuidv7({ msecs: now }),
     type: entry.type,

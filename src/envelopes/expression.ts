@@ -43,7 +43,7 @@ function splitAlternatives (source: string): string[] {
   let quote: string | undefined
   let start = 0
   for (let i = 0; i < source.length; i++) {
-    const c = source[i] as string
+    const c = source.charAt(i)
     if (quote !== undefined) {
       if (c === '\\') i++
       else if (c === quote) quote = undefined
@@ -63,7 +63,7 @@ function splitAlternatives (source: string): string[] {
 function closing (text: string, from: number): number {
   let quote: string | undefined
   for (let i = from; i < text.length; i++) {
-    const c = text[i] as string
+    const c = text.charAt(i)
     if (quote !== undefined) {
       if (c === '\\') i++
       else if (c === quote) quote = undefined
@@ -84,12 +84,17 @@ export function parseExpression (source: string): Expression {
     if (alt === '') throw new TemplateError(`{{${source}}}: an empty expression`)
     const value = literal(alt)
     if (value !== undefined) {
-      if (i !== alternatives.length - 1) throw new TemplateError(`{{${source}}}: the literal ${alt} must come last, after the fields to try`)
+      if (i !== alternatives.length - 1) {
+        throw new TemplateError(`{{${source}}}: the literal ${alt} must come last, after the fields to try`)
+      }
       if (i === 0) throw new TemplateError(`{{${source}}}: a literal alone is not a placeholder; write it without {{ }}`)
       fallback = { value }
       return
     }
-    if (!FIELD.test(alt)) throw new TemplateError(`{{${source}}}: '${alt}' is neither a field (id, type, data.call_id, ...) nor a literal ('text', 1, true, null)`)
+    if (!FIELD.test(alt)) {
+      throw new TemplateError(`{{${source}}}: '${alt}' is neither a field (id, type, data.call_id, ...) ` +
+        'nor a literal (\'text\', 1, true, null)')
+    }
     fields.push(alt)
   })
   return { fields, ...(fallback === undefined ? {} : { fallback }) }
@@ -97,7 +102,9 @@ export function parseExpression (source: string): Expression {
 
 /** Splits a template string into its text and its `{{ }}` placeholders. */
 export function parseSegments (text: string): Segment[] {
-  if (text.includes('${')) throw new TemplateError(`'${text}': placeholders are written {{ }} (\${NAME} is for the environment, in a destination's own fields)`)
+  if (text.includes('${')) {
+    throw new TemplateError(`'${text}': placeholders are written {{ }} (\${NAME} is for the environment, in a destination's own fields)`)
+  }
   const segments: Segment[] = []
   let rest = text
   for (;;) {

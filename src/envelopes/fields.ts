@@ -76,7 +76,13 @@ const EVENT_FIELDS: Record<string, (scope: FieldScope) => Omit<Field, 'name'>> =
     const id = s.aggregate === undefined ? undefined : dataFacts(s, s.aggregate.idField)
     const facts: Facts = id === undefined
       ? text(36)
-      : { types: STRING, optional: false, ascii: id.ascii, nonEmpty: id.nonEmpty, ...(id.maxLength === undefined ? {} : { maxLength: Math.max(36, id.maxLength) }) }
+      : {
+          types: STRING,
+          optional: false,
+          ascii: id.ascii,
+          nonEmpty: id.nonEmpty,
+          ...(id.maxLength === undefined ? {} : { maxLength: Math.max(36, id.maxLength) })
+        }
     return { facts, get: e => e.aggregate?.id ?? e.id }
   }
 }
@@ -97,11 +103,13 @@ export const isPrintable = (value: string): boolean => /^[\x21-\x7e]*$/.test(val
 export function resolveField (name: string, scope: FieldScope): Field {
   const known = Object.hasOwn(EVENT_FIELDS, name) ? EVENT_FIELDS[name] : undefined
   if (known !== undefined) return { name, ...known(scope) }
-  if (name === 'data') return { name, facts: { types: new Set(['object']), optional: false, ascii: false, nonEmpty: true }, get: e => e.data }
+  if (name === 'data') {
+    return { name, facts: { types: new Set(['object']), optional: false, ascii: false, nonEmpty: true }, get: e => e.data }
+  }
   if (name.startsWith('data.')) {
-    const path = name.slice(5).split('.')
+    const key = name.slice(5)
+    const path = key.split('.')
     const facts = dataFacts(scope, ...path)
-    const [key] = path as [string]
     // Own fields only, never the prototype's: an open schema lets a client choose the keys.
     return { name, facts, get: path.length === 1 ? e => Object.hasOwn(e.data, key) ? e.data[key] : undefined : e => dig(e.data, path) }
   }
@@ -111,40 +119,58 @@ export function resolveField (name: string, scope: FieldScope): Field {
 function dig (value: unknown, path: readonly string[]): unknown {
   let at = value
   for (const key of path) {
-    if (typeof at !== 'object' || at === null || Array.isArray(at)) return undefined
-    at = Object.hasOwn(at, key) ? (at as Record<string, unknown>)[key] : undefined
+    if (!isRecord(at) || Array.isArray(at)) return undefined
+    at = Object.hasOwn(at, key) ? at[key] : undefined
   }
   return at
 }
 
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null
+
 type Schema = Record<string, unknown>
+
+/** A subschema as an object: `true` (or anything else that is not one) reads as `{}`, which allows anything. */
+const schemaOf = (value: unknown): Schema => isRecord(value) ? value : {}
+
+/** The subschemas of `anyOf` or `oneOf`, when the schema is a union. */
+const variantsOf = (schema: Schema): Schema[] | undefined => {
+  const variants = schema.anyOf ?? schema.oneOf
+  return Array.isArray(variants) ? variants.map(schemaOf) : undefined
+}
+
+/** The subschemas a keyword names (`properties`, `patternProperties`); none when it is absent. */
+const namedSchemas = (schema: Schema, keyword: 'properties' | 'patternProperties'): Record<string, unknown> => {
+  const named = schema[keyword]
+  return isRecord(named) ? named : {}
+}
 
 /** The schema of a field of the data along a path of property names, and whether it may be missing. */
 function schemaAt (scope: Pick<FieldScope, 'type' | 'schema'>, path: readonly string[]): { schema: Schema, optional: boolean } {
-  let schema = scope.schema as Schema
+  let schema = schemaOf(scope.schema)
   let optional = false
-  for (let i = 0; i < path.length; i++) {
-    const key = path[i] as string
+  for (const [i, key] of path.entries()) {
     // A union (an object or null, say): the object that has the field; any other kind leaves it missing.
-    const variants = (schema.anyOf ?? schema.oneOf) as Schema[] | undefined
-    if (Array.isArray(variants)) {
+    const variants = variantsOf(schema)
+    if (variants !== undefined) {
       const objects = variants.filter(v => v.type === 'object' || v.properties !== undefined)
       if (objects.length < variants.length) optional = true
-      schema = objects.find(v => Object.hasOwn((v.properties ?? {}) as object, key)) ?? objects[0] ?? schema
+      schema = objects.find(v => Object.hasOwn(namedSchemas(v, 'properties'), key)) ?? objects[0] ?? schema
     } else if (i > 0 && schema.type !== 'object') {
       // Inside a value that may be null, or not an object, a field may be missing.
       optional = true
     }
-    const properties = (schema.properties ?? {}) as Record<string, Schema>
+    const properties = namedSchemas(schema, 'properties')
     if (Object.hasOwn(properties, key)) {
-      if (!((schema.required ?? []) as string[]).includes(key)) optional = true
-      schema = properties[key] as Schema
+      const required = schema.required
+      if (!(Array.isArray(required) && required.includes(key))) optional = true
+      schema = schemaOf(properties[key])
       continue
     }
     const open = openValues(schema)
     if (open === undefined) {
       const names = Object.keys(properties)
-      throw new TemplateError(`data.${path.slice(0, i + 1).join('.')} is not a field of ${scope.type}${names.length > 0 ? ` (${i === 0 ? 'its data has' : `data.${path.slice(0, i).join('.')} has`} ${names.join(', ')})` : ''}`)
+      const has = names.length > 0 ? ` (${i === 0 ? 'its data has' : `data.${path.slice(0, i).join('.')} has`} ${names.join(', ')})` : ''
+      throw new TemplateError(`data.${path.slice(0, i + 1).join('.')} is not a field of ${scope.type}${has}`)
     }
     optional = true
     schema = open
@@ -161,19 +187,19 @@ export function dataFacts (scope: Pick<FieldScope, 'type' | 'schema'>, ...path: 
 /** The property names an object of the data declares (`data`, `data.<field>`), and whether it can have no others. */
 export function dataKeys (scope: Pick<FieldScope, 'type' | 'schema'>, name: string): { names: string[], closed: boolean } {
   const { schema } = schemaAt(scope, name === 'data' ? [] : name.slice(5).split('.'))
-  const names = Object.keys((schema.properties ?? {}) as object)
-  const closed = schema.additionalProperties === false && Object.keys((schema.patternProperties ?? {}) as object).length === 0
+  const names = Object.keys(namedSchemas(schema, 'properties'))
+  const closed = schema.additionalProperties === false && Object.keys(namedSchemas(schema, 'patternProperties')).length === 0
   return { names, closed }
 }
 
 /** The schema of an object's other properties, when it allows any (a Record, additionalProperties). */
 function openValues (schema: Schema): Schema | undefined {
-  const patterns = Object.values((schema.patternProperties ?? {}) as Record<string, Schema>)
-  if (patterns.length === 1) return patterns[0] as Schema
+  const patterns = Object.values(namedSchemas(schema, 'patternProperties'))
+  if (patterns.length === 1) return schemaOf(patterns[0])
   if (patterns.length > 1) return {}
   const extra = schema.additionalProperties
   if (extra === false) return undefined
-  if (typeof extra === 'object' && extra !== null) return extra as Schema
+  if (isRecord(extra)) return extra
   // An object of anything: `{"type": "object"}` alone, or no schema at all. Declared properties
   // without additionalProperties: false are still "open" in JSON Schema, but a template naming a
   // field the schema does not declare is more likely a typo than a wish: refused.
@@ -191,20 +217,31 @@ const NUMBER_TEXT = 25
 
 /** What a JSON Schema says of its values' types and length, for the shapes TypeBox and JSON Schema files use. */
 function factsOf (schema: Schema): Omit<Facts, 'optional' | 'pointer'> {
-  const variants = (schema.anyOf ?? schema.oneOf) as Schema[] | undefined
-  if (Array.isArray(variants) && variants.length > 0) {
+  const variants = variantsOf(schema)
+  if (variants !== undefined && variants.length > 0) {
     const all = variants.map(factsOf)
     const types = new Set(all.flatMap(f => [...f.types]))
     const lengths = all.map(f => f.maxLength)
-    return { types, ascii: all.every(f => f.ascii), nonEmpty: all.every(f => f.nonEmpty), ...(lengths.every(l => l !== undefined) ? { maxLength: Math.max(...lengths as number[]) } : {}) }
+    return {
+      types,
+      ascii: all.every(f => f.ascii),
+      nonEmpty: all.every(f => f.nonEmpty),
+      ...(lengths.every(l => l !== undefined) ? { maxLength: Math.max(...lengths) } : {})
+    }
   }
-  const values = Object.hasOwn(schema, 'const') ? [schema.const] : Array.isArray(schema.enum) ? schema.enum as unknown[] : undefined
+  const values = Object.hasOwn(schema, 'const') ? [schema.const] : listOf(schema.enum)
   if (values !== undefined) {
     const texts = values.map(v => typeof v === 'string' ? v : JSON.stringify(v))
-    return { types: new Set(values.map(jsonTypeOf)), maxLength: Math.max(0, ...texts.map(t => t.length)), ascii: texts.every(isPrintable), nonEmpty: texts.every(t => t !== '') }
+    return {
+      types: new Set(values.map(jsonTypeOf)),
+      maxLength: Math.max(0, ...texts.map(t => t.length)),
+      ascii: texts.every(isPrintable),
+      nonEmpty: texts.every(t => t !== '')
+    }
   }
   const declared = schema.type
-  const types = new Set(declared === undefined ? ALL : (Array.isArray(declared) ? declared : [declared]) as JsonType[])
+  // Names the meta-schema allows (Ajv has compiled the schema before any template reads it).
+  const types = new Set(declared === undefined ? ALL : [declared].flat() as JsonType[])
   if (types.has('number')) types.add('integer')
   const onlyString = types.size === 1 && types.has('string')
   if (onlyString) {
@@ -214,15 +251,26 @@ function factsOf (schema: Schema): Omit<Facts, 'optional' | 'pointer'> {
     const bounds = typeof schema.pattern === 'string' ? patternBounds(schema.pattern) : { minLength: 0, ascii: false }
     const lengths = [schema.maxLength, bounds.maxLength].filter((l): l is number => typeof l === 'number')
     const shortest = Math.max(typeof schema.minLength === 'number' ? schema.minLength : 0, bounds.minLength)
-    return { types, ascii: bounds.ascii, nonEmpty: shortest > 0 || typeof schema.format === 'string', ...(lengths.length > 0 ? { maxLength: Math.min(...lengths) } : {}) }
+    return {
+      types,
+      ascii: bounds.ascii,
+      nonEmpty: shortest > 0 || typeof schema.format === 'string',
+      ...(lengths.length > 0 ? { maxLength: Math.min(...lengths) } : {})
+    }
   }
-  if ([...types].every(t => t === 'number' || t === 'integer' || t === 'boolean' || t === 'null')) return { types, maxLength: NUMBER_TEXT, ascii: true, nonEmpty: true }
+  const scalar = [...types].every(t => t === 'number' || t === 'integer' || t === 'boolean' || t === 'null')
+  if (scalar) return { types, maxLength: NUMBER_TEXT, ascii: true, nonEmpty: true }
   return { types, ascii: false, nonEmpty: false }
 }
 
-function jsonTypeOf (value: unknown): JsonType {
+const listOf = (value: unknown): unknown[] | undefined => Array.isArray(value) ? value : undefined
+
+/** The JSON type of a JSON value (a `const`, an `enum` entry, a template's literal). */
+export function jsonTypeOf (value: unknown): JsonType {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'array'
   if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number'
-  return typeof value as JsonType
+  if (typeof value === 'string') return 'string'
+  if (typeof value === 'boolean') return 'boolean'
+  return 'object'
 }

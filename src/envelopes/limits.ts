@@ -25,7 +25,7 @@ const EVENT_BUS = { test: (text: string) => /^[/.\-_A-Za-z0-9:]+$/.test(text), s
 // AMQP short strings are at most 255 bytes, and may be empty.
 const SHORTSTR = (what: string): Limit => ({ what, max: 255, unit: 'bytes' })
 
-export const LIMITS: Record<string, Limit> = {
+export const LIMITS = {
   routingKey: SHORTSTR('routing key'),
   'properties.correlationId': SHORTSTR('correlationId property'),
   'properties.type': SHORTSTR('type property'),
@@ -35,20 +35,27 @@ export const LIMITS: Record<string, Limit> = {
   busName: { what: 'EventBridge EventBusName', max: 1600, unit: 'characters', chars: EVENT_BUS, nonEmpty: true },
   source: { what: 'EventBridge Source', max: 256, unit: 'characters', nonEmpty: true },
   detailType: { what: 'EventBridge DetailType', max: 128, unit: 'characters', nonEmpty: true }
-}
+} satisfies Record<string, Limit>
+
+/** A message field its broker limits: the key fields and the AMQP properties a destination may declare. */
+export type LimitedField = keyof typeof LIMITS
+
+export const isLimitedField = (name: string): name is LimitedField => Object.hasOwn(LIMITS, name)
 
 /** amqplib encodes a message's properties, headers included, into a 64 KiB buffer; some room is left for the rest. */
 export const MAX_HEADER_BYTES = 60_000
 /** What SQS takes in a String attribute: XML's characters. */
 const SQS_TEXT = /^[\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]*$/u
 /** SQS Number attributes: up to 38 significant digits, between -10^128 and 10^126. */
-const sqsNumber = (n: number) => Number.isFinite(n) && n > -1e128 && n < 1e126 && String(n).replace(/e.*$/, '').replace(/[^0-9]/g, '').replace(/^0+/, '').length <= 38
+const significantDigits = (n: number) => String(n).replace(/e.*$/, '').replace(/[^0-9]/g, '').replace(/^0+/, '').length
+const sqsNumber = (n: number) => Number.isFinite(n) && n > -1e128 && n < 1e126 && significantDigits(n) <= 38
 
 /** Why a field's text breaks its broker's limit, or undefined. */
 export function problemWith (text: string, limit: Limit): string | undefined {
   if (limit.nonEmpty === true && text === '') return `makes the ${limit.what} empty`
   if (limit.chars !== undefined && !limit.chars.test(text)) return `has characters the ${limit.what} cannot hold (${limit.chars.says})`
-  if ((limit.unit === 'bytes' ? Buffer.byteLength(text) : text.length) > limit.max) return `makes the ${limit.what} longer than ${limit.max} ${limit.unit}`
+  const length = limit.unit === 'bytes' ? Buffer.byteLength(text) : text.length
+  if (length > limit.max) return `makes the ${limit.what} longer than ${limit.max} ${limit.unit}`
   return undefined
 }
 
@@ -78,7 +85,11 @@ export function checkValues (checks: readonly Check[], event: GatewayEvent): Fie
     } else if (check.table === 'attributes') {
       for (const [name, v] of check.entries) {
         const a = v.get(event, tp)
-        if (typeof a === 'number' ? !sqsNumber(a) : typeof a === 'string' && !SQS_TEXT.test(a)) report(typeof a === 'number' ? 'makes a Number SQS attribute SQS does not take (over 38 digits, or beyond ±10^126)' : 'has characters an SQS attribute cannot hold', `attributes.${name}`, v)
+        if (typeof a === 'number' && !sqsNumber(a)) {
+          report('makes a Number SQS attribute SQS does not take (over 38 digits, or beyond ±10^126)', `attributes.${name}`, v)
+        } else if (typeof a === 'string' && !SQS_TEXT.test(a)) {
+          report('has characters an SQS attribute cannot hold', `attributes.${name}`, v)
+        }
       }
     } else {
       let bytes = 0
@@ -86,7 +97,13 @@ export function checkValues (checks: readonly Check[], event: GatewayEvent): Fie
         const h = v.get(event, tp)
         if (h !== undefined && h !== null) bytes += Buffer.byteLength(name) + Buffer.byteLength(String(h))
       }
-      if (bytes > MAX_HEADER_BYTES) for (const [name, v] of check.entries) if (v.reads.size > 0 && [...v.reads].some(r => r.startsWith('data'))) report(`makes the AMQP headers larger than ${MAX_HEADER_BYTES} bytes`, `headers.${name}`, v)
+      if (bytes > MAX_HEADER_BYTES) {
+        for (const [name, v] of check.entries) {
+          if (v.reads.size > 0 && [...v.reads].some(r => r.startsWith('data'))) {
+            report(`makes the AMQP headers larger than ${MAX_HEADER_BYTES} bytes`, `headers.${name}`, v)
+          }
+        }
+      }
     }
   }
   return errors

@@ -2,7 +2,7 @@ import type { FieldError } from '../errors.js'
 import type { GatewayEvent } from './event.js'
 import { TemplateError } from './expression.js'
 import type { FieldScope } from './fields.js'
-import { checkValues, LIMITS, MAX_HEADER_BYTES, problemWith, type Check, type Limit } from './limits.js'
+import { checkValues, isLimitedField, LIMITS, MAX_HEADER_BYTES, problemWith, type Check, type Limit, type LimitedField } from './limits.js'
 import { compileFunction, compileText, literalValue, type Value } from './value.js'
 
 // What a message carries besides its body, declared per destination as templates: the RabbitMQ
@@ -99,22 +99,33 @@ function value (template: FieldTemplate | number | boolean, scope: FieldScope): 
 }
 
 /** A key-like field: always there, a scalar, and never longer than its broker takes. */
-function keyField (name: string, template: FieldTemplate, scope: FieldScope, checks: Check[]): Value {
+function keyField (name: LimitedField, template: FieldTemplate, scope: FieldScope, checks: Check[]): Value {
   const v = at(name, () => value(template, scope))
-  const limit = LIMITS[name] as Limit
+  const limit: Limit = LIMITS[name]
   const the = `the ${limit.what}`
   const { facts } = v
-  if ([...facts.types].some(t => t === 'object' || t === 'array')) throw new TemplateError(`${name}: ${the} can be an object or array in ${scope.type}; it must be text`)
-  if (facts.optional || facts.types.has('null')) throw new TemplateError(`${name}: ${the} may be missing in ${scope.type}; give it a fallback with ??`)
+  if ([...facts.types].some(t => t === 'object' || t === 'array')) {
+    throw new TemplateError(`${name}: ${the} can be an object or array in ${scope.type}; it must be text`)
+  }
+  if (facts.optional || facts.types.has('null')) {
+    throw new TemplateError(`${name}: ${the} may be missing in ${scope.type}; give it a fallback with ??`)
+  }
   if (facts.maxLength === undefined) {
     const unbounded = [...v.reads].filter(r => r.startsWith('data')).join(', ')
-    throw new TemplateError(`${name}: ${unbounded || 'a value'} has no maxLength in ${scope.type}'s schema, so ${the} could be longer than the ${limit.max} ${limit.unit} it takes; bound the field in the schema, or hash it ({"$sha256": "..."})`)
+    throw new TemplateError(`${name}: ${unbounded || 'a value'} has no maxLength in ${scope.type}'s schema, ` +
+      `so ${the} could be longer than the ${limit.max} ${limit.unit} it takes; ` +
+      'bound the field in the schema, or hash it ({"$sha256": "..."})')
   }
-  if (facts.maxLength > limit.max) throw new TemplateError(`${name}: ${the} can be ${facts.maxLength} characters long in ${scope.type}, over the ${limit.max} ${limit.unit} it takes`)
+  if (facts.maxLength > limit.max) {
+    throw new TemplateError(`${name}: ${the} can be ${facts.maxLength} characters long in ${scope.type}, ` +
+      `over the ${limit.max} ${limit.unit} it takes`)
+  }
   const text = v.constant === undefined ? undefined : String(v.constant.value)
   // Fixed text its broker refuses: every event would be, so the start is.
-  const badText = limit.chars === undefined ? undefined : [...(v.texts ?? []), ...(text === undefined ? [] : [text])].find(t => t !== '' && !(limit.chars as NonNullable<Limit['chars']>).test(t))
-  if (badText !== undefined) throw new TemplateError(`${name}: '${badText}' has characters ${the} cannot hold (${limit.chars?.says ?? ''})`)
+  const chars = limit.chars
+  const fixedTexts = [...(v.texts ?? []), ...(text === undefined ? [] : [text])]
+  const badText = chars === undefined ? undefined : fixedTexts.find(t => t !== '' && !chars.test(t))
+  if (badText !== undefined) throw new TemplateError(`${name}: '${badText}' has characters ${the} cannot hold (${chars?.says ?? ''})`)
   if (text !== undefined) {
     const problem = problemWith(text, limit)
     if (problem !== undefined) throw new TemplateError(`${name}: ${problem.replace(/^makes/, 'it makes')}`)
@@ -138,27 +149,40 @@ function at<T> (name: string, compile: () => T): T {
 }
 
 /** The defaults with the declared ones on top, and those declared null left out. */
-function merged (defaults: Record<string, FieldTemplate>, declared: Record<string, FieldTemplate | number | boolean | null>): [string, FieldTemplate | number | boolean][] {
+function merged (
+  defaults: Record<string, FieldTemplate>,
+  declared: Record<string, FieldTemplate | number | boolean | null>
+): [string, FieldTemplate | number | boolean][] {
   const all: Record<string, FieldTemplate | number | boolean | null> = { ...defaults, ...declared }
   return Object.entries(all).filter((e): e is [string, FieldTemplate | number | boolean] => e[1] !== null)
 }
 
 /** A table's entries: values that are missing for an event are left out (a header not sent). */
-function table (name: string, entries: [string, FieldTemplate | number | boolean][], scope: FieldScope, checkName: (key: string) => string | undefined): [string, Value][] {
+function table (
+  name: string,
+  entries: [string, FieldTemplate | number | boolean][],
+  scope: FieldScope,
+  checkName: (key: string) => string | undefined
+): [string, Value][] {
   return entries.map(([key, template]) => {
     const why = checkName(key)
     if (why !== undefined) throw new TemplateError(`${name}.${key}: ${why}`)
     const v = at(`${name}.${key}`, () => value(template, scope))
-    if ([...v.facts.types].some(t => t === 'object' || t === 'array')) throw new TemplateError(`${name}.${key}: can be an object or array in ${scope.type}; a header or attribute is text, a number or a boolean`)
+    if ([...v.facts.types].some(t => t === 'object' || t === 'array')) {
+      throw new TemplateError(`${name}.${key}: can be an object or array in ${scope.type}; ` +
+        'a header or attribute is text, a number or a boolean')
+    }
     return [key, v]
   })
 }
 
 /** Compiles a destination's message fields for one type. */
 export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope: FieldScope): CompiledMessage | undefined {
-  const allowed = MESSAGE_FIELDS[broker]
-  const unknown = Object.keys(spec).filter(k => !allowed.includes(k as keyof MessageSpec))
-  if (unknown.length > 0) throw new TemplateError(`${unknown.join(', ')}: not a field of a ${broker} message (its fields: ${allowed.join(', ')})`)
+  const allowed: readonly string[] = MESSAGE_FIELDS[broker]
+  const unknown = Object.keys(spec).filter(k => !allowed.includes(k))
+  if (unknown.length > 0) {
+    throw new TemplateError(`${unknown.join(', ')}: not a field of a ${broker} message (its fields: ${allowed.join(', ')})`)
+  }
   const checks: Check[] = []
   const renders: [keyof WireMessage, Render][] = []
   const reads = new Set<string>()
@@ -176,18 +200,27 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
   }
   if (spec.properties !== undefined) {
     const properties = Object.entries(spec.properties).map(([key, template]) => {
-      if (!Object.hasOwn(LIMITS, `properties.${key}`)) throw new TemplateError(`properties.${key}: not a property a destination declares (correlationId, type, appId; messageId is always the event id)`)
-      const v = keyField(`properties.${key}`, template, scope, checks)
+      const field = `properties.${key}`
+      if (!isLimitedField(field)) {
+        throw new TemplateError(`${field}: not a property a destination declares ` +
+          '(correlationId, type, appId; messageId is always the event id)')
+      }
+      const v = keyField(field, template, scope, checks)
       use(v)
       return [key, v] as const
     })
-    renders.push(['properties', (event, traceparent) => Object.fromEntries(properties.map(([k, v]) => [k, String(v.get(event, traceparent))]))])
+    renders.push(['properties', (event, traceparent) =>
+      Object.fromEntries(properties.map(([k, v]) => [k, String(v.get(event, traceparent))]))])
   }
   if (spec.headers !== undefined) {
-    const headers = table('headers', merged(DEFAULT_HEADERS, spec.headers), scope, key => Buffer.byteLength(key) > 255 || key === '' ? 'a header name is 1 to 255 bytes' : undefined)
+    const headerName = (key: string) => Buffer.byteLength(key) > 255 || key === '' ? 'a header name is 1 to 255 bytes' : undefined
+    const headers = table('headers', merged(DEFAULT_HEADERS, spec.headers), scope, headerName)
     headers.forEach(([, v]) => use(v))
     // Bytes, at most 4 a character: headers proven to fit amqplib's buffer are not checked per event.
-    const most = headers.reduce<number | undefined>((n, [k, v]) => n === undefined || v.facts.maxLength === undefined ? undefined : n + Buffer.byteLength(k) + v.facts.maxLength * (v.facts.ascii ? 1 : 4), 0)
+    const most = headers.reduce<number | undefined>((n, [k, v]) => {
+      if (n === undefined || v.facts.maxLength === undefined) return undefined
+      return n + Buffer.byteLength(k) + v.facts.maxLength * (v.facts.ascii ? 1 : 4)
+    }, 0)
     if (most === undefined || most > MAX_HEADER_BYTES) checks.push({ table: 'headers', entries: headers })
     renders.push(['headers', (event, traceparent) => {
       const out: Record<string, unknown> = {}
@@ -199,11 +232,19 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
     }])
   }
   if (spec.attributes !== undefined) {
-    const attributes = table('attributes', merged(DEFAULT_ATTRIBUTES, spec.attributes), scope, key => SQS_ATTRIBUTE_NAME.test(key) ? undefined : 'an SQS attribute name is 1 to 256 letters, digits, _, - and ., not starting with AWS. or Amazon.')
-    if (attributes.length > MAX_SQS_ATTRIBUTES) throw new TemplateError(`attributes: ${attributes.length} attributes with the defaults (${attributes.map(([k]) => k).join(', ')}); SQS takes at most ${MAX_SQS_ATTRIBUTES}: drop some defaults with null`)
+    const attributeName = (key: string) => SQS_ATTRIBUTE_NAME.test(key)
+      ? undefined
+      : 'an SQS attribute name is 1 to 256 letters, digits, _, - and ., not starting with AWS. or Amazon.'
+    const attributes = table('attributes', merged(DEFAULT_ATTRIBUTES, spec.attributes), scope, attributeName)
+    if (attributes.length > MAX_SQS_ATTRIBUTES) {
+      const names = attributes.map(([k]) => k).join(', ')
+      throw new TemplateError(`attributes: ${attributes.length} attributes with the defaults (${names}); ` +
+        `SQS takes at most ${MAX_SQS_ATTRIBUTES}: drop some defaults with null`)
+    }
     attributes.forEach(([, v]) => use(v))
     // Values from the data may bring characters (or numbers) SQS does not take.
-    const fromData = attributes.filter(([, v]) => [...v.reads].some(r => r.startsWith('data')) && (!v.facts.ascii || v.facts.types.has('number') || v.facts.types.has('integer')))
+    const fromData = attributes.filter(([, v]) => [...v.reads].some(r => r.startsWith('data')) &&
+      (!v.facts.ascii || v.facts.types.has('number') || v.facts.types.has('integer')))
     if (fromData.length > 0) checks.push({ table: 'attributes', entries: fromData })
     renders.push(['attributes', (event, traceparent) => {
       const out: Record<string, { type: 'String' | 'Number', value: string }> = {}
@@ -224,6 +265,7 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
     render: (event, traceparent) => {
       const message: Record<string, unknown> = {}
       for (const [name, render] of renders) message[name] = render(event, traceparent)
+      // Each render makes its field's type: the compiler above refused any template that could not.
       return message as WireMessage
     },
     ...(checks.length === 0 ? {} : { check: event => checkValues(checks, event) })

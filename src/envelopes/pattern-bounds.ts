@@ -25,7 +25,11 @@ const UNICODE_ONLY = /\\[pP]\{|\\u\{/
 
 function setIsAscii (set: SetToken): boolean {
   if (set.not) return false
-  return set.set.every(s => s.type === types.CHAR ? PRINTABLE(s.value) : s.type === types.RANGE ? PRINTABLE(s.from) && PRINTABLE(s.to) : setIsAscii(s))
+  return set.set.every(s => {
+    if (s.type === types.CHAR) return PRINTABLE(s.value)
+    if (s.type === types.RANGE) return PRINTABLE(s.from) && PRINTABLE(s.to)
+    return setIsAscii(s)
+  })
 }
 
 interface Measure { min: number, max: number, ascii: boolean }

@@ -51,7 +51,13 @@ function leaf (value: Value, at: (string | number)[], c: Compiler): Node {
   if (value.constant !== undefined) return { optional: false, parts: [json(value.constant.value)] }
   const get = value.get
   if (value.facts.optional) {
-    return { optional: true, emit: (event, traceparent) => { const v = get(event, traceparent); return v === undefined ? undefined : json(v) } }
+    return {
+      optional: true,
+      emit: (event, traceparent) => {
+        const v = get(event, traceparent)
+        return v === undefined ? undefined : json(v)
+      }
+    }
   }
   // Never missing by the schema; should a value be missing all the same, the JSON stays valid.
   return { optional: false, parts: [(event, traceparent) => json(get(event, traceparent) ?? null)] }
@@ -108,7 +114,12 @@ function compileObject (template: { [key: string]: JsonTemplate }, at: (string |
   const emits = members.map(m => {
     if ('spread' in m) return (event: GatewayEvent, traceparent: string | undefined) => m.spread(event, traceparent).slice(1) || undefined
     const { key, node } = m
-    if (node.optional) return (event: GatewayEvent, traceparent: string | undefined) => { const v = node.emit(event, traceparent); return v === undefined ? undefined : key + v }
+    if (node.optional) {
+      return (event: GatewayEvent, traceparent: string | undefined) => {
+        const v = node.emit(event, traceparent)
+        return v === undefined ? undefined : key + v
+      }
+    }
     const write = joinParts(node.parts)
     return (event: GatewayEvent, traceparent: string | undefined) => key + write(event, traceparent)
   })
@@ -133,14 +144,18 @@ function compileObject (template: { [key: string]: JsonTemplate }, at: (string |
 function spreadOf (template: JsonTemplate, literalKeys: readonly string[], at: (string | number)[], c: Compiler): Emit {
   const where = `${at.length > 0 ? `at ${at.join('.')}: ` : ''}"${SPREAD}"`
   const value = typeof template === 'string' ? compileText(template, c.scope) : undefined
-  if (value === undefined || value.field === undefined || !value.field.startsWith('data') || [...value.facts.types].some(t => t !== 'object') || value.facts.optional) {
+  if (value === undefined || value.field === undefined || !value.field.startsWith('data') ||
+    [...value.facts.types].some(t => t !== 'object') || value.facts.optional) {
     throw new TemplateError(`${where} merges an object of the data: "{{data}}", or "{{data.<field>}}" of an object that is always there`)
   }
   for (const r of value.reads) c.reads.add(r)
   c.placements.push({ path: at, spread: value.field })
   const keys = dataKeys(c.scope, value.field)
   const clash = keys.names.filter(k => literalKeys.includes(k))
-  if (clash.length > 0 && keys.closed) throw new TemplateError(`${where} would write ${clash.join(', ')} twice: ${value.field} of ${c.scope.type} has ${clash.length === 1 ? 'it' : 'them'}, and so does the template`)
+  if (clash.length > 0 && keys.closed) {
+    const has = `${value.field} of ${c.scope.type} has ${clash.length === 1 ? 'it' : 'them'}`
+    throw new TemplateError(`${where} would write ${clash.join(', ')} twice: ${has}, and so does the template`)
+  }
   const get = value.get
   if (keys.closed && clash.length === 0) {
     return (event, traceparent) => {
@@ -150,6 +165,7 @@ function spreadOf (template: JsonTemplate, literalKeys: readonly string[], at: (
   }
   const skip = new Set(literalKeys)
   return (event, traceparent) => {
+    // An object always there, by the schema (checked above).
     const object = get(event, traceparent) as Record<string, unknown>
     let text = ''
     for (const [k, v] of Object.entries(object)) if (!skip.has(k) && v !== undefined) text += `,${json(k)}:${json(v)}`
@@ -180,10 +196,7 @@ function joinParts (parts: readonly Part[]): Emit {
   }
   return (event, traceparent) => {
     let text = ''
-    for (let i = 0; i < merged.length; i++) {
-      const p = merged[i] as Part
-      text += typeof p === 'string' ? p : p(event, traceparent)
-    }
+    for (const p of merged) text += typeof p === 'string' ? p : p(event, traceparent)
     return text
   }
 }
@@ -192,7 +205,9 @@ function joinParts (parts: readonly Part[]): Emit {
 export function compileTemplate (template: JsonTemplate, scope: FieldScope): CompiledTemplate {
   const c: Compiler = { scope, reads: new Set(), placements: [] }
   const node = compileNode(template, [], c)
-  const write = node.optional ? (event: GatewayEvent, traceparent: string | undefined) => node.emit(event, traceparent) ?? 'null' : joinParts(node.parts)
+  const write = node.optional
+    ? (event: GatewayEvent, traceparent: string | undefined) => node.emit(event, traceparent) ?? 'null'
+    : joinParts(node.parts)
   // Without one, the message carries the caller's trace context as it came.
   return { encode: (event, traceparent = event.traceparent) => write(event, traceparent), reads: c.reads, placements: c.placements }
 }

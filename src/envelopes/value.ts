@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { GatewayEvent } from './event.js'
 import { parseSegments, TemplateError, type Expression, type Literal } from './expression.js'
-import { isPrintable, resolveField, type Facts, type Field, type FieldScope, type JsonType } from './fields.js'
+import { isPrintable, jsonTypeOf, resolveField, type Facts, type Field, type FieldScope, type JsonType } from './fields.js'
 
 // One value of a template, compiled for one type: a string with placeholders, or a function
 // (`{"$sha256": "..."}`). What it reads, what it can be, and how to get it for a message.
@@ -26,7 +26,10 @@ const STRING: ReadonlySet<JsonType> = new Set(['string'])
 
 /** The functions a template may call, as `{"$name": "<text with placeholders>"}`. */
 const FUNCTIONS: Record<string, { facts: Omit<Facts, 'optional'>, apply: (text: string) => string }> = {
-  $sha256: { facts: { types: STRING, maxLength: 64, ascii: true, nonEmpty: true }, apply: text => createHash('sha256').update(text).digest('hex') }
+  $sha256: {
+    facts: { types: STRING, maxLength: 64, ascii: true, nonEmpty: true },
+    apply: text => createHash('sha256').update(text).digest('hex')
+  }
 }
 export const FUNCTION_NAMES = Object.keys(FUNCTIONS)
 
@@ -36,9 +39,8 @@ const constantValue = (value: unknown, facts: Facts): Value => ({ facts, constan
 export const literalValue = (value: Literal): Value => constantValue(value, literalFacts(value))
 
 function literalFacts (value: Literal): Facts {
-  const type: JsonType = value === null ? 'null' : typeof value === 'number' ? (Number.isInteger(value) ? 'integer' : 'number') : typeof value as JsonType
   const text = typeof value === 'string' ? value : JSON.stringify(value)
-  return { types: new Set([type]), optional: false, maxLength: text.length, ascii: isPrintable(text), nonEmpty: text !== '' }
+  return { types: new Set([jsonTypeOf(value)]), optional: false, maxLength: text.length, ascii: isPrintable(text), nonEmpty: text !== '' }
 }
 
 /** `a ?? b ?? 'x'`: the first that is there (neither missing nor null), else the literal. */
@@ -46,6 +48,7 @@ function alternatives (expression: Expression, scope: FieldScope): Value {
   const fields: Field[] = expression.fields.map(name => resolveField(name, scope))
   const fallback = expression.fallback
   const chain: Facts[] = [...fields.map(f => f.facts), ...(fallback === undefined ? [] : [literalFacts(fallback.value)])]
+  // Never empty: parseExpression refuses a placeholder without a field.
   const last = chain[chain.length - 1] as Facts
   // Null only from the last one: `??` passes over a null to the next.
   const types = new Set<JsonType>(chain.flatMap(f => [...f.types].filter(t => t !== 'null')))
@@ -56,14 +59,14 @@ function alternatives (expression: Expression, scope: FieldScope): Value {
     optional: last.optional,
     ascii: chain.every(f => f.ascii),
     nonEmpty: chain.every(f => f.nonEmpty),
-    ...(lengths.every(l => l !== undefined) ? { maxLength: Math.max(...lengths as number[]) } : {}),
+    ...(lengths.every(l => l !== undefined) ? { maxLength: Math.max(...lengths) } : {}),
     ...(chain.length === 1 && fields[0]?.facts.pointer !== undefined ? { pointer: fields[0].facts.pointer } : {})
   }
   const reads = new Set(expression.fields)
-  const first = fields[0] as Field
-  if (fields.length === 1 && fallback === undefined) {
-    if (first.constant !== undefined) return { ...constantValue(first.constant, facts), field: first.name }
-    return { facts, get: first.get, reads, field: first.name }
+  const only = fields.length === 1 ? fields[0] : undefined
+  if (only !== undefined && fallback === undefined) {
+    if (only.constant !== undefined) return { ...constantValue(only.constant, facts), field: only.name }
+    return { facts, get: only.get, reads, field: only.name }
   }
   const getters = fields.map(f => f.get)
   const otherwise = fallback?.value
@@ -72,7 +75,7 @@ function alternatives (expression: Expression, scope: FieldScope): Value {
     reads,
     // One field, or its fallback literal, is still that field where it is; of several, which
     // one is there depends on the event (tools see them all, as a text's).
-    ...(fields.length === 1 ? { field: first.name } : {}),
+    ...(only === undefined ? {} : { field: only.name }),
     get: (event, traceparent) => {
       let value: unknown
       for (const get of getters) {
@@ -88,8 +91,13 @@ function alternatives (expression: Expression, scope: FieldScope): Value {
 /** Why a value cannot be part of a text, or undefined when it can. */
 function notText (source: string, facts: Facts, scope: FieldScope): string | undefined {
   const kinds = [...facts.types].filter(t => !SCALAR.has(t) && t !== 'null')
-  if (kinds.length > 0) return `{{${source}}} can be ${kinds.join(' or ')} in ${scope.type}; only text, numbers and booleans make part of a text`
-  if (facts.optional || facts.types.has('null')) return `{{${source}}} may be missing${facts.types.has('null') ? ' or null' : ''} in ${scope.type}; give it a fallback: {{${source} ?? ''}}`
+  if (kinds.length > 0) {
+    return `{{${source}}} can be ${kinds.join(' or ')} in ${scope.type}; only text, numbers and booleans make part of a text`
+  }
+  if (facts.optional || facts.types.has('null')) {
+    const missing = `may be missing${facts.types.has('null') ? ' or null' : ''}`
+    return `{{${source}}} ${missing} in ${scope.type}; give it a fallback: {{${source} ?? ''}}`
+  }
   return undefined
 }
 
@@ -132,7 +140,7 @@ function concat (parts: readonly (string | Value)[]): Value {
     optional: false,
     ascii: texts.every(isPrintable) && values.every(v => v.facts.ascii),
     nonEmpty: texts.some(t => t !== '') || values.some(v => v.facts.nonEmpty),
-    ...(lengths.every(l => l !== undefined) ? { maxLength: texts.join('').length + lengths.reduce<number>((n, l) => n + (l as number), 0) } : {})
+    ...(lengths.every(l => l !== undefined) ? { maxLength: texts.join('').length + lengths.reduce((n, l) => n + l, 0) } : {})
   }
   if (values.length === 0) return constantValue(texts.join(''), facts)
   const reads = new Set(values.flatMap(v => [...v.reads]))
@@ -154,9 +162,13 @@ export function compileFunction (template: Record<string, unknown>, scope: Field
   const name = keys.find(k => k.startsWith('$'))
   if (name === undefined) return undefined
   const fn = FUNCTIONS[name]
-  if (fn === undefined) throw new TemplateError(`${name} is not a function (the functions: ${FUNCTION_NAMES.join(', ')}); a key may not start with $`)
+  if (fn === undefined) {
+    throw new TemplateError(`${name} is not a function (the functions: ${FUNCTION_NAMES.join(', ')}); a key may not start with $`)
+  }
   const argument = template[name]
-  if (keys.length !== 1 || typeof argument !== 'string') throw new TemplateError(`${name} takes one text: {"${name}": "{{type}}:{{data.call_id}}"}`)
+  if (keys.length !== 1 || typeof argument !== 'string') {
+    throw new TemplateError(`${name} takes one text: {"${name}": "{{type}}:{{data.call_id}}"}`)
+  }
   const input = compileText(argument, scope)
   const why = notText(argument, input.facts, scope)
   if (why !== undefined) throw new TemplateError(why)

@@ -53,11 +53,18 @@ function isProfileName (envelope: EnvelopeSpec): envelope is ProfileName {
  */
 const builtins = new WeakMap<object, Map<string, ReturnType<typeof compileTemplate>>>()
 
-export function compileEnvelope (envelope: EnvelopeSpec, scope: FieldScope): ReturnType<typeof compileTemplate> & { name: string, contentType: string } {
+export function compileEnvelope (
+  envelope: EnvelopeSpec,
+  scope: FieldScope
+): ReturnType<typeof compileTemplate> & { name: string, contentType: string } {
   if (!isProfileName(envelope)) return { ...compileTemplate(envelope, scope), name: 'template', contentType: TEMPLATE_CONTENT_TYPE }
   const profile = Object.hasOwn(PROFILES, envelope) ? PROFILES[envelope] : undefined
-  if (profile === undefined) throw new TemplateError(`'${envelope}' is not an envelope profile (the profiles: ${Object.keys(PROFILES).join(', ')}); a template is JSON with {{ }} placeholders`)
-  const key = `${envelope}\0${scope.type}\0${scope.source}\0${scope.module}\0${scope.aggregate?.type ?? ''}\0${scope.aggregate?.idField ?? ''}`
+  if (profile === undefined) {
+    throw new TemplateError(`'${envelope}' is not an envelope profile (the profiles: ${Object.keys(PROFILES).join(', ')}); ` +
+      'a template is JSON with {{ }} placeholders')
+  }
+  const aggregate = `${scope.aggregate?.type ?? ''}\0${scope.aggregate?.idField ?? ''}`
+  const key = `${envelope}\0${scope.type}\0${scope.source}\0${scope.module}\0${aggregate}`
   let forSchema = builtins.get(scope.schema)
   if (forSchema === undefined) {
     forSchema = new Map()
@@ -75,7 +82,11 @@ export function compileEnvelope (envelope: EnvelopeSpec, scope: FieldScope): Ret
  * One destination's wire format for one type. Errors are TemplateErrors starting with the field
  * they are in (`envelope: …`, `message.groupId: …`); the caller adds the file and destination.
  */
-export function compileWireFormat (spec: { envelope: EnvelopeSpec, contentType?: string, message?: MessageSpec }, broker: MessageBroker | 'local', scope: FieldScope): WireFormat {
+export function compileWireFormat (
+  spec: { envelope: EnvelopeSpec, contentType?: string, message?: MessageSpec },
+  broker: MessageBroker | 'local',
+  scope: FieldScope
+): WireFormat {
   // Both are compiled, so that a problem in each is reported at once (one line each).
   const problems: string[] = []
   const attempt = <T>(compile: () => T): T | undefined => {
@@ -88,7 +99,10 @@ export function compileWireFormat (spec: { envelope: EnvelopeSpec, contentType?:
     }
   }
   const envelope = attempt(() => prefixed('envelope', () => compileEnvelope(spec.envelope, scope)))
-  const message = spec.message === undefined || broker === 'local' ? undefined : attempt(() => prefixed('message', () => compileMessage(broker, spec.message as MessageSpec, scope)))
+  const messageSpec = spec.message
+  const message = messageSpec === undefined || broker === 'local'
+    ? undefined
+    : attempt(() => prefixed('message', () => compileMessage(broker, messageSpec, scope)))
   if (envelope === undefined || problems.length > 0) throw new TemplateError(problems.join('\n'))
   return {
     envelope: envelope.name,
@@ -109,8 +123,9 @@ function prefixed<T> (field: 'envelope' | 'message', compile: () => T): T {
     return compile()
   } catch (err) {
     if (!(err instanceof TemplateError)) throw err
-    const nested = /^at ([^:]*): (.*)$/s.exec(err.message)
-    if (nested !== null) throw new TemplateError(`${field}.${nested[1] as string}: ${nested[2] as string}`)
+    // `at data.x: why` -> `envelope.data.x: why`
+    const nested = /^at ([^:]*): /
+    if (nested.test(err.message)) throw new TemplateError(err.message.replace(nested, `${field}.$1: `))
     throw new TemplateError(field === 'message' ? `message.${err.message}` : `envelope: ${err.message}`)
   }
 }

@@ -19,6 +19,8 @@ export interface FormatSpec {
 
 interface Declared extends FormatSpec {
   formats?: (FormatSpec & { types: string[] })[]
+  /** SQS: the queue, FIFO when it ends in `.fifo`. */
+  queueUrl?: string
 }
 
 /**
@@ -26,7 +28,15 @@ interface Declared extends FormatSpec {
  * matches the type, its fields over the destination's own. Every problem is added to `problems`
  * naming the field in the file and the type (`destinations.surveys.message.groupId (survey.refused): …`).
  */
-export function compileFormats (name: string, broker: BrokerKind, declared: Declared, types: readonly TypeInfo[], options: EnvelopeOptions, problems: string[], warnings: string[]): Map<string, WireFormat> {
+export function compileFormats (
+  name: string,
+  broker: BrokerKind,
+  declared: Declared,
+  types: readonly TypeInfo[],
+  options: EnvelopeOptions,
+  problems: string[],
+  warnings: string[]
+): Map<string, WireFormat> {
   const here = `destinations.${name}`
   const entries = (declared.formats ?? []).map(f => ({ spec: f, match: patternMatcher(f.types) }))
   const used = new Set<number>()
@@ -34,21 +44,25 @@ export function compileFormats (name: string, broker: BrokerKind, declared: Decl
   const seen = new Set<string>()
   for (const info of types) {
     const i = entries.findIndex(e => e.match(info.type))
-    const entry = i === -1 ? undefined : (entries[i] as (typeof entries)[number]).spec
+    const entry = entries[i]?.spec
     if (i !== -1) used.add(i)
     // The envelope and its content type come together; message fields one by one.
     const own = entry?.envelope !== undefined
+    // Parsed JSON (a name or a template), which the compiler checks as an envelope.
     const envelope = (own ? entry.envelope : declared.envelope ?? DEFAULT_PROFILE) as EnvelopeSpec
     const contentType = own ? entry.contentType : entry?.contentType ?? declared.contentType
     const origin: Record<string, string> = { envelope: own ? `${here}.formats.${i}.envelope` : `${here}.envelope` }
-    const message: MessageSpec = { ...declared.message }
+    const message: MessageSpec = { ...declared.message, ...entry?.message }
     for (const key of Object.keys(declared.message ?? {})) origin[`message.${key}`] = `${here}.message.${key}`
-    for (const [key, value] of Object.entries(entry?.message ?? {})) {
-      (message as Record<string, unknown>)[key] = value
-      origin[`message.${key}`] = `${here}.formats.${i}.message.${key}`
+    for (const key of Object.keys(entry?.message ?? {})) origin[`message.${key}`] = `${here}.formats.${i}.message.${key}`
+    const formatSpec = {
+      envelope,
+      ...(contentType === undefined ? {} : { contentType }),
+      ...(Object.keys(message).length === 0 ? {} : { message })
     }
+    const scope = { ...info, source: options.source, module: options.module ?? options.source }
     try {
-      formats.set(info.type, compileWireFormat({ envelope, ...(contentType === undefined ? {} : { contentType }), ...(Object.keys(message).length === 0 ? {} : { message }) }, broker, { ...info, source: options.source, module: options.module ?? options.source }))
+      formats.set(info.type, compileWireFormat(formatSpec, broker, scope))
     } catch (err) {
       if (!(err instanceof TemplateError)) throw err
       for (const message of err.message.split('\n')) {
@@ -60,20 +74,26 @@ export function compileFormats (name: string, broker: BrokerKind, declared: Decl
       }
     }
   }
-  entries.forEach((e, i) => { if (!used.has(i)) warnings.push(`${here}.formats.${i} (${e.spec.types.join(', ')}) matches no type routed to ${name}`) })
+  entries.forEach((e, i) => {
+    if (!used.has(i)) warnings.push(`${here}.formats.${i} (${e.spec.types.join(', ')}) matches no type routed to ${name}`)
+  })
   // FIFO deduplication is queue-wide: an id that leaves the tenant out lets one tenant's event
   // suppress another's with the same values for five minutes. Allowed (a team's own publisher may
   // compute it so), said at every start.
-  const fifo = broker === 'sqs' && String((declared as { queueUrl?: unknown }).queueUrl).endsWith('.fifo')
-  const dedupes = [declared.message, ...(declared.formats ?? []).map(f => f.message)].map(m => m?.deduplicationId).filter(d => d !== undefined)
-  if (fifo && dedupes.some(d => !/\{\{\s*tenant\b/.test(JSON.stringify(d)))) warnings.push(`${here}: a message.deduplicationId without {{tenant}}: within SQS's 5-minute window, one tenant's event is dropped as a duplicate of another tenant's with the same values`)
+  const fifo = broker === 'sqs' && String(declared.queueUrl).endsWith('.fifo')
+  const dedupes = [declared.message, ...(declared.formats ?? []).map(f => f.message)]
+    .map(m => m?.deduplicationId)
+    .filter(d => d !== undefined)
+  if (fifo && dedupes.some(d => !/\{\{\s*tenant\b/.test(JSON.stringify(d)))) {
+    warnings.push(`${here}: a message.deduplicationId without {{tenant}}: within SQS's 5-minute window, ` +
+      'one tenant\'s event is dropped as a duplicate of another tenant\'s with the same values')
+  }
   return formats
 }
 
 /** `message.groupId: why` -> `destinations.x.formats.0.message.groupId (survey.refused): why`. */
 function located (message: string, origin: Record<string, string>, type: string): string {
-  const m = /^(envelope|message\.[A-Za-z]+)((?:\.[^:]*)?): (.*)$/s.exec(message)
-  if (m === null) return `${origin.envelope ?? 'envelope'} (${type}): ${message}`
-  const [, field, path, why] = m as unknown as [string, string, string, string]
-  return `${origin[field] ?? field}${path} (${type}): ${why}`
+  const where = /^(envelope|message\.[A-Za-z]+)((?:\.[^:]*)?): (.*)$/s
+  if (!where.test(message)) return `${origin.envelope ?? 'envelope'} (${type}): ${message}`
+  return message.replace(where, (_match, field: string, path: string, why: string) => `${origin[field] ?? field}${path} (${type}): ${why}`)
 }

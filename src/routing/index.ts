@@ -46,8 +46,10 @@ export function defaultRoutesFile (config: Config): RoutesFile {
   const ae = alternateExchange(config)
   const destination = (() => {
     switch (config.BROKER) {
-      case 'rabbitmq': return { broker: 'rabbitmq' as const, url: config.AMQP_URL, exchange: config.AMQP_EXCHANGE, alternateExchange: ae ?? '', ...common }
-      case 'sqs': return { broker: 'sqs' as const, queueUrl: config.SQS_QUEUE_URL as string, ...common }
+      case 'rabbitmq':
+        return { broker: 'rabbitmq' as const, url: config.AMQP_URL, exchange: config.AMQP_EXCHANGE, alternateExchange: ae ?? '', ...common }
+      // Required with BROKER=sqs (loadConfig says so); were it missing, the queue URL check would.
+      case 'sqs': return { broker: 'sqs' as const, queueUrl: config.SQS_QUEUE_URL ?? '', ...common }
       case 'eventbridge': return { broker: 'eventbridge' as const, busName: config.EVENTBRIDGE_BUS_NAME, ...common }
       case 'local': return { broker: 'local' as const, ...common }
     }
@@ -64,16 +66,26 @@ type FieldName = (destination: string, field: 'url' | 'queueUrl') => string
 const fileField: FieldName = (destination, field) => `destinations.${destination}.${field}`
 const envField: FieldName = (_destination, field) => (field === 'url' ? 'AMQP_URL' : 'SQS_QUEUE_URL')
 
-function complete (name: string, spec: RoutesFile['destinations'][string], config: Config, formats: ReadonlyMap<string, WireFormat>, fail: (field: 'url' | 'queueUrl', message: string) => never): DestinationConfig {
+function complete (
+  name: string,
+  spec: RoutesFile['destinations'][string],
+  config: Config,
+  formats: ReadonlyMap<string, WireFormat>,
+  fail: (field: 'url' | 'queueUrl', message: string) => never
+): DestinationConfig {
   const names = new Set([...formats.values()].map(f => f.envelope))
   const common: Common = {
     name,
-    envelope: names.size === 1 ? [...names][0] as string : [...names].join('+'),
+    // One name, or several joined by +.
+    envelope: [...names].join('+'),
     envelopeOptions: envelopeOptions(spec, config),
     formats,
     mode: spec.delivery ?? config.DELIVERY_MODE
   }
-  const aws = (s: { region?: string, endpoint?: string }) => ({ ...(s.region === undefined ? {} : { region: s.region }), ...(s.endpoint === undefined ? {} : { endpoint: s.endpoint }) })
+  const aws = (s: { region?: string, endpoint?: string }) => ({
+    ...(s.region === undefined ? {} : { region: s.region }),
+    ...(s.endpoint === undefined ? {} : { endpoint: s.endpoint })
+  })
   switch (spec.broker) {
     case 'rabbitmq': {
       const url = spec.url ?? config.AMQP_URL
@@ -83,9 +95,21 @@ function complete (name: string, spec: RoutesFile['destinations'][string], confi
     }
     case 'sqs':
       if (!QUEUE_URL.test(spec.queueUrl)) fail('queueUrl', 'must be an SQS queue URL, http(s)://host/account/queue-name')
-      return { ...common, broker: 'sqs', queueUrl: spec.queueUrl, maxMessageBytes: spec.maxMessageBytes ?? config.SQS_MAX_MESSAGE_BYTES, ...aws(spec) }
+      return {
+        ...common,
+        broker: 'sqs',
+        queueUrl: spec.queueUrl,
+        maxMessageBytes: spec.maxMessageBytes ?? config.SQS_MAX_MESSAGE_BYTES,
+        ...aws(spec)
+      }
     case 'eventbridge':
-      return { ...common, broker: 'eventbridge', busName: spec.busName, maxEntryBytes: spec.maxEntryBytes ?? config.EVENTBRIDGE_MAX_ENTRY_BYTES, ...aws(spec) }
+      return {
+        ...common,
+        broker: 'eventbridge',
+        busName: spec.busName,
+        maxEntryBytes: spec.maxEntryBytes ?? config.EVENTBRIDGE_MAX_ENTRY_BYTES,
+        ...aws(spec)
+      }
     case 'local':
       return { ...common, broker: 'local' }
   }
@@ -100,7 +124,13 @@ function envelopeOptions (spec: RoutesFile['destinations'][string], config: Conf
  * type must reach at least one destination. Each destination's wire format is compiled for the
  * types it gets: every template problem is reported at once.
  */
-export function resolveRouting (file: RoutesFile, entries: readonly TypeInfo[], config: Config, where: string, fieldName: FieldName = fileField): Routing {
+export function resolveRouting (
+  file: RoutesFile,
+  entries: readonly TypeInfo[],
+  config: Config,
+  where: string,
+  fieldName: FieldName = fileField
+): Routing {
   const matchers = file.routes.map(r => patternMatcher(r.types))
   const routes = new Map<string, string[]>()
   const used = new Set<string>()
@@ -108,22 +138,29 @@ export function resolveRouting (file: RoutesFile, entries: readonly TypeInfo[], 
   const unrouted: string[] = []
   for (const { type } of entries) {
     const i = matchers.findIndex(m => m(type))
-    if (i === -1) {
+    const route = file.routes[i]
+    if (route === undefined) {
       unrouted.push(type)
       continue
     }
-    const to = [...new Set((file.routes[i] as RoutesFile['routes'][number]).to)]
+    const to = [...new Set(route.to)]
     routes.set(type, to)
     matched.add(i)
     for (const name of to) used.add(name)
   }
-  if (unrouted.length > 0) throw new ConfigError(`${where}: no route for event type(s) ${unrouted.join(', ')}; add a route for them (or a last route for "*")`)
+  if (unrouted.length > 0) {
+    throw new ConfigError(`${where}: no route for event type(s) ${unrouted.join(', ')}; add a route for them (or a last route for "*")`)
+  }
   const warnings: string[] = []
-  file.routes.forEach((r, i) => { if (!matched.has(i)) warnings.push(`route ${i} (${r.types.join(', ')}) matches no event type before an earlier route does`) })
+  file.routes.forEach((r, i) => {
+    if (!matched.has(i)) warnings.push(`route ${i} (${r.types.join(', ')}) matches no event type before an earlier route does`)
+  })
   const destinations: DestinationConfig[] = []
   const problems: string[] = []
   for (const [name, spec] of Object.entries(file.destinations)) {
-    const fail = (field: 'url' | 'queueUrl', message: string): never => { throw new ConfigError(`${where}: ${fieldName(name, field)}: ${message}`) }
+    const fail = (field: 'url' | 'queueUrl', message: string): never => {
+      throw new ConfigError(`${where}: ${fieldName(name, field)}: ${message}`)
+    }
     if (!used.has(name)) {
       warnings.push(`destination '${name}' is used by no route; it is not connected`)
       continue
@@ -132,7 +169,8 @@ export function resolveRouting (file: RoutesFile, entries: readonly TypeInfo[], 
     const formats = compileFormats(name, spec.broker, spec, routed, envelopeOptions(spec, config), problems, warnings)
     if (problems.length === 0) destinations.push(complete(name, spec, config, formats, fail))
   }
-  if (problems.length === 1) throw new ConfigError(`${where}: ${problems[0] as string}`)
+  const [only] = problems
+  if (problems.length === 1 && only !== undefined) throw new ConfigError(`${where}: ${only}`)
   // All at once, but an answer that fits a screen: the first 20, and how many more.
   const shown = problems.slice(0, 20)
   if (problems.length > shown.length) shown.push(`... and ${problems.length - shown.length} more`)
@@ -141,7 +179,14 @@ export function resolveRouting (file: RoutesFile, entries: readonly TypeInfo[], 
 }
 
 /** The routing a config asks for: ROUTES_FILE, or the one-destination default. */
-export function loadRouting (config: Config, entries: readonly TypeInfo[], ajv: Ajv, env: Record<string, string | undefined> = process.env): Routing {
-  if (config.ROUTES_FILE === undefined) return resolveRouting(defaultRoutesFile(config), entries, config, 'Invalid configuration', envField)
+export function loadRouting (
+  config: Config,
+  entries: readonly TypeInfo[],
+  ajv: Ajv,
+  env: Record<string, string | undefined> = process.env
+): Routing {
+  if (config.ROUTES_FILE === undefined) {
+    return resolveRouting(defaultRoutesFile(config), entries, config, 'Invalid configuration', envField)
+  }
   return resolveRouting(readRoutesFile(config.ROUTES_FILE, ajv, env), entries, config, `ROUTES_FILE: ${config.ROUTES_FILE}`)
 }

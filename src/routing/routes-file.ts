@@ -3,7 +3,7 @@ import type { Ajv } from 'ajv'
 import { PROFILE_NAMES } from '../envelopes/index.js'
 import type { MESSAGE_FIELDS } from '../envelopes/message.js'
 import { readJsonFile } from '../config/file.js'
-import { ConfigError } from '../errors.js'
+import { ConfigError, messageOf } from '../errors.js'
 import { toFieldErrors } from '../validation/index.js'
 
 // ROUTES_FILE: destinations by name and the routes that send event types to them. The shape is
@@ -28,12 +28,20 @@ export const MESSAGE_SCHEMAS = {
       type: optional('type; default the event type'),
       appId: optional('appId; default the source')
     }, { additionalProperties: false, description: 'AMQP properties; messageId is always the event id' })),
-    headers: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 255 }), Type.Union([FieldTemplateSchema, Type.Number(), Type.Boolean(), Type.Null()]), { description: 'Headers added to the default ones; null drops one' }))
+    headers: Type.Optional(Type.Record(
+      Type.String({ minLength: 1, maxLength: 255 }),
+      Type.Union([FieldTemplateSchema, Type.Number(), Type.Boolean(), Type.Null()]),
+      { description: 'Headers added to the default ones; null drops one' }
+    ))
   }, { additionalProperties: false, description: 'Message fields besides the body, as templates' }),
   sqs: Type.Object({
     groupId: optional('FIFO MessageGroupId; default the catalog\'s group field, else the tenant'),
     deduplicationId: optional('FIFO MessageDeduplicationId; default sha256 of tenant, type and dedupe key'),
-    attributes: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.Union([FieldTemplateSchema, Type.Null()]), { description: 'Message attributes added to the default ones; null drops one' }))
+    attributes: Type.Optional(Type.Record(
+      Type.String({ minLength: 1, maxLength: 256 }),
+      Type.Union([FieldTemplateSchema, Type.Null()]),
+      { description: 'Message attributes added to the default ones; null drops one' }
+    ))
   }, { additionalProperties: false, description: 'Message fields besides the body, as templates' }),
   eventbridge: Type.Object({
     busName: optional('EventBusName; default the destination\'s busName'),
@@ -49,8 +57,16 @@ function wireFormat () {
       Type.String({ minLength: 1, maxLength: 4096 }),
       Type.Record(Type.String(), Type.Unknown()),
       Type.Array(Type.Unknown())
-    ], { description: `The envelope its consumers read: a profile (${PROFILE_NAMES.join(', ')}) or a JSON template with {{ }} placeholders; default cloudevents` })),
-    contentType: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+( [\\x21-\\x7e]+)*$', description: 'Of the envelope (AMQP content-type); default the profile\'s, application/json for a template' }))
+    ], {
+      description: `The envelope its consumers read: a profile (${PROFILE_NAMES.join(', ')}) ` +
+        'or a JSON template with {{ }} placeholders; default cloudevents'
+    })),
+    contentType: Type.Optional(Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^[\\x21-\\x7e]+( [\\x21-\\x7e]+)*$',
+      description: 'Of the envelope (AMQP content-type); default the profile\'s, application/json for a template'
+    }))
   }
 }
 
@@ -58,7 +74,10 @@ function wireFormat () {
 function formats<P extends TProperties> (message: P) {
   return {
     formats: Type.Optional(Type.Array(Type.Object({
-      types: Type.Array(Type.String({ pattern: TYPE_PATTERN_PATTERN, maxLength: 129 }), { minItems: 1, description: 'Type patterns, as in routes; the first entry that matches a type wins' }),
+      types: Type.Array(Type.String({ pattern: TYPE_PATTERN_PATTERN, maxLength: 129 }), {
+        minItems: 1,
+        description: 'Type patterns, as in routes; the first entry that matches a type wins'
+      }),
       ...wireFormat(),
       ...message
     }, { additionalProperties: false }), { minItems: 1, description: 'Wire formats per type pattern' }))
@@ -66,22 +85,49 @@ function formats<P extends TProperties> (message: P) {
 }
 
 const common = {
-  source: Type.Optional(Type.String({ minLength: 1, maxLength: 256, format: 'uri-reference', description: 'Who publishes, as the envelope (and EventBridge Source) names it (a URI-reference); default EVENT_SOURCE' })),
-  module: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'ocelot envelopes: metadata.module; default the source' })),
-  delivery: Type.Optional(Type.Enum(['sync', 'spool'], { description: 'sync: answer once the broker has the event; spool: once the outbox has it, the relay publishes it; default DELIVERY_MODE' }))
+  source: Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 256,
+    format: 'uri-reference',
+    description: 'Who publishes, as the envelope (and EventBridge Source) names it (a URI-reference); default EVENT_SOURCE'
+  })),
+  module: Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 128,
+    description: 'ocelot envelopes: metadata.module; default the source'
+  })),
+  delivery: Type.Optional(Type.Enum(['sync', 'spool'], {
+    description: 'sync: answer once the broker has the event; spool: once the outbox has it, the relay publishes it; default DELIVERY_MODE'
+  }))
 }
 const aws = {
   region: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'AWS region; default AWS_REGION' })),
-  endpoint: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'Endpoint URL (emulators, VPC endpoints); default the SDK\'s' }))
+  endpoint: Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 2048,
+    description: 'Endpoint URL (emulators, VPC endpoints); default the SDK\'s'
+  }))
 }
 const strict = { additionalProperties: false } as const
 
 export const DESTINATION_SCHEMAS = {
   rabbitmq: Type.Object({
     broker: Type.Literal('rabbitmq'),
-    url: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'amqp:// or amqps:// URL; default AMQP_URL. Destinations with the same URL share one connection' })),
-    exchange: Type.String({ minLength: 1, maxLength: 200, pattern: '^(?!amq\\.)', description: 'Durable topic exchange (not amq.*, which RabbitMQ reserves)' }),
-    alternateExchange: Type.Optional(Type.String({ maxLength: 255, description: 'Keeps unroutable events; default <exchange>.unrouted, empty to refuse them (502)' })),
+    url: Type.Optional(Type.String({
+      minLength: 1,
+      maxLength: 2048,
+      description: 'amqp:// or amqps:// URL; default AMQP_URL. Destinations with the same URL share one connection'
+    })),
+    exchange: Type.String({
+      minLength: 1,
+      maxLength: 200,
+      pattern: '^(?!amq\\.)',
+      description: 'Durable topic exchange (not amq.*, which RabbitMQ reserves)'
+    }),
+    alternateExchange: Type.Optional(Type.String({
+      maxLength: 255,
+      description: 'Keeps unroutable events; default <exchange>.unrouted, empty to refuse them (502)'
+    })),
     ...common,
     ...wireFormat(),
     message: Type.Optional(MESSAGE_SCHEMAS.rabbitmq),
@@ -90,7 +136,11 @@ export const DESTINATION_SCHEMAS = {
   sqs: Type.Object({
     broker: Type.Literal('sqs'),
     queueUrl: Type.String({ minLength: 1, maxLength: 2048, description: 'The queue; FIFO when it ends in .fifo' }),
-    maxMessageBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1048576, description: 'Largest message, body + attributes; default SQS_MAX_MESSAGE_BYTES' })),
+    maxMessageBytes: Type.Optional(Type.Integer({
+      minimum: 1024,
+      maximum: 1048576,
+      description: 'Largest message, body + attributes; default SQS_MAX_MESSAGE_BYTES'
+    })),
     ...aws,
     ...common,
     ...wireFormat(),
@@ -100,7 +150,11 @@ export const DESTINATION_SCHEMAS = {
   eventbridge: Type.Object({
     broker: Type.Literal('eventbridge'),
     busName: Type.String({ minLength: 1, maxLength: 256, description: 'The event bus' }),
-    maxEntryBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1048576, description: 'Largest PutEvents entry; default EVENTBRIDGE_MAX_ENTRY_BYTES' })),
+    maxEntryBytes: Type.Optional(Type.Integer({
+      minimum: 1024,
+      maximum: 1048576,
+      description: 'Largest PutEvents entry; default EVENTBRIDGE_MAX_ENTRY_BYTES'
+    })),
     ...aws,
     ...common,
     ...wireFormat(),
@@ -121,12 +175,19 @@ export const BROKER_KINDS = Object.keys(DESTINATION_SCHEMAS) as BrokerKind[]
 export type DestinationSpec = { [K in BrokerKind]: Static<(typeof DESTINATION_SCHEMAS)[K]> }[BrokerKind]
 
 export const RouteSchema = Type.Object({
-  types: Type.Array(Type.String({ pattern: TYPE_PATTERN_PATTERN, maxLength: 129 }), { minItems: 1, description: 'Type patterns: "call.*", "survey.completed", "*"' }),
+  types: Type.Array(Type.String({ pattern: TYPE_PATTERN_PATTERN, maxLength: 129 }), {
+    minItems: 1,
+    description: 'Type patterns: "call.*", "survey.completed", "*"'
+  }),
   to: Type.Array(Type.String({ pattern: DESTINATION_NAME_PATTERN }), { minItems: 1, description: 'Destination names; several = fan-out' })
 }, strict)
 
 export const RoutesFileSchema = Type.Object({
-  destinations: Type.Record(Type.String({ pattern: DESTINATION_NAME_PATTERN }), Type.Object({ broker: Type.Enum(BROKER_KINDS) }, { additionalProperties: true }), { minProperties: 1 }),
+  destinations: Type.Record(
+    Type.String({ pattern: DESTINATION_NAME_PATTERN }),
+    Type.Object({ broker: Type.Enum(BROKER_KINDS) }, { additionalProperties: true }),
+    { minProperties: 1 }
+  ),
   routes: Type.Array(RouteSchema, { minItems: 1 })
 }, strict)
 
@@ -150,10 +211,12 @@ export function expandReferences (text: string, env: Record<string, string | und
   })
 }
 
-function fieldErrors (ajv: Ajv, schema: TSchema, value: unknown, prefix: string): string[] {
-  const check = ajv.compile(schema)
-  if (check(value)) return []
-  return toFieldErrors(check.errors).map(e => `${prefix}${e.path.slice(1).replaceAll('/', '.') || '(root)'}: ${e.message}`)
+/** Whether `value` is valid by `schema`; when not, its problems are added to `problems`, each naming its field. */
+function conforms<S extends TSchema> (ajv: Ajv, schema: S, value: unknown, prefix: string, problems: string[]): value is Static<S> {
+  const check = ajv.compile<Static<S>>(schema)
+  if (check(value)) return true
+  problems.push(...toFieldErrors(check.errors).map(e => `${prefix}${e.path.slice(1).replaceAll('/', '.') || '(root)'}: ${e.message}`))
+  return false
 }
 
 /**
@@ -161,13 +224,12 @@ function fieldErrors (ajv: Ajv, schema: TSchema, value: unknown, prefix: string)
  * field; `${NAME}` references are expanded in destination strings.
  */
 export function readRoutesFile (path: string, ajv: Ajv, env: Record<string, string | undefined>): RoutesFile {
-  const fail = (problems: string[]): never => {
+  function fail (problems: string[]): never {
     throw new ConfigError(`ROUTES_FILE: ${path} is not valid:\n  ${problems.join('\n  ')}`)
   }
-  const json = readJsonFile('ROUTES_FILE', path)
-  const problems = fieldErrors(ajv, RoutesFileSchema, json, '')
-  if (problems.length > 0) fail(problems)
-  const file = json as { destinations: Record<string, { broker: BrokerKind } & Record<string, unknown>>, routes: RoutesFile['routes'] }
+  const file = readJsonFile('ROUTES_FILE', path)
+  const problems: string[] = []
+  if (!conforms(ajv, RoutesFileSchema, file, '', problems)) fail(problems)
   const destinations: Record<string, DestinationSpec> = {}
   const namePattern = new RegExp(DESTINATION_NAME_PATTERN)
   for (const [name, raw] of Object.entries(file.destinations)) {
@@ -178,23 +240,26 @@ export function readRoutesFile (path: string, ajv: Ajv, env: Record<string, stri
     // Expanded first, then checked: what is validated is what the gateway will use.
     const expanded: Record<string, unknown> = {}
     let unexpanded = false
-    for (const [field, value] of Object.entries(raw)) {
+    for (const [field, value] of Object.entries<unknown>(raw)) {
+      const where = `destinations.${name}.${field}`
       try {
-        expanded[field] = typeof value === 'string' ? expandReferences(value, env, `destinations.${name}.${field}`) : value
-        if (typeof expanded[field] === 'string' && (expanded[field] as string).includes('${')) problems.push(`destinations.${name}.${field}: has a \${ without its closing }`)
+        const result = typeof value === 'string' ? expandReferences(value, env, where) : value
+        expanded[field] = result
+        if (typeof result === 'string' && result.includes('${')) problems.push(`${where}: has a \${ without its closing }`)
       } catch (err) {
-        problems.push((err as Error).message)
+        problems.push(messageOf(err))
         unexpanded = true
       }
     }
-    const errors = fieldErrors(ajv, DESTINATION_SCHEMAS[raw.broker], expanded, `destinations.${name}.`)
-    problems.push(...errors)
-    if (errors.length === 0 && !unexpanded) destinations[name] = expanded as DestinationSpec
+    const valid = conforms(ajv, DESTINATION_SCHEMAS[raw.broker], expanded, `destinations.${name}.`, problems)
+    if (valid && !unexpanded) destinations[name] = expanded
   }
   const locals = Object.entries(destinations).filter(([, d]) => d.broker === 'local').map(([n]) => n)
   if (locals.length > 1) problems.push(`destinations: at most one local destination (the embedded store); found ${locals.join(', ')}`)
   file.routes.forEach((route, i) => {
-    for (const name of route.to) if (!Object.hasOwn(file.destinations, name)) problems.push(`routes.${i}.to: no destination named '${name}'`)
+    for (const name of route.to) {
+      if (!Object.hasOwn(file.destinations, name)) problems.push(`routes.${i}.to: no destination named '${name}'`)
+    }
   })
   if (problems.length > 0) fail(problems)
   return { destinations, routes: file.routes }

@@ -41,7 +41,9 @@ function flush () {
   } catch (err) {
     error = { code: err.code || 'WRITE_FAILED', message: err.message }
   }
-  batch.forEach((message, i) => parentPort.postMessage(error === undefined ? { id: message.id, changes: changes[i] } : { id: message.id, error }))
+  batch.forEach((message, i) => {
+    parentPort.postMessage(error === undefined ? { id: message.id, changes: changes[i] } : { id: message.id, error })
+  })
 }
 
 parentPort.on('message', message => {

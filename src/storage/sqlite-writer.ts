@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads'
+import { messageOf } from '../errors.js'
 
 /** One statement the writer runs: its name (from the statements it was given) and parameters. */
 export type Statement = [name: string, ...params: unknown[]]
@@ -43,7 +44,8 @@ export class SqliteWriter {
    */
   constructor (path: string, statements: Record<string, string>, options: { synchronous?: 'FULL' | 'NORMAL', gatherMs?: number } = {}) {
     this.#gatherMs = options.gatherMs ?? 0
-    this.#worker = new Worker(new URL('./sqlite-writer.cjs', import.meta.url), { workerData: { path, statements, synchronous: options.synchronous ?? 'FULL' } })
+    const workerData = { path, statements, synchronous: options.synchronous ?? 'FULL' }
+    this.#worker = new Worker(new URL('./sqlite-writer.cjs', import.meta.url), { workerData })
     this.#ready = new Promise((resolve, reject) => {
       this.#worker.once('error', reject)
       this.#worker.once('exit', () => reject(new Error('SQLite writer stopped before it was ready')))
@@ -53,7 +55,7 @@ export class SqliteWriter {
       })
     })
     this.#ready.catch(() => undefined)
-    this.#worker.on('error', (err: unknown) => this.#fail(`SQLite writer failed: ${(err as Error | undefined)?.message ?? String(err)}`))
+    this.#worker.on('error', (err: unknown) => this.#fail(`SQLite writer failed: ${messageOf(err)}`))
     this.#worker.on('exit', () => this.#fail('SQLite writer stopped'))
     // After the listeners (adding a 'message' listener refs the worker again): an idle writer
     // does not keep the process alive.

@@ -4,7 +4,8 @@ import type { FieldError } from '../errors.js'
 
 // One Ajv setup for every schema the gateway checks (single routes, batch items, catalog files),
 // so an event is judged the same way whichever door it comes through.
-export const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv
+// ajv-formats is CommonJS: its module is the plugin, which is its own `default` too (what its types describe).
+export const addFormats = addFormatsModule.default
 
 export function createAjv (options: { allErrors?: boolean } = {}): Ajv {
   const ajv = new Ajv({
@@ -42,6 +43,7 @@ export function compileBodyValidator (ajv: Ajv, schema: object): Validator {
   firstErrorAjv ??= createAjv({ allErrors: false })
   const first = firstErrorAjv.compile(schema)
   const all = ajv.compile(schema)
+  // Called and its errors read like Ajv's own; it has not their other properties (schema, schemaEnv).
   const validate = ((data: unknown) => {
     if (first(data)) {
       validate.errors = null
@@ -61,7 +63,11 @@ export const MAX_FIELD_ERRORS = 10
  * The extensions of a validation problem: the first errors as `{path, message}` with JSON Pointer
  * paths, and `errorsOmitted` when there were more.
  */
-export function validationDetails (errors: readonly ErrorObject[] | null | undefined, prefix = '', limit = MAX_FIELD_ERRORS): { errors: FieldError[], errorsOmitted?: number } {
+export function validationDetails (
+  errors: readonly ErrorObject[] | null | undefined,
+  prefix = '',
+  limit = MAX_FIELD_ERRORS
+): { errors: FieldError[], errorsOmitted?: number } {
   const all = errors ?? []
   const listed = toFieldErrors(all.slice(0, limit), prefix)
   return all.length > listed.length ? { errors: listed, errorsOmitted: all.length - listed.length } : { errors: listed }
