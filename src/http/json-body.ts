@@ -4,7 +4,7 @@
  */
 import type { FastifyRequest } from 'fastify'
 import sjson from 'secure-json-parse'
-import { GatewayError } from '../errors.js'
+import { GatewayError, messageOf } from '../errors.js'
 
 export const MAX_JSON_DEPTH = 64
 
@@ -59,7 +59,7 @@ export function parseJsonBody (_req: FastifyRequest, body: string, done: (err: E
   try {
     value = sjson.parse(body, { protoAction: 'error', constructorAction: 'error' })
   } catch (err) {
-    return done(new GatewayError('EVG_VALIDATION', `the body is not valid JSON: ${(err as Error).message}`))
+    return done(new GatewayError('EVG_VALIDATION', `the body is not valid JSON: ${messageOf(err)}`))
   }
   if (HUGE_NUMBER.test(body) && hasNonFinite(value)) return done(new GatewayError('EVG_VALIDATION', 'the body has a number too large to represent (such as 1e400)'))
   done(null, value)

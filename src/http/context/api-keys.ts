@@ -40,15 +40,15 @@ export class ApiKeys {
   }
 
   static load (path: string, ajv: Ajv): ApiKeys {
-    return new ApiKeys(loadJsonFile<ApiKeysFile>('API_KEYS_FILE', path, ApiKeysFileSchema, ajv))
+    return new ApiKeys(loadJsonFile('API_KEYS_FILE', path, ApiKeysFileSchema, ajv))
   }
 
   /** The key presented as `Authorization: Bearer <key>`; EVG_UNAUTHORIZED when absent or unknown. */
   authenticate (headers: IncomingHttpHeaders): ApiKey {
     const header = headers[HEADERS.authorization]
-    const match = typeof header === 'string' ? /^Bearer\s+(\S{1,512})$/i.exec(header) : null
-    if (match === null) throw new GatewayError('EVG_UNAUTHORIZED', 'send an API key as Authorization: Bearer <key>')
-    const key = this.#byDigest.get(createHash('sha256').update(match[1] as string).digest('hex'))
+    const presented = typeof header === 'string' ? /^Bearer\s+(\S{1,512})$/i.exec(header)?.[1] : undefined
+    if (presented === undefined) throw new GatewayError('EVG_UNAUTHORIZED', 'send an API key as Authorization: Bearer <key>')
+    const key = this.#byDigest.get(createHash('sha256').update(presented).digest('hex'))
     if (key === undefined) throw new GatewayError('EVG_UNAUTHORIZED', 'the API key is not known')
     return key
   }

@@ -43,7 +43,8 @@ export function idempotencyKeyOf (request: FastifyRequest): string | undefined {
 
 /** The context of a request that passed the hook below. */
 export function contextOf (request: FastifyRequest): RequestContext {
-  return request.evgContext as RequestContext
+  if (request.evgContext === undefined) throw new GatewayError('EVG_INTERNAL', 'a route that publishes ran without its context hook')
+  return request.evgContext
 }
 
 /**

@@ -7,7 +7,7 @@ import type { Bindings, ChildLoggerOptions } from 'pino'
  * writes through the root logger with the same `reqId` field in the same place: a child per
  * request would be made and thrown away.
  */
-class LazyChildLogger {
+class LazyChildLogger implements FastifyBaseLogger {
   readonly #parent: FastifyBaseLogger
   readonly #bindings: Bindings
   readonly #opts: ChildLoggerOptions
@@ -26,17 +26,18 @@ class LazyChildLogger {
 
   get level (): string { return (this.#child ?? this.#parent).level }
   set level (level: string) { this.#real().level = level }
-  fatal (...args: unknown[]): void { (this.#real().fatal as (...a: unknown[]) => void)(...args) }
-  error (...args: unknown[]): void { (this.#real().error as (...a: unknown[]) => void)(...args) }
-  warn (...args: unknown[]): void { (this.#real().warn as (...a: unknown[]) => void)(...args) }
-  info (...args: unknown[]): void { (this.#real().info as (...a: unknown[]) => void)(...args) }
-  debug (...args: unknown[]): void { (this.#real().debug as (...a: unknown[]) => void)(...args) }
-  trace (...args: unknown[]): void { (this.#real().trace as (...a: unknown[]) => void)(...args) }
-  silent (...args: unknown[]): void { (this.#real().silent as (...a: unknown[]) => void)(...args) }
+  // pino's log methods are overloaded; arguments pass through as they came, with the child as `this`.
+  fatal (...args: unknown[]): void { const child = this.#real(); Reflect.apply(child.fatal, child, args) }
+  error (...args: unknown[]): void { const child = this.#real(); Reflect.apply(child.error, child, args) }
+  warn (...args: unknown[]): void { const child = this.#real(); Reflect.apply(child.warn, child, args) }
+  info (...args: unknown[]): void { const child = this.#real(); Reflect.apply(child.info, child, args) }
+  debug (...args: unknown[]): void { const child = this.#real(); Reflect.apply(child.debug, child, args) }
+  trace (...args: unknown[]): void { const child = this.#real(); Reflect.apply(child.trace, child, args) }
+  silent (...args: unknown[]): void { const child = this.#real(); Reflect.apply(child.silent, child, args) }
   child (bindings: Bindings, opts?: ChildLoggerOptions): FastifyBaseLogger { return this.#real().child(bindings, opts) }
 }
 
 /** Fastify's `childLoggerFactory`: a LazyChildLogger instead of a pino child per request. */
 export function lazyChildLogger (logger: FastifyBaseLogger, bindings: Bindings, opts: ChildLoggerOptions): FastifyBaseLogger {
-  return new LazyChildLogger(logger, bindings, opts) as unknown as FastifyBaseLogger
+  return new LazyChildLogger(logger, bindings, opts)
 }

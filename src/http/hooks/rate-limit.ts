@@ -1,6 +1,6 @@
-import rateLimit from '@fastify/rate-limit'
+import rateLimit, { type FastifyRateLimitStore } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { GatewayError } from '../../errors.js'
+import { asError, GatewayError } from '../../errors.js'
 import type { Metrics } from '../../observability/metrics.js'
 import type { RateLimiter, TenantLimits } from '../../state/rate-limiter.js'
 
@@ -12,8 +12,10 @@ export interface RateLimitOptions {
 
 /** Events a request carries: a batch counts its items. Set by the route before the limit is taken. */
 function eventsOf (request: FastifyRequest): number {
-  const events = (request.body as { events?: unknown } | undefined)?.events
-  return request.routeOptions.url === '/v1/events' && Array.isArray(events) ? events.length : 1
+  if (request.routeOptions.url !== '/v1/events') return 1
+  const body = request.body
+  const events = typeof body === 'object' && body !== null && 'events' in body ? body.events : undefined
+  return Array.isArray(events) ? events.length : 1
 }
 
 /**
@@ -32,7 +34,7 @@ export async function rateLimits (app: FastifyInstance, opts: RateLimitOptions):
     const at = key.indexOf(':')
     return { events: Number(key.slice(0, at)), tenant: key.slice(at + 1) }
   }
-  class Store {
+  class Store implements FastifyRateLimitStore {
     incr (key: string, callback: (err: Error | null, result?: { current: number, ttl: number }) => void): void {
       const { events, tenant } = split(key)
       const limit = limits.of(tenant)
@@ -43,7 +45,7 @@ export async function rateLimits (app: FastifyInstance, opts: RateLimitOptions):
         callback(null, taken.allowed ? { current: Math.min(used, limit.burst), ttl: taken.fullInMs } : { current: limit.burst + 1, ttl: taken.retryInMs })
       }, (err: unknown) => {
         metrics.stateErrors.inc({ operation: 'rate_limit' })
-        callback(err as Error)
+        callback(asError(err))
       })
     }
 
@@ -56,7 +58,7 @@ export async function rateLimits (app: FastifyInstance, opts: RateLimitOptions):
     hook: 'preHandler',
     enableDraftSpec: true,
     skipOnError: true,
-    store: Store as never,
+    store: Store,
     keyGenerator: request => `${eventsOf(request)}:${request.evgContext?.tenantId ?? ''}`,
     allowList: request => request.evgContext === undefined || limits.of(request.evgContext.tenantId) === undefined,
     max: request => limits.of(request.evgContext?.tenantId ?? '')?.burst ?? 0,

@@ -30,10 +30,11 @@ const BY_STATUS: Record<number, ErrorCode> = {
 /** Any error as a problem: ours as they are, Fastify's by code, the unexpected as EVG_INTERNAL. */
 export function toProblem (error: FastifyError | GatewayError | Error): { problem: Problem, retryAfter?: number } {
   if (error instanceof GatewayError) return { problem: error.toProblem(), ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter }) }
-  const fe = error as FastifyError
+  // Fastify's errors carry these; any other error has none of them
+  const fe: Partial<FastifyError> = error
   if (fe.validation !== undefined) {
     const where = fe.validationContext ?? 'body'
-    return { problem: problem('EVG_VALIDATION', `the ${where} is not valid`, validationDetails(fe.validation as never)) }
+    return { problem: problem('EVG_VALIDATION', `the ${where} is not valid`, validationDetails(fe.validation)) }
   }
   const mapped = (fe.code ? FASTIFY_CODES[fe.code] : undefined) ?? (fe.statusCode !== undefined && fe.statusCode < 500 ? BY_STATUS[fe.statusCode] ?? 'EVG_VALIDATION' : undefined)
   if (mapped !== undefined) return { problem: problem(mapped, fe.message) }

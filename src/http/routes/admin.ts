@@ -1,8 +1,8 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { ApiKeys } from '../context/api-keys.js'
-import { GatewayError } from '../../errors.js'
+import { asError, GatewayError, messageOf } from '../../errors.js'
 import { addLogFields } from '../hooks/access-log.js'
 import type { DeadLetterQuery } from '../../spool/outbox.js'
 import type { Spool } from '../../spool/index.js'
@@ -46,6 +46,9 @@ const SelectionSchema = Type.Object({
   all: Type.Optional(Type.Boolean({ description: 'Every dead letter (of the destination, when one is named); needed when neither destination nor ids is' }))
 }, { additionalProperties: false, description: 'Which dead letters: a destination\'s, some ids, or all (`"all": true`), never by accident', 'x-component': 'DeadLetterSelection' })
 
+/** A stored envelope as JSON; the outbox keeps what the gateway serialized. */
+const parseEnvelope = (text: string): unknown => JSON.parse(text)
+
 export interface AdminOptions {
   /** Present when some destination is spooled. */
   spool?: Spool
@@ -62,8 +65,10 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
   const security = eventSecurity(apiKeys !== undefined)
   // The outbox failing (PostgreSQL unreachable) is a 503 to retry, not an internal error.
   app.setErrorHandler(async (err, _request, reply) => {
-    if (err instanceof GatewayError || (err as { validation?: unknown }).validation !== undefined || (err as { statusCode?: number }).statusCode !== undefined) throw err
-    reply.log.error({ err: (err as Error).message }, 'admin: the outbox failed')
+    // Fastify's own errors (validation, a bad request) and ours are answered as they are
+    const fe: Partial<FastifyError> = asError(err)
+    if (err instanceof GatewayError || fe.validation !== undefined || fe.statusCode !== undefined) throw err
+    reply.log.error({ err: messageOf(err) }, 'admin: the outbox failed')
     throw new GatewayError('EVG_SPOOL_UNAVAILABLE', 'the outbox cannot be read now; try again shortly', { retryAfter: 1 })
   })
   app.addHook('onRequest', async request => {
@@ -109,7 +114,7 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
     const spool = spoolOf(q.destination)
     const rows = await spool.store.deadLetters({ limit: q.limit ?? 100, ...(q.destination === undefined ? {} : { destination: q.destination }), ...(q.after === undefined ? {} : { after: q.after }) })
     return {
-      deadLetters: rows.map(r => ({ id: r.id, destination: r.destination, tenantId: r.tenant, eventId: r.eventId, type: r.type, reason: r.reason, attempts: r.attempts, acceptedAt: new Date(r.acceptedAt).toISOString(), failedAt: new Date(r.failedAt).toISOString(), envelope: JSON.parse(r.envelope) as unknown })),
+      deadLetters: rows.map(r => ({ id: r.id, destination: r.destination, tenantId: r.tenant, eventId: r.eventId, type: r.type, reason: r.reason, attempts: r.attempts, acceptedAt: new Date(r.acceptedAt).toISOString(), failedAt: new Date(r.failedAt).toISOString(), envelope: parseEnvelope(r.envelope) })),
       next: rows.at(-1)?.id ?? q.after ?? 0
     }
   })

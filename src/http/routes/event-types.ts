@@ -30,7 +30,7 @@ function describe (e: CompiledEntry, destinations: readonly string[]) {
     destinations: [...destinations],
     ...(e.dedupeKey === undefined ? {} : { dedupeKey: e.dedupeKey }),
     sensitive: e.sensitive ?? [],
-    schema: e.schema as unknown as Record<string, unknown>
+    schema: { ...e.schema }
   }
 }
 

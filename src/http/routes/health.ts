@@ -4,6 +4,7 @@ import type { Broker } from '../../brokers/broker.js'
 import type { Metrics } from '../../observability/metrics.js'
 import type { Spool } from '../../spool/index.js'
 import type { StateStore } from '../../state/index.js'
+import { messageOf } from '../../errors.js'
 import { noSecurity, problemResponses } from './schemas.js'
 
 const ReadySchema = Type.Object({
@@ -127,7 +128,7 @@ async function outboxStates (spool: Spool): Promise<Map<string, { up: boolean, d
     // read per scrape. An outbox that cannot be read leaves them as they were.
     states = await spool.observe()
   } catch (err) {
-    return new Map(spool.destinations.map(name => [name, { up: false, depth: 0, oldestAgeSeconds: 0, deadLetters: 0, detail: (err as Error).message }]))
+    return new Map(spool.destinations.map(name => [name, { up: false, depth: 0, oldestAgeSeconds: 0, deadLetters: 0, detail: messageOf(err) }]))
   }
   return new Map(states.map(s => [s.destination, { up: down === undefined, depth: s.depth, oldestAgeSeconds: s.oldestAgeSeconds, deadLetters: s.deadLetters, ...(down === undefined ? {} : { detail: down }) }]))
 }

@@ -24,16 +24,17 @@ export interface OpenApiDocument {
 const ref = (section: string, name: string) => ({ $ref: `#/components/${section}/${name}` })
 
 /** Response headers, by the name the gateway sends them under. */
-const RESPONSE_HEADERS: Record<string, Json> = {
+const RESPONSE_HEADERS = {
   'X-Correlation-ID': { description: 'The request\'s X-Correlation-ID, or the one the gateway made (a UUID); every envelope carries it', required: true, schema: { type: 'string' } },
   'Idempotency-Replayed': { description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key: nothing was published', required: false, schema: { type: 'string', enum: ['true'] } },
   'Retry-After': { description: 'Seconds to wait before sending the request again, when the gateway knows', required: false, schema: { type: 'integer', minimum: 0 } },
   'RateLimit-Limit': { description: 'With a rate limit for the tenant: the events it may send at once (its burst)', required: false, schema: { type: 'integer', minimum: 0 } },
   'RateLimit-Remaining': { description: 'With a rate limit for the tenant: the events it may send now', required: false, schema: { type: 'integer', minimum: 0 } },
   'RateLimit-Reset': { description: 'With a rate limit for the tenant: seconds until its bucket is full again', required: false, schema: { type: 'integer', minimum: 0 } }
-}
+} satisfies Record<string, Json>
+type ResponseHeader = keyof typeof RESPONSE_HEADERS
 
-const RATE_LIMIT_HEADERS = ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset']
+const RATE_LIMIT_HEADERS: ResponseHeader[] = ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset']
 
 /**
  * A name per type from `name`; where two types would share one, both get `fallback` instead, which
@@ -46,6 +47,13 @@ export function namesByType (types: readonly string[], name: (type: string) => s
 }
 
 /** PascalCase of a type (`call.ended`: `CallEnded`); the type itself where two share one. */
+/** A type's component base name; componentBases names every type of the catalog. */
+function baseOf (bases: ReadonlyMap<string, string>, type: string): string {
+  const base = bases.get(type)
+  if (base === undefined) throw new Error(`no component name for type ${type}`)
+  return base
+}
+
 export function componentBases (types: readonly string[]): Map<string, string> {
   // A type starts with a lower-case letter, PascalCase with a capital: the two never meet.
   return namesByType(types, type => type.split(/[._-]/).map(w => w.charAt(0).toUpperCase() + w.slice(1)).join(''), type => type)
@@ -75,13 +83,13 @@ function hoistNamed (node: unknown, schemas: Record<string, Json>): unknown {
 function batchItem (types: readonly string[], bases: Map<string, string>, schemas: Record<string, Json>, idempotencyKey: unknown): Json {
   const mapping: Record<string, string> = {}
   for (const type of types) {
-    const name = `${bases.get(type) as string}BatchItem`
+    const name = `${baseOf(bases, type)}BatchItem`
     put(schemas, name, {
       type: 'object',
       required: ['type', 'data'],
       properties: {
         type: { type: 'string', enum: [type] },
-        data: ref('schemas', `${bases.get(type) as string}Data`),
+        data: ref('schemas', `${baseOf(bases, type)}Data`),
         ...(idempotencyKey === undefined ? {} : { idempotencyKey })
       },
       additionalProperties: false
@@ -106,8 +114,8 @@ function shareParameters (op: Operation, parameters: Record<string, Json>): void
 }
 
 /** Lists a response header, by reference to its component. */
-function addHeader (response: Response, name: string, headers: Record<string, Json>): void {
-  put(headers, name, RESPONSE_HEADERS[name] as Json)
+function addHeader (response: Response, name: ResponseHeader, headers: Record<string, Json>): void {
+  put(headers, name, RESPONSE_HEADERS[name])
   response.headers = { ...response.headers, [name]: ref('headers', name) }
 }
 
@@ -136,8 +144,8 @@ export function shapeDocument (doc: OpenApiDocument, catalog: Catalog): OpenApiD
     const op = doc.paths[`/v1/events/${type}`]?.post
     const media = op?.requestBody?.content['application/json']
     if (op === undefined || media?.schema === undefined) continue
-    put(schemas, `${bases.get(type) as string}Data`, media.schema)
-    media.schema = ref('schemas', `${bases.get(type) as string}Data`)
+    put(schemas, `${baseOf(bases, type)}Data`, media.schema)
+    media.schema = ref('schemas', `${baseOf(bases, type)}Data`)
     const accepted = op.responses['202']
     // Only the single routes answer a replay with the header; a batch says nothing per event.
     if (accepted !== undefined) addHeader(accepted, 'Idempotency-Replayed', headers)

@@ -96,7 +96,7 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
       }
       const key = requestKey === undefined ? item.idempotencyKey : `${requestKey} ${index}`
       const event = createEvent(entry, item.data, ctx, key)
-      const invalid = routingKeyErrors(entry, item.data, `/events/${index}/data`) ?? fanOut.fieldErrors(event, `/events/${index}/data`)
+      const invalid = routingKeyErrors(entry, event.routingKey, `/events/${index}/data`) ?? fanOut.fieldErrors(event, `/events/${index}/data`)
       if (invalid !== undefined) return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: invalid }))
       if (item.idempotencyKey !== undefined) {
         try {

@@ -36,7 +36,7 @@ export function singleRoutes (app: FastifyInstance, opts: { config: Config, cata
         tags: [entry.domain],
         summary: `Publish ${entry.type}`,
         description: describe(entry, fanOut.destinationsOf(entry.type).map(t => t.name)),
-        operationId: operationIds.get(entry.type) as string,
+        operationId: operationIds.get(entry.type) ?? `publish_${entry.type}`,
         headers,
         security,
         body: entry.schema,
@@ -45,7 +45,7 @@ export function singleRoutes (app: FastifyInstance, opts: { config: Config, cata
     }, async (request, reply) => {
       // Made once: its routing key and message fields are checked, then it is what gets published.
       const event = createEvent(entry, request.body, contextOf(request), idempotencyKeyOf(request))
-      const invalid = routingKeyErrors(entry, request.body) ?? fanOut.fieldErrors(event)
+      const invalid = routingKeyErrors(entry, event.routingKey) ?? fanOut.fieldErrors(event)
       if (invalid !== undefined) throw new GatewayError('EVG_VALIDATION', 'the body is not valid', { extensions: { errors: invalid } })
       const [outcome] = await intake.accept([{ event }], request.traceContext)
       if (outcome === undefined || !outcome.ok) throw outcome?.error ?? new GatewayError('EVG_INTERNAL')
