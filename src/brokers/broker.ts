@@ -7,7 +7,10 @@ export interface OutgoingEvent {
   event: GatewayEvent
   /** The envelope, in the destination's wire format, as JSON: what the broker stores or sends. */
   body: string
-  /** The message fields the destination declares (routing key, group id, headers, ...); the broker's defaults for the rest. */
+  /**
+   * The message fields the destination declares (routing key, group id, headers, ...); the
+   * broker's defaults for the rest.
+   */
   message?: WireMessage
   /** Of the body (AMQP content-type). */
   contentType: string
@@ -37,7 +40,10 @@ export class BrokerError extends Error {
   /** Set when the event itself is too large for the broker: answered 413, not 502. */
   readonly tooLarge: boolean
 
-  constructor (message: string, options: { retryable: boolean, reason: string, down?: boolean, tooLarge?: boolean, cause?: unknown }) {
+  constructor (
+    message: string,
+    options: { retryable: boolean, reason: string, down?: boolean, tooLarge?: boolean, cause?: unknown }
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'BrokerError'
     this.retryable = options.retryable
@@ -96,5 +102,5 @@ export interface EventReader {
 }
 
 export function isEventReader (broker: Broker): broker is Broker & EventReader {
-  return typeof (broker as Partial<EventReader>).read === 'function'
+  return 'read' in broker && typeof broker.read === 'function'
 }

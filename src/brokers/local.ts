@@ -1,9 +1,22 @@
+import type Database from 'better-sqlite3'
+import { messageOf } from '../errors.js'
 import type { Db } from '../storage/database.js'
-import { SqliteWriter, type WriteError } from '../storage/sqlite-writer.js'
-import { BrokerError, type Broker, type BrokerHealth, type EventReader, type OutgoingEvent, type PublishOutcome, type ReadPage, type ReadQuery } from './broker.js'
+import { SqliteWriter, WriteError } from '../storage/sqlite-writer.js'
+import {
+  BrokerError,
+  type Broker,
+  type BrokerHealth,
+  type EventReader,
+  type OutgoingEvent,
+  type PublishOutcome,
+  type ReadPage,
+  type ReadQuery
+} from './broker.js'
 
 // SQLite errors that a later attempt may not meet again.
 const TRANSIENT = ['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_PROTOCOL']
+
+interface StoredRow { seq: number, envelope: string }
 
 /**
  * The embedded broker: events are stored in SQLite and can be read back per tenant. Writes go to
@@ -14,9 +27,9 @@ export class LocalBroker implements Broker, EventReader {
   readonly name = 'local'
   readonly #db: Db
   readonly #writer: SqliteWriter
-  readonly #readAll
-  readonly #readType
-  readonly #readTypes = new Map<number, ReturnType<Db['prepare']>>()
+  readonly #readAll: Database.Statement<[tenant: string, after: number, limit: number], StoredRow>
+  readonly #readType: Database.Statement<[tenant: string, type: string, after: number, limit: number], StoredRow>
+  readonly #readTypes = new Map<number, Database.Statement<unknown[], StoredRow>>()
 
   constructor (db: Db) {
     this.#db = db
@@ -36,7 +49,9 @@ export class LocalBroker implements Broker, EventReader {
     this.#readAll = db.prepare('SELECT seq, envelope FROM events WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?')
     this.#readType = db.prepare('SELECT seq, envelope FROM events WHERE tenant = ? AND type = ? AND seq > ? ORDER BY seq LIMIT ?')
     // OR IGNORE: a retry of an event that was in fact stored must not fail or duplicate it.
-    this.#writer = new SqliteWriter(db.name, { insert: 'INSERT OR IGNORE INTO events (id, tenant, type, routing_key, stored_at, envelope) VALUES (?, ?, ?, ?, ?, ?)' })
+    this.#writer = new SqliteWriter(db.name, {
+      insert: 'INSERT OR IGNORE INTO events (id, tenant, type, routing_key, stored_at, envelope) VALUES (?, ?, ?, ?, ?, ?)'
+    })
   }
 
   /** Waits for the writer thread to have the database open, however slow the machine. */
@@ -50,29 +65,41 @@ export class LocalBroker implements Broker, EventReader {
       await this.#writer.write(events.map(({ event: e, body }) => ['insert', e.id, e.tenantId, e.type, e.routingKey, now, body]))
       return events.map(() => ({ ok: true }))
     } catch (err) {
-      const { code } = err as WriteError
+      // The writer rejects with WriteError only; anything else is a bug, not the store's state.
+      if (!(err instanceof WriteError)) throw err
+      const { code } = err
+      const closed = this.#writer.down === 'closed'
       const error = code === 'WRITER_DOWN'
-        ? new BrokerError(this.#writer.down === 'closed' ? 'local store is closed' : `local store: ${(err as Error).message}`, { retryable: true, reason: this.#writer.down === 'closed' ? 'closed' : 'writer_failed', down: true })
-        : new BrokerError(`local store write failed: ${code}`, { retryable: TRANSIENT.some(c => code.startsWith(c)), reason: code.toLowerCase() })
+        ? new BrokerError(closed ? 'local store is closed' : `local store: ${err.message}`, {
+          retryable: true,
+          reason: closed ? 'closed' : 'writer_failed',
+          down: true
+        })
+        : new BrokerError(`local store write failed: ${code}`, {
+          retryable: TRANSIENT.some(c => code.startsWith(c)),
+          reason: code.toLowerCase()
+        })
       return events.map(() => ({ ok: false, error }))
     }
   }
 
   read (query: ReadQuery): ReadPage {
     const after = query.after ?? 0
-    let rows: { seq: number, envelope: string }[]
-    if (query.type !== undefined) rows = this.#readType.all(query.tenantId, query.type, after, query.limit) as typeof rows
-    else if (query.types === undefined) rows = this.#readAll.all(query.tenantId, after, query.limit) as typeof rows
+    let rows: StoredRow[]
+    if (query.type !== undefined) rows = this.#readType.all(query.tenantId, query.type, after, query.limit)
+    else if (query.types === undefined) rows = this.#readAll.all(query.tenantId, after, query.limit)
     else if (query.types.length === 0) rows = []
-    else rows = this.#typesStatement(query.types.length).all([query.tenantId, ...query.types, after, query.limit]) as typeof rows
+    else rows = this.#typesStatement(query.types.length).all([query.tenantId, ...query.types, after, query.limit])
     return { events: rows.map(r => r.envelope), next: rows.at(-1)?.seq ?? after }
   }
 
   /** One statement per list length (at most the catalog's size). */
-  #typesStatement (count: number): ReturnType<Db['prepare']> {
+  #typesStatement (count: number): Database.Statement<unknown[], StoredRow> {
     let statement = this.#readTypes.get(count)
     if (statement === undefined) {
-      statement = this.#db.prepare(`SELECT seq, envelope FROM events WHERE tenant = ? AND type IN (${new Array(count).fill('?').join(', ')}) AND seq > ? ORDER BY seq LIMIT ?`)
+      const types = new Array(count).fill('?').join(', ')
+      const sql = `SELECT seq, envelope FROM events WHERE tenant = ? AND type IN (${types}) AND seq > ? ORDER BY seq LIMIT ?`
+      statement = this.#db.prepare<unknown[], StoredRow>(sql)
       this.#readTypes.set(count, statement)
     }
     return statement
@@ -85,7 +112,7 @@ export class LocalBroker implements Broker, EventReader {
       this.#db.prepare('SELECT 1').get()
       return { up: true }
     } catch (err) {
-      return { up: false, detail: (err as Error).message }
+      return { up: false, detail: messageOf(err) }
     }
   }
 

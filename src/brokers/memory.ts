@@ -52,7 +52,13 @@ export class MemoryBroker implements Broker {
     const failure = this.#failures.shift()
     if (failure !== undefined) return events.map(() => ({ ok: false, error: failure }))
     for (const outgoing of events) {
-      const e: RecordedEvent = { ...outgoing, envelope: JSON.parse(outgoing.body), routingKey: routingKeyOf(outgoing), ...(outgoing.event.dedupeKey === undefined ? {} : { dedupeKey: outgoing.event.dedupeKey }) }
+      const dedupeKey = outgoing.event.dedupeKey
+      const e: RecordedEvent = {
+        ...outgoing,
+        envelope: JSON.parse(outgoing.body),
+        routingKey: routingKeyOf(outgoing),
+        ...(dedupeKey === undefined ? {} : { dedupeKey })
+      }
       this.published.push(e)
       this.#waiters = this.#waiters.filter(w => {
         if (!w.match(e)) return true

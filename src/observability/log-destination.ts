@@ -1,5 +1,12 @@
 import pino, { type DestinationStream } from 'pino'
 
+declare module 'sonic-boom' {
+  interface SonicBoom {
+    /** In contentMode 'buffer' (as here) SonicBoom takes Buffers; its types list strings only. */
+    write (chunk: Buffer): boolean
+  }
+}
+
 export interface LogDestinationOptions {
   /** Defaults to stdout. */
   fd?: number
@@ -31,7 +38,14 @@ export class LogDestination implements DestinationStream {
     // Buffer mode: in its default (utf8) mode SonicBoom appends each line to one growing string and
     // measures that string's UTF-8 length on every write, which flattens it: a copy of up to
     // 16 KB per access line. Handed Buffers, it keeps a list and concatenates once per write.
-    this.#out = pino.destination({ dest: fd, sync: false, minLength: BATCH_BYTES, maxLength: bufferBytes, periodicFlush: BATCH_MS, contentMode: 'buffer' })
+    this.#out = pino.destination({
+      dest: fd,
+      sync: false,
+      minLength: BATCH_BYTES,
+      maxLength: bufferBytes,
+      periodicFlush: BATCH_MS,
+      contentMode: 'buffer'
+    })
     this.#out.on('drop', () => { this.#dropped++ })
     // pino's own listener silences EPIPE by making the destination discard everything; we count
     // those lines as dropped. Other errors leave the lines buffered for the next attempt.
@@ -48,7 +62,7 @@ export class LogDestination implements DestinationStream {
 
   write (line: string): void {
     if (this.#closing !== undefined || this.#broken) this.#dropped++
-    else this.#out.write(Buffer.from(line) as unknown as string)
+    else this.#out.write(Buffer.from(line))
   }
 
   /**

@@ -37,35 +37,116 @@ export function createMetrics (logLinesDropped: () => number = () => 0) {
       buckets: DURATION_BUCKETS,
       registers: [registry]
     }),
-    received: new Counter({ name: 'gateway_events_received_total', help: 'Events received, before validation', labelNames: ['type'] as const, registers: [registry] }),
-    rejected: new Counter({ name: 'gateway_events_rejected_total', help: 'Events refused with a problem answer', labelNames: ['type', 'code'] as const, registers: [registry] }),
+    received: new Counter({
+      name: 'gateway_events_received_total',
+      help: 'Events received, before validation',
+      labelNames: ['type'] as const,
+      registers: [registry]
+    }),
+    rejected: new Counter({
+      name: 'gateway_events_rejected_total',
+      help: 'Events refused with a problem answer',
+      labelNames: ['type', 'code'] as const,
+      registers: [registry]
+    }),
     batchSize: new Histogram({
       name: 'gateway_batch_size',
       help: 'Events per batch request (POST /v1/events) that was a valid batch',
       buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
       registers: [registry]
     }),
-    published: new Counter({ name: 'gateway_events_published_total', help: 'Publish results per destination, by type and outcome', labelNames: ['destination', 'broker', 'type', 'outcome'] as const, registers: [registry] }),
+    published: new Counter({
+      name: 'gateway_events_published_total',
+      help: 'Publish results per destination, by type and outcome',
+      labelNames: ['destination', 'broker', 'type', 'outcome'] as const,
+      registers: [registry]
+    }),
     publishDuration: new Histogram({
       name: 'gateway_publish_duration_seconds',
-      help: 'Time from handing an event to a destination until its broker took or refused it for good, retries included; one sample per event',
+      help: 'Time from handing an event to a destination until its broker took or refused it for good, retries included; ' +
+        'one sample per event',
       labelNames: ['destination', 'broker', 'type', 'outcome'] as const,
       buckets: DURATION_BUCKETS,
       registers: [registry]
     }),
-    failures: new Counter({ name: 'gateway_publish_failures_total', help: 'Failed publish attempts per event, by reason (unroutable, nack, timeout, disconnected, blocked, ...)', labelNames: ['destination', 'broker', 'reason'] as const, registers: [registry] }),
-    unrouted: new Gauge({ name: 'gateway_unrouted_events', help: 'Events kept aside by the broker as unroutable (RabbitMQ alternate exchange queue depth), sampled at scrape', labelNames: ['destination', 'broker'] as const, registers: [registry] }),
-    retries: new Counter({ name: 'gateway_publish_retries_total', help: 'Publish attempts repeated after a retryable failure', labelNames: ['destination', 'broker'] as const, registers: [registry] }),
-    brokerUp: new Gauge({ name: 'gateway_broker_up', help: '1 when the destination\'s broker is usable', labelNames: ['destination', 'broker'] as const, registers: [registry] }),
-    idempotentReplays: new Counter({ name: 'gateway_idempotent_replays_total', help: 'Requests answered from a stored first answer', registers: [registry] }),
-    idempotencyWaits: new Counter({ name: 'gateway_idempotency_waits_total', help: 'Keyed events that found their key held by a request still publishing, by how the wait ended: answered (the first answer came) or in_progress (409)', labelNames: ['outcome'] as const, registers: [registry] }),
-    rateLimited: new Counter({ name: 'gateway_rate_limited_events_total', help: 'Events refused with 429 because their tenant was over its rate limit (a batch counts its events)', registers: [registry] }),
-    stateUp: new Gauge({ name: 'gateway_state_up', help: '1 when the state store (idempotency keys, rate limits) is usable', labelNames: ['store'] as const, registers: [registry] }),
-    outboxEvents: new Counter({ name: 'gateway_outbox_events_total', help: 'Events of spooled destinations by what became of them: queued (in the outbox, answered 202), refused (outbox full or failing), published (by the relay), dead_lettered', labelNames: ['destination', 'outcome'] as const, registers: [registry] }),
-    outboxDepth: new Gauge({ name: 'gateway_outbox_depth', help: 'Events waiting in the outbox for a spooled destination, sampled at scrape', labelNames: ['destination'] as const, registers: [registry] }),
-    outboxOldestAge: new Gauge({ name: 'gateway_outbox_oldest_age_seconds', help: 'Age of the oldest event waiting in the outbox for a spooled destination (0 when none), sampled at scrape', labelNames: ['destination'] as const, registers: [registry] }),
-    outboxDeadLetters: new Gauge({ name: 'gateway_outbox_dead_letters', help: 'Dead letters of a spooled destination (refused for good or out of attempts), sampled at scrape', labelNames: ['destination'] as const, registers: [registry] }),
-    stateErrors: new Counter({ name: 'gateway_state_errors_total', help: 'State store operations that failed, by operation (reserve, complete, keep, release, rate_limit)', labelNames: ['operation'] as const, registers: [registry] })
+    failures: new Counter({
+      name: 'gateway_publish_failures_total',
+      help: 'Failed publish attempts per event, by reason (unroutable, nack, timeout, disconnected, blocked, ...)',
+      labelNames: ['destination', 'broker', 'reason'] as const,
+      registers: [registry]
+    }),
+    unrouted: new Gauge({
+      name: 'gateway_unrouted_events',
+      help: 'Events kept aside by the broker as unroutable (RabbitMQ alternate exchange queue depth), sampled at scrape',
+      labelNames: ['destination', 'broker'] as const,
+      registers: [registry]
+    }),
+    retries: new Counter({
+      name: 'gateway_publish_retries_total',
+      help: 'Publish attempts repeated after a retryable failure',
+      labelNames: ['destination', 'broker'] as const,
+      registers: [registry]
+    }),
+    brokerUp: new Gauge({
+      name: 'gateway_broker_up',
+      help: '1 when the destination\'s broker is usable',
+      labelNames: ['destination', 'broker'] as const,
+      registers: [registry]
+    }),
+    idempotentReplays: new Counter({
+      name: 'gateway_idempotent_replays_total',
+      help: 'Requests answered from a stored first answer',
+      registers: [registry]
+    }),
+    idempotencyWaits: new Counter({
+      name: 'gateway_idempotency_waits_total',
+      help: 'Keyed events that found their key held by a request still publishing, by how the wait ended: ' +
+        'answered (the first answer came) or in_progress (409)',
+      labelNames: ['outcome'] as const,
+      registers: [registry]
+    }),
+    rateLimited: new Counter({
+      name: 'gateway_rate_limited_events_total',
+      help: 'Events refused with 429 because their tenant was over its rate limit (a batch counts its events)',
+      registers: [registry]
+    }),
+    stateUp: new Gauge({
+      name: 'gateway_state_up',
+      help: '1 when the state store (idempotency keys, rate limits) is usable',
+      labelNames: ['store'] as const,
+      registers: [registry]
+    }),
+    outboxEvents: new Counter({
+      name: 'gateway_outbox_events_total',
+      help: 'Events of spooled destinations by what became of them: queued (in the outbox, answered 202), ' +
+        'refused (outbox full or failing), published (by the relay), dead_lettered',
+      labelNames: ['destination', 'outcome'] as const,
+      registers: [registry]
+    }),
+    outboxDepth: new Gauge({
+      name: 'gateway_outbox_depth',
+      help: 'Events waiting in the outbox for a spooled destination, sampled at scrape',
+      labelNames: ['destination'] as const,
+      registers: [registry]
+    }),
+    outboxOldestAge: new Gauge({
+      name: 'gateway_outbox_oldest_age_seconds',
+      help: 'Age of the oldest event waiting in the outbox for a spooled destination (0 when none), sampled at scrape',
+      labelNames: ['destination'] as const,
+      registers: [registry]
+    }),
+    outboxDeadLetters: new Gauge({
+      name: 'gateway_outbox_dead_letters',
+      help: 'Dead letters of a spooled destination (refused for good or out of attempts), sampled at scrape',
+      labelNames: ['destination'] as const,
+      registers: [registry]
+    }),
+    stateErrors: new Counter({
+      name: 'gateway_state_errors_total',
+      help: 'State store operations that failed, by operation (reserve, complete, keep, release, rate_limit)',
+      labelNames: ['operation'] as const,
+      registers: [registry]
+    })
   }
 }
 

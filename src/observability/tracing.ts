@@ -5,7 +5,7 @@ import { defaultResource, detectResources, envDetector, resourceFromAttributes }
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions'
 import type { FastifyBaseLogger } from 'fastify'
-import { ConfigError } from '../errors.js'
+import { ConfigError, messageOf } from '../errors.js'
 
 /** The name of the gateway's tracer, and its service name unless OTEL_SERVICE_NAME says otherwise. */
 export const SERVICE_NAME = 'event-gateway'
@@ -36,20 +36,29 @@ export function tracingWith (provider: TracerProvider): Tracing {
 function otlpWanted (log: FastifyBaseLogger): boolean {
   if (getBooleanFromEnv('OTEL_SDK_DISABLED')) return false
   const exporters = getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? []
-  if (exporters.some(e => e !== 'otlp' && e !== 'none')) throw new ConfigError('OTEL_TRACES_EXPORTER: the gateway exports spans with otlp only (or none)')
+  if (exporters.some(e => e !== 'otlp' && e !== 'none')) {
+    throw new ConfigError('OTEL_TRACES_EXPORTER: the gateway exports spans with otlp only (or none)')
+  }
   if (exporters.includes('none')) return false
-  const endpoints = ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'].filter(name => getStringFromEnv(name) !== undefined)
+  const endpoints = ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'].flatMap(name => {
+    const url = getStringFromEnv(name)
+    return url === undefined ? [] : [{ name, url }]
+  })
   if (exporters.length === 0 && endpoints.length === 0) return false
-  for (const name of endpoints) {
-    const url = getStringFromEnv(name) as string
+  for (const { name, url } of endpoints) {
     if (!/^https?:\/\//.test(url) || !URL.canParse(url)) throw new ConfigError(`${name}: must be an http:// or https:// URL (http://collector:4318)`)
   }
   // The exporter speaks OTLP/HTTP with JSON bodies (the protobuf one is not a dependency). gRPC
   // would not work at all (another port, another protocol); protobuf is what the spec defaults to,
   // and the Collector takes JSON as well, so that is only worth saying.
   const protocol = getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL')
-  if (protocol === 'grpc') throw new ConfigError('OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not available; the gateway exports spans over OTLP/HTTP (http/json, port 4318)')
-  if (protocol !== undefined && protocol !== 'http/json') log.warn({ component: 'opentelemetry' }, 'spans are exported as http/json: the only OTLP protocol the gateway has')
+  if (protocol === 'grpc') {
+    throw new ConfigError('OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not available; ' +
+      'the gateway exports spans over OTLP/HTTP (http/json, port 4318)')
+  }
+  if (protocol !== undefined && protocol !== 'http/json') {
+    log.warn({ component: 'opentelemetry' }, 'spans are exported as http/json: the only OTLP protocol the gateway has')
+  }
   return true
 }
 
@@ -60,9 +69,14 @@ function otlpWanted (log: FastifyBaseLogger): boolean {
  * The SDK's own complaints (an unknown sampler, a collector that does not answer) go to our log.
  */
 export function tracingFromEnv (log: FastifyBaseLogger): Tracing {
-  const forward = (level: 'error' | 'warn') => (message: string, ...args: unknown[]) => { log[level]({ component: 'opentelemetry' }, [message, ...args.map(String)].join(' ')) }
+  const forward = (level: 'error' | 'warn') => (message: string, ...args: unknown[]) => {
+    log[level]({ component: 'opentelemetry' }, [message, ...args.map(String)].join(' '))
+  }
   const noop = () => {}
-  diag.setLogger({ error: forward('error'), warn: forward('warn'), info: noop, debug: noop, verbose: noop }, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })
+  diag.setLogger(
+    { error: forward('error'), warn: forward('warn'), info: noop, debug: noop, verbose: noop },
+    { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true }
+  )
   let wanted = false
   try {
     wanted = otlpWanted(log)
@@ -82,7 +96,7 @@ export function tracingFromEnv (log: FastifyBaseLogger): Tracing {
       try {
         await Promise.race([provider.shutdown(), timeout])
       } catch (err) {
-        log.warn({ component: 'opentelemetry', err: (err as Error).message }, 'could not export the last spans')
+        log.warn({ component: 'opentelemetry', err: messageOf(err) }, 'could not export the last spans')
       } finally {
         clearTimeout(timer)
         diag.disable()

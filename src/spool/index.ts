@@ -4,7 +4,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Broker, OutgoingEvent } from '../brokers/broker.js'
 import type { Config } from '../config/index.js'
 import { refusedFor, type DeliveryResult } from '../delivery/publisher.js'
-import { GatewayError } from '../errors.js'
+import { codeOf, GatewayError } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
 import { toRow, type DeadLetterQuery, type DestinationStats, type OutboxStore } from './outbox.js'
 import { PostgresOutbox } from './postgres.js'
@@ -34,7 +34,9 @@ export class Spool {
     this.#config = config
     this.#metrics = metrics
     this.#log = log
-    this.store = store ?? (config.SPOOL_URL !== undefined && config.SPOOL_URL !== '' ? new PostgresOutbox(config.SPOOL_URL, log, { leaseMs: config.OUTBOX_LEASE_MS, queryTimeoutMs: config.PUBLISH_TIMEOUT_MS }) : new SqliteOutbox(config.DATA_DIR))
+    this.store = store ?? (config.SPOOL_URL !== undefined && config.SPOOL_URL !== ''
+      ? new PostgresOutbox(config.SPOOL_URL, log, { leaseMs: config.OUTBOX_LEASE_MS, queryTimeoutMs: config.PUBLISH_TIMEOUT_MS })
+      : new SqliteOutbox(config.DATA_DIR))
   }
 
   /**
@@ -62,7 +64,10 @@ export class Spool {
     await this.store.connect(this.destinations)
     // Events kept for a destination the routes no longer spool wait until it is back.
     const orphans = (await this.store.stats()).filter(s => !this.#relays.has(s.destination) && s.depth + s.deadLetters > 0)
-    for (const o of orphans) this.#log.warn({ destination: o.destination, waiting: o.depth, deadLetters: o.deadLetters }, 'the outbox holds events for a destination that is not spooled now: they wait (and count against OUTBOX_MAX_*) until it is')
+    for (const o of orphans) {
+      this.#log.warn({ destination: o.destination, waiting: o.depth, deadLetters: o.deadLetters },
+        'the outbox holds events for a destination that is not spooled now: they wait (and count against OUTBOX_MAX_*) until it is')
+    }
   }
 
   startRelays (): void {
@@ -86,7 +91,8 @@ export class Spool {
       ? 'OUTBOX_MAX_EVENTS'
       : totals.bytes + bytes > this.#config.OUTBOX_MAX_BYTES ? 'OUTBOX_MAX_BYTES' : undefined
     if (full === undefined) return undefined
-    return new GatewayError('EVG_OVERLOADED', `the outbox is full (${full}), waiting for its destinations or dead letters to be dealt with; retry later`, { retryAfter: 5, extensions: { reason: 'outbox_full' } })
+    const detail = `the outbox is full (${full}), waiting for its destinations or dead letters to be dealt with; retry later`
+    return new GatewayError('EVG_OVERLOADED', detail, { retryAfter: 5, extensions: { reason: 'outbox_full' } })
   }
 
   /** Every spooled destination's state, with a line for each even when its outbox is empty. */
@@ -113,7 +119,8 @@ export class Spool {
   /** Only into the outboxes of destinations spooled now: another's would never be relayed. */
   async replay (query: DeadLetterQuery): Promise<number> {
     let n = 0
-    for (const destination of query.destination === undefined ? this.destinations : [query.destination]) n += await this.store.replay({ ...query, destination })
+    const destinations = query.destination === undefined ? this.destinations : [query.destination]
+    for (const destination of destinations) n += await this.store.replay({ ...query, destination })
     if (n > 0) {
       this.#log.info({ destination: query.destination, events: n }, 'dead letters replayed')
       for (const [name, relay] of this.#relays) if (query.destination === undefined || query.destination === name) relay.wake()
@@ -133,11 +140,11 @@ export class Spool {
 }
 
 // SQLite errors that mean the disk cannot take more, or not at all: try later, another replica.
-const unavailable = (err: unknown) => new GatewayError('EVG_SPOOL_UNAVAILABLE', 'the outbox cannot store the event now; send it again shortly', {
-  retryAfter: 1,
-  extensions: { reason: String((err as { code?: unknown }).code ?? 'error').toLowerCase() },
-  cause: err
-})
+const unavailable = (err: unknown) => new GatewayError(
+  'EVG_SPOOL_UNAVAILABLE',
+  'the outbox cannot store the event now; send it again shortly',
+  { retryAfter: 1, extensions: { reason: String(codeOf(err) ?? 'error').toLowerCase() }, cause: err }
+)
 
 /**
  * A spooled destination as fan-out sees it: an event is taken once the outbox has it on disk
@@ -164,6 +171,7 @@ export class SpoolDelivery {
     if (refusals === undefined || refusals.every(r => r === undefined)) return await this.#append(events)
     const taken = events.filter((_, i) => refusals[i] === undefined)
     const results = taken.length === 0 ? [] : await this.#append(taken)
+    // #append answers once per event taken, in order: one result for each refusal left undefined.
     return refusals.map(r => r === undefined ? results.shift() as DeliveryResult : { ok: false, error: refusedFor(this.#name, r) })
   }
 

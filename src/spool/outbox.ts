@@ -26,8 +26,11 @@ export const ROW_COLUMNS = 'destination, bucket, tenant, event_id, type, meta, b
  * store's type names (SQLite's INTEGER is 64-bit either way).
  */
 export function rowColumnsDdl (types: { int: string, bigint: string }): string {
-  return ['destination text NOT NULL', `bucket ${types.int} NOT NULL`, 'tenant text NOT NULL', 'event_id text NOT NULL', 'type text NOT NULL', 'meta text NOT NULL',
-    'body text NOT NULL', 'content_type text NOT NULL', 'traceparent text', `bytes ${types.int} NOT NULL`, `accepted_at ${types.bigint} NOT NULL`].join(',\n        ')
+  return [
+    'destination text NOT NULL', `bucket ${types.int} NOT NULL`, 'tenant text NOT NULL', 'event_id text NOT NULL', 'type text NOT NULL',
+    'meta text NOT NULL', 'body text NOT NULL', 'content_type text NOT NULL', 'traceparent text', `bytes ${types.int} NOT NULL`,
+    `accepted_at ${types.bigint} NOT NULL`
+  ].join(',\n        ')
 }
 
 /** An event as the outbox keeps it: its envelope as the destination will get it, serialized once. */
@@ -138,10 +141,16 @@ export function toRow (destination: string, out: OutgoingEvent, now: number): Sp
 
 /** The message again, as it was when accepted (same id, envelope and trace context). */
 export function toOutgoing (row: Spooled): OutgoingEvent {
-  // Broker adapters read ids, context and keys; the data is in the body.
+  // Broker adapters read ids, context and keys; the data is in the body. The meta is what toRow wrote.
   const { [MESSAGE]: message, ...meta } = JSON.parse(row.meta) as Omit<GatewayEvent, 'data'> & { [MESSAGE]?: WireMessage }
   const event = { ...meta, data: {} }
-  return { event, body: row.body, contentType: row.contentType, ...(row.traceparent === null ? {} : { traceparent: row.traceparent }), ...(message === undefined ? {} : { message }) }
+  return {
+    event,
+    body: row.body,
+    contentType: row.contentType,
+    ...(row.traceparent === null ? {} : { traceparent: row.traceparent }),
+    ...(message === undefined ? {} : { message })
+  }
 }
 
 /** The key of a row's meta that holds the rendered message fields (not a field of the event). */

@@ -35,7 +35,8 @@ export async function createTables (client: pg.PoolClient, destinations: readonl
     );
   `)
   for (const destination of destinations) {
-    await client.query('INSERT INTO spool_claims (destination, bucket) SELECT $1, generate_series(0, $2::int - 1) ON CONFLICT DO NOTHING', [destination, BUCKETS])
+    await client.query('INSERT INTO spool_claims (destination, bucket) SELECT $1, generate_series(0, $2::int - 1) ON CONFLICT DO NOTHING',
+      [destination, BUCKETS])
   }
   await client.query('COMMIT')
 }

@@ -1,17 +1,30 @@
 import type { FastifyBaseLogger } from 'fastify'
 import pg from 'pg'
+import { codeOf, messageOf } from '../errors.js'
 import { safeUrl } from '../observability/safe-url.js'
 import { createTables } from './postgres-schema.js'
-import { ROW_COLUMNS as COLUMNS, type DeadLetter, type DeadLetterQuery, type DestinationStats, type OutboxStore, type SpoolRow, type Spooled } from './outbox.js'
+import {
+  ROW_COLUMNS as COLUMNS,
+  type DeadLetter,
+  type DeadLetterQuery,
+  type DestinationStats,
+  type OutboxStore,
+  type SpoolRow,
+  type Spooled
+} from './outbox.js'
 
-const SELECTED = 'seq, destination, bucket, tenant, event_id AS "eventId", type, meta, body, content_type AS "contentType", traceparent, bytes, accepted_at AS "acceptedAt", attempts'
+const SELECTED = 'seq, destination, bucket, tenant, event_id AS "eventId", type, meta, body, content_type AS "contentType", traceparent, ' +
+  'bytes, accepted_at AS "acceptedAt", attempts'
 /** Buckets one replica relays at once: with several replicas, each takes a share. */
 const CLAIM = 8
 const WHERE_DEAD = '($1::text IS NULL OR destination = $1) AND ($2::bigint[] IS NULL OR id = ANY($2))'
 
+/** A destination's counts, waiting and dead, as #refresh reads them. */
+interface CountsRow { destination: string, depth: number, bytes: number, oldest: number | null, dead: number, deadBytes: number }
+
 // int8 columns (seq, ids, times) as numbers: all stay far below 2^53.
-const types = {
-  getTypeParser: (oid: number, format?: 'text' | 'binary') => oid === 20 ? (value: string) => Number(value) : (pg.types.getTypeParser as (oid: number, format?: string) => unknown)(oid, format)
+const types: pg.CustomTypesConfig = {
+  getTypeParser: (oid, format) => oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)
 }
 
 /**
@@ -46,7 +59,15 @@ export class PostgresOutbox implements OutboxStore {
     this.#where = safeUrl(url)
     if (options.leaseMs !== undefined) this.#leaseMs = options.leaseMs
     const timeout = options.queryTimeoutMs ?? 5000
-    this.#pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: timeout, query_timeout: timeout, keepAlive: true, idleTimeoutMillis: 30_000, types: types as never })
+    this.#pool = new pg.Pool({
+      connectionString: url,
+      max: 4,
+      connectionTimeoutMillis: timeout,
+      query_timeout: timeout,
+      keepAlive: true,
+      idleTimeoutMillis: 30_000,
+      types
+    })
     // An idle connection that breaks must not crash the process: the next query reconnects.
     this.#pool.on('error', err => { this.#failed(err) })
   }
@@ -58,7 +79,7 @@ export class PostgresOutbox implements OutboxStore {
       await createTables(client, destinations)
     } catch (err) {
       await client?.query('ROLLBACK').catch(() => undefined)
-      throw new Error(`the outbox at SPOOL_URL (${this.#where}) cannot be used: ${(err as Error).message}`)
+      throw new Error(`the outbox at SPOOL_URL (${this.#where}) cannot be used: ${messageOf(err)}`)
     } finally {
       client?.release()
     }
@@ -79,12 +100,12 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   #failed (err: unknown): void {
-    const code = (err as { code?: string }).code
+    const code = codeOf(err)?.toString()
     // Connection-level failures (no SQLSTATE, or class 08 / 57P) make the store down; others are the query's.
-    if (code === undefined || code.startsWith('08') || code.startsWith('57P')) this.#down = `PostgreSQL (${this.#where}): ${(err as Error).message}`
+    if (code === undefined || code.startsWith('08') || code.startsWith('57P')) this.#down = `PostgreSQL (${this.#where}): ${messageOf(err)}`
     if (Date.now() - this.#lastError > 5000) {
       this.#lastError = Date.now()
-      this.#log.error({ err: (err as Error).message, code, store: this.#where }, 'outbox (PostgreSQL) failed')
+      this.#log.error({ err: messageOf(err), code, store: this.#where }, 'outbox (PostgreSQL) failed')
     }
   }
 
@@ -114,8 +135,11 @@ export class PostgresOutbox implements OutboxStore {
     const column = <K extends keyof SpoolRow>(key: K) => rows.map(r => r[key])
     try {
       await this.#query(`INSERT INTO spool_outbox (${COLUMNS})
-        SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::bigint[])`,
-      [column('destination'), column('bucket'), column('tenant'), column('eventId'), column('type'), column('meta'), column('body'), column('contentType'), column('traceparent'), column('bytes'), column('acceptedAt')])
+        SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+          $10::int[], $11::bigint[])`, [
+        column('destination'), column('bucket'), column('tenant'), column('eventId'), column('type'), column('meta'), column('body'),
+        column('contentType'), column('traceparent'), column('bytes'), column('acceptedAt')
+      ])
       for (const w of waiting) w.resolve()
     } catch (err) {
       for (const r of rows) {
@@ -135,13 +159,22 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async #refresh (): Promise<void> {
-    const { rows } = await this.#query<{ destination: string, depth: number, bytes: number, oldest: number | null, dead: number, deadBytes: number }>(`
-      SELECT destination, sum(depth)::int8 AS depth, sum(bytes)::int8 AS bytes, min(oldest) AS oldest, sum(dead)::int8 AS dead, sum(dead_bytes)::int8 AS "deadBytes" FROM (
-        SELECT destination, count(*) AS depth, sum(bytes) AS bytes, min(accepted_at) AS oldest, 0 AS dead, 0 AS dead_bytes FROM spool_outbox GROUP BY destination
+    const { rows } = await this.#query<CountsRow>(`
+      SELECT destination, sum(depth)::int8 AS depth, sum(bytes)::int8 AS bytes, min(oldest) AS oldest, sum(dead)::int8 AS dead,
+          sum(dead_bytes)::int8 AS "deadBytes" FROM (
+        SELECT destination, count(*) AS depth, sum(bytes) AS bytes, min(accepted_at) AS oldest, 0 AS dead, 0 AS dead_bytes
+          FROM spool_outbox GROUP BY destination
         UNION ALL
         SELECT destination, 0, 0, NULL, count(*), sum(bytes) FROM spool_dead_letters GROUP BY destination
       ) counts GROUP BY destination`)
-    this.#stats = rows.map(r => ({ destination: r.destination, depth: r.depth, bytes: r.bytes, deadLetters: r.dead, deadBytes: r.deadBytes, ...(r.oldest === null ? {} : { oldestAcceptedAt: r.oldest }) }))
+    this.#stats = rows.map(r => ({
+      destination: r.destination,
+      depth: r.depth,
+      bytes: r.bytes,
+      deadLetters: r.dead,
+      deadBytes: r.deadBytes,
+      ...(r.oldest === null ? {} : { oldestAcceptedAt: r.oldest })
+    }))
     const pending = [...this.#queue.flatMap(w => w.rows), ...this.#insertingRows]
     this.#totals = {
       events: rows.reduce((sum, r) => sum + r.depth + r.dead, 0) + pending.length,
@@ -151,13 +184,15 @@ export class PostgresOutbox implements OutboxStore {
 
   async claim (destination: string, owner: string): Promise<number[]> {
     const lease = `${this.#leaseMs} milliseconds`
-    const held = await this.#query<{ bucket: number }>('UPDATE spool_claims SET expires_at = now() + $3::interval WHERE destination = $1 AND owner = $2 AND expires_at > now() RETURNING bucket', [destination, owner, lease])
+    const held = await this.#query<{ bucket: number }>(`UPDATE spool_claims SET expires_at = now() + $3::interval
+      WHERE destination = $1 AND owner = $2 AND expires_at > now() RETURNING bucket`, [destination, owner, lease])
     const buckets = held.rows.map(r => r.bucket)
     if (buckets.length < CLAIM) {
       const taken = await this.#query<{ bucket: number }>(`UPDATE spool_claims SET owner = $2, expires_at = now() + $3::interval
         WHERE destination = $1 AND bucket IN (
           SELECT c.bucket FROM spool_claims c
-          WHERE c.destination = $1 AND c.expires_at <= now() AND EXISTS (SELECT 1 FROM spool_outbox o WHERE o.destination = c.destination AND o.bucket = c.bucket)
+          WHERE c.destination = $1 AND c.expires_at <= now()
+            AND EXISTS (SELECT 1 FROM spool_outbox o WHERE o.destination = c.destination AND o.bucket = c.bucket)
           ORDER BY random() LIMIT $4 FOR UPDATE SKIP LOCKED)
         RETURNING bucket`, [destination, owner, lease, CLAIM - buckets.length])
       buckets.push(...taken.rows.map(r => r.bucket))
@@ -166,13 +201,16 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async release (destination: string, owner: string, buckets: readonly number[]): Promise<void> {
-    await this.#query("UPDATE spool_claims SET owner = NULL, expires_at = '-infinity' WHERE destination = $1 AND owner = $2 AND bucket = ANY($3::int[])", [destination, owner, buckets])
+    await this.#query(`UPDATE spool_claims SET owner = NULL, expires_at = '-infinity'
+      WHERE destination = $1 AND owner = $2 AND bucket = ANY($3::int[])`, [destination, owner, buckets])
   }
 
   async next (destination: string, buckets: readonly number[] | undefined, limit: number): Promise<Spooled[]> {
     const { rows } = buckets === undefined
-      ? await this.#query<Spooled>(`SELECT ${SELECTED} FROM spool_outbox WHERE destination = $1 ORDER BY seq LIMIT $2`, [destination, limit])
-      : await this.#query<Spooled>(`SELECT ${SELECTED} FROM spool_outbox WHERE destination = $1 AND bucket = ANY($3::int[]) ORDER BY seq LIMIT $2`, [destination, limit, buckets])
+      ? await this.#query<Spooled>(`SELECT ${SELECTED} FROM spool_outbox WHERE destination = $1
+          ORDER BY seq LIMIT $2`, [destination, limit])
+      : await this.#query<Spooled>(`SELECT ${SELECTED} FROM spool_outbox WHERE destination = $1 AND bucket = ANY($3::int[])
+          ORDER BY seq LIMIT $2`, [destination, limit, buckets])
     return rows
   }
 
@@ -193,7 +231,8 @@ export class PostgresOutbox implements OutboxStore {
   async bury (events: readonly Spooled[], reason: string): Promise<void> {
     if (events.length === 0) return
     await this.#query(`WITH moved AS (DELETE FROM spool_outbox WHERE seq = ANY($1::bigint[]) RETURNING *)
-      INSERT INTO spool_dead_letters (${COLUMNS}, attempts, reason, failed_at) SELECT ${COLUMNS}, attempts, $2, $3 FROM moved ORDER BY seq`, [events.map(e => e.seq), reason, Date.now()])
+      INSERT INTO spool_dead_letters (${COLUMNS}, attempts, reason, failed_at)
+      SELECT ${COLUMNS}, attempts, $2, $3 FROM moved ORDER BY seq`, [events.map(e => e.seq), reason, Date.now()])
   }
 
   async stats (): Promise<DestinationStats[]> {
@@ -202,8 +241,10 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async deadLetters (query: { destination?: string, after?: number, limit: number }): Promise<DeadLetter[]> {
-    const { rows } = await this.#query<DeadLetter>(`SELECT id, destination, tenant, event_id AS "eventId", type, reason, attempts, accepted_at AS "acceptedAt", failed_at AS "failedAt", body AS envelope
-      FROM spool_dead_letters WHERE ($1::text IS NULL OR destination = $1) AND id > $2 ORDER BY id LIMIT $3`, [query.destination ?? null, query.after ?? 0, query.limit])
+    const { rows } = await this.#query<DeadLetter>(`SELECT id, destination, tenant, event_id AS "eventId", type, reason, attempts,
+        accepted_at AS "acceptedAt", failed_at AS "failedAt", body AS envelope
+      FROM spool_dead_letters WHERE ($1::text IS NULL OR destination = $1) AND id > $2 ORDER BY id LIMIT $3`,
+    [query.destination ?? null, query.after ?? 0, query.limit])
     return rows
   }
 

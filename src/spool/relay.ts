@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Broker } from '../brokers/broker.js'
 import type { Delivery } from '../delivery/fan-out.js'
 import { backoffMs } from '../delivery/retry.js'
+import { messageOf } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
 import { toOutgoing, type OutboxStore, type Spooled } from './outbox.js'
 
@@ -42,7 +43,13 @@ export class Relay {
   /** Published, but the outbox could not delete them (a full disk): deleted before anything else is sent. */
   #unremoved: Spooled[] = []
 
-  constructor (destination: { name: string, broker: Broker, delivery: Delivery }, store: OutboxStore, options: RelayOptions, metrics: Metrics, log: FastifyBaseLogger) {
+  constructor (
+    destination: { name: string, broker: Broker, delivery: Delivery },
+    store: OutboxStore,
+    options: RelayOptions,
+    metrics: Metrics,
+    log: FastifyBaseLogger
+  ) {
     this.#destination = destination
     this.#store = store
     this.#options = options
@@ -91,7 +98,7 @@ export class Relay {
       } catch (err) {
         // The outbox itself failed (PostgreSQL unreachable, disk): nothing was lost; try later.
         outcome = 'failed'
-        this.#log.error({ destination: name, err: (err as Error).message }, 'relay: the outbox could not be read or updated; trying again')
+        this.#log.error({ destination: name, err: messageOf(err) }, 'relay: the outbox could not be read or updated; trying again')
       }
       if (outcome === 'full') {
         failures = 0
@@ -103,7 +110,8 @@ export class Relay {
         continue
       }
       failures++
-      await this.#backOff(Math.max(this.#options.baseMs, backoffMs(failures, { maxAttempts: 0, baseMs: this.#options.baseMs, maxMs: this.#options.maxMs, timeoutMs: 0 })))
+      const { baseMs, maxMs } = this.#options
+      await this.#backOff(Math.max(baseMs, backoffMs(failures, { maxAttempts: 0, baseMs, maxMs, timeoutMs: 0 })))
     }
   }
 
@@ -162,6 +170,7 @@ export class Relay {
     const refused = new Map<string, Spooled[]>()
     const failed: Spooled[] = []
     results.forEach((result, i) => {
+      // Delivery answers once per event, in order.
       const event = batch[i] as Spooled
       if (result.ok) published.push(event)
       else if (!result.error.retryable) {

@@ -1,17 +1,34 @@
 import type Database from 'better-sqlite3'
+import { codeOf, messageOf } from '../errors.js'
 import { openDatabase, type Db } from '../storage/database.js'
 import { SqliteWriter, type Statement } from '../storage/sqlite-writer.js'
-import { ROW_COLUMNS as COLUMNS, rowColumnsDdl, type DeadLetter, type DeadLetterQuery, type DestinationStats, type OutboxStore, type SpoolRow, type Spooled } from './outbox.js'
+import {
+  ROW_COLUMNS as COLUMNS,
+  rowColumnsDdl,
+  type DeadLetter,
+  type DeadLetterQuery,
+  type DestinationStats,
+  type OutboxStore,
+  type SpoolRow,
+  type Spooled
+} from './outbox.js'
 
 // A dead-letter query: one destination's or all, some ids (a JSON array) or all; up to an id
 // (dead letters buried since the query was counted have larger ones).
-const WHERE_DEAD = '(@destination IS NULL OR destination = @destination) AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids))) AND id <= @upto'
+const WHERE_DEAD = '(@destination IS NULL OR destination = @destination) AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids))) ' +
+  'AND id <= @upto'
 const SEQS = 'seq IN (SELECT value FROM json_each(?))'
 
 /** How long a failed append keeps the outbox reported down. */
 const FAILING_MS = 5000
 
 interface Counts { depth: number, bytes: number, deadLetters: number, deadBytes: number }
+
+/** A destination's rows and their bytes, in one table. */
+interface TableCount { destination: string, n: number, bytes: number }
+
+/** What a dead-letter query names, as deadParams gives it. */
+interface DeadParams { destination: string | null, ids: string | null, upto: number }
 
 /**
  * The embedded outbox: DATA_DIR/outbox.db, its own file so that its commits never wait for the
@@ -30,8 +47,8 @@ export class SqliteOutbox implements OutboxStore {
   #failing: { why: string, at: number } | undefined
   /** Replays and purges, one at a time. */
   #settling: Promise<unknown> = Promise.resolve()
-  #next: Database.Statement<[string, number], Spooled> | undefined
-  #oldest: Database.Statement<[string], number> | undefined
+  readonly #next: Database.Statement<[destination: string, limit: number], Spooled>
+  readonly #oldest: Database.Statement<[destination: string], number>
 
   constructor (dataDir: string) {
     this.#db = openDatabase(dataDir, 'outbox.db')
@@ -56,23 +73,31 @@ export class SqliteOutbox implements OutboxStore {
       append: `INSERT INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       remove: `DELETE FROM outbox WHERE ${SEQS}`,
       attempted: `UPDATE outbox SET attempts = attempts + 1 WHERE ${SEQS}`,
-      bury: `INSERT INTO dead_letters (${COLUMNS}, attempts, reason, failed_at) SELECT ${COLUMNS}, attempts, ?, ? FROM outbox WHERE ${SEQS} ORDER BY seq`,
+      bury: `INSERT INTO dead_letters (${COLUMNS}, attempts, reason, failed_at)
+        SELECT ${COLUMNS}, attempts, ?, ? FROM outbox WHERE ${SEQS} ORDER BY seq`,
       replay: `INSERT INTO outbox (${COLUMNS}) SELECT ${COLUMNS} FROM dead_letters WHERE ${WHERE_DEAD} ORDER BY id`,
       forget: `DELETE FROM dead_letters WHERE ${WHERE_DEAD}`
     })
+    this.#next = this.#db.prepare(`SELECT seq, destination, bucket, tenant, event_id AS eventId, type, meta, body,
+        content_type AS contentType, traceparent, bytes, accepted_at AS acceptedAt, attempts
+      FROM outbox WHERE destination = ? ORDER BY seq LIMIT ?`)
+    this.#oldest = this.#db
+      .prepare<[string], number>('SELECT accepted_at AS at FROM outbox WHERE destination = ? ORDER BY seq LIMIT 1')
+      .pluck()
   }
 
   async connect (): Promise<void> {
     await this.#writer.connect()
-    this.#next = this.#db.prepare<[string, number], Spooled>('SELECT seq, destination, bucket, tenant, event_id AS eventId, type, meta, body, content_type AS contentType, traceparent, bytes, accepted_at AS acceptedAt, attempts FROM outbox WHERE destination = ? ORDER BY seq LIMIT ?')
-    this.#oldest = this.#db.prepare<[string], number>('SELECT accepted_at AS at FROM outbox WHERE destination = ? ORDER BY seq LIMIT 1').pluck()
     this.#recount()
   }
 
   #recount (): void {
     this.#counts.clear()
-    const waiting = this.#db.prepare('SELECT destination, count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM outbox GROUP BY destination').all() as { destination: string, n: number, bytes: number }[]
-    const dead = this.#db.prepare('SELECT destination, count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM dead_letters GROUP BY destination').all() as typeof waiting
+    const count = (table: string) => this.#db
+      .prepare<[], TableCount>(`SELECT destination, count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM ${table} GROUP BY destination`)
+      .all()
+    const waiting = count('outbox')
+    const dead = count('dead_letters')
     for (const w of waiting) this.#count(w.destination, { depth: w.n, bytes: w.bytes })
     for (const d of dead) this.#count(d.destination, { deadLetters: d.n, deadBytes: d.bytes })
   }
@@ -91,7 +116,9 @@ export class SqliteOutbox implements OutboxStore {
     this.#pending.events += rows.length
     this.#pending.bytes += bytes
     try {
-      await this.#write(rows.map(r => ['append', r.destination, r.bucket, r.tenant, r.eventId, r.type, r.meta, r.body, r.contentType, r.traceparent, r.bytes, r.acceptedAt]))
+      await this.#write(rows.map(r => [
+        'append', r.destination, r.bucket, r.tenant, r.eventId, r.type, r.meta, r.body, r.contentType, r.traceparent, r.bytes, r.acceptedAt
+      ]))
       for (const r of rows) this.#count(r.destination, { depth: 1, bytes: r.bytes })
     } finally {
       this.#pending.events -= rows.length
@@ -106,7 +133,7 @@ export class SqliteOutbox implements OutboxStore {
       this.#failing = undefined
       return changes
     } catch (err) {
-      this.#failing = { why: `the outbox cannot be written: ${(err as { code?: string }).code ?? (err as Error).message}`, at: Date.now() }
+      this.#failing = { why: `the outbox cannot be written: ${codeOf(err) ?? messageOf(err)}`, at: Date.now() }
       throw err
     }
   }
@@ -128,7 +155,7 @@ export class SqliteOutbox implements OutboxStore {
   async release (): Promise<void> {}
 
   async next (destination: string, _buckets: readonly number[] | undefined, limit: number): Promise<Spooled[]> {
-    return (this.#next as Database.Statement<[string, number], Spooled>).all(destination, limit)
+    return this.#next.all(destination, limit)
   }
 
   async remove (events: readonly Spooled[]): Promise<void> {
@@ -151,15 +178,16 @@ export class SqliteOutbox implements OutboxStore {
 
   async stats (): Promise<DestinationStats[]> {
     return [...this.#counts].map(([destination, c]) => {
-      const oldest = c.depth > 0 ? (this.#oldest as Database.Statement<[string], number>).get(destination) : undefined
+      const oldest = c.depth > 0 ? this.#oldest.get(destination) : undefined
       return { destination, ...c, ...(oldest === undefined ? {} : { oldestAcceptedAt: oldest }) }
     })
   }
 
   async deadLetters (query: { destination?: string, after?: number, limit: number }): Promise<DeadLetter[]> {
-    return this.#db.prepare(`SELECT id, destination, tenant, event_id AS eventId, type, reason, attempts, accepted_at AS acceptedAt, failed_at AS failedAt, body AS envelope
+    return this.#db.prepare<{ destination: string | null, after: number, limit: number }, DeadLetter>(`SELECT id, destination, tenant,
+        event_id AS eventId, type, reason, attempts, accepted_at AS acceptedAt, failed_at AS failedAt, body AS envelope
       FROM dead_letters WHERE (@destination IS NULL OR destination = @destination) AND id > @after ORDER BY id LIMIT @limit`)
-      .all({ destination: query.destination ?? null, after: query.after ?? 0, limit: query.limit }) as DeadLetter[]
+      .all({ destination: query.destination ?? null, after: query.after ?? 0, limit: query.limit })
   }
 
   async replay (query: DeadLetterQuery): Promise<number> {
@@ -178,12 +206,16 @@ export class SqliteOutbox implements OutboxStore {
    */
   async #settle (query: DeadLetterQuery, replay: boolean): Promise<number> {
     const run = this.#settling.then(async () => {
-      const found = this.#db.prepare(`SELECT destination, count(*) AS n, sum(bytes) AS bytes, max(id) AS upto FROM dead_letters WHERE ${WHERE_DEAD} GROUP BY destination`)
-        .all(deadParams(query, Number.MAX_SAFE_INTEGER)) as { destination: string, n: number, bytes: number, upto: number }[]
+      const found = this.#db
+        .prepare<DeadParams, TableCount & { upto: number }>(`SELECT destination, count(*) AS n, sum(bytes) AS bytes, max(id) AS upto
+          FROM dead_letters WHERE ${WHERE_DEAD} GROUP BY destination`)
+        .all(deadParams(query, Number.MAX_SAFE_INTEGER))
       if (found.length === 0) return 0
       const params = deadParams(query, Math.max(...found.map(f => f.upto)))
       await this.#write(replay ? [['replay', params], ['forget', params]] : [['forget', params]])
-      for (const f of found) this.#count(f.destination, { deadLetters: -f.n, deadBytes: -f.bytes, ...(replay ? { depth: f.n, bytes: f.bytes } : {}) })
+      for (const f of found) {
+        this.#count(f.destination, { deadLetters: -f.n, deadBytes: -f.bytes, ...(replay ? { depth: f.n, bytes: f.bytes } : {}) })
+      }
       return found.reduce((sum, f) => sum + f.n, 0)
     })
     this.#settling = run.catch(() => undefined)
@@ -202,6 +234,6 @@ export class SqliteOutbox implements OutboxStore {
   }
 }
 
-function deadParams (query: DeadLetterQuery, upto: number): { destination: string | null, ids: string | null, upto: number } {
+function deadParams (query: DeadLetterQuery, upto: number): DeadParams {
   return { destination: query.destination ?? null, ids: query.ids === undefined ? null : JSON.stringify(query.ids), upto }
 }

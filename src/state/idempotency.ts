@@ -63,7 +63,9 @@ export function fingerprint (type: string, data: unknown): string {
 export function checkIdempotencyKey (key: string, path?: string): void {
   if (KEY.test(key)) return
   if (path === undefined) throw new GatewayError('EVG_BAD_CONTEXT', 'Idempotency-Key must be 1 to 255 visible ASCII characters')
-  throw new GatewayError('EVG_VALIDATION', `${path.slice(1).replaceAll('/', '.')} must be 1 to 255 visible ASCII characters`, { extensions: { errors: [{ path, message: 'must be 1 to 255 visible ASCII characters' }] } })
+  throw new GatewayError('EVG_VALIDATION', `${path.slice(1).replaceAll('/', '.')} must be 1 to 255 visible ASCII characters`, {
+    extensions: { errors: [{ path, message: 'must be 1 to 255 visible ASCII characters' }] }
+  })
 }
 
 export function conflict (detail = 'this Idempotency-Key was already used with a different request'): GatewayError {

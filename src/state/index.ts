@@ -20,11 +20,22 @@ export interface StateStore {
   close (): Promise<void>
 }
 
-export function openStateStore (config: { STATE_URL?: string | undefined, STATE_TIMEOUT_MS: number }, db: Db, log: FastifyBaseLogger): StateStore {
+export function openStateStore (
+  config: { STATE_URL?: string | undefined, STATE_TIMEOUT_MS: number },
+  db: Db,
+  log: FastifyBaseLogger
+): StateStore {
   const url = config.STATE_URL
   if (url !== undefined && url !== '') {
     const redis = new RedisState(url, { commandTimeoutMs: config.STATE_TIMEOUT_MS, log })
-    return { kind: 'redis', idempotency: redis, rateLimiter: redis, connect: () => redis.connect(), down: () => redis.down, close: () => redis.close() }
+    return {
+      kind: 'redis',
+      idempotency: redis,
+      rateLimiter: redis,
+      connect: () => redis.connect(),
+      down: () => redis.down,
+      close: () => redis.close()
+    }
   }
   const keys = new SqliteIdempotencyStore(db)
   const buckets = new LocalRateLimiter()

@@ -73,7 +73,11 @@ export class LocalRateLimiter implements RateLimiter {
 export const RateLimitsFileSchema = Type.Object({
   tenants: Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.Object({
     perSecond: Type.Number({ minimum: 0, maximum: 1_000_000, description: 'Events per second; 0 for no limit' }),
-    burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'Events at once (default: one second\'s worth, at least 1)' }))
+    burst: Type.Optional(Type.Integer({
+      minimum: 1,
+      maximum: 10_000_000,
+      description: 'Events at once (default: one second\'s worth, at least 1)'
+    }))
   }, { additionalProperties: false }), { description: 'Limits per tenant id, overriding RATE_LIMIT_PER_TENANT' })
 }, { additionalProperties: false })
 
@@ -82,6 +86,14 @@ export type RateLimitsFile = Static<typeof RateLimitsFileSchema>
 const limitOf = (perSecond: number, burst: number | undefined): RateLimit | undefined =>
   perSecond === 0 ? undefined : { perSecond, burst: burst ?? Math.max(1, Math.ceil(perSecond)) }
 
+/** The configuration TenantLimits.load reads. */
+interface LimitSettings {
+  RATE_LIMIT_PER_TENANT: number
+  RATE_LIMIT_BURST: number
+  RATE_LIMITS_FILE?: string | undefined
+  TENANT_ID_FORMAT: TenantIdFormat
+}
+
 /** Each tenant's limit: its override from RATE_LIMITS_FILE, else the default; undefined for none. */
 export class TenantLimits {
   readonly #default: RateLimit | undefined
@@ -89,18 +101,23 @@ export class TenantLimits {
 
   constructor (perSecond: number, burst: number, file?: RateLimitsFile, format: TenantIdFormat = 'uuid') {
     this.#default = limitOf(perSecond, burst === 0 ? undefined : burst)
-    for (const [tenant, limit] of Object.entries(file?.tenants ?? {})) this.#overrides.set(normalizeTenantId(tenant, format), limitOf(limit.perSecond, limit.burst))
+    for (const [tenant, limit] of Object.entries(file?.tenants ?? {})) {
+      this.#overrides.set(normalizeTenantId(tenant, format), limitOf(limit.perSecond, limit.burst))
+    }
   }
 
-  static load (config: { RATE_LIMIT_PER_TENANT: number, RATE_LIMIT_BURST: number, RATE_LIMITS_FILE?: string | undefined, TENANT_ID_FORMAT: TenantIdFormat }, ajv: Ajv): TenantLimits {
+  static load (config: LimitSettings, ajv: Ajv): TenantLimits {
     const path = config.RATE_LIMITS_FILE
     if (path === undefined) return new TenantLimits(config.RATE_LIMIT_PER_TENANT, config.RATE_LIMIT_BURST)
     const file = loadJsonFile<RateLimitsFile>('RATE_LIMITS_FILE', path, RateLimitsFileSchema, ajv)
+    const format = config.TENANT_ID_FORMAT
     // A name no request can have, or a rate too small for any header to say, is a mistake.
-    const wrong = Object.entries(file.tenants).flatMap(([tenant, limit]) => [
-      ...(isValidTenantId(tenant, config.TENANT_ID_FORMAT) ? [] : [`/tenants/${tenant.slice(0, 64)} is not a tenant id (TENANT_ID_FORMAT=${config.TENANT_ID_FORMAT})`]),
-      ...(limit.perSecond > 0 && limit.perSecond < MIN_RATE ? [`/tenants/${tenant.slice(0, 64)}/perSecond must be 0 (no limit) or at least ${MIN_RATE}`] : [])
-    ])
+    const wrong: string[] = []
+    for (const [tenant, limit] of Object.entries(file.tenants)) {
+      const at = `/tenants/${tenant.slice(0, 64)}`
+      if (!isValidTenantId(tenant, format)) wrong.push(`${at} is not a tenant id (TENANT_ID_FORMAT=${format})`)
+      if (limit.perSecond > 0 && limit.perSecond < MIN_RATE) wrong.push(`${at}/perSecond must be 0 (no limit) or at least ${MIN_RATE}`)
+    }
     if (wrong.length > 0) throw new ConfigError(`RATE_LIMITS_FILE: ${path} is not valid: ${wrong.join('; ')}`)
     return new TenantLimits(config.RATE_LIMIT_PER_TENANT, config.RATE_LIMIT_BURST, file, config.TENANT_ID_FORMAT)
   }

@@ -1,7 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { IDEMPOTENCY_TTL_MS, StateUnavailableError, type IdempotencyStore, type KeyRef, type PartialDelivery, type Reservation, type StoredAnswer } from './idempotency.js'
+import {
+  IDEMPOTENCY_TTL_MS,
+  StateUnavailableError,
+  type IdempotencyStore,
+  type KeyRef,
+  type PartialDelivery,
+  type Reservation,
+  type StoredAnswer
+} from './idempotency.js'
 import type { FastifyBaseLogger } from 'fastify'
+import { messageOf } from '../errors.js'
 import { safeUrl } from '../observability/safe-url.js'
 import { Gather } from './gather.js'
 import type { RateLimiter, RateLimit, Taken } from './rate-limiter.js'
@@ -97,6 +106,11 @@ interface Scripts {
 // Redis Cluster keeps a tenant's keys in one slot ({tenant}); one Redis needs nothing more.
 const idemKey = (ref: KeyRef) => `evg:idem:{${ref.tenant}}:${ref.key}`
 
+/** A key's body, as complete or keepPartial wrote it (JSON.stringify): ours, so not checked again. */
+function stored<T> (body: string | undefined): T {
+  return JSON.parse(String(body)) as T
+}
+
 /**
  * The state a fleet of gateways shares, in Redis (STATE_URL=redis://…): idempotency keys and
  * rate-limit buckets. Commands fail at once while Redis is unreachable (no offline queue), so a
@@ -114,7 +128,8 @@ export class RedisState implements IdempotencyStore, RateLimiter {
     const redis = new Redis(url, {
       lazyConnect: true,
       enableOfflineQueue: false,
-      // Off: at one or two commands per request, auto-pipelining's bookkeeping costs more CPU than it saves (bench: keyed-redis).
+      // Off: at one or two commands per request, auto-pipelining's bookkeeping costs more CPU than
+      // it saves (bench: keyed-redis).
       enableAutoPipelining: false,
       maxRetriesPerRequest: 0,
       commandTimeout: options.commandTimeoutMs,
@@ -132,6 +147,7 @@ export class RedisState implements IdempotencyStore, RateLimiter {
       this.#log?.warn({ err: err.message, store: 'redis', url: safeUrl(url) }, 'state store: redis error')
     })
     redis.on('ready', () => this.#log?.info({ store: 'redis', url: safeUrl(url) }, 'state store: redis connected'))
+    // defineCommand adds the scripts' methods at run time, where TypeScript cannot see them.
     this.#redis = redis as Redis & Scripts
     this.#reserve = new Gather((keysThenArgs, keys) => this.#redis.evgReserve(keys, ...keysThenArgs), 2)
     // Nobody's answer waits for a finish (Intake answers once the event is published): finishes
@@ -156,7 +172,7 @@ export class RedisState implements IdempotencyStore, RateLimiter {
     try {
       return await run()
     } catch (err) {
-      throw new StateUnavailableError(`redis: ${what} failed: ${(err as Error).message}`, { cause: err })
+      throw new StateUnavailableError(`redis: ${what} failed: ${messageOf(err)}`, { cause: err })
     }
   }
 
@@ -174,8 +190,8 @@ export class RedisState implements IdempotencyStore, RateLimiter {
     }
     switch (state) {
       case 'reserved': return { state: 'reserved', token }
-      case 'partial': return { state: 'reserved', token, partial: JSON.parse(value as string) as PartialDelivery }
-      case 'done': return { state: 'done', answer: JSON.parse(value as string) as StoredAnswer }
+      case 'partial': return { state: 'reserved', token, partial: stored<PartialDelivery>(value) }
+      case 'done': return { state: 'done', answer: stored<StoredAnswer>(value) }
       case 'busy': return { state: 'busy', retryInMs: Number(value) }
       case 'conflict': return { state: 'conflict' }
       default: throw new StateUnavailableError(`redis: reserve failed: ${value}`)
@@ -201,7 +217,8 @@ export class RedisState implements IdempotencyStore, RateLimiter {
 
   async take (tenant: string, events: number, limit: RateLimit): Promise<Taken> {
     const interval = 1000 / limit.perSecond
-    const [allowed, retry, used] = await this.#call('rate limit', () => this.#redis.evgTake(`evg:rate:{${tenant}}`, interval, limit.burst, events))
+    const take = () => this.#redis.evgTake(`evg:rate:{${tenant}}`, interval, limit.burst, events)
+    const [allowed, retry, used] = await this.#call('rate limit', take)
     return { allowed: allowed === 1, retryInMs: Number(retry), fullInMs: Number(used) }
   }
 

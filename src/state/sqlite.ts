@@ -1,6 +1,15 @@
 import Database from 'better-sqlite3'
+import { codeOf, messageOf } from '../errors.js'
 import type { Db } from '../storage/database.js'
-import { IDEMPOTENCY_TTL_MS, StateUnavailableError, type IdempotencyStore, type KeyRef, type PartialDelivery, type Reservation, type StoredAnswer } from './idempotency.js'
+import {
+  IDEMPOTENCY_TTL_MS,
+  StateUnavailableError,
+  type IdempotencyStore,
+  type KeyRef,
+  type PartialDelivery,
+  type Reservation,
+  type StoredAnswer
+} from './idempotency.js'
 import { SqliteWriter, type Statement } from '../storage/sqlite-writer.js'
 import { KeyFilter, keyHash } from './key-filter.js'
 
@@ -13,7 +22,13 @@ type Live =
   | { state: 'done', print: string, answer: StoredAnswer, at?: number }
   | { state: 'partial', print: string, partial: PartialDelivery, at?: number }
 
+/** A record that replaces a reservation. */
+type Settled = Exclude<Live, { state: 'pending' }>
+
 const idOf = (ref: KeyRef) => `${ref.tenant}\0${ref.key}`
+
+/** A kept row, as a look-up reads it. */
+interface KeptRow { fingerprint: string, status: number, body: string }
 
 /**
  * Keys kept by earlier versions are in table `idempotency` (keyed by tenant and key): it is read,
@@ -36,8 +51,12 @@ function fill (path: string, legacy: boolean, cutOff: number): KeyFilter {
   const filter = new KeyFilter()
   const db = new Database(path, { readonly: true, fileMustExist: true })
   try {
-    for (const hash of db.prepare('SELECT hash FROM idempotency_keys WHERE created_at > ?').pluck().iterate(cutOff)) filter.add(hash as number)
-    if (legacy) for (const [tenant, key] of db.prepare('SELECT tenant, key FROM idempotency WHERE created_at > ?').raw().iterate(cutOff) as Iterable<[string, string]>) filter.add(keyHash(tenant, key))
+    const hashes = db.prepare<[number], number>('SELECT hash FROM idempotency_keys WHERE created_at > ?').pluck()
+    for (const hash of hashes.iterate(cutOff)) filter.add(hash)
+    if (legacy) {
+      const keys = db.prepare<[number], [tenant: string, key: string]>('SELECT tenant, key FROM idempotency WHERE created_at > ?').raw()
+      for (const [tenant, key] of keys.iterate(cutOff)) filter.add(keyHash(tenant, key))
+    }
   } finally {
     db.close()
   }
@@ -56,8 +75,8 @@ function fill (path: string, legacy: boolean, cutOff: number): KeyFilter {
  */
 export class SqliteIdempotencyStore implements IdempotencyStore {
   readonly #live = new Map<string, Live>()
-  readonly #get
-  readonly #getLegacy
+  readonly #get: Database.Statement<[hash: number, tenant: string, key: string, cutOff: number], KeptRow>
+  readonly #getLegacy: Database.Statement<[tenant: string, key: string, cutOff: number], KeptRow> | undefined
   readonly #legacy: boolean
   readonly #filter: KeyFilter
   readonly #writer: SqliteWriter
@@ -75,8 +94,11 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
       CREATE INDEX IF NOT EXISTS idempotency_keys_created_at ON idempotency_keys (created_at, hash)`)
     const cutOff = Date.now() - IDEMPOTENCY_TTL_MS
     const legacy = hasLegacy(db, cutOff)
-    this.#get = db.prepare('SELECT fingerprint, status, body FROM idempotency_keys WHERE hash = ? AND tenant = ? AND key = ? AND created_at > ? ORDER BY id DESC LIMIT 1')
-    this.#getLegacy = legacy ? db.prepare('SELECT fingerprint, status, body FROM idempotency WHERE tenant = ? AND key = ? AND created_at > ?') : undefined
+    this.#get = db.prepare(`SELECT fingerprint, status, body FROM idempotency_keys
+      WHERE hash = ? AND tenant = ? AND key = ? AND created_at > ? ORDER BY id DESC LIMIT 1`)
+    this.#getLegacy = legacy
+      ? db.prepare('SELECT fingerprint, status, body FROM idempotency WHERE tenant = ? AND key = ? AND created_at > ?')
+      : undefined
     this.#filter = fill(db.name, legacy, cutOff)
     this.#writer = new SqliteWriter(db.name, {
       put: 'INSERT INTO idempotency_keys (hash, tenant, key, fingerprint, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -99,9 +121,11 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
 
   /** Deletes what is older than 24 hours, off the event loop; resolves with the rows deleted. */
   purgeExpired (now = Date.now()): Promise<number> {
-    // Records that could not be written are kept in memory as long as a written one would be.
-    for (const [id, record] of this.#live) if (record.state !== 'pending' && record.at !== undefined && record.at <= now - IDEMPOTENCY_TTL_MS) this.#live.delete(id)
     const cutOff = now - IDEMPOTENCY_TTL_MS
+    // Records that could not be written are kept in memory as long as a written one would be.
+    for (const [id, record] of this.#live) {
+      if (record.state !== 'pending' && record.at !== undefined && record.at <= cutOff) this.#live.delete(id)
+    }
     return this.#writer.write(this.#legacy ? [['purge', cutOff], ['purgeLegacy', cutOff]] : [['purge', cutOff]])
   }
 
@@ -118,7 +142,14 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     if (held?.state === 'done') return { state: 'done', answer: held.answer }
     const token = String(++this.#nextToken)
     const partial = held?.partial
-    this.#live.set(id, { state: 'pending', print: ref.print, hash, token, until: now + leaseMs, ...(partial === undefined ? {} : { partial }) })
+    this.#live.set(id, {
+      state: 'pending',
+      print: ref.print,
+      hash,
+      token,
+      until: now + leaseMs,
+      ...(partial === undefined ? {} : { partial })
+    })
     return { state: 'reserved', token, ...(partial === undefined ? {} : { partial }) }
   }
 
@@ -143,7 +174,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
    * cannot be written stays in memory (for 24 hours, like a written one): this process still
    * replays it; a restart would forget it. The error goes to the caller, which logs it.
    */
-  async #settle (ref: KeyRef, token: string, record: Live, status: number, body: unknown): Promise<void> {
+  async #settle (ref: KeyRef, token: string, record: Settled, status: number, body: unknown): Promise<void> {
     const id = idOf(ref)
     const held = this.#live.get(id)
     if (held?.state !== 'pending' || held.token !== token) return
@@ -155,7 +186,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
       // A key that had a partly delivered event has a row already: this one replaces it.
       await this.#writer.write(held.partial === undefined ? [put] : [['drop', held.hash, ref.tenant, ref.key], put])
     } catch (err) {
-      if (this.#live.get(id) === record) this.#live.set(id, { ...record, at: Date.now() } as Live)
+      if (this.#live.get(id) === record) this.#live.set(id, { ...record, at: Date.now() })
       throw err
     }
     if (this.#live.get(id) === record) this.#live.delete(id)
@@ -165,12 +196,13 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     let row
     try {
       const cutOff = now - IDEMPOTENCY_TTL_MS
-      row = (this.#get.get(hash, ref.tenant, ref.key, cutOff) ?? this.#getLegacy?.get(ref.tenant, ref.key, cutOff)) as { fingerprint: string, status: number, body: string } | undefined
+      row = this.#get.get(hash, ref.tenant, ref.key, cutOff) ?? this.#getLegacy?.get(ref.tenant, ref.key, cutOff)
     } catch (err) {
-      throw new StateUnavailableError(`the idempotency table cannot be read: ${(err as { code?: string }).code ?? (err as Error).message}`, { cause: err })
+      throw new StateUnavailableError(`the idempotency table cannot be read: ${codeOf(err) ?? messageOf(err)}`, { cause: err })
     }
     if (row === undefined) return undefined
     const body: unknown = JSON.parse(row.body)
+    // A partial row's body is the partly delivered event #settle wrote.
     return row.status === PARTIAL
       ? { state: 'partial', print: row.fingerprint, partial: body as PartialDelivery }
       : { state: 'done', print: row.fingerprint, answer: { status: row.status, body } }

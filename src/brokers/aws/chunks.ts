@@ -10,7 +10,11 @@ export interface Pending<E> {
 /** The refusal of an entry over the service's size limit (answered 413), before any call. */
 export function sizeRefusal (service: string, size: number, limits: { maxBytes: number, noun: string }): BrokerError | undefined {
   if (size <= limits.maxBytes) return undefined
-  return new BrokerError(`the ${limits.noun} is ${size} bytes; ${service} takes at most ${limits.maxBytes}`, { retryable: false, reason: 'too_large', tooLarge: true })
+  return new BrokerError(`the ${limits.noun} is ${size} bytes; ${service} takes at most ${limits.maxBytes}`, {
+    retryable: false,
+    reason: 'too_large',
+    tooLarge: true
+  })
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ConfigError } from '../../errors.js'
+import { ConfigError, messageOf } from '../../errors.js'
 
 type Provider = () => Promise<unknown>
 
@@ -10,14 +10,19 @@ type Provider = () => Promise<unknown>
  * What a gateway that cannot heal must not start with: no region (every call would fail) and no
  * credentials (it could not sign a request).
  */
-export async function checkClient (config: { region: () => Promise<string>, credentials: Provider }, service: string): Promise<void> {
+export async function checkClient (
+  config: { region: () => Promise<string>, credentials: Provider },
+  service: string
+): Promise<void> {
   let region: string | undefined
   try {
     region = await config.region()
   } catch {
     region = undefined
   }
-  if (region === undefined || region === '') throw new ConfigError(`AWS region: none is configured for ${service} (set AWS_REGION, or region on the destination)`)
+  if (region === undefined || region === '') {
+    throw new ConfigError(`AWS region: none is configured for ${service} (set AWS_REGION, or region on the destination)`)
+  }
   await checkCredentials(config.credentials, service)
 }
 
@@ -25,13 +30,17 @@ export async function checkCredentials (provider: Provider, service: string): Pr
   try {
     await provider()
   } catch (err) {
-    throw new ConfigError(`AWS credentials: the SDK's credentials chain found none for ${service} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role): ${(err as Error).message}`)
+    throw new ConfigError(`AWS credentials: the SDK's credentials chain found none for ${service} ` +
+      `(set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role): ${messageOf(err)}`)
   }
 }
 
 /** Client settings a destination may name; what it leaves out comes from the SDK's own variables. */
 export function awsClientConfig (opts: { region?: string, endpoint?: string }): { region?: string, endpoint?: string } {
-  return { ...(opts.region === undefined ? {} : { region: opts.region }), ...(opts.endpoint === undefined ? {} : { endpoint: opts.endpoint }) }
+  return {
+    ...(opts.region === undefined ? {} : { region: opts.region }),
+    ...(opts.endpoint === undefined ? {} : { endpoint: opts.endpoint })
+  }
 }
 
 /**
@@ -39,7 +48,9 @@ export function awsClientConfig (opts: { region?: string, endpoint?: string }): 
  * AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL) wins over the queue URL's host, which the SDK would
  * otherwise call (an emulator's queue URL names hosts such as sqs.eu-central-1.localhost).
  */
-export function sqsClientConfig (opts: { region?: string, endpoint?: string }): { region?: string, endpoint?: string, useQueueUrlAsEndpoint?: boolean } {
+export function sqsClientConfig (
+  opts: { region?: string, endpoint?: string }
+): { region?: string, endpoint?: string, useQueueUrlAsEndpoint?: boolean } {
   const explicit = opts.endpoint ?? process.env.AWS_ENDPOINT_URL_SQS ?? process.env.AWS_ENDPOINT_URL
   return { ...awsClientConfig(opts), ...(explicit === undefined ? {} : { useQueueUrlAsEndpoint: false }) }
 }

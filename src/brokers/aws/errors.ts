@@ -22,6 +22,7 @@ interface SdkError {
 
 /** An AWS SDK failure of a whole call, classified for delivery. */
 export function classifyAwsError (err: unknown, service: string): BrokerError {
+  // What the SDK throws: an Error with these fields, each of which may be missing.
   const e = err as SdkError
   const name = e.name ?? e.code ?? 'Error'
   const status = e.$metadata?.httpStatusCode

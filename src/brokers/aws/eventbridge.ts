@@ -18,9 +18,12 @@ const BATCH = 10
 
 /** W3C traceparent -> X-Ray trace header (Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>). */
 export function xrayTraceHeader (traceparent: string | undefined): string | undefined {
-  const m = traceparent === undefined ? null : /^00-([0-9a-f]{8})([0-9a-f]{24})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(traceparent)
+  if (traceparent === undefined) return undefined
+  const m = /^00-([0-9a-f]{8})([0-9a-f]{24})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(traceparent)
   if (m === null) return undefined
-  return `Root=1-${m[1]}-${m[2]};Parent=${m[3]};Sampled=${Number.parseInt(m[4] as string, 16) & 1}`
+  // The trace flags are the last two hex digits; bit 0 is "sampled".
+  const flags = Number.parseInt(traceparent.slice(-2), 16)
+  return `Root=1-${m[1]}-${m[2]};Parent=${m[3]};Sampled=${flags & 1}`
 }
 
 /** PutEvents entry size as AWS documents it: Time (14), Source, DetailType, Detail, Resources. */
@@ -45,7 +48,7 @@ export class EventBridgeBroker implements Broker {
   }
 
   async connect (): Promise<void> {
-    await checkClient(this.#client.config as never, 'EventBridge')
+    await checkClient(this.#client.config, 'EventBridge')
   }
 
   #entry ({ event, body, traceparent, message }: OutgoingEvent): { entry: PutEventsRequestEntry, size: number } {
@@ -67,7 +70,8 @@ export class EventBridgeBroker implements Broker {
 
   async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
     const built = events.map(event => this.#entry(event))
-    return sendInChunks('EventBridge', built, { maxBytes: this.#opts.maxEntryBytes, per: BATCH, noun: 'entry' }, async (chunk, outcomes) => {
+    const limits = { maxBytes: this.#opts.maxEntryBytes, per: BATCH, noun: 'entry' }
+    return sendInChunks('EventBridge', built, limits, async (chunk, outcomes) => {
       const res = await this.#client.send(new PutEventsCommand({ Entries: chunk.map(c => c.entry) }))
       chunk.forEach(({ index }, k) => {
         const result = res.Entries?.[k]
@@ -77,7 +81,11 @@ export class EventBridgeBroker implements Broker {
         }
         const code = result?.ErrorCode ?? 'NoResult'
         const retryable = isRetryableCode(code) || result === undefined
-        outcomes[index] = { ok: false, error: new BrokerError(`EventBridge: ${code}: ${result?.ErrorMessage ?? 'no result for this entry'}`, { retryable, reason: retryable ? (/thrott/i.test(code) ? 'throttled' : 'server_error') : code.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase() }) }
+        const reason = retryable
+          ? (/thrott/i.test(code) ? 'throttled' : 'server_error')
+          : code.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase()
+        const error = new BrokerError(`EventBridge: ${code}: ${result?.ErrorMessage ?? 'no result for this entry'}`, { retryable, reason })
+        outcomes[index] = { ok: false, error }
       })
     })
   }
@@ -88,7 +96,9 @@ export class EventBridgeBroker implements Broker {
       return { up: true }
     } catch (err) {
       const error = classifyAwsError(err, 'EventBridge')
-      return probeAnswered(error.reason) ? { up: true, detail: 'reachable; this role may not describe the target, only publish' } : { up: false, detail: error.message }
+      return probeAnswered(error.reason)
+        ? { up: true, detail: 'reachable; this role may not describe the target, only publish' }
+        : { up: false, detail: error.message }
     }
   }
 

@@ -1,9 +1,15 @@
 import { createHash } from 'node:crypto'
-import { GetQueueAttributesCommand, SendMessageBatchCommand, SendMessageCommand, SQSClient, type MessageAttributeValue } from '@aws-sdk/client-sqs'
+import {
+  GetQueueAttributesCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  SQSClient,
+  type MessageAttributeValue
+} from '@aws-sdk/client-sqs'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import type { GatewayEvent } from '../../envelopes/event.js'
 import { checkClient, probeAnswered, sqsClientConfig } from './credentials.js'
-import { sendInChunks, sizeRefusal, type Pending } from './chunks.js'
+import { sendInChunks, sizeRefusal } from './chunks.js'
 import { classifyAwsError } from './errors.js'
 
 export interface SqsOptions {
@@ -35,7 +41,10 @@ export function deduplicationId (event: GatewayEvent): string {
   return createHash('sha256').update(`${event.tenantId}:${event.type}:${key}`).digest('hex')
 }
 
-/** An SQS message's attributes: the destination's declared ones (defaults included), else the defaults (docs/envelopes.md). */
+/**
+ * An SQS message's attributes: the destination's declared ones (defaults included), else the
+ * defaults (docs/envelopes.md).
+ */
 export function messageAttributes ({ event, traceparent, message }: OutgoingEvent): Record<string, MessageAttributeValue> {
   // A destination that declares its attributes renders them all, the defaults included.
   if (message?.attributes !== undefined) {
@@ -56,7 +65,9 @@ export function messageAttributes ({ event, traceparent, message }: OutgoingEven
 /** SQS counts the body and every attribute's name, type and value against its size limit. */
 export function messageSize (body: string, attrs: Record<string, MessageAttributeValue>): number {
   let size = Buffer.byteLength(body)
-  for (const [name, value] of Object.entries(attrs)) size += Buffer.byteLength(name) + Buffer.byteLength(value.DataType ?? '') + Buffer.byteLength(value.StringValue ?? '')
+  for (const [name, value] of Object.entries(attrs)) {
+    size += Buffer.byteLength(name) + Buffer.byteLength(value.DataType ?? '') + Buffer.byteLength(value.StringValue ?? '')
+  }
   return size
 }
 
@@ -77,7 +88,7 @@ export class SqsBroker implements Broker {
   }
 
   async connect (): Promise<void> {
-    await checkClient(this.#client.config as never, 'SQS')
+    await checkClient(this.#client.config, 'SQS')
   }
 
   #entry (outgoing: OutgoingEvent): SqsEntry & { size: number } {
@@ -86,7 +97,12 @@ export class SqsBroker implements Broker {
     return {
       MessageBody: body,
       MessageAttributes: attrs,
-      ...(this.#fifo ? { MessageGroupId: message?.groupId ?? event.groupKey ?? event.tenantId, MessageDeduplicationId: message?.deduplicationId ?? deduplicationId(event) } : {}),
+      ...(this.#fifo
+        ? {
+            MessageGroupId: message?.groupId ?? event.groupKey ?? event.tenantId,
+            MessageDeduplicationId: message?.deduplicationId ?? deduplicationId(event)
+          }
+        : {}),
       size: messageSize(body, attrs)
     }
   }
@@ -101,20 +117,33 @@ export class SqsBroker implements Broker {
       return { entry, size }
     })
     const queueUrl = this.#opts.queueUrl
-    return sendInChunks('SQS', built, { maxBytes: this.#opts.maxMessageBytes, per: BATCH, noun: 'message' }, async (chunk, outcomes, total) => {
-      if (total === 1) {
-        const { index, entry } = chunk[0] as Pending<SqsEntry>
+    const limits = { maxBytes: this.#opts.maxMessageBytes, per: BATCH, noun: 'message' }
+    return sendInChunks('SQS', built, limits, async (chunk, outcomes, total) => {
+      const [first] = chunk
+      if (total === 1 && first !== undefined) {
+        const { index, entry } = first
         await this.#client.send(new SendMessageCommand({ QueueUrl: queueUrl, ...entry }))
         outcomes[index] = { ok: true }
         return
       }
-      const res = await this.#client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: chunk.map(({ index, entry }) => ({ Id: String(index), ...entry })) }))
+      const entries = chunk.map(({ index, entry }) => ({ Id: String(index), ...entry }))
+      const res = await this.#client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }))
       for (const ok of res.Successful ?? []) outcomes[Number(ok.Id)] = { ok: true }
       for (const failed of res.Failed ?? []) {
         // SenderFault: the entry itself is wrong and would fail again; otherwise try again.
-        outcomes[Number(failed.Id)] = { ok: false, error: new BrokerError(`SQS: ${failed.Code ?? 'failed'}: ${failed.Message ?? ''}`.trim(), { retryable: failed.SenderFault !== true, reason: failed.SenderFault === true ? 'sender_fault' : 'server_error' }) }
+        const senderFault = failed.SenderFault === true
+        const error = new BrokerError(`SQS: ${failed.Code ?? 'failed'}: ${failed.Message ?? ''}`.trim(), {
+          retryable: !senderFault,
+          reason: senderFault ? 'sender_fault' : 'server_error'
+        })
+        outcomes[Number(failed.Id)] = { ok: false, error }
       }
-      for (const { index } of chunk) outcomes[index] ??= { ok: false, error: new BrokerError('SQS did not answer for this entry', { retryable: true, reason: 'no_answer' }) }
+      for (const { index } of chunk) {
+        outcomes[index] ??= {
+          ok: false,
+          error: new BrokerError('SQS did not answer for this entry', { retryable: true, reason: 'no_answer' })
+        }
+      }
     })
   }
 
@@ -124,7 +153,9 @@ export class SqsBroker implements Broker {
       return { up: true }
     } catch (err) {
       const error = classifyAwsError(err, 'SQS')
-      return probeAnswered(error.reason) ? { up: true, detail: 'reachable; this role may not describe the target, only publish' } : { up: false, detail: error.message }
+      return probeAnswered(error.reason)
+        ? { up: true, detail: 'reachable; this role may not describe the target, only publish' }
+        : { up: false, detail: error.message }
     }
   }
 

@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream'
 
-const COALESCING = Symbol('coalescing writes')
+/** Streams already coalescing. */
+const coalescing = new WeakSet<Writable>()
 
 /**
  * Makes every write to `stream` in one tick go out together: the first write of a tick corks
@@ -11,15 +12,15 @@ const COALESCING = Symbol('coalescing writes')
  * mark); frames are only held until the end of the current tick. Idempotent.
  */
 export function coalesceWrites (stream: Writable): void {
-  const target = stream as Writable & { [COALESCING]?: true }
-  if (target[COALESCING] === true) return
-  target[COALESCING] = true
+  if (coalescing.has(stream)) return
+  coalescing.add(stream)
   const write = stream.write
   let corked = false
   const uncork = () => {
     corked = false
     stream.uncork()
   }
+  // write() has overloads; one function forwarding its arguments stands for them all.
   stream.write = function (this: Writable, ...args: Parameters<Writable['write']>) {
     if (!corked) {
       corked = true

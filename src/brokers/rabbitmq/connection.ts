@@ -1,4 +1,4 @@
-import type { Writable } from 'node:stream'
+import { Writable } from 'node:stream'
 import amqplib, { type ChannelModel, type RecoveringChannelModel } from 'amqplib'
 import type { FastifyBaseLogger } from 'fastify'
 import { ConfigError } from '../../errors.js'
@@ -68,8 +68,10 @@ export class AmqpConnection {
         jitter: 0.5,
         maxRetries: Infinity,
         setup: async (model: ChannelModel) => {
-          // Frames written in the same tick (a batch's messages, concurrent requests) share a syscall.
-          coalesceWrites((model.connection as unknown as { stream: Writable }).stream)
+          // Frames written in the same tick (a batch's messages, concurrent requests) share a
+          // syscall. amqplib's types leave out the socket its connection writes to.
+          const { connection } = model
+          if ('stream' in connection && connection.stream instanceof Writable) coalesceWrites(connection.stream)
           this.#model = model
           await Promise.all([...this.#users].map(u => u.attach(model)))
         }
@@ -91,14 +93,19 @@ export class AmqpConnection {
       this.#lastError = `cannot connect: ${err.message}`
     })
     conn.on('reconnect-scheduled', (info: { attempt: number, delay: number, error: Error }) => {
-      log.warn({ broker: 'rabbitmq', attempt: info.attempt, delayMs: Math.round(info.delay), err: info.error.message }, 'RabbitMQ reconnect scheduled')
+      const { attempt, delay, error } = info
+      log.warn({ broker: 'rabbitmq', attempt, delayMs: Math.round(delay), err: error.message }, 'RabbitMQ reconnect scheduled')
     })
     conn.on('blocked', (reason: string) => {
       this.#blocked = reason
       log.warn({ broker: 'rabbitmq', reason, inflight: this.inflight.size }, 'RabbitMQ blocked publishing (resource alarm)')
       // Their confirms would only come once the alarm clears: answer now, the client retries
       // later (a confirm that still comes makes at most a duplicate with the same event id).
-      const blocked = new BrokerError(`RabbitMQ is blocking publishers: ${reason}`, { retryable: true, reason: 'blocked', down: true })
+      const blocked = new BrokerError(`RabbitMQ is blocking publishers: ${reason}`, {
+        retryable: true,
+        reason: 'blocked',
+        down: true
+      })
       for (const settle of this.inflight) settle(blocked)
     })
     conn.on('unblocked', () => {
@@ -107,7 +114,9 @@ export class AmqpConnection {
     })
     conn.on('error', (err: Error) => log.warn({ broker: 'rabbitmq', err: err.message }, 'RabbitMQ connection error'))
     // A refused login or an unknown vhost will not heal by retrying: the start fails, saying so.
-    const refused = new Promise<Error>(resolve => conn.on('connect-failed', (err: Error) => { if (REFUSED.test(err.message)) resolve(err) }))
+    const refused = new Promise<Error>(resolve => conn.on('connect-failed', (err: Error) => {
+      if (REFUSED.test(err.message)) resolve(err)
+    }))
     // Serve (with 503s) rather than refuse to start when RabbitMQ is late; recovery keeps trying.
     const outcome = await Promise.race([
       conn.waitForConnect().then(() => true, () => false),
@@ -127,8 +136,16 @@ export class AmqpConnection {
 
   /** Why nothing can be published on this connection right now, or undefined. */
   unavailable (): BrokerError | undefined {
-    if (this.#blocked !== undefined) return new BrokerError(`RabbitMQ is blocking publishers: ${this.#blocked}`, { retryable: true, reason: 'blocked', down: true })
-    if (this.model === undefined) return new BrokerError(`RabbitMQ is not connected (${this.#lastError ?? 'closing'})`, { retryable: true, reason: 'disconnected', down: true })
+    if (this.#blocked !== undefined) {
+      return new BrokerError(`RabbitMQ is blocking publishers: ${this.#blocked}`, { retryable: true, reason: 'blocked', down: true })
+    }
+    if (this.model === undefined) {
+      return new BrokerError(`RabbitMQ is not connected (${this.#lastError ?? 'closing'})`, {
+        retryable: true,
+        reason: 'disconnected',
+        down: true
+      })
+    }
     return undefined
   }
 

@@ -1,5 +1,6 @@
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib'
 import type { FastifyBaseLogger } from 'fastify'
+import { asError, messageOf } from '../../errors.js'
 import { BrokerError, routingKeyOf, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import type { AmqpConnection, ConnectionUser } from './connection.js'
 import { outcomeOf, PublishOptions, RETURNED, type ConfirmResult } from './message.js'
@@ -13,8 +14,9 @@ export interface RabbitMqOptions {
   log: FastifyBaseLogger
 }
 
-/** How soon a destination tries again to declare its exchange or reopen its channel. */
-const RETRY_MS = [250, 500, 1000, 2000, 5000]
+/** How soon a destination tries again to declare its exchange or reopen its channel; then every MAX_RETRY_MS. */
+const RETRY_MS = [250, 500, 1000, 2000]
+const MAX_RETRY_MS = 5000
 
 /**
  * One exchange on a (shared) RabbitMQ connection, with a confirm channel of its own: persistent,
@@ -50,16 +52,19 @@ export class RabbitMqBroker implements Broker, ConnectionUser {
     clearTimeout(this.#retry)
     const log = this.#opts.log
     try {
-      const topology = await declareTopology(model, { exchange: this.#opts.exchange, ...(this.#opts.alternateExchange === undefined ? {} : { alternateExchange: this.#opts.alternateExchange }) })
+      const { exchange, alternateExchange } = this.#opts
+      const topology = await declareTopology(model, { exchange, ...(alternateExchange === undefined ? {} : { alternateExchange }) })
       if (topology.warning !== undefined) log.warn({ broker: this.name, exchange: this.#opts.exchange }, topology.warning)
       this.#alternateExchange = topology.alternateExchange
       const ch = await model.createConfirmChannel()
       this.#returned = new Map()
       ch.on('return', (msg: Message) => {
-        const id = msg.properties.messageId as string | undefined
-        if (id !== undefined) this.#returned.set(id, (this.#returned.get(id) ?? 0) + 1)
+        const id: unknown = msg.properties.messageId
+        if (typeof id === 'string') this.#returned.set(id, (this.#returned.get(id) ?? 0) + 1)
       })
-      ch.on('error', (err: Error) => log.warn({ broker: this.name, exchange: this.#opts.exchange, err: err.message }, 'RabbitMQ channel error'))
+      ch.on('error', (err: Error) => {
+        log.warn({ broker: this.name, exchange: this.#opts.exchange, err: err.message }, 'RabbitMQ channel error')
+      })
       ch.on('close', () => {
         if (this.#channel !== ch) return
         this.#channel = undefined
@@ -71,8 +76,8 @@ export class RabbitMqBroker implements Broker, ConnectionUser {
       this.#attempt = 0
     } catch (err) {
       this.#channel = undefined
-      this.#setupError = (err as Error).message
-      log.error({ broker: this.name, exchange: this.#opts.exchange, err: (err as Error).message }, 'RabbitMQ: cannot set up the exchange; retrying')
+      this.#setupError = messageOf(err)
+      log.error({ broker: this.name, exchange: this.#opts.exchange, err: messageOf(err) }, 'RabbitMQ: cannot set up the exchange; retrying')
       this.#retryLater()
     }
   }
@@ -85,7 +90,7 @@ export class RabbitMqBroker implements Broker, ConnectionUser {
 
   #retryLater (): void {
     if (this.#closed) return
-    const delay = RETRY_MS[Math.min(this.#attempt++, RETRY_MS.length - 1)] as number
+    const delay = RETRY_MS[this.#attempt++] ?? MAX_RETRY_MS
     clearTimeout(this.#retry)
     this.#retry = setTimeout(() => {
       const model = this.#conn.model
@@ -97,19 +102,20 @@ export class RabbitMqBroker implements Broker, ConnectionUser {
     return this.#conn.connect()
   }
 
-  #unavailable (): BrokerError | undefined {
+  /** The channel to publish on, or why there is none now. */
+  #usable (): ConfirmChannel | BrokerError {
     const down = this.#conn.unavailable()
     if (down !== undefined) return down
-    if (this.#channel === undefined) {
-      return new BrokerError(`exchange '${this.#opts.exchange}' cannot be used yet: ${this.#setupError ?? 'no channel'}`, { retryable: true, reason: 'topology', down: true })
-    }
-    return undefined
+    return this.#channel ?? new BrokerError(`exchange '${this.#opts.exchange}' cannot be used yet: ${this.#setupError ?? 'no channel'}`, {
+      retryable: true,
+      reason: 'topology',
+      down: true
+    })
   }
 
   async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
-    const down = this.#unavailable()
-    if (down !== undefined) return events.map(() => ({ ok: false, error: down }))
-    const ch = this.#channel as ConfirmChannel
+    const ch = this.#usable()
+    if (ch instanceof BrokerError) return events.map(() => ({ ok: false, error: ch }))
     // One promise for the whole call, settled when the last confirm is in (or when the broker
     // blocks publishers): no promise, closure or await per event.
     const results: (ConfirmResult | BrokerError | undefined)[] = new Array(events.length)
@@ -130,24 +136,28 @@ export class RabbitMqBroker implements Broker, ConnectionUser {
     }
     inflight.add(blocked)
     let writable = true
-    for (let i = 0; i < events.length; i++) {
+    let i = 0
+    for (const outgoing of events) {
       try {
-        writable = this.#publishOne(ch, events[i] as OutgoingEvent, i, settle) && writable
+        writable = this.#publishOne(ch, outgoing, i, settle) && writable
       } catch (err) {
-        settle(i, err as Error)
+        settle(i, asError(err))
       }
+      i++
     }
     // Respect the socket's back-pressure rather than buffer without bound; a channel that closes
     // meanwhile settles the confirms, which ends the wait.
     if (!writable && pending > 0) await Promise.race([new Promise(resolve => ch.once('drain', resolve)), confirmed])
     if (pending > 0) await confirmed
-    return results.map((result, i) => outcomeOf(result as ConfirmResult | BrokerError, events[i] as OutgoingEvent))
+    // Every slot is settled by now (pending is 0).
+    return events.map((outgoing, i) => outcomeOf(results[i] as ConfirmResult | BrokerError, outgoing))
   }
 
   /** Writes one message; `settle(i, …)` gets its confirm. Returns what ch.publish returns (false: the socket is full). */
   #publishOne (ch: ConfirmChannel, outgoing: OutgoingEvent, i: number, settle: (i: number, result: ConfirmResult) => void): boolean {
     const id = outgoing.event.id
-    return ch.publish(this.#opts.exchange, routingKeyOf(outgoing), Buffer.from(outgoing.body), this.#publishOptions.for(outgoing), (err: Error | null) => {
+    const options = this.#publishOptions.for(outgoing)
+    return ch.publish(this.#opts.exchange, routingKeyOf(outgoing), Buffer.from(outgoing.body), options, (err: Error | null) => {
       // RabbitMQ sends basic.return before the confirm of the same message.
       const returned = this.#returned.get(id) ?? 0
       if (returned > 0) {
@@ -159,8 +169,8 @@ export class RabbitMqBroker implements Broker, ConnectionUser {
   }
 
   async health (): Promise<BrokerHealth> {
-    const down = this.#unavailable()
-    return down === undefined ? { up: true } : { up: false, detail: down.message }
+    const usable = this.#usable()
+    return usable instanceof BrokerError ? { up: false, detail: usable.message } : { up: true }
   }
 
   async unroutedCount (): Promise<number | undefined> {

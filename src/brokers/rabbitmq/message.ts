@@ -29,7 +29,15 @@ interface Headers {
  */
 export class PublishOptions {
   readonly #appId: string
-  readonly #headers: Headers = { 'x-event-type': '', 'x-tenant-id': '', 'x-correlation-id': '', 'x-user-id': undefined, 'x-account-id': undefined, traceparent: undefined }
+  readonly #headers: Headers = {
+    'x-event-type': '',
+    'x-tenant-id': '',
+    'x-correlation-id': '',
+    'x-user-id': undefined,
+    'x-account-id': undefined,
+    traceparent: undefined
+  }
+
   readonly #options: Properties<Headers>
   /**
    * For destinations that declare their headers: one properties object per set of header names
@@ -80,7 +88,15 @@ export class PublishOptions {
   }
 }
 
-type Properties<H> = Options.Publish & { headers: H, messageId: string, correlationId: string, timestamp: number, type: string, appId: string, contentType: string }
+type Properties<H> = Options.Publish & {
+  headers: H
+  messageId: string
+  correlationId: string
+  timestamp: number
+  type: string
+  appId: string
+  contentType: string
+}
 
 function properties<H> (appId: string, headers: H): Properties<H> {
   return { persistent: true, mandatory: true, contentType: '', messageId: '', correlationId: '', timestamp: 0, type: '', appId, headers }
@@ -90,10 +106,14 @@ function properties<H> (appId: string, headers: H): Properties<H> {
 export function outcomeOf (result: ConfirmResult | BrokerError, outgoing: OutgoingEvent): PublishOutcome {
   if (result === null) return OK
   if (result === RETURNED) {
-    return { ok: false, error: new BrokerError(`no queue is bound for routing key '${routingKeyOf(outgoing)}' and no alternate exchange keeps it`, { retryable: false, reason: 'unroutable' }) }
+    const message = `no queue is bound for routing key '${routingKeyOf(outgoing)}' and no alternate exchange keeps it`
+    return { ok: false, error: new BrokerError(message, { retryable: false, reason: 'unroutable' }) }
   }
   if (result instanceof BrokerError) return { ok: false, error: result }
-  if (result instanceof RangeError) return { ok: false, error: new BrokerError(result.message, { retryable: false, reason: 'malformed', cause: result }) }
+  if (result instanceof RangeError) {
+    return { ok: false, error: new BrokerError(result.message, { retryable: false, reason: 'malformed', cause: result }) }
+  }
   const closed = /closed/i.test(result.message)
-  return { ok: false, error: new BrokerError(closed ? `channel closed before the confirm: ${result.message}` : `RabbitMQ nacked the event: ${result.message}`, { retryable: true, reason: closed ? 'connection_lost' : 'nack', cause: result }) }
+  const message = closed ? `channel closed before the confirm: ${result.message}` : `RabbitMQ nacked the event: ${result.message}`
+  return { ok: false, error: new BrokerError(message, { retryable: true, reason: closed ? 'connection_lost' : 'nack', cause: result }) }
 }

@@ -1,4 +1,5 @@
 import type { Channel, ChannelModel } from 'amqplib'
+import { codeOf } from '../../errors.js'
 
 export interface TopologyOptions {
   exchange: string
@@ -30,17 +31,23 @@ export async function declareTopology (model: ChannelModel, options: TopologyOpt
       await ch.assertQueue(ae, { durable: true })
       await ch.bindQueue(ae, ae, '')
     }
-    await ch.assertExchange(options.exchange, 'topic', { durable: true, ...(ae === undefined ? {} : { arguments: { 'alternate-exchange': ae } }) })
+    await ch.assertExchange(options.exchange, 'topic', {
+      durable: true,
+      ...(ae === undefined ? {} : { arguments: { 'alternate-exchange': ae } })
+    })
     await ch.close()
     return ae === undefined ? {} : { alternateExchange: ae }
   } catch (err) {
-    if ((err as { code?: number }).code !== PRECONDITION_FAILED) throw err
+    if (codeOf(err) !== PRECONDITION_FAILED) throw err
     // The exchange exists with other arguments (declared elsewhere without our alternate
     // exchange). Use it as it is; unroutable events then come back and are refused.
     const check: Channel = await model.createChannel()
     check.on('error', () => {})
     await check.checkExchange(options.exchange)
     await check.close()
-    return { warning: `exchange '${options.exchange}' exists with other arguments; publishing to it without an alternate exchange (unroutable events are refused with 502)` }
+    return {
+      warning: `exchange '${options.exchange}' exists with other arguments; ` +
+        'publishing to it without an alternate exchange (unroutable events are refused with 502)'
+    }
   }
 }
