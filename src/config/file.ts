@@ -17,9 +17,6 @@ export function readJsonFile (variable: string, path: string): unknown {
  * The file a variable names, read and checked against `schema`, as the type the schema describes;
  * a ConfigError listing what is wrong otherwise.
  */
-export function loadJsonFile<S extends TSchema> (variable: string, path: string, schema: S, ajv: Ajv): Static<S>
-/** @deprecated The type is the schema's: call without a type argument. */
-export function loadJsonFile<T> (variable: string, path: string, schema: TSchema, ajv: Ajv): T
 export function loadJsonFile<S extends TSchema> (variable: string, path: string, schema: S, ajv: Ajv): Static<S> {
   const json = readJsonFile(variable, path)
   const check = ajv.compile<Static<S>>(schema)

@@ -109,7 +109,7 @@ export class TenantLimits {
   static load (config: LimitSettings, ajv: Ajv): TenantLimits {
     const path = config.RATE_LIMITS_FILE
     if (path === undefined) return new TenantLimits(config.RATE_LIMIT_PER_TENANT, config.RATE_LIMIT_BURST)
-    const file = loadJsonFile<RateLimitsFile>('RATE_LIMITS_FILE', path, RateLimitsFileSchema, ajv)
+    const file = loadJsonFile('RATE_LIMITS_FILE', path, RateLimitsFileSchema, ajv)
     const format = config.TENANT_ID_FORMAT
     // A name no request can have, or a rate too small for any header to say, is a mistake.
     const wrong: string[] = []
