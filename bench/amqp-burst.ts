@@ -15,9 +15,23 @@ const conn = await amqplib.connect(values.url, { noDelay: true })
 if (values.coalesce) coalesceWrites((conn.connection as unknown as { stream: Writable }).stream)
 const ch = await conn.createConfirmChannel()
 const burst = Number(values.burst)
-const headers = { 'x-event-type': 'call.ended', 'x-tenant-id': '7c9e6679-7425-40de-944b-e07fc1f90ae7', 'x-correlation-id': '0b7c1f4e-2f43-4a8f-9d57-6a1f0c2d9e11' }
+const headers = {
+  'x-event-type': 'call.ended',
+  'x-tenant-id': '7c9e6679-7425-40de-944b-e07fc1f90ae7',
+  'x-correlation-id': '0b7c1f4e-2f43-4a8f-9d57-6a1f0c2d9e11'
+}
 const one = () => Promise.all(Array.from({ length: burst }, () => new Promise<void>((resolve, reject) => {
-  ch.publish('evg-bench', 'comms.call.ended', Buffer.from(body), { persistent: true, mandatory: true, contentType: 'application/cloudevents+json', messageId: '0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', correlationId: headers['x-correlation-id'], timestamp: Math.floor(Date.now() / 1000), type: 'call.ended', appId: 'event-gateway', headers }, err => err ? reject(err) : resolve())
+  ch.publish('evg-bench', 'comms.call.ended', Buffer.from(body), {
+    persistent: true,
+    mandatory: true,
+    contentType: 'application/cloudevents+json',
+    messageId: '0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b',
+    correlationId: headers['x-correlation-id'],
+    timestamp: Math.floor(Date.now() / 1000),
+    type: 'call.ended',
+    appId: 'event-gateway',
+    headers
+  }, err => err ? reject(err) : resolve())
 })))
 async function run (seconds: number): Promise<number> {
   const started = Date.now()

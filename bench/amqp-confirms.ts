@@ -16,7 +16,8 @@ let count = 0
 
 const publishOne = () => new Promise<void>((resolve, reject) => {
   const start = process.hrtime.bigint()
-  const ok = ch.publish(values.exchange, 'comms.call.ended', body, { persistent: true, mandatory: true, contentType: 'application/cloudevents+json', messageId: uuidv7() }, err => {
+  const options = { persistent: true, mandatory: true, contentType: 'application/cloudevents+json', messageId: uuidv7() }
+  const ok = ch.publish(values.exchange, 'comms.call.ended', body, options, err => {
     if (err) return reject(err)
     latencies.push(Number(process.hrtime.bigint() - start) / 1e6)
     count++

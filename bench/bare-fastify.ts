@@ -9,6 +9,7 @@ if (entry === undefined) throw new Error('call.ended missing from the catalog')
 const ajv = createAjv()
 const app = Fastify({ logger: false })
 app.setValidatorCompiler(({ schema }) => ajv.compile(schema))
-app.post('/v1/events/call.ended', { schema: { body: entry.schema } }, async (_request, reply) => reply.code(202).send({ status: 'accepted' }))
+app.post('/v1/events/call.ended', { schema: { body: entry.schema } }, async (_request, reply) =>
+  reply.code(202).send({ status: 'accepted' }))
 await app.listen({ port: Number(process.env.PORT ?? 3600), host: '127.0.0.1' })
 console.log('ready')

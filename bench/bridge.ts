@@ -16,7 +16,8 @@ const app = Fastify({ logger: false })
 app.setValidatorCompiler(({ schema }) => ajv.compile(schema))
 app.post('/v1/events/call.ended', { schema: { body: entry.schema } }, async (request, reply) => {
   await new Promise<void>((resolve, reject) => {
-    ch.publish(exchange, 'comms.call.ended', Buffer.from(JSON.stringify(request.body)), { persistent: true, mandatory: true, contentType: 'application/json' }, err => err ? reject(err) : resolve())
+    const options = { persistent: true, mandatory: true, contentType: 'application/json' }
+    ch.publish(exchange, 'comms.call.ended', Buffer.from(JSON.stringify(request.body)), options, err => err ? reject(err) : resolve())
   })
   return reply.code(202).send({ status: 'accepted' })
 })

@@ -6,7 +6,16 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 
-const { values } = parseArgs({ options: { url: { type: 'string' }, body: { type: 'string' }, connections: { type: 'string', default: '64' }, seconds: { type: 'string', default: '10' }, header: { type: 'string', multiple: true, default: [] }, unkeyed: { type: 'boolean', default: false } } })
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    body: { type: 'string' },
+    connections: { type: 'string', default: '64' },
+    seconds: { type: 'string', default: '10' },
+    header: { type: 'string', multiple: true, default: [] },
+    unkeyed: { type: 'boolean', default: false }
+  }
+})
 const headers: Record<string, string> = { 'content-type': 'application/json' }
 for (const h of values.header ?? []) {
   const at = h.indexOf(':')
@@ -20,6 +29,9 @@ const result = await autocannon({
   headers,
   body: readFileSync(values.body as string, 'utf8'),
   // --unkeyed: the same generator without the header, so both legs pay the same client cost
-  requests: [{ setupRequest: (request: autocannon.Request) => values.unkeyed === true ? request : ({ ...request, headers: { ...request.headers, 'idempotency-key': randomUUID() } }) }]
+  requests: [{
+    setupRequest: (request: autocannon.Request) =>
+      values.unkeyed === true ? request : ({ ...request, headers: { ...request.headers, 'idempotency-key': randomUUID() } })
+  }]
 })
 console.log(JSON.stringify(result))

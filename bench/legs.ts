@@ -75,7 +75,10 @@ function gateway (env: (ctx: LegContext) => Record<string, string> | Promise<Rec
 let aws: Promise<{ sqsEndpoint: string, queueUrl: string, eventBridgeEndpoint: string }> | undefined
 function awsFakes (ctx: LegContext) {
   aws ??= new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/aws-fakes.ts'], { cwd: ctx.root, stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/aws-fakes.ts'], {
+      cwd: ctx.root,
+      stdio: ['ignore', 'pipe', 'inherit']
+    })
     process.once('exit', () => child.kill())
     let out = ''
     child.stdout.on('data', (chunk: Buffer) => {
@@ -93,11 +96,22 @@ function awsFakes (ctx: LegContext) {
 }
 const AWS_ENV = { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_EC2_METADATA_DISABLED: 'true' }
 
-/** A routes file with one RabbitMQ destination, as BROKER=rabbitmq makes it, whose envelope is the cloudevents profile's template written out. */
+/**
+ * A routes file with one RabbitMQ destination, as BROKER=rabbitmq makes it, whose envelope is the
+ * cloudevents profile's template written out.
+ */
 function templateRoutes (ctx: LegContext): string {
   const path = join(ctx.work, 'routes-template.json')
   writeFileSync(path, JSON.stringify({
-    destinations: { rabbitmq: { broker: 'rabbitmq', url: ctx.amqpUrl, exchange: ctx.exchange, envelope: PROFILES.cloudevents.template, contentType: PROFILES.cloudevents.contentType } },
+    destinations: {
+      rabbitmq: {
+        broker: 'rabbitmq',
+        url: ctx.amqpUrl,
+        exchange: ctx.exchange,
+        envelope: PROFILES.cloudevents.template,
+        contentType: PROFILES.cloudevents.contentType
+      }
+    },
     routes: [{ types: ['*'], to: ['rabbitmq'] }]
   }))
   return path
@@ -162,7 +176,8 @@ export const LEGS: Leg[] = [
   // Each keyed leg has an unkeyed twin: the same server and the same load generator.
   ...(['sqlite', 'redis'] as const).flatMap(store => (['unkeyed', 'keyed'] as const).map(keyed => ({
     id: `${keyed}-${store}`,
-    what: `gateway, BROKER=rabbitmq, single event, ${keyed === 'keyed' ? 'a new Idempotency-Key each' : 'no Idempotency-Key'}, state in ${store === 'redis' ? 'Redis (STATE_URL)' : 'SQLite (embedded)'}`,
+    what: `gateway, BROKER=rabbitmq, single event, ${keyed === 'keyed' ? 'a new Idempotency-Key each' : 'no Idempotency-Key'}, ` +
+      `state in ${store === 'redis' ? 'Redis (STATE_URL)' : 'SQLite (embedded)'}`,
     start: gateway(() => ({ BROKER: 'rabbitmq', ...(store === 'redis' ? { STATE_URL: BENCH_REDIS_URL } : {}) })),
     ...singleLoad,
     headers: tenant,
@@ -209,7 +224,10 @@ export const LEGS: Leg[] = [
   {
     id: 'sqs',
     what: 'gateway, BROKER=sqs (fauxqs), single event',
-    start: gateway(async ctx => { const fakes = await awsFakes(ctx); return { BROKER: 'sqs', SQS_QUEUE_URL: fakes.queueUrl, AWS_ENDPOINT_URL_SQS: fakes.sqsEndpoint, ...AWS_ENV } }),
+    start: gateway(async ctx => {
+      const fakes = await awsFakes(ctx)
+      return { BROKER: 'sqs', SQS_QUEUE_URL: fakes.queueUrl, AWS_ENDPOINT_URL_SQS: fakes.sqsEndpoint, ...AWS_ENV }
+    }),
     ...singleLoad,
     headers: tenant,
     rate: AWS_RATE
@@ -217,7 +235,11 @@ export const LEGS: Leg[] = [
   {
     id: 'eventbridge',
     what: 'gateway, BROKER=eventbridge (local PutEvents endpoint), single event',
-    start: gateway(async ctx => ({ BROKER: 'eventbridge', AWS_ENDPOINT_URL_EVENTBRIDGE: (await awsFakes(ctx)).eventBridgeEndpoint, ...AWS_ENV })),
+    start: gateway(async ctx => ({
+      BROKER: 'eventbridge',
+      AWS_ENDPOINT_URL_EVENTBRIDGE: (await awsFakes(ctx)).eventBridgeEndpoint,
+      ...AWS_ENV
+    })),
     ...singleLoad,
     headers: tenant,
     rate: AWS_RATE

@@ -12,7 +12,9 @@
 import { readFileSync } from 'node:fs'
 
 const [file, pid, eventsArg, topArg, hzArg] = process.argv.slice(2)
-if (file === undefined || pid === undefined || eventsArg === undefined) throw new Error('usage: perf-summary FILE PID EVENTS [top] [sampleHz]')
+if (file === undefined || pid === undefined || eventsArg === undefined) {
+  throw new Error('usage: perf-summary FILE PID EVENTS [top] [sampleHz]')
+}
 const events = Number(eventsArg)
 const top = Number(topArg ?? 40)
 const usPerSample = 1e6 / Number(hzArg ?? 1999)
@@ -30,8 +32,11 @@ if (samples.length === 0) throw new Error(`no samples in ${file}: was it written
 const byThread = new Map<string, number>()
 for (const s of samples) byThread.set(s.tid, (byThread.get(s.tid) ?? 0) + 1)
 const threads = [...byThread].sort((a, b) => b[1] - a[1])
-console.log(`CPU by thread (µs/event, of ${perEvent(samples.length).trim()}; the main thread runs the event loop, the others are SQLite writers, the libuv pool and V8's GC and compiler threads)`)
-for (const [tid, n] of threads) if (tid === pid || n * usPerSample / events >= 0.5) console.log(`${perEvent(n)}  thread ${tid}${tid === pid ? ' (main)' : ''}`)
+console.log(`CPU by thread (µs/event, of ${perEvent(samples.length).trim()}; the main thread runs the event loop, ` +
+  'the others are SQLite writers, the libuv pool and V8\'s GC and compiler threads)')
+for (const [tid, n] of threads) {
+  if (tid === pid || n * usPerSample / events >= 0.5) console.log(`${perEvent(n)}  thread ${tid}${tid === pid ? ' (main)' : ''}`)
+}
 const main = pid
 
 const kindOf = (frames: string[]): string => {

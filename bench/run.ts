@@ -45,7 +45,17 @@ interface Row {
   gcMaxMs: number
   gcOver5: number
 }
-interface LatencyRow { id: string, what: string, rate: number, p50: number, p90: number, p99: number, non2xx: number, gcMaxMs?: number, gcOver5?: number }
+interface LatencyRow {
+  id: string
+  what: string
+  rate: number
+  p50: number
+  p90: number
+  p99: number
+  non2xx: number
+  gcMaxMs?: number
+  gcOver5?: number
+}
 const rows: Row[] = []
 const latency: LatencyRow[] = []
 const notes: string[] = []
@@ -88,12 +98,33 @@ async function purge (): Promise<void> {
   await new Promise(resolve => setTimeout(resolve, 1000)) // let RabbitMQ settle after the purge
 }
 
-function fixedRate (server: Server, path: string, opts: { rate: number, seconds: number, body: string, headers: string[], keyHeader?: string, cpu?: boolean }) {
-  const args = ['--import', 'tsx', 'bench/fixed-rate.ts', '--url', `${server.base}${path}`, '--rate', String(opts.rate), '--seconds', String(opts.seconds), '--body', opts.body]
+/** What bench/fixed-rate.ts prints. */
+type FixedRateResult = {
+  count: number
+  ok: number
+  rate: number
+  p50: number
+  p90: number
+  p99: number
+  non2xx: number
+  errors: number
+  startedAt: number
+  endedAt: number
+  cpuTicks?: number
+  mainCpuTicks?: number
+}
+
+function fixedRate (
+  server: Server, path: string, opts: { rate: number, seconds: number, body: string, headers: string[], keyHeader?: string, cpu?: boolean }
+) {
+  const args = [
+    '--import', 'tsx', 'bench/fixed-rate.ts', '--url', `${server.base}${path}`,
+    '--rate', String(opts.rate), '--seconds', String(opts.seconds), '--body', opts.body
+  ]
   for (const h of opts.headers) args.push('--header', h)
   if (opts.keyHeader !== undefined) args.push('--key-header', opts.keyHeader)
   if (opts.cpu === true) args.push('--pid', String(server.child.pid))
-  return runJson(process.execPath, args) as { count: number, ok: number, rate: number, p50: number, p90: number, p99: number, non2xx: number, errors: number, startedAt: number, endedAt: number, cpuTicks?: number, mainCpuTicks?: number }
+  return runJson(process.execPath, args) as FixedRateResult
 }
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
@@ -128,19 +159,39 @@ async function main (): Promise<void> {
         mainUs.push((r.mainCpuTicks as number) / CLK_TCK * 1e6 / Math.max(1, events))
         windows.push([r.startedAt, r.endedAt])
         non2xx += r.non2xx + r.errors
-        log(`  run ${run + 1}: ${cpuUs.at(-1)?.toFixed(1)} µs/event (main thread ${mainUs.at(-1)?.toFixed(1)}), ${r.rate.toFixed(0)} req/s answered, non-2xx ${r.non2xx + r.errors}`)
+        log(`  run ${run + 1}: ${cpuUs.at(-1)?.toFixed(1)} µs/event (main thread ${mainUs.at(-1)?.toFixed(1)}), ` +
+          `${r.rate.toFixed(0)} req/s answered, non-2xx ${r.non2xx + r.errors}`)
         if (leg.rabbitmq === true) await purge()
       }
       let closed: Row['closed']
       if (CLOSED && leg.connections !== undefined) {
-        const c = autocannon(`${server.base}${leg.path}`, { connections: leg.connections, body: load.body, headers: load.headers, seconds: SECONDS, warmup: WARMUP_SECONDS, ...(leg.keyedClient === true ? { keyed: leg.keyHeader !== undefined } : {}) })
+        const c = autocannon(`${server.base}${leg.path}`, {
+          connections: leg.connections,
+          body: load.body,
+          headers: load.headers,
+          seconds: SECONDS,
+          warmup: WARMUP_SECONDS,
+          ...(leg.keyedClient === true ? { keyed: leg.keyHeader !== undefined } : {})
+        })
         closed = { rate: c.rate * leg.eventsPerRequest, p99: c.p99 }
         non2xx += c.non2xx
         log(`  closed loop: ${closed.rate.toFixed(0)} events/s, non-2xx ${c.non2xx}`)
       }
       const rssMb = server.peakRssMb()
       const pauses = gcPauses(await server.stop(), windows)
-      rows.push({ id: leg.id, what: leg.what, rate: leg.rate, cpuUs, cpuMedian: median(cpuUs), mainMedian: mainOfMedian(cpuUs, mainUs), ...(closed === undefined ? {} : { closed }), non2xx, ...(rssMb === undefined ? {} : { rssMb }), gcMaxMs: pauses.max, gcOver5: pauses.over5 })
+      rows.push({
+        id: leg.id,
+        what: leg.what,
+        rate: leg.rate,
+        cpuUs,
+        cpuMedian: median(cpuUs),
+        mainMedian: mainOfMedian(cpuUs, mainUs),
+        ...(closed === undefined ? {} : { closed }),
+        non2xx,
+        ...(rssMb === undefined ? {} : { rssMb }),
+        gcMaxMs: pauses.max,
+        gcOver5: pauses.over5
+      })
     } finally {
       await server.stop()
     }
@@ -157,25 +208,51 @@ async function main (): Promise<void> {
       if (WARMUP_SECONDS > 0) fixedRate(server, rabbit.path, { ...load, seconds: WARMUP_SECONDS })
       const r = fixedRate(server, rabbit.path, { ...load, seconds: FIXED_SECONDS })
       const pauses = gcPauses(await server.stop(), [[r.startedAt, r.endedAt]])
-      latency.push({ id: 'p99-gateway', what: `gateway, BROKER=rabbitmq, single event, fixed 1000 req/s for ${FIXED_SECONDS} s`, rate: r.rate, p50: r.p50, p90: r.p90, p99: r.p99, non2xx: r.non2xx + r.errors, gcMaxMs: pauses.max, gcOver5: pauses.over5 })
+      latency.push({
+        id: 'p99-gateway',
+        what: `gateway, BROKER=rabbitmq, single event, fixed 1000 req/s for ${FIXED_SECONDS} s`,
+        rate: r.rate,
+        p50: r.p50,
+        p90: r.p90,
+        p99: r.p99,
+        non2xx: r.non2xx + r.errors,
+        gcMaxMs: pauses.max,
+        gcOver5: pauses.over5
+      })
     } finally {
       await server.stop()
     }
     await purge()
     log(`p99: amqplib publish-and-confirm, fixed 1000 msg/s for ${FIXED_SECONDS} s`)
-    const direct = runJson(process.execPath, ['--import', 'tsx', 'bench/amqp-confirms.ts', '--url', AMQP_URL, '--exchange', EXCHANGE, '--rate', '1000', '--seconds', String(FIXED_SECONDS), '--warmup', String(WARMUP_SECONDS), '--body', single]) as { rate: number, p50: number, p90: number, p99: number }
-    latency.push({ id: 'p99-direct', what: `amqplib publish-and-confirm, same body, fixed 1000 msg/s for ${FIXED_SECONDS} s`, rate: direct.rate, p50: direct.p50, p90: direct.p90, p99: direct.p99, non2xx: 0 })
+    const direct = runJson(process.execPath, [
+      '--import', 'tsx', 'bench/amqp-confirms.ts', '--url', AMQP_URL, '--exchange', EXCHANGE,
+      '--rate', '1000', '--seconds', String(FIXED_SECONDS), '--warmup', String(WARMUP_SECONDS), '--body', single
+    ]) as { rate: number, p50: number, p90: number, p99: number }
+    latency.push({
+      id: 'p99-direct',
+      what: `amqplib publish-and-confirm, same body, fixed 1000 msg/s for ${FIXED_SECONDS} s`,
+      rate: direct.rate,
+      p50: direct.p50,
+      p90: direct.p90,
+      p99: direct.p99,
+      non2xx: 0
+    })
     await purge()
   }
 
   report()
 }
 
-/** The main thread's figure of the run whose total is the median (the mean of the middle two for an even count), so that it is part of that total. */
+/**
+ * The main thread's figure of the run whose total is the median (the mean of the middle two for an
+ * even count), so that it is part of that total.
+ */
 function mainOfMedian (totals: number[], mains: number[]): number {
   const order = totals.map((_, i) => i).sort((a, b) => (totals[a] as number) - (totals[b] as number))
   const mid = Math.floor(order.length / 2)
-  return order.length % 2 === 1 ? mains[order[mid] as number] as number : ((mains[order[mid - 1] as number] as number) + (mains[order[mid] as number] as number)) / 2
+  return order.length % 2 === 1
+    ? mains[order[mid] as number] as number
+    : ((mains[order[mid - 1] as number] as number) + (mains[order[mid] as number] as number)) / 2
 }
 
 function report (): void {
@@ -183,7 +260,10 @@ function report (): void {
   const lat = (id: string) => latency.find(r => r.id === id)
   const fmt = (n: number | undefined, d = 0) => (n === undefined ? '–' : n.toFixed(d))
   const cpuRatio = (a: string, b: string) => (row(a) && row(b) ? (row(a) as Row).cpuMedian / (row(b) as Row).cpuMedian : undefined)
-  const closedRatio = (a: string, b: string) => (row(a)?.closed && row(b)?.closed ? (row(a) as Row).closed!.rate / (row(b) as Row).closed!.rate : undefined)
+  const closedRatio = (a: string, b: string) => {
+    const [x, y] = [row(a)?.closed, row(b)?.closed]
+    return x && y ? x.rate / y.rate : undefined
+  }
   const check = (v: number | undefined, ok: (v: number) => boolean): boolean | undefined => (v === undefined ? undefined : ok(v))
   const gatewayRows = rows.filter(r => !['fastify', 'bridge'].includes(r.id))
   const gw99 = lat('p99-gateway')
@@ -194,30 +274,71 @@ function report (): void {
   const non2xx = gatewayRows.reduce((s, r) => s + r.non2xx, 0) + (gw99?.non2xx ?? 0)
   const rss = Math.max(0, ...rows.map(r => r.rssMb ?? 0))
   const goals: [string, string, boolean | undefined][] = [
-    ['gateway single → RabbitMQ ≤ 1.3× the bridge\'s CPU per event', `${fmt(cpuRatio('rabbitmq', 'bridge'), 2)}×`, check(cpuRatio('rabbitmq', 'bridge'), v => v <= 1.3)],
+    [
+      'gateway single → RabbitMQ ≤ 1.3× the bridge\'s CPU per event',
+      `${fmt(cpuRatio('rabbitmq', 'bridge'), 2)}×`,
+      check(cpuRatio('rabbitmq', 'bridge'), v => v <= 1.3)
+    ],
     ['batch of 100 → RabbitMQ ≤ 30 µs per event', `${fmt(row('batch')?.cpuMedian, 1)} µs`, check(row('batch')?.cpuMedian, v => v <= 30)],
-    ['BROKER=local single ≤ 1.5× bare Fastify\'s CPU per event', `${fmt(cpuRatio('local', 'fastify'), 2)}×`, check(cpuRatio('local', 'fastify'), v => v <= 1.5)],
-    ['closed loop (64 connections) single → RabbitMQ ≥ 0.8× the bridge\'s events/s', `${fmt(closedRatio('rabbitmq', 'bridge'), 2)}×`, check(closedRatio('rabbitmq', 'bridge'), v => v >= 0.8)],
+    [
+      'BROKER=local single ≤ 1.5× bare Fastify\'s CPU per event',
+      `${fmt(cpuRatio('local', 'fastify'), 2)}×`,
+      check(cpuRatio('local', 'fastify'), v => v <= 1.5)
+    ],
+    [
+      'closed loop (64 connections) single → RabbitMQ ≥ 0.8× the bridge\'s events/s',
+      `${fmt(closedRatio('rabbitmq', 'bridge'), 2)}×`,
+      check(closedRatio('rabbitmq', 'bridge'), v => v >= 0.8)
+    ],
     ['p99 at 1,000 req/s ≤ direct amqplib p99 + 2 ms', `+${fmt(added99, 2)} ms`, check(added99, v => v <= 2)],
-    ['no GC pause over 5 ms (gateway, measured windows)', `${gcOver5} (longest ${fmt(gcMax, 1)} ms)`, gatewayRows.length === 0 ? undefined : gcOver5 === 0],
+    [
+      'no GC pause over 5 ms (gateway, measured windows)',
+      `${gcOver5} (longest ${fmt(gcMax, 1)} ms)`,
+      gatewayRows.length === 0 ? undefined : gcOver5 === 0
+    ],
     ['peak RSS < 200 MB in every leg', `${fmt(rss)} MB`, rows.length === 0 ? undefined : rss < 200],
-    ...(['sqlite', 'redis'] as const).map((store): [string, string, boolean | undefined] => [`issue 10: keyed single ≥ 0.8× unkeyed closed-loop events/s, state in ${store} (CPU per event: ${fmt(cpuRatio(`keyed-${store}`, `unkeyed-${store}`), 2)}×)`, `${fmt(closedRatio(`keyed-${store}`, `unkeyed-${store}`), 2)}×`, check(closedRatio(`keyed-${store}`, `unkeyed-${store}`), v => v >= 0.8)]),
-    ['issue 11: spool (SQLite outbox) accept rate ≥ 0.8× BROKER=local, closed loop', `${fmt(closedRatio('spool-sqlite', 'local'), 2)}× (PostgreSQL outbox: ${fmt(closedRatio('spool-postgres', 'local'), 2)}×)`, check(closedRatio('spool-sqlite', 'local'), v => v >= 0.8)],
+    ...(['sqlite', 'redis'] as const).map((store): [string, string, boolean | undefined] => [
+      `issue 10: keyed single ≥ 0.8× unkeyed closed-loop events/s, state in ${store} ` +
+        `(CPU per event: ${fmt(cpuRatio(`keyed-${store}`, `unkeyed-${store}`), 2)}×)`,
+      `${fmt(closedRatio(`keyed-${store}`, `unkeyed-${store}`), 2)}×`,
+      check(closedRatio(`keyed-${store}`, `unkeyed-${store}`), v => v >= 0.8)
+    ]),
+    [
+      'issue 11: spool (SQLite outbox) accept rate ≥ 0.8× BROKER=local, closed loop',
+      `${fmt(closedRatio('spool-sqlite', 'local'), 2)}× (PostgreSQL outbox: ${fmt(closedRatio('spool-postgres', 'local'), 2)}×)`,
+      check(closedRatio('spool-sqlite', 'local'), v => v >= 0.8)
+    ],
     ['0 non-2xx (gateway legs)', String(non2xx), gatewayRows.length === 0 ? undefined : non2xx === 0]
   ]
-  const rabbit = (() => { try { return /RabbitMQ version: (\S+)/.exec(execFileSync('rabbitmqctl', ['status'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }))?.[1] ?? '?' } catch { return '?' } })()
+  const rabbit = (() => {
+    try {
+      const status = execFileSync('rabbitmqctl', ['status'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      return /RabbitMQ version: (\S+)/.exec(status)?.[1] ?? '?'
+    } catch {
+      return '?'
+    }
+  })()
   const table = [
-    '| leg | what | offered req/s | CPU µs/event (median) | runs | of which main thread | closed-loop events/s | closed-loop p99 ms | peak RSS MB | GC > 5 ms | non-2xx |',
+    '| leg | what | offered req/s | CPU µs/event (median) | runs | of which main thread | closed-loop events/s | closed-loop p99 ms | ' +
+      'peak RSS MB | GC > 5 ms | non-2xx |',
     '|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|',
-    ...rows.map(r => `| ${r.id} | ${r.what} | ${r.rate} | **${fmt(r.cpuMedian, 1)}** | ${r.cpuUs.map(u => fmt(u, 1)).join(', ')} | ${fmt(r.mainMedian, 1)} | ${fmt(r.closed?.rate)} | ${fmt(r.closed?.p99, 1)} | ${fmt(r.rssMb)} | ${r.gcOver5} | ${r.non2xx} |`)
+    ...rows.map(r => `| ${r.id} | ${r.what} | ${r.rate} | **${fmt(r.cpuMedian, 1)}** | ${r.cpuUs.map(u => fmt(u, 1)).join(', ')} | ` +
+      `${fmt(r.mainMedian, 1)} | ${fmt(r.closed?.rate)} | ${fmt(r.closed?.p99, 1)} | ${fmt(r.rssMb)} | ${r.gcOver5} | ${r.non2xx} |`)
   ].join('\n')
   const latencyTable = latency.length === 0
     ? ''
     : ['| leg | what | req/s | p50 ms | p90 ms | p99 ms | GC > 5 ms | non-2xx |', '|---|---|---:|---:|---:|---:|---:|---:|',
-        ...latency.map(r => `| ${r.id} | ${r.what} | ${fmt(r.rate)} | ${fmt(r.p50, 2)} | ${fmt(r.p90, 2)} | ${fmt(r.p99, 2)} | ${r.gcOver5 === undefined ? '–' : r.gcOver5} | ${r.non2xx} |`)].join('\n')
-  const goalTable = ['| goal | measured | met |', '|---|---:|:---:|', ...goals.map(([g, m, ok]) => `| ${g} | ${m} | ${ok === undefined ? 'n/a' : ok ? 'yes' : 'no'} |`)].join('\n')
-  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; RabbitMQ ${rabbit} on the same machine`
-  const settings = `BENCH_RUNS=${RUNS} BENCH_CPU_SECONDS=${CPU_SECONDS} BENCH_SECONDS=${SECONDS} BENCH_FIXED_SECONDS=${FIXED_SECONDS} BENCH_WARMUP_SECONDS=${WARMUP_SECONDS}${ONLY === undefined ? '' : ` BENCH_LEGS=${ONLY.join(',')}`}`
+        ...latency.map(r => `| ${r.id} | ${r.what} | ${fmt(r.rate)} | ${fmt(r.p50, 2)} | ${fmt(r.p90, 2)} | ${fmt(r.p99, 2)} | ` +
+          `${r.gcOver5 === undefined ? '–' : r.gcOver5} | ${r.non2xx} |`)].join('\n')
+  const goalTable = [
+    '| goal | measured | met |',
+    '|---|---:|:---:|',
+    ...goals.map(([g, m, ok]) => `| ${g} | ${m} | ${ok === undefined ? 'n/a' : ok ? 'yes' : 'no'} |`)
+  ].join('\n')
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; ` +
+    `RabbitMQ ${rabbit} on the same machine`
+  const settings = `BENCH_RUNS=${RUNS} BENCH_CPU_SECONDS=${CPU_SECONDS} BENCH_SECONDS=${SECONDS} BENCH_FIXED_SECONDS=${FIXED_SECONDS} ` +
+    `BENCH_WARMUP_SECONDS=${WARMUP_SECONDS}${ONLY === undefined ? '' : ` BENCH_LEGS=${ONLY.join(',')}`}`
   const md = `# Benchmarks
 
 Measured by \`${settings} npm run bench\` (${new Date().toISOString().slice(0, 10)}).
@@ -249,7 +370,8 @@ ${goalTable}
 ${notes.length > 0 ? `\n${notes.map(n => `- ${n}`).join('\n')}\n` : ''}`
   mkdirSync(join(root, 'docs'), { recursive: true })
   if (ONLY === undefined) writeFileSync(join(root, 'docs/benchmarks.md'), md)
-  console.log(`\n${table}\n\n${latencyTable}\n\n${goalTable}\n\n${ONLY === undefined ? 'written to docs/benchmarks.md' : 'BENCH_LEGS set: docs/benchmarks.md left as it was'}`)
+  const written = ONLY === undefined ? 'written to docs/benchmarks.md' : 'BENCH_LEGS set: docs/benchmarks.md left as it was'
+  console.log(`\n${table}\n\n${latencyTable}\n\n${goalTable}\n\n${written}`)
 }
 
 try {

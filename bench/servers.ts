@@ -39,9 +39,15 @@ export async function waitHttp (url: string, init: RequestInit = {}, seconds = 6
  * Starts `node [flags] --import gc-probe script` and waits until `ready` answers. `script` is the
  * last of `args`; flags before it stay as they are.
  */
-export async function startServer (args: string[], env: Record<string, string>, base: string, ready: string, gcFile: string): Promise<Server | undefined> {
+export async function startServer (
+  args: string[], env: Record<string, string>, base: string, ready: string, gcFile: string
+): Promise<Server | undefined> {
   const withProbe = [...args.slice(0, -1), '--import', probe, ...args.slice(-1)]
-  const child = spawn(process.execPath, withProbe, { cwd: root, env: { ...process.env, ...env, EVG_BENCH_GC_FILE: gcFile }, stdio: ['ignore', 'ignore', 'inherit'] })
+  const child = spawn(process.execPath, withProbe, {
+    cwd: root,
+    env: { ...process.env, ...env, EVG_BENCH_GC_FILE: gcFile },
+    stdio: ['ignore', 'ignore', 'inherit']
+  })
   let stopped: Promise<[number, number][]> | undefined
   const server: Server = {
     child,
@@ -87,17 +93,34 @@ export function runJson (cmd: string, args: string[]): Record<string, unknown> {
   return JSON.parse(out.trim().split('\n').filter(l => l.startsWith('{')).at(-1) as string)
 }
 
+/** What autocannon's `--json` (and bench/keyed.ts) print, as far as it is read. */
+type AutocannonSummary = {
+  requests: { average: number }
+  latency: { p50: number, p90: number, p99: number }
+  non2xx: number
+  errors: number
+  timeouts: number
+}
+
 /** A warm-up run, then the measured closed-loop run. */
 /**
  * `keyed`: through bench/keyed.ts (autocannon's API), with a fresh Idempotency-Key per request
  * when true, without when false: keyed legs and their unkeyed twins pay the same client.
  */
-export function autocannon (url: string, opts: { connections: number, body: string, headers: string[], seconds: number, warmup: number, keyed?: boolean }) {
+export function autocannon (
+  url: string, opts: { connections: number, body: string, headers: string[], seconds: number, warmup: number, keyed?: boolean }
+) {
   const [cmd, args, duration] = opts.keyed === undefined
-    ? [bin('autocannon'), ['--json', '-c', String(opts.connections), '-m', 'POST', '-i', opts.body, '-H', 'content-type: application/json', ...opts.headers.flatMap(h => ['-H', h])], '-d']
-    : [process.execPath, ['--import', 'tsx', 'bench/keyed.ts', '--url', url, '--body', opts.body, '--connections', String(opts.connections), ...opts.headers.flatMap(h => ['--header', h]), ...(opts.keyed ? [] : ['--unkeyed'])], '--seconds']
+    ? [bin('autocannon'), [
+        '--json', '-c', String(opts.connections), '-m', 'POST', '-i', opts.body, '-H', 'content-type: application/json',
+        ...opts.headers.flatMap(h => ['-H', h])
+      ], '-d']
+    : [process.execPath, [
+        '--import', 'tsx', 'bench/keyed.ts', '--url', url, '--body', opts.body, '--connections', String(opts.connections),
+        ...opts.headers.flatMap(h => ['--header', h]), ...(opts.keyed ? [] : ['--unkeyed'])
+      ], '--seconds']
   const urlArg = opts.keyed === undefined ? [url] : []
   if (opts.warmup > 0) runJson(cmd, [...args, duration, String(opts.warmup), ...urlArg])
-  const r = runJson(cmd, [...args, duration, String(opts.seconds), ...urlArg]) as { requests: { average: number }, latency: { p50: number, p90: number, p99: number }, non2xx: number, errors: number, timeouts: number }
+  const r = runJson(cmd, [...args, duration, String(opts.seconds), ...urlArg]) as AutocannonSummary
   return { rate: r.requests.average, p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, non2xx: r.non2xx + r.errors + r.timeouts }
 }

@@ -7,7 +7,8 @@ import { AwsEmulator } from './aws-emulator/index.js'
 const port = Number(process.env.AWS_EMULATOR_PORT ?? 4566)
 const emulator = await AwsEmulator.start({ port })
 console.log(`AWS emulator at ${emulator.endpoint}: SQS (JSON and query protocols) and EventBridge (buses, rules, SQS targets), in memory`)
-console.log(`  export AWS_ENDPOINT_URL=${emulator.endpoint} AWS_REGION=${emulator.eventBridge.region} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test`)
+const region = emulator.eventBridge.region
+console.log(`  export AWS_ENDPOINT_URL=${emulator.endpoint} AWS_REGION=${region} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test`)
 const stop = () => { void emulator.stop().then(() => process.exit(0)) }
 process.once('SIGINT', stop)
 process.once('SIGTERM', stop)

@@ -65,10 +65,19 @@ class EventConsumer {
 }
 
 const QUEUES: Record<string, [string, string, string[]]> = {
-  speaker: [process.env.SPEAKER_QUEUE ?? 'speaker.events', 'speaker.*', ['speaker.onboarded', 'speaker.updated', 'speaker.bucket_reassigned']],
-  draft: [process.env.DRAFT_QUEUE ?? 'draft.events', 'draft.*', ['draft.ingested', 'draft.correction_vector_created', 'draft.correction_vector_updated']],
+  speaker: [
+    process.env.SPEAKER_QUEUE ?? 'speaker.events', 'speaker.*',
+    ['speaker.onboarded', 'speaker.updated', 'speaker.bucket_reassigned']
+  ],
+  draft: [
+    process.env.DRAFT_QUEUE ?? 'draft.events', 'draft.*',
+    ['draft.ingested', 'draft.correction_vector_created', 'draft.correction_vector_updated']
+  ],
   rag: [process.env.RAG_QUEUE ?? 'rag.events', 'rag.*', ['rag.dfn_generated']],
-  evaluation: [process.env.EVALUATION_QUEUE ?? 'evaluation.events', 'evaluation.*', ['evaluation.started', 'evaluation.completed', 'evaluation.failed']]
+  evaluation: [
+    process.env.EVALUATION_QUEUE ?? 'evaluation.events', 'evaluation.*',
+    ['evaluation.started', 'evaluation.completed', 'evaluation.failed']
+  ]
 }
 
 // One service per family, as Draft Genie runs them; here in one process for the example.

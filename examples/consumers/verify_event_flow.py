@@ -23,7 +23,9 @@ REQUIRED = ("version", "interaction_id", "tenant_id", "user_id", "account_id", "
 class EventFlowVerifier:
     def __init__(self, queue_url):
         self.queue_url = queue_url
-        self.sqs = boto3.client("sqs", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"), region_name=os.environ.get("AWS_REGION", "eu-central-1"))
+        self.sqs = boto3.client(
+            "sqs", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"), region_name=os.environ.get("AWS_REGION", "eu-central-1")
+        )
 
     def validate(self, event):
         problems = []
@@ -39,7 +41,8 @@ class EventFlowVerifier:
             problems.append("detail.version is not 1.0")
         if detail.get("status") != "completed":
             problems.append("detail.status is not completed")
-        if not isinstance(detail.get("data"), dict) or not all(isinstance(detail["data"].get(k), str) for k in ("cleaned_transcript", "raw_transcript")):
+        data = detail.get("data")
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("cleaned_transcript", "raw_transcript")):
             problems.append("detail.data lacks the transcripts")
         try:
             datetime.fromisoformat(str(detail.get("timestamp")).replace("Z", "+00:00"))

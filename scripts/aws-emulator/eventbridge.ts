@@ -4,7 +4,14 @@ import { randomUUID } from 'node:crypto'
 // patterns, SQS targets that receive EventBridge's own event, and PutEvents. In memory. Tests can
 // make calls or entries fail (`callError`, `failWith`) and allow PutEvents only (`publishOnly`).
 
-export interface Entry { Source: string, DetailType: string, Detail: string, EventBusName: string, Time?: number, TraceHeader?: string }
+export interface Entry {
+  Source: string
+  DetailType: string
+  Detail: string
+  EventBusName: string
+  Time?: number
+  TraceHeader?: string
+}
 export interface Target { Id: string, Arn: string, SqsParameters?: { MessageGroupId?: string } }
 export interface Rule { bus: string, pattern: string, targets: Target[] }
 export interface Reply { status: number, json: unknown }
@@ -24,7 +31,9 @@ type Pattern = { [key: string]: Pattern | unknown[] }
 export function matches (pattern: Pattern, event: Record<string, unknown>): boolean {
   return Object.entries(pattern).every(([key, want]) => {
     const value = event[key]
-    if (!Array.isArray(want)) return typeof value === 'object' && value !== null && !Array.isArray(value) && matches(want, value as Record<string, unknown>)
+    if (!Array.isArray(want)) {
+      return typeof value === 'object' && value !== null && !Array.isArray(value) && matches(want, value as Record<string, unknown>)
+    }
     const values = Array.isArray(value) ? value : [value]
     return want.some(w => {
       if (typeof w !== 'object' || w === null) return value !== undefined && values.some(v => v === w)
@@ -46,7 +55,9 @@ function patternProblem (pattern: unknown, at = ''): string | undefined {
   for (const [key, want] of Object.entries(pattern)) {
     if (Array.isArray(want)) {
       const bad = want.find(w => typeof w === 'object' && w !== null && !['exists', 'prefix', 'anything-but'].some(op => op in w))
-      if (bad !== undefined) return `${at}${key}: the filter ${JSON.stringify(bad)} is not one this emulator applies (exists, prefix, anything-but)`
+      if (bad !== undefined) {
+        return `${at}${key}: the filter ${JSON.stringify(bad)} is not one this emulator applies (exists, prefix, anything-but)`
+      }
       continue
     }
     const problem = patternProblem(want, `${at}${key}.`)
@@ -85,21 +96,31 @@ export class EventBridgeEmulator {
   async handle (target: string, input: Record<string, unknown>): Promise<Reply> {
     const operation = target.replace(/^AWSEvents\./, '')
     const error = (type: string, message: string, status = 400): Reply => ({ status, json: { __type: type, message } })
-    if (this.publishOnly && operation !== 'PutEvents') return error('AccessDeniedException', `not authorized to perform: events:${operation}`)
+    if (this.publishOnly && operation !== 'PutEvents') {
+      return error('AccessDeniedException', `not authorized to perform: events:${operation}`)
+    }
     const bus = String(input.EventBusName ?? input.Name ?? 'default')
     const busOf = (value: unknown) => String(value ?? 'default').replace(/^arn:aws:events:[^:]*:[^:]*:event-bus\//, '')
     const ruleKey = `${busOf(input.EventBusName)}/${String(input.Name ?? input.Rule)}`
     const notFound = (what: string) => error('ResourceNotFoundException', `${what} does not exist.`)
     switch (operation) {
       case 'PutEvents': return await this.#putEvents(input)
-      case 'DescribeEventBus': return this.buses.has(busOf(input.Name)) ? { status: 200, json: { Name: busOf(input.Name), Arn: this.#arn('event-bus', busOf(input.Name)) } } : notFound(`Event bus ${bus}`)
+      case 'DescribeEventBus': {
+        const name = busOf(input.Name)
+        if (!this.buses.has(name)) return notFound(`Event bus ${bus}`)
+        return { status: 200, json: { Name: name, Arn: this.#arn('event-bus', name) } }
+      }
       case 'CreateEventBus':
-        if (this.buses.has(String(input.Name))) return error('ResourceAlreadyExistsException', `Event bus ${String(input.Name)} already exists.`)
+        if (this.buses.has(String(input.Name))) {
+          return error('ResourceAlreadyExistsException', `Event bus ${String(input.Name)} already exists.`)
+        }
         this.buses.add(String(input.Name))
         return { status: 200, json: { EventBusArn: this.#arn('event-bus', String(input.Name)) } }
       case 'DescribeRule': {
         const rule = this.rules.get(ruleKey)
-        return rule === undefined ? notFound(`Rule ${String(input.Name)}`) : { status: 200, json: { Name: input.Name, Arn: this.#arn('rule', ruleKey), EventPattern: rule.pattern, State: 'ENABLED', EventBusName: rule.bus } }
+        if (rule === undefined) return notFound(`Rule ${String(input.Name)}`)
+        const arn = this.#arn('rule', ruleKey)
+        return { status: 200, json: { Name: input.Name, Arn: arn, EventPattern: rule.pattern, State: 'ENABLED', EventBusName: rule.bus } }
       }
       case 'PutRule': {
         if (!this.buses.has(busOf(input.EventBusName))) return notFound(`Event bus ${busOf(input.EventBusName)}`)
@@ -111,13 +132,22 @@ export class EventBridgeEmulator {
         }
         const problem = patternProblem(pattern)
         if (problem !== undefined) return error('InvalidEventPatternException', problem)
-        this.rules.set(ruleKey, { bus: busOf(input.EventBusName), pattern: String(input.EventPattern), targets: this.rules.get(ruleKey)?.targets ?? [] })
+        const targets = this.rules.get(ruleKey)?.targets ?? []
+        this.rules.set(ruleKey, { bus: busOf(input.EventBusName), pattern: String(input.EventPattern), targets })
         return { status: 200, json: { RuleArn: this.#arn('rule', ruleKey) } }
       }
       case 'ListRules': {
         const onBus = [...this.rules.entries()].filter(([, r]) => r.bus === busOf(input.EventBusName))
         const prefix = String(input.NamePrefix ?? '')
-        const rules = onBus.map(([key, r]) => ({ Name: key.slice(r.bus.length + 1), Arn: this.#arn('rule', key), EventPattern: r.pattern, State: 'ENABLED', EventBusName: r.bus })).filter(r => r.Name.startsWith(prefix))
+        const rules = onBus
+          .map(([key, r]) => ({
+            Name: key.slice(r.bus.length + 1),
+            Arn: this.#arn('rule', key),
+            EventPattern: r.pattern,
+            State: 'ENABLED',
+            EventBusName: r.bus
+          }))
+          .filter(r => r.Name.startsWith(prefix))
         return { status: 200, json: { Rules: rules } }
       }
       case 'DeleteRule': {
@@ -159,8 +189,9 @@ export class EventBridgeEmulator {
       } catch {
         detail = undefined
       }
+      const malformed = typeof detail !== 'object' || detail === null || Array.isArray(detail)
       const code = this.failWith(call, i, e) ??
-        (!this.buses.has(bus) ? 'ResourceNotFoundException' : typeof detail !== 'object' || detail === null || Array.isArray(detail) ? 'MalformedDetail' : undefined)
+        (!this.buses.has(bus) ? 'ResourceNotFoundException' : malformed ? 'MalformedDetail' : undefined)
       if (code !== undefined) {
         failed++
         results.push({ ErrorCode: code, ErrorMessage: code === 'MalformedDetail' ? 'Detail is malformed.' : `scripted ${code}` })

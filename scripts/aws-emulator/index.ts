@@ -65,9 +65,15 @@ export class AwsEmulator {
     await this.#fauxqs.close()
   }
 
-  /** One SQS call of the JSON protocol, to fauxqs; the queue URL is found by the queue's name, whatever host it names. */
-  async #sqs (action: string, input: Record<string, unknown>): Promise<{ status: number, json: Record<string, unknown>, queryError?: string }> {
-    const body = typeof input.QueueUrl === 'string' ? { ...input, QueueUrl: this.#inside + input.QueueUrl.slice(input.QueueUrl.lastIndexOf('/') + 1) } : input
+  /**
+   * One SQS call of the JSON protocol, to fauxqs; the queue URL is found by the queue's name,
+   * whatever host it names.
+   */
+  async #sqs (
+    action: string, input: Record<string, unknown>
+  ): Promise<{ status: number, json: Record<string, unknown>, queryError?: string }> {
+    const { QueueUrl } = input
+    const body = typeof QueueUrl === 'string' ? { ...input, QueueUrl: this.#inside + QueueUrl.slice(QueueUrl.lastIndexOf('/') + 1) } : input
     const res = await this.#fauxqs.inject({
       method: 'POST',
       url: '/',
@@ -81,7 +87,9 @@ export class AwsEmulator {
 
   async #deliver (target: Target, body: string): Promise<void> {
     const name = target.Arn.split(':').at(-1) as string
-    const fifo = name.endsWith('.fifo') ? { MessageGroupId: target.SqsParameters?.MessageGroupId ?? 'default', MessageDeduplicationId: randomUUID() } : {}
+    const fifo = name.endsWith('.fifo')
+      ? { MessageGroupId: target.SqsParameters?.MessageGroupId ?? 'default', MessageDeduplicationId: randomUUID() }
+      : {}
     await this.#sqs('SendMessage', { QueueUrl: name, MessageBody: body, ...fifo })
   }
 
@@ -99,12 +107,14 @@ export class AwsEmulator {
       const contentType = String(req.headers['content-type'] ?? '')
       if (req.method === 'GET' && req.url === '/health') return send(200, 'application/json', '{"status":"ok"}')
       if (target.startsWith('AmazonSQS.')) {
-        const { status, json, queryError } = await this.#sqs(target.slice('AmazonSQS.'.length), text === '' ? {} : JSON.parse(text) as Record<string, unknown>)
+        const input = text === '' ? {} : JSON.parse(text) as Record<string, unknown>
+        const { status, json, queryError } = await this.#sqs(target.slice('AmazonSQS.'.length), input)
         if (queryError !== undefined) res.setHeader('x-amzn-query-error', queryError)
         return send(status, 'application/x-amz-json-1.0', JSON.stringify(json))
       }
       if (target.startsWith('AWSEvents.')) {
-        const { status, json } = await this.eventBridge.handle(target, text === '' ? {} : JSON.parse(text) as Record<string, unknown>)
+        const input = text === '' ? {} : JSON.parse(text) as Record<string, unknown>
+        const { status, json } = await this.eventBridge.handle(target, input)
         return send(status, 'application/x-amz-json-1.1', JSON.stringify(json))
       }
       if (contentType.includes('application/x-www-form-urlencoded')) {
@@ -113,7 +123,8 @@ export class AwsEmulator {
         const { status, json, queryError } = await this.#sqs(action, input)
         return send(status, 'text/xml', status < 300 ? jsonToXml(action, json, requestId) : errorToXml(json, queryError, requestId))
       }
-      send(400, 'application/json', JSON.stringify({ __type: 'UnknownOperationException', message: 'SQS (JSON or query protocol) and EventBridge only' }))
+      const unknownOperation = { __type: 'UnknownOperationException', message: 'SQS (JSON or query protocol) and EventBridge only' }
+      send(400, 'application/json', JSON.stringify(unknownOperation))
     } catch (err) {
       send(500, 'application/json', JSON.stringify({ __type: 'InternalFailure', message: (err as Error).message }))
     }

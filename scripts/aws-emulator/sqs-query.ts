@@ -53,7 +53,9 @@ function shape (flat: Record<string, string>): Record<string, unknown> {
   return out
 }
 
-function attributes (items: readonly Record<string, string>[]): Record<string, { DataType: string, StringValue?: string, BinaryValue?: string }> {
+type MessageAttribute = { DataType: string, StringValue?: string, BinaryValue?: string }
+
+function attributes (items: readonly Record<string, string>[]): Record<string, MessageAttribute> {
   return Object.fromEntries(items.map(i => [i.Name, {
     DataType: i['Value.DataType'] ?? 'String',
     ...(i['Value.StringValue'] === undefined ? {} : { StringValue: i['Value.StringValue'] }),
@@ -68,7 +70,7 @@ interface JsonMessage {
   Body: string
   Attributes?: Record<string, string>
   MD5OfMessageAttributes?: string
-  MessageAttributes?: Record<string, { DataType: string, StringValue?: string, BinaryValue?: string }>
+  MessageAttributes?: Record<string, MessageAttribute>
 }
 
 const nameValue = (map: Record<string, string> | undefined) => Object.entries(map ?? {}).map(([Name, Value]) => ({ Name, Value }))
@@ -84,7 +86,14 @@ function result (action: string, output: Record<string, unknown>): unknown {
         Body: m.Body,
         Attribute: nameValue(m.Attributes),
         ...(m.MD5OfMessageAttributes === undefined ? {} : { MD5OfMessageAttributes: m.MD5OfMessageAttributes }),
-        MessageAttribute: Object.entries(m.MessageAttributes ?? {}).map(([Name, v]) => ({ Name, Value: { ...(v.StringValue === undefined ? {} : { StringValue: v.StringValue }), ...(v.BinaryValue === undefined ? {} : { BinaryValue: v.BinaryValue }), DataType: v.DataType } }))
+        MessageAttribute: Object.entries(m.MessageAttributes ?? {}).map(([Name, v]) => ({
+          Name,
+          Value: {
+            ...(v.StringValue === undefined ? {} : { StringValue: v.StringValue }),
+            ...(v.BinaryValue === undefined ? {} : { BinaryValue: v.BinaryValue }),
+            DataType: v.DataType
+          }
+        }))
       }))
     }
     case 'GetQueueAttributes': return { Attribute: nameValue(output.Attributes as Record<string, string> | undefined) }
@@ -118,7 +127,11 @@ export function errorToXml (json: { __type?: string, message?: string }, queryEr
   return builder.build({
     ErrorResponse: {
       '@_xmlns': NS,
-      Error: { Type: type || 'Sender', Code: code || String(json.__type ?? 'InternalError').replace(/^.*#/, ''), Message: json.message ?? '' },
+      Error: {
+        Type: type || 'Sender',
+        Code: code || String(json.__type ?? 'InternalError').replace(/^.*#/, ''),
+        Message: json.message ?? ''
+      },
       RequestId: requestId
     }
   }) as string

@@ -1,4 +1,5 @@
 import amqplib, { type ChannelModel } from 'amqplib'
+import { messageOf } from '../errors.js'
 import { safeUrl } from './common.js'
 
 /** One connection per URL for a CLI run: destinations with the same URL share it, as in the gateway. */
@@ -10,7 +11,7 @@ export class CliConnections {
     let conn = this.#byUrl.get(url)
     if (conn === undefined) {
       conn = amqplib.connect(url, { timeout: 5000 }).catch((err: unknown) => {
-        throw new Error(`cannot connect to ${safeUrl(url)}: ${(err as Error).message}`)
+        throw new Error(`cannot connect to ${safeUrl(url)}: ${messageOf(err)}`)
       })
       this.#byUrl.set(url, conn)
     }
@@ -18,7 +19,8 @@ export class CliConnections {
   }
 
   async closeAll (): Promise<void> {
-    await Promise.all([...this.#byUrl.values()].map(async c => { await (await c).close() }).map(p => p.catch(() => undefined)))
+    const closing = [...this.#byUrl.values()].map(async c => { await (await c).close() })
+    await Promise.all(closing.map(p => p.catch(() => undefined)))
     this.#byUrl.clear()
   }
 }

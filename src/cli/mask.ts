@@ -30,11 +30,11 @@ export function maskEnvelope (envelope: unknown, placements: readonly Placement[
 
 /** A copy of `value` with the value at `path` redacted, when it is there and not null. */
 function redact (value: unknown, path: readonly (string | number)[]): unknown {
-  if (path.length === 0) return value === null || value === undefined ? value : REDACTED
+  const [key, ...rest] = path
+  if (key === undefined) return value === null || value === undefined ? value : REDACTED
   if (typeof value !== 'object' || value === null) return value
-  const [key, ...rest] = path as [string | number, ...(string | number)[]]
   if (!Object.hasOwn(value, key)) return value
-  const copy = (Array.isArray(value) ? [...value] : { ...value }) as Record<string | number, unknown>
-  copy[key] = redact(copy[key], rest)
+  const copy = Array.isArray(value) ? [...value] : { ...value }
+  Reflect.set(copy, key, redact(Reflect.get(copy, key), rest))
   return copy
 }

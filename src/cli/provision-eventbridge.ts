@@ -1,8 +1,12 @@
-import { CreateEventBusCommand, DescribeEventBusCommand, DescribeRuleCommand, EventBridgeClient, ListTargetsByRuleCommand, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge'
+import {
+  CreateEventBusCommand, DescribeEventBusCommand, DescribeRuleCommand, EventBridgeClient, ListTargetsByRuleCommand, PutRuleCommand,
+  PutTargetsCommand
+} from '@aws-sdk/client-eventbridge'
 import { GetQueueAttributesCommand, SetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs'
 import { awsClientConfig } from '../brokers/aws/credentials.js'
 import type { DestinationConfig, Routing } from '../routing/index.js'
-import { awsFailure, cliSqsClient, ensureQueueWithDlq, notFound, queueNameOf, type ProvisionedQueue } from './provision-sqs.js'
+import { isObject, jsonObject } from './common.js'
+import { answered, awsFailure, cliSqsClient, ensureQueueWithDlq, notFound, queueNameOf, type ProvisionedQueue } from './provision-sqs.js'
 import type { Steps } from './steps.js'
 
 type EventBridgeDestination = Extract<DestinationConfig, { broker: 'eventbridge' }>
@@ -39,7 +43,10 @@ export interface RulePattern {
  * The rule on the bus with the pattern, the queue as its target, and the queue policy that lets
  * the rule send. Looks first, changes only what differs.
  */
-export async function ensureRuleToQueue (events: EventBridgeClient, sqs: SQSClient, bus: string, rule: { name: string, pattern: RulePattern }, queue: ProvisionedQueue, steps: Steps): Promise<void> {
+export async function ensureRuleToQueue (
+  events: EventBridgeClient, sqs: SQSClient, bus: string, rule: { name: string, pattern: RulePattern }, queue: ProvisionedQueue,
+  steps: Steps
+): Promise<void> {
   const ruleName = rule.name
   const pattern = JSON.stringify(rule.pattern)
   const sources = rule.pattern.source
@@ -53,26 +60,51 @@ export async function ensureRuleToQueue (events: EventBridgeClient, sqs: SQSClie
     if (!notFound(err)) throw err
   }
   if (ruleArn === undefined || !samePattern) {
-    ruleArn = (await events.send(new PutRuleCommand({ Name: ruleName, EventBusName: bus, EventPattern: pattern, State: 'ENABLED', Description: `event-gateway: ${sources.join(', ')} to ${queue.name}` }))).RuleArn
+    const put = await events.send(new PutRuleCommand({
+      Name: ruleName,
+      EventBusName: bus,
+      EventPattern: pattern,
+      State: 'ENABLED',
+      Description: `event-gateway: ${sources.join(', ')} to ${queue.name}`
+    }))
+    ruleArn = put.RuleArn
   }
   const detailTypes = rule.pattern['detail-type']
-  steps.say(`rule ${ruleName} on ${bus} matching source ${sources.join(', ')}${detailTypes === undefined ? '' : `, detail-type ${detailTypes.join(', ')}`}`, !samePattern)
+  const matching = `source ${sources.join(', ')}${detailTypes === undefined ? '' : `, detail-type ${detailTypes.join(', ')}`}`
+  steps.say(`rule ${ruleName} on ${bus} matching ${matching}`, !samePattern)
   const targets = (await events.send(new ListTargetsByRuleCommand({ Rule: ruleName, EventBusName: bus }))).Targets ?? []
   const hasTarget = targets.some(tg => tg.Arn === queue.arn)
   if (!hasTarget) {
-    await events.send(new PutTargetsCommand({ Rule: ruleName, EventBusName: bus, Targets: [{ Id: 'evg-queue', Arn: queue.arn, ...(queue.fifo ? { SqsParameters: { MessageGroupId: 'event-gateway' } } : {}) }] }))
+    const target = { Id: 'evg-queue', Arn: queue.arn, ...(queue.fifo ? { SqsParameters: { MessageGroupId: 'event-gateway' } } : {}) }
+    await events.send(new PutTargetsCommand({ Rule: ruleName, EventBusName: bus, Targets: [target] }))
   }
   steps.say(`target ${queue.name} of rule ${ruleName}`, !hasTarget)
-  const policy = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: ['Policy'] }))).Attributes?.Policy ?? ''
-  const allows = policy.includes(ruleArn as string)
+  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: ['Policy'] }))
+  const policy = Attributes?.Policy ?? ''
+  const arn = answered(ruleArn, 'RuleArn')
+  const allows = policy.includes(arn)
   if (!allows) {
     // Other statements stay: rules on other buses (other destinations) may send to this queue too.
     const sid = `event-gateway-rule-${bus}`
-    const others = policy === '' ? [] : ((JSON.parse(policy) as { Statement?: { Sid?: string }[] }).Statement ?? []).filter(s => s.Sid !== sid)
-    const statement = { Sid: sid, Effect: 'Allow', Principal: { Service: 'events.amazonaws.com' }, Action: 'sqs:SendMessage', Resource: queue.arn, Condition: { ArnEquals: { 'aws:SourceArn': ruleArn } } }
-    await sqs.send(new SetQueueAttributesCommand({ QueueUrl: queue.url, Attributes: { Policy: JSON.stringify({ Version: '2012-10-17', Statement: [...others, statement] }) } }))
+    const others = policy === '' ? [] : statementsOf(policy).filter(s => !isObject(s) || s.Sid !== sid)
+    const statement = {
+      Sid: sid,
+      Effect: 'Allow',
+      Principal: { Service: 'events.amazonaws.com' },
+      Action: 'sqs:SendMessage',
+      Resource: queue.arn,
+      Condition: { ArnEquals: { 'aws:SourceArn': arn } }
+    }
+    const document = JSON.stringify({ Version: '2012-10-17', Statement: [...others, statement] })
+    await sqs.send(new SetQueueAttributesCommand({ QueueUrl: queue.url, Attributes: { Policy: document } }))
   }
   steps.say(`queue policy: the rule may send to ${queue.name}`, !allows)
+}
+
+/** The statements of a queue policy (a JSON document), those of other rules included. */
+function statementsOf (policy: string): unknown[] {
+  const { Statement } = jsonObject(JSON.parse(policy))
+  return Array.isArray(Statement) ? Statement : []
 }
 
 /** The sources every event of the destination's types is sent with (its own, or its declared message source). */
@@ -93,7 +125,8 @@ export function patternOf (destination: EventBridgeDestination): RulePattern {
 
 /** The sources of every EventBridge destination of the routing that publishes to the same bus. */
 export function sourcesOnBus (routing: Routing, destination: EventBridgeDestination): string[] {
-  const same = (d: DestinationConfig): d is EventBridgeDestination => d.broker === 'eventbridge' && d.busName === destination.busName && d.region === destination.region && d.endpoint === destination.endpoint
+  const same = (d: DestinationConfig): d is EventBridgeDestination => d.broker === 'eventbridge' &&
+    d.busName === destination.busName && d.region === destination.region && d.endpoint === destination.endpoint
   return [...new Set(routing.destinations.filter(same).flatMap(sourcesOf))]
 }
 
@@ -104,18 +137,23 @@ export function sourcesOnBus (routing: Routing, destination: EventBridgeDestinat
  * names for it, each to its queue, matching the destination's sources and detail types. Queues
  * are in the destination's region; the endpoint the destination names is EventBridge's only.
  */
-export async function provisionEventBridge (destination: EventBridgeDestination, sources: readonly string[], queueUrl: string | undefined, rules: readonly { name: string, queue: string }[], steps: Steps): Promise<void> {
+export async function provisionEventBridge (
+  destination: EventBridgeDestination, sources: readonly string[], queueUrl: string | undefined,
+  rules: readonly { name: string, queue: string }[], steps: Steps
+): Promise<void> {
   const events = cliEventBridgeClient(destination)
   const sqs = cliSqsClient(destination.region === undefined ? {} : { region: destination.region })
   try {
     await ensureBus(events, destination.busName, steps)
     for (const rule of rules) {
       const queue = await ensureQueueWithDlq(sqs, rule.queue, steps)
-      await ensureRuleToQueue(events, sqs, destination.busName, { name: rule.name, pattern: patternOf(destination) }, queue, steps)
+      const pattern = patternOf(destination)
+      await ensureRuleToQueue(events, sqs, destination.busName, { name: rule.name, pattern }, queue, steps)
     }
     if (queueUrl !== undefined) {
       const queue = await ensureQueueWithDlq(sqs, queueNameOf(queueUrl), steps)
-      await ensureRuleToQueue(events, sqs, destination.busName, { name: ruleNameFor(queue.name), pattern: { source: [...sources] } }, queue, steps)
+      const rule = { name: ruleNameFor(queue.name), pattern: { source: [...sources] } }
+      await ensureRuleToQueue(events, sqs, destination.busName, rule, queue, steps)
     } else if (rules.length === 0) {
       console.log('  (no rule to a queue: name one in the queues file, or set SQS_QUEUE_URL to the queue the bus should feed)')
     }

@@ -1,5 +1,6 @@
 import type { ChannelModel } from 'amqplib'
 import { declareTopology } from '../brokers/rabbitmq/topology.js'
+import { codeOf, messageOf } from '../errors.js'
 import type { DestinationConfig } from '../routing/index.js'
 import type { CliConnections } from './amqp.js'
 import type { QueueSpec } from './queues-file.js'
@@ -18,7 +19,7 @@ async function exists (conn: ChannelModel, kind: 'exchange' | 'queue', name: str
     await ch.close()
     return true
   } catch (err) {
-    if ((err as { code?: number }).code === NOT_FOUND) return false
+    if (codeOf(err) === NOT_FOUND) return false
     throw err
   }
 }
@@ -31,12 +32,14 @@ async function exists (conn: ChannelModel, kind: 'exchange' | 'queue', name: str
  * no arguments, unless the file asks it to dead-letter to the DLX: a consumer that declares the
  * queue itself with other arguments than ours would fail at start with 406 PRECONDITION_FAILED.
  */
-export async function provisionRabbitMq (destination: Extract<DestinationConfig, { broker: 'rabbitmq' }>, queues: readonly QueueSpec[], connections: CliConnections, steps: Steps): Promise<void> {
+export async function provisionRabbitMq (
+  destination: Extract<DestinationConfig, { broker: 'rabbitmq' }>, queues: readonly QueueSpec[], connections: CliConnections, steps: Steps
+): Promise<void> {
   let conn: ChannelModel
   try {
     conn = await connections.get(destination.url)
   } catch (err) {
-    throw new CliFailure(2, (err as Error).message)
+    throw new CliFailure(2, messageOf(err))
   }
   const { exchange } = destination
   const ae = destination.alternateExchange
@@ -74,18 +77,23 @@ export async function provisionRabbitMq (destination: Extract<DestinationConfig,
       try {
         await ch.assertQueue(q.name, { durable: true, ...(q.deadLetter === true ? { deadLetterExchange: dlx } : {}) })
       } catch (err) {
-        if ((err as { code?: number }).code !== PRECONDITION_FAILED) throw err
+        if (codeOf(err) !== PRECONDITION_FAILED) throw err
         throw new CliFailure(3, q.deadLetter === true
-          ? `queue ${q.name} exists with other arguments than x-dead-letter-exchange ${dlx}; RabbitMQ does not change a queue's arguments: give it the dead-letter exchange with a policy instead (rabbitmqctl set_policy), or delete the queue first`
+          ? `queue ${q.name} exists with other arguments than x-dead-letter-exchange ${dlx}; ` +
+            'RabbitMQ does not change a queue\'s arguments: give it the dead-letter exchange with a policy instead ' +
+            '(rabbitmqctl set_policy), or delete the queue first'
           // Before queues were declared as their consumers declare them, provision gave each one the DLX.
-          : `queue ${q.name} exists with arguments (an earlier provision gave every queue x-dead-letter-exchange ${dlx}); RabbitMQ does not change a queue's arguments: to keep them, say "deadLetter": true for it in the queues file; to have it as its consumers declare it, delete it first`)
+          : `queue ${q.name} exists with arguments (an earlier provision gave every queue x-dead-letter-exchange ${dlx}); ` +
+            'RabbitMQ does not change a queue\'s arguments: to keep them, say "deadLetter": true for it in the queues file; ' +
+            'to have it as its consumers declare it, delete it first')
       }
       for (const binding of q.bindings) await ch.bindQueue(q.name, exchange, binding)
-      steps.say(`queue ${q.name} (durable${q.deadLetter === true ? `, dead letters to ${dlx}` : ''}) bound with ${q.bindings.join(', ')}`, !hadQ)
+      const deadLetters = q.deadLetter === true ? `, dead letters to ${dlx}` : ''
+      steps.say(`queue ${q.name} (durable${deadLetters}) bound with ${q.bindings.join(', ')}`, !hadQ)
     }
     await ch.close()
   } catch (err) {
     if (err instanceof CliFailure) throw err
-    throw new CliFailure(3, `the broker refused a declaration: ${(err as Error).message}`)
+    throw new CliFailure(3, `the broker refused a declaration: ${messageOf(err)}`)
   }
 }

@@ -1,16 +1,29 @@
-import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs'
+import {
+  CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, SQSClient
+} from '@aws-sdk/client-sqs'
 import { sqsClientConfig } from '../brokers/aws/credentials.js'
 import type { DestinationConfig } from '../routing/index.js'
+import { jsonObject } from './common.js'
 import { CliFailure } from './failure.js'
 import type { Steps } from './steps.js'
 
-export const notFound = (err: unknown) => /NonExistentQueue|QueueDoesNotExist|ResourceNotFound/.test(String((err as { name?: string }).name))
+/** The fields of what an AWS call threw that say what went wrong, where it has them. */
+const awsError = (err: unknown): { name?: unknown, message?: unknown, $metadata?: unknown } =>
+  typeof err === 'object' && err !== null ? err : {}
+
+export const notFound = (err: unknown) => /NonExistentQueue|QueueDoesNotExist|ResourceNotFound/.test(String(awsError(err).name))
+
+/** A field AWS always answers with, though its SDK types every field as optional. */
+export function answered<T> (value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`AWS answered without ${what}`)
+  return value
+}
 
 export interface ProvisionedQueue { name: string, url: string, arn: string, fifo: boolean }
 
 /** The queue's name: the last part of its URL. */
 export function queueNameOf (queueUrl: string): string {
-  return queueUrl.split('/').at(-1) as string
+  return queueUrl.slice(queueUrl.lastIndexOf('/') + 1)
 }
 
 /**
@@ -29,7 +42,9 @@ export function cliSqsClient (opts: { region?: string, endpoint?: string } = {})
 export async function ensureQueueWithDlq (sqs: SQSClient, queue: string, steps: Steps): Promise<ProvisionedQueue> {
   const fifo = queue.endsWith('.fifo')
   const dlqName = fifo ? `${queue.slice(0, -5)}-dlq.fifo` : `${queue}-dlq`
-  const fifoAttrs: Record<string, string> = fifo ? { FifoQueue: 'true', DeduplicationScope: 'messageGroup', FifoThroughputLimit: 'perMessageGroupId' } : {}
+  const fifoAttrs: Record<string, string> = fifo
+    ? { FifoQueue: 'true', DeduplicationScope: 'messageGroup', FifoThroughputLimit: 'perMessageGroupId' }
+    : {}
 
   const ensure = async (name: string, attributes: Record<string, string>): Promise<{ url: string, arn: string }> => {
     let url: string | undefined
@@ -40,16 +55,21 @@ export async function ensureQueueWithDlq (sqs: SQSClient, queue: string, steps: 
     }
     const created = url === undefined
     if (created) url = (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }))).QueueUrl
-    const arn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn as string
+    const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }))
+    const arn = answered(Attributes?.QueueArn, 'QueueArn')
     steps.say(`queue ${name}${fifo ? ' (FIFO)' : ''}`, created)
-    return { url: url as string, arn }
+    return { url: answered(url, 'QueueUrl'), arn }
   }
 
   const dlq = await ensure(dlqName, { ...fifoAttrs, MessageRetentionPeriod: '1209600' })
   const main = await ensure(queue, fifoAttrs)
-  const current = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: main.url, AttributeNames: ['RedrivePolicy'] }))).Attributes?.RedrivePolicy
-  const hasRedrive = current !== undefined && (JSON.parse(current) as { deadLetterTargetArn?: string }).deadLetterTargetArn === dlq.arn
-  if (!hasRedrive) await sqs.send(new SetQueueAttributesCommand({ QueueUrl: main.url, Attributes: { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.arn, maxReceiveCount: '5' }) } }))
+  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: main.url, AttributeNames: ['RedrivePolicy'] }))
+  const current = Attributes?.RedrivePolicy
+  const hasRedrive = current !== undefined && jsonObject(JSON.parse(current)).deadLetterTargetArn === dlq.arn
+  if (!hasRedrive) {
+    const redrivePolicy = JSON.stringify({ deadLetterTargetArn: dlq.arn, maxReceiveCount: '5' })
+    await sqs.send(new SetQueueAttributesCommand({ QueueUrl: main.url, Attributes: { RedrivePolicy: redrivePolicy } }))
+  }
   steps.say(`redrive ${queue} -> ${dlqName} after 5 receives`, !hasRedrive)
   return { name: queue, ...main, fifo }
 }
@@ -57,7 +77,7 @@ export async function ensureQueueWithDlq (sqs: SQSClient, queue: string, steps: 
 /** An AWS error as provision's exit code: 2 unreachable or no credentials, 3 refused. */
 export function awsFailure (err: unknown): CliFailure {
   if (err instanceof CliFailure) return err
-  const e = err as { name?: string, message?: string, $metadata?: unknown }
+  const e = awsError(err)
   const unreachable = e.$metadata === undefined || /ECONNREFUSED|ENOTFOUND|Credential/i.test(`${e.name} ${e.message}`)
   return new CliFailure(unreachable ? 2 : 3, `AWS refused or could not be reached: ${e.name ?? 'Error'}: ${e.message ?? ''}`)
 }

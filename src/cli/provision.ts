@@ -24,11 +24,16 @@ const selected = selectDestinations(setup.routing, values.destination)
 const steps = new Steps()
 const connections = new CliConnections()
 
-async function provision (destination: DestinationConfig, queues: ReadonlyMap<string, QueueSpec[]>, rules: ReadonlyMap<string, RuleSpec[]>): Promise<void> {
+async function provision (
+  destination: DestinationConfig, queues: ReadonlyMap<string, QueueSpec[]>, rules: ReadonlyMap<string, RuleSpec[]>
+): Promise<void> {
   switch (destination.broker) {
     case 'rabbitmq': return provisionRabbitMq(destination, queues.get(destination.name) ?? [], connections, steps)
     case 'sqs': return provisionSqs(destination, steps)
-    case 'eventbridge': return provisionEventBridge(destination, sourcesOnBus(setup.routing, destination), setup.config.SQS_QUEUE_URL, rules.get(destination.name) ?? [], steps)
+    case 'eventbridge': {
+      const sources = sourcesOnBus(setup.routing, destination)
+      return provisionEventBridge(destination, sources, setup.config.SQS_QUEUE_URL, rules.get(destination.name) ?? [], steps)
+    }
     case 'local': return undefined
   }
 }
@@ -39,7 +44,8 @@ try {
   const queues = file === undefined ? new Map<string, QueueSpec[]>() : queuesByDestination(file.queues, setup.routing.destinations)
   const rules = file === undefined ? new Map<string, RuleSpec[]>() : rulesByDestination(file.rules ?? [], setup.routing.destinations)
   for (const destination of selected) {
-    console.log(`Destination ${destination.name}: ${describeDestination(destination)}${destination.broker === 'local' ? ', needs nothing' : ''}`)
+    const needs = destination.broker === 'local' ? ', needs nothing' : ''
+    console.log(`Destination ${destination.name}: ${describeDestination(destination)}${needs}`)
     await provision(destination, queues, rules)
   }
 } catch (err) {

@@ -28,12 +28,20 @@ export async function cliSetup (): Promise<CliSetup> {
 /** The destinations `--destination` names, in routing order; all of them without the flag. */
 export function selectDestinations (routing: Routing, names: readonly string[] | undefined): DestinationConfig[] {
   if (names === undefined || names.length === 0) return routing.destinations
-  const known = routing.destinations.map(d => d.name)
-  const unknown = names.filter(n => !known.includes(n))
-  if (unknown.length > 0) {
-    exitWith(1, `--destination: no destination named ${unknown.map(n => `'${n}'`).join(', ')} in the routing (it has: ${known.join(', ')}; destinations no route uses are left out)`)
-  }
+  const unknown = names.filter(n => !routing.destinations.some(d => d.name === n))
+  if (unknown.length > 0) noSuchDestination(routing, unknown)
   return routing.destinations.filter(d => names.includes(d.name))
+}
+
+/** The one destination `--destination` names, for a CLI that takes one. */
+export function selectDestination (routing: Routing, name: string): DestinationConfig {
+  return routing.destinations.find(d => d.name === name) ?? noSuchDestination(routing, [name])
+}
+
+function noSuchDestination (routing: Routing, names: readonly string[]): never {
+  const known = routing.destinations.map(d => d.name)
+  return exitWith(1, `--destination: no destination named ${names.map(n => `'${n}'`).join(', ')} in the routing ` +
+    `(it has: ${known.join(', ')}; destinations no route uses are left out)`)
 }
 
 /** Where a destination's events go, for headings (passwords masked). */

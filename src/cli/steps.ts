@@ -16,6 +16,8 @@ export class Steps {
 
   summary (): string {
     if (this.created + this.existing === 0) return 'Nothing to provision.'
-    return this.created === 0 ? `Nothing to change: all ${this.existing} already in place.` : `Done: ${this.created} created, ${this.existing} already in place.`
+    return this.created === 0
+      ? `Nothing to change: all ${this.existing} already in place.`
+      : `Done: ${this.created} created, ${this.existing} already in place.`
   }
 }

@@ -1,14 +1,16 @@
-// npm run tail -- [--destination NAME] --binding 'comms.#' [--binding 'speaker.*'] [--prefetch 20] [--count N] [--show-sensitive]
+// npm run tail -- [--destination NAME] --binding 'comms.#' [--binding 'speaker.*'] [--prefetch 20] [--count N]
+//   [--show-sensitive]
 // Consumes what a RabbitMQ destination's exchange receives through a private queue and prints one
 // JSON line per event. Fields the catalog marks as sensitive (transcripts, ...) are masked in the
 // data, wherever the destination's envelope profile keeps it, unless asked for. Exit codes: 0
 // stopped (Ctrl-C or --count reached), 1 bad config or arguments, 2 RabbitMQ not reachable or the
 // exchange does not exist.
 import amqplib from 'amqplib'
+import { messageOf } from '../errors.js'
 import type { DestinationConfig } from '../routing/index.js'
-import { cliArgs, exitWith, safeUrl } from './common.js'
+import { cliArgs, exitWith, isObject, safeUrl } from './common.js'
 import { maskEnvelope, sensitiveFieldsOf } from './mask.js'
-import { cliSetup, selectDestinations } from './routing.js'
+import { cliSetup, selectDestination } from './routing.js'
 
 type RabbitDestination = Extract<DestinationConfig, { broker: 'rabbitmq' }>
 
@@ -28,19 +30,28 @@ const setup = await cliSetup()
 /** The one RabbitMQ destination to tail: the one named, or the only one there is. */
 function pick (): RabbitDestination {
   if (values.destination !== undefined) {
-    const [chosen] = selectDestinations(setup.routing, [values.destination]) as [DestinationConfig]
-    if (chosen.broker !== 'rabbitmq') exitWith(1, `tail: destination '${chosen.name}' is ${chosen.broker}; tail reads RabbitMQ destinations only`)
+    const chosen = selectDestination(setup.routing, values.destination)
+    if (chosen.broker !== 'rabbitmq') {
+      exitWith(1, `tail: destination '${chosen.name}' is ${chosen.broker}; tail reads RabbitMQ destinations only`)
+    }
     return chosen
   }
   const rabbit = setup.routing.destinations.filter((d): d is RabbitDestination => d.broker === 'rabbitmq')
-  if (rabbit.length === 1) return rabbit[0] as RabbitDestination
-  if (rabbit.length === 0) exitWith(1, `tail: the routing has no RabbitMQ destination (it has: ${setup.routing.destinations.map(d => `${d.name} (${d.broker})`).join(', ')})`)
-  return exitWith(1, `tail: the routing has several RabbitMQ destinations (${rabbit.map(d => d.name).join(', ')}); name one with --destination`)
+  const [only, ...more] = rabbit
+  if (only === undefined) {
+    const all = setup.routing.destinations.map(d => `${d.name} (${d.broker})`).join(', ')
+    exitWith(1, `tail: the routing has no RabbitMQ destination (it has: ${all})`)
+  }
+  if (more.length > 0) {
+    exitWith(1, `tail: the routing has several RabbitMQ destinations (${rabbit.map(d => d.name).join(', ')}); name one with --destination`)
+  }
+  return only
 }
 
 const destination = pick()
 const sensitive = sensitiveFieldsOf(setup.catalog)
-// A message whose type cannot be told is masked for every sensitive field of any type: never shown in clear by default.
+// A message whose type cannot be told is masked for every sensitive field of any type: never shown in
+// clear by default.
 const allSensitive = [...new Set([...sensitive.values()].flat())]
 
 /** The event type a message is of: its x-event-type header, else its type property. */
@@ -54,7 +65,7 @@ let conn: amqplib.ChannelModel
 try {
   conn = await amqplib.connect(destination.url, { timeout: 5000 })
 } catch (err) {
-  exitWith(2, `tail: cannot connect to ${safeUrl(destination.url)}: ${(err as Error).message}`)
+  exitWith(2, `tail: cannot connect to ${safeUrl(destination.url)}: ${messageOf(err)}`)
 }
 const ch = await conn.createChannel()
 ch.on('error', () => {})
@@ -62,7 +73,7 @@ try {
   await ch.checkExchange(destination.exchange)
 } catch (err) {
   await conn.close().catch(() => undefined)
-  exitWith(2, `tail: exchange ${destination.exchange} cannot be read (does it exist? npm run provision declares it): ${(err as Error).message}`)
+  exitWith(2, `tail: exchange ${destination.exchange} cannot be read (does it exist? npm run provision declares it): ${messageOf(err)}`)
 }
 const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true })
 for (const b of values.binding) await ch.bindQueue(queue, destination.exchange, b)
@@ -78,18 +89,25 @@ await ch.consume(queue, msg => {
   if (msg === null) return
   let line: Record<string, unknown>
   try {
-    const envelope = JSON.parse(msg.content.toString()) as unknown
+    const envelope: unknown = JSON.parse(msg.content.toString())
     const type = typeOf(msg)
     // A type routed elsewhere that came here all the same is read as this destination's others are.
     const format = (type === undefined ? undefined : destination.formats.get(type)) ?? destination.formats.values().next().value
-    const masked = type === undefined || (!sensitive.has(type) && !destination.formats.has(type)) ? allSensitive : sensitive.get(type) ?? []
+    const unknownType = type === undefined || (!sensitive.has(type) && !destination.formats.has(type))
+    const masked = unknownType ? allSensitive : sensitive.get(type) ?? []
     const shown = values['show-sensitive'] || format === undefined ? envelope : maskEnvelope(envelope, format.placements, masked)
-    line = { routingKey: msg.fields.routingKey, ...(typeof shown === 'object' && shown !== null && !Array.isArray(shown) ? shown : { envelope: shown }) }
+    line = { routingKey: msg.fields.routingKey, ...(isObject(shown) ? shown : { envelope: shown }) }
   } catch {
-    line = { routingKey: msg.fields.routingKey, messageId: msg.properties.messageId, error: 'not a JSON envelope', bytes: msg.content.length }
+    line = {
+      routingKey: msg.fields.routingKey,
+      messageId: msg.properties.messageId,
+      error: 'not a JSON envelope',
+      bytes: msg.content.length
+    }
   }
   process.stdout.write(JSON.stringify(line) + '\n')
   ch.ack(msg)
   if (++seen >= limit) void stop()
 })
-console.error(`tail: destination ${destination.name}, exchange ${destination.exchange} on ${safeUrl(destination.url)} (${destination.envelope} envelopes), bindings ${values.binding.join(', ')}; Ctrl-C to stop`)
+console.error(`tail: destination ${destination.name}, exchange ${destination.exchange} on ${safeUrl(destination.url)} ` +
+  `(${destination.envelope} envelopes), bindings ${values.binding.join(', ')}; Ctrl-C to stop`)

@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util'
 import type { Placement, WireFormat } from '../envelopes/index.js'
 import type { GatewayEvent } from '../envelopes/event.js'
+import { isObject } from './common.js'
 import type { Received } from './verify-types.js'
 
 /**
@@ -9,7 +10,9 @@ import type { Received } from './verify-types.js'
  * what arrived, field by field; the tenant, when the envelope has none, is checked in the
  * transport. Problems never quote what came from the data: it may be a transcript.
  */
-export function checkEnvelope (format: WireFormat, received: Received, sent: GatewayEvent): { problems: string[], checked: string[] } {
+export function checkEnvelope (
+  format: WireFormat, received: Received, sent: GatewayEvent
+): { problems: string[], checked: string[] } {
   const { envelope } = received
   const problems = [...received.problems]
   const readBack = (field: string): unknown => {
@@ -17,10 +20,11 @@ export function checkEnvelope (format: WireFormat, received: Received, sent: Gat
     return at === undefined ? undefined : valueAt(envelope, at.path)
   }
   const time = readBack('time')
-  if (format.placements.some(p => 'field' in p && p.field === 'time') && (typeof time !== 'string' || Number.isNaN(Date.parse(time)))) problems.push('the time is missing or not a time')
+  const placesTime = format.placements.some(p => 'field' in p && p.field === 'time')
+  if (placesTime && (typeof time !== 'string' || Number.isNaN(Date.parse(time)))) problems.push('the time is missing or not a time')
   const traceparent = readBack('traceparent')
   const event: GatewayEvent = { ...sent, ...(typeof time === 'string' ? { time } : {}) }
-  const expected = JSON.parse(format.encode(event, typeof traceparent === 'string' ? traceparent : undefined)) as unknown
+  const expected: unknown = JSON.parse(format.encode(event, typeof traceparent === 'string' ? traceparent : undefined))
   const readsData = (p: Placement) => 'field' in p ? p.field.startsWith('data') : 'spread' in p || p.text.some(f => f.startsWith('data'))
   const fromData = new Set(format.placements.filter(readsData).map(p => String(p.path[0] ?? '')))
   const checked: string[] = []
@@ -43,18 +47,17 @@ export function checkEnvelope (format: WireFormat, received: Received, sent: Gat
   }
   if (!format.placements.some(p => 'field' in p && p.field === 'tenant') && received.transportTenant !== undefined) {
     checked.push(`tenant (${received.transportTenant.where})`)
-    if (received.transportTenant.value !== sent.tenantId) problems.push(`tenant (${received.transportTenant.where}) is ${JSON.stringify(received.transportTenant.value)}, expected ${JSON.stringify(sent.tenantId)}`)
+    const { where, value } = received.transportTenant
+    if (value !== sent.tenantId) problems.push(`tenant (${where}) is ${JSON.stringify(value)}, expected ${JSON.stringify(sent.tenantId)}`)
   }
   return { problems, checked }
 }
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 function valueAt (value: unknown, path: readonly (string | number)[]): unknown {
   let at = value
   for (const key of path) {
     if (typeof at !== 'object' || at === null) return undefined
-    at = (at as Record<string | number, unknown>)[key]
+    at = Reflect.get(at, key)
   }
   return at
 }

@@ -1,5 +1,6 @@
 import { EventEmitter, once } from 'node:events'
 import type { Channel, ConsumeMessage } from 'amqplib'
+import { messageOf } from '../errors.js'
 import type { DestinationConfig } from '../routing/index.js'
 import { CliFailure } from './failure.js'
 import type { WatchContext, Watcher } from './verify-types.js'
@@ -8,7 +9,9 @@ import type { WatchContext, Watcher } from './verify-types.js'
  * A private queue bound to the destination's exchange with the test event's routing key: bound
  * before the event is published, so it cannot pass by unseen.
  */
-export async function watchRabbitMq (destination: Extract<DestinationConfig, { broker: 'rabbitmq' }>, ctx: WatchContext): Promise<Watcher> {
+export async function watchRabbitMq (
+  destination: Extract<DestinationConfig, { broker: 'rabbitmq' }>, ctx: WatchContext
+): Promise<Watcher> {
   const where = `exchange ${destination.exchange} (routing key ${ctx.routingKey})`
   const arrived: ConsumeMessage[] = []
   const arrivals = new EventEmitter()
@@ -25,9 +28,10 @@ export async function watchRabbitMq (destination: Extract<DestinationConfig, { b
       arrivals.emit('message')
     })
   } catch (err) {
-    throw new CliFailure(3, `cannot watch ${where}: ${(err as Error).message}`)
+    throw new CliFailure(3, `cannot watch ${where}: ${messageOf(err)}`)
   }
-  const ours = (marks: readonly string[]) => arrived.find(m => marks.some(mark => m.properties.messageId === mark || m.content.includes(mark)))
+  const ours = (marks: readonly string[]) =>
+    arrived.find(m => marks.some(mark => m.properties.messageId === mark || m.content.includes(mark)))
   return {
     where,
     async receive (marks, until) {
@@ -37,9 +41,9 @@ export async function watchRabbitMq (destination: Extract<DestinationConfig, { b
         msg = ours(marks)
       }
       if (msg === undefined) return undefined
-      let envelope: Record<string, unknown>
+      let envelope: unknown
       try {
-        envelope = JSON.parse(msg.content.toString()) as Record<string, unknown>
+        envelope = JSON.parse(msg.content.toString())
       } catch {
         envelope = {}
       }

@@ -1,18 +1,23 @@
 import { ListRulesCommand, ListTargetsByRuleCommand } from '@aws-sdk/client-eventbridge'
 import { GetQueueUrlCommand } from '@aws-sdk/client-sqs'
+import { asError } from '../errors.js'
+import { jsonObject } from './common.js'
 import { cliEventBridgeClient } from './provision-eventbridge.js'
-import { cliSqsClient } from './provision-sqs.js'
+import { answered, cliSqsClient } from './provision-sqs.js'
 import { CliFailure } from './failure.js'
 
 /** Whether an event pattern lets through this source and detail type (exact values, as provision writes them). */
 function lets (pattern: string | undefined, source: string, detailType: string): boolean {
   let p: Record<string, unknown>
   try {
-    p = JSON.parse(pattern ?? '{}') as Record<string, unknown>
+    p = jsonObject(JSON.parse(pattern ?? '{}'))
   } catch {
     return false
   }
-  const allows = (key: string, value: string) => p[key] === undefined || (Array.isArray(p[key]) && (p[key] as unknown[]).includes(value))
+  const allows = (key: string, value: string) => {
+    const values = p[key]
+    return values === undefined || (Array.isArray(values) && values.includes(value))
+  }
   return Object.keys(p).every(k => k === 'source' || k === 'detail-type') && allows('source', source) && allows('detail-type', detailType)
 }
 
@@ -21,7 +26,9 @@ function lets (pattern: string | undefined, source: string, detailType: string):
  * SQS_QUEUE_URL: the first rule that matches them and has an SQS queue as target (as `npm run
  * provision` sets up from the queues file's `rules`).
  */
-export async function ruleQueueUrl (bus: string, client: { region?: string, endpoint?: string }, source: string, detailType: string): Promise<string> {
+export async function ruleQueueUrl (
+  bus: string, client: { region?: string, endpoint?: string }, source: string, detailType: string
+): Promise<string> {
   const events = cliEventBridgeClient(client)
   const sqs = cliSqsClient(client.region === undefined ? {} : { region: client.region })
   try {
@@ -31,13 +38,16 @@ export async function ruleQueueUrl (bus: string, client: { region?: string, endp
       const arn = targets.map(tg => tg.Arn ?? '').find(a => a.startsWith('arn:aws:sqs:'))
       if (arn === undefined) continue
       const [, , , , account, name] = arn.split(':')
-      return (await sqs.send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account }))).QueueUrl as string
+      const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account }))
+      return answered(QueueUrl, 'QueueUrl')
     }
   } catch (err) {
-    throw new CliFailure(3, `cannot find the rules of bus ${bus} (to find the queue its events reach): ${(err as Error).name}: ${(err as Error).message}`)
+    const e = asError(err)
+    throw new CliFailure(3, `cannot find the rules of bus ${bus} (to find the queue its events reach): ${e.name}: ${e.message}`)
   } finally {
     events.destroy()
     sqs.destroy()
   }
-  throw new CliFailure(1, `no rule on bus ${bus} sends source ${source}, detail-type ${detailType} to an SQS queue: name one in the queues file's rules (npm run provision -- --queues FILE), or set SQS_QUEUE_URL to the queue the bus feeds`)
+  throw new CliFailure(1, `no rule on bus ${bus} sends source ${source}, detail-type ${detailType} to an SQS queue: ` +
+    'name one in the queues file\'s rules (npm run provision -- --queues FILE), or set SQS_QUEUE_URL to the queue the bus feeds')
 }

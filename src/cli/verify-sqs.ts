@@ -1,15 +1,17 @@
 import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs'
+import { asError } from '../errors.js'
+import { jsonObject } from './common.js'
 import { cliSqsClient } from './provision-sqs.js'
 import { CliFailure } from './failure.js'
 import type { Received, Watcher } from './verify-types.js'
-
-type Json = Record<string, unknown>
 
 /**
  * Polls a queue for the test event: the envelope itself (an SQS destination), or, with `rule`,
  * EventBridge's event around it (`detail`) as the rule delivered it.
  */
-export async function watchSqs (queueUrl: string, client: { region?: string, endpoint?: string }, rule: { bus: string, source: string, detailType: string } | undefined): Promise<Watcher> {
+export async function watchSqs (
+  queueUrl: string, client: { region?: string, endpoint?: string }, rule: { bus: string, source: string, detailType: string } | undefined
+): Promise<Watcher> {
   const sqs = cliSqsClient(client)
   const where = rule === undefined ? `queue ${queueUrl}` : `queue ${queueUrl} through bus ${rule.bus}`
   return {
@@ -23,22 +25,31 @@ export async function watchSqs (queueUrl: string, client: { region?: string, end
           // Others' messages stay visible to their consumers; only ours is deleted.
           VisibilityTimeout: 0,
           MessageAttributeNames: ['All']
-        })).catch((err: unknown) => { throw new CliFailure(3, `cannot read ${queueUrl}: ${(err as Error).name}: ${(err as Error).message}`) })
+        })).catch((err: unknown) => {
+          const e = asError(err)
+          throw new CliFailure(3, `cannot read ${queueUrl}: ${e.name}: ${e.message}`)
+        })
         for (const m of res.Messages ?? []) {
           // The marks are unique: a body that contains one is ours, whatever its shape.
           if (!marks.some(mark => m.Body?.includes(mark) === true)) continue
-          let body: Json
+          let body: unknown
           try {
-            body = JSON.parse(m.Body ?? '') as Json
+            body = JSON.parse(m.Body ?? '')
           } catch {
             body = {}
           }
           const problems: string[] = []
           let envelope = body
           if (rule !== undefined) {
-            envelope = typeof body.detail === 'object' && body.detail !== null ? body.detail as Json : {}
-            if (body.source !== rule.source) problems.push(`EventBridge source is ${JSON.stringify(body.source)}, expected ${JSON.stringify(rule.source)}`)
-            if (body['detail-type'] !== rule.detailType) problems.push(`EventBridge detail-type is ${JSON.stringify(body['detail-type'])}, expected ${JSON.stringify(rule.detailType)}`)
+            // EventBridge's event, with the envelope as its detail
+            const { detail, source, 'detail-type': detailType } = jsonObject(body)
+            envelope = typeof detail === 'object' && detail !== null ? detail : {}
+            if (source !== rule.source) {
+              problems.push(`EventBridge source is ${JSON.stringify(source)}, expected ${JSON.stringify(rule.source)}`)
+            }
+            if (detailType !== rule.detailType) {
+              problems.push(`EventBridge detail-type is ${JSON.stringify(detailType)}, expected ${JSON.stringify(rule.detailType)}`)
+            }
           }
           const tenant = m.MessageAttributes?.['tenant-id']?.StringValue
           const received: Received = {

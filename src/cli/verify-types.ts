@@ -5,7 +5,8 @@ import type { CliConnections } from './amqp.js'
 
 /** The test event where a destination put it. */
 export interface Received {
-  envelope: Record<string, unknown>
+  /** What arrived, as read from JSON (`{}` when it was not JSON). */
+  envelope: unknown
   /** The tenant as the transport carries it, for profiles without one in the body (draft-genie). */
   transportTenant?: { where: string, value: unknown }
   /** What is wrong with the wrapping around the envelope (EventBridge's source, detail-type). */

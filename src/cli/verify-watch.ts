@@ -13,7 +13,8 @@ async function watchRule (destination: Extract<DestinationConfig, { broker: 'eve
     detailType: ctx.message?.detailType ?? ctx.type
   }
   const region = destination.region === undefined ? {} : { region: destination.region }
-  const queueUrl = ctx.ruleQueueUrl ?? await ruleQueueUrl(rule.bus, { ...region, ...(destination.endpoint === undefined ? {} : { endpoint: destination.endpoint }) }, rule.source, rule.detailType)
+  const endpoint = destination.endpoint === undefined ? {} : { endpoint: destination.endpoint }
+  const queueUrl = ctx.ruleQueueUrl ?? await ruleQueueUrl(rule.bus, { ...region, ...endpoint }, rule.source, rule.detailType)
   return watchSqs(queueUrl, region, rule)
 }
 
