@@ -88,7 +88,12 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const makeBroker = deps.brokers ?? (deps.broker === undefined
     ? brokerFactory({ db, log: app.log, connectTimeoutMs: config.PUBLISH_TIMEOUT_MS })
     : () => deps.broker as Broker)
-  const policy = { maxAttempts: config.RETRY_MAX_ATTEMPTS, baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS, timeoutMs: config.PUBLISH_TIMEOUT_MS }
+  const policy = {
+    maxAttempts: config.RETRY_MAX_ATTEMPTS,
+    baseMs: config.RETRY_BASE_MS,
+    maxMs: config.RETRY_MAX_MS,
+    timeoutMs: config.PUBLISH_TIMEOUT_MS
+  }
   // Spooled destinations answer once their outbox has the event; their relay publishes it
   // through the same sync delivery (retries, deadline, metrics) a sync destination uses.
   const spool = routing.destinations.some(d => d.mode === 'spool') ? new Spool(config, metrics, app.log) : undefined
@@ -118,8 +123,23 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
 
   await app.register(docs, { catalog })
   // 65% of V8's heap limit: far above the ~26 MB live heap under load, well below an OOM.
-  const pressure = { maxEventLoopDelay: 1000, maxHeapUsedBytes: Math.floor(getHeapStatistics().heap_size_limit * 0.65), sampleInterval: 1000, ...deps.pressure }
-  await app.register(eventRoutes, { config, catalog, fanOut, intake: new Intake(fanOut, state.idempotency, intakeOptions(config), metrics, app.log), rateLimits: limits.any ? { limits, limiter: state.rateLimiter } : undefined, metrics, pressure, ...(reader === undefined ? {} : { reader }), ...(apiKeys === undefined ? {} : { apiKeys }) })
+  const pressure = {
+    maxEventLoopDelay: 1000,
+    maxHeapUsedBytes: Math.floor(getHeapStatistics().heap_size_limit * 0.65),
+    sampleInterval: 1000,
+    ...deps.pressure
+  }
+  await app.register(eventRoutes, {
+    config,
+    catalog,
+    fanOut,
+    intake: new Intake(fanOut, state.idempotency, intakeOptions(config), metrics, app.log),
+    rateLimits: limits.any ? { limits, limiter: state.rateLimiter } : undefined,
+    metrics,
+    pressure,
+    ...(reader === undefined ? {} : { reader }),
+    ...(apiKeys === undefined ? {} : { apiKeys })
+  })
   await app.register(eventTypeRoutes, { catalog, destinationsOf: type => fanOut.destinationsOf(type).map(t => t.name) })
   await app.register(healthRoutes, { destinations, state, metrics, draining: app.draining, ...(spool === undefined ? {} : { spool }) })
   await app.register(adminRoutes, { ...(spool === undefined ? {} : { spool }), ...(apiKeys === undefined ? {} : { apiKeys }) })

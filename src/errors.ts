@@ -68,7 +68,11 @@ export class GatewayError extends Error {
   /** Seconds a client should wait before retrying, sent as Retry-After. */
   readonly retryAfter: number | undefined
 
-  constructor (code: ErrorCode, detail?: string, options: { extensions?: Record<string, unknown>, retryAfter?: number, cause?: unknown } = {}) {
+  constructor (
+    code: ErrorCode,
+    detail?: string,
+    options: { extensions?: Record<string, unknown>, retryAfter?: number, cause?: unknown } = {}
+  ) {
     super(detail ?? ERRORS[code].title, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'GatewayError'
     this.code = code

@@ -14,7 +14,8 @@ async function main (): Promise<void> {
   const host = listenHost(config)
   if (config.API_KEYS_FILE === undefined) {
     app.log.warn(config.HOST === undefined
-      ? 'API_KEYS_FILE is not set: authentication is off, so the gateway listens on 127.0.0.1 only; set HOST=0.0.0.0 to listen on every interface'
+      ? 'API_KEYS_FILE is not set: authentication is off, so the gateway listens on 127.0.0.1 only; ' +
+        'set HOST=0.0.0.0 to listen on every interface'
       : `API_KEYS_FILE is not set: authentication is off, any caller that reaches ${host} may publish`)
   }
   if (config.ALLOW_MOCK_CONTEXT) app.log.warn('ALLOW_MOCK_CONTEXT=true: requests without X-Tenant-ID use MOCK_TENANT_ID (development only)')
@@ -29,7 +30,8 @@ async function main (): Promise<void> {
   const drain = drainSeconds(config)
   const drainMs = drain * 1000
   const relaysMs = app.destinations.some(d => d.mode === 'spool') ? config.PUBLISH_TIMEOUT_MS : 0
-  closeWithGrace({ delay: drainMs + config.PUBLISH_TIMEOUT_MS + relaysMs + TRACE_FLUSH_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS + 3000, logger: app.log }, async ({ signal, err }) => {
+  const delay = drainMs + config.PUBLISH_TIMEOUT_MS + relaysMs + TRACE_FLUSH_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS + 3000
+  closeWithGrace({ delay, logger: app.log }, async ({ signal, err }) => {
     if (err !== undefined) {
       app.log.error({ err }, 'shutting down after an error')
     } else {
@@ -53,7 +55,11 @@ async function main (): Promise<void> {
   })
   // The address a person can open: a wildcard bind is reached through the loopback from here.
   const base = address.replace(/\/\/(0\.0\.0\.0|\[::\])(?=:)/, '//localhost')
-  app.log.info({ destinations: app.destinations.map(d => `${d.name} (${d.broker.name}, ${d.envelope})`), types: app.catalog.size, docs: `${base}/docs` }, `event-gateway ready: the docs at ${base}/docs`)
+  app.log.info({
+    destinations: app.destinations.map(d => `${d.name} (${d.broker.name}, ${d.envelope})`),
+    types: app.catalog.size,
+    docs: `${base}/docs`
+  }, `event-gateway ready: the docs at ${base}/docs`)
 }
 
 /** Listens; a port already in use is a configuration problem (one line, exit 1), not a stack. */

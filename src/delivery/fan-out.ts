@@ -79,7 +79,10 @@ export class FanOut {
     let errors: FieldError[] | undefined
     for (const { destination, check } of checks) {
       for (const e of check(event) ?? []) {
-        (errors ??= []).push({ path: `${prefix}${e.path === '/' ? '' : e.path}` || '/', message: `${e.message} at destination ${destination}` })
+        (errors ??= []).push({
+          path: `${prefix}${e.path === '/' ? '' : e.path}` || '/',
+          message: `${e.message} at destination ${destination}`
+        })
       }
     }
     return errors
@@ -95,7 +98,11 @@ export class FanOut {
   }
 
   /** `parent`: the context the producer spans start in (the request's server span). */
-  async publish (events: readonly GatewayEvent[], already: readonly (ReadonlySet<string> | undefined)[] = [], parent: Context = ROOT_CONTEXT): Promise<FanOutResult[]> {
+  async publish (
+    events: readonly GatewayEvent[],
+    already: readonly (ReadonlySet<string> | undefined)[] = [],
+    parent: Context = ROOT_CONTEXT
+  ): Promise<FanOutResult[]> {
     // Per event, what became of it; per destination, the events it gets (with their place here).
     const fates: Fate[] = events.map((event, i) => ({ event, i, delivered: [...(already[i] ?? [])], failed: undefined }))
     const perDestination = new Map<Destination, Fate[]>()
@@ -162,11 +169,18 @@ function combine (failures: [Failure, ...Failure[]], delivered: string[]): Gatew
   // Retry-After only on an answer that says "try later".
   const retryAfter = first.error.retryable ? Math.max(0, ...failures.map(f => f.error.retryAfter ?? 0)) : 0
   const names = failures.map(f => f.destination.name)
-  return new GatewayError(first.error.code, failures.length === 1 && delivered.length === 0 ? first.error.message : `not delivered to ${names.join(', ')}: ${first.error.message}`, {
+  const detail = failures.length === 1 && delivered.length === 0
+    ? first.error.message
+    : `not delivered to ${names.join(', ')}: ${first.error.message}`
+  return new GatewayError(first.error.code, detail, {
     ...(retryAfter > 0 ? { retryAfter } : {}),
     extensions: {
       ...first.error.extensions,
-      destinations: failures.map(f => ({ name: f.destination.name, code: f.error.code, ...(typeof f.error.extensions.reason === 'string' ? { reason: f.error.extensions.reason } : {}) })),
+      destinations: failures.map(f => ({
+        name: f.destination.name,
+        code: f.error.code,
+        ...(typeof f.error.extensions.reason === 'string' ? { reason: f.error.extensions.reason } : {})
+      })),
       delivered
     }
   })

@@ -62,7 +62,11 @@ function isAccepted (body: unknown): body is Accepted {
 }
 
 const idOf = (ref: KeyRef) => `${ref.tenant}\0${ref.key}`
-const stateUnavailable = () => new GatewayError('EVG_STATE_UNAVAILABLE', 'the idempotency store cannot be reached; send the request again shortly', { retryAfter: 1 })
+const stateUnavailable = () => new GatewayError(
+  'EVG_STATE_UNAVAILABLE',
+  'the idempotency store cannot be reached; send the request again shortly',
+  { retryAfter: 1 }
+)
 
 /**
  * Where single and batch requests meet: events become envelopes for their destinations, and
@@ -128,13 +132,20 @@ export class Intake {
       const left = deadline - Date.now()
       if (left <= 0) {
         for (const k of keyed) {
-          outcomes[k.index] = { ok: false, error: new GatewayError('EVG_IDEMPOTENCY_IN_PROGRESS', 'a request with this idempotency key is still being published; send it again to get its answer', { retryAfter: 1 }) }
+          const error = new GatewayError(
+            'EVG_IDEMPOTENCY_IN_PROGRESS',
+            'a request with this idempotency key is still being published; send it again to get its answer',
+            { retryAfter: 1 }
+          )
+          outcomes[k.index] = { ok: false, error }
           this.#metrics.idempotencyWaits.inc({ outcome: 'in_progress' })
         }
         break
       }
       // Held here: woken when the holder is done. Held elsewhere: polled, more slowly each time.
-      if (!await this.#held.waitFor(keyed.map(k => idOf(k.ref)), left)) await new Promise(resolve => setTimeout(resolve, Math.min(20 * 2 ** round, 250, left)))
+      if (!await this.#held.waitFor(keyed.map(k => idOf(k.ref)), left)) {
+        await new Promise(resolve => setTimeout(resolve, Math.min(20 * 2 ** round, 250, left)))
+      }
       toSend = []
     }
     for (const r of repeats) outcomes[r.index] = outcomes[r.of]
@@ -158,7 +169,9 @@ export class Intake {
     }
     if (pinned.state === 'conflict') return conflict('this Idempotency-Key was already used with a different batch')
     // Busy or done: the same batch pinned it. Reserved: this one pins it, for 24 hours.
-    if (pinned.state === 'reserved') await this.#settle('complete', () => this.#store.complete(ref, pinned.token, { status: 0, body: null }))
+    if (pinned.state === 'reserved') {
+      await this.#settle('complete', () => this.#store.complete(ref, pinned.token, { status: 0, body: null }))
+    }
     return undefined
   }
 
@@ -209,15 +222,24 @@ export class Intake {
     try {
       results = await this.#fanOut.publish(toSend.map(s => s.event), toSend.map(s => s.already), trace)
     } catch (err) {
-      await Promise.all(toSend.flatMap(({ keyed }) => keyed === undefined ? [] : [this.#settle('release', () => this.#store.release(keyed.ref, keyed.token))]))
+      await Promise.all(toSend.flatMap(({ keyed }) => keyed === undefined
+        ? []
+        : [this.#settle('release', () => this.#store.release(keyed.ref, keyed.token))]))
       for (const release of done) release()
       throw err
     }
     for (const [{ index, event, keyed }, result] of zip(toSend, results)) {
       if (result.ok) {
-        const answer: Accepted = { id: event.id, type: event.type, status: this.#fanOut.spooled(event.type) ? 'queued' : 'published', correlationId: event.correlationId }
+        const answer: Accepted = {
+          id: event.id,
+          type: event.type,
+          status: this.#fanOut.spooled(event.type) ? 'queued' : 'published',
+          correlationId: event.correlationId
+        }
         outcomes[index] = { ok: true, accepted: answer, replayed: false }
-        if (keyed !== undefined) settled.push(this.#settle('complete', () => this.#store.complete(keyed.ref, keyed.token, { status: 202, body: answer })))
+        if (keyed !== undefined) {
+          settled.push(this.#settle('complete', () => this.#store.complete(keyed.ref, keyed.token, { status: 202, body: answer })))
+        }
         continue
       }
       outcomes[index] = { ok: false, error: result.error }
@@ -242,7 +264,9 @@ export class Intake {
       await write()
     } catch (err) {
       this.#metrics.stateErrors.inc({ operation })
-      this.#log.error({ err: messageOf(err), operation }, 'could not store what became of an idempotency key: a repeat on another replica, after a restart or once its reservation expires may publish again')
+      this.#log.error({ err: messageOf(err), operation },
+        'could not store what became of an idempotency key: ' +
+        'a repeat on another replica, after a restart or once its reservation expires may publish again')
     }
   }
 

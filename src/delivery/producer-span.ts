@@ -17,7 +17,12 @@ const ATTR_MESSAGING_BATCH_MESSAGE_COUNT = 'messaging.batch.message_count'
  * The producer span of one destination's publish: every event of the request that goes there,
  * retries included. One event: its id; several: their count.
  */
-export function startProducerSpan (tracer: Tracer, destination: { name: string, messaging: Messaging }, events: readonly GatewayEvent[], parent: Context): Span {
+export function startProducerSpan (
+  tracer: Tracer,
+  destination: { name: string, messaging: Messaging },
+  events: readonly GatewayEvent[],
+  parent: Context
+): Span {
   const only = events.length === 1 ? events[0] : undefined
   return tracer.startSpan(`send ${destination.name}`, {
     kind: SpanKind.PRODUCER,
@@ -27,7 +32,9 @@ export function startProducerSpan (tracer: Tracer, destination: { name: string, 
       [ATTR_MESSAGING_OPERATION_TYPE]: 'send',
       [ATTR_MESSAGING_OPERATION_NAME]: 'send',
       'evg.destination': destination.name,
-      ...(only === undefined ? { [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: events.length } : { [ATTR_MESSAGING_MESSAGE_ID]: only.id, 'evg.event_type': only.type })
+      ...(only === undefined
+        ? { [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: events.length }
+        : { [ATTR_MESSAGING_MESSAGE_ID]: only.id, 'evg.event_type': only.type })
     }
   }, parent)
 }
@@ -38,7 +45,10 @@ export function endProducerSpan (span: Span, results: readonly DeliveryResult[])
   const first = failed[0]
   if (first !== undefined) {
     span.setAttribute(ATTR_ERROR_TYPE, first.error.code)
-    span.setStatus({ code: SpanStatusCode.ERROR, message: results.length === 1 ? first.error.message : `${failed.length} of ${results.length} events not taken: ${first.error.message}` })
+    const message = results.length === 1
+      ? first.error.message
+      : `${failed.length} of ${results.length} events not taken: ${first.error.message}`
+    span.setStatus({ code: SpanStatusCode.ERROR, message })
   }
   span.end()
 }

@@ -9,7 +9,9 @@ import { backoffMs, type RetryPolicy } from './retry.js'
 export function refusedFor (destination: string, error: BrokerError): GatewayError {
   // Library messages stay in the log; a size refusal is our own words and tells the client the limit.
   const detail = error.tooLarge ? error.message : `the broker refused it (${error.reason})`
-  return new GatewayError(error.tooLarge ? 'EVG_TOO_LARGE' : 'EVG_BROKER_REJECTED', `${destination} refused the event: ${detail}`, { extensions: { reason: error.reason } })
+  return new GatewayError(error.tooLarge ? 'EVG_TOO_LARGE' : 'EVG_BROKER_REJECTED', `${destination} refused the event: ${detail}`, {
+    extensions: { reason: error.reason }
+  })
 }
 
 export type DeliveryResult = { ok: true } | { ok: false, error: GatewayError }
@@ -44,7 +46,10 @@ export class SyncDelivery {
     let series = this.#bySeries.get(key)
     if (series === undefined) {
       const { destination, broker } = this.#labels
-      series = { published: this.#metrics.published.labels(destination, broker, type, outcome), duration: this.#metrics.publishDuration.labels(destination, broker, type, outcome) }
+      series = {
+        published: this.#metrics.published.labels(destination, broker, type, outcome),
+        duration: this.#metrics.publishDuration.labels(destination, broker, type, outcome)
+      }
       this.#bySeries.set(key, series)
     }
     return series
@@ -68,7 +73,8 @@ export class SyncDelivery {
 
     for (let attempt = 1; pending.length > 0; attempt++) {
       // The first attempt sends every event: the caller's array as it is.
-      const outcomes = await this.#attempt(attempt === 1 ? events as OutgoingEvent[] : pending.map(i => events[i] as OutgoingEvent), deadline - Date.now())
+      const batch = attempt === 1 ? events as OutgoingEvent[] : pending.map(i => events[i] as OutgoingEvent)
+      const outcomes = await this.#attempt(batch, deadline - Date.now())
       const retry: number[] = []
       const refused: BrokerError[] = []
       let brokerDown = true
@@ -89,7 +95,10 @@ export class SyncDelivery {
         }
       })
       // One line per call, not per event: a batch of 100 refused events is one fact.
-      if (refused.length > 0) this.#log.warn({ ...labels, events: refused.length, reason: refused[0]?.reason, err: refused[0]?.message }, 'the broker refused events')
+      if (refused.length > 0) {
+        const [example] = refused
+        this.#log.warn({ ...labels, events: refused.length, reason: example?.reason, err: example?.message }, 'the broker refused events')
+      }
       pending = retry
       if (pending.length === 0) break
       const wait = backoffMs(attempt, this.#policy)
@@ -98,11 +107,14 @@ export class SyncDelivery {
       this.#log.warn({ ...labels, attempt, events: pending.length, reason: lastError?.reason, waitMs: wait }, 'publish failed, retrying')
       await sleep(wait)
     }
-    if (pending.length > 0) this.#log.warn({ ...labels, events: pending.length, reason: lastError?.reason, err: lastError?.message }, 'publish failed')
+    if (pending.length > 0) {
+      this.#log.warn({ ...labels, events: pending.length, reason: lastError?.reason, err: lastError?.message }, 'publish failed')
+    }
+    const unavailable = `${name} could not take the event (${lastError?.reason ?? 'no answer'}); retry later`
     for (const i of pending) {
       results[i] = {
         ok: false,
-        error: new GatewayError('EVG_BROKER_UNAVAILABLE', `${name} could not take the event (${lastError?.reason ?? 'no answer'}); retry later`, {
+        error: new GatewayError('EVG_BROKER_UNAVAILABLE', unavailable, {
           retryAfter: this.retryAfterSeconds,
           extensions: { reason: lastError?.reason ?? 'unknown' }
         })
@@ -127,10 +139,13 @@ export class SyncDelivery {
     const fail = (error: BrokerError) => batch.map(() => ({ ok: false as const, error }))
     if (remainingMs <= 0) return Promise.resolve(fail(new BrokerError('publish deadline passed', { retryable: true, reason: 'timeout' })))
     return new Promise(resolve => {
-      const timer = setTimeout(() => resolve(fail(new BrokerError(`no answer within ${this.#policy.timeoutMs} ms`, { retryable: true, reason: 'timeout' }))), remainingMs)
+      const timedOut = () => new BrokerError(`no answer within ${this.#policy.timeoutMs} ms`, { retryable: true, reason: 'timeout' })
+      const timer = setTimeout(() => resolve(fail(timedOut())), remainingMs)
       const failed = (err: unknown) => {
         clearTimeout(timer)
-        resolve(fail(err instanceof BrokerError ? err : new BrokerError((err as Error).message, { retryable: true, reason: 'error', cause: err })))
+        resolve(fail(err instanceof BrokerError
+          ? err
+          : new BrokerError((err as Error).message, { retryable: true, reason: 'error', cause: err })))
       }
       try {
         this.#broker.publish(batch).then(outcomes => {

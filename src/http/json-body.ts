@@ -54,13 +54,17 @@ function hasNonFinite (value: unknown): boolean {
  */
 export function parseJsonBody (_req: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void): void {
   if (body.length === 0) return done(new GatewayError('EVG_VALIDATION', 'the body is empty; send a JSON object'))
-  if (jsonDepthExceeds(body, MAX_JSON_DEPTH)) return done(new GatewayError('EVG_VALIDATION', `the body nests deeper than ${MAX_JSON_DEPTH} levels`))
+  if (jsonDepthExceeds(body, MAX_JSON_DEPTH)) {
+    return done(new GatewayError('EVG_VALIDATION', `the body nests deeper than ${MAX_JSON_DEPTH} levels`))
+  }
   let value: unknown
   try {
     value = sjson.parse(body, { protoAction: 'error', constructorAction: 'error' })
   } catch (err) {
     return done(new GatewayError('EVG_VALIDATION', `the body is not valid JSON: ${messageOf(err)}`))
   }
-  if (HUGE_NUMBER.test(body) && hasNonFinite(value)) return done(new GatewayError('EVG_VALIDATION', 'the body has a number too large to represent (such as 1e400)'))
+  if (HUGE_NUMBER.test(body) && hasNonFinite(value)) {
+    return done(new GatewayError('EVG_VALIDATION', 'the body has a number too large to represent (such as 1e400)'))
+  }
   done(null, value)
 }

@@ -14,8 +14,13 @@ export const ApiKeysFileSchema = Type.Object({
     name: Type.String({ minLength: 1, maxLength: 128, description: 'Who holds the key; shown in logs' }),
     sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'Hex sha256 of the key' }),
     tenants: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Tenants it may publish for; "*" for any' }),
-    eventTypes: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Types it may publish; "*" for any, "call.*" for a prefix' }),
-    admin: Type.Optional(Type.Boolean({ description: 'May use the admin API (/v1/admin: the outbox and its dead letters, every tenant\'s); default false' }))
+    eventTypes: Type.Array(Type.String({ minLength: 1 }), {
+      minItems: 1,
+      description: 'Types it may publish; "*" for any, "call.*" for a prefix'
+    }),
+    admin: Type.Optional(Type.Boolean({
+      description: 'May use the admin API (/v1/admin: the outbox and its dead letters, every tenant\'s); default false'
+    }))
   }, { additionalProperties: false }), { minItems: 1 })
 }, { additionalProperties: false })
 
@@ -35,7 +40,12 @@ export class ApiKeys {
   constructor (file: ApiKeysFile) {
     for (const k of file.keys) {
       // Tenants as requests spell them after normalisation: UUIDs in lower case.
-      this.#byDigest.set(k.sha256, { name: k.name, allowsTenant: patternMatcher(k.tenants.map(normalizeConfiguredTenant)), allowsType: patternMatcher(k.eventTypes), admin: k.admin === true })
+      this.#byDigest.set(k.sha256, {
+        name: k.name,
+        allowsTenant: patternMatcher(k.tenants.map(normalizeConfiguredTenant)),
+        allowsType: patternMatcher(k.eventTypes),
+        admin: k.admin === true
+      })
     }
   }
 

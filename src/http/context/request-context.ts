@@ -53,7 +53,12 @@ export function callerTraceparent (request: FastifyRequest): string | undefined 
 }
 
 /** Tenant, user, account and trace context of a request; EVG_BAD_CONTEXT when unusable. */
-export function contextFromHeaders (headers: IncomingHttpHeaders, correlationId: string, traceparent: string | undefined, config: Config): RequestContext {
+export function contextFromHeaders (
+  headers: IncomingHttpHeaders,
+  correlationId: string,
+  traceparent: string | undefined,
+  config: Config
+): RequestContext {
   const mock = config.ALLOW_MOCK_CONTEXT
   const tenantId = single(headers, HEADERS.tenant) ?? (mock ? config.MOCK_TENANT_ID : undefined)
   if (tenantId === undefined) throw new GatewayError('EVG_BAD_CONTEXT', `${HEADERS.tenant} header is required`)

@@ -63,4 +63,7 @@ async function bodiesInFlightPlugin (app: FastifyInstance, opts: { budget: numbe
 }
 
 /** After the server span starts, so that a refused request has its span too. */
-export const bodiesInFlight = fp(bodiesInFlightPlugin, { name: 'evg-bodies-in-flight', dependencies: ['evg-problems', 'evg-request-tracing'] })
+export const bodiesInFlight = fp(bodiesInFlightPlugin, {
+  name: 'evg-bodies-in-flight',
+  dependencies: ['evg-problems', 'evg-request-tracing']
+})

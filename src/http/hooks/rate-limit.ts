@@ -42,7 +42,9 @@ export async function rateLimits (app: FastifyInstance, opts: RateLimitOptions):
       limiter.take(tenant, events, limit).then(taken => {
         // As the plugin reads it: `current` over `max` (the burst) is a refusal; `ttl` is the wait.
         const used = Math.ceil(taken.fullInMs * limit.perSecond / 1000)
-        callback(null, taken.allowed ? { current: Math.min(used, limit.burst), ttl: taken.fullInMs } : { current: limit.burst + 1, ttl: taken.retryInMs })
+        callback(null, taken.allowed
+          ? { current: Math.min(used, limit.burst), ttl: taken.fullInMs }
+          : { current: limit.burst + 1, ttl: taken.retryInMs })
       }, (err: unknown) => {
         metrics.stateErrors.inc({ operation: 'rate_limit' })
         callback(asError(err))
@@ -66,7 +68,8 @@ export async function rateLimits (app: FastifyInstance, opts: RateLimitOptions):
     errorResponseBuilder: (request, context) => {
       const limit = limits.of(request.evgContext?.tenantId ?? '')
       const seconds = Math.max(1, Math.ceil(context.ttl / 1000))
-      return new GatewayError('EVG_RATE_LIMITED', `this tenant may send ${limit?.perSecond ?? 0} events per second (${limit?.burst ?? 0} at once); retry in ${seconds} s`, { retryAfter: seconds })
+      const allowed = `${limit?.perSecond ?? 0} events per second (${limit?.burst ?? 0} at once)`
+      return new GatewayError('EVG_RATE_LIMITED', `this tenant may send ${allowed}; retry in ${seconds} s`, { retryAfter: seconds })
     }
   })
 }

@@ -12,7 +12,8 @@ export const UNMATCHED = 'unmatched'
 async function requestMetricsPlugin (app: FastifyInstance): Promise<void> {
   const metrics = app.metrics
   app.addHook('onResponse', async (request, reply) => {
-    metrics.httpDuration.observe({ route: request.routeOptions.url ?? UNMATCHED, method: request.method, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000)
+    const labels = { route: request.routeOptions.url ?? UNMATCHED, method: request.method, status_code: String(reply.statusCode) }
+    metrics.httpDuration.observe(labels, reply.elapsedTime / 1000)
   })
 }
 

@@ -29,14 +29,17 @@ const BY_STATUS: Record<number, ErrorCode> = {
 
 /** Any error as a problem: ours as they are, Fastify's by code, the unexpected as EVG_INTERNAL. */
 export function toProblem (error: FastifyError | GatewayError | Error): { problem: Problem, retryAfter?: number } {
-  if (error instanceof GatewayError) return { problem: error.toProblem(), ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter }) }
+  if (error instanceof GatewayError) {
+    return { problem: error.toProblem(), ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter }) }
+  }
   // Fastify's errors carry these; any other error has none of them
   const fe: Partial<FastifyError> = error
   if (fe.validation !== undefined) {
     const where = fe.validationContext ?? 'body'
     return { problem: problem('EVG_VALIDATION', `the ${where} is not valid`, validationDetails(fe.validation)) }
   }
-  const mapped = (fe.code ? FASTIFY_CODES[fe.code] : undefined) ?? (fe.statusCode !== undefined && fe.statusCode < 500 ? BY_STATUS[fe.statusCode] ?? 'EVG_VALIDATION' : undefined)
+  const byStatus = fe.statusCode !== undefined && fe.statusCode < 500 ? BY_STATUS[fe.statusCode] ?? 'EVG_VALIDATION' : undefined
+  const mapped = (fe.code ? FASTIFY_CODES[fe.code] : undefined) ?? byStatus
   if (mapped !== undefined) return { problem: problem(mapped, fe.message) }
   return { problem: problem('EVG_INTERNAL', 'unexpected error; it was logged') }
 }
@@ -46,7 +49,11 @@ export function toProblem (error: FastifyError | GatewayError | Error): { proble
  * of a route that publishes, or of a POST naming a type that does not exist; a batch's refused
  * events one by one, with their own type.
  */
-export function countRejection (request: FastifyRequest, code: ErrorCode, type = request.routeOptions.config?.eventType ?? 'unknown'): void {
+export function countRejection (
+  request: FastifyRequest,
+  code: ErrorCode,
+  type = request.routeOptions.config?.eventType ?? 'unknown'
+): void {
   request.server.metrics.rejected.inc({ type, code })
 }
 
@@ -99,8 +106,16 @@ function decodeSafe (s: string): string {
  * answered as problems too, and the socket closed; the process is not affected.
  */
 const CLIENT_ERRORS: Record<string, [ErrorCode, string, string]> = {
-  HPE_HEADER_OVERFLOW: ['EVG_HEADERS_TOO_LARGE', 'Request Header Fields Too Large', 'the request headers are larger than the server accepts'],
-  ERR_HTTP_REQUEST_TIMEOUT: ['EVG_TIMEOUT', 'Request Timeout', 'the request was not complete in time (HTTP_HEADERS_TIMEOUT_MS / HTTP_REQUEST_TIMEOUT_MS)']
+  HPE_HEADER_OVERFLOW: [
+    'EVG_HEADERS_TOO_LARGE',
+    'Request Header Fields Too Large',
+    'the request headers are larger than the server accepts'
+  ],
+  ERR_HTTP_REQUEST_TIMEOUT: [
+    'EVG_TIMEOUT',
+    'Request Timeout',
+    'the request was not complete in time (HTTP_HEADERS_TIMEOUT_MS / HTTP_REQUEST_TIMEOUT_MS)'
+  ]
 }
 
 export function clientErrorHandler (err: Error & { code?: string }, socket: Socket): void {

@@ -42,9 +42,19 @@ const DeadLettersSchema = Type.Object({
 
 const SelectionSchema = Type.Object({
   destination: Type.Optional(Name),
-  ids: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), { minItems: 1, maxItems: 1000, description: 'Only these dead letters' })),
-  all: Type.Optional(Type.Boolean({ description: 'Every dead letter (of the destination, when one is named); needed when neither destination nor ids is' }))
-}, { additionalProperties: false, description: 'Which dead letters: a destination\'s, some ids, or all (`"all": true`), never by accident', 'x-component': 'DeadLetterSelection' })
+  ids: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), {
+    minItems: 1,
+    maxItems: 1000,
+    description: 'Only these dead letters'
+  })),
+  all: Type.Optional(Type.Boolean({
+    description: 'Every dead letter (of the destination, when one is named); needed when neither destination nor ids is'
+  }))
+}, {
+  additionalProperties: false,
+  description: 'Which dead letters: a destination\'s, some ids, or all (`"all": true`), never by accident',
+  'x-component': 'DeadLetterSelection'
+})
 
 /** A stored envelope as JSON; the outbox keeps what the gateway serialized. */
 const parseEnvelope = (text: string): unknown => JSON.parse(text)
@@ -79,21 +89,51 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
   })
   const spoolOf = (destination?: string): Spool => {
     const spool = opts.spool
-    if (spool === undefined) throw new GatewayError('EVG_NOT_FOUND', 'no destination is spooled (DELIVERY_MODE=spool, or "delivery": "spool" in ROUTES_FILE): there is no outbox')
-    if (destination !== undefined && !spool.destinations.includes(destination)) throw new GatewayError('EVG_NOT_FOUND', `no spooled destination named '${destination.slice(0, 64)}'`)
+    if (spool === undefined) {
+      throw new GatewayError('EVG_NOT_FOUND',
+        'no destination is spooled (DELIVERY_MODE=spool, or "delivery": "spool" in ROUTES_FILE): there is no outbox')
+    }
+    if (destination !== undefined && !spool.destinations.includes(destination)) {
+      throw new GatewayError('EVG_NOT_FOUND', `no spooled destination named '${destination.slice(0, 64)}'`)
+    }
     return spool
   }
-  const selection = (body: { destination?: string | undefined, ids?: number[] | undefined, all?: boolean | undefined }): DeadLetterQuery => {
-    if (body.destination === undefined && body.ids === undefined && body.all !== true) throw new GatewayError('EVG_VALIDATION', 'name a destination, ids, or "all": true')
-    return { ...(body.destination === undefined ? {} : { destination: body.destination }), ...(body.ids === undefined ? {} : { ids: body.ids }) }
+  const selection = (body: {
+    destination?: string | undefined
+    ids?: number[] | undefined
+    all?: boolean | undefined
+  }): DeadLetterQuery => {
+    if (body.destination === undefined && body.ids === undefined && body.all !== true) {
+      throw new GatewayError('EVG_VALIDATION', 'name a destination, ids, or "all": true')
+    }
+    return {
+      ...(body.destination === undefined ? {} : { destination: body.destination }),
+      ...(body.ids === undefined ? {} : { ids: body.ids })
+    }
   }
 
   typed.get('/v1/admin/outbox', {
-    schema: { tags: ['admin'], summary: 'Each spooled destination\'s outbox: depth, oldest age, dead letters', operationId: 'admin_outbox', security, response: { 200: OutboxSchema, ...problemResponses } }
+    schema: {
+      tags: ['admin'],
+      summary: 'Each spooled destination\'s outbox: depth, oldest age, dead letters',
+      operationId: 'admin_outbox',
+      security,
+      response: { 200: OutboxSchema, ...problemResponses }
+    }
   }, async () => {
     const spool = spoolOf()
     const states = await spool.states()
-    return { store: spool.store.kind, destinations: states.map(s => ({ name: s.destination, depth: s.depth, bytes: s.bytes, oldestAgeSeconds: s.oldestAgeSeconds, deadLetters: s.deadLetters, deadBytes: s.deadBytes })) }
+    return {
+      store: spool.store.kind,
+      destinations: states.map(s => ({
+        name: s.destination,
+        depth: s.depth,
+        bytes: s.bytes,
+        oldestAgeSeconds: s.oldestAgeSeconds,
+        deadLetters: s.deadLetters,
+        deadBytes: s.deadBytes
+      }))
+    }
   })
 
   typed.get('/v1/admin/dead-letters', {
@@ -104,7 +144,11 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
       security,
       querystring: Type.Object({
         destination: Type.Optional(Name),
-        after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Cursor: the `next` of the previous page' })),
+        after: Type.Optional(Type.Integer({
+          minimum: 0,
+          maximum: Number.MAX_SAFE_INTEGER,
+          description: 'Cursor: the `next` of the previous page'
+        })),
         limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 }))
       }, { additionalProperties: false }),
       response: { 200: DeadLettersSchema, ...problemResponses }
@@ -112,9 +156,24 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
   }, async request => {
     const q = request.query
     const spool = spoolOf(q.destination)
-    const rows = await spool.store.deadLetters({ limit: q.limit ?? 100, ...(q.destination === undefined ? {} : { destination: q.destination }), ...(q.after === undefined ? {} : { after: q.after }) })
+    const rows = await spool.store.deadLetters({
+      limit: q.limit ?? 100,
+      ...(q.destination === undefined ? {} : { destination: q.destination }),
+      ...(q.after === undefined ? {} : { after: q.after })
+    })
     return {
-      deadLetters: rows.map(r => ({ id: r.id, destination: r.destination, tenantId: r.tenant, eventId: r.eventId, type: r.type, reason: r.reason, attempts: r.attempts, acceptedAt: new Date(r.acceptedAt).toISOString(), failedAt: new Date(r.failedAt).toISOString(), envelope: parseEnvelope(r.envelope) })),
+      deadLetters: rows.map(r => ({
+        id: r.id,
+        destination: r.destination,
+        tenantId: r.tenant,
+        eventId: r.eventId,
+        type: r.type,
+        reason: r.reason,
+        attempts: r.attempts,
+        acceptedAt: new Date(r.acceptedAt).toISOString(),
+        failedAt: new Date(r.failedAt).toISOString(),
+        envelope: parseEnvelope(r.envelope)
+      })),
       next: rows.at(-1)?.id ?? q.after ?? 0
     }
   })
@@ -123,7 +182,8 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
     schema: {
       tags: ['admin'],
       summary: 'Put dead letters back in the outbox: the relay publishes them again',
-      description: 'They join the end of their destination\'s outbox with no attempts counted, under their own event ids (consumers that saw one drop it).',
+      description: 'They join the end of their destination\'s outbox with no attempts counted, ' +
+        'under their own event ids (consumers that saw one drop it).',
       operationId: 'admin_replay_dead_letters',
       security,
       body: SelectionSchema,

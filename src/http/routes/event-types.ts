@@ -34,7 +34,10 @@ function describe (e: CompiledEntry, destinations: readonly string[]) {
   }
 }
 
-export async function eventTypeRoutes (app: FastifyInstance, opts: { catalog: Catalog, destinationsOf: (type: string) => readonly string[] }): Promise<void> {
+export async function eventTypeRoutes (
+  app: FastifyInstance,
+  opts: { catalog: Catalog, destinationsOf: (type: string) => readonly string[] }
+): Promise<void> {
   const { catalog, destinationsOf } = opts
   app.get('/v1/event-types', {
     schema: {
@@ -42,7 +45,10 @@ export async function eventTypeRoutes (app: FastifyInstance, opts: { catalog: Ca
       summary: 'List the event types this gateway accepts',
       operationId: 'list_event_types',
       security: noSecurity,
-      response: { 200: Type.Object({ types: Type.Array(EventTypeSchema) }, { description: 'Every type, in catalog order' }), ...problemResponses }
+      response: {
+        200: Type.Object({ types: Type.Array(EventTypeSchema) }, { description: 'Every type, in catalog order' }),
+        ...problemResponses
+      }
     }
   }, async () => ({ types: catalog.list().map(e => describe(e, destinationsOf(e.type))) }))
 

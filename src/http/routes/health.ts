@@ -8,7 +8,12 @@ import { messageOf } from '../../errors.js'
 import { noSecurity, problemResponses } from './schemas.js'
 
 const ReadySchema = Type.Object({
-  status: Type.Enum(['ready', 'degraded', 'unavailable', 'draining'], { description: 'ready: every destination (its broker, and its outbox when spooled) and the state store are up; degraded: some destinations can take events, or the state store is down; unavailable: no destination can take events; draining: shutting down. A spooled destination takes events while its outbox is up, its broker down or not' }),
+  status: Type.Enum(['ready', 'degraded', 'unavailable', 'draining'], {
+    description: 'ready: every destination (its broker, and its outbox when spooled) and the state store are up; ' +
+      'degraded: some destinations can take events, or the state store is down; ' +
+      'unavailable: no destination can take events; draining: shutting down. ' +
+      'A spooled destination takes events while its outbox is up, its broker down or not'
+  }),
   destinations: Type.Array(Type.Object({
     name: Type.String(),
     broker: Type.String(),
@@ -67,7 +72,13 @@ export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): 
   }
 
   app.get('/health/live', {
-    schema: { tags: ['operations'], summary: 'The process is running', operationId: 'live', security: noSecurity, response: { 200: Type.Object({ status: Type.Literal('ok') }, { description: 'Alive' }), ...problemResponses } },
+    schema: {
+      tags: ['operations'],
+      summary: 'The process is running',
+      operationId: 'live',
+      security: noSecurity,
+      response: { 200: Type.Object({ status: Type.Literal('ok') }, { description: 'Alive' }), ...problemResponses }
+    },
     logLevel: 'warn'
   }, async () => ({ status: 'ok' as const }))
 
@@ -80,7 +91,10 @@ export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): 
       operationId: 'ready',
       security: noSecurity,
       response: {
-        200: { description: 'Ready or degraded: at least one destination can take events', content: { 'application/json': { schema: ReadySchema } } },
+        200: {
+          description: 'Ready or degraded: at least one destination can take events',
+          content: { 'application/json': { schema: ReadySchema } }
+        },
         503: { description: 'Unavailable: no destination can take events', content: { 'application/json': { schema: ReadySchema } } },
         ...problemResponses
       }
@@ -105,7 +119,10 @@ export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): 
       operationId: 'metrics',
       security: noSecurity,
       // The text is sent as it is (a string with its own content type), never serialized.
-      response: { 200: { description: 'The gateway_* metrics in the Prometheus text format', content: { 'text/plain': { schema: Type.String() } } }, ...problemResponses }
+      response: {
+        200: { description: 'The gateway_* metrics in the Prometheus text format', content: { 'text/plain': { schema: Type.String() } } },
+        ...problemResponses
+      }
     },
     logLevel: 'warn'
   }, async (_request, reply) => {
@@ -119,8 +136,10 @@ export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): 
   })
 }
 
+interface OutboxHealth { up: boolean, depth: number, oldestAgeSeconds: number, deadLetters: number, detail?: string }
+
 /** Each spooled destination's outbox as readiness reports it; a store that cannot be read is down. */
-async function outboxStates (spool: Spool): Promise<Map<string, { up: boolean, depth: number, oldestAgeSeconds: number, deadLetters: number, detail?: string }>> {
+async function outboxStates (spool: Spool): Promise<Map<string, OutboxHealth>> {
   const down = spool.store.down()
   let states
   try {
@@ -128,7 +147,14 @@ async function outboxStates (spool: Spool): Promise<Map<string, { up: boolean, d
     // read per scrape. An outbox that cannot be read leaves them as they were.
     states = await spool.observe()
   } catch (err) {
-    return new Map(spool.destinations.map(name => [name, { up: false, depth: 0, oldestAgeSeconds: 0, deadLetters: 0, detail: messageOf(err) }]))
+    const unread: OutboxHealth = { up: false, depth: 0, oldestAgeSeconds: 0, deadLetters: 0, detail: messageOf(err) }
+    return new Map(spool.destinations.map(name => [name, { ...unread }]))
   }
-  return new Map(states.map(s => [s.destination, { up: down === undefined, depth: s.depth, oldestAgeSeconds: s.oldestAgeSeconds, deadLetters: s.deadLetters, ...(down === undefined ? {} : { detail: down }) }]))
+  return new Map(states.map(s => [s.destination, {
+    up: down === undefined,
+    depth: s.depth,
+    oldestAgeSeconds: s.oldestAgeSeconds,
+    deadLetters: s.deadLetters,
+    ...(down === undefined ? {} : { detail: down })
+  }]))
 }

@@ -25,12 +25,36 @@ const ref = (section: string, name: string) => ({ $ref: `#/components/${section}
 
 /** Response headers, by the name the gateway sends them under. */
 const RESPONSE_HEADERS = {
-  'X-Correlation-ID': { description: 'The request\'s X-Correlation-ID, or the one the gateway made (a UUID); every envelope carries it', required: true, schema: { type: 'string' } },
-  'Idempotency-Replayed': { description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key: nothing was published', required: false, schema: { type: 'string', enum: ['true'] } },
-  'Retry-After': { description: 'Seconds to wait before sending the request again, when the gateway knows', required: false, schema: { type: 'integer', minimum: 0 } },
-  'RateLimit-Limit': { description: 'With a rate limit for the tenant: the events it may send at once (its burst)', required: false, schema: { type: 'integer', minimum: 0 } },
-  'RateLimit-Remaining': { description: 'With a rate limit for the tenant: the events it may send now', required: false, schema: { type: 'integer', minimum: 0 } },
-  'RateLimit-Reset': { description: 'With a rate limit for the tenant: seconds until its bucket is full again', required: false, schema: { type: 'integer', minimum: 0 } }
+  'X-Correlation-ID': {
+    description: 'The request\'s X-Correlation-ID, or the one the gateway made (a UUID); every envelope carries it',
+    required: true,
+    schema: { type: 'string' }
+  },
+  'Idempotency-Replayed': {
+    description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key: nothing was published',
+    required: false,
+    schema: { type: 'string', enum: ['true'] }
+  },
+  'Retry-After': {
+    description: 'Seconds to wait before sending the request again, when the gateway knows',
+    required: false,
+    schema: { type: 'integer', minimum: 0 }
+  },
+  'RateLimit-Limit': {
+    description: 'With a rate limit for the tenant: the events it may send at once (its burst)',
+    required: false,
+    schema: { type: 'integer', minimum: 0 }
+  },
+  'RateLimit-Remaining': {
+    description: 'With a rate limit for the tenant: the events it may send now',
+    required: false,
+    schema: { type: 'integer', minimum: 0 }
+  },
+  'RateLimit-Reset': {
+    description: 'With a rate limit for the tenant: seconds until its bucket is full again',
+    required: false,
+    schema: { type: 'integer', minimum: 0 }
+  }
 } satisfies Record<string, Json>
 type ResponseHeader = keyof typeof RESPONSE_HEADERS
 
@@ -40,7 +64,11 @@ const RATE_LIMIT_HEADERS: ResponseHeader[] = ['RateLimit-Limit', 'RateLimit-Rema
  * A name per type from `name`; where two types would share one, both get `fallback` instead, which
  * must keep types apart and never give what `name` gives another type.
  */
-export function namesByType (types: readonly string[], name: (type: string) => string, fallback: (type: string) => string): Map<string, string> {
+export function namesByType (
+  types: readonly string[],
+  name: (type: string) => string,
+  fallback: (type: string) => string
+): Map<string, string> {
   const counts = new Map<string, number>()
   for (const type of types) counts.set(name(type), (counts.get(name(type)) ?? 0) + 1)
   return new Map(types.map(type => [type, counts.get(name(type)) === 1 ? name(type) : fallback(type)]))
@@ -62,7 +90,9 @@ export function componentBases (types: readonly string[]): Map<string, string> {
 /** Puts `value` under `name` in a components section, refusing a different value under the same name. */
 function put (section: Record<string, Json>, name: string, value: Json): void {
   const existing = section[name]
-  if (existing !== undefined && JSON.stringify(existing) !== JSON.stringify(value)) throw new Error(`OpenAPI: two different components named ${name}`)
+  if (existing !== undefined && JSON.stringify(existing) !== JSON.stringify(value)) {
+    throw new Error(`OpenAPI: two different components named ${name}`)
+  }
   section[name] = value
 }
 
@@ -97,7 +127,8 @@ function batchItem (types: readonly string[], bases: Map<string, string>, schema
     mapping[type] = ref('schemas', name).$ref
   }
   return {
-    description: 'One event of the batch: its type, its data (that type\'s payload) and an optional idempotency key. An item that is not valid is refused alone, in its result',
+    description: 'One event of the batch: its type, its data (that type\'s payload) and an optional idempotency key. ' +
+      'An item that is not valid is refused alone, in its result',
     oneOf: Object.values(mapping).map($ref => ({ $ref })),
     discriminator: { propertyName: 'type', mapping }
   }
@@ -124,7 +155,9 @@ function addResponseHeaders (path: string, op: Operation, headers: Record<string
     const problem = response.content?.['application/problem+json'] !== undefined
     if (problem && ['409', '429', '503'].includes(status)) addHeader(response, 'Retry-After', headers)
     // A limited tenant's answers carry them, taken or refused.
-    if (op.operationId?.startsWith('publish_') === true && ['202', '207', '429'].includes(status)) for (const name of RATE_LIMIT_HEADERS) addHeader(response, name, headers)
+    if (op.operationId?.startsWith('publish_') === true && ['202', '207', '429'].includes(status)) {
+      for (const name of RATE_LIMIT_HEADERS) addHeader(response, name, headers)
+    }
     // The context hook of the event routes sets it on every answer, refusals included.
     if (path.startsWith('/v1/events')) addHeader(response, 'X-Correlation-ID', headers)
   }

@@ -23,14 +23,20 @@ export const ProblemSchema = Type.Object({
   errorsOmitted: Type.Optional(Type.Integer({ minimum: 1, description: 'How many more field errors there were' }))
 }, { additionalProperties: true, description: 'RFC 9457 problem details with a stable EVG_* code', 'x-component': 'Problem' })
 
-const PublishedSchema = Type.Enum(['published', 'queued'], { description: 'published: every destination of the type has the event; queued: the outbox of a spooled destination has it on disk and its relay will publish it (other destinations have it)' })
+const PublishedSchema = Type.Enum(['published', 'queued'], {
+  description: 'published: every destination of the type has the event; ' +
+    'queued: the outbox of a spooled destination has it on disk and its relay will publish it (other destinations have it)'
+})
 
 export const AcceptedSchema = Type.Object({
   id: Type.String({ description: 'The event id (UUIDv7) every envelope carries; consumers drop duplicates by it' }),
   type: Type.String(),
   status: PublishedSchema,
   correlationId: Type.String()
-}, { description: 'Accepted: every destination of the type has the event, or (queued) has it or will get it from the outbox', 'x-component': 'Accepted' })
+}, {
+  description: 'Accepted: every destination of the type has the event, or (queued) has it or will get it from the outbox',
+  'x-component': 'Accepted'
+})
 
 export const BatchAcceptedSchema = Type.Object({
   id: Type.String({ description: 'The event id (UUIDv7)' }),
@@ -39,12 +45,17 @@ export const BatchAcceptedSchema = Type.Object({
 }, { 'x-component': 'BatchAccepted' })
 
 export const BatchResultsSchema = Type.Object({
-  results: Type.Array(Type.Union([BatchAcceptedSchema, Type.Object({ error: ProblemSchema }, { 'x-component': 'BatchRefused' })], { 'x-component': 'BatchResult' }), { description: 'In request order' })
+  results: Type.Array(Type.Union([
+    BatchAcceptedSchema,
+    Type.Object({ error: ProblemSchema }, { 'x-component': 'BatchRefused' })
+  ], { 'x-component': 'BatchResult' }), { description: 'In request order' })
 }, { description: 'One result per event, in request order', 'x-component': 'BatchResults' })
 
 // The envelopes GET /v1/events reads back, as the local destination stored them: one per
 // profile (src/envelopes/). test/openapi.test.ts checks each against what its profile writes.
-const EventData = Type.Record(Type.String(), Type.Unknown(), { description: 'The event\'s data: the payload of its type (`<Type>Data` in components.schemas)' })
+const EventData = Type.Record(Type.String(), Type.Unknown(), {
+  description: 'The event\'s data: the payload of its type (`<Type>Data` in components.schemas)'
+})
 
 export const CloudEventSchema = Type.Object({
   specversion: Type.Literal('1.0'),
@@ -60,7 +71,10 @@ export const CloudEventSchema = Type.Object({
   correlationid: Type.String(),
   traceparent: Type.Optional(Type.String()),
   data: EventData
-}, { description: 'Profile `cloudevents`: CloudEvents 1.0, structured JSON, with the context extension attributes', 'x-component': 'CloudEvent' })
+}, {
+  description: 'Profile `cloudevents`: CloudEvents 1.0, structured JSON, with the context extension attributes',
+  'x-component': 'CloudEvent'
+})
 
 export const OcelotEventSchema = Type.Object({
   id: Type.String({ description: 'The event id (UUIDv7)' }),
@@ -85,7 +99,11 @@ export const DraftGenieEventSchema = Type.Object({
 }, { description: 'Profile `draft-genie`: the Draft Genie services\' event shape', 'x-component': 'DraftGenieEvent' })
 
 export const EventsPageSchema = Type.Object({
-  events: Type.Array(Type.Union([CloudEventSchema, OcelotEventSchema, DraftGenieEventSchema], { description: 'In the envelope of the local destination: its profile\'s, as here, or the shape of the template ROUTES_FILE declares for it', 'x-component': 'StoredEvent' }), { description: 'Oldest first' }),
+  events: Type.Array(Type.Union([CloudEventSchema, OcelotEventSchema, DraftGenieEventSchema], {
+    description: 'In the envelope of the local destination: its profile\'s, as here, ' +
+      'or the shape of the template ROUTES_FILE declares for it',
+    'x-component': 'StoredEvent'
+  }), { description: 'Oldest first' }),
   next: Type.Integer({ minimum: 0, description: 'The cursor for the next page: send it as `after`' })
 }, { 'x-component': 'EventsPage' })
 
@@ -97,13 +115,16 @@ const header = (description: string, examples?: string[]) => Type.String({ descr
  * so marking it required changes the document, not the answer.
  */
 export function contextHeaders (config: Pick<Config, 'ALLOW_MOCK_CONTEXT'>): TObject {
-  const tenant = header(`Tenant: a UUID unless TENANT_ID_FORMAT=slug${config.ALLOW_MOCK_CONTEXT ? ' (MOCK_TENANT_ID when absent: ALLOW_MOCK_CONTEXT is on)' : ''}`, ['7c9e6679-7425-40de-944b-e07fc1f90ae7'])
+  const mock = config.ALLOW_MOCK_CONTEXT ? ' (MOCK_TENANT_ID when absent: ALLOW_MOCK_CONTEXT is on)' : ''
+  const tenant = header(`Tenant: a UUID unless TENANT_ID_FORMAT=slug${mock}`, ['7c9e6679-7425-40de-944b-e07fc1f90ae7'])
   return Type.Object({
     'x-tenant-id': config.ALLOW_MOCK_CONTEXT ? Type.Optional(tenant) : tenant,
     'x-user-id': Type.Optional(header('User who caused the event: 1 to 128 visible ASCII characters', ['user-123'])),
     'x-account-id': Type.Optional(header('Account, when the tenant has several: 1 to 128 visible ASCII characters')),
     'x-correlation-id': Type.Optional(header('Correlation id: 1 to 128 visible ASCII characters; generated when absent, echoed back')),
-    'idempotency-key': Type.Optional(header('A repeat with the same key and body within 24 hours gets the first answer; another body gets 409')),
+    'idempotency-key': Type.Optional(
+      header('A repeat with the same key and body within 24 hours gets the first answer; another body gets 409')
+    ),
     traceparent: Type.Optional(header('W3C trace context, carried into the envelope; an invalid one is dropped'))
   })
 }
@@ -131,7 +152,8 @@ export const eventProblemResponses = {
 /** Problems of the routes that publish: a key held by another request, a tenant over its rate limit. */
 export const publishProblemResponses = {
   ...eventProblemResponses,
-  409: problems('The Idempotency-Key was used with another request (EVG_IDEMPOTENCY_CONFLICT), or the request holding it is still publishing (EVG_IDEMPOTENCY_IN_PROGRESS: send it again after Retry-After)'),
+  409: problems('The Idempotency-Key was used with another request (EVG_IDEMPOTENCY_CONFLICT), ' +
+    'or the request holding it is still publishing (EVG_IDEMPOTENCY_IN_PROGRESS: send it again after Retry-After)'),
   429: problems('The tenant is over its rate limit (EVG_RATE_LIMITED): send the request again after Retry-After')
 }
 

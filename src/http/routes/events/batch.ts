@@ -28,12 +28,17 @@ function batchCode (codes: ErrorCode[]): ErrorCode {
   const distinct = new Set(codes)
   const [first] = distinct
   if (distinct.size === 1 && first !== undefined) return first
-  if (codes.every(c => ERRORS[c].status >= 500)) return codes.some(c => ERRORS[c].retryable) ? 'EVG_BROKER_UNAVAILABLE' : 'EVG_BROKER_REJECTED'
+  if (codes.every(c => ERRORS[c].status >= 500)) {
+    return codes.some(c => ERRORS[c].retryable) ? 'EVG_BROKER_UNAVAILABLE' : 'EVG_BROKER_REJECTED'
+  }
   return 'EVG_VALIDATION'
 }
 
 /** `POST /v1/events`: several events of any types; results in request order. */
-export function batchRoute (app: FastifyInstance, opts: { config: Config, catalog: Catalog, fanOut: FanOut, intake: Intake, metrics: Metrics, apiKeys?: ApiKeys }): void {
+export function batchRoute (
+  app: FastifyInstance,
+  opts: { config: Config, catalog: Catalog, fanOut: FanOut, intake: Intake, metrics: Metrics, apiKeys?: ApiKeys }
+): void {
   const { config, catalog, fanOut, intake, metrics } = opts
   const BatchSchema = Type.Object({
     events: Type.Array(Type.Object({
@@ -54,14 +59,18 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
     schema: {
       tags: ['batch-publish'],
       summary: 'Publish several events at once',
-      description: `At most BATCH_MAX_EVENTS (${config.BATCH_MAX_EVENTS}) events. Results come in request order. 202 when all were taken, 207 when some were, a problem when none was.`,
+      description: `At most BATCH_MAX_EVENTS (${config.BATCH_MAX_EVENTS}) events. Results come in request order. ` +
+        '202 when all were taken, 207 when some were, a problem when none was.',
       operationId: 'publish_batch',
       headers: contextHeaders(config),
       security: eventSecurity(opts.apiKeys !== undefined),
       body: BatchSchema,
       response: {
         202: { description: 'Every event was taken', content: { 'application/json': { schema: BatchResultsSchema } } },
-        207: { description: 'Some events were taken and some were not: a refused one has its problem as `error`', content: { 'application/json': { schema: BatchResultsSchema } } },
+        207: {
+          description: 'Some events were taken and some were not: a refused one has its problem as `error`',
+          content: { 'application/json': { schema: BatchResultsSchema } }
+        },
         ...publishProblemResponses
       }
     }
@@ -73,7 +82,14 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
     const requestKey = idempotencyKeyOf(request)
     if (requestKey !== undefined) {
       const both = items.findIndex(item => item.idempotencyKey !== undefined)
-      if (both !== -1) throw new GatewayError('EVG_VALIDATION', `send Idempotency-Key for the whole batch or idempotencyKey per event, not both (events[${both}] has one)`, { extensions: { errors: [{ path: `/events/${both}/idempotencyKey`, message: 'must not be set when the request has an Idempotency-Key header' }] } })
+      if (both !== -1) {
+        const detail = `send Idempotency-Key for the whole batch or idempotencyKey per event, not both (events[${both}] has one)`
+        throw new GatewayError('EVG_VALIDATION', detail, {
+          extensions: {
+            errors: [{ path: `/events/${both}/idempotencyKey`, message: 'must not be set when the request has an Idempotency-Key header' }]
+          }
+        })
+      }
     }
     metrics.batchSize.observe(items.length)
     const results: (Result | undefined)[] = new Array(items.length)
@@ -96,8 +112,11 @@ export function batchRoute (app: FastifyInstance, opts: { config: Config, catalo
       }
       const key = requestKey === undefined ? item.idempotencyKey : `${requestKey} ${index}`
       const event = createEvent(entry, item.data, ctx, key)
-      const invalid = routingKeyErrors(entry, event.routingKey, `/events/${index}/data`) ?? fanOut.fieldErrors(event, `/events/${index}/data`)
-      if (invalid !== undefined) return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: invalid }))
+      const dataPath = `/events/${index}/data`
+      const invalid = routingKeyErrors(entry, event.routingKey, dataPath) ?? fanOut.fieldErrors(event, dataPath)
+      if (invalid !== undefined) {
+        return fail(problem('EVG_VALIDATION', `events[${index}].data is not a valid ${entry.type}`, { errors: invalid }))
+      }
       if (item.idempotencyKey !== undefined) {
         try {
           checkIdempotencyKey(item.idempotencyKey, `/events/${index}/idempotencyKey`)

@@ -20,7 +20,10 @@ function describe (entry: CompiledEntry, destinations: string[]): string {
 }
 
 /** `POST /v1/events/{type}`: one literal route per catalog type, its body validated by the type's schema. */
-export function singleRoutes (app: FastifyInstance, opts: { config: Config, catalog: Catalog, fanOut: FanOut, intake: Intake, metrics: Metrics, apiKeys?: ApiKeys }): void {
+export function singleRoutes (
+  app: FastifyInstance,
+  opts: { config: Config, catalog: Catalog, fanOut: FanOut, intake: Intake, metrics: Metrics, apiKeys?: ApiKeys }
+): void {
   const { catalog, fanOut, intake, metrics } = opts
   const typed = app.withTypeProvider<TypeBoxTypeProvider>()
   const headers = contextHeaders(opts.config)
