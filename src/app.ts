@@ -64,7 +64,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const apiKeys = config.API_KEYS_FILE === undefined ? undefined : ApiKeys.load(config.API_KEYS_FILE, ajv)
   const db = openDatabase(config.DATA_DIR)
   // The log destination counts the lines a slow stdout made it drop (src/observability/log-destination.ts).
-  const metrics = createMetrics(() => (deps.logStream as { dropped?: number } | undefined)?.dropped ?? 0)
+  const stream = deps.logStream
+  const dropped = () => stream !== undefined && 'dropped' in stream && typeof stream.dropped === 'number' ? stream.dropped : 0
+  const metrics = createMetrics(dropped)
   const limits = TenantLimits.load(config, ajv)
 
   const app = Fastify(serverOptions(config, deps.logStream))
@@ -85,9 +87,10 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody)
 
-  const makeBroker = deps.brokers ?? (deps.broker === undefined
+  const testBroker = deps.broker
+  const makeBroker = deps.brokers ?? (testBroker === undefined
     ? brokerFactory({ db, log: app.log, connectTimeoutMs: config.PUBLISH_TIMEOUT_MS })
-    : () => deps.broker as Broker)
+    : () => testBroker)
   const policy = {
     maxAttempts: config.RETRY_MAX_ATTEMPTS,
     baseMs: config.RETRY_BASE_MS,

@@ -1,5 +1,6 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
+import { codeOf } from './errors.js'
 import { ConfigError, drainSeconds, listenHost, loadConfig, orExitOnConfigError, type Config } from './config/index.js'
 import { LogDestination } from './observability/log-destination.js'
 import { TRACE_FLUSH_TIMEOUT_MS } from './observability/tracing.js'
@@ -67,7 +68,7 @@ async function listen (app: Awaited<ReturnType<typeof buildApp>>, port: Config['
   try {
     return await app.listen({ port, host })
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
+    const code = codeOf(err)
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       throw new ConfigError(`PORT, HOST: cannot listen on ${host}:${port} (${code})`)
     }

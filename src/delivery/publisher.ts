@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { BrokerError, type Broker, type OutgoingEvent, type PublishOutcome } from '../brokers/broker.js'
-import { GatewayError } from '../errors.js'
+import { GatewayError, messageOf } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
 import { backoffMs, type RetryPolicy } from './retry.js'
+import { zip } from './zip.js'
 
 /** The answer for an event a destination's broker refused for good: 413 when too large, else 502. */
 export function refusedFor (destination: string, error: BrokerError): GatewayError {
@@ -22,6 +23,9 @@ export type DeliveryResult = { ok: true } | { ok: false, error: GatewayError }
  * deadline; what is left becomes EVG_BROKER_UNAVAILABLE (try later) or EVG_BROKER_REJECTED
  * (refused for good).
  */
+/** An event of a publish: its result once known, and the seconds it took. */
+interface Slot { event: OutgoingEvent, result: DeliveryResult | undefined, seconds: number }
+
 export class SyncDelivery {
   readonly #name: string
   readonly #broker: Broker
@@ -63,37 +67,36 @@ export class SyncDelivery {
     const started = performance.now()
     const elapsed = () => (performance.now() - started) / 1000
     const deadline = Date.now() + this.#policy.timeoutMs
-    const results: (DeliveryResult | undefined)[] = new Array(events.length)
-    // Per event: one taken in the first call is done then, not when the last retry of another ends.
-    const seconds: number[] = new Array(events.length)
-    let pending = events.map((_, i) => i)
+    // Per event, its result once known, and when: one taken in the first call is done then, not
+    // when the last retry of another ends.
+    const slots: Slot[] = events.map(event => ({ event, result: undefined, seconds: 0 }))
+    let pending = slots
     let lastError: BrokerError | undefined
     const name = this.#name
     const labels = this.#labels
 
     for (let attempt = 1; pending.length > 0; attempt++) {
       // The first attempt sends every event: the caller's array as it is.
-      const batch = attempt === 1 ? events as OutgoingEvent[] : pending.map(i => events[i] as OutgoingEvent)
+      const batch = attempt === 1 ? events : pending.map(s => s.event)
       const outcomes = await this.#attempt(batch, deadline - Date.now())
-      const retry: number[] = []
+      const retry: Slot[] = []
       const refused: BrokerError[] = []
       let brokerDown = true
       const answered = elapsed()
-      outcomes.forEach((outcome, k) => {
-        const i = pending[k] as number
-        seconds[i] = answered
+      for (const [slot, outcome] of zip(pending, outcomes)) {
+        slot.seconds = answered
         if (!outcome.ok) this.#metrics.failures.inc({ ...labels, reason: outcome.error.reason })
         if (outcome.ok) {
-          results[i] = outcome
+          slot.result = outcome
         } else if (outcome.error.retryable) {
           lastError = outcome.error
           brokerDown &&= outcome.error.down
-          retry.push(i)
+          retry.push(slot)
         } else {
-          results[i] = { ok: false, error: refusedFor(name, outcome.error) }
+          slot.result = { ok: false, error: refusedFor(name, outcome.error) }
           refused.push(outcome.error)
         }
-      })
+      }
       // One line per call, not per event: a batch of 100 refused events is one fact.
       if (refused.length > 0) {
         const [example] = refused
@@ -111,31 +114,29 @@ export class SyncDelivery {
       this.#log.warn({ ...labels, events: pending.length, reason: lastError?.reason, err: lastError?.message }, 'publish failed')
     }
     const unavailable = `${name} could not take the event (${lastError?.reason ?? 'no answer'}); retry later`
-    for (const i of pending) {
-      results[i] = {
-        ok: false,
-        error: new GatewayError('EVG_BROKER_UNAVAILABLE', unavailable, {
-          retryAfter: this.retryAfterSeconds,
-          extensions: { reason: lastError?.reason ?? 'unknown' }
-        })
-      }
-    }
-    const final = results as DeliveryResult[]
-    for (let i = 0; i < final.length; i++) {
-      const r = final[i] as DeliveryResult
+    const notTaken = (): DeliveryResult => ({
+      ok: false,
+      error: new GatewayError('EVG_BROKER_UNAVAILABLE', unavailable, {
+        retryAfter: this.retryAfterSeconds,
+        extensions: { reason: lastError?.reason ?? 'unknown' }
+      })
+    })
+    return slots.map(slot => {
+      // still pending: not taken in time
+      const r = slot.result ?? notTaken()
       const outcome = r.ok ? 'published' : r.error.code === 'EVG_BROKER_UNAVAILABLE' ? 'unavailable' : 'rejected'
-      const series = this.#series((events[i] as OutgoingEvent).event.type, outcome)
+      const series = this.#series(slot.event.event.type, outcome)
       series.published.inc()
-      series.duration.observe(seconds[i] as number)
-    }
-    return final
+      series.duration.observe(slot.seconds)
+      return r
+    })
   }
 
   /**
    * One broker call, bounded by the time left; a throw or a timeout fails every event retryably.
    * One timer per call (a batch's events share it), settled without a Promise.race.
    */
-  #attempt (batch: OutgoingEvent[], remainingMs: number): Promise<PublishOutcome[]> {
+  #attempt (batch: readonly OutgoingEvent[], remainingMs: number): Promise<PublishOutcome[]> {
     const fail = (error: BrokerError) => batch.map(() => ({ ok: false as const, error }))
     if (remainingMs <= 0) return Promise.resolve(fail(new BrokerError('publish deadline passed', { retryable: true, reason: 'timeout' })))
     return new Promise(resolve => {
@@ -145,7 +146,7 @@ export class SyncDelivery {
         clearTimeout(timer)
         resolve(fail(err instanceof BrokerError
           ? err
-          : new BrokerError((err as Error).message, { retryable: true, reason: 'error', cause: err })))
+          : new BrokerError(messageOf(err), { retryable: true, reason: 'error', cause: err })))
       }
       try {
         this.#broker.publish(batch).then(outcomes => {
