@@ -1,5 +1,5 @@
 // Writes openapi/openapi.json from the app itself (default configuration, all catalog types).
-// test/openapi.test.ts fails when the committed file drifts from what the app serves.
+// test/http/routes/openapi.test.ts fails when the committed file drifts from what the app serves.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

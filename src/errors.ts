@@ -1,5 +1,5 @@
 // Every EVG_* error the gateway answers with. docs/errors.md's table is checked against this
-// module by test/errors.test.ts, so clients and dashboards can rely on the list.
+// module by test/repository/errors.test.ts, so clients and dashboards can rely on the list.
 
 export interface ErrorDefinition {
   status: number

@@ -16,10 +16,13 @@ import type { GatewayEvent } from '../src/envelopes/event.js'
 export const TENANT = '7c9e6679-7425-40de-944b-e07fc1f90ae7'
 export const OTHER_TENANT = '9b2d4f1e-3c5a-4e7b-8d9f-0a1b2c3d4e5f'
 
+/** A fixed event time, so that nothing a test checks depends on the clock. */
+export const EVENT_TIME = '2026-01-01T00:00:00.000Z'
+
 /** An event as a broker adapter gets it, for adapter tests. */
 export function outgoing (id: string, event: Partial<GatewayEvent> = {}, body = `{"id":"${id}"}`): OutgoingEvent {
   return {
-    event: { id, type: 'x', time: new Date().toISOString(), tenantId: TENANT, correlationId: `corr-${id}`, data: {}, routingKey: 'x', ...event },
+    event: { id, type: 'x', time: EVENT_TIME, tenantId: TENANT, correlationId: `corr-${id}`, data: {}, routingKey: 'x', ...event },
     body,
     contentType: 'application/json'
   }
@@ -35,9 +38,20 @@ export function exampleOf (type: string): Record<string, unknown> {
  * The envelope a destination with this profile (or template) writes for an event: compiled for
  * the event's built-in type, or, for a type the catalog does not have, for data of any shape.
  */
-export function envelopeOf (envelope: EnvelopeSpec, event: GatewayEvent, options: EnvelopeOptions = { source: 'svc' }, traceparent?: string): string {
+export function envelopeOf (
+  envelope: EnvelopeSpec,
+  event: GatewayEvent,
+  options: EnvelopeOptions = { source: 'svc' },
+  traceparent?: string
+): string {
   const entry = BUILTIN_ENTRIES.find(e => e.type === event.type)
-  const scope = { type: event.type, schema: entry?.schema ?? { type: 'object' }, ...(entry?.aggregate === undefined ? {} : { aggregate: entry.aggregate }), source: options.source, module: options.module ?? options.source }
+  const scope = {
+    type: event.type,
+    schema: entry?.schema ?? { type: 'object' },
+    ...(entry?.aggregate === undefined ? {} : { aggregate: entry.aggregate }),
+    source: options.source,
+    module: options.module ?? options.source
+  }
   return compileWireFormat({ envelope }, 'local', scope).encode(event, traceparent)
 }
 
@@ -98,7 +112,11 @@ export function postBatch (events: unknown[], headers: Record<string, string> = 
  * user would, collecting what it prints.
  */
 export function runTs (script: string, args: string[] = [], env: Record<string, string | undefined> = {}) {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', script, ...args],
+    { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }
+  )
   const out = { stdout: '', stderr: '' }
   child.stdout.on('data', d => { out.stdout += d })
   child.stderr.on('data', d => { out.stderr += d })

@@ -23,7 +23,16 @@ async function reachable (host: string, port: number): Promise<boolean> {
 }
 
 async function start (t: Test, env: Record<string, string> = {}) {
-  const server = runTs('src/server.ts', [], { LOG_LEVEL: 'info', PORT: '0', DATA_DIR: dataDir(t), HOST: undefined, API_KEYS_FILE: undefined, SHUTDOWN_DRAIN_SECONDS: undefined, KUBERNETES_SERVICE_HOST: undefined, ...env })
+  const server = runTs('src/server.ts', [], {
+    LOG_LEVEL: 'info',
+    PORT: '0',
+    DATA_DIR: dataDir(t),
+    HOST: undefined,
+    API_KEYS_FILE: undefined,
+    SHUTDOWN_DRAIN_SECONDS: undefined,
+    KUBERNETES_SERVICE_HOST: undefined,
+    ...env
+  })
   t.teardown(() => { server.child.kill('SIGKILL') })
   await server.printed('stdout', 'event-gateway ready')
   const docs = /"docs":"(http:\/\/[^"]+)\/docs"/.exec(server.out.stdout)?.[1]
@@ -40,7 +49,9 @@ t.test('without keys or HOST: the loopback only, said in the log; the log names 
   else t.notOk(await reachable(otherAddress, port), `refused on ${otherAddress}`)
 })
 
-t.test('HOST=0.0.0.0: every interface, and the docs address a person can open', { skip: otherAddress === undefined ? 'this machine has no other address to try' : false }, async t => {
+const noOtherAddress = otherAddress === undefined ? 'this machine has no other address to try' : false
+
+t.test('HOST=0.0.0.0: every interface, and the docs address a person can open', { skip: noOtherAddress }, async t => {
   const { base, port } = await start(t, { HOST: '0.0.0.0' })
   t.match(base, /^http:\/\/(127\.0\.0\.1|localhost):\d+$/, 'an address a person here can open')
   t.ok(await reachable(otherAddress as string, port), `reachable on ${otherAddress as string}`)
@@ -54,8 +65,18 @@ t.test('`/`: a page of links for a browser, the same links as JSON for a client 
   const page = await html.text()
   for (const href of ['/docs', '/openapi.json', '/v1/event-types', '/health/ready', '/metrics']) t.match(page, `href="${href}"`)
   const json = await fetch(`${base}/`, { headers: { accept: 'application/json' } })
-  t.match(await json.json(), { links: [{ href: '/docs' }, { href: '/openapi.json' }, { href: '/v1/event-types' }, { href: '/health/ready' }, { href: '/metrics' }] })
-  t.equal((await fetch(`${base}/v1/events/call.started`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT }, body: '{}' })).status, 400, 'the API is as before')
+  t.match(await json.json(), {
+    links: [{ href: '/docs' }, { href: '/openapi.json' }, { href: '/v1/event-types' }, { href: '/health/ready' }, { href: '/metrics' }]
+  })
+  t.equal(
+    (await fetch(`${base}/v1/events/call.started`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT },
+      body: '{}'
+    })).status,
+    400,
+    'the API is as before'
+  )
 })
 
 t.test('Ctrl-C outside Kubernetes: no drain; on Kubernetes (KUBERNETES_SERVICE_HOST), the 5 s drain', async t => {

@@ -7,7 +7,7 @@ import { addFormats } from '../validation/index.js'
 export { ConfigError }
 
 // The environment is the configuration: these names are part of the contract (docs/configuration.md),
-// and that document and .env.example are checked against this schema by test/config.test.ts.
+// and that document and .env.example are checked against this schema by test/config/config.test.ts.
 const Int = (def: number, minimum: number, maximum: number, description: string) =>
   Type.Integer({ default: def, minimum, maximum, description })
 

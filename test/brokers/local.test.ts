@@ -26,7 +26,11 @@ t.test('BROKER=local: every example is published and read back, oldest first, pe
   t.match(events[0], { specversion: '1.0', type: BUILTIN_ENTRIES[0]?.type, data: exampleOf(BUILTIN_ENTRIES[0]?.type as string) })
 
   const page1 = (await app.inject({ method: 'GET', url: '/v1/events?limit=5', headers: { 'x-tenant-id': TENANT } })).json()
-  const page2 = (await app.inject({ method: 'GET', url: `/v1/events?limit=5&after=${page1.next}`, headers: { 'x-tenant-id': TENANT } })).json()
+  const page2 = (await app.inject({
+    method: 'GET',
+    url: `/v1/events?limit=5&after=${page1.next}`,
+    headers: { 'x-tenant-id': TENANT }
+  })).json()
   t.same([...page1.events, ...page2.events].map((e: { id: string }) => e.id), ids.slice(0, 10), 'paging with the cursor')
   const end = (await app.inject({ method: 'GET', url: `/v1/events?after=${next}`, headers: { 'x-tenant-id': TENANT } })).json()
   t.same(end, { events: [], next }, 'past the end: nothing, same cursor')

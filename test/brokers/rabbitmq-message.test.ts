@@ -11,17 +11,42 @@ import type { GatewayEvent } from '../../src/envelopes/event.js'
 // give it, before a byte leaves. Not in the package's exports, so loaded by path.
 const require = createRequire(import.meta.url)
 const amqplib = join(require.resolve('amqplib'), '..', 'lib')
-const Args = require(join(amqplib, 'api_args.js')) as { publish: (exchange: string, routingKey: string, options: Options.Publish) => Record<string, unknown> }
-const defs = require(join(amqplib, 'defs.js')) as { BasicProperties: number, encodeProperties: (id: number, channel: number, size: number, fields: Record<string, unknown>) => Buffer }
-const encode = (options: Options.Publish) => defs.encodeProperties(defs.BasicProperties, 1, 1000, Args.publish('evg', 'comms.call.ended', options))
+const Args = require(join(amqplib, 'api_args.js')) as {
+  publish: (exchange: string, routingKey: string, options: Options.Publish) => Record<string,
+  unknown>
+}
+const defs = require(join(amqplib, 'defs.js')) as {
+  BasicProperties: number,
+  encodeProperties: (id: number, channel: number, size: number, fields: Record<string, unknown>) => Buffer
+}
+const encode = (options: Options.Publish) => defs.encodeProperties(
+  defs.BasicProperties,
+  1,
+  1000,
+  Args.publish('evg', 'comms.call.ended', options)
+)
 
 /** The properties as docs/envelopes.md lists them, in a fresh object per message (as before the reuse). */
 function fresh ({ event, contentType, traceparent }: OutgoingEvent, appId: string): Options.Publish {
-  const headers: Record<string, string> = { 'x-event-type': event.type, 'x-tenant-id': event.tenantId, 'x-correlation-id': event.correlationId }
+  const headers: Record<string, string> = {
+    'x-event-type': event.type,
+    'x-tenant-id': event.tenantId,
+    'x-correlation-id': event.correlationId
+  }
   if (event.userId !== undefined) headers['x-user-id'] = event.userId
   if (event.accountId !== undefined) headers['x-account-id'] = event.accountId
   if (traceparent !== undefined) headers.traceparent = traceparent
-  return { persistent: true, mandatory: true, contentType, messageId: event.id, correlationId: event.correlationId, timestamp: Math.floor(Date.parse(event.time) / 1000), type: event.type, appId, headers }
+  return {
+    persistent: true,
+    mandatory: true,
+    contentType,
+    messageId: event.id,
+    correlationId: event.correlationId,
+    timestamp: Math.floor(Date.parse(event.time) / 1000),
+    type: event.type,
+    appId,
+    headers
+  }
 }
 
 function outgoing (n: number, optional: { user: boolean, account: boolean, trace: boolean }): OutgoingEvent {
@@ -36,7 +61,12 @@ function outgoing (n: number, optional: { user: boolean, account: boolean, trace
     ...(optional.user ? { userId: `user-${n}` } : {}),
     ...(optional.account ? { accountId: `acct-${n}` } : {})
   }
-  return { event, body: '{}', contentType: n % 3 === 0 ? 'application/json' : 'application/cloudevents+json', ...(optional.trace ? { traceparent: `00-4bf92f3577b34da6a3ce929d0e0e47${String(n).padStart(2, '0')}-00f067aa0ba902b7-01` } : {}) }
+  return {
+    event,
+    body: '{}',
+    contentType: n % 3 === 0 ? 'application/json' : 'application/cloudevents+json',
+    ...(optional.trace ? { traceparent: `00-4bf92f3577b34da6a3ce929d0e0e47${String(n).padStart(2, '0')}-00f067aa0ba902b7-01` } : {})
+  }
 }
 
 const combinations = [false, true].flatMap(user => [false, true].flatMap(account => [false, true].map(trace => ({ user, account, trace }))))
@@ -70,7 +100,11 @@ t.test('bytes encoded before the next refill stay as they were: amqplib copies, 
 t.test('declared headers: the defaults, rendered by the template, are the bytes the default path writes; added ones follow', async t => {
   const options = new PublishOptions('event-gateway')
   // Compiled per type, as the gateway does: {{type}} is a constant of the type's format.
-  const format = (type: string, headers: Record<string, string | null>) => compileWireFormat({ envelope: 'cloudevents', message: { headers } }, 'rabbitmq', { type, schema: { type: 'object' }, source: 's', module: 's' })
+  const format = (type: string, headers: Record<string, string | null>) => compileWireFormat(
+    { envelope: 'cloudevents', message: { headers } },
+    'rabbitmq',
+    { type, schema: { type: 'object' }, source: 's', module: 's' }
+  )
   let n = 0
   for (const optional of combinations) {
     const plain = outgoing(n++, optional)
@@ -78,10 +112,18 @@ t.test('declared headers: the defaults, rendered by the template, are the bytes 
     const withMore = format(plain.event.type, { 'x-team': 'ocelot', 'x-user-id': null })
     const rendered = { ...plain, message: defaultsOnly.message?.(plain.event, plain.traceparent) as NonNullable<OutgoingEvent['message']> }
     // One PublishOptions for both paths, alternating: neither leaves anything in the other's object.
-    t.same(encode(options.for(rendered)), encode(fresh(plain, 'event-gateway')), `DEFAULT_HEADERS render as the broker's defaults, ${JSON.stringify(optional)}`)
+    t.same(
+      encode(options.for(rendered)),
+      encode(fresh(plain, 'event-gateway')),
+      `DEFAULT_HEADERS render as the broker's defaults, ${JSON.stringify(optional)}`
+    )
     t.same(encode(options.for(plain)), encode(fresh(plain, 'event-gateway')))
     const more = { ...plain, message: withMore.message?.(plain.event, plain.traceparent) as NonNullable<OutgoingEvent['message']> }
     const { 'x-user-id': _user, ...kept } = (fresh(plain, 'event-gateway').headers ?? {}) as Record<string, unknown>
-    t.same(encode(options.for(more)), encode({ ...fresh(plain, 'event-gateway'), headers: { ...kept, 'x-team': 'ocelot' } }), 'a header added, one dropped')
+    t.same(
+      encode(options.for(more)),
+      encode({ ...fresh(plain, 'event-gateway'), headers: { ...kept, 'x-team': 'ocelot' } }),
+      'a header added, one dropped'
+    )
   }
 })

@@ -105,7 +105,10 @@ t.test('a bad catalog file is a clear config error naming the file', async t => 
   t.throws(() => new Catalog(loadExternalEntries(dir, ajv), ajv), { message: /first example must be a valid payload/ })
   writeFileSync(join(dir, 'dup.json'), JSON.stringify({ ...orderPlaced, type: 'Order Placed' }))
   t.throws(() => new Catalog(loadExternalEntries(dir, ajv), ajv), { message: /name must match/ })
-  writeFileSync(join(dir, 'dup.json'), JSON.stringify({ ...orderPlaced, schema: { ...orderPlaced.schema, properties: { order_id: { type: 'strin' } } } }))
+  writeFileSync(
+    join(dir, 'dup.json'),
+    JSON.stringify({ ...orderPlaced, schema: { ...orderPlaced.schema, properties: { order_id: { type: 'strin' } } } })
+  )
   t.throws(() => new Catalog(loadExternalEntries(dir, ajv), ajv), { message: /schema does not compile/ })
 })
 

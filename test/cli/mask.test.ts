@@ -6,15 +6,19 @@ import { maskEnvelope, sensitiveFieldsOf } from '../../src/cli/mask.js'
 import { compileWireFormat, type EnvelopeSpec } from '../../src/envelopes/index.js'
 import type { GatewayEvent } from '../../src/envelopes/event.js'
 import { createAjv } from '../../src/validation/index.js'
-import { TENANT, dataDir, envelopeOf } from '../helper.js'
+import { EVENT_TIME, TENANT, dataDir, envelopeOf } from '../helper.js'
 
 const event = (type: string, data: Record<string, unknown>): GatewayEvent =>
-  ({ id: 'id-1', type, time: new Date().toISOString(), tenantId: TENANT, correlationId: 'c', data, routingKey: type })
+  ({ id: 'id-1', type, time: EVENT_TIME, tenantId: TENANT, correlationId: 'c', data, routingKey: type })
 
 const builtins = sensitiveFieldsOf(loadCatalog({}, createAjv()))
 const placements = (envelope: EnvelopeSpec, type: string) => {
   const entry = BUILTIN_ENTRIES.find(e => e.type === type)
-  return compileWireFormat({ envelope }, 'local', { type, schema: entry?.schema ?? { type: 'object' }, source: 's', module: 's' }).placements
+  return compileWireFormat(
+    { envelope },
+    'local',
+    { type, schema: entry?.schema ?? { type: 'object' }, source: 's', module: 's' }
+  ).placements
 }
 const call = event('call.ended', { call_id: 'c1', duration: 3, outcome: 'completed', transcript: 'TOP-SECRET' })
 const sensitive = builtins.get('call.ended') ?? []
@@ -40,7 +44,11 @@ t.test('in a template: merged into the envelope, on its own, or inside a text', 
     t.match(JSON.stringify(written), 'TOP-SECRET', `${name}: the template writes the transcript`)
     const masked = maskEnvelope(written, placements(envelope, 'call.ended'), sensitive)
     t.notMatch(JSON.stringify(masked), 'TOP-SECRET', `${name}: tail does not print it`)
-    t.match(masked, name === 'flat' ? { outcome: 'completed', transcript: '[redacted]' } : { outcome: 'completed' }, `${name}: the rest is as sent`)
+    t.match(
+      masked,
+      name === 'flat' ? { outcome: 'completed', transcript: '[redacted]' } : { outcome: 'completed' },
+      `${name}: the rest is as sent`
+    )
   }
 })
 
@@ -62,7 +70,15 @@ t.test('types from EVENT_CATALOG_DIR are masked too', async t => {
   const catalog = loadCatalog({ EVENT_CATALOG_DIR: dir }, createAjv())
   const entry = catalog.get('note.taken')
   if (entry === undefined) throw new Error('no note.taken')
-  const format = compileWireFormat({ envelope: 'draft-genie' }, 'local', { type: 'note.taken', schema: entry.schema, source: 's', module: 's' })
-  const masked = maskEnvelope({ eventType: 'note.taken', payload: { text: 'private words' } }, format.placements, sensitiveFieldsOf(catalog).get('note.taken') ?? [])
+  const format = compileWireFormat(
+    { envelope: 'draft-genie' },
+    'local',
+    { type: 'note.taken', schema: entry.schema, source: 's', module: 's' }
+  )
+  const masked = maskEnvelope(
+    { eventType: 'note.taken', payload: { text: 'private words' } },
+    format.placements,
+    sensitiveFieldsOf(catalog).get('note.taken') ?? []
+  )
   t.same(masked, { eventType: 'note.taken', payload: { text: '[redacted]' } })
 })

@@ -44,7 +44,12 @@ t.test('a queue naming a destination that is not a RabbitMQ one of the routing i
 t.test('provision/queues.example.json places every queue and rule with the seed platform routes', async t => {
   const config = testConfig(t)
   const ajv = createAjv()
-  const routing = resolveRouting(readRoutesFile('examples/routes.seed-platform.json', ajv, {}), loadCatalog(config, ajv).list(), config, 'seed')
+  const routing = resolveRouting(
+    readRoutesFile('examples/routes.seed-platform.json', ajv, {}),
+    loadCatalog(config, ajv).list(),
+    config,
+    'seed'
+  )
   const file = readQueuesFile('provision/queues.example.json')
   const placed = queuesByDestination(file.queues, routing.destinations)
   t.same([...placed].map(([d, qs]) => [d, qs.map(q => q.name)]), [
@@ -52,10 +57,17 @@ t.test('provision/queues.example.json places every queue and rule with the seed 
     ['draft-genie', ['speaker.events', 'draft.events', 'rag.events', 'evaluation.events']]
   ])
   t.notOk(file.queues.some(q => q.deadLetter === true), 'declared as the seeds\' consumers declare them: plain')
-  t.same([...rulesByDestination(file.rules ?? [], routing.destinations)], [['transcripts', [{ name: 'capture-transcripts-rule', destination: 'transcripts', queue: 'capture-transcripts' }]]])
+  t.same(
+    [...rulesByDestination(file.rules ?? [], routing.destinations)],
+    [['transcripts', [{ name: 'capture-transcripts-rule', destination: 'transcripts', queue: 'capture-transcripts' }]]]
+  )
   const transcripts = routing.destinations.find(d => d.name === 'transcripts')
   if (transcripts?.broker !== 'eventbridge') throw new Error('no transcripts destination')
-  t.same(patternOf(transcripts), { source: ['com.yourapp.transcription'], 'detail-type': ['BatchProcessingCompleted'] }, 'seed 001\'s rule pattern')
+  t.same(
+    patternOf(transcripts),
+    { source: ['com.yourapp.transcription'], 'detail-type': ['BatchProcessingCompleted'] },
+    'seed 001\'s rule pattern'
+  )
   t.match(failure(() => rulesByDestination([{ name: 'r', destination: 'surveys', queue: 'q' }], routing.destinations)), /rule r: destination 'surveys' is sqs, not EventBridge/)
 })
 

@@ -1,14 +1,15 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { ConfigError, ConfigSchema, drainSeconds, eventTypeAllowList, listenHost, loadConfig } from '../src/config/index.js'
-import { codes, readDoc, tableRows } from './markdown.js'
+import { ConfigError, ConfigSchema, drainSeconds, eventTypeAllowList, listenHost, loadConfig } from '../../src/config/index.js'
+import { codes, readDoc, tableRows } from '../markdown.js'
 
 const names = Object.keys(ConfigSchema.properties)
 // Read by the AWS and OpenTelemetry SDKs themselves, not by ConfigSchema; documented all the same.
 const AWS_SDK_VARS = ['AWS_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_SQS', 'AWS_ENDPOINT_URL_EVENTBRIDGE']
 const OTEL_SDK_VARS = [
-  'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_TRACES_EXPORTER', 'OTEL_SDK_DISABLED', 'OTEL_EXPORTER_OTLP_PROTOCOL',
-  'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_SERVICE_NAME', 'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG'
+  'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_TRACES_EXPORTER', 'OTEL_SDK_DISABLED',
+  'OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_SERVICE_NAME', 'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_TRACES_SAMPLER',
+  'OTEL_TRACES_SAMPLER_ARG'
 ]
 const SDK_VARS = [...AWS_SDK_VARS, ...OTEL_SDK_VARS]
 
@@ -112,7 +113,7 @@ t.test('values are not echoed, so a secret in the environment never reaches the 
 })
 
 t.test('.env.example lists every variable, and only real ones', async t => {
-  const text = readFileSync(new URL('../.env.example', import.meta.url), 'utf8')
+  const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8')
   const listed = [...text.matchAll(/^#?\s?([A-Z][A-Z0-9_]+)=/gm)].map(m => m[1])
   for (const name of [...names, ...SDK_VARS]) t.ok(listed.includes(name), `${name} is in .env.example`)
   for (const name of listed) t.ok(names.includes(name as string) || SDK_VARS.includes(name as string), `${name} is a real variable`)

@@ -41,7 +41,10 @@ t.test('fan-out: every destination of the route gets the event, same id, each in
   const res = await app.inject(post('call.ended', exampleOf('call.ended'), { 'x-user-id': 'user-9' }))
   t.equal(res.statusCode, 202)
   const id = res.json().id
-  t.match(ocelot.published[0]?.envelope, { id, organizationId: TENANT, userId: 'user-9', source: 'communications', metadata: { module: 'cc-lite' } })
+  t.match(
+    ocelot.published[0]?.envelope,
+    { id, organizationId: TENANT, userId: 'user-9', source: 'communications', metadata: { module: 'cc-lite' } }
+  )
   t.equal(ocelot.published[0]?.contentType, 'application/json')
   t.match(store.published[0]?.envelope, { id, specversion: '1.0', tenantid: TENANT })
   t.equal(store.published[0]?.contentType, 'application/cloudevents+json')
@@ -96,7 +99,10 @@ t.test('a refusal for good wins over try-later in the answer', async t => {
   const res = await app.inject(post('call.ended', exampleOf('call.ended')))
   t.equal(res.statusCode, 502)
   t.match(res.json(), { code: 'EVG_BROKER_REJECTED', reason: 'malformed', delivered: [] })
-  t.same(res.json().destinations.map((d: { name: string, code: string }) => [d.name, d.code]).sort(), [['ocelot', 'EVG_BROKER_REJECTED'], ['store', 'EVG_BROKER_UNAVAILABLE']])
+  t.same(
+    res.json().destinations.map((d: { name: string, code: string }) => [d.name, d.code]).sort(),
+    [['ocelot', 'EVG_BROKER_REJECTED'], ['store', 'EVG_BROKER_UNAVAILABLE']]
+  )
 })
 
 t.test('batch: each event goes to its own destinations; a partly delivered item names the one missing', async t => {
@@ -194,7 +200,9 @@ t.test('a batch none of whose events was taken: 503 with Retry-After when any ma
     method: 'POST',
     url: '/v1/events',
     headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT },
-    payload: JSON.stringify({ events: [{ type: 'call.ended', data: exampleOf('call.ended') }, { type: 'speaker.onboarded', data: exampleOf('speaker.onboarded') }] })
+    payload: JSON.stringify({
+      events: [{ type: 'call.ended', data: exampleOf('call.ended') }, { type: 'speaker.onboarded', data: exampleOf('speaker.onboarded') }]
+    })
   })
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'EVG_BROKER_UNAVAILABLE')

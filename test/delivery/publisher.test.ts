@@ -32,7 +32,10 @@ function scripted (script: Record<string, (PublishOutcome | 'ok')[]>) {
 }
 
 t.test('only the failed retryable events are retried, in one call each round', async t => {
-  const { broker, seen } = scripted({ b: [{ ok: false, error: retryable }, { ok: false, error: retryable }], c: [{ ok: false, error: fatal }] })
+  const { broker, seen } = scripted({
+    b: [{ ok: false, error: retryable }, { ok: false, error: retryable }],
+    c: [{ ok: false, error: fatal }]
+  })
   const metrics = createMetrics()
   const delivery = new SyncDelivery({ name: 'orders', broker }, policy, metrics, pino({ level: 'silent' }))
   const results = await delivery.publish([event('a'), event('b'), event('c')])
@@ -50,12 +53,21 @@ t.test('only the failed retryable events are retried, in one call each round', a
 
 t.test('each event\'s publish duration ends when its broker took it, not when the last retry of another did', async t => {
   const { broker, seen } = scripted({ b: [{ ok: false, error: retryable }] })
-  const slowRetry: Broker = { ...broker, publish: async events => seen.length === 0 ? broker.publish(events) : sleep(300).then(() => broker.publish(events)) }
+  const slowRetry: Broker = {
+    ...broker,
+    publish: async events => seen.length === 0 ? broker.publish(events) : sleep(300).then(() => broker.publish(events))
+  }
   const metrics = createMetrics()
-  await new SyncDelivery({ name: 'orders', broker: slowRetry }, policy, metrics, pino({ level: 'silent' })).publish([event('a'), event('b')])
+  await new SyncDelivery(
+    { name: 'orders', broker: slowRetry },
+    policy,
+    metrics,
+    pino({ level: 'silent' })
+  ).publish([event('a'), event('b')])
   t.same(seen, [['a', 'b'], ['b']])
   const text = await metrics.registry.metrics()
-  const bucket = (le: string) => text.match(new RegExp(`gateway_publish_duration_seconds_bucket\\{le="${le}",destination="orders",broker="scripted",type="call.ended",outcome="published"\\} (\\d+)`))?.[1]
+  const labels = 'destination="orders",broker="scripted",type="call.ended",outcome="published"'
+  const bucket = (le: string) => text.match(new RegExp(`gateway_publish_duration_seconds_bucket\\{le="${le}",${labels}\\} (\\d+)`))?.[1]
   t.equal(bucket('0.25'), '1', 'a, taken in the first call, is not charged the 300 ms retry of b')
   t.equal(bucket('\\+Inf'), '2')
 })

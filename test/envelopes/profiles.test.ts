@@ -5,7 +5,12 @@ import { createEvent, type GatewayEvent } from '../../src/envelopes/event.js'
 import { TENANT, envelopeOf, exampleOf } from '../helper.js'
 
 const entry = (type: string) => BUILTIN_ENTRIES.find(e => e.type === type) as (typeof BUILTIN_ENTRIES)[number]
-const ctx = { tenantId: TENANT, userId: 'user-9', correlationId: 'corr-1', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }
+const ctx = {
+  tenantId: TENANT,
+  userId: 'user-9',
+  correlationId: 'corr-1',
+  traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+}
 const options = { source: 'communications', module: 'cc-lite' }
 const decode = (profile: keyof typeof PROFILES, type: string, context: Parameters<typeof createEvent>[2] = ctx) => {
   const event = createEvent(entry(type), exampleOf(type), context, undefined, Date.parse('2026-11-22T10:32:50.892Z'))
@@ -45,7 +50,11 @@ t.test('ocelot: seed 003\'s Event Schema Standard, exactly', async t => {
     data: exampleOf('call.ended'),
     metadata: { version: '1.0.0', module: 'cc-lite' }
   })
-  const anonymous = JSON.parse(envelopeOf('ocelot', createEvent(entry('call.ended'), exampleOf('call.ended'), { tenantId: TENANT, correlationId: 'c' }), { source: 'communications' }))
+  const anonymous = JSON.parse(envelopeOf(
+    'ocelot',
+    createEvent(entry('call.ended'), exampleOf('call.ended'), { tenantId: TENANT, correlationId: 'c' }),
+    { source: 'communications' }
+  ))
   t.equal(anonymous.userId, null, 'userId is null when unknown, as the standard says')
   t.equal(anonymous.metadata.module, 'communications', 'module defaults to the source')
 })
@@ -85,14 +94,25 @@ t.test('every profile keeps the event id, type and data', async t => {
 // profile must stay byte for byte what its consumers were reading.
 const before = {
   cloudevents: (event: GatewayEvent, source: string, traceparent = event.traceparent) => {
-    let json = `{"specversion":"1.0","id":${JSON.stringify(event.id)},"source":${JSON.stringify(source)},"type":${JSON.stringify(event.type)},"time":${JSON.stringify(event.time)},"datacontenttype":"application/json","dataschema":${JSON.stringify(`urn:event-gateway:event-types:${event.type}`)},"tenantid":${JSON.stringify(event.tenantId)},"correlationid":${JSON.stringify(event.correlationId)},"data":${JSON.stringify(event.data)}`
+    const dataschema = `urn:event-gateway:event-types:${event.type}`
+    let json = `{"specversion":"1.0","id":${JSON.stringify(event.id)},"source":${JSON.stringify(source)},` +
+      `"type":${JSON.stringify(event.type)},"time":${JSON.stringify(event.time)},"datacontenttype":"application/json",` +
+      `"dataschema":${JSON.stringify(dataschema)},"tenantid":${JSON.stringify(event.tenantId)},` +
+      `"correlationid":${JSON.stringify(event.correlationId)},"data":${JSON.stringify(event.data)}`
     if (event.userId !== undefined) json += `,"userid":${JSON.stringify(event.userId)}`
     if (event.accountId !== undefined) json += `,"accountid":${JSON.stringify(event.accountId)}`
     if (traceparent !== undefined) json += `,"traceparent":${JSON.stringify(traceparent)}`
     return `${json}}`
   },
   ocelot: (event: GatewayEvent, source: string, module?: string) => JSON.stringify({
-    id: event.id, type: event.type, source, timestamp: event.time, organizationId: event.tenantId, userId: event.userId ?? null, data: event.data, metadata: { version: '1.0.0', module: module ?? source }
+    id: event.id,
+    type: event.type,
+    source,
+    timestamp: event.time,
+    organizationId: event.tenantId,
+    userId: event.userId ?? null,
+    data: event.data,
+    metadata: { version: '1.0.0', module: module ?? source }
   }),
   'draft-genie': (event: GatewayEvent) => {
     const prefix = event.type.split('.')[0] ?? event.type
@@ -123,7 +143,11 @@ t.test('the built-in profiles write, byte for byte, what the hand-written encode
         for (const module of [undefined, 'cc-lite']) {
           const options = { source, ...(module === undefined ? {} : { module }) }
           t.equal(envelopeOf('cloudevents', event, options), before.cloudevents(event, source), `cloudevents ${e.type}`)
-          t.equal(envelopeOf('cloudevents', event, options, 'producer-tp'), before.cloudevents(event, source, 'producer-tp'), `cloudevents ${e.type}, a producer span`)
+          t.equal(
+            envelopeOf('cloudevents', event, options, 'producer-tp'),
+            before.cloudevents(event, source, 'producer-tp'),
+            `cloudevents ${e.type}, a producer span`
+          )
           t.equal(envelopeOf('ocelot', event, options), before.ocelot(event, source, module), `ocelot ${e.type}`)
           t.equal(envelopeOf('draft-genie', event, options), before['draft-genie'](event), `draft-genie ${e.type}`)
           compared += 4
@@ -135,5 +159,8 @@ t.test('the built-in profiles write, byte for byte, what the hand-written encode
 })
 
 t.test('each profile has its content type', async t => {
-  t.same(Object.fromEntries(PROFILE_NAMES.map(n => [n, PROFILES[n].contentType])), { cloudevents: 'application/cloudevents+json', ocelot: 'application/json', 'draft-genie': 'application/json' })
+  t.same(
+    Object.fromEntries(PROFILE_NAMES.map(n => [n, PROFILES[n].contentType])),
+    { cloudevents: 'application/cloudevents+json', ocelot: 'application/json', 'draft-genie': 'application/json' }
+  )
 })

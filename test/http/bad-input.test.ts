@@ -3,7 +3,12 @@ import { connect } from 'node:net'
 import t from 'tap'
 import { TENANT, build, exampleOf, post } from '../helper.js'
 
-const expectProblem = (t: Test, res: { statusCode: number, headers: Record<string, unknown>, json: () => { code: string } }, status: number, code: string) => {
+const expectProblem = (
+  t: Test,
+  res: { statusCode: number, headers: Record<string, unknown>, json: () => { code: string } },
+  status: number,
+  code: string
+) => {
   t.equal(res.statusCode, status, `${code}: status`)
   t.match(String(res.headers['content-type']), /^application\/problem\+json/, `${code}: problem+json`)
   t.equal(res.json().code, code)
@@ -15,26 +20,53 @@ t.test('each bad input gets its 4xx problem, and the gateway keeps working', asy
   expectProblem(t, await app.inject(post('call.ended', '')), 400, 'EVG_VALIDATION')
   expectProblem(t, await app.inject(post('call.ended', '[1,2,3]')), 400, 'EVG_VALIDATION')
   expectProblem(t, await app.inject(post('call.ended', 'null')), 400, 'EVG_VALIDATION')
-  expectProblem(t, await app.inject({ ...post('call.ended', 'call_id=x'), headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-tenant-id': TENANT } }), 415, 'EVG_UNSUPPORTED_MEDIA')
-  expectProblem(t, await app.inject({ ...post('call.ended', 'hello'), headers: { 'content-type': 'text/plain', 'x-tenant-id': TENANT } }), 415, 'EVG_UNSUPPORTED_MEDIA')
-  const noType = await app.inject({ method: 'POST', url: '/v1/events/call.ended', headers: { 'x-tenant-id': TENANT }, payload: Buffer.from('{}') })
+  expectProblem(
+    t,
+    await app.inject({
+      ...post('call.ended', 'call_id=x'),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-tenant-id': TENANT }
+    }),
+    415,
+    'EVG_UNSUPPORTED_MEDIA'
+  )
+  expectProblem(
+    t,
+    await app.inject({ ...post('call.ended', 'hello'), headers: { 'content-type': 'text/plain', 'x-tenant-id': TENANT } }),
+    415,
+    'EVG_UNSUPPORTED_MEDIA'
+  )
+  const noType = await app.inject({
+    method: 'POST',
+    url: '/v1/events/call.ended',
+    headers: { 'x-tenant-id': TENANT },
+    payload: Buffer.from('{}')
+  })
   t.ok([400, 415].includes(noType.statusCode), 'no content type is refused')
   expectProblem(t, await app.inject(post('call.ended', { ...exampleOf('call.ended'), transcript: 'x'.repeat(4000) })), 413, 'EVG_TOO_LARGE')
 
-  const proto = await app.inject(post('call.ended', '{"call_id":"c","duration":1,"outcome":"failed","transcript":null,"__proto__":{"admin":true}}'))
+  const proto = await app.inject(post(
+    'call.ended',
+    '{"call_id":"c","duration":1,"outcome":"failed","transcript":null,"__proto__":{"admin":true}}'
+  ))
   expectProblem(t, proto, 400, 'EVG_VALIDATION')
   t.notOk(({} as Record<string, unknown>).admin, 'no prototype was polluted')
   const ctor = await app.inject(post('call.ended', '{"constructor":{"prototype":{"admin":true}}}'))
   expectProblem(t, ctor, 400, 'EVG_VALIDATION')
 
-  const deep = await app.inject(post('domain.event', `{"aggregate_type":"a","aggregate_id":"b","event_type":"c","event_data":${'{"x":'.repeat(300)}1${'}'.repeat(300)}}`))
+  const deep = await app.inject(post(
+    'domain.event',
+    `{"aggregate_type":"a","aggregate_id":"b","event_type":"c","event_data":${'{"x":'.repeat(300)}1${'}'.repeat(300)}}`
+  ))
   expectProblem(t, deep, 400, 'EVG_VALIDATION')
   t.match(deep.json(), { detail: /deeper than 64/ })
 
   const brackets = await app.inject(post('call.ended', '['.repeat(1500)))
   expectProblem(t, brackets, 400, 'EVG_VALIDATION')
 
-  const dupTenant = await app.inject({ ...post('call.ended', exampleOf('call.ended')), headers: { 'content-type': 'application/json', 'x-tenant-id': [TENANT, TENANT] as unknown as string } })
+  const dupTenant = await app.inject({
+    ...post('call.ended', exampleOf('call.ended')),
+    headers: { 'content-type': 'application/json', 'x-tenant-id': [TENANT, TENANT] as unknown as string }
+  })
   expectProblem(t, dupTenant, 400, 'EVG_BAD_CONTEXT')
   const badKey = await app.inject(post('call.ended', exampleOf('call.ended'), { 'idempotency-key': 'x'.repeat(300) }))
   expectProblem(t, badKey, 400, 'EVG_BAD_CONTEXT')

@@ -40,7 +40,9 @@ t.test('Swagger UI: a developer opens /docs, tries call.ended with its example a
   t.equal((await status.innerText()).trim(), '202', 'Try it out publishes the example')
 
   if (process.env.EVG_SCREENSHOT) await page.screenshot({ path: process.env.EVG_SCREENSHOT, fullPage: false })
-  const stored = await (await fetch(`${base}/v1/events?type=call.ended`, { headers: { 'x-tenant-id': TENANT } })).json() as { events: unknown[] }
+  const stored = await (await fetch(`${base}/v1/events?type=call.ended`, {
+    headers: { 'x-tenant-id': TENANT }
+  })).json() as { events: unknown[] }
   t.equal(stored.events.length, 1, 'the event is in the local store')
 })
 

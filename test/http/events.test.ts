@@ -120,7 +120,12 @@ t.test('tenant context', async t => {
 })
 
 t.test('slug tenants and the development fallbacks', async t => {
-  const { app, broker } = await build(t, { TENANT_ID_FORMAT: 'slug', ALLOW_MOCK_CONTEXT: 'true', MOCK_TENANT_ID: 'dev-tenant', MOCK_USER_ID: 'dev-user' })
+  const { app, broker } = await build(t, {
+    TENANT_ID_FORMAT: 'slug',
+    ALLOW_MOCK_CONTEXT: 'true',
+    MOCK_TENANT_ID: 'dev-tenant',
+    MOCK_USER_ID: 'dev-user'
+  })
   const res = await app.inject({ ...post('call.ended', exampleOf('call.ended')), headers: { 'content-type': 'application/json' } })
   t.equal(res.statusCode, 202)
   t.match(broker.published[0]?.envelope, { tenantid: 'dev-tenant', userid: 'dev-user' })

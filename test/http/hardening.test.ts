@@ -9,7 +9,10 @@ t.test('a number too large to represent is refused before validation, not stored
   const res = await app.inject(post('call.ended', body))
   t.equal(res.statusCode, 400)
   t.match(res.json(), { code: 'EVG_VALIDATION', detail: /too large/ })
-  const digits = await app.inject(post('campaign.completed', JSON.stringify(exampleOf('campaign.completed')).replace('"total_calls":120', `"total_calls":${'9'.repeat(400)}`)))
+  const digits = await app.inject(post(
+    'campaign.completed',
+    JSON.stringify(exampleOf('campaign.completed')).replace('"total_calls":120', `"total_calls":${'9'.repeat(400)}`)
+  ))
   t.equal(digits.statusCode, 400)
   const fine = await app.inject(post('call.ended', JSON.stringify({ ...exampleOf('call.ended'), transcript: 'says 1e400 out loud' })))
   t.equal(fine.statusCode, 202, 'the same text inside a string is just text')
@@ -42,7 +45,13 @@ t.test('a routing key over 255 bytes is a 400 naming the field it is made of, be
     type: 'order.placed',
     description: 'An order was placed.',
     routingKey: 'shop.order.{region}',
-    schema: { type: 'object', additionalProperties: false, required: ['region'], properties: { region: { type: 'string', maxLength: 1000 } }, examples: [{ region: 'eu' }] }
+    schema: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['region'],
+      properties: { region: { type: 'string', maxLength: 1000 } },
+      examples: [{ region: 'eu' }]
+    }
   }))
   const { app, broker } = await build(t, { EVENT_CATALOG_DIR: dir })
   const fits = await app.inject(post('order.placed', { region: 'r'.repeat(244) }))
@@ -91,11 +100,17 @@ t.test('request bodies in flight are bounded: past the budget, 503 at once, befo
 
 t.test('an event with a huge collection gets its first error only, not one per element', async t => {
   const { app } = await build(t)
-  const res = await app.inject(post('sentiment.analyzed', { ...exampleOf('sentiment.analyzed'), keywords: Array.from({ length: 20000 }, () => 1) }))
+  const res = await app.inject(post('sentiment.analyzed', {
+    ...exampleOf('sentiment.analyzed'),
+    keywords: Array.from({ length: 20000 }, () => 1)
+  }))
   t.equal(res.statusCode, 400)
   t.equal(res.json().errors.length, 1)
   t.notOk('errorsOmitted' in res.json())
-  const inBatch = await app.inject(postBatch([{ type: 'sentiment.analyzed', data: { ...exampleOf('sentiment.analyzed'), keywords: Array.from({ length: 20000 }, () => 1) } }]))
+  const inBatch = await app.inject(postBatch([{
+    type: 'sentiment.analyzed',
+    data: { ...exampleOf('sentiment.analyzed'), keywords: Array.from({ length: 20000 }, () => 1) }
+  }]))
   t.equal(inBatch.json().results[0].error.errors.length, 1)
 })
 

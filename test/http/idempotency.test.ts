@@ -11,14 +11,22 @@ import { TENANT, build, exampleOf, post, postBatch, testConfig } from '../helper
 
 t.test('a repeat is recognised by its JSON value: any key order, any number spelling', async t => {
   const { app, broker } = await build(t)
-  const first = await app.inject(post('call.ended', '{"call_id":"c-1","duration":180,"outcome":"completed","transcript":"hello"}', { 'idempotency-key': 'sem-1' }))
-  const reordered = await app.inject(post('call.ended', '{ "transcript": "hello", "outcome": "completed", "duration": 1.8e2, "call_id": "c-1" }', { 'idempotency-key': 'sem-1' }))
+  const first = await app.inject(post('call.ended', '{"call_id":"c-1","duration":180,"outcome":"completed","transcript":"hello"}', {
+    'idempotency-key': 'sem-1'
+  }))
+  const reordered = await app.inject(post(
+    'call.ended',
+    '{ "transcript": "hello", "outcome": "completed", "duration": 1.8e2, "call_id": "c-1" }',
+    { 'idempotency-key': 'sem-1' }
+  ))
   t.equal(first.statusCode, 202)
   t.equal(reordered.statusCode, 202)
   t.equal(reordered.json().id, first.json().id)
   t.equal(reordered.headers['idempotency-replayed'], 'true')
   t.equal(broker.published.length, 1)
-  const changed = await app.inject(post('call.ended', '{"call_id":"c-1","duration":181,"outcome":"completed","transcript":"hello"}', { 'idempotency-key': 'sem-1' }))
+  const changed = await app.inject(post('call.ended', '{"call_id":"c-1","duration":181,"outcome":"completed","transcript":"hello"}', {
+    'idempotency-key': 'sem-1'
+  }))
   t.equal(changed.json().code, 'EVG_IDEMPOTENCY_CONFLICT')
 })
 
@@ -44,7 +52,9 @@ t.test('a repeat that outwaits IDEMPOTENCY_WAIT_MS gets 409 EVG_IDEMPOTENCY_IN_P
 t.test('20 identical batches at once, with per-event keys, publish each event once and all get the same ids', async t => {
   const { app, broker } = await build(t)
   const release = broker.hold()
-  const events = ['a', 'b', 'c', 'd', 'e'].map(k => ({ type: 'call.ended', data: { ...exampleOf('call.ended'), call_id: k }, idempotencyKey: `batch-${k}` }))
+  const events = ['a', 'b', 'c', 'd', 'e'].map(
+    k => ({ type: 'call.ended', data: { ...exampleOf('call.ended'), call_id: k }, idempotencyKey: `batch-${k}` })
+  )
   const answers = Array.from({ length: 20 }, () => app.inject(postBatch(events)))
   while (broker.calls === 0) await new Promise(resolve => setImmediate(resolve))
   release()
@@ -70,10 +80,16 @@ t.test('Idempotency-Key on a batch keys the whole request', async t => {
   t.equal(broker.published.length, 2, 'nothing published again')
 
   // the key stands for that batch: another one under it is refused whole, even one that only adds an event
-  const changed = await app.inject(postBatch([events[0], { type: 'audit.recorded', data: { ...exampleOf('audit.recorded'), action: 'other' } }], { 'idempotency-key': 'whole-1' }))
+  const changed = await app.inject(postBatch(
+    [events[0], { type: 'audit.recorded', data: { ...exampleOf('audit.recorded'), action: 'other' } }],
+    { 'idempotency-key': 'whole-1' }
+  ))
   t.equal(changed.statusCode, 409)
   t.equal(changed.json().code, 'EVG_IDEMPOTENCY_CONFLICT')
-  const longer = await app.inject(postBatch([...events, { type: 'call.ended', data: exampleOf('call.ended') }], { 'idempotency-key': 'whole-1' }))
+  const longer = await app.inject(postBatch(
+    [...events, { type: 'call.ended', data: exampleOf('call.ended') }],
+    { 'idempotency-key': 'whole-1' }
+  ))
   t.equal(longer.statusCode, 409)
   t.equal(broker.published.length, 2, 'nothing of either published')
   // its events' keys cannot be met by a client's key (which has no space)
@@ -144,7 +160,11 @@ t.test('read-back shows an API key only the types it may publish', async t => {
   await app.ready()
   await app.inject(post('call.ended', exampleOf('call.ended'), { authorization: 'Bearer all-key' }))
   await app.inject(post('audit.recorded', exampleOf('audit.recorded'), { authorization: 'Bearer all-key' }))
-  const read = (key: string, query = '') => app.inject({ method: 'GET', url: `/v1/events${query}`, headers: { 'x-tenant-id': TENANT, authorization: `Bearer ${key}` } })
+  const read = (key: string, query = '') => app.inject({
+    method: 'GET',
+    url: `/v1/events${query}`,
+    headers: { 'x-tenant-id': TENANT, authorization: `Bearer ${key}` }
+  })
   t.same((await read('all-key')).json().events.map((e: { type: string }) => e.type), ['call.ended', 'audit.recorded'])
   t.same((await read('comms-key')).json().events.map((e: { type: string }) => e.type), ['call.ended'], 'no audit.recorded for a call.* key')
   const named = await read('comms-key', '?type=audit.recorded')

@@ -13,7 +13,12 @@ t.test('under pressure, event routes answer 503 EVG_OVERLOADED at once; health a
   t.match(res.json(), { code: 'EVG_OVERLOADED', detail: /heapUsedBytes/ })
   t.equal(res.headers['retry-after'], '1')
   const published = broker.published.length
-  const batch = await app.inject({ method: 'POST', url: '/v1/events', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT }, payload: JSON.stringify({ events: [{ type: 'call.ended', data: exampleOf('call.ended') }] }) })
+  const batch = await app.inject({
+    method: 'POST',
+    url: '/v1/events',
+    headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT },
+    payload: JSON.stringify({ events: [{ type: 'call.ended', data: exampleOf('call.ended') }] })
+  })
   t.equal(batch.json().code, 'EVG_OVERLOADED')
   t.equal(broker.published.length, published, 'nothing more was published')
   t.equal((await app.inject('/health/live')).statusCode, 200)

@@ -19,7 +19,11 @@ t.test('a tenant over RATE_LIMIT_PER_TENANT gets 429 EVG_RATE_LIMITED with Retry
   t.equal(refused.headers['ratelimit-remaining'], '0')
   t.equal(broker.published.length, 3, 'the refused event was not published')
 
-  t.equal((await app.inject(post('call.ended', exampleOf('call.ended'), { 'x-tenant-id': OTHER_TENANT }))).statusCode, 202, 'another tenant has its own bucket')
+  t.equal(
+    (await app.inject(post('call.ended', exampleOf('call.ended'), { 'x-tenant-id': OTHER_TENANT }))).statusCode,
+    202,
+    'another tenant has its own bucket'
+  )
   for (const url of ['/health/live', '/health/ready', '/metrics', '/docs/json', '/v1/event-types']) {
     const res = await app.inject(url)
     t.equal(res.statusCode, 200, `${url} is never limited`)
@@ -70,10 +74,18 @@ t.test('RATE_LIMITS_FILE: per-tenant limits override the default; a bad file sto
   })
   const { app } = await build(t, { RATE_LIMIT_PER_TENANT: '1', RATE_LIMIT_BURST: '1', RATE_LIMITS_FILE: join(dir, 'limits.json') })
   for (let i = 0; i < 5; i++) t.equal((await app.inject(call())).statusCode, 202, 'perSecond 0: no limit for this tenant')
-  const other = (await Promise.all([1, 2].map(() => app.inject(post('call.ended', exampleOf('call.ended'), { 'x-tenant-id': OTHER_TENANT }))))).map(r => r.statusCode).sort()
+  const other = (await Promise.all(
+    [1, 2].map(() => app.inject(post('call.ended', exampleOf('call.ended'), { 'x-tenant-id': OTHER_TENANT })))
+  )).map(r => r.statusCode).sort()
   t.same(other, [202, 429])
   const third = '11111111-2222-4333-8444-555555555555'
-  t.same((await Promise.all([1, 2].map(() => app.inject(post('call.ended', exampleOf('call.ended'), { 'x-tenant-id': third }))))).map(r => r.statusCode).sort(), [202, 429], 'the default applies to the others')
+  t.same(
+    (await Promise.all(
+      [1, 2].map(() => app.inject(post('call.ended', exampleOf('call.ended'), { 'x-tenant-id': third })))
+    )).map(r => r.statusCode).sort(),
+    [202, 429],
+    'the default applies to the others'
+  )
   await t.rejects(build(t, { RATE_LIMITS_FILE: join(dir, 'bad.json') }), { name: 'ConfigError', message: /RATE_LIMITS_FILE: .*bad\.json is not valid: \/tenants\/x\/perSecond/ })
   await t.rejects(build(t, { RATE_LIMITS_FILE: join(dir, 'missing.json') }), { name: 'ConfigError', message: /RATE_LIMITS_FILE: cannot read .*ENOENT/ })
   await t.rejects(build(t, { RATE_LIMITS_FILE: join(dir, 'unmatchable.json') }), { name: 'ConfigError', message: /\/tenants\/not a tenant! is not a tenant id \(TENANT_ID_FORMAT=uuid\); \/tenants\/9b2d[^/]+\/perSecond must be 0 \(no limit\) or at least 0.001/ })

@@ -30,8 +30,18 @@ const speaker = (id: string) => ({ ...exampleOf('speaker.onboarded'), speaker_id
 
 t.test('each destination gets its own body and message fields; fan-out keeps one id', async t => {
   const { app, brokers } = await gateway(t, {
-    queue: { broker: 'sqs', queueUrl: '${SQS_URL}', envelope: { id: '{{id}}', who: '{{data.speaker_id}}', '...': '{{data}}' }, message: { groupId: '{{data.speaker_id}}', deduplicationId: { $sha256: '{{tenant}}:{{data.speaker_id}}' } } },
-    exchange: { broker: 'rabbitmq', exchange: 'x', envelope: 'draft-genie', message: { routingKey: 'speakers.{{data.bucket}}', headers: { 'x-bucket': '{{data.bucket}}' } } }
+    queue: {
+      broker: 'sqs',
+      queueUrl: '${SQS_URL}',
+      envelope: { id: '{{id}}', who: '{{data.speaker_id}}', '...': '{{data}}' },
+      message: { groupId: '{{data.speaker_id}}', deduplicationId: { $sha256: '{{tenant}}:{{data.speaker_id}}' } }
+    },
+    exchange: {
+      broker: 'rabbitmq',
+      exchange: 'x',
+      envelope: 'draft-genie',
+      message: { routingKey: 'speakers.{{data.bucket}}', headers: { 'x-bucket': '{{data.bucket}}' } }
+    }
   })
   const res = await app.inject(post('speaker.onboarded', speaker('spk-9'), { 'x-user-id': 'u-1' }))
   t.equal(res.statusCode, 202)
@@ -53,8 +63,17 @@ t.test('a body the schema takes but a broker would refuse for its message fields
   })
   const bad = await app.inject(post('speaker.onboarded', speaker('Zürich Nord')))
   t.equal(bad.statusCode, 400)
-  t.match(bad.json(), { code: 'EVG_VALIDATION', errors: [{ path: '/speaker_id', message: 'has characters the SQS MessageGroupId cannot hold (printable ASCII only) (groupId) at destination queue' }] })
-  const batch = await app.inject(postBatch([{ type: 'speaker.onboarded', data: speaker('spk-1') }, { type: 'speaker.onboarded', data: speaker('spk 2') }]))
+  t.match(bad.json(), {
+    code: 'EVG_VALIDATION',
+    errors: [{
+      path: '/speaker_id',
+      message: 'has characters the SQS MessageGroupId cannot hold (printable ASCII only) (groupId) at destination queue'
+    }]
+  })
+  const batch = await app.inject(postBatch([
+    { type: 'speaker.onboarded', data: speaker('spk-1') },
+    { type: 'speaker.onboarded', data: speaker('spk 2') }
+  ]))
   t.equal(batch.statusCode, 207)
   t.match(batch.json().results, [{ id: /./, status: 'published' }, { error: { code: 'EVG_VALIDATION', errors: [{ path: '/events/1/data/speaker_id' }] } }])
   t.same(brokers.get('queue')?.published.map(e => e.message?.groupId), ['spk-1'], 'only the good one reached the broker')
@@ -69,13 +88,19 @@ t.test('a template error stops the start, naming the file, the field, the type a
   }))
   await t.rejects(buildApp(testConfig(t, { ROUTES_FILE: path, EVENT_TYPES: 'speaker.onboarded' }), { brokers: () => new MemoryBroker() }), {
     name: 'ConfigError',
-    message: `ROUTES_FILE: ${path}: destinations.queue.envelope.who (speaker.onboarded): data.speaker is not a field of speaker.onboarded (its data has speaker_id, external_id, name, bucket)`
+    message: `ROUTES_FILE: ${path}: destinations.queue.envelope.who (speaker.onboarded): ` +
+      'data.speaker is not a field of speaker.onboarded (its data has speaker_id, external_id, name, bucket)'
   })
 })
 
 t.test('a spooled destination keeps the rendered message fields in its outbox, and its relay sends them', async t => {
   const { app, brokers } = await gateway(t, {
-    queue: { broker: 'sqs', queueUrl: '${SQS_URL}', delivery: 'spool', message: { groupId: 'bucket-{{data.bucket}}', attributes: { bucket: '{{data.bucket}}' } } }
+    queue: {
+      broker: 'sqs',
+      queueUrl: '${SQS_URL}',
+      delivery: 'spool',
+      message: { groupId: 'bucket-{{data.bucket}}', attributes: { bucket: '{{data.bucket}}' } }
+    }
   })
   const res = await app.inject(post('speaker.onboarded', speaker('spk-4')))
   t.equal(res.statusCode, 202)

@@ -3,9 +3,9 @@ import { once } from 'node:events'
 import { constants, createReadStream, openSync, writeSync, type ReadStream } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { LogDestination } from '../src/observability/log-destination.js'
-import { createMetrics } from '../src/observability/metrics.js'
-import { dataDir } from './helper.js'
+import { LogDestination } from '../../src/observability/log-destination.js'
+import { createMetrics } from '../../src/observability/metrics.js'
+import { dataDir } from '../helper.js'
 
 /**
  * A pipe standing in for stdout: `fd` is its write end, non-blocking as Node makes a stdout pipe.
@@ -42,7 +42,12 @@ function fill (fd: number): number {
 }
 
 // Every line the same length, so a reader knows how many bytes to wait for.
-const line = (i: number) => JSON.stringify({ level: 30, msg: 'request completed', n: String(i).padStart(6, '0'), reqId: 'x'.repeat(80) }) + '\n'
+const line = (i: number) => JSON.stringify({
+  level: 30,
+  msg: 'request completed',
+  n: String(i).padStart(6, '0'),
+  reqId: 'x'.repeat(80)
+}) + '\n'
 const LINE_BYTES = Buffer.byteLength(line(0))
 const numbers = (lines: string[]) => lines.map(l => Number(JSON.parse(l).n))
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { TENANT, build, exampleOf, post } from './helper.js'
+import { TENANT, build, exampleOf, post } from '../helper.js'
 
 t.test('/metrics exposes the gateway counters, without tenant or user labels', async t => {
   const { app, broker } = await build(t)
@@ -27,7 +27,14 @@ t.test('/metrics exposes the gateway counters, without tenant or user labels', a
 
 t.test('/health/ready follows the broker; /health/live does not', async t => {
   const { app, broker } = await build(t)
-  t.same((await app.inject('/health/ready')).json(), { status: 'ready', destinations: [{ name: 'local', broker: 'memory', up: true, delivery: 'sync' }], state: { store: 'sqlite', up: true } })
+  t.same(
+    (await app.inject('/health/ready')).json(),
+    {
+      status: 'ready',
+      destinations: [{ name: 'local', broker: 'memory', up: true, delivery: 'sync' }],
+      state: { store: 'sqlite', up: true }
+    }
+  )
   broker.up = false
   const down = await app.inject('/health/ready')
   t.equal(down.statusCode, 503)

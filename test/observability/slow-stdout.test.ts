@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import t, { type Test } from 'tap'
-import { TENANT, dataDir, exampleOf, runTs } from './helper.js'
+import { TENANT, dataDir, exampleOf, runTs } from '../helper.js'
 
 const body = JSON.stringify(exampleOf('call.ended'))
 // The access line carries the URL: with this query string it is about 8 KB, so the pipe and the

@@ -3,10 +3,10 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import pino from 'pino'
 import t, { type Test } from 'tap'
-import { buildApp } from '../src/app.js'
-import { MemoryBroker } from '../src/brokers/memory.js'
-import { tracingFromEnv } from '../src/observability/tracing.js'
-import { LogCapture, exampleOf, post, testConfig } from './helper.js'
+import { buildApp } from '../../src/app.js'
+import { MemoryBroker } from '../../src/brokers/memory.js'
+import { tracingFromEnv } from '../../src/observability/tracing.js'
+import { LogCapture, exampleOf, post, testConfig } from '../helper.js'
 
 // The OTEL_* variables as the SDK reads them (process.env), and what reaches a collector.
 
@@ -38,7 +38,10 @@ async function collector (t: Test) {
 
 interface OtlpAttribute { key: string, value: { stringValue?: string } }
 interface OtlpTraces {
-  resourceSpans: { resource: { attributes: OtlpAttribute[] }, scopeSpans: { spans: { name: string, traceId: string, parentSpanId?: string }[] }[] }[]
+  resourceSpans: {
+    resource: { attributes: OtlpAttribute[] },
+    scopeSpans: { spans: { name: string, traceId: string, parentSpanId?: string }[] }[]
+  }[]
 }
 
 const silent = () => pino({ level: 'silent' })
@@ -100,7 +103,11 @@ t.test('OTLP export: closing the app sends the spans, under service.name event-g
   withEnv(t, { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=test' })
   const app = await buildApp(testConfig(t), { broker: new MemoryBroker() })
   await app.ready()
-  const res = await app.inject(post('call.ended', exampleOf('call.ended'), { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }))
+  const res = await app.inject(post(
+    'call.ended',
+    exampleOf('call.ended'),
+    { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }
+  ))
   t.equal(res.statusCode, 202)
   t.equal(otlp.exports.length, 0, 'batched, not sent one by one')
   await app.close()
@@ -126,5 +133,7 @@ t.test('OTEL_SERVICE_NAME names the service', async t => {
   t.equal((await app.inject(post('call.ended', exampleOf('call.ended')))).statusCode, 202)
   await app.close()
   t.equal(otlp.exports[0]?.url, '/custom/traces', 'the signal\'s endpoint is used as it is')
-  t.ok(otlp.exports[0]?.body.resourceSpans[0]?.resource.attributes.some(a => a.key === 'service.name' && a.value.stringValue === 'events-eu'))
+  t.ok(
+    otlp.exports[0]?.body.resourceSpans[0]?.resource.attributes.some(a => a.key === 'service.name' && a.value.stringValue === 'events-eu')
+  )
 })

@@ -1,13 +1,19 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base'
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+  type ReadableSpan,
+  type SpanProcessor
+} from '@opentelemetry/sdk-trace-base'
 import t, { type Test } from 'tap'
-import { BrokerError } from '../src/brokers/broker.js'
-import { MemoryBroker } from '../src/brokers/memory.js'
-import { xrayTraceHeader } from '../src/brokers/aws/eventbridge.js'
-import { LogCapture, TENANT, build, dataDir, exampleOf, post } from './helper.js'
-import { codes, readDoc, section, tableRows } from './markdown.js'
+import { BrokerError } from '../../src/brokers/broker.js'
+import { MemoryBroker } from '../../src/brokers/memory.js'
+import { xrayTraceHeader } from '../../src/brokers/aws/eventbridge.js'
+import { LogCapture, TENANT, build, dataDir, exampleOf, post } from '../helper.js'
+import { codes, readDoc, section, tableRows } from '../markdown.js'
 
 // What a trace backend and a consumer see of the gateway's spans, with the SDK's in-memory exporter.
 
@@ -76,7 +82,11 @@ const parentOf = (traceparent: string | undefined) => traceparent?.split('-')[2]
 
 t.test('a request with a traceparent: the server span continues the caller\'s trace, producer spans are its children', async t => {
   const { app, spans, orders } = await gateway(t)
-  const res = await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded'), { traceparent: CALLER, 'x-correlation-id': 'corr-1' }))
+  const res = await app.inject(post(
+    'speaker.onboarded',
+    exampleOf('speaker.onboarded'),
+    { traceparent: CALLER, 'x-correlation-id': 'corr-1' }
+  ))
   t.equal(res.statusCode, 202)
   const server = await spans.server()
   t.equal(server.name, 'POST /v1/events/speaker.onboarded')
@@ -118,7 +128,10 @@ t.test('what a consumer sees: the message and its envelope carry the producer sp
   const expected = `00-${TRACE_ID}-${producer.spanContext().spanId}-01`
   t.equal(message?.traceparent, expected, 'the AMQP header / SQS attribute / EventBridge TraceHeader value')
   t.equal(message?.envelope.traceparent, expected, 'the CloudEvents traceparent extension: the same context')
-  t.equal(xrayTraceHeader(message?.traceparent), `Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=${producer.spanContext().spanId};Sampled=1`)
+  t.equal(
+    xrayTraceHeader(message?.traceparent),
+    `Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=${producer.spanContext().spanId};Sampled=1`
+  )
   t.equal(message?.event.traceparent, CALLER, 'the event as kept (idempotent repeats) is the caller\'s')
 })
 
@@ -132,7 +145,11 @@ t.test('fan-out: two destinations, two producer spans, each message with its own
   for (const [name, broker] of [['orders', orders], ['billing', billing]] as const) {
     const producer = producers.get(name) as ReadableSpan
     t.equal(producer.parentSpanContext?.spanId, server.spanContext().spanId, `${name}: child of the server span`)
-    t.equal(parentOf(broker.published[0]?.traceparent), producer.spanContext().spanId, `${name}: the message's parent is its own producer span`)
+    t.equal(
+      parentOf(broker.published[0]?.traceparent),
+      producer.spanContext().spanId,
+      `${name}: the message's parent is its own producer span`
+    )
     t.equal(parentOf(broker.published[0]?.envelope.traceparent), producer.spanContext().spanId, `${name}: and so is its envelope's`)
   }
   t.equal(orders.published[0]?.event.id, billing.published[0]?.event.id, 'one event')
@@ -144,7 +161,13 @@ t.test('a batch: one server span, one producer span per destination covering its
     method: 'POST',
     url: '/v1/events',
     headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT, traceparent: CALLER },
-    payload: { events: [{ type: 'call.ended', data: exampleOf('call.ended') }, { type: 'speaker.onboarded', data: exampleOf('speaker.onboarded') }, { type: 'nope', data: {} }] }
+    payload: {
+      events: [
+        { type: 'call.ended', data: exampleOf('call.ended') },
+        { type: 'speaker.onboarded', data: exampleOf('speaker.onboarded') },
+        { type: 'nope', data: {} }
+      ]
+    }
   })
   t.equal(res.statusCode, 207)
   const server = await spans.server()
@@ -169,7 +192,11 @@ t.test('a publish that fails: the producer span is an error typed by its EVG cod
   t.match(producer?.status.message, /orders refused the event/)
   t.equal(producer?.attributes['error.type'], 'EVG_BROKER_REJECTED')
   t.equal(server.status.code, SpanStatusCode.ERROR)
-  t.match(server.attributes, { 'http.response.status_code': 502, 'error.type': 'EVG_BROKER_REJECTED', 'evg.error_code': 'EVG_BROKER_REJECTED' })
+  t.match(server.attributes, {
+    'http.response.status_code': 502,
+    'error.type': 'EVG_BROKER_REJECTED',
+    'evg.error_code': 'EVG_BROKER_REJECTED'
+  })
 })
 
 t.test('a refused request has its server span, not an error one; probes have none', async t => {
@@ -232,8 +259,15 @@ t.test('docs/tracing.md lists every span attribute the gateway sets, and no othe
   orders.failNext(1, new BrokerError('refused', { retryable: false, reason: 'unroutable' }))
   await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded'), { traceparent: CALLER }))
   await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded'), { traceparent: CALLER }))
-  await app.inject({ method: 'POST', url: '/v1/events', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT }, payload: { events: [{ type: 'call.ended', data: exampleOf('call.ended') }, { type: 'call.ended', data: exampleOf('call.ended') }] } })
-  const observed = (kind: SpanKind, list: ReadableSpan[]) => new Set(list.filter(s => s.kind === kind).flatMap(s => Object.keys(s.attributes)))
+  await app.inject({
+    method: 'POST',
+    url: '/v1/events',
+    headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT },
+    payload: { events: [{ type: 'call.ended', data: exampleOf('call.ended') }, { type: 'call.ended', data: exampleOf('call.ended') }] }
+  })
+  const observed = (kind: SpanKind, list: ReadableSpan[]) => new Set(
+    list.filter(s => s.kind === kind).flatMap(s => Object.keys(s.attributes))
+  )
   const server = observed(SpanKind.SERVER, await spans.ofKind(SpanKind.SERVER, 3))
   // Set only when the client goes away before its answer, which inject cannot do.
   server.add('evg.client_aborted')

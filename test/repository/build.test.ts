@@ -4,7 +4,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 
 const run = promisify(execFile)
-const root = new URL('../', import.meta.url).pathname
+const root = new URL('../../', import.meta.url).pathname
 
 // `npm start` (and provision, tail, verify) build first; a build with nothing changed since the
 // last one does nothing, so a second start is quick. TypeScript's build mode decides, by the

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { parse } from 'yaml'
-import { loadConfig } from '../src/config/index.js'
+import { loadConfig } from '../../src/config/index.js'
 
 const run = promisify(execFile)
 
@@ -25,7 +25,11 @@ interface Service {
  * `up` does.
  */
 async function profile (name: string, env: Record<string, string> = {}): Promise<Map<string, Service>> {
-  const { stdout } = await run('docker-compose', ['-f', 'docker-compose.yml', '--profile', name, 'config'], { env: { PATH: process.env.PATH ?? '', ...env } })
+  const { stdout } = await run(
+    'docker-compose',
+    ['-f', 'docker-compose.yml', '--profile', name, 'config'],
+    { env: { PATH: process.env.PATH ?? '', ...env } }
+  )
   const services = (parse(stdout) as { services: Record<string, Service> }).services
   return new Map(Object.entries(services).filter(([, s]) => s.profiles === undefined || s.profiles.includes(name)))
 }
@@ -41,7 +45,9 @@ for (const [name, expected] of Object.entries(PROFILES)) {
     const services = await profile(name)
     t.same([...services.keys()].sort(), expected.services)
     for (const [service, spec] of services) {
-      for (const dependency of Object.keys(spec.depends_on ?? {})) t.ok(services.has(dependency), `${service} depends on ${dependency}, which this profile starts`)
+      for (const dependency of Object.keys(spec.depends_on ?? {})) {
+        t.ok(services.has(dependency), `${service} depends on ${dependency}, which this profile starts`)
+      }
     }
     const gateway = services.get(`gateway-${name}`)
     t.equal(gateway?.environment?.BROKER, expected.broker)
@@ -53,7 +59,9 @@ for (const [name, expected] of Object.entries(PROFILES)) {
     // The gateway starts once the broker has what it needs, declared with the gateway's own settings.
     t.same(gateway?.depends_on, { [`provision-${name}`]: { condition: 'service_completed_successfully' } })
     t.same(provision.command, ['node', 'dist/cli/provision.js'])
-    for (const [key, value] of Object.entries(provision.environment ?? {})) t.equal(gateway?.environment?.[key], value, `${key}: the gateway's value`)
+    for (const [key, value] of Object.entries(provision.environment ?? {})) {
+      t.equal(gateway?.environment?.[key], value, `${key}: the gateway's value`)
+    }
   })
 }
 
@@ -70,28 +78,40 @@ t.test('docker-compose --profile fleet: two gateways sharing Redis in front of t
   t.equal(new Set(ports).size, 2, 'each replica on its own host port')
 })
 
-t.test('docker-compose --profile spool: the gateway in spool mode, its outbox in the profile\'s PostgreSQL, in front of the provisioned RabbitMQ', { skip }, async t => {
+t.test('docker-compose --profile spool: the gateway in spool mode, its outbox in the profile\'s PostgreSQL, ' +
+  'in front of the provisioned RabbitMQ', { skip }, async t => {
   const services = await profile('spool')
   t.same([...services.keys()].sort(), ['gateway-spool', 'postgres', 'provision-rabbitmq', 'rabbitmq'])
   const gateway = services.get('gateway-spool') as Service
   t.match(gateway.environment, { BROKER: 'rabbitmq', DELIVERY_MODE: 'spool', SPOOL_URL: 'postgres://gateway:gateway@postgres:5432/gateway' })
-  t.same(gateway.depends_on, { 'provision-rabbitmq': { condition: 'service_completed_successfully' }, postgres: { condition: 'service_healthy' } })
+  t.same(gateway.depends_on, {
+    'provision-rabbitmq': { condition: 'service_completed_successfully' },
+    postgres: { condition: 'service_healthy' }
+  })
   // The URL names the database and user the PostgreSQL service creates.
   const url = new URL(gateway.environment?.SPOOL_URL ?? '')
-  t.match(services.get('postgres')?.environment, { POSTGRES_USER: url.username, POSTGRES_PASSWORD: url.password, POSTGRES_DB: url.pathname.slice(1) })
+  t.match(
+    services.get('postgres')?.environment,
+    { POSTGRES_USER: url.username, POSTGRES_PASSWORD: url.password, POSTGRES_DB: url.pathname.slice(1) }
+  )
   t.doesNotThrow(() => loadConfig(gateway.environment ?? {}), 'a configuration the gateway accepts')
 })
 
-t.test('docker-compose --profile aws passes SQS_QUEUE_URL and the AWS settings through to the gateway and the provisioning', { skip }, async t => {
+t.test('docker-compose --profile aws passes SQS_QUEUE_URL and the AWS settings through ' +
+  'to the gateway and the provisioning', { skip }, async t => {
   const env = { AWS_BROKER: 'eventbridge', SQS_QUEUE_URL: 'http://localstack:4566/000000000000/orders', EVENTBRIDGE_BUS_NAME: 'orders-bus', AWS_REGION: 'us-east-1' }
   const services = await profile('aws', env)
   for (const name of ['gateway-aws', 'provision-aws']) {
-    t.match(services.get(name)?.environment, { BROKER: 'eventbridge', SQS_QUEUE_URL: env.SQS_QUEUE_URL, EVENTBRIDGE_BUS_NAME: 'orders-bus', AWS_REGION: 'us-east-1' }, name)
+    t.match(
+      services.get(name)?.environment,
+      { BROKER: 'eventbridge', SQS_QUEUE_URL: env.SQS_QUEUE_URL, EVENTBRIDGE_BUS_NAME: 'orders-bus', AWS_REGION: 'us-east-1' },
+      name
+    )
   }
 })
 
 t.test('the Dockerfile builds in stages on Node 24, runs as non-root and has a health check', async t => {
-  const text = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8')
+  const text = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8')
   t.same(text.match(/^FROM \S+/gm), ['FROM node:24-bookworm-slim', 'FROM node:24-bookworm-slim'])
   t.match(text, /^USER node$/m)
   t.match(text, /^HEALTHCHECK .*\n.*\/health\/ready/m)
@@ -100,8 +120,8 @@ t.test('the Dockerfile builds in stages on Node 24, runs as non-root and has a h
 })
 
 t.test('the image runs the gateway as npm start does, with the heap limit in the environment', async t => {
-  const text = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8')
-  const start = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start as string).split(' ')
+  const text = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8')
+  const start = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).scripts.start as string).split(' ')
   const heap = start.find(arg => arg.startsWith('--max-old-space-size='))
   t.ok(heap, 'npm start sets the heap limit')
   t.same(text.match(/^ENV NODE_OPTIONS=(.*)$/m)?.[1], heap, 'the image\'s default heap limit is npm start\'s')
@@ -110,15 +130,26 @@ t.test('the image runs the gateway as npm start does, with the heap limit in the
   t.same(cmd, start.filter(arg => arg !== heap), 'the same command, without the flag')
 })
 
-t.test('a .env made from .env.example, as the README says, changes no profile: every service keeps its in-network addresses', { skip }, async t => {
-  const dir = t.testdir({ '.env': readFileSync(new URL('../.env.example', import.meta.url), 'utf8') })
+t.test('a .env made from .env.example, as the README says, changes no profile: ' +
+  'every service keeps its in-network addresses', { skip }, async t => {
+  const dir = t.testdir({ '.env': readFileSync(new URL('../../.env.example', import.meta.url), 'utf8') })
   for (const name of ['local', 'rabbitmq', 'aws', 'fleet', 'spool']) {
     const bare = await profile(name)
-    const { stdout } = await run('docker-compose', ['-f', 'docker-compose.yml', '--env-file', `${dir}/.env`, '--profile', name, 'config'], { env: { PATH: process.env.PATH ?? '' } })
-    const withEnv = new Map(Object.entries((parse(stdout) as { services: Record<string, Service> }).services).filter(([, s]) => s.profiles === undefined || s.profiles.includes(name)))
+    const { stdout } = await run(
+      'docker-compose',
+      ['-f', 'docker-compose.yml', '--env-file', `${dir}/.env`, '--profile', name, 'config'],
+      { env: { PATH: process.env.PATH ?? '' } }
+    )
+    const withEnv = new Map(
+      Object.entries(
+        (parse(stdout) as { services: Record<string, Service> }).services
+      ).filter(([, s]) => s.profiles === undefined || s.profiles.includes(name))
+    )
     for (const [service, spec] of bare) t.same(withEnv.get(service)?.environment, spec.environment, `${name}: ${service}`)
     const gateways = [...withEnv].filter(([service]) => service.startsWith('gateway'))
     t.ok(gateways.length > 0, `${name} has a gateway`)
-    for (const [service, spec] of gateways) t.equal(spec.environment?.HOST, '0.0.0.0', `${name}: ${service} listens on the container's interfaces`)
+    for (const [service, spec] of gateways) {
+      t.equal(spec.environment?.HOST, '0.0.0.0', `${name}: ${service} listens on the container's interfaces`)
+    }
   }
 })

@@ -5,15 +5,15 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { parse, parseAllDocuments } from 'yaml'
-import { loadConfig } from '../src/config/index.js'
-import { build } from './helper.js'
-import { fencedBlocks, readDoc } from './markdown.js'
+import { loadConfig } from '../../src/config/index.js'
+import { build } from '../helper.js'
+import { fencedBlocks, readDoc } from '../markdown.js'
 
 // deploy/: the Kubernetes manifests, valid against the Kubernetes schemas and consistent with
 // each other and with the gateway they run.
 
 const run = promisify(execFile)
-const root = fileURLToPath(new URL('..', import.meta.url))
+const root = fileURLToPath(new URL('../../', import.meta.url))
 const deploy = join(root, 'deploy')
 
 interface Manifest { apiVersion: string, kind: string, metadata: { name: string, labels?: Record<string, string> }, [key: string]: unknown }
@@ -48,7 +48,8 @@ const hasModels = await modelOf('v1', 'ConfigMap').then(() => true, () => false)
 // A devDependency: CI installs it, so there its absence is a failure, not a skip.
 const skipModels = !hasModels && !process.env.CI ? 'kubernetes-models is not installed (npm install)' : false
 
-t.test('every manifest in deploy/ is valid against the Kubernetes schemas (ServiceMonitor: the prometheus-operator CRD\'s)', { skip: skipModels }, async t => {
+t.test('every manifest in deploy/ is valid against the Kubernetes schemas (ServiceMonitor: ' +
+  'the prometheus-operator CRD\'s)', { skip: skipModels }, async t => {
   t.ok(manifests.length >= 7, 'the manifests are found')
   for (const { file, object } of manifests) {
     const Model = await modelOf(object.apiVersion, object.kind)
@@ -57,7 +58,9 @@ t.test('every manifest in deploy/ is valid against the Kubernetes schemas (Servi
 })
 
 t.test('the schema check catches a broken manifest', { skip: skipModels }, async t => {
-  const deployment = structuredClone(one('Deployment')) as unknown as { spec: { template: { spec: { containers: { ports: { containerPort: unknown }[] }[] } } } }
+  const deployment = structuredClone(one('Deployment')) as unknown as {
+    spec: { template: { spec: { containers: { ports: { containerPort: unknown }[] }[] } } }
+  }
   const port = deployment.spec.template.spec.containers[0]?.ports[0]
   if (port !== undefined) port.containerPort = 'http'
   const Model = await modelOf('apps/v1', 'Deployment')
@@ -115,20 +118,35 @@ const container = pod.containers[0] as Container
 const configMap = one<Manifest & { data: Record<string, string> }>('ConfigMap')
 const envOf = (name: string) => container.env.find(e => e.name === name)?.value
 
-const matches = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v)
+const matches = (
+  selector: Record<string,
+  string>,
+  labels: Record<string,
+  string>
+) => Object.entries(selector).every(([k, v]) => labels[k] === v)
 
 t.test('the Service, the PodDisruptionBudget, the autoscaler and the ServiceMonitor find the gateway\'s pods', async t => {
   const labels = deployment.spec.template.metadata.labels
   t.ok(matches(deployment.spec.selector.matchLabels, labels), 'Deployment selector')
   const service = one<Manifest & { spec: { selector: Record<string, string>, ports: { name: string, targetPort: string }[] } }>('Service')
   t.ok(matches(service.spec.selector, labels), 'Service selector')
-  for (const port of service.spec.ports) t.ok(container.ports.some(p => p.name === port.targetPort), `Service port ${port.name} targets a container port`)
-  t.ok(matches(one<Manifest & { spec: { selector: { matchLabels: Record<string, string> } } }>('PodDisruptionBudget').spec.selector.matchLabels, labels), 'PodDisruptionBudget selector')
+  for (const port of service.spec.ports) {
+    t.ok(container.ports.some(p => p.name === port.targetPort), `Service port ${port.name} targets a container port`)
+  }
+  t.ok(
+    matches(
+      one<Manifest & { spec: { selector: { matchLabels: Record<string, string> } } }>('PodDisruptionBudget').spec.selector.matchLabels,
+      labels
+    ),
+    'PodDisruptionBudget selector'
+  )
   const hpa = one<Manifest & { spec: { scaleTargetRef: { kind: string, name: string }, minReplicas: number } }>('HorizontalPodAutoscaler')
   t.same(hpa.spec.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name })
   t.ok(hpa.spec.minReplicas >= 2, 'at least two pods, so that a drain (one at a time) leaves one answering')
   t.ok(container.resources.requests.cpu, 'a CPU request, which CPU utilization is measured against')
-  const monitor = one<Manifest & { spec: { selector: { matchLabels: Record<string, string> }, endpoints: { port: string, path: string }[] } }>('ServiceMonitor')
+  const monitor = one<Manifest & {
+    spec: { selector: { matchLabels: Record<string, string> }, endpoints: { port: string, path: string }[] }
+  }>('ServiceMonitor')
   t.ok(matches(monitor.spec.selector.matchLabels, service.metadata.labels ?? {}), 'ServiceMonitor selects the Service')
   for (const endpoint of monitor.spec.endpoints) {
     t.ok(service.spec.ports.some(p => p.name === endpoint.port), `ServiceMonitor port ${endpoint.port} is a Service port`)
@@ -160,7 +178,11 @@ t.test('terminationGracePeriodSeconds covers the shutdown sequence', async t => 
   const drain = Number(configMap.data.SHUTDOWN_DRAIN_SECONDS)
   const publish = loadConfig(configMap.data).PUBLISH_TIMEOUT_MS / 1000
   t.ok(drain > 0, 'SHUTDOWN_DRAIN_SECONDS is stated')
-  t.ok(pod.terminationGracePeriodSeconds >= drain + 2 * publish + 2 + 2 + 5, `${pod.terminationGracePeriodSeconds} s >= ${drain} s drain + ${publish} s publish + ${publish} s relays + 2 s spans + 2 s logs + 5 s to close the brokers`)
+  t.ok(
+    pod.terminationGracePeriodSeconds >= drain + 2 * publish + 2 + 2 + 5,
+    `${pod.terminationGracePeriodSeconds} s >= ${drain} s drain + ${publish} s publish + ${publish} s relays ` +
+      '+ 2 s spans + 2 s logs + 5 s to close the brokers'
+  )
 })
 
 t.test('the pod runs as non-root on a read-only root filesystem, DATA_DIR on an emptyDir', async t => {
@@ -180,7 +202,12 @@ t.test('the heap limit fits in the memory limit', async t => {
   t.ok(heapMb <= Number(limit) * 0.6, `${heapMb} MB of old space in a ${String(limit)} Mi container`)
 })
 
-t.test('kubectl kustomize builds deploy/', { skip: await run('kubectl', ['version', '--client']).then(() => false, () => 'kubectl not installed (it is not a Debian package; the kustomization\'s resource list is checked above)') }, async t => {
+const noKubectl = await run('kubectl', ['version', '--client']).then(
+  () => false,
+  () => 'kubectl not installed (it is not a Debian package; the kustomization\'s resource list is checked above)'
+)
+
+t.test('kubectl kustomize builds deploy/', { skip: noKubectl }, async t => {
   const { stdout } = await run('kubectl', ['kustomize', deploy])
   const kinds = parseAllDocuments(stdout).map(d => (d.toJS() as Manifest).kind).sort()
   t.same(kinds, manifests.filter(m => m.object.kind !== 'ServiceMonitor').map(m => m.object.kind).sort())

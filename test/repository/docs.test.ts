@@ -4,17 +4,17 @@ import { dirname, join, normalize } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import type { TSchema } from 'typebox'
-import { BUILTIN_ENTRIES } from '../src/catalog/index.js'
-import { ExternalEntrySchema } from '../src/catalog/external.js'
-import { loadConfig } from '../src/config/index.js'
-import { PROFILES, PROFILE_NAMES } from '../src/envelopes/index.js'
-import { createEvent } from '../src/envelopes/event.js'
-import { createMetrics } from '../src/observability/metrics.js'
-import { resolveRouting } from '../src/routing/index.js'
-import { BROKER_KINDS, DESTINATION_SCHEMAS, RouteSchema, RoutesFileSchema, readRoutesFile } from '../src/routing/routes-file.js'
-import { createAjv } from '../src/validation/index.js'
-import { anchor, codes, fencedBlocks, headings, links, readDoc, root, section, tableRows } from './markdown.js'
-import { envelopeOf } from './helper.js'
+import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
+import { ExternalEntrySchema } from '../../src/catalog/external.js'
+import { loadConfig } from '../../src/config/index.js'
+import { PROFILES, PROFILE_NAMES } from '../../src/envelopes/index.js'
+import { createEvent } from '../../src/envelopes/event.js'
+import { createMetrics } from '../../src/observability/metrics.js'
+import { resolveRouting } from '../../src/routing/index.js'
+import { BROKER_KINDS, DESTINATION_SCHEMAS, RouteSchema, RoutesFileSchema, readRoutesFile } from '../../src/routing/routes-file.js'
+import { createAjv } from '../../src/validation/index.js'
+import { anchor, codes, fencedBlocks, headings, links, readDoc, root, section, tableRows } from '../markdown.js'
+import { envelopeOf } from '../helper.js'
 
 // The reference in docs/ is part of the contract: these tests fail when it and the code drift.
 
@@ -46,7 +46,9 @@ t.test('docs/metrics.md: every gateway_* metric with its type and exact labels, 
     t.same(sorted(codes(row[2] as string)), sorted(labels), `${metric.name} labels`)
   }
   // Nowhere in the docs a metric name that does not exist (histogram series included).
-  const names = new Set(metrics.flatMap(m => String(m.type) === 'histogram' ? [m.name, `${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name]))
+  const names = new Set(metrics.flatMap(
+    m => String(m.type) === 'histogram' ? [m.name, `${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name]
+  ))
   for (const file of docFiles) {
     for (const name of new Set(readDoc(file).match(/gateway_[a-z_]+/g))) t.ok(names.has(name), `${file}: ${name} exists`)
   }
@@ -59,7 +61,9 @@ t.test('docs/routes-file.md: every field of every destination kind, required as 
     const schema = DESTINATION_SCHEMAS[broker] as unknown as ObjectSchema
     const rows = [...common, ...fieldRows(doc, `### \`${broker}\``)]
     t.same(sorted(rows.map(r => r.field)), sorted(Object.keys(schema.properties)), `${broker}: fields`)
-    for (const row of rows) t.equal(row.required, schema.required?.includes(row.field) ?? false, `${broker}.${row.field} required: ${String(row.required)}`)
+    for (const row of rows) {
+      t.equal(row.required, schema.required?.includes(row.field) ?? false, `${broker}.${row.field} required: ${String(row.required)}`)
+    }
   }
   for (const [heading, schema] of [['## Top level', RoutesFileSchema], ['## Routes', RouteSchema]] as const) {
     const rows = fieldRows(doc, heading)
@@ -95,11 +99,19 @@ t.test('examples/routes.seed-platform.json: valid, and all 22 built-in types rea
   for (const entry of BUILTIN_ENTRIES) t.ok((routing.routes.get(entry.type) ?? []).length > 0, `${entry.type} is routed`)
   // Every destination used, every route matches something; the one warning is seed 000's
   // deduplication id, which leaves the tenant out as its publisher did.
-  t.same(routing.warnings, ['destinations.surveys: a message.deduplicationId without {{tenant}}: within SQS\'s 5-minute window, one tenant\'s event is dropped as a duplicate of another tenant\'s with the same values'])
+  t.same(routing.warnings, [
+    'destinations.surveys: a message.deduplicationId without {{tenant}}: within SQS\'s 5-minute window, ' +
+      'one tenant\'s event is dropped as a duplicate of another tenant\'s with the same values'
+  ])
   // The references fall back to their defaults.
   t.match(routing.destinations.find(d => d.name === 'ocelot'), { broker: 'rabbitmq', url: 'amqp://guest:guest@127.0.0.1:5672', exchange: 'ocelot.events' })
   // docs/routes-file.md explains why: the seed consumers declare these exchanges plain.
-  for (const name of ['ocelot', 'draft-genie']) t.notOk(routing.destinations.find(d => d.name === name && d.broker === 'rabbitmq' && d.alternateExchange !== undefined), `${name}: no alternate exchange`)
+  for (const name of ['ocelot', 'draft-genie']) {
+    t.notOk(
+      routing.destinations.find(d => d.name === name && d.broker === 'rabbitmq' && d.alternateExchange !== undefined),
+      `${name}: no alternate exchange`
+    )
+  }
   // The document's table of the example names each destination with its broker and envelope.
   const rows = tableRows(section(readDoc('docs/routes-file.md'), '## The seed platform example') ?? '')
   t.same(sorted(rows.map(r => codes(r[0] as string)[0] as string)), sorted(Object.keys(file.destinations)))
@@ -112,7 +124,9 @@ t.test('examples/routes.seed-platform.json: valid, and all 22 built-in types rea
 
 /** Field names of an envelope, nested objects as `a.b`; the event data is one field. */
 function fieldNames (value: Record<string, unknown>, prefix = ''): string[] {
-  return Object.entries(value).flatMap(([key, v]) => typeof v === 'object' && v !== null && !Array.isArray(v) && key !== 'data' && key !== 'payload'
+  const nested = (key: string, v: unknown) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v) && key !== 'data' && key !== 'payload'
+  return Object.entries(value).flatMap(([key, v]) => nested(key, v)
     ? fieldNames(v as Record<string, unknown>, `${prefix}${key}.`)
     : [`${prefix}${key}`])
 }
@@ -148,9 +162,16 @@ t.test('docs/event-types.md: the built-in catalog as it is, and the EVENT_CATALO
   const rows = tableRows(section(doc, '## Built in') ?? '')
   t.same(rows.map(r => codes(r[0] as string)[0]), BUILTIN_ENTRIES.map(e => e.type), 'every type, in catalog order')
   for (const e of BUILTIN_ENTRIES) {
-    const [, domain, routingKey = '', dedupeKey = '', sensitive = '', aggregate = ''] = rows.find(r => codes(r[0] as string)[0] === e.type) ?? []
+    const row = rows.find(r => codes(r[0] as string)[0] === e.type) ?? []
+    const [, domain, routingKey = '', dedupeKey = '', sensitive = '', aggregate = ''] = row
     t.same([domain, codes(routingKey), codes(dedupeKey), codes(sensitive), codes(aggregate)],
-      [e.domain, [e.routingKey], e.dedupeKey === undefined ? [] : [e.dedupeKey], e.sensitive ?? [], e.aggregate === undefined ? [] : [e.aggregate.type, e.aggregate.idField]], e.type)
+      [
+        e.domain,
+        [e.routingKey],
+        e.dedupeKey === undefined ? [] : [e.dedupeKey],
+        e.sensitive ?? [],
+        e.aggregate === undefined ? [] : [e.aggregate.type, e.aggregate.idField]
+      ], e.type)
   }
   const fields = fieldRows(doc, '## Adding types without a rebuild')
   const schema = ExternalEntrySchema as unknown as ObjectSchema
@@ -160,11 +181,16 @@ t.test('docs/event-types.md: the built-in catalog as it is, and the EVENT_CATALO
 
 t.test('docs/api.md names every route of the OpenAPI document', async t => {
   const doc = readDoc('docs/api.md')
-  const openapi = JSON.parse(readFileSync(join(rootDir, 'openapi/openapi.json'), 'utf8')) as { paths: Record<string, Record<string, unknown>> }
+  const openapi = JSON.parse(readFileSync(
+    join(rootDir, 'openapi/openapi.json'),
+    'utf8'
+  )) as { paths: Record<string, Record<string, unknown>> }
   const types = new Set(BUILTIN_ENTRIES.map(e => e.type))
   for (const [path, operations] of Object.entries(openapi.paths)) {
     const documented = path.startsWith('/v1/events/') && types.has(path.slice('/v1/events/'.length)) ? '/v1/events/{type}' : path
-    for (const method of Object.keys(operations)) t.match(doc, `\`${method.toUpperCase()} ${documented}\``, `${method.toUpperCase()} ${path}`)
+    for (const method of Object.keys(operations)) {
+      t.match(doc, `\`${method.toUpperCase()} ${documented}\``, `${method.toUpperCase()} ${path}`)
+    }
   }
 })
 
@@ -190,7 +216,9 @@ t.test('nothing in the repository refers to files outside it', async t => {
     if (!existsSync(path)) continue
     const text = readFileSync(path, 'utf8')
     // Spelled in pieces so that this file does not mention them itself.
-    for (const outside of [['..', 'shared'].join('/'), ['shared', 'DESIGN.md'].join('/')]) t.notOk(text.includes(outside), `${file} does not mention ${outside}`)
+    for (const outside of [['..', 'shared'].join('/'), ['shared', 'DESIGN.md'].join('/')]) {
+      t.notOk(text.includes(outside), `${file} does not mention ${outside}`)
+    }
   }
 })
 
@@ -201,6 +229,9 @@ t.test('docs/architecture.md names every folder of src/, and only real ones', as
   t.same(sorted(named as string[]), sorted(folders), 'a row per folder')
   for (const path of new Set([...doc.matchAll(/`((?:[a-z-]+\/)+[a-z-]+\.ts)`/g)].map(m => m[1] as string))) {
     const full = path.startsWith('src/') ? path : `src/${path}`
-    t.ok(existsSync(join(rootDir, full)) || existsSync(join(rootDir, 'src', path)) || folders.some(f => existsSync(join(rootDir, f, path))), `${path} exists`)
+    t.ok(
+      existsSync(join(rootDir, full)) || existsSync(join(rootDir, 'src', path)) || folders.some(f => existsSync(join(rootDir, f, path))),
+      `${path} exists`
+    )
   }
 })

@@ -5,12 +5,12 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { parse } from 'yaml'
-import { TENANT, build, exampleOf, post } from './helper.js'
+import { TENANT, build, exampleOf, post } from '../helper.js'
 
 // deploy/prometheus and deploy/grafana: the rules pass promtool and their unit tests, a live
 // /metrics passes promtool's lint, and every metric they use is one the gateway exposes.
 
-const root = fileURLToPath(new URL('..', import.meta.url))
+const root = fileURLToPath(new URL('../../', import.meta.url))
 const rulesFile = join(root, 'deploy/prometheus/alerts.yml')
 
 /** Runs promtool with `input` on stdin: its exit code and everything it printed. */
@@ -34,7 +34,12 @@ async function liveMetrics (t: Test): Promise<string> {
   const { app } = await build(t)
   await app.inject(post('call.ended', exampleOf('call.ended')))
   await app.inject(post('call.ended', { bad: true }))
-  await app.inject({ method: 'POST', url: '/v1/events', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT }, payload: JSON.stringify({ events: [{ type: 'call.ended', data: exampleOf('call.ended') }] }) })
+  await app.inject({
+    method: 'POST',
+    url: '/v1/events',
+    headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT },
+    payload: JSON.stringify({ events: [{ type: 'call.ended', data: exampleOf('call.ended') }] })
+  })
   await app.inject('/favicon.ico')
   await app.inject('/health/ready')
   return (await app.inject('/metrics')).body
@@ -49,8 +54,12 @@ t.test('promtool test rules: each alert fires when it should and is quiet when i
   const { code, output } = await promtool(['test', 'rules', 'alerts.test.yml'])
   t.equal(code, 0, output)
   // Every alert has a test that expects it to fire.
-  const tests = parse(readFileSync(join(root, 'deploy/prometheus/alerts.test.yml'), 'utf8')) as { tests: { alert_rule_test?: { alertname: string, exp_alerts: unknown[] }[] }[] }
-  const fired = new Set(tests.tests.flatMap(test => (test.alert_rule_test ?? []).filter(a => a.exp_alerts.length > 0).map(a => a.alertname)))
+  const tests = parse(readFileSync(join(root, 'deploy/prometheus/alerts.test.yml'), 'utf8')) as {
+    tests: { alert_rule_test?: { alertname: string, exp_alerts: unknown[] }[] }[]
+  }
+  const fired = new Set(tests.tests.flatMap(
+    test => (test.alert_rule_test ?? []).filter(a => a.exp_alerts.length > 0).map(a => a.alertname)
+  ))
   t.same([...fired].sort(), alerts().sort())
 })
 
@@ -99,7 +108,9 @@ t.test('every metric the dashboard and the alert rules use is on a live /metrics
 
 t.test('the dashboard is a Grafana dashboard whose panels all query the chosen data source', async t => {
   const dashboard = JSON.parse(readFileSync(join(root, 'deploy/grafana/event-gateway.json'), 'utf8')) as {
-    uid: string, panels: { id: number, type: string, datasource?: { uid: string }, targets?: { expr: string }[] }[], templating: { list: { name: string }[] }
+    uid: string,
+    panels: { id: number, type: string, datasource?: { uid: string }, targets?: { expr: string }[] }[],
+    templating: { list: { name: string }[] }
   }
   t.ok(dashboard.uid)
   t.ok(dashboard.templating.list.some(v => v.name === 'datasource'))

@@ -4,15 +4,15 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { BUILTIN_ENTRIES } from '../src/catalog/index.js'
-import { OPENAPI_PATH } from '../scripts/write-openapi.js'
-import { TENANT, exampleOf } from './helper.js'
+import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
+import { OPENAPI_PATH } from '../../scripts/write-openapi.js'
+import { TENANT, exampleOf } from '../helper.js'
 
 // A client generated from openapi/openapi.json (openapi-typescript) types each event's data: the
 // catalog example of every type type-checks as its request body and as a batch item, and a
 // wrong field type, a missing tenant, another type's data or a status that does not exist do not.
 
-const root = fileURLToPath(new URL('../', import.meta.url))
+const root = fileURLToPath(new URL('../../', import.meta.url))
 const run = promisify(execFile)
 
 const paths = BUILTIN_ENTRIES.map(e => `/v1/events/${e.type}`)
@@ -38,9 +38,12 @@ declare function publish<P extends PublishPath> (path: P, body: Body<P>, headers
 const headers = { 'x-tenant-id': '${TENANT}' }
 `
 
+/** The request body type of a publish path, spelled out through the generated `paths`. */
+const bodyType = (path: string) => `paths['${path}']['post']['requestBody']['content']['application/json']`
+
 const good = `${preamble}
 export async function publishEach (): Promise<void> {
-${paths.map((path, i) => `  const body${i}: paths['${path}']['post']['requestBody']['content']['application/json'] = ${literal(exampleOf(path.slice(11)))}
+${paths.map((path, i) => `  const body${i}: ${bodyType(path)} = ${literal(exampleOf(path.slice(11)))}
   const status${i}: 'published' | 'queued' = (await publish('${path}', body${i}, headers)).status`).join('\n')}
 }
 
@@ -54,23 +57,36 @@ export const queued: Accepted<'/v1/events/call.ended'>['status'] = 'queued'
 `
 
 // One refusal per line, each marked: tsc must report an error on every marked line, and nowhere else.
+const surveyData = literal(exampleOf('survey.completed'))
 const bad = `${preamble}
 ${paths.map((path, i) => `export const wrong${i}: Body<'${path}'> = ${literal(wrongField(path.slice(11)))} // refused`).join('\n')}
 export const noTenant = publish('/v1/events/call.ended', ${literal(exampleOf('call.ended'))}, {}) // refused
-export const otherData: components['schemas']['BatchItem'] = { type: 'call.ended', data: ${literal(exampleOf('survey.completed'))} } // refused
+export const otherData: components['schemas']['BatchItem'] = { type: 'call.ended', data: ${surveyData} } // refused
 export const delivered: Accepted<'/v1/events/call.ended'>['status'] = 'delivered' // refused
 `
 
 t.test('a client generated with openapi-typescript types every event type\'s body, and refuses wrong ones', async t => {
   const dir = t.testdir({
     'tsconfig.json': JSON.stringify({
-      compilerOptions: { strict: true, noEmit: true, target: 'es2022', module: 'esnext', moduleResolution: 'bundler', types: [], skipLibCheck: false },
+      compilerOptions: {
+        strict: true,
+        noEmit: true,
+        target: 'es2022',
+        module: 'esnext',
+        moduleResolution: 'bundler',
+        types: [],
+        skipLibCheck: false
+      },
       files: ['good.ts', 'bad.ts']
     })
   })
   writeFileSync(join(dir, 'good.ts'), good)
   writeFileSync(join(dir, 'bad.ts'), bad)
-  await run(join(root, 'node_modules/.bin/openapi-typescript'), [fileURLToPath(OPENAPI_PATH), '--output', join(dir, 'schema.d.ts')], { cwd: root })
+  await run(
+    join(root, 'node_modules/.bin/openapi-typescript'),
+    [fileURLToPath(OPENAPI_PATH), '--output', join(dir, 'schema.d.ts')],
+    { cwd: root }
+  )
 
   const tsc = await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', dir], { cwd: dir })
     .then(() => '', (err: { stdout?: string }) => err.stdout ?? String(err))

@@ -5,18 +5,22 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { OPENAPI_PATH } from '../scripts/write-openapi.js'
-import { TENANT, build } from './helper.js'
+import { OPENAPI_PATH } from '../../scripts/write-openapi.js'
+import { TENANT, build } from '../helper.js'
 
 // `redocly lint` with the recommended rules (redocly.yaml) finds nothing in the document: the one
 // committed, and one from a gateway configured otherwise (API keys on, the mock tenant, extra types
 // whose names collide), so the shaping holds beyond the default catalog.
 
-const root = fileURLToPath(new URL('../', import.meta.url))
+const root = fileURLToPath(new URL('../../', import.meta.url))
 const run = promisify(execFile)
 
-async function lint (file: string): Promise<{ totals: { errors: number, warnings: number }, problems: { ruleId: string, message: string }[] }> {
-  const { stdout } = await run(join(root, 'node_modules/.bin/redocly'), ['lint', file, '--config', join(root, 'redocly.yaml'), '--format', 'json'], {
+async function lint (file: string): Promise<{
+  totals: { errors: number, warnings: number },
+  problems: { ruleId: string, message: string }[]
+}> {
+  const args = ['lint', file, '--config', join(root, 'redocly.yaml'), '--format', 'json']
+  const { stdout } = await run(join(root, 'node_modules/.bin/redocly'), args, {
     cwd: root,
     env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true', NO_COLOR: '1' }
   }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' })) // it exits 1 on errors: report them
@@ -35,15 +39,29 @@ t.test('a gateway with API keys, the mock tenant and colliding type names serves
     type,
     description: `An extra type, ${type}`,
     domain: 'catalog', // the name of a route tag: the two share it
-    schema: { type: 'object', required: ['id'], properties: { id: { type: 'string' } }, additionalProperties: false, examples: [{ id: 'x-1' }] }
+    schema: {
+      type: 'object',
+      required: ['id'],
+      properties: { id: { type: 'string' } },
+      additionalProperties: false,
+      examples: [{ id: 'x-1' }]
+    }
   })
   const dir = t.testdir({
     'keys.json': JSON.stringify({ keys: [{ name: 'all', sha256, tenants: ['*'], eventTypes: ['*'] }] }),
     types: { 'a.json': external('call_ended'), 'b.json': external('problem') }
   })
-  const { app } = await build(t, { API_KEYS_FILE: join(dir, 'keys.json'), ALLOW_MOCK_CONTEXT: 'true', MOCK_TENANT_ID: TENANT, EVENT_CATALOG_DIR: join(dir, 'types') })
+  const { app } = await build(t, {
+    API_KEYS_FILE: join(dir, 'keys.json'),
+    ALLOW_MOCK_CONTEXT: 'true',
+    MOCK_TENANT_ID: TENANT,
+    EVENT_CATALOG_DIR: join(dir, 'types')
+  })
   const doc = (await app.inject('/openapi.json')).json()
-  t.ok(doc.components.schemas['call.endedData'] && doc.components.schemas['call_endedData'] && doc.components.schemas.ProblemData, 'colliding names kept apart')
+  t.ok(
+    doc.components.schemas['call.endedData'] && doc.components.schemas['call_endedData'] && doc.components.schemas.ProblemData,
+    'colliding names kept apart'
+  )
   const file = join(dir, 'openapi.json')
   writeFileSync(file, JSON.stringify(doc))
   const result = await lint(file)

@@ -62,7 +62,13 @@ t.test('the first matching route wins; several destinations fan out; defaults ar
   t.same(r.routes.get('audit.recorded'), ['store'])
   t.match(r.destinations, [
     { name: 'ocelot', broker: 'rabbitmq', url: 'amqp://u:p@rabbit:5672/vh', alternateExchange: 'ocelot.events.unrouted', envelope: 'ocelot', envelopeOptions: { source: 'communications', module: 'cc-lite' } },
-    { name: 'surveys', maxMessageBytes: 2048, region: 'eu-central-1', envelope: 'cloudevents', envelopeOptions: { source: 'event-gateway' } },
+    {
+      name: 'surveys',
+      maxMessageBytes: 2048,
+      region: 'eu-central-1',
+      envelope: 'cloudevents',
+      envelopeOptions: { source: 'event-gateway' }
+    },
     { name: 'bus', busName: 'batch-events', maxEntryBytes: 262144 },
     { name: 'store', broker: 'local' }
   ])
@@ -74,7 +80,10 @@ t.test('${NAME} references come from the environment; a missing one names the fi
   const ok = routing(t, content, { AMQP_PASSWORD: 's3cr3t' }).load()
   t.match(ok.destinations[0], { url: 'amqp://svc:s3cr3t@127.0.0.1:5672' })
   const { load, path } = routing(t, content, { AMQP_HOST: 'rabbit' })
-  t.throws(load, { name: 'ConfigError', message: `ROUTES_FILE: ${path} is not valid:\n  destinations.q.url: \${AMQP_PASSWORD} is not set in the environment` })
+  t.throws(load, {
+    name: 'ConfigError',
+    message: `ROUTES_FILE: ${path} is not valid:\n  destinations.q.url: \${AMQP_PASSWORD} is not set in the environment`
+  })
 })
 
 t.test('a bad file stops the start with a message naming the file and every field', async t => {

@@ -2,12 +2,13 @@
 // published again, however long the outbox refuses.
 import t from 'tap'
 import pino from 'pino'
+import type { OutgoingEvent } from '../../src/brokers/broker.js'
 import { MemoryBroker } from '../../src/brokers/memory.js'
 import { createMetrics } from '../../src/observability/metrics.js'
 import { toRow, type Spooled } from '../../src/spool/outbox.js'
 import { Relay } from '../../src/spool/relay.js'
 import { SqliteOutbox } from '../../src/spool/sqlite.js'
-import { dataDir, outgoing } from '../helper.js'
+import { EVENT_TIME, dataDir, outgoing } from '../helper.js'
 
 /** The real embedded outbox, whose deletions fail while `full` is set (as SQLITE_FULL would). */
 class FullDisk extends SqliteOutbox {
@@ -26,11 +27,15 @@ t.test('published events the outbox could not delete are never published again: 
   const store = new FullDisk(dataDir(t))
   await store.connect()
   t.teardown(() => store.close())
-  await store.append([1, 2, 3].map(i => toRow('rabbitmq', outgoing(`e${i}`), Date.now())))
+  await store.append([1, 2, 3].map(i => toRow('rabbitmq', outgoing(`e${i}`), Date.parse(EVENT_TIME))))
   const broker = new MemoryBroker()
   const metrics = createMetrics()
-  const relay = new Relay({ name: 'rabbitmq', broker, delivery: { publish: events => broker.publish(events).then(r => r.map(o => (o.ok ? { ok: true as const } : { ok: false as const, error: o.error as never }))) } },
-    store, { owner: 'test', batchSize: 100, maxAttempts: 3, baseMs: 10, maxMs: 20, pollMs: 20 }, metrics, pino({ level: 'silent' }))
+  const delivery = {
+    publish: (events: OutgoingEvent[]) => broker.publish(events)
+      .then(r => r.map(o => (o.ok ? { ok: true as const } : { ok: false as const, error: o.error as never })))
+  }
+  const policy = { owner: 'test', batchSize: 100, maxAttempts: 3, baseMs: 10, maxMs: 20, pollMs: 20 }
+  const relay = new Relay({ name: 'rabbitmq', broker, delivery }, store, policy, metrics, pino({ level: 'silent' }))
   relay.start()
   t.teardown(() => relay.stop())
   while (store.refused < 5) await new Promise(resolve => setTimeout(resolve, 10)) // the relay's retries, outside our control

@@ -35,8 +35,11 @@ t.test('the purge deletes expired keys through the created_at index, off the eve
   const plan = db.prepare('EXPLAIN QUERY PLAN DELETE FROM idempotency_keys WHERE created_at <= ?').all(0) as { detail: string }[]
   t.match(plan.map(p => p.detail).join(' '), /USING (COVERING )?INDEX idempotency_keys_created_at/)
   for (const key of ['old-1', 'old-2', 'new']) await completed(store, key)
-  db.prepare('UPDATE idempotency_keys SET created_at = ? WHERE key LIKE ?').run(Date.now() - IDEMPOTENCY_TTL_MS - 1, 'old-%')
-  t.equal(await store.purgeExpired(), 2)
+  // The store stamps keys with the clock; the purge takes `now`, so both old keys are exactly 1 ms past it.
+  const now = Date.now()
+  db.prepare('UPDATE idempotency_keys SET created_at = ? WHERE key LIKE ?').run(now - IDEMPOTENCY_TTL_MS - 1, 'old-%')
+  t.equal(await store.purgeExpired(now - 2), 0, 'a millisecond earlier, they were not yet expired')
+  t.equal(await store.purgeExpired(now), 2)
   t.match(await store.reserve(ref('new'), 1000), { state: 'done', answer: { body: { id: 'new' } } })
   t.match(await store.reserve(ref('old-1'), 1000), { state: 'reserved' })
 })
@@ -46,7 +49,9 @@ t.test('a key is found through the hash index, never by a scan; keys whose hashe
   t.teardown(() => db.close())
   const store = new SqliteIdempotencyStore(db)
   await store.connect()
-  const plan = db.prepare('EXPLAIN QUERY PLAN SELECT fingerprint, status, body FROM idempotency_keys WHERE hash = ? AND tenant = ? AND key = ? AND created_at > ? ORDER BY id DESC LIMIT 1').all(0, 't', 'k', 0) as { detail: string }[]
+  const lookup = 'SELECT fingerprint, status, body FROM idempotency_keys ' +
+    'WHERE hash = ? AND tenant = ? AND key = ? AND created_at > ? ORDER BY id DESC LIMIT 1'
+  const plan = db.prepare(`EXPLAIN QUERY PLAN ${lookup}`).all(0, 't', 'k', 0) as { detail: string }[]
   t.match(plan.map(p => p.detail).join(' '), /USING INDEX idempotency_keys_hash/)
   t.notMatch(plan.map(p => p.detail).join(' '), /TEMP B-TREE/, 'no sort')
   await completed(store, 'a')
@@ -58,11 +63,16 @@ t.test('a key is found through the hash index, never by a scan; keys whose hashe
   await restarted.connect()
   t.teardown(() => restarted.close())
   t.match(await restarted.reserve(ref('a'), 1000), { state: 'done', answer: { body: { id: 'a' } } })
-  t.match(await restarted.reserve(ref('b'), 1000), { state: 'reserved' }, 'b\'s row is under another hash now: not found, not mistaken for a\'s')
+  t.match(
+    await restarted.reserve(ref('b'), 1000),
+    { state: 'reserved' },
+    'b\'s row is under another hash now: not found, not mistaken for a\'s'
+  )
   t.match(await restarted.reserve(ref('a', 'other'), 1000), { state: 'reserved' }, 'another tenant\'s key of the same name')
 })
 
-t.test('after a restart, keys written before it replay (the filter is filled from the table); partly delivered events are kept', async t => {
+t.test('after a restart, keys written before it replay (the filter is filled from the table); ' +
+  'partly delivered events are kept', async t => {
   const dir = dataDir(t)
   const db = openDatabase(dir)
   const store = new SqliteIdempotencyStore(db)
@@ -82,7 +92,11 @@ t.test('after a restart, keys written before it replay (the filter is filled fro
   await keptKeysReplay(t, again, 'before', 'partial', 'e-1')
   t.match(await again.reserve(ref('partial'), 1000), { state: 'done', answer: { body: { id: 'e-1' } } })
   await again.purgeExpired() // a round trip through the writer: the answer is committed
-  t.same(db2.prepare('SELECT status FROM idempotency_keys WHERE key = ?').pluck().all('partial'), [202], 'the answer replaced the partly delivered event: one row')
+  t.same(
+    db2.prepare('SELECT status FROM idempotency_keys WHERE key = ?').pluck().all('partial'),
+    [202],
+    'the answer replaced the partly delivered event: one row'
+  )
   t.match(await again.reserve(ref('fresh'), 1000), { state: 'reserved' })
 })
 
@@ -95,9 +109,10 @@ t.test('keys kept by the previous version (table idempotency) still replay; the 
       PRIMARY KEY (tenant, key)) WITHOUT ROWID;
       CREATE INDEX idempotency_created_at ON idempotency (created_at)`)
   const put = old.prepare('INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?)')
-  put.run('t', 'kept', 'p', 202, '{"id":"kept"}', Date.now() - 1000)
-  put.run('t', 'expired', 'p', 202, '{"id":"expired"}', Date.now() - IDEMPOTENCY_TTL_MS - 1000)
-  put.run('t', 'half', 'p', 0, '{"event":{"id":"e-9"},"delivered":["store"]}', Date.now() - 1000)
+  const now = Date.now() // the store reads the clock when it opens and reserves: the rows are dated from it
+  put.run('t', 'kept', 'p', 202, '{"id":"kept"}', now - 1000)
+  put.run('t', 'expired', 'p', 202, '{"id":"expired"}', now - IDEMPOTENCY_TTL_MS - 1000)
+  put.run('t', 'half', 'p', 0, '{"event":{"id":"e-9"},"delivered":["store"]}', now - 1000)
   old.close()
 
   const db = openDatabase(dir)
@@ -105,8 +120,12 @@ t.test('keys kept by the previous version (table idempotency) still replay; the 
   await store.connect()
   await keptKeysReplay(t, store, 'kept', 'half', 'e-9')
   t.match(await store.reserve(ref('expired'), 1000), { state: 'reserved', partial: undefined })
-  t.equal(await store.purgeExpired(), 1, 'the expired old key is purged')
-  t.match(await store.reserve(ref('half'), 1000), { state: 'done', answer: { body: { id: 'e-9' } } }, 'the new answer, over the old table\'s partly delivered event')
+  t.equal(await store.purgeExpired(now), 1, 'the expired old key is purged')
+  t.match(
+    await store.reserve(ref('half'), 1000),
+    { state: 'done', answer: { body: { id: 'e-9' } } },
+    'the new answer, over the old table\'s partly delivered event'
+  )
   await store.close()
   db.close()
 
@@ -115,7 +134,11 @@ t.test('keys kept by the previous version (table idempotency) still replay; the 
   const next = new SqliteIdempotencyStore(later)
   t.teardown(async () => { await next.close(); later.close() })
   await next.connect()
-  t.equal(later.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'idempotency'").pluck().get(), 0, 'all its keys expired: the old table is dropped')
+  t.equal(
+    later.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'idempotency'").pluck().get(),
+    0,
+    'all its keys expired: the old table is dropped'
+  )
   t.match(await next.reserve(ref('half'), 1000), { state: 'done', answer: { body: { id: 'e-9' } } })
   t.match(await next.reserve(ref('kept'), 1000), { state: 'reserved' })
 })

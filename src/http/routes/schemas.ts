@@ -52,7 +52,7 @@ export const BatchResultsSchema = Type.Object({
 }, { description: 'One result per event, in request order', 'x-component': 'BatchResults' })
 
 // The envelopes GET /v1/events reads back, as the local destination stored them: one per
-// profile (src/envelopes/). test/openapi.test.ts checks each against what its profile writes.
+// profile (src/envelopes/). test/http/routes/openapi.test.ts checks each against what its profile writes.
 const EventData = Type.Record(Type.String(), Type.Unknown(), {
   description: 'The event\'s data: the payload of its type (`<Type>Data` in components.schemas)'
 })

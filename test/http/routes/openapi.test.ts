@@ -3,15 +3,15 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import type { TSchema } from 'typebox'
-import { buildApp } from '../src/app.js'
-import { BUILTIN_ENTRIES } from '../src/catalog/index.js'
-import { PROFILE_NAMES, type ProfileName } from '../src/envelopes/index.js'
-import { createEvent } from '../src/envelopes/event.js'
-import { componentBases } from '../src/http/routes/openapi.js'
-import { CloudEventSchema, DraftGenieEventSchema, OcelotEventSchema } from '../src/http/routes/schemas.js'
-import { createAjv } from '../src/validation/index.js'
-import { OPENAPI_PATH, generateOpenApi } from '../scripts/write-openapi.js'
-import { TENANT, build, envelopeOf, exampleOf, post, testConfig } from './helper.js'
+import { buildApp } from '../../../src/app.js'
+import { BUILTIN_ENTRIES } from '../../../src/catalog/index.js'
+import { PROFILE_NAMES, type ProfileName } from '../../../src/envelopes/index.js'
+import { createEvent } from '../../../src/envelopes/event.js'
+import { componentBases } from '../../../src/http/routes/openapi.js'
+import { CloudEventSchema, DraftGenieEventSchema, OcelotEventSchema } from '../../../src/http/routes/schemas.js'
+import { createAjv } from '../../../src/validation/index.js'
+import { OPENAPI_PATH, generateOpenApi } from '../../../scripts/write-openapi.js'
+import { TENANT, build, envelopeOf, exampleOf, post, testConfig } from '../../helper.js'
 
 // The OpenAPI document is a contract: these tests hold it to what the gateway does.
 
@@ -55,14 +55,25 @@ t.test('every type: its payload a named component, with its example; context hea
     t.equal(resolve(doc, media.schema).additionalProperties, false)
     t.same(media.example, exampleOf(entry.type), `${entry.type} example`)
     t.same(Object.keys(op.responses).sort(), ['202', '409', '429', '4XX', '503', '5XX'])
-    t.same(Object.keys(op.responses['429'].headers).sort(), ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Retry-After', 'X-Correlation-ID'], 'a 429 says when to retry')
+    t.same(
+      Object.keys(op.responses['429'].headers).sort(),
+      ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Retry-After', 'X-Correlation-ID'],
+      'a 429 says when to retry'
+    )
     const accepted = op.responses['202']
     t.same(Object.keys(accepted.content), ['application/json'])
     t.equal(accepted.content['application/json'].schema.$ref, '#/components/schemas/Accepted')
-    t.same(Object.keys(accepted.headers).sort(), ['Idempotency-Replayed', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'X-Correlation-ID'])
+    t.same(
+      Object.keys(accepted.headers).sort(),
+      ['Idempotency-Replayed', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'X-Correlation-ID']
+    )
   }
   t.equal(bases.get('batch.processing.completed'), 'BatchProcessingCompleted')
-  t.same(resolve(doc, { $ref: '#/components/schemas/Accepted' }).properties.status.enum, ['published', 'queued'], 'published, or queued in a spooled destination\'s outbox')
+  t.same(
+    resolve(doc, { $ref: '#/components/schemas/Accepted' }).properties.status.enum,
+    ['published', 'queued'],
+    'published, or queued in a spooled destination\'s outbox'
+  )
   t.same(resolve(doc, { $ref: '#/components/schemas/BatchAccepted' }).properties.status.enum, ['published', 'queued'], 'a batch result too')
 })
 
@@ -72,7 +83,11 @@ t.test('every event route: tenant required, the API key scheme, problems as appl
   t.equal(ops.length, BUILTIN_ENTRIES.length + 2, 'every type, the batch and read-back')
   for (const [path, op] of ops) {
     const params = (op.parameters as Json[]).map(p => resolve(doc, p))
-    t.match(params.find(p => p.name === 'x-tenant-id'), { in: 'header', required: true, example: TENANT }, `${op.operationId}: X-Tenant-ID required`)
+    t.match(
+      params.find(p => p.name === 'x-tenant-id'),
+      { in: 'header', required: true, example: TENANT },
+      `${op.operationId}: X-Tenant-ID required`
+    )
     t.same(op.security, [{ apiKey: [] }, {}], `${op.operationId}: an API key, optional without API_KEYS_FILE`)
     for (const [status, response] of Object.entries(op.responses as Record<string, Json>)) {
       t.ok(response.headers['X-Correlation-ID'], `${path} ${status}: X-Correlation-ID`)
@@ -120,7 +135,12 @@ t.test('the batch item is a union on `type`, each variant with its type\'s paylo
 
   // The route's own schema stays loose about data: one bad item is refused alone (207).
   const { app } = await build(t, {}, calm)
-  const res = await app.inject({ method: 'POST', url: '/v1/events', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT }, payload: { events: [call, { ...call, data: { ...call.data, duration: '180' } }] } })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/v1/events',
+    headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT },
+    payload: { events: [call, { ...call, data: { ...call.data, duration: '180' } }] }
+  })
   t.equal(res.statusCode, 207)
   t.ok(check('BatchResults', res.json()), 'the answer is what the document says')
   t.match(res.json().results[1].error, { code: 'EVG_VALIDATION', errors: [{ path: '/events/1/data/duration' }] })
@@ -156,11 +176,21 @@ t.test('answers are what the document says: bodies, media types and headers', as
 })
 
 t.test('the envelope components describe what each profile writes, and only it', async t => {
-  const schemas: Record<ProfileName, TSchema> = { cloudevents: CloudEventSchema, ocelot: OcelotEventSchema, 'draft-genie': DraftGenieEventSchema }
+  const schemas: Record<ProfileName, TSchema> = {
+    cloudevents: CloudEventSchema,
+    ocelot: OcelotEventSchema,
+    'draft-genie': DraftGenieEventSchema
+  }
   const ajv = createAjv()
   const entry = BUILTIN_ENTRIES.find(e => e.type === 'speaker.onboarded')
   if (entry === undefined) throw new Error('no speaker.onboarded')
-  const full = { tenantId: TENANT, userId: 'user-9', accountId: 'acct-1', correlationId: 'corr-1', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }
+  const full = {
+    tenantId: TENANT,
+    userId: 'user-9',
+    accountId: 'acct-1',
+    correlationId: 'corr-1',
+    traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  }
   for (const context of [full, { tenantId: TENANT, correlationId: 'corr-2' }]) {
     const event = createEvent(entry, exampleOf('speaker.onboarded'), context)
     for (const name of PROFILE_NAMES) {
@@ -177,7 +207,12 @@ t.test('X-Tenant-ID: required in the document, still refused by the context hook
   const call = exampleOf('call.ended')
   for (const request of [
     { method: 'POST' as const, url: '/v1/events/call.ended', headers: { 'content-type': 'application/json' }, payload: call },
-    { method: 'POST' as const, url: '/v1/events', headers: { 'content-type': 'application/json' }, payload: { events: [{ type: 'call.ended', data: call }] } },
+    {
+      method: 'POST' as const,
+      url: '/v1/events',
+      headers: { 'content-type': 'application/json' },
+      payload: { events: [{ type: 'call.ended', data: call }] }
+    },
     // whatever the body: the hook answers before it is validated
     { method: 'POST' as const, url: '/v1/events/call.ended', headers: { 'content-type': 'application/json' }, payload: '{"not":"valid"}' },
     { method: 'GET' as const, url: '/v1/events' }
@@ -192,7 +227,15 @@ t.test('X-Tenant-ID: required in the document, still refused by the context hook
   const mock = await build(t, { ALLOW_MOCK_CONTEXT: 'true', MOCK_TENANT_ID: TENANT }, calm)
   const doc = (await mock.app.inject('/openapi.json')).json()
   t.equal(doc.components.parameters.XTenantId.required, false)
-  t.equal((await mock.app.inject({ method: 'POST', url: '/v1/events/call.ended', headers: { 'content-type': 'application/json' }, payload: call })).statusCode, 202)
+  t.equal(
+    (await mock.app.inject({
+      method: 'POST',
+      url: '/v1/events/call.ended',
+      headers: { 'content-type': 'application/json' },
+      payload: call
+    })).statusCode,
+    202
+  )
 })
 
 t.test('with API_KEYS_FILE the event routes require the key in the document too', async t => {
@@ -213,7 +256,9 @@ t.test('tags: each declared once with a description; the batch endpoint apart fr
   t.ok((committed.tags as Json[]).every(tag => typeof tag.description === 'string' && tag.description !== ''))
   t.same(committed.paths['/v1/events'].post.tags, ['batch-publish'])
   t.same(committed.paths['/v1/events/batch.processing.completed'].post.tags, ['batch'])
-  const used = new Set(Object.values(committed.paths as Json).flatMap(item => Object.values(item as Json).flatMap(op => op.tags as string[])))
+  const used = new Set(
+    Object.values(committed.paths as Json).flatMap(item => Object.values(item as Json).flatMap(op => op.tags as string[]))
+  )
   t.same([...used].sort(), [...names].sort(), 'every declared tag is used')
 })
 
