@@ -39,8 +39,11 @@ export async function gateway (t: Test, env: Record<string, string> = {}, openFi
   return { child, port, base, exit, alive, stderr: () => stderr }
 }
 
-export const postEvent = (base: string, body: string, agent?: Agent) => new Promise<{ status: number, headers: Record<string, unknown>, body: string }>((resolve, reject) => {
-  const req = request(`${base}/v1/events/call.ended`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT } }, res => {
+type Answer = { status: number, headers: Record<string, unknown>, body: string }
+
+export const postEvent = (base: string, body: string, agent?: Agent) => new Promise<Answer>((resolve, reject) => {
+  const headers = { 'content-type': 'application/json', 'x-tenant-id': TENANT }
+  const req = request(`${base}/v1/events/call.ended`, { method: 'POST', agent, headers }, res => {
     let text = ''
     res.on('data', d => { text += d })
     res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }))

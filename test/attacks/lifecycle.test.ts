@@ -7,7 +7,7 @@ import { gateway, postEvent } from './gateway-process.js'
 
 t.test('SIGTERM under keep-alive load: drain, then only 202s and 503 problems, exit 0', async t => {
   const gw = await gateway(t, { SHUTDOWN_DRAIN_SECONDS: '1', LOG_LEVEL: 'info' })
-  const agents = [new Agent({ keepAlive: true, maxSockets: 2 }), new Agent({ keepAlive: true, maxSockets: 2 }), new Agent({ keepAlive: true, maxSockets: 2 })]
+  const agents = Array.from({ length: 3 }, () => new Agent({ keepAlive: true, maxSockets: 2 }))
   const answers: { status: number, headers: Record<string, unknown>, body: string }[] = []
   let refused = 0
   let stop = false

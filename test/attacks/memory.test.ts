@@ -13,7 +13,9 @@ t.test('24 connections sending invalid maximum-size batches: bounded answers, th
   const statuses = new Set<number>()
   await Promise.all(Array.from({ length: 24 }, async () => {
     for (let round = 0; round < 4; round++) {
-      const res = await fetch(`${gw.base}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT }, body })
+      const res = await fetch(`${gw.base}/v1/events`, {
+        method: 'POST', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT }, body
+      })
       statuses.add(res.status)
       sizes.push((await res.text()).length)
     }

@@ -5,7 +5,9 @@ import type { Test } from 'tap'
 import { dataDir } from '../helper.js'
 
 /** Fake AWS credentials and region for the SDK, with no EC2 metadata lookups. */
-export const AWS_CREDENTIALS = { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_EC2_METADATA_DISABLED: 'true' }
+export const AWS_CREDENTIALS = {
+  AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_EC2_METADATA_DISABLED: 'true'
+}
 
 /**
  * fauxqs for a routes file, stopped when `t` ends. Its queue URLs (`http://sqs.<region>.localhost:<port>/...`)

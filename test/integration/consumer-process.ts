@@ -2,17 +2,21 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import type { Test } from 'tap'
+import { serviceSkip } from '../services.js'
 
 /** Debian's Python, with Debian's aio-pika, pika and boto3 (`.ci/run` installs them); PYTHON moves it. */
 export const PYTHON = process.env.PYTHON ?? '/usr/bin/python3'
 
 /** Skip reason when the seeds' Python consumers cannot run here; with REQUIRE_BROKERS=1 (CI) their absence fails instead. */
-export function pythonSkip (): string | false {
-  const probe = spawnSync(PYTHON, ['-c', 'import aio_pika, pika, boto3'], { encoding: 'utf8' })
-  if (probe.status === 0) return false
-  const why = `${PYTHON} with aio-pika, pika and boto3 is needed (apt-get install python3-aio-pika python3-pika python3-boto3): ${(probe.stderr || String(probe.error ?? '')).trim().split('\n').at(-1) ?? ''}`
-  if (process.env.REQUIRE_BROKERS === '1') throw new Error(why)
-  return why
+export async function pythonSkip (): Promise<string | false> {
+  return await serviceSkip('Python', {
+    at: `${PYTHON} with aio-pika, pika and boto3`,
+    probe: async () => {
+      const probe = spawnSync(PYTHON, ['-c', 'import aio_pika, pika, boto3'], { encoding: 'utf8' })
+      if (probe.status !== 0) throw new Error((probe.stderr || String(probe.error ?? '')).trim().split('\n').at(-1) ?? '')
+    },
+    hint: 'install them with apt-get install python3-aio-pika python3-pika python3-boto3'
+  })
 }
 
 export type Line = Record<string, unknown>
@@ -60,7 +64,11 @@ export class ConsumerProcess {
     let timer: NodeJS.Timeout | undefined
     const line = new Promise<Line>(resolve => this.#waiters.push({ match, resolve }))
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`${this.name}: no ${what} within ${ms} ms${this.#exited ? ' (the consumer exited)' : ''}; it said: ${this.stderr.slice(-2000) || '(nothing on stderr)'}`)), ms)
+      timer = setTimeout(() => {
+        const exited = this.#exited ? ' (the consumer exited)' : ''
+        const said = this.stderr.slice(-2000) || '(nothing on stderr)'
+        reject(new Error(`${this.name}: no ${what} within ${ms} ms${exited}; it said: ${said}`))
+      }, ms)
     })
     try {
       return await Promise.race([line, timeout])

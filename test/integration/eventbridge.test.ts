@@ -17,20 +17,33 @@ async function gateway (t: Test, env: Record<string, string> = {}) {
   fake.failWith = () => undefined
   fake.callError = undefined
   fake.buses.add('orders-bus')
-  const app = await buildApp(testConfig(t, { BROKER: 'eventbridge', EVENTBRIDGE_BUS_NAME: 'orders-bus', EVENT_SOURCE: 'com.example.gateway', ...env }))
+  const app = await buildApp(testConfig(t, {
+    BROKER: 'eventbridge', EVENTBRIDGE_BUS_NAME: 'orders-bus', EVENT_SOURCE: 'com.example.gateway', ...env
+  }))
   t.teardown(() => app.close())
   await app.ready()
   return app
 }
-const batch = (events: unknown[]) => ({ method: 'POST' as const, url: '/v1/events', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT }, payload: JSON.stringify({ events }) })
+const batch = (events: unknown[]) => ({
+  method: 'POST' as const,
+  url: '/v1/events',
+  headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT },
+  payload: JSON.stringify({ events })
+})
 
 t.test('every catalog type is a PutEvents entry: Source, DetailType = type, Detail = envelope, bus, trace header', async t => {
   const app = await gateway(t)
   for (const entry of BUILTIN_ENTRIES) {
-    const res = await app.inject(post(entry.type, exampleOf(entry.type), { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }))
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+    const res = await app.inject(post(entry.type, exampleOf(entry.type), { traceparent }))
     t.equal(res.statusCode, 202, entry.type)
     const sent = fake.entries.at(-1) as Entry
-    t.match(sent, { Source: 'com.example.gateway', DetailType: entry.type, EventBusName: 'orders-bus', TraceHeader: 'Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1' })
+    t.match(sent, {
+      Source: 'com.example.gateway',
+      DetailType: entry.type,
+      EventBusName: 'orders-bus',
+      TraceHeader: 'Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1'
+    })
     t.match(JSON.parse(sent.Detail), { id: res.json().id, type: entry.type, tenantid: TENANT, data: exampleOf(entry.type) })
   }
   t.equal((await app.inject('/health/ready')).statusCode, 200)
@@ -51,10 +64,14 @@ t.test('partial failure on HTTP 200: only throttled/internal entries are retried
     if (call === 0 && i === 4) return 'AccessDeniedException'
     return undefined
   }
-  const res = await app.inject(batch(Array.from({ length: 6 }, (_, i) => ({ type: 'call.ended', data: { ...exampleOf('call.ended'), call_id: `c-${i}` } }))))
+  const events = Array.from({ length: 6 }, (_, i) => ({ type: 'call.ended', data: { ...exampleOf('call.ended'), call_id: `c-${i}` } }))
+  const res = await app.inject(batch(events))
   t.equal(res.statusCode, 207)
   const results = res.json().results
-  t.same(results.map((r: { status?: string }) => r.status ?? 'failed'), ['published', 'published', 'published', 'published', 'failed', 'published'])
+  t.same(
+    results.map((r: { status?: string }) => r.status ?? 'failed'),
+    ['published', 'published', 'published', 'published', 'failed', 'published']
+  )
   t.match(results[4], { error: { code: 'EVG_BROKER_REJECTED', reason: 'access_denied_exception' } })
   t.same(fake.calls.map(c => c.length), [6, 3], 'the retry carried only the three retryable entries')
   t.same(fake.calls[1]?.map(e => JSON.parse(e.Detail).data.call_id), ['c-1', 'c-2', 'c-3'])

@@ -6,19 +6,10 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import amqplib, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib'
 import type { Test } from 'tap'
+import { serviceSkip } from '../services.js'
 
 export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672'
 const run = promisify(execFile)
-
-export async function rabbitAvailable (): Promise<boolean> {
-  try {
-    const conn = await amqplib.connect(AMQP_URL, { timeout: 2000 })
-    await conn.close()
-    return true
-  } catch {
-    return false
-  }
-}
 
 /**
  * Skip reason when RabbitMQ is absent; with REQUIRE_BROKERS=1 (CI) absence fails instead. Where it
@@ -27,16 +18,12 @@ export async function rabbitAvailable (): Promise<boolean> {
  * again), and that is no reason for this file to fail.
  */
 export async function rabbitSkip (): Promise<string | false> {
-  if (await rabbitAvailable()) return false
-  if (process.env.REQUIRE_BROKERS === '1') {
-    const until = Date.now() + 120_000
-    while (Date.now() < until) {
-      await new Promise(resolve => setTimeout(resolve, 1000)) // a broker coming back sends no signal to await
-      if (await rabbitAvailable()) return false
-    }
-    throw new Error(`RabbitMQ is required (REQUIRE_BROKERS=1) but not reachable at ${AMQP_URL}`)
-  }
-  return `RabbitMQ not reachable at ${AMQP_URL}; start it with rabbitmq-server -detached (REQUIRE_BROKERS=1 makes this a failure)`
+  return await serviceSkip('RabbitMQ', {
+    at: AMQP_URL,
+    probe: async () => { await (await amqplib.connect(AMQP_URL, { timeout: 2000 })).close() },
+    hint: 'start it with rabbitmq-server -detached',
+    waitMs: 120_000
+  })
 }
 
 /**
@@ -54,7 +41,8 @@ export async function takeRabbitMqTurn (t: Test): Promise<void> {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
       const holder = holderOf(lock)
       // A holder that died, or one that never wrote its pid (killed right after mkdir), leaves it.
-      if ((holder !== undefined && !isAlive(holder)) || (holder === undefined && ageMs(lock) > 10_000)) rmSync(lock, { recursive: true, force: true })
+      const abandoned = holder !== undefined ? !isAlive(holder) : ageMs(lock) > 10_000
+      if (abandoned) rmSync(lock, { recursive: true, force: true })
       else await new Promise(resolve => setTimeout(resolve, 200)) // another process holds it: nothing to await across processes
       continue
     }

@@ -15,7 +15,9 @@ if (skip === false) await takeRabbitMqTurn(t)
 async function gateway (t: Test, env: Record<string, string> = {}) {
   const exchange = env.AMQP_EXCHANGE ?? uniqueName('exchange')
   cleanupExchange(t, exchange)
-  const app = await buildApp(testConfig(t, { BROKER: 'rabbitmq', AMQP_URL, AMQP_EXCHANGE: exchange, PUBLISH_TIMEOUT_MS: '2000', RETRY_BASE_MS: '20', RETRY_MAX_MS: '200', ...env }))
+  const app = await buildApp(testConfig(t, {
+    BROKER: 'rabbitmq', AMQP_URL, AMQP_EXCHANGE: exchange, PUBLISH_TIMEOUT_MS: '2000', RETRY_BASE_MS: '20', RETRY_MAX_MS: '200', ...env
+  }))
   t.teardown(() => app.close())
   await app.ready()
   return { app, exchange }
@@ -27,7 +29,9 @@ t.test('every catalog type arrives with its routing key, properties and envelope
   const sent = new Map<string, { type: string, data: Record<string, unknown> }>()
   for (const entry of BUILTIN_ENTRIES) {
     const data = exampleOf(entry.type)
-    const res = await app.inject(post(entry.type, data, { 'x-user-id': 'user-9', 'x-correlation-id': 'corr-rmq', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }))
+    const res = await app.inject(post(entry.type, data, {
+      'x-user-id': 'user-9', 'x-correlation-id': 'corr-rmq', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+    }))
     t.equal(res.statusCode, 202, entry.type)
     sent.set(res.json().id, { type: entry.type, data })
   }
@@ -48,7 +52,9 @@ t.test('every catalog type arrives with its routing key, properties and envelope
       type: expected.type,
       appId: 'event-gateway',
       timestamp: Number,
-      headers: { 'x-event-type': expected.type, 'x-tenant-id': TENANT, 'x-user-id': 'user-9', 'x-correlation-id': 'corr-rmq', traceparent: /^00-4bf9/ }
+      headers: {
+        'x-event-type': expected.type, 'x-tenant-id': TENANT, 'x-user-id': 'user-9', 'x-correlation-id': 'corr-rmq', traceparent: /^00-4bf9/
+      }
     })
     t.match(envelope, { specversion: '1.0', type: expected.type, tenantid: TENANT, userid: 'user-9', data: expected.data })
   }
@@ -59,35 +65,60 @@ t.test('every catalog type arrives with its routing key, properties and envelope
 
 // The broker refills one properties object per message (message.ts): no message may carry
 // another's headers, whether sent one by one or many in one publish.
-t.test('each message carries its own headers: optional ones absent when not sent, a batch\'s events their own type and id', { skip }, async t => {
-  const { app, exchange } = await gateway(t)
-  const consumer = await Consumer.bind(t, exchange)
-  const full = await app.inject(post('call.ended', exampleOf('call.ended'), { 'x-user-id': 'user-1', 'x-account-id': 'acct-1', 'x-correlation-id': 'corr-1', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }))
-  const bare = await app.inject(post('call.ended', exampleOf('call.ended'), { 'x-correlation-id': 'corr-2' }))
-  const types = ['call.ended', 'speaker.onboarded', 'call.ended', 'domain.event']
-  t.ok(types.every(type => BUILTIN_ENTRIES.some(e => e.type === type)) && new Set(types).size > 1, 'the batch mixes types of the catalog')
-  const batch = await app.inject({ method: 'POST', url: '/v1/events', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT, 'x-user-id': 'user-3' }, payload: JSON.stringify({ events: types.map(type => ({ type, data: exampleOf(type) })) }) })
-  t.equal(full.statusCode, 202)
-  t.equal(bare.statusCode, 202)
-  t.equal(batch.statusCode, 202, batch.body)
-  await consumer.waitFor(2 + types.length)
-  const byId = new Map(consumer.messages.map(m => [m.properties.messageId as string, m]))
-  const first = byId.get(full.json().id)
-  const second = byId.get(bare.json().id)
-  t.same(first?.properties.headers, { 'x-event-type': 'call.ended', 'x-tenant-id': TENANT, 'x-correlation-id': 'corr-1', 'x-user-id': 'user-1', 'x-account-id': 'acct-1', traceparent: first?.properties.headers?.traceparent }, 'every header of the first')
-  t.match(first?.properties.headers?.traceparent, /^00-4bf92f3577b34da6a3ce929d0e0e4736-/)
-  t.same(second?.properties.headers, { 'x-event-type': 'call.ended', 'x-tenant-id': TENANT, 'x-correlation-id': 'corr-2' }, 'the second has no user, account or traceparent of the first')
-  t.equal(second?.properties.correlationId, 'corr-2')
-  const results = (batch.json() as { results: { id: string, type: string }[] }).results
-  t.equal(results.length, types.length)
-  for (const r of results) {
-    const m = byId.get(r.id)
-    t.equal(m?.properties.type, r.type, `${r.id}: its own type`)
-    t.equal(m?.properties.headers?.['x-event-type'], r.type, `${r.id}: its own x-event-type`)
-    t.equal(m?.properties.headers?.['x-user-id'], 'user-3')
-    t.equal(JSON.parse(m?.content.toString() ?? '{}').id, r.id, `${r.id}: its messageId is its envelope's id`)
+t.test(
+  'each message carries its own headers: optional ones absent when not sent, a batch\'s events their own type and id',
+  { skip },
+  async t => {
+    const { app, exchange } = await gateway(t)
+    const consumer = await Consumer.bind(t, exchange)
+    const full = await app.inject(post('call.ended', exampleOf('call.ended'), {
+      'x-user-id': 'user-1',
+      'x-account-id': 'acct-1',
+      'x-correlation-id': 'corr-1',
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+    }))
+    const bare = await app.inject(post('call.ended', exampleOf('call.ended'), { 'x-correlation-id': 'corr-2' }))
+    const types = ['call.ended', 'speaker.onboarded', 'call.ended', 'domain.event']
+    t.ok(types.every(type => BUILTIN_ENTRIES.some(e => e.type === type)) && new Set(types).size > 1, 'the batch mixes types of the catalog')
+    const batch = await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT, 'x-user-id': 'user-3' },
+      payload: JSON.stringify({ events: types.map(type => ({ type, data: exampleOf(type) })) })
+    })
+    t.equal(full.statusCode, 202)
+    t.equal(bare.statusCode, 202)
+    t.equal(batch.statusCode, 202, batch.body)
+    await consumer.waitFor(2 + types.length)
+    const byId = new Map(consumer.messages.map(m => [m.properties.messageId as string, m]))
+    const first = byId.get(full.json().id)
+    const second = byId.get(bare.json().id)
+    t.same(first?.properties.headers, {
+      'x-event-type': 'call.ended',
+      'x-tenant-id': TENANT,
+      'x-correlation-id': 'corr-1',
+      'x-user-id': 'user-1',
+      'x-account-id': 'acct-1',
+      traceparent: first?.properties.headers?.traceparent
+    }, 'every header of the first')
+    t.match(first?.properties.headers?.traceparent, /^00-4bf92f3577b34da6a3ce929d0e0e4736-/)
+    t.same(
+      second?.properties.headers,
+      { 'x-event-type': 'call.ended', 'x-tenant-id': TENANT, 'x-correlation-id': 'corr-2' },
+      'the second has no user, account or traceparent of the first'
+    )
+    t.equal(second?.properties.correlationId, 'corr-2')
+    const results = (batch.json() as { results: { id: string, type: string }[] }).results
+    t.equal(results.length, types.length)
+    for (const r of results) {
+      const m = byId.get(r.id)
+      t.equal(m?.properties.type, r.type, `${r.id}: its own type`)
+      t.equal(m?.properties.headers?.['x-event-type'], r.type, `${r.id}: its own x-event-type`)
+      t.equal(m?.properties.headers?.['x-user-id'], 'user-3')
+      t.equal(JSON.parse(m?.content.toString() ?? '{}').id, r.id, `${r.id}: its messageId is its envelope's id`)
+    }
   }
-})
+)
 
 // Many tenants at once, single and batch requests interleaved, optional headers on some: every
 // message's AMQP headers and properties must be those of the envelope it carries. A tenant's
@@ -101,12 +132,15 @@ t.test('concurrent requests from many tenants: each message\'s headers match its
     ...(i % 3 === 0 ? { 'x-account-id': `acct-${i}` } : {}),
     ...(i % 5 === 0 ? { traceparent: `00-${String(i).padStart(32, '0')}-00f067aa0ba902b7-01` } : {})
   })
-  const singles = Array.from({ length: 150 }, (_, i) => app.inject(post('call.ended', exampleOf('call.ended'), { 'x-tenant-id': tenant(i), 'x-correlation-id': `corr-${i}`, ...optional(i) })))
+  const singles = Array.from({ length: 150 }, (_, i) => app.inject(post('call.ended', exampleOf('call.ended'), {
+    'x-tenant-id': tenant(i), 'x-correlation-id': `corr-${i}`, ...optional(i)
+  })))
+  const mixed = ['call.ended', 'speaker.onboarded', 'domain.event'].flatMap(type => [type, type])
   const batches = Array.from({ length: 10 }, (_, b) => app.inject({
     method: 'POST',
     url: '/v1/events',
     headers: { 'content-type': 'application/json', 'x-tenant-id': tenant(1000 + b), 'x-correlation-id': `corr-b${b}`, ...optional(b) },
-    payload: JSON.stringify({ events: ['call.ended', 'speaker.onboarded', 'domain.event'].flatMap(type => [type, type]).map(type => ({ type, data: exampleOf(type) })) })
+    payload: JSON.stringify({ events: mixed.map(type => ({ type, data: exampleOf(type) })) })
   }))
   const answers = await Promise.all([...singles, ...batches])
   t.same(answers.map(a => a.statusCode).filter(s => s !== 202), [], 'every request taken')
@@ -122,7 +156,8 @@ t.test('concurrent requests from many tenants: each message\'s headers match its
       m.properties.messageId === e.id && m.properties.type === e.type && m.properties.correlationId === e.correlationid
     if (!own) {
       mismatched++
-      t.fail(`message ${e.id}: headers ${JSON.stringify(h)} against envelope ${JSON.stringify({ tenantid: e.tenantid, userid: e.userid, accountid: e.accountid, traceparent: e.traceparent })}`)
+      const envelope = { tenantid: e.tenantid, userid: e.userid, accountid: e.accountid, traceparent: e.traceparent }
+      t.fail(`message ${e.id}: headers ${JSON.stringify(h)} against envelope ${JSON.stringify(envelope)}`)
     }
   }
   t.equal(mismatched, 0, 'no message carries another event\'s tenant, user, account, trace or ids')
@@ -168,53 +203,64 @@ t.test('an exchange declared elsewhere without our alternate exchange is used as
   t.equal((await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))).statusCode, 502, 'unroutable there is refused')
 })
 
-t.test('broker restart mid-stream: no acknowledged event is lost and the gateway recovers by itself', { skip, timeout: 180000 }, async t => {
-  const { app, exchange } = await gateway(t, { PUBLISH_TIMEOUT_MS: '1000' })
-  const consumer = await Consumer.bind(t, exchange, '#', { consume: false })
-  const acknowledged: string[] = []
-  const answers: { status: number, reason?: string }[] = []
-  const publish = async () => {
-    const res = await app.inject(post('call.ended', exampleOf('call.ended')))
-    answers.push({ status: res.statusCode, reason: res.json().reason })
-    if (res.statusCode === 202) acknowledged.push(res.json().id)
-    else t.equal(res.statusCode, 503, 'anything but 202 is a 503')
+t.test(
+  'broker restart mid-stream: no acknowledged event is lost and the gateway recovers by itself',
+  { skip, timeout: 180000 },
+  async t => {
+    const { app, exchange } = await gateway(t, { PUBLISH_TIMEOUT_MS: '1000' })
+    const consumer = await Consumer.bind(t, exchange, '#', { consume: false })
+    const acknowledged: string[] = []
+    const answers: { status: number, reason?: string }[] = []
+    const publish = async () => {
+      const res = await app.inject(post('call.ended', exampleOf('call.ended')))
+      answers.push({ status: res.statusCode, reason: res.json().reason })
+      if (res.statusCode === 202) acknowledged.push(res.json().id)
+      else t.equal(res.statusCode, 503, 'anything but 202 is a 503')
+    }
+    const stream = async (count: number) => {
+      for (let i = 0; i < count; i++) await Promise.all([publish(), publish(), publish(), publish()])
+    }
+
+    await stream(25)
+    t.equal(acknowledged.length, 100, 'all accepted while up')
+    // keep publishing, four at a time, until the broker application has stopped
+    let stopped = false
+    const stopping = rabbitmqctl('stop_app').then(() => { stopped = true })
+    // eslint-disable-next-line no-unmodified-loop-condition -- set when rabbitmqctl returns
+    while (!stopped) await stream(1)
+    await stopping
+    t.ok(answers.some(a => a.status === 503), 'the stream met the outage')
+    const ready = await app.inject('/health/ready')
+    t.equal(ready.statusCode, 503, '/health/ready is 503 while down')
+    t.match((await app.inject('/metrics')).body, /gateway_broker_up\{destination="rabbitmq",broker="rabbitmq"\} 0/)
+    const whileDown = await app.inject(post('call.ended', exampleOf('call.ended')))
+    t.equal(whileDown.statusCode, 503)
+    t.match(
+      whileDown.json(),
+      { code: 'EVG_BROKER_UNAVAILABLE', reason: 'disconnected' },
+      'answered at once from the known state, not a timeout'
+    )
+    t.ok(Number(whileDown.headers['retry-after']) >= 1, 'with Retry-After')
+
+    await rabbitmqctl('start_app')
+    const restarted = Date.now()
+    while ((await app.inject('/health/ready')).statusCode !== 200) await new Promise(resolve => setTimeout(resolve, 50))
+    t.comment(`ready again ${Date.now() - restarted} ms after start_app returned`)
+    t.match((await app.inject('/metrics')).body, /gateway_broker_up\{destination="rabbitmq",broker="rabbitmq"\} 1/)
+    const before = acknowledged.length
+    await stream(25)
+    t.equal(acknowledged.length - before, 100, 'all accepted after recovery')
+
+    await consumer.reconnect()
+    await consumer.start()
+    await consumer.waitFor(acknowledged.length)
+    const received = new Set(consumer.messages.map(m => m.properties.messageId as string))
+    const lost = acknowledged.filter(id => !received.has(id))
+    t.same(lost, [], `every one of the ${acknowledged.length} acknowledged events is in the queue`)
+    const reasons = [...new Set(answers.filter(a => a.reason).map(a => a.reason))]
+    t.comment(`answers during the outage: ${answers.filter(a => a.status === 503).length} × 503 (${reasons.join(', ')})`)
   }
-  const stream = async (count: number) => { for (let i = 0; i < count; i++) await Promise.all([publish(), publish(), publish(), publish()]) }
-
-  await stream(25)
-  t.equal(acknowledged.length, 100, 'all accepted while up')
-  // keep publishing, four at a time, until the broker application has stopped
-  let stopped = false
-  const stopping = rabbitmqctl('stop_app').then(() => { stopped = true })
-  // eslint-disable-next-line no-unmodified-loop-condition -- set when rabbitmqctl returns
-  while (!stopped) await stream(1)
-  await stopping
-  t.ok(answers.some(a => a.status === 503), 'the stream met the outage')
-  const ready = await app.inject('/health/ready')
-  t.equal(ready.statusCode, 503, '/health/ready is 503 while down')
-  t.match((await app.inject('/metrics')).body, /gateway_broker_up\{destination="rabbitmq",broker="rabbitmq"\} 0/)
-  const whileDown = await app.inject(post('call.ended', exampleOf('call.ended')))
-  t.equal(whileDown.statusCode, 503)
-  t.match(whileDown.json(), { code: 'EVG_BROKER_UNAVAILABLE', reason: 'disconnected' }, 'answered at once from the known state, not a timeout')
-  t.ok(Number(whileDown.headers['retry-after']) >= 1, 'with Retry-After')
-
-  await rabbitmqctl('start_app')
-  const restarted = Date.now()
-  while ((await app.inject('/health/ready')).statusCode !== 200) await new Promise(resolve => setTimeout(resolve, 50))
-  t.comment(`ready again ${Date.now() - restarted} ms after start_app returned`)
-  t.match((await app.inject('/metrics')).body, /gateway_broker_up\{destination="rabbitmq",broker="rabbitmq"\} 1/)
-  const before = acknowledged.length
-  await stream(25)
-  t.equal(acknowledged.length - before, 100, 'all accepted after recovery')
-
-  await consumer.reconnect()
-  await consumer.start()
-  await consumer.waitFor(acknowledged.length)
-  const received = new Set(consumer.messages.map(m => m.properties.messageId as string))
-  const lost = acknowledged.filter(id => !received.has(id))
-  t.same(lost, [], `every one of the ${acknowledged.length} acknowledged events is in the queue`)
-  t.comment(`answers during the outage: ${answers.filter(a => a.status === 503).length} × 503 (${[...new Set(answers.filter(a => a.reason).map(a => a.reason))].join(', ')})`)
-})
+)
 
 t.test('a memory alarm gives fast 503s while it lasts, and publishing resumes after', { skip, timeout: 120000 }, async t => {
   const { app, exchange } = await gateway(t, { PUBLISH_TIMEOUT_MS: '30000' })
@@ -287,67 +333,91 @@ function cleanupProvisioned (t: Test, exchanges: string[], queues: string[]): vo
 
 const escape = (name: string) => name.replace(/\./g, '\\.')
 
-t.test('npm run provision per destination: each exchange of a routes file, its queues, an SQS queue; --destination selects', { skip }, async t => {
-  const sqs = await startSqs(t)
-  const [ocelot, drafts, calls, speakers] = [uniqueName('ocelot'), uniqueName('drafts'), uniqueName('calls'), uniqueName('speakers')]
-  cleanupProvisioned(t, [ocelot, drafts], [calls, speakers])
-  const ROUTES_FILE = writeJson(t, 'routes.json', {
-    destinations: {
-      ocelot: { broker: 'rabbitmq', url: AMQP_URL, exchange: ocelot, envelope: 'ocelot', source: 'communications', module: 'cc-lite' },
-      'draft-genie': { broker: 'rabbitmq', url: AMQP_URL, exchange: drafts, envelope: 'draft-genie' },
-      surveys: { broker: 'sqs', queueUrl: `${sqs.fauxqs.address}/000000000000/evg-prov-surveys`, endpoint: sqs.fauxqs.address }
-    },
-    routes: [{ types: ['speaker.*'], to: ['draft-genie'] }, { types: ['survey.*'], to: ['surveys'] }, { types: ['*'], to: ['ocelot'] }]
-  })
-  const queues = writeJson(t, 'queues.json', { queues: [{ name: calls, destination: 'ocelot', bindings: ['comms.call.ended'], deadLetter: true }, { name: speakers, destination: 'draft-genie', bindings: ['speaker.*'] }] })
-  const env = { ROUTES_FILE, ...sqs.env }
-  // Ocelot's exchange already exists, declared by its own services without our alternate exchange.
-  const pre = await amqplib.connect(AMQP_URL)
-  await (await pre.createChannel()).assertExchange(ocelot, 'topic', { durable: true })
-  await pre.close()
+t.test(
+  'npm run provision per destination: each exchange of a routes file, its queues, an SQS queue; --destination selects',
+  { skip },
+  async t => {
+    const sqs = await startSqs(t)
+    const [ocelot, drafts, calls, speakers] = [uniqueName('ocelot'), uniqueName('drafts'), uniqueName('calls'), uniqueName('speakers')]
+    cleanupProvisioned(t, [ocelot, drafts], [calls, speakers])
+    const ROUTES_FILE = writeJson(t, 'routes.json', {
+      destinations: {
+        ocelot: { broker: 'rabbitmq', url: AMQP_URL, exchange: ocelot, envelope: 'ocelot', source: 'communications', module: 'cc-lite' },
+        'draft-genie': { broker: 'rabbitmq', url: AMQP_URL, exchange: drafts, envelope: 'draft-genie' },
+        surveys: { broker: 'sqs', queueUrl: `${sqs.fauxqs.address}/000000000000/evg-prov-surveys`, endpoint: sqs.fauxqs.address }
+      },
+      routes: [{ types: ['speaker.*'], to: ['draft-genie'] }, { types: ['survey.*'], to: ['surveys'] }, { types: ['*'], to: ['ocelot'] }]
+    })
+    const queues = writeJson(t, 'queues.json', {
+      queues: [
+        { name: calls, destination: 'ocelot', bindings: ['comms.call.ended'], deadLetter: true },
+        { name: speakers, destination: 'draft-genie', bindings: ['speaker.*'] }
+      ]
+    })
+    const env = { ROUTES_FILE, ...sqs.env }
+    // Ocelot's exchange already exists, declared by its own services without our alternate exchange.
+    const pre = await amqplib.connect(AMQP_URL)
+    await (await pre.createChannel()).assertExchange(ocelot, 'topic', { durable: true })
+    await pre.close()
 
-  const one = cli('provision', ['--destination', 'draft-genie', '--queues', queues], env)
-  t.equal(await one.exit, 0, one.out.stderr)
-  t.match(one.out.stdout, new RegExp(`^Destination draft-genie: RabbitMQ amqp://guest:\\*\\*\\*@[^\\n]*, exchange ${escape(drafts)}\n`))
-  // Declared as its consumers declare it (durable, no arguments): their own declaration passes.
-  t.match(one.out.stdout, new RegExp(`queue ${escape(speakers)} \\(durable\\) bound with speaker\\.\\*\\s+created`))
-  t.notMatch(one.out.stdout, ocelot, 'nothing of the destination not named')
-  t.match(one.out.stdout, /Done: 6 created, 0 already in place/)
+    const one = cli('provision', ['--destination', 'draft-genie', '--queues', queues], env)
+    t.equal(await one.exit, 0, one.out.stderr)
+    t.match(one.out.stdout, new RegExp(`^Destination draft-genie: RabbitMQ amqp://guest:\\*\\*\\*@[^\\n]*, exchange ${escape(drafts)}\n`))
+    // Declared as its consumers declare it (durable, no arguments): their own declaration passes.
+    t.match(one.out.stdout, new RegExp(`queue ${escape(speakers)} \\(durable\\) bound with speaker\\.\\*\\s+created`))
+    t.notMatch(one.out.stdout, ocelot, 'nothing of the destination not named')
+    t.match(one.out.stdout, /Done: 6 created, 0 already in place/)
 
-  const all = cli('provision', ['--queues', queues], env)
-  t.equal(await all.exit, 0, all.out.stderr)
-  t.match(all.out.stdout, new RegExp(`Destination ocelot: [^\\n]*\n(  .*created\n){2}  exchange ${escape(ocelot)} \\(topic, declared elsewhere; used as it is\\)\\s+exists\n(  .*created\n){2}  queue ${escape(calls)} \\(durable, dead letters to ${escape(ocelot)}\\.dlx\\) bound with comms\\.call\\.ended\\s+created\n`), 'a queue the file asks to dead-letter does')
-  t.match(all.out.stderr, new RegExp(`warning: exchange '${escape(ocelot)}' exists with other arguments`), 'used as the gateway uses it, and said so')
-  t.match(all.out.stdout, /Destination draft-genie: [^\n]*\n( {2}.*exists\n){6}Destination surveys/)
-  t.match(all.out.stdout, /Destination surveys: SQS queue [^\n]*\n {2}queue evg-prov-surveys-dlq\s+created/)
-  t.match(all.out.stdout, /Done: 8 created, 7 already in place/, 'counted over every destination')
+    const all = cli('provision', ['--queues', queues], env)
+    t.equal(await all.exit, 0, all.out.stderr)
+    const ocelotLines = new RegExp(
+      'Destination ocelot: [^\\n]*\n(  .*created\n){2}' +
+      `  exchange ${escape(ocelot)} \\(topic, declared elsewhere; used as it is\\)\\s+exists\n(  .*created\n){2}` +
+      `  queue ${escape(calls)} \\(durable, dead letters to ${escape(ocelot)}\\.dlx\\) bound with comms\\.call\\.ended\\s+created\n`
+    )
+    t.match(all.out.stdout, ocelotLines, 'a queue the file asks to dead-letter does')
+    const otherArguments = new RegExp(`warning: exchange '${escape(ocelot)}' exists with other arguments`)
+    t.match(all.out.stderr, otherArguments, 'used as the gateway uses it, and said so')
+    t.match(all.out.stdout, /Destination draft-genie: [^\n]*\n( {2}.*exists\n){6}Destination surveys/)
+    t.match(all.out.stdout, /Destination surveys: SQS queue [^\n]*\n {2}queue evg-prov-surveys-dlq\s+created/)
+    t.match(all.out.stdout, /Done: 8 created, 7 already in place/, 'counted over every destination')
 
-  // The seed consumers' own declaration of their queue, after provisioning: accepted as it is.
-  const consumerSide = await amqplib.connect(AMQP_URL)
-  await t.resolves((await consumerSide.createChannel()).assertQueue(speakers, { durable: true }), 'a consumer declaring its queue plain still starts')
-  await consumerSide.close()
-  // A queue the file asks to dead-letter that a consumer already declared plain: said how to fix it.
-  const plainFirst = writeJson(t, 'plain-first.json', { queues: [{ name: speakers, destination: 'draft-genie', bindings: ['speaker.*'], deadLetter: true }] })
-  const refused = cli('provision', ['--destination', 'draft-genie', '--queues', plainFirst], env)
-  t.equal(await refused.exit, 3)
-  t.match(refused.out.stderr, new RegExp(`queue ${escape(speakers)} exists with other arguments than x-dead-letter-exchange ${escape(drafts)}\\.dlx; RabbitMQ does not change a queue's arguments: give it the dead-letter exchange with a policy instead`))
+    // The seed consumers' own declaration of their queue, after provisioning: accepted as it is.
+    const consumerSide = await amqplib.connect(AMQP_URL)
+    const consumerChannel = await consumerSide.createChannel()
+    await t.resolves(consumerChannel.assertQueue(speakers, { durable: true }), 'a consumer declaring its queue plain still starts')
+    await consumerSide.close()
+    // A queue the file asks to dead-letter that a consumer already declared plain: said how to fix it.
+    const plainFirst = writeJson(t, 'plain-first.json', {
+      queues: [{ name: speakers, destination: 'draft-genie', bindings: ['speaker.*'], deadLetter: true }]
+    })
+    const refused = cli('provision', ['--destination', 'draft-genie', '--queues', plainFirst], env)
+    t.equal(await refused.exit, 3)
+    t.match(refused.out.stderr, new RegExp(
+      `queue ${escape(speakers)} exists with other arguments than x-dead-letter-exchange ${escape(drafts)}\\.dlx; ` +
+      'RabbitMQ does not change a queue\'s arguments: give it the dead-letter exchange with a policy instead'
+    ))
 
-  // The gateway with the same routes file: each queue gets its destination's events, in its envelope.
-  const app = await buildApp(testConfig(t, { ROUTES_FILE }))
-  t.teardown(() => app.close())
-  await app.ready()
-  const call = await app.inject(post('call.ended', exampleOf('call.ended')))
-  const speaker = await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))
-  t.equal(call.statusCode, 202)
-  t.equal(speaker.statusCode, 202)
-  const conn = await amqplib.connect(AMQP_URL)
-  t.teardown(() => conn.close())
-  const ch = await conn.createChannel()
-  const inCalls = await ch.get(calls, { noAck: true })
-  const inSpeakers = await ch.get(speakers, { noAck: true })
-  t.match(inCalls && JSON.parse(inCalls.content.toString()), { id: call.json().id, organizationId: TENANT, metadata: { module: 'cc-lite' } })
-  t.match(inSpeakers && JSON.parse(inSpeakers.content.toString()), { eventId: speaker.json().id, eventType: 'speaker.onboarded' })
-})
+    // The gateway with the same routes file: each queue gets its destination's events, in its envelope.
+    const app = await buildApp(testConfig(t, { ROUTES_FILE }))
+    t.teardown(() => app.close())
+    await app.ready()
+    const call = await app.inject(post('call.ended', exampleOf('call.ended')))
+    const speaker = await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))
+    t.equal(call.statusCode, 202)
+    t.equal(speaker.statusCode, 202)
+    const conn = await amqplib.connect(AMQP_URL)
+    t.teardown(() => conn.close())
+    const ch = await conn.createChannel()
+    const inCalls = await ch.get(calls, { noAck: true })
+    const inSpeakers = await ch.get(speakers, { noAck: true })
+    t.match(
+      inCalls && JSON.parse(inCalls.content.toString()),
+      { id: call.json().id, organizationId: TENANT, metadata: { module: 'cc-lite' } }
+    )
+    t.match(inSpeakers && JSON.parse(inSpeakers.content.toString()), { eventId: speaker.json().id, eventType: 'speaker.onboarded' })
+  }
+)
 
 t.test('npm run tail --destination: what an ocelot destination receives, transcripts masked in data', { skip }, async t => {
   const [ocelot, drafts] = [uniqueName('ocelot'), uniqueName('drafts')]
@@ -371,44 +441,66 @@ t.test('npm run tail --destination: what an ocelot destination receives, transcr
   t.equal(await tail.exit, 0, 'exits after --count messages')
   const lines = tail.out.stdout.trim().split('\n').map(l => JSON.parse(l))
   t.equal(lines.length, 1, 'only what reaches the ocelot exchange')
-  t.match(lines[0], { routingKey: 'comms.call.ended', id: res.json().id, type: 'call.ended', organizationId: TENANT, data: { transcript: '[redacted]', outcome: 'callback_requested' } })
+  t.match(lines[0], {
+    routingKey: 'comms.call.ended',
+    id: res.json().id,
+    type: 'call.ended',
+    organizationId: TENANT,
+    data: { transcript: '[redacted]', outcome: 'callback_requested' }
+  })
   t.notMatch(tail.out.stdout, 'TOP-SECRET')
 })
 
-t.test('npm run verify per destination: RabbitMQ with draft-genie envelopes (tenant from x-tenant-id), SQS and the local store', { skip }, async t => {
-  const sqs = await startSqs(t)
-  const exchange = uniqueName('verify')
-  cleanupExchange(t, exchange)
-  const routes = {
-    destinations: {
-      'draft-genie': { broker: 'rabbitmq', url: AMQP_URL, exchange, envelope: 'draft-genie' },
-      surveys: { broker: 'sqs', queueUrl: sqs.queue('evg-verify-rmq'), endpoint: sqs.fauxqs.address },
-      store: { broker: 'local' }
-    },
-    routes: [{ types: ['speaker.*'], to: ['draft-genie'] }, { types: ['survey.*'], to: ['surveys'] }, { types: ['*'], to: ['store'] }]
+t.test(
+  'npm run verify per destination: RabbitMQ with draft-genie envelopes (tenant from x-tenant-id), SQS and the local store',
+  { skip },
+  async t => {
+    const sqs = await startSqs(t)
+    const exchange = uniqueName('verify')
+    cleanupExchange(t, exchange)
+    const routes = {
+      destinations: {
+        'draft-genie': { broker: 'rabbitmq', url: AMQP_URL, exchange, envelope: 'draft-genie' },
+        surveys: { broker: 'sqs', queueUrl: sqs.queue('evg-verify-rmq'), endpoint: sqs.fauxqs.address },
+        store: { broker: 'local' }
+      },
+      routes: [{ types: ['speaker.*'], to: ['draft-genie'] }, { types: ['survey.*'], to: ['surveys'] }, { types: ['*'], to: ['store'] }]
+    }
+    const ROUTES_FILE = writeJson(t, 'routes.json', routes)
+    const app = await buildApp(testConfig(t, { ROUTES_FILE }))
+    t.teardown(() => app.close())
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const gatewayUrl = baseUrl(app.server.address())
+
+    const ok = cli('verify', ['--gateway', gatewayUrl, '--timeout', '10'], { ROUTES_FILE, ...sqs.env })
+    t.equal(await ok.exit, 0, ok.out.stderr)
+    t.match(ok.out.stdout, new RegExp(
+      `draft-genie +rabbitmq +verified: speaker\\.onboarded \\S+ in exchange ${escape(exchange)} \\(routing key speaker\\.onboarded\\); ` +
+      'draft-genie envelope: eventId, eventType, aggregateId, aggregateType, timestamp, version, correlationId, payload, ' +
+      'tenant \\(AMQP header x-tenant-id\\) as sent; acked'
+    ))
+    t.match(ok.out.stdout, /surveys +sqs +verified: survey\.completed .*; deleted/)
+    t.match(ok.out.stdout, /store +local +verified: /)
+
+    // verify expects what its own routes file says: told cloudevents, it finds the message and says what is wrong.
+    const told = writeJson(t, 'cloudevents.json', {
+      ...routes,
+      destinations: { ...routes.destinations, 'draft-genie': { ...routes.destinations['draft-genie'], envelope: 'cloudevents' } }
+    })
+    const wrong = cli('verify', ['--gateway', gatewayUrl, '--destination', 'draft-genie', '--timeout', '10'], {
+      ROUTES_FILE: told, ...sqs.env
+    })
+    t.equal(await wrong.exit, 4)
+    t.match(wrong.out.stderr, /draft-genie +rabbitmq +FAILED \(4\): the cloudevents envelope is not what was sent \(acked\): the time is missing or not a time; missing specversion, id, source, type, time, datacontenttype, dataschema, tenantid, correlationid, data, userid; eventId, eventType, aggregateId, aggregateType, timestamp, version, correlationId, payload not of this format/)
+
+    const missing = uniqueName('missing')
+    const nowhere = writeJson(t, 'nowhere.json', {
+      ...routes,
+      destinations: { ...routes.destinations, 'draft-genie': { ...routes.destinations['draft-genie'], exchange: missing } }
+    })
+    const unwatched = cli('verify', ['--gateway', gatewayUrl, '--destination', 'draft-genie'], { ROUTES_FILE: nowhere, ...sqs.env })
+    t.equal(await unwatched.exit, 3, 'an exchange that cannot be watched is not waited for')
+    t.match(unwatched.out.stderr, new RegExp(`draft-genie +rabbitmq +FAILED \\(3\\): cannot watch exchange ${escape(missing)} .*NOT_FOUND`))
+    t.notMatch(unwatched.out.stdout, /POST/, 'and nothing is published')
   }
-  const ROUTES_FILE = writeJson(t, 'routes.json', routes)
-  const app = await buildApp(testConfig(t, { ROUTES_FILE }))
-  t.teardown(() => app.close())
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const gatewayUrl = baseUrl(app.server.address())
-
-  const ok = cli('verify', ['--gateway', gatewayUrl, '--timeout', '10'], { ROUTES_FILE, ...sqs.env })
-  t.equal(await ok.exit, 0, ok.out.stderr)
-  t.match(ok.out.stdout, new RegExp(`draft-genie +rabbitmq +verified: speaker\\.onboarded \\S+ in exchange ${escape(exchange)} \\(routing key speaker\\.onboarded\\); draft-genie envelope: eventId, eventType, aggregateId, aggregateType, timestamp, version, correlationId, payload, tenant \\(AMQP header x-tenant-id\\) as sent; acked`))
-  t.match(ok.out.stdout, /surveys +sqs +verified: survey\.completed .*; deleted/)
-  t.match(ok.out.stdout, /store +local +verified: /)
-
-  // verify expects what its own routes file says: told cloudevents, it finds the message and says what is wrong.
-  const told = writeJson(t, 'cloudevents.json', { ...routes, destinations: { ...routes.destinations, 'draft-genie': { ...routes.destinations['draft-genie'], envelope: 'cloudevents' } } })
-  const wrong = cli('verify', ['--gateway', gatewayUrl, '--destination', 'draft-genie', '--timeout', '10'], { ROUTES_FILE: told, ...sqs.env })
-  t.equal(await wrong.exit, 4)
-  t.match(wrong.out.stderr, /draft-genie +rabbitmq +FAILED \(4\): the cloudevents envelope is not what was sent \(acked\): the time is missing or not a time; missing specversion, id, source, type, time, datacontenttype, dataschema, tenantid, correlationid, data, userid; eventId, eventType, aggregateId, aggregateType, timestamp, version, correlationId, payload not of this format/)
-
-  const missing = uniqueName('missing')
-  const nowhere = writeJson(t, 'nowhere.json', { ...routes, destinations: { ...routes.destinations, 'draft-genie': { ...routes.destinations['draft-genie'], exchange: missing } } })
-  const unwatched = cli('verify', ['--gateway', gatewayUrl, '--destination', 'draft-genie'], { ROUTES_FILE: nowhere, ...sqs.env })
-  t.equal(await unwatched.exit, 3, 'an exchange that cannot be watched is not waited for')
-  t.match(unwatched.out.stderr, new RegExp(`draft-genie +rabbitmq +FAILED \\(3\\): cannot watch exchange ${escape(missing)} .*NOT_FOUND`))
-  t.notMatch(unwatched.out.stdout, /POST/, 'and nothing is published')
-})
+)

@@ -43,11 +43,16 @@ function seedPlatform (t: Test, edit: (file: typeof example) => void = () => {})
   cleanupExchange(t, draftGenie)
   const path = join(dataDir(t), 'routes.json')
   writeFileSync(path, JSON.stringify(file))
-  const surveys = fauxqs.createQueue(`${uniqueName('survey-events').replaceAll('.', '-')}.fifo`, { attributes: { FifoQueue: 'true' } }).queueUrl
+  const surveysName = `${uniqueName('survey-events').replaceAll('.', '-')}.fifo`
+  const surveys = fauxqs.createQueue(surveysName, { attributes: { FifoQueue: 'true' } }).queueUrl
   return { path, ocelot, draftGenie, surveys }
 }
 
-async function gateway (t: Test, routes: ReturnType<typeof seedPlatform>, deps: { env?: Record<string, string>, logStream?: LogCapture } = {}) {
+async function gateway (
+  t: Test,
+  routes: ReturnType<typeof seedPlatform>,
+  deps: { env?: Record<string, string>, logStream?: LogCapture } = {}
+) {
   const app = await buildApp(testConfig(t, { ROUTES_FILE: routes.path, PUBLISH_TIMEOUT_MS: '2000', LOG_LEVEL: 'info' }), {
     env: { ...process.env, SURVEYS_QUEUE_URL: routes.surveys, ...deps.env },
     logStream: deps.logStream ?? new LogCapture()
@@ -83,14 +88,17 @@ function arrivals () {
   let waiters: { n: number, count: () => number, resolve: () => void }[] = []
   return {
     notify: () => { waiters = waiters.filter(w => { if (w.count() < w.n) return true; w.resolve(); return false }) },
-    until: (count: () => number, n: number) => count() >= n ? Promise.resolve() : new Promise<void>(resolve => waiters.push({ n, count, resolve }))
+    until: (count: () => number, n: number) =>
+      count() >= n ? Promise.resolve() : new Promise<void>(resolve => waiters.push({ n, count, resolve }))
   }
 }
 
 async function receiveAll (queueUrl: string, expected: number): Promise<Message[]> {
   const got: Message[] = []
   for (let round = 0; got.length < expected && round < 20; round++) {
-    const res = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: ['All'] }))
+    const res = await sqs.send(new ReceiveMessageCommand({
+      QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: ['All']
+    }))
     for (const m of res.Messages ?? []) {
       got.push(m)
       await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }))
@@ -109,7 +117,9 @@ t.test('one gateway serves all 22 types to their destinations, each in the envel
   await consume(t, routes.ocelot, uniqueName('focus_lite_calls'), 'comms.call.ended', message => {
     const event = JSON.parse(message.content.toString())
     if (event.data.outcome === 'callback_requested') {
-      tasks.push({ title: `Call back customer from call ${event.data.call_id}`, organizationId: event.organizationId, userId: event.userId })
+      tasks.push({
+        title: `Call back customer from call ${event.data.call_id}`, organizationId: event.organizationId, userId: event.userId
+      })
     }
     signal.notify()
   })
@@ -131,7 +141,8 @@ t.test('one gateway serves all 22 types to their destinations, each in the envel
 
   const ids = new Map<string, string>()
   for (const entry of BUILTIN_ENTRIES) {
-    const res = await app.inject(post(entry.type, exampleOf(entry.type), { 'x-user-id': 'user-9', 'x-correlation-id': `corr-${entry.type}` }))
+    const headers = { 'x-user-id': 'user-9', 'x-correlation-id': `corr-${entry.type}` }
+    const res = await app.inject(post(entry.type, exampleOf(entry.type), headers))
     t.equal(res.statusCode, 202, `${entry.type} accepted`)
     ids.set(entry.type, res.json().id)
   }
@@ -143,9 +154,21 @@ t.test('one gateway serves all 22 types to their destinations, each in the envel
   t.same(ocelotAll.map(m => JSON.parse(m.content.toString()).type).sort(), ocelotTypes)
   const callEnded = JSON.parse((ocelotAll.find(m => m.fields.routingKey === 'comms.call.ended') as ConsumeMessage).content.toString())
   t.same(Object.keys(callEnded).sort(), ['data', 'id', 'metadata', 'organizationId', 'source', 'timestamp', 'type', 'userId'])
-  t.match(callEnded, { id: ids.get('call.ended'), type: 'call.ended', source: 'communications', organizationId: TENANT, userId: 'user-9', data: exampleOf('call.ended'), metadata: { version: '1.0.0', module: 'cc-lite' } })
+  t.match(callEnded, {
+    id: ids.get('call.ended'),
+    type: 'call.ended',
+    source: 'communications',
+    organizationId: TENANT,
+    userId: 'user-9',
+    data: exampleOf('call.ended'),
+    metadata: { version: '1.0.0', module: 'cc-lite' }
+  })
   await signal.until(() => tasks.length, 1)
-  t.same(tasks, [{ title: 'Call back customer from call call-7f3a9c', organizationId: TENANT, userId: 'user-9' }], 'Focus-Lite made its follow-up task')
+  t.same(
+    tasks,
+    [{ title: 'Call back customer from call call-7f3a9c', organizationId: TENANT, userId: 'user-9' }],
+    'Focus-Lite made its follow-up task'
+  )
 
   // Draft Genie: speaker, draft, rag and evaluation types, in its TypeScript event shape.
   const draftTypes = expectedAt(['speaker.', 'draft.', 'rag.', 'evaluation.'])
@@ -184,16 +207,27 @@ t.test('one gateway serves all 22 types to their destinations, each in the envel
 
   // Batch: PutEvents on the default bus, as seed 001's rule expects it.
   t.match(eventBridge.entries, [{ EventBusName: 'default', Source: 'com.yourapp.transcription', DetailType: 'BatchProcessingCompleted' }])
-  t.match(JSON.parse(eventBridge.entries[0]?.Detail as string), { version: '1.0', tenant_id: TENANT, user_id: 'user-9', account_id: null, status: 'completed', interaction_id: exampleOf('batch.processing.completed').interaction_id })
+  t.match(JSON.parse(eventBridge.entries[0]?.Detail as string), {
+    version: '1.0',
+    tenant_id: TENANT,
+    user_id: 'user-9',
+    account_id: null,
+    status: 'completed',
+    interaction_id: exampleOf('batch.processing.completed').interaction_id
+  })
 
   // The store: the platform types, and the Ocelot types fanned out to it with the same ids.
-  const stored = (await app.inject({ method: 'GET', url: '/v1/events?limit=100', headers: { 'x-tenant-id': TENANT } })).json().events as { id: string, type: string }[]
+  const storedPage = await app.inject({ method: 'GET', url: '/v1/events?limit=100', headers: { 'x-tenant-id': TENANT } })
+  const stored = storedPage.json().events as { id: string, type: string }[]
   t.same(stored.map(e => e.type).sort(), [...expectedAt(['audit.', 'notification.', 'domain.']), ...ocelotTypes].sort())
   t.equal(stored.find(e => e.type === 'call.ended')?.id, callEnded.id, 'fan-out: the same id in both destinations')
 
   const ready = await app.inject('/health/ready')
   t.equal(ready.statusCode, 200)
-  t.same(ready.json().destinations.map((d: { name: string, up: boolean }) => [d.name, d.up]), [['ocelot', true], ['draft-genie', true], ['surveys', true], ['transcripts', true], ['store', true]])
+  t.same(
+    ready.json().destinations.map((d: { name: string, up: boolean }) => [d.name, d.up]),
+    [['ocelot', true], ['draft-genie', true], ['surveys', true], ['transcripts', true], ['store', true]]
+  )
   const metrics = (await app.inject('/metrics')).body
   t.match(metrics, /gateway_events_published_total\{destination="ocelot",broker="rabbitmq",type="call.ended",outcome="published"\} 1/)
   t.match(metrics, /gateway_events_published_total\{destination="store",broker="local",type="call.ended",outcome="published"\} 1/)
@@ -210,42 +244,55 @@ t.test('one destination down: its types get a 503 naming it, the others are stil
   const down = await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))
   t.equal(down.statusCode, 503)
   t.ok(down.headers['retry-after'])
-  t.match(down.json(), { code: 'EVG_BROKER_UNAVAILABLE', reason: 'disconnected', detail: /draft-genie/, destinations: [{ name: 'draft-genie', code: 'EVG_BROKER_UNAVAILABLE', reason: 'disconnected' }], delivered: [] })
+  t.match(down.json(), {
+    code: 'EVG_BROKER_UNAVAILABLE',
+    reason: 'disconnected',
+    detail: /draft-genie/,
+    destinations: [{ name: 'draft-genie', code: 'EVG_BROKER_UNAVAILABLE', reason: 'disconnected' }],
+    delivered: []
+  })
   t.equal((await app.inject(post('call.ended', exampleOf('call.ended')))).statusCode, 202, 'ocelot and store types still taken')
   t.equal((await app.inject(post('audit.recorded', exampleOf('audit.recorded')))).statusCode, 202)
   const ready = await app.inject('/health/ready')
   t.equal(ready.statusCode, 200, 'still ready: the other destinations serve')
-  t.match(ready.json(), { status: 'degraded', destinations: [{ name: 'ocelot', up: true }, { name: 'draft-genie', up: false, detail: /not connected/ }] })
+  t.match(ready.json(), {
+    status: 'degraded', destinations: [{ name: 'ocelot', up: true }, { name: 'draft-genie', up: false, detail: /not connected/ }]
+  })
   t.match((await app.inject('/metrics')).body, /gateway_broker_up\{destination="draft-genie",broker="rabbitmq"\} 0/)
   t.match(logs.text, /RabbitMQ not reachable yet/, 'the outage is logged')
   t.notMatch(logs.text, 'hunter2-s3cret', 'the password is not')
   t.notMatch(JSON.stringify([down.json(), ready.json()]), 'hunter2-s3cret')
 })
 
-t.test('destinations sharing a connection fail alone: a deleted exchange closes only its own channel, and comes back', { skip }, async t => {
-  const routes = seedPlatform(t)
-  const app = await gateway(t, routes)
-  await consume(t, routes.ocelot, uniqueName('ocelot.all'), '#', () => {})
-  await consume(t, routes.draftGenie, uniqueName('draft-genie.all'), '#', () => {})
-  t.equal((await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))).statusCode, 202)
-  // someone deletes the Draft Genie exchange under the gateway
-  const conn = await amqplib.connect(AMQP_URL)
-  const ch = await conn.createChannel()
-  await ch.deleteExchange(routes.draftGenie)
-  await conn.close()
-  const lost = await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))
-  t.equal(lost.statusCode, 503, 'the publish into the deleted exchange is not confirmed')
-  t.equal((await app.inject(post('call.ended', exampleOf('call.ended')))).statusCode, 202, 'the other exchange on the same connection is unaffected')
-  // the gateway declares the exchange again and reopens its channel by itself
-  let ready = await app.inject('/health/ready')
-  for (let i = 0; i < 200 && ready.json().status !== 'ready'; i++) {
-    await new Promise(resolve => setTimeout(resolve, 50)) // recovery runs on a timer; no event to await
-    ready = await app.inject('/health/ready')
+t.test(
+  'destinations sharing a connection fail alone: a deleted exchange closes only its own channel, and comes back',
+  { skip },
+  async t => {
+    const routes = seedPlatform(t)
+    const app = await gateway(t, routes)
+    await consume(t, routes.ocelot, uniqueName('ocelot.all'), '#', () => {})
+    await consume(t, routes.draftGenie, uniqueName('draft-genie.all'), '#', () => {})
+    t.equal((await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))).statusCode, 202)
+    // someone deletes the Draft Genie exchange under the gateway
+    const conn = await amqplib.connect(AMQP_URL)
+    const ch = await conn.createChannel()
+    await ch.deleteExchange(routes.draftGenie)
+    await conn.close()
+    const lost = await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))
+    t.equal(lost.statusCode, 503, 'the publish into the deleted exchange is not confirmed')
+    const other = await app.inject(post('call.ended', exampleOf('call.ended')))
+    t.equal(other.statusCode, 202, 'the other exchange on the same connection is unaffected')
+    // the gateway declares the exchange again and reopens its channel by itself
+    let ready = await app.inject('/health/ready')
+    for (let i = 0; i < 200 && ready.json().status !== 'ready'; i++) {
+      await new Promise(resolve => setTimeout(resolve, 50)) // recovery runs on a timer; no event to await
+      ready = await app.inject('/health/ready')
+    }
+    t.equal(ready.json().status, 'ready')
+    await consume(t, routes.draftGenie, uniqueName('draft-genie.again'), '#', () => {})
+    t.equal((await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))).statusCode, 202, 'and it publishes again')
   }
-  t.equal(ready.json().status, 'ready')
-  await consume(t, routes.draftGenie, uniqueName('draft-genie.again'), '#', () => {})
-  t.equal((await app.inject(post('speaker.onboarded', exampleOf('speaker.onboarded')))).statusCode, 202, 'and it publishes again')
-})
+)
 
 t.test('what cannot heal stops the start: a refused login, an unknown vhost', { skip }, async t => {
   for (const [url, message] of [
@@ -253,7 +300,9 @@ t.test('what cannot heal stops the start: a refused login, an unknown vhost', { 
     ['amqp://guest:guest@127.0.0.1:5672/no-such-vhost', /refused the connection: the vhost 'no-such-vhost' does not exist or this user may not use it/]
   ] as const) {
     const routes = seedPlatform(t, file => { file.destinations.ocelot.url = url })
-    const app = await buildApp(testConfig(t, { ROUTES_FILE: routes.path }), { env: { ...process.env, SURVEYS_QUEUE_URL: routes.surveys }, logStream: new LogCapture() })
+    const app = await buildApp(testConfig(t, { ROUTES_FILE: routes.path }), {
+      env: { ...process.env, SURVEYS_QUEUE_URL: routes.surveys }, logStream: new LogCapture()
+    })
     t.teardown(() => app.close())
     await t.rejects(async () => { await app.ready() }, { name: 'ConfigError', message }, url.replace('not-the-password', '***'))
   }

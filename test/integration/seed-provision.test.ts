@@ -20,14 +20,21 @@ const ROUTES_FILE = 'examples/routes.seed-platform.json'
 t.test('provision sets up seed 001\'s rule to its queue, and verify finds it there by itself', { skip }, async t => {
   const aws = await AwsEmulator.start({ port: 0, region: 'eu-central-1' })
   t.teardown(() => aws.stop())
-  const env = { ...AWS_CREDENTIALS, AWS_REGION: 'eu-central-1', AWS_ENDPOINT_URL: aws.endpoint, ROUTES_FILE, SURVEYS_QUEUE_URL: aws.queueUrl('survey-events.fifo') }
+  const env = {
+    ...AWS_CREDENTIALS,
+    AWS_REGION: 'eu-central-1',
+    AWS_ENDPOINT_URL: aws.endpoint,
+    ROUTES_FILE,
+    SURVEYS_QUEUE_URL: aws.queueUrl('survey-events.fifo')
+  }
   const cli = (script: string, args: string[]) => runTs(`src/cli/${script}.ts`, args, env)
 
-  const provision = cli('provision', ['--destination', 'surveys', '--destination', 'transcripts', '--queues', 'provision/queues.example.json'])
+  const provisionArgs = ['--destination', 'surveys', '--destination', 'transcripts', '--queues', 'provision/queues.example.json']
+  const provision = cli('provision', provisionArgs)
   t.equal(await provision.exit, 0, provision.out.stderr)
   t.match(provision.out.stdout, /Destination surveys: SQS queue [^\n]*\n {2}queue survey-events-dlq\.fifo \(FIFO\)\s+created\n {2}queue survey-events\.fifo \(FIFO\)\s+created/)
   t.match(provision.out.stdout, /Destination transcripts: EventBridge bus default[^\n]*\n {2}queue capture-transcripts-dlq\s+created\n {2}queue capture-transcripts\s+created\n {2}redrive[^\n]*created\n {2}rule capture-transcripts-rule on default matching source com\.yourapp\.transcription, detail-type BatchProcessingCompleted\s+created\n {2}target capture-transcripts of rule capture-transcripts-rule\s+created\n {2}queue policy: the rule may send to capture-transcripts\s+created/)
-  const again = cli('provision', ['--destination', 'surveys', '--destination', 'transcripts', '--queues', 'provision/queues.example.json'])
+  const again = cli('provision', provisionArgs)
   t.equal(await again.exit, 0, again.out.stderr)
   t.match(again.out.stdout, /Nothing to change: all 9 already in place/, 'a second run changes nothing')
 
@@ -38,7 +45,9 @@ t.test('provision sets up seed 001\'s rule to its queue, and verify finds it the
   const app = await buildApp(testConfig(t, { ROUTES_FILE }), { env: { ...process.env, ...env } })
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
-  const verify = cli('verify', ['--gateway', baseUrl(app.server.address()), '--destination', 'surveys', '--destination', 'transcripts', '--timeout', '10'])
+  const verify = cli('verify', [
+    '--gateway', baseUrl(app.server.address()), '--destination', 'surveys', '--destination', 'transcripts', '--timeout', '10'
+  ])
   t.equal(await verify.exit, 0, verify.out.stderr)
   t.match(verify.out.stdout, /surveys +sqs +verified: survey\.completed \S+ in queue \S+survey-events\.fifo; template envelope: event_id, event_type, timestamp, campaign_id, contact_id, call_id, answers, confidence_scores, tenant \(SQS attribute tenant-id\) as sent; deleted/)
   t.match(verify.out.stdout, /transcripts +eventbridge +verified: batch\.processing\.completed \S+ in queue \S+\/capture-transcripts through bus default; template envelope: version, interaction_id, tenant_id, user_id, account_id, timestamp, status, data as sent; deleted/)

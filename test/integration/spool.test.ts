@@ -7,21 +7,22 @@ import pg from 'pg'
 import t, { type Test } from 'tap'
 import { gateway } from '../attacks/gateway-process.js'
 import { dataDir, exampleOf } from '../helper.js'
+import { serviceSkip } from '../services.js'
 import { Consumer, cleanupExchange, rabbitmqctl, rabbitSkip, takeRabbitMqTurn, uniqueName } from './rabbit-helper.js'
 
 const PG_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const BODY = JSON.stringify(exampleOf('call.ended'))
 
 async function pgSkip (): Promise<string | false> {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 })
-  try {
-    await client.connect()
-    await client.end()
-    return false
-  } catch (err) {
-    if (process.env.REQUIRE_BROKERS === '1') throw new Error(`PostgreSQL is required (REQUIRE_BROKERS=1) but not reachable at ${PG_URL}: ${(err as Error).message}`)
-    return `PostgreSQL not reachable at ${PG_URL}; start it with pg_ctlcluster (REQUIRE_BROKERS=1 makes this a failure)`
-  }
+  return await serviceSkip('PostgreSQL', {
+    at: PG_URL,
+    probe: async () => {
+      const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 })
+      await client.connect()
+      await client.end()
+    },
+    hint: 'start it with pg_ctlcluster'
+  })
 }
 
 const skip = await rabbitSkip()
@@ -61,7 +62,12 @@ class Load {
       for (let i = 0; !this.#stop; i++) {
         const targets = bases()
         const base = targets[i % targets.length] as string
-        const status = await fetch(`${base}/v1/events/call.ended`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-tenant-id': tenant }, body: BODY, signal: AbortSignal.timeout(10_000) })
+        const status = await fetch(`${base}/v1/events/call.ended`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-tenant-id': tenant },
+          body: BODY,
+          signal: AbortSignal.timeout(10_000)
+        })
           .then(async r => {
             const body = await r.json() as { id?: string, status?: string }
             if (r.status === 202) {
@@ -109,7 +115,9 @@ function checkDelivery (t: Test, load: Load, consumer: Consumer, maxDuplicates: 
   // checked on the answered ones.
   const answered = new Set([...load.accepted.values()].flat())
   const unanswered = [...once].filter(id => !answered.has(id)).length
-  for (const [tenant, ids] of load.accepted) t.same((seen.get(tenant) ?? []).filter(id => answered.has(id)), ids, `tenant ${tenant.slice(0, 8)}: in accept order`)
+  for (const [tenant, ids] of load.accepted) {
+    t.same((seen.get(tenant) ?? []).filter(id => answered.has(id)), ids, `tenant ${tenant.slice(0, 8)}: in accept order`)
+  }
   if (unanswered > 0) t.comment(`${unanswered} events committed but not answered (the kill) arrived too`)
   t.comment(`${consumer.messages.length} messages for ${load.count} accepted events: ${duplicates} duplicates`)
   t.ok(duplicates <= maxDuplicates, `duplicates bounded (${duplicates} <= ${maxDuplicates})`)
@@ -139,7 +147,9 @@ t.test('a 30 s RabbitMQ outage under load: every 202 is delivered after recovery
   const exchange = uniqueName('spool')
   cleanupExchange(t, exchange)
   t.teardown(() => rabbitmqctl('start_app').then(() => undefined, () => undefined))
-  const gw = await gateway(t, { BROKER: 'rabbitmq', AMQP_EXCHANGE: exchange, DELIVERY_MODE: 'spool', RETRY_BASE_MS: '50', OUTBOX_RETRY_MAX_MS: '2000' })
+  const gw = await gateway(t, {
+    BROKER: 'rabbitmq', AMQP_EXCHANGE: exchange, DELIVERY_MODE: 'spool', RETRY_BASE_MS: '50', OUTBOX_RETRY_MAX_MS: '2000'
+  })
   const consumer = await Consumer.bind(t, exchange)
   const load = new Load(() => [gw.base], 4)
   await waitFor('events before the outage', () => load.count >= 200)
@@ -147,14 +157,16 @@ t.test('a 30 s RabbitMQ outage under load: every 202 is delivered after recovery
   await rabbitmqctl('stop_app')
   const down = Date.now()
   await waitFor('readiness to see the broker down', async () => {
-    const ready = await fetch(`${gw.base}/health/ready`).then(async r => ({ status: r.status, body: await r.json() as { status: string, destinations: { up: boolean, outbox?: { depth: number } }[] } }))
+    type Readiness = { status: string, destinations: { up: boolean, outbox?: { depth: number } }[] }
+    const ready = await fetch(`${gw.base}/health/ready`).then(async r => ({ status: r.status, body: await r.json() as Readiness }))
     return ready.status === 200 && ready.body.status === 'degraded' && ready.body.destinations[0]?.up === false
   })
   const acceptedBefore = load.count
   await sleep(30_000 - (Date.now() - down))
   const during = load.count - acceptedBefore
   t.ok(during > 100, `events kept being accepted while the broker was down (${during})`)
-  const outbox = await fetch(`${gw.base}/v1/admin/outbox`).then(r => r.json()) as { destinations: { depth: number, oldestAgeSeconds: number }[] }
+  type Outbox = { destinations: { depth: number, oldestAgeSeconds: number }[] }
+  const outbox = await fetch(`${gw.base}/v1/admin/outbox`).then(r => r.json()) as Outbox
   t.ok((outbox.destinations[0]?.depth ?? 0) >= during, 'they wait in the outbox')
   t.ok((outbox.destinations[0]?.oldestAgeSeconds ?? 0) > 20, 'the oldest has waited through the outage')
 
@@ -199,7 +211,9 @@ t.test('two replicas on one PostgreSQL outbox, one killed: the other delivers ev
   const exchange = uniqueName('spool-pg')
   cleanupExchange(t, exchange)
   const url = await pgSchema(t)
-  const env = { BROKER: 'rabbitmq', AMQP_EXCHANGE: exchange, DELIVERY_MODE: 'spool', SPOOL_URL: url, OUTBOX_LEASE_MS: '3000', PUBLISH_TIMEOUT_MS: '1000' }
+  const env = {
+    BROKER: 'rabbitmq', AMQP_EXCHANGE: exchange, DELIVERY_MODE: 'spool', SPOOL_URL: url, OUTBOX_LEASE_MS: '3000', PUBLISH_TIMEOUT_MS: '1000'
+  }
   const a = await gateway(t, env)
   const b = await gateway(t, env)
   const consumer = await Consumer.bind(t, exchange)

@@ -15,12 +15,21 @@ const sqs = new SQSClient({})
 t.teardown(() => sqs.destroy())
 let n = 0
 const queue = (fifo: boolean, attributes: Record<string, string> = {}) =>
-  fauxqs.createQueue(`evg-test-${++n}${fifo ? '.fifo' : ''}`, { attributes: { ...(fifo ? { FifoQueue: 'true' } : {}), ...attributes } }).queueUrl
+  fauxqs.createQueue(`evg-test-${++n}${fifo ? '.fifo' : ''}`, {
+    attributes: { ...(fifo ? { FifoQueue: 'true' } : {}), ...attributes }
+  }).queueUrl
 
 async function drain (queueUrl: string, expected: number): Promise<Message[]> {
   const got: Message[] = []
   for (let empty = 0; got.length < expected || empty < 1;) {
-    const res = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: got.length < expected ? 1 : 0, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'], AttributeNames: ['All'] }))
+    const res = await sqs.send(new ReceiveMessageCommand({
+      QueueUrl: queueUrl,
+      MaxNumberOfMessages: 10,
+      WaitTimeSeconds: got.length < expected ? 1 : 0,
+      MessageAttributeNames: ['All'],
+      MessageSystemAttributeNames: ['All'],
+      AttributeNames: ['All']
+    }))
     if ((res.Messages ?? []).length === 0) empty++
     got.push(...(res.Messages ?? []))
     // FIFO hands out the next message of a group only once the previous one is deleted
@@ -78,29 +87,51 @@ t.test('FIFO: the same call twice is one message; group = tenant; dedupe id = sh
   t.same(byGroup, { [TENANT]: dedupe(TENANT), [OTHER_TENANT]: dedupe(OTHER_TENANT) })
 })
 
-t.test('FIFO: without a dedupe field, the Idempotency-Key (else the event id) decides; a catalog group field replaces the tenant', async t => {
-  const url = queue(true)
-  const dir = t.testdir({ 'order.json': JSON.stringify({ type: 'order.placed', description: 'x', groupKey: 'order_id', schema: { type: 'object', additionalProperties: false, required: ['order_id'], properties: { order_id: { type: 'string' } }, examples: [{ order_id: 'o-1' }] } }) })
-  const app = await gateway(t, url, { EVENT_CATALOG_DIR: dir })
-  const data = exampleOf('call.ended')
-  await app.inject(post('call.ended', data, { 'idempotency-key': 'k1' }))
-  await app.inject(post('call.ended', data))
-  await app.inject(post('call.ended', data))
-  await app.inject(post('order.placed', { order_id: 'o-1' }))
-  const messages = await drain(url, 4)
-  t.equal(messages.length, 4, 'events without a dedupe key are never merged')
-  const order = messages.find(m => JSON.parse(m.Body as string).type === 'order.placed')
-  t.equal(order?.Attributes?.MessageGroupId, 'o-1')
-})
+t.test(
+  'FIFO: without a dedupe field, the Idempotency-Key (else the event id) decides; a catalog group field replaces the tenant',
+  async t => {
+    const url = queue(true)
+    const schema = {
+      type: 'object',
+      additionalProperties: false,
+      required: ['order_id'],
+      properties: { order_id: { type: 'string' } },
+      examples: [{ order_id: 'o-1' }]
+    }
+    const dir = t.testdir({ 'order.json': JSON.stringify({ type: 'order.placed', description: 'x', groupKey: 'order_id', schema }) })
+    const app = await gateway(t, url, { EVENT_CATALOG_DIR: dir })
+    const data = exampleOf('call.ended')
+    await app.inject(post('call.ended', data, { 'idempotency-key': 'k1' }))
+    await app.inject(post('call.ended', data))
+    await app.inject(post('call.ended', data))
+    await app.inject(post('order.placed', { order_id: 'o-1' }))
+    const messages = await drain(url, 4)
+    t.equal(messages.length, 4, 'events without a dedupe key are never merged')
+    const order = messages.find(m => JSON.parse(m.Body as string).type === 'order.placed')
+    t.equal(order?.Attributes?.MessageGroupId, 'o-1')
+  }
+)
 
 t.test('batch ingest: SendMessageBatch in chunks of 10; an entry SQS refuses is a per-event 502', async t => {
   const url = queue(false, { MaximumMessageSize: '2048' })
   const app = await gateway(t, url)
-  const events = Array.from({ length: 25 }, (_, i) => ({ type: 'call.ended', data: { ...exampleOf('call.ended'), call_id: `c-${i}`, transcript: i === 7 ? 'x'.repeat(3000) : null } }))
-  const res = await app.inject({ method: 'POST', url: '/v1/events', headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT }, payload: JSON.stringify({ events }) })
+  const events = Array.from({ length: 25 }, (_, i) => ({
+    type: 'call.ended',
+    data: { ...exampleOf('call.ended'), call_id: `c-${i}`, transcript: i === 7 ? 'x'.repeat(3000) : null }
+  }))
+  const res = await app.inject({
+    method: 'POST',
+    url: '/v1/events',
+    headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT },
+    payload: JSON.stringify({ events })
+  })
   t.equal(res.statusCode, 207)
   const results = res.json().results
-  t.match(results[7], { error: { code: 'EVG_BROKER_REJECTED', reason: 'sender_fault' } }, 'the queue refused the oversized entry: not retried')
+  t.match(
+    results[7],
+    { error: { code: 'EVG_BROKER_REJECTED', reason: 'sender_fault' } },
+    'the queue refused the oversized entry: not retried'
+  )
   t.equal(results.filter((r: { status?: string }) => r.status === 'published').length, 24)
   const messages = await drain(url, 24)
   t.equal(messages.length, 24)
@@ -145,7 +176,13 @@ t.test('an explicit AWS_ENDPOINT_URL_SQS wins over the queue URL\'s host', async
 })
 
 t.test('no credentials: the gateway refuses to start, saying why', async t => {
-  const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY, profile: process.env.AWS_PROFILE, file: process.env.AWS_SHARED_CREDENTIALS_FILE, config: process.env.AWS_CONFIG_FILE }
+  const saved = {
+    id: process.env.AWS_ACCESS_KEY_ID,
+    secret: process.env.AWS_SECRET_ACCESS_KEY,
+    profile: process.env.AWS_PROFILE,
+    file: process.env.AWS_SHARED_CREDENTIALS_FILE,
+    config: process.env.AWS_CONFIG_FILE
+  }
   delete process.env.AWS_ACCESS_KEY_ID
   delete process.env.AWS_SECRET_ACCESS_KEY
   process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/credentials'

@@ -37,13 +37,15 @@ t.test('SQS and EventBridge: each message carries its own producer span, in the 
     routes: [{ types: ['*'], to: ['queue', 'bus'] }]
   }))
   const exporter = new InMemorySpanExporter()
-  const app = await buildApp(testConfig(t, { ROUTES_FILE: path }), { tracerProvider: new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }) })
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
+  const app = await buildApp(testConfig(t, { ROUTES_FILE: path }), { tracerProvider })
   t.teardown(() => app.close())
   await app.ready()
 
   const res = await app.inject(post('call.ended', exampleOf('call.ended'), { traceparent: `00-${TRACE_ID}-00f067aa0ba902b7-01` }))
   t.equal(res.statusCode, 202)
-  const producers = new Map(exporter.getFinishedSpans().filter(s => s.kind === SpanKind.PRODUCER).map(s => [s.attributes['evg.destination'], s.spanContext().spanId]))
+  const producerSpans = exporter.getFinishedSpans().filter(s => s.kind === SpanKind.PRODUCER)
+  const producers = new Map(producerSpans.map(s => [s.attributes['evg.destination'], s.spanContext().spanId]))
   t.equal(producers.size, 2)
 
   const received = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 1, MessageAttributeNames: ['All'] }))

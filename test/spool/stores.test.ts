@@ -6,6 +6,7 @@ import { bucketOf, type DestinationStats, type OutboxStore, type SpoolRow } from
 import { PostgresOutbox } from '../../src/spool/postgres.js'
 import { SqliteOutbox } from '../../src/spool/sqlite.js'
 import { dataDir } from '../helper.js'
+import { serviceSkip } from '../services.js'
 
 // One contract, both outbox stores: what the relay, the limits and the admin API rely on.
 // PostgreSQL is the real one on this machine; each test gets a schema of its own
@@ -13,19 +14,18 @@ import { dataDir } from '../helper.js'
 const PG_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const log = pino({ level: 'silent' })
 
-async function pgUp (): Promise<boolean> {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 })
-  try {
-    await client.connect()
-    await client.query('SELECT 1')
-    return true
-  } catch {
-    return false
-  } finally {
-    await client.end().catch(() => undefined)
+const pgSkip = await serviceSkip('PostgreSQL', {
+  at: PG_URL,
+  probe: async () => {
+    const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 })
+    try {
+      await client.connect()
+      await client.query('SELECT 1')
+    } finally {
+      await client.end().catch(() => undefined)
+    }
   }
-}
-const pgSkip = await pgUp() ? false : process.env.REQUIRE_BROKERS === '1' ? (() => { throw new Error(`PostgreSQL is required (REQUIRE_BROKERS=1) but not reachable at ${PG_URL}`) })() : `PostgreSQL not reachable at ${PG_URL} (REQUIRE_BROKERS=1 makes this a failure)`
+})
 
 /** A schema of the test's own, dropped when it ends; the URL that makes it the search path. */
 async function pgSchema (t: Test): Promise<string> {
@@ -184,17 +184,29 @@ for (const [name, { skip, open }] of Object.entries(stores)) {
     const dead = await store.deadLetters({ limit: 10 })
     t.same(dead.map(d => d.eventId), [first.eventId, second.eventId], 'in accept order')
     const [d0, d1] = dead
-    t.match(d0, { destination: 'orders', tenant, eventId: first.eventId, type: 'call.ended', reason: 'EVG_BROKER_REJECTED: refused', attempts: 0, acceptedAt: first.acceptedAt, envelope: first.body })
+    t.match(d0, {
+      destination: 'orders',
+      tenant,
+      eventId: first.eventId,
+      type: 'call.ended',
+      reason: 'EVG_BROKER_REJECTED: refused',
+      attempts: 0,
+      acceptedAt: first.acceptedAt,
+      envelope: first.body
+    })
     t.match(d1, { attempts: 2, envelope: second.body })
     t.ok(typeof d0?.id === 'number' && typeof d1?.id === 'number' && d0.id < d1.id, 'numeric ids, growing')
     t.ok((d0?.failedAt ?? 0) >= before - 1000 && (d0?.failedAt ?? 0) <= Date.now() + 1000, 'failedAt is when it was buried')
-    t.match(await statsOf(store, 'orders'), { depth: 1, bytes: third.bytes, deadLetters: 2, deadBytes: first.bytes + second.bytes, oldestAcceptedAt: third.acceptedAt })
+    t.match(await statsOf(store, 'orders'), {
+      depth: 1, bytes: third.bytes, deadLetters: 2, deadBytes: first.bytes + second.bytes, oldestAcceptedAt: third.acceptedAt
+    })
   })
 
   t.test(`${name}: dead letters page by id, per destination or all`, { skip }, async t => {
     const { store } = await open(t)
     await store.append([0, 1, 2, 3, 4].map(n => row(n % 2 === 0 ? 'orders' : 'audit', randomUUID(), n)))
-    const waiting = [...await store.next('orders', undefined, 10), ...await store.next('audit', undefined, 10)].sort((x, y) => x.seq - y.seq)
+    const waiting = [...await store.next('orders', undefined, 10), ...await store.next('audit', undefined, 10)]
+      .sort((x, y) => x.seq - y.seq)
     await store.bury(waiting, 'gone')
     const all = await store.deadLetters({ limit: 100 })
     t.equal(all.length, 5)
@@ -228,7 +240,11 @@ for (const [name, { skip, open }] of Object.entries(stores)) {
 
     t.equal(await store.replay({ destination: 'orders' }), 3, 'the destination\'s three')
     const back = await store.next('orders', undefined, 10)
-    t.same(back.map(e => e.eventId), [orders[3]?.eventId, late.eventId, orders[0]?.eventId, orders[1]?.eventId, orders[2]?.eventId], 'at the end, in their accept order')
+    t.same(
+      back.map(e => e.eventId),
+      [orders[3]?.eventId, late.eventId, orders[0]?.eventId, orders[1]?.eventId, orders[2]?.eventId],
+      'at the end, in their accept order'
+    )
     t.same(back.slice(2).map(e => e.attempts), [0, 0, 0], 'attempts start again')
     t.same(back.slice(2).map(({ seq: _s, attempts: _a, ...r }) => r), rows.slice(0, 3), 'every field as accepted')
     t.same((await store.deadLetters({ limit: 100 })).map(d => d.destination), ['audit', 'audit'])
@@ -274,12 +290,20 @@ for (const [name, { skip, open }] of Object.entries(stores)) {
     const other = row('audit', randomUUID(), 3)
     await store.append(rows)
     await store.append([other])
-    t.same(await statsOf(store, 'orders'), { destination: 'orders', depth: 3, bytes: sum(rows), oldestAcceptedAt: rows[0]?.acceptedAt, deadLetters: 0, deadBytes: 0 })
-    t.same(await statsOf(store, 'audit'), { destination: 'audit', depth: 1, bytes: other.bytes, oldestAcceptedAt: other.acceptedAt, deadLetters: 0, deadBytes: 0 })
+    t.same(await statsOf(store, 'orders'), {
+      destination: 'orders', depth: 3, bytes: sum(rows), oldestAcceptedAt: rows[0]?.acceptedAt, deadLetters: 0, deadBytes: 0
+    })
+    t.same(await statsOf(store, 'audit'), {
+      destination: 'audit', depth: 1, bytes: other.bytes, oldestAcceptedAt: other.acceptedAt, deadLetters: 0, deadBytes: 0
+    })
     const [first] = await store.next('orders', undefined, 1)
     if (first === undefined) throw new Error('an event expected')
     await store.remove([first])
-    t.match(await statsOf(store, 'orders'), { depth: 2, bytes: sum(rows.slice(1)), oldestAcceptedAt: rows[1]?.acceptedAt }, 'the oldest still waiting')
+    t.match(
+      await statsOf(store, 'orders'),
+      { depth: 2, bytes: sum(rows.slice(1)), oldestAcceptedAt: rows[1]?.acceptedAt },
+      'the oldest still waiting'
+    )
   })
 
   t.test(`${name}: a restart finds the waiting events, dead letters and totals where they were`, { skip }, async t => {
@@ -296,7 +320,8 @@ for (const [name, { skip, open }] of Object.entries(stores)) {
     t.teardown(() => again.close())
     t.same(totals, { events: 4, bytes: sum(rows) })
     t.same(again.totals(), totals, 'totals as they were')
-    t.same((await again.next('orders', undefined, 10)).map(({ seq: _s, ...r }) => r), rows.slice(1).map(asSpooled), 'the waiting events, in order')
+    const waiting = (await again.next('orders', undefined, 10)).map(({ seq: _s, ...r }) => r)
+    t.same(waiting, rows.slice(1).map(asSpooled), 'the waiting events, in order')
     t.same((await again.deadLetters({ limit: 10 })).map(d => d.eventId), [first.eventId])
     t.equal(again.down(), undefined)
   })
@@ -340,7 +365,11 @@ for (const [name, { skip, open }] of Object.entries(stores)) {
       return { events: w.length + d.length, bytes: sum(w) + deadBytes, depth: w.length, deadLetters: d.length }
     }
     const actual = await held()
-    t.same([actual.events, actual.depth, actual.deadLetters], [24, 20, 4], '20 + 10 appended, 4 published, 2 purged; 4 of 10 dead letters replayed')
+    t.same(
+      [actual.events, actual.depth, actual.deadLetters],
+      [24, 20, 4],
+      '20 + 10 appended, 4 published, 2 purged; 4 of 10 dead letters replayed'
+    )
     // PostgreSQL's counts are another replica's too: they may lag by its refresh (a second).
     let totals = store.totals()
     for (let tries = 0; (totals.events !== actual.events || totals.bytes !== actual.bytes) && tries < 50; tries++) {
@@ -391,34 +420,38 @@ t.test('postgres: only buckets with waiting events are claimed; next reads only 
   t.same((await store.next('orders', undefined, 10)).map(e => e.tenant), [x, y], 'undefined: every bucket')
 })
 
-t.test('postgres: two owners get disjoint buckets; a claim is renewed by its owner; release gives buckets back', { skip: pgSkip }, async t => {
-  const { store, reopen } = await pgOpen(t)
-  const other = await reopen()
-  const tenants = tenantsInBuckets(12)
-  await store.append(tenants.map((tenant, n) => row('orders', tenant, n)))
-  const busy = new Set(tenants.map(bucketOf))
-  const a = await store.claim('orders', 'owner-a') ?? []
-  const b = await other.claim('orders', 'owner-b') ?? []
-  t.ok(a.length > 0 && b.length > 0, `both have work (${a.length} and ${b.length} buckets)`)
-  t.equal(a.length + b.length, 12, 'together they cover every bucket with events')
-  t.same(a.filter(x => b.includes(x)), [], 'never the same bucket')
-  t.ok([...a, ...b].every(x => busy.has(x)), 'only buckets with events')
-  t.same([...await store.claim('orders', 'owner-a') ?? []].sort(), [...a].sort(), 'renewed: the same buckets')
-  t.same([...await other.claim('orders', 'owner-b') ?? []].sort(), [...b].sort())
-  const aEvents = await store.next('orders', a, 100)
-  const bEvents = await other.next('orders', b, 100)
-  t.equal(aEvents.length + bEvents.length, 12, 'each event in exactly one owner\'s share')
-  t.same(aEvents.filter(e => bEvents.some(f => f.seq === e.seq)), [])
+t.test(
+  'postgres: two owners get disjoint buckets; a claim is renewed by its owner; release gives buckets back',
+  { skip: pgSkip },
+  async t => {
+    const { store, reopen } = await pgOpen(t)
+    const other = await reopen()
+    const tenants = tenantsInBuckets(12)
+    await store.append(tenants.map((tenant, n) => row('orders', tenant, n)))
+    const busy = new Set(tenants.map(bucketOf))
+    const a = await store.claim('orders', 'owner-a') ?? []
+    const b = await other.claim('orders', 'owner-b') ?? []
+    t.ok(a.length > 0 && b.length > 0, `both have work (${a.length} and ${b.length} buckets)`)
+    t.equal(a.length + b.length, 12, 'together they cover every bucket with events')
+    t.same(a.filter(x => b.includes(x)), [], 'never the same bucket')
+    t.ok([...a, ...b].every(x => busy.has(x)), 'only buckets with events')
+    t.same([...await store.claim('orders', 'owner-a') ?? []].sort(), [...a].sort(), 'renewed: the same buckets')
+    t.same([...await other.claim('orders', 'owner-b') ?? []].sort(), [...b].sort())
+    const aEvents = await store.next('orders', a, 100)
+    const bEvents = await other.next('orders', b, 100)
+    t.equal(aEvents.length + bEvents.length, 12, 'each event in exactly one owner\'s share')
+    t.same(aEvents.filter(e => bEvents.some(f => f.seq === e.seq)), [])
 
-  await store.release('orders', 'owner-b', a)
-  t.same([...await other.claim('orders', 'owner-b') ?? []].sort(), [...b].sort(), 'only the owner can release its buckets')
-  await store.release('orders', 'owner-a', a)
-  const after = await other.claim('orders', 'owner-b') ?? []
-  t.ok(b.every(x => after.includes(x)), 'b keeps its own')
-  t.ok(after.some(x => a.includes(x)), 'and takes some of what a gave back')
-  const again = await store.claim('orders', 'owner-a') ?? []
-  t.same(again.filter(x => after.includes(x)), [], 'a gets only what b did not take')
-})
+    await store.release('orders', 'owner-b', a)
+    t.same([...await other.claim('orders', 'owner-b') ?? []].sort(), [...b].sort(), 'only the owner can release its buckets')
+    await store.release('orders', 'owner-a', a)
+    const after = await other.claim('orders', 'owner-b') ?? []
+    t.ok(b.every(x => after.includes(x)), 'b keeps its own')
+    t.ok(after.some(x => a.includes(x)), 'and takes some of what a gave back')
+    const again = await store.claim('orders', 'owner-a') ?? []
+    t.same(again.filter(x => after.includes(x)), [], 'a gets only what b did not take')
+  }
+)
 
 t.test('postgres: an owner that stops renewing loses its buckets when the lease ends; another takes them', { skip: pgSkip }, async t => {
   const { store, reopen } = await pgOpen(t, { leaseMs: 1000 })

@@ -12,19 +12,22 @@ import pino from 'pino'
 import { RedisState } from '../../src/state/redis.js'
 import { SqliteIdempotencyStore } from '../../src/state/sqlite.js'
 import { dataDir } from '../helper.js'
+import { serviceSkip } from '../services.js'
 
 // One contract, both stores: what Intake relies on. Redis is the real one on this machine
 // (database 11, keys under random tenants, so runs do not see each other).
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/11'
 
-async function redisUp (): Promise<boolean> {
-  const redis = new RedisState(REDIS_URL, { commandTimeoutMs: 1000 })
-  await redis.connect()
-  const up = redis.down === undefined
-  await redis.close()
-  return up
-}
-const redisSkip = await redisUp() ? false : process.env.REQUIRE_BROKERS === '1' ? (() => { throw new Error(`Redis is required (REQUIRE_BROKERS=1) but not reachable at ${REDIS_URL}`) })() : `Redis not reachable at ${REDIS_URL}`
+const redisSkip = await serviceSkip('Redis', {
+  at: REDIS_URL,
+  probe: async () => {
+    const redis = new RedisState(REDIS_URL, { commandTimeoutMs: 1000 })
+    await redis.connect()
+    const down = redis.down
+    await redis.close()
+    if (down !== undefined) throw new Error(down)
+  }
+})
 
 type Stores = IdempotencyStore & RateLimiter
 const stores: Record<string, { skip: string | false, open: (t: Test) => Promise<Stores> }> = {
@@ -37,7 +40,11 @@ const stores: Record<string, { skip: string | false, open: (t: Test) => Promise<
       await keys.connect()
       t.teardown(async () => { buckets.close(); await keys.close(); db.close() })
       return Object.assign(Object.create(null) as Stores, {
-        reserve: keys.reserve.bind(keys), complete: keys.complete.bind(keys), keepPartial: keys.keepPartial.bind(keys), release: keys.release.bind(keys), take: buckets.take.bind(buckets)
+        reserve: keys.reserve.bind(keys),
+        complete: keys.complete.bind(keys),
+        keepPartial: keys.keepPartial.bind(keys),
+        release: keys.release.bind(keys),
+        take: buckets.take.bind(buckets)
       })
     }
   },
@@ -83,7 +90,11 @@ for (const [name, { skip, open }] of Object.entries(stores)) {
     t.equal((await store.reserve(ref, 10_000)).state, 'busy', 'held while it completes')
     if (second.state !== 'reserved') throw new Error('not reserved')
     await store.release(ref, second.token)
-    t.match(await store.reserve(ref, 10_000), { state: 'reserved', partial: { delivered: ['store'] } }, 'released: the partial event again, not a fresh key')
+    t.match(
+      await store.reserve(ref, 10_000),
+      { state: 'reserved', partial: { delivered: ['store'] } },
+      'released: the partial event again, not a fresh key'
+    )
 
     const fresh = { tenant: ref.tenant, key: 'fresh', print: 'p' }
     const held = await store.reserve(fresh, 10_000)
@@ -169,32 +180,37 @@ t.test('redis: unreachable, every call fails at once with StateUnavailableError;
   await t.rejects(redis.complete({ tenant: 't', key: 'k', print: 'p' }, 'x', { status: 202, body: {} }), StateUnavailableError)
 })
 
-t.test('redis: calls made in one tick (gathered into one script per tenant) keep their own answers; a broken key fails alone', { skip: redisSkip }, async t => {
-  const store = new RedisState(REDIS_URL, { commandTimeoutMs: 1000 })
-  await store.connect()
-  const raw = new Redis(REDIS_URL)
-  t.teardown(async () => { await store.close(); raw.disconnect() })
-  const tenant = randomUUID()
-  const other = randomUUID()
-  await raw.set(`evg:idem:{${tenant}}:not-a-hash`, 'x', 'EX', 60)
-  const refs = Array.from({ length: 20 }, (_, i) => ({ tenant: i % 2 === 0 ? tenant : other, key: `k${i}`, print: 'p' }))
-  const [same1, same2, broken, ...fresh] = await Promise.all([
-    store.reserve({ tenant, key: 'same', print: 'p' }, 10_000),
-    store.reserve({ tenant, key: 'same', print: 'p' }, 10_000),
-    store.reserve({ tenant, key: 'not-a-hash', print: 'p' }, 10_000).catch((err: unknown) => err),
-    ...refs.map(ref => store.reserve(ref, 10_000))
-  ])
-  t.same([same1?.state, same2?.state], ['reserved', 'busy'], 'the same key twice in one tick: one holder')
-  t.ok(broken instanceof StateUnavailableError, 'a key that is not a hash fails alone')
-  t.ok(fresh.every(r => r?.state === 'reserved'))
-  await Promise.all(refs.map((ref, i) => {
-    const r = fresh[i]
-    return r?.state === 'reserved' ? store.complete(ref, r.token, { status: 202, body: { id: ref.key } }) : undefined
-  }))
-  const again = await Promise.all(refs.map(ref => store.reserve(ref, 10_000)))
-  t.same(again.map(r => r.state === 'done' ? (r.answer.body as { id: string }).id : r.state), refs.map(ref => ref.key), 'each answer under its own key')
-  await t.rejects(store.complete({ tenant, key: 'not-a-hash', print: 'p' }, 'x', { status: 202, body: {} }), StateUnavailableError)
-})
+t.test(
+  'redis: calls made in one tick (gathered into one script per tenant) keep their own answers; a broken key fails alone',
+  { skip: redisSkip },
+  async t => {
+    const store = new RedisState(REDIS_URL, { commandTimeoutMs: 1000 })
+    await store.connect()
+    const raw = new Redis(REDIS_URL)
+    t.teardown(async () => { await store.close(); raw.disconnect() })
+    const tenant = randomUUID()
+    const other = randomUUID()
+    await raw.set(`evg:idem:{${tenant}}:not-a-hash`, 'x', 'EX', 60)
+    const refs = Array.from({ length: 20 }, (_, i) => ({ tenant: i % 2 === 0 ? tenant : other, key: `k${i}`, print: 'p' }))
+    const [same1, same2, broken, ...fresh] = await Promise.all([
+      store.reserve({ tenant, key: 'same', print: 'p' }, 10_000),
+      store.reserve({ tenant, key: 'same', print: 'p' }, 10_000),
+      store.reserve({ tenant, key: 'not-a-hash', print: 'p' }, 10_000).catch((err: unknown) => err),
+      ...refs.map(ref => store.reserve(ref, 10_000))
+    ])
+    t.same([same1?.state, same2?.state], ['reserved', 'busy'], 'the same key twice in one tick: one holder')
+    t.ok(broken instanceof StateUnavailableError, 'a key that is not a hash fails alone')
+    t.ok(fresh.every(r => r?.state === 'reserved'))
+    await Promise.all(refs.map((ref, i) => {
+      const r = fresh[i]
+      return r?.state === 'reserved' ? store.complete(ref, r.token, { status: 202, body: { id: ref.key } }) : undefined
+    }))
+    const again = await Promise.all(refs.map(ref => store.reserve(ref, 10_000)))
+    const answered = again.map(r => r.state === 'done' ? (r.answer.body as { id: string }).id : r.state)
+    t.same(answered, refs.map(ref => ref.key), 'each answer under its own key')
+    await t.rejects(store.complete({ tenant, key: 'not-a-hash', print: 'p' }, 'x', { status: 202, body: {} }), StateUnavailableError)
+  }
+)
 
 t.test('redis: finishes gathered when the store closes are sent before it quits', { skip: redisSkip }, async t => {
   const ref = { tenant: randomUUID(), key: 'closing', print: 'p' }
