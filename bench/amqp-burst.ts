@@ -9,7 +9,16 @@ import amqplib from 'amqplib'
 import { coalesceWrites } from '../src/brokers/rabbitmq/coalesce.js'
 import { cpuTicks } from './load.js'
 
-const { values } = parseArgs({ options: { url: { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672' }, burst: { type: 'string', default: '100' }, rate: { type: 'string', default: '15' }, seconds: { type: 'string', default: '8' }, coalesce: { type: 'boolean', default: false }, body: { type: 'string' } } })
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672' },
+    burst: { type: 'string', default: '100' },
+    rate: { type: 'string', default: '15' },
+    seconds: { type: 'string', default: '8' },
+    coalesce: { type: 'boolean', default: false },
+    body: { type: 'string' }
+  }
+})
 const body = values.body === undefined ? Buffer.alloc(1200, 'x') : readFileSync(values.body)
 const conn = await amqplib.connect(values.url, { noDelay: true })
 if (values.coalesce) coalesceWrites((conn.connection as unknown as { stream: Writable }).stream)

@@ -7,7 +7,17 @@ import amqplib from 'amqplib'
 import { v7 as uuidv7 } from 'uuid'
 import { openLoop, percentiles } from './load.js'
 
-const { values } = parseArgs({ options: { url: { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672' }, exchange: { type: 'string', default: 'evg-bench' }, inflight: { type: 'string', default: '64' }, rate: { type: 'string' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '0' }, body: { type: 'string' } } })
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672' },
+    exchange: { type: 'string', default: 'evg-bench' },
+    inflight: { type: 'string', default: '64' },
+    rate: { type: 'string' },
+    seconds: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '0' },
+    body: { type: 'string' }
+  }
+})
 const body = values.body === undefined ? Buffer.alloc(1024, 'x') : readFileSync(values.body)
 const conn = await amqplib.connect(values.url)
 const ch = await conn.createConfirmChannel()

@@ -124,7 +124,9 @@ export const LEGS: Leg[] = [
   {
     id: 'fastify',
     what: 'bare Fastify route, same schema validation, 202',
-    start: ctx => startServer(['--import', 'tsx', 'bench/bare-fastify.ts'], { PORT: '3600' }, 'http://127.0.0.1:3600', '/nothing', gcFile(ctx)),
+    start: ctx => startServer(
+      ['--import', 'tsx', 'bench/bare-fastify.ts'], { PORT: '3600' }, 'http://127.0.0.1:3600', '/nothing', gcFile(ctx)
+    ),
     ...singleLoad,
     headers: () => [],
     rate: RATE,
@@ -133,7 +135,13 @@ export const LEGS: Leg[] = [
   {
     id: 'bridge',
     what: 'hand-written bridge: Fastify + amqplib confirm channel, 202 on confirm',
-    start: ctx => startServer(['--import', 'tsx', 'bench/bridge.ts'], { PORT: '3601', AMQP_URL: ctx.amqpUrl, AMQP_EXCHANGE: ctx.exchange }, 'http://127.0.0.1:3601', '/nothing', gcFile(ctx)),
+    start: ctx => startServer(
+      ['--import', 'tsx', 'bench/bridge.ts'],
+      { PORT: '3601', AMQP_URL: ctx.amqpUrl, AMQP_EXCHANGE: ctx.exchange },
+      'http://127.0.0.1:3601',
+      '/nothing',
+      gcFile(ctx)
+    ),
     ...singleLoad,
     headers: () => [],
     rate: RATE,

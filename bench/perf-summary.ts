@@ -64,7 +64,11 @@ for (const s of samples) {
   const seen = new Set<string>()
   for (const f of s.frames) {
     if (!f.startsWith('JS:')) continue
-    const name = f.replace(/^JS:[*^~]?/, '').replace(/ \(\/tmp\/perf-\d+\.map\)$/, '').replace(/file:\/\/\/[^ ]*?\/(dist|src|node_modules)\//, '$1/').replace(/\/[^ ]*?\/node_modules\//, 'node_modules/')
+    const name = f
+      .replace(/^JS:[*^~]?/, '')
+      .replace(/ \(\/tmp\/perf-\d+\.map\)$/, '')
+      .replace(/file:\/\/\/[^ ]*?\/(dist|src|node_modules)\//, '$1/')
+      .replace(/\/[^ ]*?\/node_modules\//, 'node_modules/')
     if (seen.has(name)) continue
     seen.add(name)
     inclusive.set(name, (inclusive.get(name) ?? 0) + 1)

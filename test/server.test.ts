@@ -43,7 +43,10 @@ t.test('without keys or HOST: the loopback only, said in the log; the log names 
   const { server, base, port } = await start(t)
   t.match(base, /^http:\/\/127\.0\.0\.1:\d+$/, 'the docs address is in the ready line')
   t.match(server.out.stdout, /event-gateway ready: the docs at http:\/\/127\.0\.0\.1:\d+\/docs/)
-  t.match(server.out.stdout, /authentication is off, so the gateway listens on 127\.0\.0\.1 only; set HOST=0\.0\.0\.0 to listen on every interface/)
+  t.match(
+    server.out.stdout,
+    /authentication is off, so the gateway listens on 127\.0\.0\.1 only; set HOST=0\.0\.0\.0 to listen on every interface/
+  )
   t.ok(await reachable('127.0.0.1', port), 'reachable on the loopback')
   if (otherAddress === undefined) t.comment('this machine has no other address to try')
   else t.notOk(await reachable(otherAddress, port), `refused on ${otherAddress}`)

@@ -86,7 +86,12 @@ for (const family of process.argv.length > 2 ? process.argv.slice(2) : ['speaker
   const spec = QUEUES[family]
   if (spec === undefined) throw new Error(`no family ${family}: speaker, draft, rag or evaluation`)
   const [queue, routingKey, types] = spec
-  const consumer = new EventConsumer({ url: process.env.RABBITMQ_URL ?? 'amqp://guest:guest@localhost:5672', exchange: process.env.RABBITMQ_EXCHANGE ?? 'draft-genie.events', queue, routingKey })
+  const consumer = new EventConsumer({
+    url: process.env.RABBITMQ_URL ?? 'amqp://guest:guest@localhost:5672',
+    exchange: process.env.RABBITMQ_EXCHANGE ?? 'draft-genie.events',
+    queue,
+    routingKey
+  })
   await consumer.connect()
   for (const type of types) {
     consumer.registerHandler(type, async eventData => {

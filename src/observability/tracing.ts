@@ -46,7 +46,9 @@ function otlpWanted (log: FastifyBaseLogger): boolean {
   })
   if (exporters.length === 0 && endpoints.length === 0) return false
   for (const { name, url } of endpoints) {
-    if (!/^https?:\/\//.test(url) || !URL.canParse(url)) throw new ConfigError(`${name}: must be an http:// or https:// URL (http://collector:4318)`)
+    if (!/^https?:\/\//.test(url) || !URL.canParse(url)) {
+      throw new ConfigError(`${name}: must be an http:// or https:// URL (http://collector:4318)`)
+    }
   }
   // The exporter speaks OTLP/HTTP with JSON bodies (the protobuf one is not a dependency). gRPC
   // would not work at all (another port, another protocol); protobuf is what the spec defaults to,

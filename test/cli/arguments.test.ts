@@ -44,7 +44,10 @@ t.test('provision: an unknown destination, or a queue that could go to either ex
   const ROUTES_FILE = routes(t)
   const unknown = await run('provision', ['--destination', 'ocelot', '--destination', 'nope'], { ROUTES_FILE })
   t.equal(unknown.code, 1)
-  t.match(unknown.stderr, /--destination: no destination named 'nope' in the routing \(it has: ocelot, draft-genie, surveys, batch-bus, store/)
+  t.match(
+    unknown.stderr,
+    /--destination: no destination named 'nope' in the routing \(it has: ocelot, draft-genie, surveys, batch-bus, store/
+  )
   const queues = writeJson(t, 'queues.json', { queues: [{ name: 'calls', bindings: ['comms.#'] }] })
   const unplaced = await run('provision', ['--queues', queues, '--destination', 'store'], { ROUTES_FILE })
   t.equal(unplaced.code, 1)

@@ -8,8 +8,26 @@ import { readRoutesFile } from '../../src/routing/routes-file.js'
 import { createAjv } from '../../src/validation/index.js'
 import { testConfig } from '../helper.js'
 
-const rabbit = (name: string): DestinationConfig => ({ name, broker: 'rabbitmq', url: 'amqp://127.0.0.1', exchange: `${name}.events`, envelope: 'cloudevents', envelopeOptions: { source: 's' }, formats: new Map(), mode: 'sync' })
-const sqs: DestinationConfig = { name: 'surveys', broker: 'sqs', queueUrl: 'http://127.0.0.1/0/q', maxMessageBytes: 262144, envelope: 'cloudevents', envelopeOptions: { source: 's' }, formats: new Map(), mode: 'sync' }
+const rabbit = (name: string): DestinationConfig => ({
+  name,
+  broker: 'rabbitmq',
+  url: 'amqp://127.0.0.1',
+  exchange: `${name}.events`,
+  envelope: 'cloudevents',
+  envelopeOptions: { source: 's' },
+  formats: new Map(),
+  mode: 'sync'
+})
+const sqs: DestinationConfig = {
+  name: 'surveys',
+  broker: 'sqs',
+  queueUrl: 'http://127.0.0.1/0/q',
+  maxMessageBytes: 262144,
+  envelope: 'cloudevents',
+  envelopeOptions: { source: 's' },
+  formats: new Map(),
+  mode: 'sync'
+}
 
 const failure = (fn: () => unknown): string => {
   try {
@@ -68,7 +86,10 @@ t.test('provision/queues.example.json places every queue and rule with the seed 
     { source: ['com.yourapp.transcription'], 'detail-type': ['BatchProcessingCompleted'] },
     'seed 001\'s rule pattern'
   )
-  t.match(failure(() => rulesByDestination([{ name: 'r', destination: 'surveys', queue: 'q' }], routing.destinations)), /rule r: destination 'surveys' is sqs, not EventBridge/)
+  t.match(
+    failure(() => rulesByDestination([{ name: 'r', destination: 'surveys', queue: 'q' }], routing.destinations)),
+    /rule r: destination 'surveys' is sqs, not EventBridge/
+  )
 })
 
 t.test('a queues file that is not valid is an error naming the field', async t => {

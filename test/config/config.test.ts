@@ -58,7 +58,10 @@ t.test('bad values name the variable', async t => {
   const cases: [Record<string, string>, RegExp][] = [
     [{ PORT: '70000' }, /PORT: must be <= 65535/],
     [{ PORT: 'abc' }, /PORT: must be integer/],
-    [{ BROKER: 'kafka' }, /^Invalid configuration:\n {2}BROKER: must be equal to one of the allowed values \(local, rabbitmq, sqs, eventbridge\)$/],
+    [
+      { BROKER: 'kafka' },
+      /^Invalid configuration:\n {2}BROKER: must be equal to one of the allowed values \(local, rabbitmq, sqs, eventbridge\)$/
+    ],
     [{ TENANT_ID_FORMAT: 'email' }, /TENANT_ID_FORMAT/],
     [{ ALLOW_MOCK_CONTEXT: 'maybe' }, /ALLOW_MOCK_CONTEXT: must be boolean/],
     [{ ALLOW_MOCK_CONTEXT: 'true' }, /MOCK_TENANT_ID: is required when ALLOW_MOCK_CONTEXT=true/],
@@ -68,7 +71,10 @@ t.test('bad values name the variable', async t => {
     [{ DELIVERY_MODE: 'async' }, /^Invalid configuration:\n {2}DELIVERY_MODE: must be equal to one of the allowed values \(sync, spool\)$/],
     // the outbox's URL may hold a password too: refused without it
     [{ SPOOL_URL: 'mysql://gateway:secretpw@db:3306/events' }, /SPOOL_URL: must match pattern/],
-    [{ SPOOL_URL: 'postgres://gateway:secretpw@db:abc/events' }, /^Invalid configuration:\n {2}SPOOL_URL: must be a postgres:\/\/ or postgresql:\/\/ URL$/],
+    [
+      { SPOOL_URL: 'postgres://gateway:secretpw@db:abc/events' },
+      /^Invalid configuration:\n {2}SPOOL_URL: must be a postgres:\/\/ or postgresql:\/\/ URL$/
+    ],
     [{ OUTBOX_MAX_BYTES: '1024' }, /OUTBOX_MAX_BYTES: must be >= 1048576/],
     [{ OUTBOX_BATCH_SIZE: '0' }, /OUTBOX_BATCH_SIZE: must be >= 1/],
     [{ SPOOL_URL: 'postgres://db/events', OUTBOX_LEASE_MS: '10000' }, /OUTBOX_LEASE_MS: must be more than twice PUBLISH_TIMEOUT_MS/],
@@ -76,7 +82,10 @@ t.test('bad values name the variable', async t => {
     // every envelope would fail CloudEvents validation downstream
     [{ EVENT_SOURCE: 'not a uri ref' }, /EVENT_SOURCE: must match format "uri-reference"/],
     // the URL may hold a password: the message never echoes it
-    [{ STATE_URL: 'redis://:secretpw@127.0.0.1:abc/0' }, /^Invalid configuration:\n {2}STATE_URL: must be a redis:\/\/ or rediss:\/\/ URL[^\n]*$/],
+    [
+      { STATE_URL: 'redis://:secretpw@127.0.0.1:abc/0' },
+      /^Invalid configuration:\n {2}STATE_URL: must be a redis:\/\/ or rediss:\/\/ URL[^\n]*$/
+    ],
     [{ STATE_URL: 'http://127.0.0.1:6379' }, /STATE_URL: must match pattern/],
     [{ STATE_URL: 'redis://:secretpw@host/db-one' }, /STATE_URL: must be a redis:\/\//],
     [{ RATE_LIMIT_PER_TENANT: '0.0001' }, /RATE_LIMIT_PER_TENANT: must be 0 \(no limit\) or at least 0.001/],
@@ -95,10 +104,18 @@ t.test('bad values name the variable', async t => {
 
 t.test('spool mode is accepted: the embedded outbox, or PostgreSQL at SPOOL_URL', async t => {
   t.match(loadConfig({ DELIVERY_MODE: 'spool' }), { DELIVERY_MODE: 'spool', DATA_DIR: './data' })
-  for (const url of ['postgres://postgres@127.0.0.1:5432/test', 'postgresql://gateway:pw@db.internal/events?options=-c%20search_path%3Dgateway', '']) {
+  const urls = [
+    'postgres://postgres@127.0.0.1:5432/test',
+    'postgresql://gateway:pw@db.internal/events?options=-c%20search_path%3Dgateway',
+    ''
+  ]
+  for (const url of urls) {
     t.equal(loadConfig({ DELIVERY_MODE: 'spool', SPOOL_URL: url }).SPOOL_URL, url, url)
   }
-  t.doesNotThrow(() => loadConfig({ SPOOL_URL: 'postgres://db/events', PUBLISH_TIMEOUT_MS: '20000', OUTBOX_LEASE_MS: '40001' }), 'a lease above twice the publish deadline')
+  t.doesNotThrow(
+    () => loadConfig({ SPOOL_URL: 'postgres://db/events', PUBLISH_TIMEOUT_MS: '20000', OUTBOX_LEASE_MS: '40001' }),
+    'a lease above twice the publish deadline'
+  )
   t.doesNotThrow(() => loadConfig({ PUBLISH_TIMEOUT_MS: '20000' }), 'without SPOOL_URL there is no lease: a long publish deadline is fine')
 })
 

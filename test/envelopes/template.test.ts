@@ -118,7 +118,10 @@ t.test('"...": "{{data}}" merges the data\'s fields among the template\'s (seed 
   const open = compile({ id: '{{id}}', '...': '{{data.details}}' }, 'call.ended', openSchema)
   const event2 = { ...eventOf('call.ended'), data: { details: { id: 'forged', role: 'admin' } } }
   t.same(JSON.parse(open.encode(event2)), { id: event2.id, role: 'admin' })
-  t.throws(() => compile({ call_id: '{{id}}', '...': '{{data}}' }), /"\.\.\." would write call_id twice: data of call\.ended has it, and so does the template/)
+  t.throws(
+    () => compile({ call_id: '{{id}}', '...': '{{data}}' }),
+    /"\.\.\." would write call_id twice: data of call\.ended has it, and so does the template/
+  )
   t.throws(() => compile({ '...': '{{data.transcript}}' }), /merges an object of the data/)
 })
 
@@ -157,9 +160,21 @@ t.test('values that need escaping come out as JSON.stringify writes them', async
 
 t.test('a template that cannot work for a type is refused at start, saying where and why', async t => {
   const cases: [EnvelopeSpec, string, RegExp][] = [
-    [{ x: '{{data.call}}' }, 'call.ended', /^envelope\.x: data\.call is not a field of call\.ended \(its data has call_id, duration, outcome, transcript\)$/],
-    [{ x: '{{tenantId}}' }, 'call.ended', /envelope\.x: \{\{tenantId\}\} is not a field of the event; the fields are id, type, time, tenant, user/],
-    [{ x: 'id {{data}}' }, 'call.ended', /envelope\.x: \{\{data\}\} can be object in call\.ended; only text, numbers and booleans make part of a text/],
+    [
+      { x: '{{data.call}}' },
+      'call.ended',
+      /^envelope\.x: data\.call is not a field of call\.ended \(its data has call_id, duration, outcome, transcript\)$/
+    ],
+    [
+      { x: '{{tenantId}}' },
+      'call.ended',
+      /envelope\.x: \{\{tenantId\}\} is not a field of the event; the fields are id, type, time, tenant, user/
+    ],
+    [
+      { x: 'id {{data}}' },
+      'call.ended',
+      /envelope\.x: \{\{data\}\} can be object in call\.ended; only text, numbers and booleans make part of a text/
+    ],
     [{ x: 'said {{data.transcript}}' }, 'call.ended', /may be missing or null in call\.ended; give it a fallback/],
     [{ x: ['{{user}} x'] }, 'call.ended', /envelope\.x\.0: \{\{user\}\} may be missing/],
     [{ x: '{{id' }, 'call.ended', /a \{\{ without its closing \}\}/],
@@ -191,8 +206,15 @@ t.test('the data\'s schema decides: nested objects, records and open objects', a
   )
   const event = { ...eventOf('call.ended'), data: { who: { name: 'Ann' }, scores: { bleu: 0.5 } } }
   t.same(JSON.parse(format.encode(event)), { n: 'Ann', s: 0.5 })
-  t.throws(() => compile({ n: 'x {{data.scores.bleu}}' }, 'call.ended', schema), /may be missing in call\.ended/, 'a record\'s key may be missing')
-  t.throws(() => compile({ n: '{{data.who.age}}' }, 'call.ended', schema), /data\.who\.age is not a field of call\.ended \(data\.who has name, tags\)/)
+  t.throws(
+    () => compile({ n: 'x {{data.scores.bleu}}' }, 'call.ended', schema),
+    /may be missing in call\.ended/,
+    'a record\'s key may be missing'
+  )
+  t.throws(
+    () => compile({ n: '{{data.who.age}}' }, 'call.ended', schema),
+    /data\.who\.age is not a field of call\.ended \(data\.who has name, tags\)/
+  )
 })
 
 t.test('literals may hold ?? and }}; names of the prototype are neither profiles nor fields', async t => {
@@ -205,7 +227,10 @@ t.test('literals may hold ?? and }}; names of the prototype are neither profiles
 
 t.test('a field inside an object that may be null may be missing', async t => {
   const schema = Type.Object({ who: Type.Union([Type.Object({ name: Type.String({ maxLength: 10 }) }), Type.Null()]) })
-  t.throws(() => compile({ n: 'by {{data.who.name}}' }, 'call.ended', schema), /\{\{data\.who\.name\}\} may be missing in call\.ended; give it a fallback/)
+  t.throws(
+    () => compile({ n: 'by {{data.who.name}}' }, 'call.ended', schema),
+    /\{\{data\.who\.name\}\} may be missing in call\.ended; give it a fallback/
+  )
   const format = compile({ n: 'by {{data.who.name ?? \'nobody\'}}' }, 'call.ended', schema)
   t.same(JSON.parse(format.encode({ ...eventOf('call.ended'), data: { who: null } })), { n: 'by nobody' })
 })

@@ -140,7 +140,13 @@ t.test(
     t.equal(page.deadLetters.length, 1)
     const [dead] = page.deadLetters
     t.match(dead, {
-      id: Number, destination: 'local', tenantId: TENANT, eventId: id, type: 'call.ended', attempts: 0, reason: /EVG_BROKER_REJECTED.*unroutable/
+      id: Number,
+      destination: 'local',
+      tenantId: TENANT,
+      eventId: id,
+      type: 'call.ended',
+      attempts: 0,
+      reason: /EVG_BROKER_REJECTED.*unroutable/
     })
     t.match(dead.envelope, { id, tenantid: TENANT, data: { call_id: 'refused-1' } }, 'the envelope as the broker was to get it')
     t.ok(!Number.isNaN(Date.parse(dead.acceptedAt)) && !Number.isNaN(Date.parse(dead.failedAt)))

@@ -75,7 +75,10 @@ t.test('a body the schema takes but a broker would refuse for its message fields
     { type: 'speaker.onboarded', data: speaker('spk 2') }
   ]))
   t.equal(batch.statusCode, 207)
-  t.match(batch.json().results, [{ id: /./, status: 'published' }, { error: { code: 'EVG_VALIDATION', errors: [{ path: '/events/1/data/speaker_id' }] } }])
+  t.match(batch.json().results, [
+    { id: /./, status: 'published' },
+    { error: { code: 'EVG_VALIDATION', errors: [{ path: '/events/1/data/speaker_id' }] } }
+  ])
   t.same(brokers.get('queue')?.published.map(e => e.message?.groupId), ['spk-1'], 'only the good one reached the broker')
 })
 
@@ -83,7 +86,13 @@ t.test('a template error stops the start, naming the file, the field, the type a
   const dir = dataDir(t)
   const path = join(dir, 'routes.json')
   writeFileSync(path, JSON.stringify({
-    destinations: { queue: { broker: 'sqs', queueUrl: 'https://sqs.eu-central-1.amazonaws.com/123456789012/q.fifo', envelope: { who: '{{data.speaker}}' } } },
+    destinations: {
+      queue: {
+        broker: 'sqs',
+        queueUrl: 'https://sqs.eu-central-1.amazonaws.com/123456789012/q.fifo',
+        envelope: { who: '{{data.speaker}}' }
+      }
+    },
     routes: [{ types: ['*'], to: ['queue'] }]
   }))
   await t.rejects(buildApp(testConfig(t, { ROUTES_FILE: path, EVENT_TYPES: 'speaker.onboarded' }), { brokers: () => new MemoryBroker() }), {

@@ -75,7 +75,10 @@ t.test('partial failure on HTTP 200: only throttled/internal entries are retried
   t.match(results[4], { error: { code: 'EVG_BROKER_REJECTED', reason: 'access_denied_exception' } })
   t.same(fake.calls.map(c => c.length), [6, 3], 'the retry carried only the three retryable entries')
   t.same(fake.calls[1]?.map(e => JSON.parse(e.Detail).data.call_id), ['c-1', 'c-2', 'c-3'])
-  t.match((await app.inject('/metrics')).body, /gateway_publish_failures_total\{destination="eventbridge",broker="eventbridge",reason="throttled"\} 2/)
+  t.match(
+    (await app.inject('/metrics')).body,
+    /gateway_publish_failures_total\{destination="eventbridge",broker="eventbridge",reason="throttled"\} 2/
+  )
 })
 
 t.test('a whole call failing: 5xx or throttling is 503, a client error is 502', async t => {

@@ -296,8 +296,14 @@ t.test(
 
 t.test('what cannot heal stops the start: a refused login, an unknown vhost', { skip }, async t => {
   for (const [url, message] of [
-    ['amqp://guest:not-the-password@127.0.0.1:5672', /RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672 refused the connection: .*ACCESS_REFUSED/],
-    ['amqp://guest:guest@127.0.0.1:5672/no-such-vhost', /refused the connection: the vhost 'no-such-vhost' does not exist or this user may not use it/]
+    [
+      'amqp://guest:not-the-password@127.0.0.1:5672',
+      /RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672 refused the connection: .*ACCESS_REFUSED/
+    ],
+    [
+      'amqp://guest:guest@127.0.0.1:5672/no-such-vhost',
+      /refused the connection: the vhost 'no-such-vhost' does not exist or this user may not use it/
+    ]
   ] as const) {
     const routes = seedPlatform(t, file => { file.destinations.ocelot.url = url })
     const app = await buildApp(testConfig(t, { ROUTES_FILE: routes.path }), {

@@ -32,8 +32,21 @@ t.test('provision sets up seed 001\'s rule to its queue, and verify finds it the
   const provisionArgs = ['--destination', 'surveys', '--destination', 'transcripts', '--queues', 'provision/queues.example.json']
   const provision = cli('provision', provisionArgs)
   t.equal(await provision.exit, 0, provision.out.stderr)
-  t.match(provision.out.stdout, /Destination surveys: SQS queue [^\n]*\n {2}queue survey-events-dlq\.fifo \(FIFO\)\s+created\n {2}queue survey-events\.fifo \(FIFO\)\s+created/)
-  t.match(provision.out.stdout, /Destination transcripts: EventBridge bus default[^\n]*\n {2}queue capture-transcripts-dlq\s+created\n {2}queue capture-transcripts\s+created\n {2}redrive[^\n]*created\n {2}rule capture-transcripts-rule on default matching source com\.yourapp\.transcription, detail-type BatchProcessingCompleted\s+created\n {2}target capture-transcripts of rule capture-transcripts-rule\s+created\n {2}queue policy: the rule may send to capture-transcripts\s+created/)
+  t.match(provision.out.stdout, new RegExp(
+    /Destination surveys: SQS queue [^\n]*/.source +
+    /\n {2}queue survey-events-dlq\.fifo \(FIFO\)\s+created/.source +
+    /\n {2}queue survey-events\.fifo \(FIFO\)\s+created/.source
+  ))
+  t.match(provision.out.stdout, new RegExp(
+    /Destination transcripts: EventBridge bus default[^\n]*/.source +
+    /\n {2}queue capture-transcripts-dlq\s+created/.source +
+    /\n {2}queue capture-transcripts\s+created/.source +
+    /\n {2}redrive[^\n]*created/.source +
+    /\n {2}rule capture-transcripts-rule on default matching source com\.yourapp\.transcription, /.source +
+    /detail-type BatchProcessingCompleted\s+created/.source +
+    /\n {2}target capture-transcripts of rule capture-transcripts-rule\s+created/.source +
+    /\n {2}queue policy: the rule may send to capture-transcripts\s+created/.source
+  ))
   const again = cli('provision', provisionArgs)
   t.equal(await again.exit, 0, again.out.stderr)
   t.match(again.out.stdout, /Nothing to change: all 9 already in place/, 'a second run changes nothing')
@@ -49,8 +62,15 @@ t.test('provision sets up seed 001\'s rule to its queue, and verify finds it the
     '--gateway', baseUrl(app.server.address()), '--destination', 'surveys', '--destination', 'transcripts', '--timeout', '10'
   ])
   t.equal(await verify.exit, 0, verify.out.stderr)
-  t.match(verify.out.stdout, /surveys +sqs +verified: survey\.completed \S+ in queue \S+survey-events\.fifo; template envelope: event_id, event_type, timestamp, campaign_id, contact_id, call_id, answers, confidence_scores, tenant \(SQS attribute tenant-id\) as sent; deleted/)
-  t.match(verify.out.stdout, /transcripts +eventbridge +verified: batch\.processing\.completed \S+ in queue \S+\/capture-transcripts through bus default; template envelope: version, interaction_id, tenant_id, user_id, account_id, timestamp, status, data as sent; deleted/)
+  t.match(verify.out.stdout, new RegExp(
+    /surveys +sqs +verified: survey\.completed \S+ in queue \S+survey-events\.fifo; /.source +
+    /template envelope: event_id, event_type, timestamp, campaign_id, contact_id, call_id, answers, confidence_scores, /.source +
+    /tenant \(SQS attribute tenant-id\) as sent; deleted/.source
+  ))
+  t.match(verify.out.stdout, new RegExp(
+    /transcripts +eventbridge +verified: batch\.processing\.completed \S+ in queue \S+\/capture-transcripts through bus default; /.source +
+    /template envelope: version, interaction_id, tenant_id, user_id, account_id, timestamp, status, data as sent; deleted/.source
+  ))
   const sqs = new SQSClient({ region: 'eu-central-1', endpoint: aws.endpoint, useQueueUrlAsEndpoint: false } as never)
   t.teardown(() => sqs.destroy())
   for (const name of ['survey-events.fifo', 'capture-transcripts']) {
@@ -62,5 +82,8 @@ t.test('provision sets up seed 001\'s rule to its queue, and verify finds it the
   aws.eventBridge.rules.clear()
   const lost = cli('verify', ['--gateway', baseUrl(app.server.address()), '--destination', 'transcripts', '--timeout', '5'])
   t.equal(await lost.exit, 1)
-  t.match(lost.out.stderr, /transcripts +eventbridge +FAILED \(1\): no rule on bus default sends source com\.yourapp\.transcription, detail-type BatchProcessingCompleted to an SQS queue: name one in the queues file's rules/)
+  t.match(lost.out.stderr, new RegExp(
+    /transcripts +eventbridge +FAILED \(1\): no rule on bus default sends source com\.yourapp\.transcription, /.source +
+    /detail-type BatchProcessingCompleted to an SQS queue: name one in the queues file's rules/.source
+  ))
 })

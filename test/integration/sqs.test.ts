@@ -197,5 +197,8 @@ t.test('no credentials: the gateway refuses to start, saying why', async t => {
   })
   const app = await buildApp(testConfig(t, { BROKER: 'sqs', SQS_QUEUE_URL: queue(false) }))
   t.teardown(() => app.close())
-  await t.rejects(async () => { await app.ready() }, { name: 'ConfigError', message: /AWS credentials: the SDK's credentials chain found none for SQS/ })
+  await t.rejects(
+    async () => { await app.ready() },
+    { name: 'ConfigError', message: /AWS credentials: the SDK's credentials chain found none for SQS/ }
+  )
 })

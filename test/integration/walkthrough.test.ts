@@ -66,7 +66,8 @@ t.test(
     const script = `set -e\n${blocks.join('\n')}\n`
     // The environment a user's shell has: not the test's AWS endpoints, nor tap's process tracking
     // (its coverage of the built dist/ would be mapped onto src/ beside the tests' own).
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(AWS_ENDPOINT_URL_SQS|AWS_ENDPOINT_URL_EVENTBRIDGE|ROUTES_FILE|NODE_OPTIONS|TAP.*|_TAPJS_.*)$/.test(k)))
+    const notTheUsers = /^(AWS_ENDPOINT_URL_SQS|AWS_ENDPOINT_URL_EVENTBRIDGE|ROUTES_FILE|NODE_OPTIONS|TAP.*|_TAPJS_.*)$/
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !notTheUsers.test(k)))
     const PATH = `${dirname(process.execPath)}:/usr/bin:${process.env.PATH ?? ''}`
     const bash = spawn('bash', ['-c', script], { cwd: root, detached: true, env: { ...env, PATH }, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''

@@ -45,7 +45,8 @@ t.test('/health/ready follows the broker; /health/live does not', async t => {
 
 t.test('/metrics follows Prometheus naming: counters end in _total and nothing else does', async t => {
   const { app } = await build(t)
-  const types = [...(await app.inject('/metrics')).body.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(([, name, type]) => ({ name: name as string, type: type as string }))
+  const types = [...(await app.inject('/metrics')).body.matchAll(/^# TYPE (\S+) (\S+)$/gm)]
+    .map(([, name, type]) => ({ name: name as string, type: type as string }))
   t.ok(types.some(m => m.name === 'nodejs_active_handles'), 'Node\'s handle gauges are still there')
   for (const { name, type } of types) t.equal(name.endsWith('_total'), type === 'counter', `${name} (${type})`)
 })

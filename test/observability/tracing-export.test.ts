@@ -62,7 +62,11 @@ t.test('off unless asked for: no endpoint, OTEL_SDK_DISABLED=true or OTEL_TRACES
 })
 
 t.test('on with an endpoint, or with OTEL_TRACES_EXPORTER=otlp alone', async t => {
-  const cases: Record<string, string>[] = [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces' }, { OTEL_TRACES_EXPORTER: 'otlp' }]
+  const cases: Record<string, string>[] = [
+    { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' },
+    { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces' },
+    { OTEL_TRACES_EXPORTER: 'otlp' }
+  ]
   for (const vars of cases) {
     await t.test(JSON.stringify(vars), async t => {
       withEnv(t, vars)
@@ -78,7 +82,10 @@ t.test('what cannot work stops the start, naming the variable and not echoing it
     [{ OTEL_TRACES_EXPORTER: 'zipkin' }, /^OTEL_TRACES_EXPORTER: /],
     [{ OTEL_TRACES_EXPORTER: 'otlp,console' }, /^OTEL_TRACES_EXPORTER: /],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector-s3cr3t:4318' }, /^OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:\/\/ or https:\/\/ URL/],
-    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, /^OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not available/]
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' },
+      /^OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not available/
+    ]
   ]
   for (const [vars, message] of cases) {
     await t.test(JSON.stringify(vars), async t => {

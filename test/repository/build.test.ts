@@ -14,7 +14,9 @@ t.test('npm start builds, and a build with nothing changed is up to date and wri
   const scripts = (JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { scripts: Record<string, string> }).scripts
   t.match(scripts.build, /^tsc -b tsconfig\.build\.json /, 'the build is TypeScript\'s build mode')
   t.equal(scripts.prestart, 'npm run build')
-  for (const cli of ['provision', 'tail', 'verify']) t.match(scripts[cli], /^npm run -s build && node dist\/cli\//, `${cli} builds the same way`)
+  for (const cli of ['provision', 'tail', 'verify']) {
+    t.match(scripts[cli], /^npm run -s build && node dist\/cli\//, `${cli} builds the same way`)
+  }
   await run('npm', ['run', '-s', 'build'], { cwd: root })
   const { stdout } = await run('npx', ['tsc', '-b', 'tsconfig.build.json', '--verbose'], { cwd: root })
   t.match(stdout, /Project 'tsconfig\.build\.json' is up to date/, 'nothing to rebuild')

@@ -83,7 +83,10 @@ t.test('docker-compose --profile spool: the gateway in spool mode, its outbox in
   const services = await profile('spool')
   t.same([...services.keys()].sort(), ['gateway-spool', 'postgres', 'provision-rabbitmq', 'rabbitmq'])
   const gateway = services.get('gateway-spool') as Service
-  t.match(gateway.environment, { BROKER: 'rabbitmq', DELIVERY_MODE: 'spool', SPOOL_URL: 'postgres://gateway:gateway@postgres:5432/gateway' })
+  t.match(
+    gateway.environment,
+    { BROKER: 'rabbitmq', DELIVERY_MODE: 'spool', SPOOL_URL: 'postgres://gateway:gateway@postgres:5432/gateway' }
+  )
   t.same(gateway.depends_on, {
     'provision-rabbitmq': { condition: 'service_completed_successfully' },
     postgres: { condition: 'service_healthy' }
@@ -99,7 +102,12 @@ t.test('docker-compose --profile spool: the gateway in spool mode, its outbox in
 
 t.test('docker-compose --profile aws passes SQS_QUEUE_URL and the AWS settings through ' +
   'to the gateway and the provisioning', { skip }, async t => {
-  const env = { AWS_BROKER: 'eventbridge', SQS_QUEUE_URL: 'http://localstack:4566/000000000000/orders', EVENTBRIDGE_BUS_NAME: 'orders-bus', AWS_REGION: 'us-east-1' }
+  const env = {
+    AWS_BROKER: 'eventbridge',
+    SQS_QUEUE_URL: 'http://localstack:4566/000000000000/orders',
+    EVENTBRIDGE_BUS_NAME: 'orders-bus',
+    AWS_REGION: 'us-east-1'
+  }
   const services = await profile('aws', env)
   for (const name of ['gateway-aws', 'provision-aws']) {
     t.match(
@@ -116,7 +124,11 @@ t.test('the Dockerfile builds in stages on Node 24, runs as non-root and has a h
   t.match(text, /^USER node$/m)
   t.match(text, /^HEALTHCHECK .*\n.*\/health\/ready/m)
   t.match(text, /npm ci --omit=dev/, 'the image gets production dependencies only')
-  t.match(text, /^ENV .*\bHOST=0\.0\.0\.0\b/m, 'every interface of the container: without keys the gateway would listen on its loopback only')
+  t.match(
+    text,
+    /^ENV .*\bHOST=0\.0\.0\.0\b/m,
+    'every interface of the container: without keys the gateway would listen on its loopback only'
+  )
 })
 
 t.test('the image runs the gateway as npm start does, with the heap limit in the environment', async t => {

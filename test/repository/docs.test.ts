@@ -80,11 +80,19 @@ t.test('docs/routes-file.md: every field of every destination kind, required as 
 t.test('docs/routes-file.md: every JSON example is a routes file the gateway accepts', async t => {
   const blocks = fencedBlocks(readDoc('docs/routes-file.md'), 'json')
   t.ok(blocks.length >= 3)
-  const env: Record<string, string> = { AMQP_USER: 'gateway', AMQP_PASSWORD: 'secret', AMQP_HOST: 'rabbit', AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672', AMQP_EXCHANGE: 'events' }
+  const env: Record<string, string> = {
+    AMQP_USER: 'gateway',
+    AMQP_PASSWORD: 'secret',
+    AMQP_HOST: 'rabbit',
+    AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672',
+    AMQP_EXCHANGE: 'events'
+  }
   const dir = t.testdir()
   const types = BUILTIN_ENTRIES
   blocks.forEach((block, i) => {
-    for (const [, name] of block.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)) t.ok(name !== undefined && name in env, `example ${i}: \${${name}} has a value in this test`)
+    for (const [, name] of block.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)) {
+      t.ok(name !== undefined && name in env, `example ${i}: \${${name}} has a value in this test`)
+    }
     const path = join(dir, `example-${i}.json`)
     writeFileSync(path, block)
     t.doesNotThrow(() => resolveRouting(readRoutesFile(path, createAjv(), env), types, loadConfig({}), path), `example ${i}`)
@@ -93,7 +101,8 @@ t.test('docs/routes-file.md: every JSON example is a routes file the gateway acc
 
 t.test('examples/routes.seed-platform.json: valid, and all 22 built-in types reach a destination', async t => {
   const path = join(rootDir, 'examples/routes.seed-platform.json')
-  const file = readRoutesFile(path, createAjv(), { SURVEYS_QUEUE_URL: 'https://sqs.eu-central-1.amazonaws.com/123456789012/survey-events.fifo' })
+  const SURVEYS_QUEUE_URL = 'https://sqs.eu-central-1.amazonaws.com/123456789012/survey-events.fifo'
+  const file = readRoutesFile(path, createAjv(), { SURVEYS_QUEUE_URL })
   const routing = resolveRouting(file, BUILTIN_ENTRIES, loadConfig({}), path)
   t.equal(BUILTIN_ENTRIES.length, 22)
   for (const entry of BUILTIN_ENTRIES) t.ok((routing.routes.get(entry.type) ?? []).length > 0, `${entry.type} is routed`)
@@ -104,7 +113,10 @@ t.test('examples/routes.seed-platform.json: valid, and all 22 built-in types rea
       'one tenant\'s event is dropped as a duplicate of another tenant\'s with the same values'
   ])
   // The references fall back to their defaults.
-  t.match(routing.destinations.find(d => d.name === 'ocelot'), { broker: 'rabbitmq', url: 'amqp://guest:guest@127.0.0.1:5672', exchange: 'ocelot.events' })
+  t.match(
+    routing.destinations.find(d => d.name === 'ocelot'),
+    { broker: 'rabbitmq', url: 'amqp://guest:guest@127.0.0.1:5672', exchange: 'ocelot.events' }
+  )
   // docs/routes-file.md explains why: the seed consumers declare these exchanges plain.
   for (const name of ['ocelot', 'draft-genie']) {
     t.notOk(

@@ -102,7 +102,9 @@ t.test('every metric the dashboard and the alert rules use is on a live /metrics
   // And the recorded series the alerts use are recorded.
   const recorded = new Set(rules.flatMap(r => r.record ?? []))
   for (const rule of rules) {
-    for (const name of rule.expr.match(/\bgateway:[a-z0-9_:]+/g) ?? []) t.ok(recorded.has(name), `${rule.alert ?? rule.record}: ${name} is recorded`)
+    for (const name of rule.expr.match(/\bgateway:[a-z0-9_:]+/g) ?? []) {
+      t.ok(recorded.has(name), `${rule.alert ?? rule.record}: ${name} is recorded`)
+    }
   }
 })
 

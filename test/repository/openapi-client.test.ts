@@ -90,7 +90,8 @@ t.test('a client generated with openapi-typescript types every event type\'s bod
 
   const tsc = await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', dir], { cwd: dir })
     .then(() => '', (err: { stdout?: string }) => err.stdout ?? String(err))
-  const errors = [...tsc.matchAll(/^(\w+\.ts)\((\d+),\d+\): error (TS\d+: .*)$/gm)].map(([, file, line, message]) => ({ file, line: Number(line), message }))
+  const errors = [...tsc.matchAll(/^(\w+\.ts)\((\d+),\d+\): error (TS\d+: .*)$/gm)]
+    .map(([, file, line, message]) => ({ file, line: Number(line), message }))
   t.same(errors.filter(e => e.file !== 'bad.ts'), [], 'every example type-checks as its body, and the batch of them')
 
   const marked = bad.split('\n').flatMap((line, i) => line.endsWith('// refused') ? [i + 1] : [])

@@ -25,24 +25,52 @@ const everything = [{ types: ['*'], to: ['store'] }]
 
 t.test('without ROUTES_FILE: one destination from BROKER and its variables, for every type', async t => {
   const rabbit = loadRouting(testConfig(t, { BROKER: 'rabbitmq', AMQP_EXCHANGE: 'orders', EVENT_SOURCE: 'svc' }), types, createAjv())
-  t.same(rabbit.destinations.map(({ formats: _formats, ...d }) => d), [{ name: 'rabbitmq', broker: 'rabbitmq', url: 'amqp://guest:guest@127.0.0.1:5672', exchange: 'orders', alternateExchange: 'orders.unrouted', envelope: 'cloudevents', envelopeOptions: { source: 'svc' }, mode: 'sync' }])
+  t.same(rabbit.destinations.map(({ formats: _formats, ...d }) => d), [{
+    name: 'rabbitmq',
+    broker: 'rabbitmq',
+    url: 'amqp://guest:guest@127.0.0.1:5672',
+    exchange: 'orders',
+    alternateExchange: 'orders.unrouted',
+    envelope: 'cloudevents',
+    envelopeOptions: { source: 'svc' },
+    mode: 'sync'
+  }])
   t.same([...rabbit.destinations[0]?.formats.keys() ?? []], typeNames, 'a wire format for every type it gets')
   t.same(rabbit.routes.get('call.ended'), ['rabbitmq'])
   t.equal(rabbit.routes.size, typeNames.length)
   const off = loadRouting(testConfig(t, { BROKER: 'rabbitmq', AMQP_ALTERNATE_EXCHANGE: '' }), types, createAjv())
   t.notOk('alternateExchange' in (off.destinations[0] as object), 'AMQP_ALTERNATE_EXCHANGE= still turns it off')
-  const sqs = loadRouting(testConfig(t, { BROKER: 'sqs', SQS_QUEUE_URL: 'https://sqs.eu-central-1.amazonaws.com/123456789012/survey-events.fifo' }), types, createAjv())
+  const SQS_QUEUE_URL = 'https://sqs.eu-central-1.amazonaws.com/123456789012/survey-events.fifo'
+  const sqs = loadRouting(testConfig(t, { BROKER: 'sqs', SQS_QUEUE_URL }), types, createAjv())
   t.match(sqs.destinations, [{ name: 'sqs', broker: 'sqs', queueUrl: /survey-events\.fifo$/, maxMessageBytes: 262144 }])
   // what cannot heal stops the start, naming the variable
-  t.throws(() => loadRouting(testConfig(t, { BROKER: 'rabbitmq', AMQP_URL: 'not a url' }), types, createAjv()), { name: 'ConfigError', message: 'Invalid configuration: AMQP_URL: must be an amqp:// or amqps:// URL' })
-  t.throws(() => loadRouting(testConfig(t, { BROKER: 'sqs', SQS_QUEUE_URL: 'garbage' }), types, createAjv()), { name: 'ConfigError', message: /^Invalid configuration: SQS_QUEUE_URL: must be an SQS queue URL/ })
+  t.throws(
+    () => loadRouting(testConfig(t, { BROKER: 'rabbitmq', AMQP_URL: 'not a url' }), types, createAjv()),
+    { name: 'ConfigError', message: 'Invalid configuration: AMQP_URL: must be an amqp:// or amqps:// URL' }
+  )
+  t.throws(
+    () => loadRouting(testConfig(t, { BROKER: 'sqs', SQS_QUEUE_URL: 'garbage' }), types, createAjv()),
+    { name: 'ConfigError', message: /^Invalid configuration: SQS_QUEUE_URL: must be an SQS queue URL/ }
+  )
 })
 
 t.test('the first matching route wins; several destinations fan out; defaults are filled in', async t => {
   const { load } = routing(t, {
     destinations: {
-      ocelot: { broker: 'rabbitmq', url: 'amqp://u:p@rabbit:5672/vh', exchange: 'ocelot.events', envelope: 'ocelot', source: 'communications', module: 'cc-lite' },
-      surveys: { broker: 'sqs', queueUrl: 'http://sqs.us-east-1.127.0.0.1:4566/000000000000/s.fifo', region: 'eu-central-1', maxMessageBytes: 2048 },
+      ocelot: {
+        broker: 'rabbitmq',
+        url: 'amqp://u:p@rabbit:5672/vh',
+        exchange: 'ocelot.events',
+        envelope: 'ocelot',
+        source: 'communications',
+        module: 'cc-lite'
+      },
+      surveys: {
+        broker: 'sqs',
+        queueUrl: 'http://sqs.us-east-1.127.0.0.1:4566/000000000000/s.fifo',
+        region: 'eu-central-1',
+        maxMessageBytes: 2048
+      },
       bus: { broker: 'eventbridge', busName: 'batch-events' },
       store: local
     },
@@ -61,7 +89,14 @@ t.test('the first matching route wins; several destinations fan out; defaults ar
   t.same(r.routes.get('survey.refused'), ['surveys'])
   t.same(r.routes.get('audit.recorded'), ['store'])
   t.match(r.destinations, [
-    { name: 'ocelot', broker: 'rabbitmq', url: 'amqp://u:p@rabbit:5672/vh', alternateExchange: 'ocelot.events.unrouted', envelope: 'ocelot', envelopeOptions: { source: 'communications', module: 'cc-lite' } },
+    {
+      name: 'ocelot',
+      broker: 'rabbitmq',
+      url: 'amqp://u:p@rabbit:5672/vh',
+      alternateExchange: 'ocelot.events.unrouted',
+      envelope: 'ocelot',
+      envelopeOptions: { source: 'communications', module: 'cc-lite' }
+    },
     {
       name: 'surveys',
       maxMessageBytes: 2048,
@@ -76,7 +111,10 @@ t.test('the first matching route wins; several destinations fan out; defaults ar
 })
 
 t.test('${NAME} references come from the environment; a missing one names the field, never a value', async t => {
-  const content = { destinations: { q: { broker: 'rabbitmq', url: 'amqp://svc:${AMQP_PASSWORD}@${AMQP_HOST:-127.0.0.1}:5672', exchange: 'x' } }, routes: [{ types: ['*'], to: ['q'] }] }
+  const content = {
+    destinations: { q: { broker: 'rabbitmq', url: 'amqp://svc:${AMQP_PASSWORD}@${AMQP_HOST:-127.0.0.1}:5672', exchange: 'x' } },
+    routes: [{ types: ['*'], to: ['q'] }]
+  }
   const ok = routing(t, content, { AMQP_PASSWORD: 's3cr3t' }).load()
   t.match(ok.destinations[0], { url: 'amqp://svc:s3cr3t@127.0.0.1:5672' })
   const { load, path } = routing(t, content, { AMQP_HOST: 'rabbit' })
@@ -91,22 +129,52 @@ t.test('a bad file stops the start with a message naming the file and every fiel
     ['{ not json', /ROUTES_FILE: cannot read .*routes\.json: Unexpected token|ROUTES_FILE: cannot read .*routes\.json: .*JSON/],
     [{ destinations: {}, routes: everything }, /destinations: must NOT have fewer than 1 properties/],
     [{ destinations: { store: local }, routes: [] }, /routes: must NOT have fewer than 1 items/],
-    [{ destinations: { store: { broker: 'kafka' } }, routes: everything }, /destinations\.store\.broker: must be one of: local, rabbitmq, sqs, eventbridge|destinations\.store\.broker/],
+    [
+      { destinations: { store: { broker: 'kafka' } }, routes: everything },
+      /destinations\.store\.broker: must be one of: local, rabbitmq, sqs, eventbridge|destinations\.store\.broker/
+    ],
     [{ destinations: { q: { broker: 'rabbitmq' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.exchange: is required/],
-    [{ destinations: { q: { broker: 'rabbitmq', exchange: 'x', envelope: 'avro' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.envelope/],
-    [{ destinations: { q: { broker: 'sqs', queueUrl: 'x', exchange: 'y' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.exchange: is not an allowed property/],
+    [
+      { destinations: { q: { broker: 'rabbitmq', exchange: 'x', envelope: 'avro' } }, routes: [{ types: ['*'], to: ['q'] }] },
+      /destinations\.q\.envelope/
+    ],
+    [
+      { destinations: { q: { broker: 'sqs', queueUrl: 'x', exchange: 'y' } }, routes: [{ types: ['*'], to: ['q'] }] },
+      /destinations\.q\.exchange: is not an allowed property/
+    ],
     [{ destinations: { store: local }, routes: [{ types: ['*'], to: ['nowhere'] }] }, /routes\.0\.to: no destination named 'nowhere'/],
     [{ destinations: { store: local, other: local }, routes: everything }, /at most one local destination.*store, other/],
     [{ destinations: { 'Bad Name': local, store: local }, routes: everything }, /destinations\.Bad Name: a destination name must match/],
     [{ destinations: { store: local }, routes: [{ types: ['call.#'], to: ['store'] }] }, /routes\.0\.types\.0: must match pattern/],
-    [{ destinations: { store: local }, routes: [{ types: ['call.*'], to: ['store'] }] }, /no route for event type\(s\) survey\.completed, .*evaluation\.failed; add a route/],
-    [{ destinations: { q: { broker: 'rabbitmq', url: 'not a url', exchange: 'x' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.url: must be an amqp:\/\/ or amqps:\/\/ URL/],
-    [{ destinations: { q: { broker: 'sqs', queueUrl: 'garbage' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.queueUrl: must be an SQS queue URL/],
-    [{ destinations: { store: local }, routes: [{ types: ['*'], to: ['store', 'constructor'] }] }, /routes\.0\.to: no destination named 'constructor'/],
-    [{ destinations: { q: { broker: 'rabbitmq', exchange: 'amq.topic' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.exchange: must match pattern/],
+    [
+      { destinations: { store: local }, routes: [{ types: ['call.*'], to: ['store'] }] },
+      /no route for event type\(s\) survey\.completed, .*evaluation\.failed; add a route/
+    ],
+    [
+      { destinations: { q: { broker: 'rabbitmq', url: 'not a url', exchange: 'x' } }, routes: [{ types: ['*'], to: ['q'] }] },
+      /destinations\.q\.url: must be an amqp:\/\/ or amqps:\/\/ URL/
+    ],
+    [
+      { destinations: { q: { broker: 'sqs', queueUrl: 'garbage' } }, routes: [{ types: ['*'], to: ['q'] }] },
+      /destinations\.q\.queueUrl: must be an SQS queue URL/
+    ],
+    [
+      { destinations: { store: local }, routes: [{ types: ['*'], to: ['store', 'constructor'] }] },
+      /routes\.0\.to: no destination named 'constructor'/
+    ],
+    [
+      { destinations: { q: { broker: 'rabbitmq', exchange: 'amq.topic' } }, routes: [{ types: ['*'], to: ['q'] }] },
+      /destinations\.q\.exchange: must match pattern/
+    ],
     // checked after expansion: an empty default is an empty exchange
-    [{ destinations: { q: { broker: 'rabbitmq', exchange: '${EXCHANGE:-}' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.exchange: must NOT have fewer than 1 characters/],
-    [{ destinations: { q: { broker: 'rabbitmq', url: 'amqp://svc:${PW@rabbit', exchange: 'x' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.url: has a \$\{ without its closing \}/]
+    [
+      { destinations: { q: { broker: 'rabbitmq', exchange: '${EXCHANGE:-}' } }, routes: [{ types: ['*'], to: ['q'] }] },
+      /destinations\.q\.exchange: must NOT have fewer than 1 characters/
+    ],
+    [
+      { destinations: { q: { broker: 'rabbitmq', url: 'amqp://svc:${PW@rabbit', exchange: 'x' } }, routes: [{ types: ['*'], to: ['q'] }] },
+      /destinations\.q\.url: has a \$\{ without its closing \}/
+    ]
   ]
   for (const [content, message] of cases) {
     const { load, path } = routing(t, content)

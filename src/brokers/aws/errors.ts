@@ -28,10 +28,12 @@ export function classifyAwsError (err: unknown, service: string): BrokerError {
   const status = e.$metadata?.httpStatusCode
   // No HTTP answer at all: the endpoint is unreachable (refused, DNS, reset).
   if (status === undefined && e.$fault === undefined) {
-    return new BrokerError(`${service} unreachable: ${e.message ?? name}`, { retryable: true, reason: 'unreachable', down: /ECONNREFUSED|ENOTFOUND|EAI_AGAIN/.test(`${e.code ?? ''} ${e.message ?? ''}`), cause: err })
+    const down = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN/.test(`${e.code ?? ''} ${e.message ?? ''}`)
+    return new BrokerError(`${service} unreachable: ${e.message ?? name}`, { retryable: true, reason: 'unreachable', down, cause: err })
   }
   const retryable = isRetryableCode(name) || e.$retryable !== undefined || e.$fault === 'server' || (status !== undefined && status >= 500)
-  return new BrokerError(`${service}: ${name}: ${e.message ?? ''}`.trim(), { retryable, reason: retryable ? (/thrott/i.test(name) ? 'throttled' : 'server_error') : snake(name), cause: err })
+  const reason = retryable ? (/thrott/i.test(name) ? 'throttled' : 'server_error') : snake(name)
+  return new BrokerError(`${service}: ${name}: ${e.message ?? ''}`.trim(), { retryable, reason, cause: err })
 }
 
 function snake (name: string): string {

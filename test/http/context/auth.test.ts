@@ -59,11 +59,17 @@ t.test('with API_KEYS_FILE every publish needs a key allowed for its tenant and 
 
 t.test('a bad API_KEYS_FILE stops the start with a clear message', async t => {
   const dir = t.testdir({ 'keys.json': JSON.stringify({ keys: [{ name: 'x', sha256: 'not-hex', tenants: ['*'], eventTypes: ['*'] }] }) })
-  await t.rejects(build(t, { API_KEYS_FILE: join(dir, 'keys.json') }), { name: 'ConfigError', message: /API_KEYS_FILE: .*keys\.json is not valid: \/keys\/0\/sha256/ })
+  await t.rejects(
+    build(t, { API_KEYS_FILE: join(dir, 'keys.json') }),
+    { name: 'ConfigError', message: /API_KEYS_FILE: .*keys\.json is not valid: \/keys\/0\/sha256/ }
+  )
   await t.rejects(build(t, { API_KEYS_FILE: join(dir, 'missing.json') }), { message: /API_KEYS_FILE: cannot read .*ENOENT/ })
   // `admin` (the admin API of spool mode) is a boolean, and optional
   const admin = t.testdir({
     'keys.json': JSON.stringify({ keys: [{ name: 'ops', sha256: sha('ops-key'), tenants: ['*'], eventTypes: ['*'], admin: 'yes' }] })
   })
-  await t.rejects(build(t, { API_KEYS_FILE: join(admin, 'keys.json') }), { name: 'ConfigError', message: /API_KEYS_FILE: .*keys\.json is not valid: \/keys\/0\/admin/ })
+  await t.rejects(
+    build(t, { API_KEYS_FILE: join(admin, 'keys.json') }),
+    { name: 'ConfigError', message: /API_KEYS_FILE: .*keys\.json is not valid: \/keys\/0\/admin/ }
+  )
 })

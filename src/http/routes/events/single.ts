@@ -31,7 +31,11 @@ export function singleRoutes (
   // `publish_call_ended` for `call.ended`, friendly to code generators; where two types would get the
   // same one (`call.ended`, `call_ended`), each keeps its own spelling: an operationId may hold any
   // character a type name has.
-  const operationIds = namesByType(catalog.list().map(e => e.type), type => `publish_${type.replace(/[^A-Za-z0-9]/g, '_')}`, type => `publish_${type}`)
+  const operationIds = namesByType(
+    catalog.list().map(e => e.type),
+    type => `publish_${type.replace(/[^A-Za-z0-9]/g, '_')}`,
+    type => `publish_${type}`
+  )
   for (const entry of catalog.list()) {
     typed.post(`/v1/events/${entry.type}`, {
       config: { eventType: entry.type, publishes: true },
