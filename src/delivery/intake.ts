@@ -150,7 +150,7 @@ export class Intake {
     }
     for (const r of repeats) outcomes[r.index] = outcomes[r.of]
     // every event has its outcome by now
-    return outcomes.map(o => o ?? { ok: false, error: new GatewayError('EVG_INTERNAL') })
+    return Array.from(outcomes, o => o ?? { ok: false, error: new GatewayError('EVG_INTERNAL') })
   }
 
   /**

@@ -12,8 +12,6 @@ declare module 'fastify' {
   interface FastifyRequest {
     evgContext: RequestContext | undefined
     apiKey: ApiKey | undefined
-    /** The Idempotency-Key header, checked by the context hook; undefined without one. */
-    idempotencyKey: string | undefined
   }
   interface FastifyContextConfig {
     eventType?: string
@@ -27,18 +25,17 @@ export function typeRefusal (request: FastifyRequest, type: string): GatewayErro
   return request.apiKey !== undefined && !request.apiKey.allowsType(type) ? forbidden(`events of type ${type}`) : undefined
 }
 
-/** The request's Idempotency-Key header, checked; undefined without one. */
-function checkedIdempotencyKey (request: FastifyRequest): string | undefined {
+/**
+ * The request's Idempotency-Key header, checked (the route's header schema only documents it);
+ * undefined without one. Read by the publishing routes once their body is valid and the tenant's
+ * rate limit taken, so those refusals come first.
+ */
+export function idempotencyKeyOf (request: FastifyRequest): string | undefined {
   const key = request.headers[HEADERS.idempotencyKey]
   if (key === undefined) return undefined
   if (Array.isArray(key)) throw new GatewayError('EVG_BAD_CONTEXT', 'Idempotency-Key must be sent once')
   checkIdempotencyKey(key)
   return key
-}
-
-/** The Idempotency-Key of a request that passed the hook below; undefined without one. */
-export function idempotencyKeyOf (request: FastifyRequest): string | undefined {
-  return request.idempotencyKey
 }
 
 /** The context of a request that passed the hook below. */
@@ -48,15 +45,14 @@ export function contextOf (request: FastifyRequest): RequestContext {
 }
 
 /**
- * Correlation id, API key, tenant context and Idempotency-Key for every event route, before the
- * body is even parsed: a bad tenant is refused whatever the body. These are the only checks of
- * the headers (the routes' header schemas document them; app.ts does not run them again).
+ * Correlation id, API key and tenant context for every event route, before the body is even
+ * parsed: a bad tenant is refused whatever the body. With idempotencyKeyOf, these are the only
+ * checks of the headers (the routes' header schemas document them; app.ts does not run them).
  */
 export function addContextHook (app: FastifyInstance, opts: { config: Config, metrics: Metrics, apiKeys?: ApiKeys }): void {
   const { config, metrics, apiKeys } = opts
   app.decorateRequest('evgContext', undefined)
   app.decorateRequest('apiKey', undefined)
-  app.decorateRequest('idempotencyKey', undefined)
   app.addHook('onRequest', async (request, reply) => {
     const correlationId = correlationIdFrom(request.headers)
     reply.header(HEADERS.correlation, correlationId)
@@ -75,6 +71,5 @@ export function addContextHook (app: FastifyInstance, opts: { config: Config, me
     if (request.apiKey !== undefined && !request.apiKey.allowsTenant(ctx.tenantId)) throw forbidden('for this tenant')
     const refused = type === undefined ? undefined : typeRefusal(request, type)
     if (refused !== undefined) throw refused
-    request.idempotencyKey = checkedIdempotencyKey(request)
   })
 }

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { asError, ERRORS, GatewayError, PROBLEM_CONTENT_TYPE, problem, type ErrorCode, type Problem } from '../../errors.js'
+import { ERRORS, GatewayError, PROBLEM_CONTENT_TYPE, problem, type ErrorCode, type Problem } from '../../errors.js'
 import { HEADERS } from '../context/headers.js'
 import { validationDetails } from '../../validation/index.js'
 import { addLogFields } from '../hooks/access-log.js'
@@ -27,13 +27,17 @@ const BY_STATUS: Record<number, ErrorCode> = {
   503: 'EVG_OVERLOADED'
 }
 
+/** What Fastify's errors carry (validation, status, code), read from anything thrown; none for a string. */
+export function fastifyFields (error: unknown): Partial<FastifyError> {
+  return typeof error === 'object' && error !== null ? error : {}
+}
+
 /** Any error as a problem: ours as they are, Fastify's by code, the unexpected as EVG_INTERNAL. */
-export function toProblem (error: FastifyError | GatewayError | Error): { problem: Problem, retryAfter?: number } {
+export function toProblem (error: unknown): { problem: Problem, retryAfter?: number } {
   if (error instanceof GatewayError) {
     return { problem: error.toProblem(), ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter }) }
   }
-  // Fastify's errors carry these; any other error has none of them
-  const fe: Partial<FastifyError> = error
+  const fe = fastifyFields(error)
   if (fe.validation !== undefined) {
     const where = fe.validationContext ?? 'body'
     return { problem: problem('EVG_VALIDATION', `the ${where} is not valid`, validationDetails(fe.validation)) }
@@ -58,8 +62,9 @@ export function countRejection (
 }
 
 /** Whether a problem answer refuses events: a publishing route's, or a POST to an unknown type. */
-function refusesEvents (request: FastifyRequest, p: Problem): boolean {
-  return request.routeOptions.config?.publishes === true || (request.is404 && p.code === 'EVG_UNKNOWN_TYPE')
+function refusesEvents (request: FastifyRequest): boolean {
+  if (request.routeOptions.config?.publishes === true) return true
+  return request.is404 && request.method === 'POST' && request.url.startsWith('/v1/events/')
 }
 
 /**
@@ -68,7 +73,7 @@ function refusesEvents (request: FastifyRequest, p: Problem): boolean {
  */
 export function sendProblem (reply: FastifyReply, p: Problem, retryAfter?: number, eventsCounted = false): FastifyReply {
   const request = reply.request
-  if (!eventsCounted && refusesEvents(request, p)) countRejection(request, p.code)
+  if (!eventsCounted && refusesEvents(request)) countRejection(request, p.code)
   addLogFields(request, { code: p.code, ...(typeof p.reason === 'string' ? { reason: p.reason } : {}) })
   if (retryAfter !== undefined) reply.header(HEADERS.retryAfter, String(retryAfter))
   return reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(p)
@@ -76,7 +81,7 @@ export function sendProblem (reply: FastifyReply, p: Problem, retryAfter?: numbe
 
 async function problemsPlugin (app: FastifyInstance): Promise<void> {
   app.setErrorHandler((error, request, reply) => {
-    const { problem: p, retryAfter } = toProblem(asError(error))
+    const { problem: p, retryAfter } = toProblem(error)
     if (p.code === 'EVG_INTERNAL') request.log.error({ err: error }, 'unexpected error')
     if (p.code === 'EVG_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer')
     return sendProblem(reply, { ...p, instance: request.url }, retryAfter)

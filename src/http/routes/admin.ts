@@ -1,8 +1,9 @@
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { ApiKeys } from '../context/api-keys.js'
-import { asError, GatewayError, messageOf } from '../../errors.js'
+import { GatewayError, messageOf } from '../../errors.js'
+import { fastifyFields } from '../problems/index.js'
 import { addLogFields } from '../hooks/access-log.js'
 import type { DeadLetterQuery } from '../../spool/outbox.js'
 import type { Spool } from '../../spool/index.js'
@@ -76,7 +77,7 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
   // The outbox failing (PostgreSQL unreachable) is a 503 to retry, not an internal error.
   app.setErrorHandler(async (err, _request, reply) => {
     // Fastify's own errors (validation, a bad request) and ours are answered as they are
-    const fe: Partial<FastifyError> = asError(err)
+    const fe = fastifyFields(err)
     if (err instanceof GatewayError || fe.validation !== undefined || fe.statusCode !== undefined) throw err
     reply.log.error({ err: messageOf(err) }, 'admin: the outbox failed')
     throw new GatewayError('EVG_SPOOL_UNAVAILABLE', 'the outbox cannot be read now; try again shortly', { retryAfter: 1 })

@@ -74,7 +74,6 @@ export function namesByType (
   return new Map(types.map(type => [type, counts.get(name(type)) === 1 ? name(type) : fallback(type)]))
 }
 
-/** PascalCase of a type (`call.ended`: `CallEnded`); the type itself where two share one. */
 /** A type's component base name; componentBases names every type of the catalog. */
 function baseOf (bases: ReadonlyMap<string, string>, type: string): string {
   const base = bases.get(type)
@@ -82,6 +81,7 @@ function baseOf (bases: ReadonlyMap<string, string>, type: string): string {
   return base
 }
 
+/** PascalCase of a type (`call.ended`: `CallEnded`); the type itself where two share one. */
 export function componentBases (types: readonly string[]): Map<string, string> {
   // A type starts with a lower-case letter, PascalCase with a capital: the two never meet.
   return namesByType(types, type => type.split(/[._-]/).map(w => w.charAt(0).toUpperCase() + w.slice(1)).join(''), type => type)

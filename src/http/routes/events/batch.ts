@@ -147,7 +147,7 @@ export function batchRoute (
     }
 
     // every event has its result by now
-    const all = results.map(r => r ?? { error: problem('EVG_INTERNAL') })
+    const all = Array.from(results, r => r ?? { error: problem('EVG_INTERNAL') })
     const failures = all.filter((r): r is { error: Problem } => 'error' in r)
     addLogFields(request, { events: all.length, accepted: all.length - failures.length })
     if (failures.length === 0) return reply.code(202).send({ results: all })
