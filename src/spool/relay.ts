@@ -5,6 +5,7 @@ import { backoffMs } from '../delivery/retry.js'
 import { messageOf } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
 import { toOutgoing, type OutboxStore, type Spooled } from './outbox.js'
+import { zip } from '../delivery/zip.js'
 
 export interface RelayOptions {
   /** Who this replica is, in its claims. */
@@ -169,15 +170,14 @@ export class Relay {
     const published: Spooled[] = []
     const refused = new Map<string, Spooled[]>()
     const failed: Spooled[] = []
-    results.forEach((result, i) => {
-      // Delivery answers once per event, in order.
-      const event = batch[i] as Spooled
+    // Delivery answers once per event, in order.
+    for (const [event, result] of zip(batch, results)) {
       if (result.ok) published.push(event)
       else if (!result.error.retryable) {
         const reason = `${result.error.code}: ${result.error.message}`
         refused.set(reason, [...refused.get(reason) ?? [], event])
       } else failed.push(event)
-    })
+    }
     await this.#removePublished(published)
     for (const [reason, events] of refused) await this.#bury(events, reason)
     // A full batch: more may wait; else the outbox was drained and the relay waits for an append.

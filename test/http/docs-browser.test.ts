@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
-import t from 'tap'
-import { chromium, type Browser } from 'playwright-core'
+import t, { type Test } from 'tap'
+import { chromium, type Browser, type Page } from 'playwright-core'
 import { buildApp } from '../../src/app.js'
 import { TENANT, testConfig } from '../helper.js'
 
@@ -8,18 +8,22 @@ const CHROMIUM = '/usr/bin/chromium'
 // CI installs Chromium, so there its absence is a failure, not a skip.
 const skip = !existsSync(CHROMIUM) && !process.env.CI ? 'Chromium not installed (apt-get install chromium)' : false
 
-t.test('Swagger UI: a developer opens /docs, tries call.ended with its example and gets 202', { skip }, async t => {
+/** A gateway on a free port and a Chromium page, both closed when the test ends. */
+async function gatewayInBrowser (t: Test): Promise<{ base: string, page: Page }> {
   const app = await buildApp(testConfig(t))
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-
   const browser: Browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run']
   })
   t.teardown(() => browser.close())
-  const page = await browser.newPage()
+  return { base, page: await browser.newPage() }
+}
+
+t.test('Swagger UI: a developer opens /docs, tries call.ended with its example and gets 202', { skip }, async t => {
+  const { base, page } = await gatewayInBrowser(t)
   await page.goto(`${base}/docs/`)
 
   // every catalog type is listed as an operation
