@@ -141,6 +141,20 @@ export class Consumer {
     })
   }
 
+  /**
+   * Resolves once a message with each of `ids` has arrived, or after `ms` (the caller then asserts
+   * which are missing). Counting would not do where a message the gateway answered 503 for may
+   * have reached the queue as well (the broker had it, the confirm did not come back).
+   */
+  async waitForIds (ids: readonly string[], ms = 30_000): Promise<void> {
+    const deadline = Date.now() + ms
+    const missing = () => {
+      const received = new Set(this.messages.map(m => m.properties.messageId as string))
+      return ids.some(id => !received.has(id))
+    }
+    while (missing() && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+  }
+
   /** Resolves once `count` messages have arrived. */
   waitFor (count: number): Promise<void> {
     if (this.messages.length >= count) return Promise.resolve()

@@ -256,10 +256,15 @@ t.test(
 
     await consumer.reconnect()
     await consumer.start()
-    await consumer.waitFor(acknowledged.length)
+    await consumer.waitForIds(acknowledged)
     const received = new Set(consumer.messages.map(m => m.properties.messageId as string))
     const lost = acknowledged.filter(id => !received.has(id))
     t.same(lost, [], `every one of the ${acknowledged.length} acknowledged events is in the queue`)
+    const ids = consumer.messages.map(m => m.properties.messageId as string)
+    t.equal(new Set(ids).size, ids.length, 'no event is in the queue twice')
+    const accepted = new Set(acknowledged)
+    const unconfirmed = ids.filter(id => !accepted.has(id)).length
+    t.comment(`${unconfirmed} events answered 503 reached the queue as well (the broker had them, no confirm came back)`)
     const reasons = [...new Set(answers.filter(a => a.reason).map(a => a.reason))]
     t.comment(`answers during the outage: ${answers.filter(a => a.status === 503).length} × 503 (${reasons.join(', ')})`)
   }
