@@ -4,7 +4,7 @@ import type { Agent } from 'node:http'
 import { request } from 'node:http'
 import { createServer } from 'node:net'
 import type { Test } from 'tap'
-import { TENANT, dataDir, untrackedEnv } from '../helper.js'
+import { TENANT, dataDir, tsNodeArgs } from '../helper.js'
 
 // The gateway as `npm start` runs it (capped heap), in a child process, for tests that attack it
 // over loopback the way a careless or hostile client would.
@@ -20,8 +20,8 @@ async function freePort (): Promise<number> {
 /** Starts src/server.ts (optionally under `ulimit -n`), waits until it listens. */
 export async function gateway (t: Test, env: Record<string, string> = {}, openFiles?: number) {
   const port = await freePort()
-  const fullEnv = { ...untrackedEnv(process.env), LOG_LEVEL: 'warn', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir(t), ...env }
-  const node = [process.execPath, '--max-old-space-size=192', '--import', 'tsx', 'src/server.ts']
+  const fullEnv = { ...process.env, LOG_LEVEL: 'warn', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir(t), ...env }
+  const node = [process.execPath, '--max-old-space-size=192', ...tsNodeArgs(), 'src/server.ts']
   const child = openFiles === undefined
     ? spawn(node[0] as string, node.slice(1), { env: fullEnv, stdio: ['ignore', 'ignore', 'pipe'] })
     : spawn('bash', ['-c', `ulimit -n ${openFiles} && exec "$@"`, 'bash', ...node], { env: fullEnv, stdio: ['ignore', 'ignore', 'pipe'] })

@@ -4,6 +4,7 @@ import { createServer } from 'node:net'
 import { dirname } from 'node:path'
 import amqplib from 'amqplib'
 import t from 'tap'
+import { uncoveredEnv } from '../helper.js'
 import { fencedBlocks, readDoc, section } from '../markdown.js'
 import { pythonSkip } from './consumer-process.js'
 import { AMQP_URL, rabbitSkip, takeRabbitMqTurn } from './rabbit-helper.js'
@@ -64,12 +65,13 @@ t.test(
     // The suite's own Node first (the runtime under test), then Debian's python3 (with Debian's
     // aio-pika, pika, boto3), as on the machine the README describes.
     const script = `set -e\n${blocks.join('\n')}\n`
-    // The environment a user's shell has: not the test's AWS endpoints, nor tap's process tracking
-    // (its coverage of the built dist/ would be mapped onto src/ beside the tests' own).
+    // The environment a user's shell has: not the test's AWS endpoints, nor tap's coverage (of the
+    // built dist/, it would be mapped onto src/ beside the tests' own).
     const notTheUsers = /^(AWS_ENDPOINT_URL_SQS|AWS_ENDPOINT_URL_EVENTBRIDGE|ROUTES_FILE|NODE_OPTIONS|TAP.*|_TAPJS_.*)$/
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !notTheUsers.test(k)))
     const PATH = `${dirname(process.execPath)}:/usr/bin:${process.env.PATH ?? ''}`
-    const bash = spawn('bash', ['-c', script], { cwd: root, detached: true, env: { ...env, PATH }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const shellEnv = uncoveredEnv({ ...env, PATH })
+    const bash = spawn('bash', ['-c', script], { cwd: root, detached: true, env: shellEnv, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
     bash.stdout.on('data', (c: Buffer) => { out += c.toString() })
