@@ -94,6 +94,40 @@ function awsFakes (ctx: LegContext) {
   })
   return aws
 }
+/**
+ * librdkafka's mock cluster (test/integration/kafka-mock.py), in its own process, started once and
+ * ended at exit: three brokers on 127.0.0.1, the bench's topic made with 4 partitions.
+ */
+let kafka: Promise<string> | undefined
+function kafkaMock (ctx: LegContext) {
+  kafka ??= new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/python3', ['test/integration/kafka-mock.py', '3'], { cwd: ctx.root, stdio: ['pipe', 'pipe', 'inherit'] })
+    process.once('exit', () => child.kill())
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      const line = out.split('\n').find(l => l.startsWith('{"bootstraps"'))
+      if (line === undefined) return
+      const { bootstraps } = JSON.parse(line) as { bootstraps: string }
+      child.stdin.write(`${JSON.stringify({ op: 'create_topic', topic: 'bench.events', partitions: 4, replication: 1 })}\n`)
+      resolve(bootstraps)
+      child.unref()
+    })
+    child.once('exit', code => reject(new Error(`kafka-mock exited (${code})`)))
+  })
+  return kafka
+}
+
+/** One Kafka destination for every type, the cloudevents envelope in binary mode, keyed by tenant. */
+async function kafkaRoutes (ctx: LegContext): Promise<string> {
+  const path = join(ctx.work, 'routes-kafka.json')
+  writeFileSync(path, JSON.stringify({
+    destinations: { kafka: { broker: 'kafka', brokers: await kafkaMock(ctx), topic: 'bench.events', key: '{{tenant}}' } },
+    routes: [{ types: ['*'], to: ['kafka'] }]
+  }))
+  return path
+}
+
 const AWS_ENV = { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_EC2_METADATA_DISABLED: 'true' }
 
 /**
@@ -239,6 +273,15 @@ export const LEGS: Leg[] = [
     ...singleLoad,
     headers: tenant,
     rate: AWS_RATE
+  },
+  {
+    id: 'kafka',
+    what: 'gateway, Kafka (librdkafka\'s mock cluster), single event',
+    start: gateway(async ctx => ({ ROUTES_FILE: await kafkaRoutes(ctx) })),
+    ...singleLoad,
+    headers: tenant,
+    rate: RATE,
+    connections: 64
   },
   {
     id: 'eventbridge',

@@ -6,7 +6,7 @@ import { ApiKeys } from './http/context/api-keys.js'
 import { isEventReader, type Broker } from './brokers/broker.js'
 import { brokerFactory, messagingOf, type BrokerFactory } from './brokers/index.js'
 import { loadCatalog, type Catalog } from './catalog/index.js'
-import type { Config } from './config/index.js'
+import { kafkaSettings, type Config } from './config/index.js'
 import { openDatabase } from './storage/database.js'
 import { FanOut, type Destination } from './delivery/fan-out.js'
 import { Intake } from './delivery/intake.js'
@@ -89,7 +89,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
 
   const testBroker = deps.broker
   const makeBroker = deps.brokers ?? (testBroker === undefined
-    ? brokerFactory({ db, log: app.log, connectTimeoutMs: config.PUBLISH_TIMEOUT_MS })
+    ? brokerFactory({ db, log: app.log, connectTimeoutMs: config.PUBLISH_TIMEOUT_MS, kafka: kafkaSettings(config) })
     : () => testBroker)
   const policy = {
     maxAttempts: config.RETRY_MAX_ATTEMPTS,

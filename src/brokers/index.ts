@@ -5,6 +5,9 @@ import type { Broker } from './broker.js'
 import { EventBridgeBroker } from './aws/eventbridge.js'
 import { SqsBroker } from './aws/sqs.js'
 import { LocalBroker } from './local.js'
+import { KafkaBroker } from './kafka/index.js'
+import { KafkaProducers } from './kafka/producer.js'
+import type { KafkaSecurity } from '../config/index.js'
 import { AmqpConnections } from './rabbitmq/connection.js'
 import { RabbitMqBroker } from './rabbitmq/index.js'
 
@@ -13,6 +16,8 @@ export interface BrokerFactoryOptions {
   log: FastifyBaseLogger
   /** How long start-up waits for a RabbitMQ connection before serving 503s and retrying. */
   connectTimeoutMs: number
+  /** Kafka destinations: how to reach the cluster (KAFKA_* variables) and librdkafka's deadline per record. */
+  kafka?: { security: KafkaSecurity, deliveryTimeoutMs: number }
 }
 
 export type BrokerFactory = (destination: DestinationConfig) => Broker
@@ -33,12 +38,15 @@ export function messagingOf (destination: DestinationConfig): Messaging {
     case 'rabbitmq': return { system: 'rabbitmq', destination: destination.exchange }
     case 'sqs': return { system: 'aws_sqs', destination: destination.queueUrl.slice(destination.queueUrl.lastIndexOf('/') + 1) }
     case 'eventbridge': return { system: 'aws.eventbridge', destination: destination.busName }
+    case 'kafka': return { system: 'kafka', destination: destination.topic }
   }
 }
 
 /** Builds each destination's broker adapter; RabbitMQ destinations with one URL share a connection. */
 export function brokerFactory (opts: BrokerFactoryOptions): BrokerFactory {
   const connections = new AmqpConnections(opts.log, opts.connectTimeoutMs)
+  const kafka = opts.kafka ?? { security: { protocol: 'PLAINTEXT', mechanism: 'PLAIN' }, deliveryTimeoutMs: opts.connectTimeoutMs }
+  let producers: KafkaProducers | undefined
   return destination => {
     const source = destination.envelopeOptions.source
     switch (destination.broker) {
@@ -51,6 +59,11 @@ export function brokerFactory (opts: BrokerFactoryOptions): BrokerFactory {
       })
       case 'sqs': return new SqsBroker(destination)
       case 'eventbridge': return new EventBridgeBroker({ ...destination, source })
+      case 'kafka': {
+        producers ??= new KafkaProducers({ ...kafka, log: opts.log })
+        const producer = producers.for(destination.brokers, destination.clientId, destination.compression)
+        return new KafkaBroker(producer, { topic: destination.topic, closeTimeoutMs: opts.connectTimeoutMs })
+      }
     }
   }
 }

@@ -61,7 +61,11 @@ export const DomainEventSchema = Type.Object({
   aggregate_id: Id('The aggregate instance'),
   event_type: Segment('What happened to it; becomes part of the routing key'),
   event_data: Details('The change itself (never logged)'),
-  aggregate_version: Type.Optional(Type.Integer({ minimum: 0, description: 'Version after the change' }))
+  aggregate_version: Type.Optional(Type.Integer({ minimum: 0, description: 'Version after the change' })),
+  service_name: Type.Optional(Type.String({
+    pattern: '^[a-z][a-z0-9-]{0,63}$',
+    description: 'Service that changed the aggregate, e.g. user-service: the {service} of its Kafka topic (seed 002)'
+  }))
 }, {
   ...Strict,
   examples: [{
@@ -69,7 +73,8 @@ export const DomainEventSchema = Type.Object({
     aggregate_id: 'user-123',
     event_type: 'user_created',
     event_data: { role: 'customer', created_at: '2024-01-01T00:00:00Z' },
-    aggregate_version: 1
+    aggregate_version: 1,
+    service_name: 'user-service'
   }]
 })
 

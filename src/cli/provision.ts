@@ -34,6 +34,10 @@ async function provision (
       const sources = sourcesOnBus(setup.routing, destination)
       return provisionEventBridge(destination, sources, setup.config.SQS_QUEUE_URL, rules.get(destination.name) ?? [], steps)
     }
+    case 'kafka':
+      // Not yet: topics come from the cluster's auto-creation or the cluster's own tools.
+      steps.warn(`Kafka topics are not created by provision yet (topic ${destination.topic}); create them with the cluster's tools`)
+      return undefined
     case 'local': return undefined
   }
 }

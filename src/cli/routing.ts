@@ -51,6 +51,7 @@ export function describeDestination (d: DestinationConfig): string {
     case 'rabbitmq': return `RabbitMQ ${safeUrl(d.url)}, exchange ${d.exchange}`
     case 'sqs': return `SQS queue ${d.queueUrl}${region(d.region)}`
     case 'eventbridge': return `EventBridge bus ${d.busName}${region(d.region)}`
+    case 'kafka': return `Kafka ${d.brokers}, topic ${d.topic}`
     case 'local': return 'the local store'
   }
 }

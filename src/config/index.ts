@@ -78,6 +78,25 @@ export const ConfigSchema = Type.Object({
   SQS_MAX_MESSAGE_BYTES: Int(262144, 1024, 1048576, 'largest SQS message (body + attributes); larger events get 413'),
   EVENTBRIDGE_BUS_NAME: Type.String({ default: 'default', minLength: 1 }),
   EVENTBRIDGE_MAX_ENTRY_BYTES: Int(262144, 1024, 1048576, 'largest PutEvents entry as AWS counts it; larger events get 413'),
+  KAFKA_BROKERS: Type.Optional(Type.String({
+    minLength: 1,
+    pattern: '^[^\\s,]+:[0-9]{1,5}(,[^\\s,]+:[0-9]{1,5})*$',
+    description: 'Kafka bootstrap brokers, host:port[,host:port…]: the default of a routes file\'s Kafka destinations'
+  })),
+  KAFKA_SECURITY_PROTOCOL: Type.Enum(['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'], {
+    default: 'PLAINTEXT',
+    description: 'how the gateway talks to Kafka: TLS (SSL), SASL, or both'
+  }),
+  KAFKA_SASL_MECHANISM: Type.Enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'], {
+    default: 'PLAIN',
+    description: 'with SASL_PLAINTEXT or SASL_SSL'
+  }),
+  KAFKA_SASL_USERNAME: Type.Optional(Type.String({ minLength: 1, description: 'with SASL_PLAINTEXT or SASL_SSL' })),
+  KAFKA_SASL_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: 'with SASL_PLAINTEXT or SASL_SSL; never logged' })),
+  KAFKA_SSL_CA_LOCATION: Type.Optional(Type.String({
+    minLength: 1,
+    description: 'PEM file of the CA that signed the brokers\' certificates (SSL, SASL_SSL); default the system\'s'
+  })),
   API_KEYS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of API keys; auth is off without it' })),
   STATE_URL: Type.Optional(Type.String({
     pattern: '^(rediss?://.+)?$',
@@ -174,6 +193,11 @@ function checkCombinations (config: Config): void {
   if (config.ROUTES_FILE === undefined && config.BROKER === 'sqs' && config.SQS_QUEUE_URL === undefined) {
     problems.push('SQS_QUEUE_URL: is required when BROKER=sqs')
   }
+  const sasl = config.KAFKA_SECURITY_PROTOCOL.startsWith('SASL_')
+  if (sasl && (config.KAFKA_SASL_USERNAME === undefined || config.KAFKA_SASL_PASSWORD === undefined)) {
+    problems.push('KAFKA_SASL_USERNAME: KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with ' +
+      `KAFKA_SECURITY_PROTOCOL=${config.KAFKA_SECURITY_PROTOCOL}`)
+  }
   // The lease is the PostgreSQL outbox's (replicas' claims); the embedded one has none.
   if (config.SPOOL_URL !== undefined && config.SPOOL_URL !== '' && config.OUTBOX_LEASE_MS <= 2 * config.PUBLISH_TIMEOUT_MS) {
     problems.push('OUTBOX_LEASE_MS: must be more than twice PUBLISH_TIMEOUT_MS (a batch being published must not lose its claim)')
@@ -243,5 +267,33 @@ export async function orExitOnConfigError<T> (step: () => T | Promise<T>, cleanu
     console.error(err.message.startsWith('Invalid configuration:') ? err.message : `Invalid configuration:\n  ${err.message}`)
     await cleanup?.().catch(() => undefined)
     process.exit(1)
+  }
+}
+
+/** How the gateway reaches Kafka (KAFKA_* variables): never logged, the password least of all. */
+export interface KafkaSecurity {
+  protocol: 'PLAINTEXT' | 'SSL' | 'SASL_PLAINTEXT' | 'SASL_SSL'
+  mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512'
+  username?: string
+  password?: string
+  caLocation?: string
+}
+
+/** How long librdkafka tries to deliver a record: the Java client's delivery.timeout.ms is 120 s. */
+const KAFKA_DELIVERY_TIMEOUT_MS = 60_000
+
+/** How the gateway reaches Kafka, from the KAFKA_* variables (the password is never logged). */
+export function kafkaSettings (config: Config): { security: KafkaSecurity, deliveryTimeoutMs: number } {
+  return {
+    security: {
+      protocol: config.KAFKA_SECURITY_PROTOCOL,
+      mechanism: config.KAFKA_SASL_MECHANISM,
+      ...(config.KAFKA_SASL_USERNAME === undefined ? {} : { username: config.KAFKA_SASL_USERNAME }),
+      ...(config.KAFKA_SASL_PASSWORD === undefined ? {} : { password: config.KAFKA_SASL_PASSWORD }),
+      ...(config.KAFKA_SSL_CA_LOCATION === undefined ? {} : { caLocation: config.KAFKA_SSL_CA_LOCATION })
+    },
+    // librdkafka keeps trying a record (without duplicates) longer than delivery waits for one:
+    // an answer is 503 at the deadline, and the relay's next attempt waits for the same record.
+    deliveryTimeoutMs: Math.max(KAFKA_DELIVERY_TIMEOUT_MS, config.PUBLISH_TIMEOUT_MS)
   }
 }

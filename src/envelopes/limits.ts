@@ -22,6 +22,8 @@ export interface Limit {
 const PRINTABLE_ONLY = { test: isPrintable, says: 'printable ASCII only', printable: true } as const
 const EVENT_BUS = { test: (text: string) => /^[/.\-_A-Za-z0-9:]+$/.test(text), says: 'letters, digits and / . - _ only, or an ARN' }
 
+const KAFKA_TOPIC = { test: (text: string) => /^[A-Za-z0-9._-]+$/.test(text), says: 'letters, digits and . _ - only' }
+
 // AMQP short strings are at most 255 bytes, and may be empty.
 const SHORTSTR = (what: string): Limit => ({ what, max: 255, unit: 'bytes' })
 
@@ -34,7 +36,9 @@ export const LIMITS = {
   deduplicationId: { what: 'SQS MessageDeduplicationId', max: 128, unit: 'characters', chars: PRINTABLE_ONLY, nonEmpty: true },
   busName: { what: 'EventBridge EventBusName', max: 1600, unit: 'characters', chars: EVENT_BUS, nonEmpty: true },
   source: { what: 'EventBridge Source', max: 256, unit: 'characters', nonEmpty: true },
-  detailType: { what: 'EventBridge DetailType', max: 128, unit: 'characters', nonEmpty: true }
+  detailType: { what: 'EventBridge DetailType', max: 128, unit: 'characters', nonEmpty: true },
+  // Kafka refuses a topic name of other characters, or longer than 249.
+  topic: { what: 'Kafka topic', max: 249, unit: 'characters', chars: KAFKA_TOPIC, nonEmpty: true }
 } satisfies Record<string, Limit>
 
 /** A message field its broker limits: the key fields and the AMQP properties a destination may declare. */

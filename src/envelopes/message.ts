@@ -7,7 +7,7 @@ import { compileFunction, compileText, literalValue, type Value } from './value.
 
 // What a message carries besides its body, declared per destination as templates: the RabbitMQ
 // routing key, properties and headers; the SQS group and deduplication ids and attributes; the
-// EventBridge bus, source and detail type. Compiled per type at start; a value its broker would
+// EventBridge bus, source and detail type; the Kafka topic, key and headers. Compiled per type at start; a value its broker would
 // refuse (too long, may be missing) stops the start, and what only the event can tell (the bytes
 // of a routing key, an SQS id's characters) is checked before the event is accepted.
 
@@ -24,9 +24,12 @@ export interface WireMessage {
   busName?: string
   source?: string
   detailType?: string
+  topic?: string
+  /** The Kafka record key; absent: none (the partitioner spreads such records). */
+  key?: string
 }
 
-export type MessageBroker = 'rabbitmq' | 'sqs' | 'eventbridge'
+export type MessageBroker = 'rabbitmq' | 'sqs' | 'eventbridge' | 'kafka'
 
 /** A message field's template: a text with placeholders, or a function of one (`{"$sha256": "..."}`). */
 export type FieldTemplate = string | { [fn: string]: string }
@@ -42,13 +45,16 @@ export interface MessageSpec {
   busName?: FieldTemplate
   source?: FieldTemplate
   detailType?: FieldTemplate
+  topic?: FieldTemplate
+  key?: FieldTemplate
 }
 
 /** The fields each broker's messages have, for the routes file's schema. */
 export const MESSAGE_FIELDS: Record<MessageBroker, readonly (keyof MessageSpec)[]> = {
   rabbitmq: ['routingKey', 'properties', 'headers'],
   sqs: ['groupId', 'deduplicationId', 'attributes'],
-  eventbridge: ['busName', 'source', 'detailType']
+  eventbridge: ['busName', 'source', 'detailType'],
+  kafka: ['topic', 'key', 'headers']
 }
 
 /** The headers every RabbitMQ message carries (docs/envelopes.md); a destination's `headers` add to them, or drop one with null. */
@@ -77,7 +83,7 @@ const SQS_ATTRIBUTE_NAME = /^(?![Aa][Ww][Ss]\.|[Aa][Mm][Aa][Zz][Oo][Nn]\.)(?!\.)
 type Render = (event: GatewayEvent, traceparent: string | undefined) => unknown
 
 /** The key-like fields, one text each. */
-export type KeyField = 'routingKey' | 'groupId' | 'deduplicationId' | 'busName' | 'source' | 'detailType'
+export type KeyField = 'routingKey' | 'groupId' | 'deduplicationId' | 'busName' | 'source' | 'detailType' | 'topic'
 
 export interface CompiledMessage {
   render: (event: GatewayEvent, traceparent: string | undefined) => WireMessage
@@ -189,7 +195,7 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
   const fixed: Partial<Record<KeyField, string>> = {}
   const declared = new Set<KeyField>()
   const use = (v: Value) => { for (const r of v.reads) reads.add(r) }
-  for (const name of ['routingKey', 'groupId', 'deduplicationId', 'busName', 'source', 'detailType'] as const) {
+  for (const name of ['routingKey', 'groupId', 'deduplicationId', 'busName', 'source', 'detailType', 'topic'] as const) {
     const template = spec[name]
     if (template === undefined) continue
     const v = keyField(name, template, scope, checks)
@@ -197,6 +203,19 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
     declared.add(name)
     if (v.constant !== undefined) fixed[name] = String(v.constant.value)
     renders.push([name, (event, traceparent) => String(v.get(event, traceparent))])
+  }
+  if (spec.key !== undefined) {
+    // A Kafka key may be missing for an event (no key: the partitioner spreads it); never a table.
+    const template = spec.key
+    const v = at('key', () => value(template, scope))
+    if ([...v.facts.types].some(t => t === 'object' || t === 'array')) {
+      throw new TemplateError(`key: can be an object or array in ${scope.type}; a record key is text or a number`)
+    }
+    use(v)
+    renders.push(['key', (event, traceparent) => {
+      const k = v.get(event, traceparent)
+      return k === undefined || k === null ? undefined : String(k)
+    }])
   }
   if (spec.properties !== undefined) {
     const properties = Object.entries(spec.properties).map(([key, template]) => {
@@ -264,7 +283,10 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
     declared,
     render: (event, traceparent) => {
       const message: Record<string, unknown> = {}
-      for (const [name, render] of renders) message[name] = render(event, traceparent)
+      for (const [name, render] of renders) {
+        const field = render(event, traceparent)
+        if (field !== undefined) message[name] = field
+      }
       // Each render makes its field's type: the compiler above refused any template that could not.
       return message as WireMessage
     },

@@ -1,6 +1,7 @@
 import { TemplateError } from '../envelopes/expression.js'
 import type { FieldScope } from '../envelopes/fields.js'
 import { DEFAULT_PROFILE, type EnvelopeOptions } from '../envelopes/index.js'
+import { PROFILES } from '../envelopes/profiles.js'
 import type { MessageSpec } from '../envelopes/message.js'
 import { compileWireFormat, type EnvelopeSpec, type WireFormat } from '../envelopes/wire-format.js'
 import { patternMatcher } from './patterns.js'
@@ -21,6 +22,27 @@ interface Declared extends FormatSpec {
   formats?: (FormatSpec & { types: string[] })[]
   /** SQS: the queue, FIFO when it ends in `.fifo`. */
   queueUrl?: string
+  /** Kafka: the topic and key, message fields every type of the destination shares unless a format says otherwise. */
+  topic?: MessageSpec['topic']
+  key?: MessageSpec['key']
+  /** Kafka: how a cloudevents envelope travels (default binary). */
+  cloudevents?: 'binary' | 'structured'
+}
+
+/**
+ * The CloudEvents Kafka protocol binding, binary mode: every attribute of the cloudevents profile
+ * but the data as a `ce_` header, `datacontenttype` as `content-type`; the value is the data.
+ */
+const CLOUDEVENTS_BINARY_HEADERS: Record<string, string> = Object.fromEntries(Object.entries(PROFILES.cloudevents.template)
+  .filter(([name]) => name !== 'data')
+  .map(([name, value]) => [name === 'datacontenttype' ? 'content-type' : `ce_${name}`, value]))
+
+/** What a destination declares besides its `message`: the Kafka topic and key. */
+function ownFields (declared: Declared): MessageSpec {
+  return {
+    ...(declared.topic === undefined ? {} : { topic: declared.topic }),
+    ...(declared.key === undefined ? {} : { key: declared.key })
+  }
 }
 
 /**
@@ -49,10 +71,22 @@ export function compileFormats (
     // The envelope and its content type come together; message fields one by one.
     const own = entry?.envelope !== undefined
     // Parsed JSON (a name or a template), which the compiler checks as an envelope.
-    const envelope = (own ? entry.envelope : declared.envelope ?? DEFAULT_PROFILE) as EnvelopeSpec
-    const contentType = own ? entry.contentType : entry?.contentType ?? declared.contentType
+    let envelope = (own ? entry.envelope : declared.envelope ?? DEFAULT_PROFILE) as EnvelopeSpec
+    let contentType = own ? entry.contentType : entry?.contentType ?? declared.contentType
     const origin: Record<string, string> = { envelope: own ? `${here}.formats.${i}.envelope` : `${here}.envelope` }
-    const message: MessageSpec = { ...declared.message, ...entry?.message }
+    const fields = ownFields(declared)
+    for (const key of Object.keys(fields)) origin[`message.${key}`] = `${here}.${key}`
+    const message: MessageSpec = { ...fields, ...declared.message, ...entry?.message }
+    const cloudevents = broker === 'kafka' && envelope === 'cloudevents'
+    const binary = cloudevents && declared.cloudevents !== 'structured'
+    if (binary) {
+      envelope = '{{data}}'
+      contentType ??= PROFILES.cloudevents.template.datacontenttype
+      message.headers = { ...CLOUDEVENTS_BINARY_HEADERS, 'content-type': contentType, ...message.headers }
+    } else if (cloudevents) {
+      // Structured mode: the binding's content type says the value is a whole CloudEvent.
+      message.headers = { 'content-type': contentType ?? PROFILES.cloudevents.contentType, ...message.headers }
+    }
     for (const key of Object.keys(declared.message ?? {})) origin[`message.${key}`] = `${here}.message.${key}`
     for (const key of Object.keys(entry?.message ?? {})) origin[`message.${key}`] = `${here}.formats.${i}.message.${key}`
     const formatSpec = {
@@ -62,7 +96,8 @@ export function compileFormats (
     }
     const scope = { ...info, source: options.source, module: options.module ?? options.source }
     try {
-      formats.set(info.type, compileWireFormat(formatSpec, broker, scope))
+      const format = compileWireFormat(formatSpec, broker, scope)
+      formats.set(info.type, binary ? { ...format, envelope: 'cloudevents' } : format)
     } catch (err) {
       if (!(err instanceof TemplateError)) throw err
       for (const message of err.message.split('\n')) {

@@ -23,11 +23,14 @@ interface Common {
 
 export type DeliveryMode = 'sync' | 'spool'
 
+export type KafkaCompression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd'
+
 /** A destination with every default filled in: what a broker adapter is built from. */
 export type DestinationConfig = Common & (
   | { broker: 'rabbitmq', url: string, exchange: string, alternateExchange?: string }
   | { broker: 'sqs', queueUrl: string, maxMessageBytes: number, region?: string, endpoint?: string }
   | { broker: 'eventbridge', busName: string, maxEntryBytes: number, region?: string, endpoint?: string }
+  | { broker: 'kafka', brokers: string, topic: string, clientId: string, compression: KafkaCompression }
   | { broker: 'local' }
 )
 
@@ -62,7 +65,7 @@ export function defaultRoutesFile (config: Config): RoutesFile {
 const QUEUE_URL = /^https?:\/\/[^/\s]+\/[^/\s]+\/[A-Za-z0-9_-]{1,80}(\.fifo)?$/
 
 /** Where a destination's field came from, for messages: the routes file's field, or the variable. */
-type FieldName = (destination: string, field: 'url' | 'queueUrl') => string
+type FieldName = (destination: string, field: 'url' | 'queueUrl' | 'brokers') => string
 const fileField: FieldName = (destination, field) => `destinations.${destination}.${field}`
 const envField: FieldName = (_destination, field) => (field === 'url' ? 'AMQP_URL' : 'SQS_QUEUE_URL')
 
@@ -71,7 +74,7 @@ function complete (
   spec: RoutesFile['destinations'][string],
   config: Config,
   formats: ReadonlyMap<string, WireFormat>,
-  fail: (field: 'url' | 'queueUrl', message: string) => never
+  fail: (field: 'url' | 'queueUrl' | 'brokers', message: string) => never
 ): DestinationConfig {
   const names = new Set([...formats.values()].map(f => f.envelope))
   const common: Common = {
@@ -110,6 +113,19 @@ function complete (
         maxEntryBytes: spec.maxEntryBytes ?? config.EVENTBRIDGE_MAX_ENTRY_BYTES,
         ...aws(spec)
       }
+    case 'kafka': {
+      const brokers = spec.brokers ?? config.KAFKA_BROKERS
+      if (brokers === undefined) fail('brokers', 'is required when KAFKA_BROKERS is not set (host:port[,host:port…])')
+      return {
+        ...common,
+        broker: 'kafka',
+        brokers,
+        // The template as written, for logs, traces and tools; each event's own topic is rendered.
+        topic: typeof spec.topic === 'string' ? spec.topic : JSON.stringify(spec.topic),
+        clientId: spec.clientId ?? 'event-gateway',
+        compression: spec.compression ?? 'none'
+      }
+    }
     case 'local':
       return { ...common, broker: 'local' }
   }
@@ -158,7 +174,7 @@ export function resolveRouting (
   const destinations: DestinationConfig[] = []
   const problems: string[] = []
   for (const [name, spec] of Object.entries(file.destinations)) {
-    const fail = (field: 'url' | 'queueUrl', message: string): never => {
+    const fail = (field: 'url' | 'queueUrl' | 'brokers', message: string): never => {
       throw new ConfigError(`${where}: ${fieldName(name, field)}: ${message}`)
     }
     if (!used.has(name)) {

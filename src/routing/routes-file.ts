@@ -47,6 +47,15 @@ export const MESSAGE_SCHEMAS = {
     busName: optional('EventBusName; default the destination\'s busName'),
     source: optional('Source; default the destination\'s source'),
     detailType: optional('DetailType; default the event type')
+  }, { additionalProperties: false, description: 'Message fields besides the body, as templates' }),
+  kafka: Type.Object({
+    topic: optional('Topic; default the destination\'s topic'),
+    key: optional('Record key; default the destination\'s key, else none'),
+    headers: Type.Optional(Type.Record(
+      Type.String({ minLength: 1, maxLength: 255 }),
+      Type.Union([FieldTemplateSchema, Type.Number(), Type.Boolean(), Type.Null()]),
+      { description: 'Record headers added to the default ones; null drops one' }
+    ))
   }, { additionalProperties: false, description: 'Message fields besides the body, as templates' })
 } as const satisfies { [K in keyof typeof MESSAGE_FIELDS]: TSchema }
 
@@ -160,6 +169,34 @@ export const DESTINATION_SCHEMAS = {
     ...wireFormat(),
     message: Type.Optional(MESSAGE_SCHEMAS.eventbridge),
     ...formats({ message: Type.Optional(MESSAGE_SCHEMAS.eventbridge) })
+  }, strict),
+  kafka: Type.Object({
+    broker: Type.Literal('kafka'),
+    brokers: Type.Optional(Type.String({
+      minLength: 1,
+      maxLength: 4096,
+      pattern: '^[^\\s,]+:[0-9]{1,5}(,[^\\s,]+:[0-9]{1,5})*$',
+      description: 'Bootstrap brokers, host:port[,host:port…]; default KAFKA_BROKERS. ' +
+        'Destinations with the same list (and client id and compression) share one producer'
+    })),
+    topic: { ...FieldTemplateSchema, description: 'Topic, a template of the event: "marty.audit.events", "marty.{{data.event_type}}"' },
+    key: optional('Record key, a template of the event; default none (records spread over partitions)'),
+    clientId: Type.Optional(Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^[A-Za-z0-9._-]+$',
+      description: 'Kafka client.id; default event-gateway'
+    })),
+    compression: Type.Optional(Type.Enum(['none', 'gzip', 'snappy', 'lz4', 'zstd'], {
+      description: 'Record batch compression; default none'
+    })),
+    cloudevents: Type.Optional(Type.Enum(['binary', 'structured'], {
+      description: 'With the cloudevents envelope: binary (ce_* headers, the data as the value) or structured; default binary'
+    })),
+    ...common,
+    ...wireFormat(),
+    message: Type.Optional(MESSAGE_SCHEMAS.kafka),
+    ...formats({ message: Type.Optional(MESSAGE_SCHEMAS.kafka) })
   }, strict),
   local: Type.Object({
     broker: Type.Literal('local'),

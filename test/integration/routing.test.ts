@@ -10,13 +10,21 @@ import { buildApp } from '../../src/app.js'
 import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
 import { LogCapture, TENANT, dataDir, exampleOf, post, testConfig } from '../helper.js'
 import { FakeEventBridge } from './fake-eventbridge.js'
+import { ConsumerProcess, PYTHON } from './consumer-process.js'
+import { kafkaClientSkip, kafkaSkip, startMockCluster } from './kafka-helper.js'
 import { AMQP_URL, cleanupExchange, rabbitSkip, takeRabbitMqTurn, uniqueName } from './rabbit-helper.js'
 
-// One gateway process in front of all four seed systems at once, from the example routes file:
+// One gateway process in front of all five seed systems at once, from the example routes file:
 // the Ocelot and Draft Genie exchanges on the real RabbitMQ, the survey FIFO queue on fauxqs,
-// the batch bus on the local PutEvents endpoint, and the embedded store.
-const skip = await rabbitSkip()
+// the batch bus on the local PutEvents endpoint, seed 002's topics on librdkafka's mock Kafka
+// cluster, and the embedded store.
+const skip = (await rabbitSkip()) || kafkaClientSkip() || (await kafkaSkip())
 if (skip === false) await takeRabbitMqTurn(t)
+// Seed 002's Kafka: librdkafka's mock cluster, its topics made in advance (a reader subscribes to them).
+const MARTY_TOPICS = ['marty.audit.events', 'marty.notification.events', 'marty.user-service.user.user_created']
+const kafka = skip === false ? await startMockCluster(t) : undefined
+for (const topic of MARTY_TOPICS) await kafka?.createTopic(topic)
+process.env.KAFKA_BROKERS = kafka?.bootstraps ?? '127.0.0.1:1'
 
 const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false })
 t.teardown(() => fauxqs.stop())
@@ -216,17 +224,26 @@ t.test('one gateway serves all 22 types to their destinations, each in the envel
     interaction_id: exampleOf('batch.processing.completed').interaction_id
   })
 
-  // The store: the platform types, and the Ocelot types fanned out to it with the same ids.
+  // Seed 002: its three types on its Kafka topics, in the Marty framework's envelope.
+  const reader = new ConsumerProcess(t, 'Kafka reader', PYTHON, [join(import.meta.dirname, 'kafka-reader.py')], {
+    KAFKA_BROKERS: kafka?.bootstraps ?? '', KAFKA_GROUP_ID: uniqueName('routing'), KAFKA_TOPICS: MARTY_TOPICS.join(',')
+  })
+  for (const type of expectedAt(['audit.', 'notification.', 'domain.'])) {
+    const record = await reader.waitFor(l => typeof l.value === 'string' && l.value.includes(ids.get(type) ?? '?'), type, 20_000)
+    t.match(JSON.parse(String(record.value)), { metadata: { event_id: ids.get(type), tenant_id: TENANT }, payload: exampleOf(type) })
+  }
+
+  // The store: the Ocelot types fanned out to it with the same ids.
   const storedPage = await app.inject({ method: 'GET', url: '/v1/events?limit=100', headers: { 'x-tenant-id': TENANT } })
   const stored = storedPage.json().events as { id: string, type: string }[]
-  t.same(stored.map(e => e.type).sort(), [...expectedAt(['audit.', 'notification.', 'domain.']), ...ocelotTypes].sort())
+  t.same(stored.map(e => e.type).sort(), ocelotTypes)
   t.equal(stored.find(e => e.type === 'call.ended')?.id, callEnded.id, 'fan-out: the same id in both destinations')
 
   const ready = await app.inject('/health/ready')
   t.equal(ready.statusCode, 200)
   t.same(
     ready.json().destinations.map((d: { name: string, up: boolean }) => [d.name, d.up]),
-    [['ocelot', true], ['draft-genie', true], ['surveys', true], ['transcripts', true], ['store', true]]
+    [['ocelot', true], ['draft-genie', true], ['surveys', true], ['transcripts', true], ['marty', true], ['store', true]]
   )
   const metrics = (await app.inject('/metrics')).body
   t.match(metrics, /gateway_events_published_total\{destination="ocelot",broker="rabbitmq",type="call.ended",outcome="published"\} 1/)

@@ -130,8 +130,13 @@ t.test('a bad file stops the start with a message naming the file and every fiel
     [{ destinations: {}, routes: everything }, /destinations: must NOT have fewer than 1 properties/],
     [{ destinations: { store: local }, routes: [] }, /routes: must NOT have fewer than 1 items/],
     [
-      { destinations: { store: { broker: 'kafka' } }, routes: everything },
-      /destinations\.store\.broker: must be one of: local, rabbitmq, sqs, eventbridge|destinations\.store\.broker/
+      { destinations: { store: { broker: 'nats' } }, routes: everything },
+      /destinations\.store\.broker: must be one of: rabbitmq, sqs, eventbridge, kafka, local|destinations\.store\.broker/
+    ],
+    [{ destinations: { k: { broker: 'kafka' } }, routes: [{ types: ['*'], to: ['k'] }] }, /destinations\.k\.topic: is required/],
+    [
+      { destinations: { k: { broker: 'kafka', topic: 't', brokers: 'no-port' } }, routes: [{ types: ['*'], to: ['k'] }] },
+      /destinations\.k\.brokers: must match pattern/
     ],
     [{ destinations: { q: { broker: 'rabbitmq' } }, routes: [{ types: ['*'], to: ['q'] }] }, /destinations\.q\.exchange: is required/],
     [
