@@ -1,5 +1,7 @@
 // npm run provision [-- --destination NAME]... [--queues provision/queues.json]
-// (the queues file: RabbitMQ consumers' queues and their bindings, EventBridge rules to SQS queues)
+// [--partitions N] [--replication-factor N]
+// (the queues file: RabbitMQ consumers' queues and their bindings, EventBridge rules to SQS queues;
+// the Kafka flags: for the topics it creates, default the cluster's)
 // Declares what each destination of the routing (ROUTES_FILE, else the one BROKER names) needs,
 // all of them unless --destination names some. Idempotent: a second run changes nothing and says
 // so. Exit codes: 0 done, 1 bad config or queues file, 2 broker not reachable, 3 the broker
@@ -7,7 +9,9 @@
 import type { DestinationConfig } from '../routing/index.js'
 import { CliConnections } from './amqp.js'
 import { cliArgs, exitWith } from './common.js'
+import { kafkaSettings } from '../config/index.js'
 import { provisionEventBridge, sourcesOnBus } from './provision-eventbridge.js'
+import { provisionKafka } from './provision-kafka.js'
 import { provisionRabbitMq } from './provision-rabbitmq.js'
 import { provisionSqs } from './provision-sqs.js'
 import { queuesByDestination, readQueuesFile, rulesByDestination, type QueueSpec, type RuleSpec } from './queues-file.js'
@@ -15,10 +19,22 @@ import { cliSetup, describeDestination, selectDestinations } from './routing.js'
 import { CliFailure } from './failure.js'
 import { Steps } from './steps.js'
 
-const values = cliArgs('npm run provision -- [--destination NAME]... [--queues FILE]', {
+const values = cliArgs('npm run provision -- [--destination NAME]... [--queues FILE] [--partitions N] [--replication-factor N]', {
   destination: { type: 'string', multiple: true },
-  queues: { type: 'string' }
+  queues: { type: 'string' },
+  partitions: { type: 'string' },
+  'replication-factor': { type: 'string' }
 })
+/** Kafka topics: as asked, else the cluster's defaults (-1). */
+const count = (flag: string, value: string | undefined) => {
+  if (value === undefined) return -1
+  const n = Number(value)
+  return Number.isInteger(n) && n >= 1 && n <= 100_000 ? n : exitWith(1, `--${flag} takes a whole number from 1`)
+}
+const topicSettings = {
+  partitions: count('partitions', values.partitions),
+  replicationFactor: count('replication-factor', values['replication-factor'])
+}
 const setup = await cliSetup()
 const selected = selectDestinations(setup.routing, values.destination)
 const steps = new Steps()
@@ -34,10 +50,7 @@ async function provision (
       const sources = sourcesOnBus(setup.routing, destination)
       return provisionEventBridge(destination, sources, setup.config.SQS_QUEUE_URL, rules.get(destination.name) ?? [], steps)
     }
-    case 'kafka':
-      // Not yet: topics come from the cluster's auto-creation or the cluster's own tools.
-      steps.warn(`Kafka topics are not created by provision yet (topic ${destination.topic}); create them with the cluster's tools`)
-      return undefined
+    case 'kafka': return provisionKafka(destination, topicSettings, kafkaSettings(setup.config).security, steps)
     case 'local': return undefined
   }
 }

@@ -1,21 +1,27 @@
 // npm run tail -- [--destination NAME] --binding 'comms.#' [--binding 'speaker.*'] [--prefetch 20] [--count N]
 //   [--show-sensitive]
-// Consumes what a RabbitMQ destination's exchange receives through a private queue and prints one
-// JSON line per event. Fields the catalog marks as sensitive (transcripts, ...) are masked in the
-// data, wherever the destination's envelope profile keeps it, unless asked for. Exit codes: 0
-// stopped (Ctrl-C or --count reached), 1 bad config or arguments, 2 RabbitMQ not reachable or the
-// exchange does not exist.
+// npm run tail -- --destination KAFKA_DESTINATION [--topic T]... [--count N] [--show-sensitive]
+// Consumes what a RabbitMQ destination's exchange receives through a private queue, or what a
+// Kafka destination's topics receive from now on, and prints one JSON line per event. Fields the
+// catalog marks as sensitive (transcripts, ...) are masked in the data, wherever the destination's
+// envelope keeps it, unless asked for. Exit codes: 0 stopped (Ctrl-C or --count reached), 1 bad
+// config or arguments, 2 the broker not reachable or the exchange or topic does not exist.
 import amqplib from 'amqplib'
 import { messageOf } from '../errors.js'
 import type { DestinationConfig } from '../routing/index.js'
 import { cliArgs, exitWith, isObject, safeUrl } from './common.js'
+import { kafkaSettings } from '../config/index.js'
 import { maskEnvelope, sensitiveFieldsOf } from './mask.js'
+import { tailKafka } from './tail-kafka.js'
 import { cliSetup, selectDestination } from './routing.js'
 
 type RabbitDestination = Extract<DestinationConfig, { broker: 'rabbitmq' }>
+type KafkaDestination = Extract<DestinationConfig, { broker: 'kafka' }>
 
-const values = cliArgs('npm run tail -- [--destination NAME] [--binding KEY]... [--prefetch N] [--count N] [--show-sensitive]', {
+const usage = 'npm run tail -- [--destination NAME] [--binding KEY]... [--topic T]... [--prefetch N] [--count N] [--show-sensitive]'
+const values = cliArgs(usage, {
   destination: { type: 'string' },
+  topic: { type: 'string', multiple: true, default: [] },
   binding: { type: 'string', multiple: true, default: ['#'] },
   prefetch: { type: 'string', default: '20' },
   count: { type: 'string' },
@@ -27,12 +33,12 @@ if (!Number.isInteger(prefetch) || prefetch < 1 || Number.isNaN(limit)) exitWith
 
 const setup = await cliSetup()
 
-/** The one RabbitMQ destination to tail: the one named, or the only one there is. */
-function pick (): RabbitDestination {
+/** The destination to tail: the one named, or the only RabbitMQ one there is. */
+function pick (): RabbitDestination | KafkaDestination {
   if (values.destination !== undefined) {
     const chosen = selectDestination(setup.routing, values.destination)
-    if (chosen.broker !== 'rabbitmq') {
-      exitWith(1, `tail: destination '${chosen.name}' is ${chosen.broker}; tail reads RabbitMQ destinations only`)
+    if (chosen.broker !== 'rabbitmq' && chosen.broker !== 'kafka') {
+      exitWith(1, `tail: destination '${chosen.name}' is ${chosen.broker}; tail reads RabbitMQ and Kafka destinations`)
     }
     return chosen
   }
@@ -48,11 +54,21 @@ function pick (): RabbitDestination {
   return only
 }
 
-const destination = pick()
+const chosen = pick()
 const sensitive = sensitiveFieldsOf(setup.catalog)
 // A message whose type cannot be told is masked for every sensitive field of any type: never shown in
 // clear by default.
 const allSensitive = [...new Set([...sensitive.values()].flat())]
+const destination = chosen.broker === 'rabbitmq'
+  ? chosen
+  : await tailKafka(chosen, {
+    topics: values.topic,
+    limit,
+    showSensitive: values['show-sensitive'],
+    sensitive,
+    all: allSensitive,
+    security: kafkaSettings(setup.config).security
+  })
 
 /** The event type a message is of: its x-event-type header, else its type property. */
 function typeOf (msg: amqplib.ConsumeMessage): string | undefined {

@@ -1,3 +1,4 @@
+import type { KafkaSecurity } from '../config/index.js'
 import type { WireMessage } from '../envelopes/index.js'
 import type { CliConnections } from './amqp.js'
 
@@ -35,6 +36,8 @@ export interface WatchContext {
   routingKey: string
   /** The destination's declared message fields for the test event (EventBridge source and detail type). */
   message: WireMessage | undefined
+  /** How to reach Kafka (KAFKA_* variables). */
+  kafka: KafkaSecurity
   /** SQS_QUEUE_URL: the queue EventBridge rules feed. */
   ruleQueueUrl: string | undefined
   connections: CliConnections

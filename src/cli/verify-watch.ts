@@ -1,6 +1,6 @@
 // The watcher for each kind of destination, chosen here; their shared shapes are in verify-types.ts.
 import type { DestinationConfig } from '../routing/index.js'
-import { CliFailure } from './failure.js'
+import { watchKafka } from './verify-kafka.js'
 import type { WatchContext, Watcher } from './verify-types.js'
 import { watchLocal } from './verify-local.js'
 import { watchRabbitMq } from './verify-rabbitmq.js'
@@ -25,8 +25,7 @@ export function watch (destination: DestinationConfig, ctx: WatchContext): Promi
     case 'rabbitmq': return watchRabbitMq(destination, ctx)
     case 'sqs': return watchSqs(destination.queueUrl, destination, undefined)
     case 'eventbridge': return watchRule(destination, ctx)
-    case 'kafka':
-      return Promise.reject(new CliFailure(1, `destination '${destination.name}' is Kafka: verify does not read Kafka topics yet`))
+    case 'kafka': return watchKafka(destination, ctx, ctx.kafka)
     case 'local': return watchLocal(ctx)
   }
 }

@@ -3,8 +3,8 @@
 // End-to-end check per destination: publish a test event through the running gateway, find it
 // where the destination puts it (SQS queue; behind an EventBridge rule, SQS_QUEUE_URL or else the
 // queue of the rule on the bus that matches the event; a private queue on the RabbitMQ exchange;
-// the local store read back through the gateway), check its envelope in the destination's wire
-// format, delete it. One line per destination. Exit codes (of the
+// the local store read back through the gateway; a Kafka topic from its end before the publish),
+// check its envelope in the destination's wire format, delete it (Kafka keeps it). One line per destination. Exit codes (of the
 // first destination that failed): 0 verified, 1 bad config, 2 the gateway did not accept the
 // event, 3 not received in time, 4 the envelope is wrong, 5 the test message could not be deleted.
 import { randomUUID } from 'node:crypto'
@@ -14,6 +14,7 @@ import { messageOf } from '../errors.js'
 import { HEADERS } from '../http/context/headers.js'
 import type { WireFormat } from '../envelopes/index.js'
 import type { DestinationConfig } from '../routing/index.js'
+import { kafkaSettings } from '../config/index.js'
 import { CliConnections } from './amqp.js'
 import { cliArgs, exitWith, jsonObject } from './common.js'
 import { cliSetup, selectDestinations, typesRoutedTo } from './routing.js'
@@ -54,6 +55,7 @@ for (const d of selected) {
 const gateway = (values.gateway ?? `http://127.0.0.1:${config.PORT}`).replace(/\/$/, '')
 const tenant = values.tenant ?? config.MOCK_TENANT_ID ?? randomUUID()
 const connections = new CliConnections()
+const kafka = kafkaSettings(config).security
 const width = Math.max(...selected.map(d => d.name.length))
 const outcomes = new Map<string, number>()
 
@@ -137,7 +139,7 @@ for (const [type, destinations] of byType) {
   for (const d of destinations) {
     const message = formatFor(d, type).message?.(draft, undefined)
     const routingKey = message?.routingKey ?? draft.routingKey
-    const ctx = { gateway, tenant, type, routingKey, message, ruleQueueUrl: config.SQS_QUEUE_URL, connections }
+    const ctx = { gateway, tenant, type, routingKey, message, ruleQueueUrl: config.SQS_QUEUE_URL, connections, kafka }
     try {
       watchers.set(d, await watch(d, ctx))
     } catch (err) {

@@ -27,14 +27,14 @@ const run = async (script: string, args: string[], env: Record<string, string | 
   return { code: await cli.exit, stderr: cli.out.stderr }
 }
 
-t.test('tail needs one RabbitMQ destination: the one named, or the only one', async t => {
+t.test('tail needs one RabbitMQ or Kafka destination: the one named, or the only RabbitMQ one', async t => {
   const ROUTES_FILE = routes(t)
   const several = await run('tail', [], { ROUTES_FILE })
   t.equal(several.code, 1)
   t.match(several.stderr, /several RabbitMQ destinations \(ocelot, draft-genie\); name one with --destination/)
   const sqs = await run('tail', ['--destination', 'surveys'], { ROUTES_FILE })
   t.equal(sqs.code, 1)
-  t.match(sqs.stderr, /destination 'surveys' is sqs; tail reads RabbitMQ destinations only/)
+  t.match(sqs.stderr, /destination 'surveys' is sqs; tail reads RabbitMQ and Kafka destinations/)
   const none = await run('tail', [], { BROKER: 'local', ROUTES_FILE: undefined })
   t.equal(none.code, 1)
   t.match(none.stderr, /the routing has no RabbitMQ destination \(it has: local \(local\)\)/)

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
-import { LogCapture, OTHER_TENANT, TENANT, dataDir, exampleOf, post, postBatch, testConfig } from '../helper.js'
+import { LogCapture, OTHER_TENANT, TENANT, dataDir, exampleOf, post, postBatch, runTs, testConfig } from '../helper.js'
 import { ConsumerProcess, PYTHON, type Line } from './consumer-process.js'
 import { kafkaClientSkip, kafkaSkip, startMockCluster, type MockCluster } from './kafka-helper.js'
 
@@ -273,4 +273,70 @@ t.test('no Kafka reachable: the gateway starts, serves the other types, and answ
   const ready = (await app.inject('/health/ready')).json()
   t.equal(ready.status, 'degraded')
   t.match(ready.destinations.find((d: { name: string }) => d.name === 'marty'), { up: false, detail: /Kafka is not reachable/ })
+})
+
+t.test('npm run verify finds the test event in its Kafka topic, in the envelope the destination declares', { skip }, async t => {
+  const mock = await cluster(t)
+  const routes = routesFile(t)
+  const { app } = await gateway(t, mock, {}, routes)
+  const address = await app.listen({ port: 0, host: '127.0.0.1' })
+  const env = { ROUTES_FILE: routes, KAFKA_BROKERS: mock.bootstraps }
+  const ok = runTs('src/cli/verify.ts', ['--gateway', address, '--destination', 'marty', '--timeout', '20'], env)
+  t.equal(await ok.exit, 0, ok.out.stderr)
+  t.match(ok.out.stdout, new RegExp(/marty +kafka +verified: audit\.recorded \S+ in topic marty\.audit\.events /.source +
+    /\(127\.0\.0\.1:\d+[^)]*\); /.source +
+    /template envelope: metadata, event_type, payload as sent; kept/.source))
+  // verify reads its own routes file: one that says cloudevents where the gateway sends the Marty envelope.
+  const ce = routesFile(t, d => { Object.assign(d, { envelope: 'cloudevents', formats: undefined, topic: 'marty.audit.events' }) })
+  const args = ['--gateway', address, '--destination', 'marty', '--timeout', '20']
+  const binary = runTs('src/cli/verify.ts', args, { ...env, ROUTES_FILE: ce })
+  t.equal(await binary.exit, 4, 'the gateway sends the Marty envelope, not the data alone: verify says so')
+  t.match(binary.out.stderr, /marty +kafka +FAILED \(4\): the cloudevents envelope is not what was sent/)
+})
+
+t.test('npm run tail reads a Kafka destination\'s topics from now on, sensitive fields masked', { skip }, async t => {
+  const mock = await cluster(t)
+  const routes = routesFile(t)
+  const { app } = await gateway(t, mock, {}, routes)
+  const env = { ROUTES_FILE: routes, KAFKA_BROKERS: mock.bootstraps }
+  const tail = runTs('src/cli/tail.ts', ['--destination', 'marty', '--count', '2'], env)
+  t.teardown(() => { tail.child.kill() })
+  await tail.printed('stderr', 'Ctrl-C to stop')
+  t.match(tail.out.stderr, /topics marty\.audit\.events, marty\.notification\.events on 127\.0\.0\.1/, 'the topics no event changes')
+  t.equal((await app.inject(post('notification.requested', exampleOf('notification.requested')))).statusCode, 202)
+  t.equal((await app.inject(post('audit.recorded', exampleOf('audit.recorded')))).statusCode, 202)
+  t.equal(await tail.exit, 0, tail.out.stderr)
+  const lines = tail.out.stdout.trim().split('\n').map(l => JSON.parse(l) as Record<string, { [k: string]: unknown }>)
+  const notification = lines.find(l => l.topic === 'marty.notification.events' as unknown)
+  t.match(notification, { key: 'user', event_type: 'user_welcome', payload: { message: '[redacted]', recipient_ids: '[redacted]' } })
+  t.equal(notification?.payload?.subject, 'Welcome!', 'the rest in clear')
+  const audit = lines.find(l => l.topic === 'marty.audit.events' as unknown)
+  t.match(audit, { payload: { operation_details: '[redacted]', action: 'create_user' } })
+  const domainTopic = 'marty.user-service.user.user_created'
+  const templated = runTs('src/cli/tail.ts', ['--destination', 'marty', '--topic', domainTopic, '--count', '1'], env)
+  t.teardown(() => { templated.child.kill() })
+  await templated.printed('stderr', 'Ctrl-C to stop')
+  t.equal((await app.inject(post('domain.event', exampleOf('domain.event')))).statusCode, 202)
+  t.equal(await templated.exit, 0)
+  t.match(JSON.parse(templated.out.stdout), { topic: domainTopic, key: 'user-123', payload: { event_data: '[redacted]' } })
+})
+
+t.test('npm run provision: the topics no event changes, found or created; per-event topics said, not guessed', { skip }, async t => {
+  const mock = await cluster(t)
+  const env = { ROUTES_FILE: routesFile(t), KAFKA_BROKERS: mock.bootstraps }
+  const found = runTs('src/cli/provision.ts', ['--destination', 'marty'], env)
+  t.equal(await found.exit, 0, found.out.stderr)
+  t.match(found.out.stdout, /topic marty\.audit\.events +exists\n/)
+  t.match(found.out.stdout, /topic marty\.notification\.events +exists\n/)
+  t.match(found.out.stdout, /Nothing to change: all 2 already in place\./)
+  t.match(found.out.stderr, /warning: the topics of domain\.event are named per event/)
+  // librdkafka's mock cluster has no CreateTopics: what a refusal looks like (a real cluster creates it).
+  const missing = runTs('src/cli/provision.ts', ['--destination', 'marty', '--partitions', '6'], {
+    ...env, ROUTES_FILE: routesFile(t, d => { Object.assign(d, { formats: undefined, topic: 'marty.integration.events' }) })
+  })
+  t.equal(await missing.exit, 3)
+  t.match(missing.out.stderr, /Kafka refused to create topic marty\.integration\.events: /)
+  const bad = runTs('src/cli/provision.ts', ['--destination', 'marty', '--partitions', '0'], env)
+  t.equal(await bad.exit, 1)
+  t.match(bad.out.stderr, /--partitions takes a whole number from 1/)
 })

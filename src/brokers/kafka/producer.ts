@@ -33,19 +33,33 @@ interface NativeProducer {
 
 type ProducerClass = new (conf: Record<string, string | number | boolean>) => NativeProducer
 
-let loaded: ProducerClass | undefined
+let loaded: unknown
 
-/** The client's Producer class; a start-up error naming the package when it is not installed. */
-function producerClass (): ProducerClass {
-  if (loaded !== undefined) return loaded
+/**
+ * The client's module (its Producer; the CLIs' KafkaConsumer); a start-up error naming the package
+ * when it is not installed.
+ */
+export function kafkaClient<T = { Producer: ProducerClass }> (): T {
+  if (loaded !== undefined) return loaded as T
   try {
-    const mod = createRequire(import.meta.url)(KAFKA_PACKAGE) as { Producer: ProducerClass }
-    loaded = mod.Producer
-    return loaded
+    loaded = createRequire(import.meta.url)(KAFKA_PACKAGE)
+    return loaded as T
   } catch (err) {
     throw new ConfigError(`a Kafka destination needs the optional package ${KAFKA_PACKAGE}, which is not installed ` +
       `(${messageOf(err).split('\n')[0] ?? ''}); install it with: CKJS_LINKING=dynamic npm install ${KAFKA_PACKAGE}`)
   }
+}
+
+/** librdkafka's settings for TLS and SASL, from the KAFKA_* variables. */
+export function securityConf (security: KafkaSecurity): Record<string, string> {
+  const conf: Record<string, string> = { 'security.protocol': security.protocol.toLowerCase() }
+  if (security.protocol.startsWith('SASL_')) {
+    conf['sasl.mechanisms'] = security.mechanism
+    if (security.username !== undefined) conf['sasl.username'] = security.username
+    if (security.password !== undefined) conf['sasl.password'] = security.password
+  }
+  if (security.caLocation !== undefined) conf['ssl.ca.location'] = security.caLocation
+  return conf
 }
 
 export interface KafkaProducerOptions {
@@ -125,7 +139,7 @@ export class KafkaProducer {
 
   #create (): NativeProducer {
     const { brokers, clientId, compression, security, deliveryTimeoutMs, log } = this.#opts
-    const Producer = producerClass()
+    const { Producer } = kafkaClient()
     const conf: Record<string, string | number | boolean> = {
       'bootstrap.servers': brokers,
       'client.id': clientId,
@@ -141,14 +155,8 @@ export class KafkaProducer {
       dr_cb: true,
       event_cb: true,
       log_level: 4,
-      'security.protocol': security.protocol.toLowerCase()
+      ...securityConf(security)
     }
-    if (security.protocol.startsWith('SASL_')) {
-      conf['sasl.mechanisms'] = security.mechanism
-      if (security.username !== undefined) conf['sasl.username'] = security.username
-      if (security.password !== undefined) conf['sasl.password'] = security.password
-    }
-    if (security.caLocation !== undefined) conf['ssl.ca.location'] = security.caLocation
     let producer: NativeProducer
     try {
       producer = new Producer(conf)
