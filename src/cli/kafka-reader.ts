@@ -26,6 +26,7 @@ interface Consumer {
   queryWatermarkOffsets (topic: string, partition: number, timeout: number,
     cb: (err: Error | null, offsets: { highOffset: number }) => void): void
   assign (assignments: { topic: string, partition: number, offset: number }[]): void
+  unassign (): void
   consume (): void
   disconnect (cb: () => void): void
   on (event: 'data', listener: (record: KafkaRecord) => void): void
@@ -34,6 +35,7 @@ interface Metadata { topics: { name: string, partitions: { id: number }[] }[] }
 type ConsumerClass = new (conf: Record<string, string | number | boolean>, topicConf: Record<string, string>) => Consumer
 
 const CALL_MS = 10_000
+const CLOSE_MS = 5_000
 
 function call<T> (fn: (cb: (err: Error | null, value: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((err, value) => { if (err === null) resolve(value); else reject(err) }))
@@ -70,7 +72,25 @@ export async function readTopics (
     log_level: 0,
     ...securityConf(security)
   }, {})
-  const close = () => new Promise<void>(resolve => consumer.disconnect(() => resolve()))
+  let closing: Promise<void> | undefined
+  // Unassigned first: a consumer disconnected while records flow in may never call back (or crash).
+  // Bounded: the CLI exits whatever the client does.
+  const close = (): Promise<void> => {
+    closing ??= closed()
+    return closing
+  }
+  const closed = () => new Promise<void>(resolve => {
+    try {
+      consumer.unassign()
+    } catch {
+      // not connected: nothing assigned
+    }
+    const timer = setTimeout(resolve, CLOSE_MS)
+    consumer.disconnect(() => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
   const records = new EventEmitter<{ record: [KafkaRecord] }>()
   try {
     await call<unknown>(cb => consumer.connect({ timeout: CALL_MS }, err => cb(err, undefined)))

@@ -43,13 +43,17 @@ export async function tailKafka (destination: KafkaDestination, opts: KafkaTail)
     throw err
   }
   let seen = 0
-  const stop = async () => {
-    await reader.close()
-    process.exit(0)
+  let stopping = false
+  // Once, and outside the client's callback: the consumer is unassigned and closed, then the process ends.
+  const stop = () => {
+    if (stopping) return
+    stopping = true
+    setImmediate(() => { void reader.close().then(() => process.exit(0)) })
   }
-  process.once('SIGINT', () => { void stop() })
-  process.once('SIGTERM', () => { void stop() })
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
   reader.records.on('record', record => {
+    if (stopping) return
     const type = headersOf(record)['x-event-type'] ?? headersOf(record).ce_type
     const where = { topic: record.topic, key: text(record.key) ?? null }
     let line: Record<string, unknown>
@@ -64,7 +68,7 @@ export async function tailKafka (destination: KafkaDestination, opts: KafkaTail)
       line = { ...where, offset: record.offset, error: 'not a JSON envelope', bytes: record.value?.length ?? 0 }
     }
     process.stdout.write(JSON.stringify(line) + '\n')
-    if (++seen >= opts.limit) void stop()
+    if (++seen >= opts.limit) stop()
   })
   console.error(`tail: destination ${destination.name}, topics ${topics.join(', ')} on ${destination.brokers} ` +
     `(${destination.envelope} envelopes), from now on; Ctrl-C to stop`)

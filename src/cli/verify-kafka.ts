@@ -14,12 +14,23 @@ export async function watchKafka (
   const topic = ctx.message?.topic ?? destination.topic
   const where = `topic ${topic} (${destination.brokers})`
   const { records, close } = await readTopics(destination.brokers, [topic], security, 3)
-  const arrived: KafkaRecord[] = []
-  records.on('record', record => arrived.push(record))
-  const ours = (marks: readonly string[]) => arrived.find(r => {
+  // Each record is looked at once, as it comes: only those with a mark are kept.
+  let marks: readonly string[] = []
+  const candidates: KafkaRecord[] = []
+  records.on('record', record => candidates.push(record))
+  const carries = (r: KafkaRecord) => {
     const all = [text(r.value) ?? '', ...Object.values(headersOf(r))]
     return marks.some(mark => all.some(v => v?.includes(mark) === true))
-  })
+  }
+  const ours = (wanted: readonly string[]) => {
+    marks = wanted
+    let found: KafkaRecord | undefined
+    while (found === undefined && candidates.length > 0) {
+      const next = candidates.shift() as KafkaRecord
+      if (carries(next)) found = next
+    }
+    return found
+  }
   return {
     where,
     async receive (marks, until) {

@@ -22,6 +22,8 @@ export interface Limit {
 const PRINTABLE_ONLY = { test: isPrintable, says: 'printable ASCII only', printable: true } as const
 const EVENT_BUS = { test: (text: string) => /^[/.\-_A-Za-z0-9:]+$/.test(text), says: 'letters, digits and / . - _ only, or an ARN' }
 
+// Parts of a text are checked alone too (a fixed '.' between placeholders): the whole names '.' and
+// '..', which Kafka refuses as well, are the adapter's to refuse (src/brokers/kafka/index.ts).
 const KAFKA_TOPIC = { test: (text: string) => /^[A-Za-z0-9._-]+$/.test(text), says: 'letters, digits and . _ - only' }
 
 // AMQP short strings are at most 255 bytes, and may be empty.

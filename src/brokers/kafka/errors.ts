@@ -22,6 +22,7 @@ export interface KafkaLikeError {
   code?: number
   message?: string
   isRetriable?: boolean
+  isFatal?: boolean
 }
 
 const PERMANENT: Record<number, string> = {

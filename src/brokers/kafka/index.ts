@@ -15,6 +15,8 @@ const OK: PublishOutcome = Object.freeze({ ok: true })
 /** How many delivered records, and for how long, a destination remembers against a second attempt. */
 const REMEMBERED = 100_000
 const REMEMBERED_MS = 10 * 60_000
+/** librdkafka's message.max.bytes (its default), less room for the record's own framing. */
+const MAX_RECORD_BYTES = 1_000_000 - 512
 
 /** The record headers every record carries when its destination declares none (docs/envelopes.md). */
 function defaultHeaders ({ event, traceparent }: OutgoingEvent): KafkaHeader[] {
@@ -110,6 +112,20 @@ export class KafkaBroker implements Broker {
   #wasDelivered (id: string): boolean {
     const at = this.#delivered.get(id)
     return at !== undefined && Date.now() - at < REMEMBERED_MS
+  }
+
+  /** A record librdkafka would refuse for its size (message.max.bytes): refused before a spooled destination queues it. */
+  refusal (outgoing: OutgoingEvent): BrokerError | undefined {
+    const topic = outgoing.message?.topic ?? this.#opts.topic
+    if (topic === '.' || topic === '..') {
+      return new BrokerError(`Kafka: '${topic}' is not a topic name Kafka takes`, { retryable: false, reason: 'invalid_topic' })
+    }
+    let size = Buffer.byteLength(outgoing.body) + Buffer.byteLength(outgoing.message?.key ?? '')
+    for (const header of headersOf(outgoing)) for (const [name, value] of Object.entries(header)) size += name.length + value.length
+    if (size <= MAX_RECORD_BYTES) return undefined
+    return new BrokerError(`Kafka: the record is ${size} bytes, over the ${MAX_RECORD_BYTES} a producer sends (message.max.bytes)`, {
+      retryable: false, reason: 'too_large', tooLarge: true
+    })
   }
 
   async health (): Promise<BrokerHealth> {

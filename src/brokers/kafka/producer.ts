@@ -22,7 +22,7 @@ interface NativeProducer {
   connect (options: { timeout: number }, cb: (err: KafkaLikeError | null) => void): void
   produce (topic: string, partition: null, value: Buffer, key: string | null, timestamp: number, opaque: Delivered,
     headers: KafkaHeader[]): void
-  getMetadata (options: { timeout: number }, cb: (err: KafkaLikeError | null, metadata: unknown) => void): void
+  getMetadata (options: { timeout: number, allTopics: boolean }, cb: (err: KafkaLikeError | null, metadata: unknown) => void): void
   setPollInBackground (on: boolean): void
   flush (timeout: number, cb: (err: KafkaLikeError | null) => void): void
   disconnect (timeout: number, cb: () => void): void
@@ -73,6 +73,7 @@ export interface KafkaProducerOptions {
 }
 
 const PROBE_TIMEOUT_MS = 1500
+const PROBE_CACHE_MS = 1000
 const RETRY_MS = [500, 1000, 2000]
 const MAX_RETRY_MS = 5000
 
@@ -91,6 +92,8 @@ export class KafkaProducer {
   #retry: NodeJS.Timeout | undefined
   #attempt = 0
   #probing = false
+  /** The last metadata request: when, and its answer (pending or not). */
+  #probe: { at: number, up: Promise<boolean> } | undefined
   #closed = false
   #users = 0
 
@@ -134,7 +137,9 @@ export class KafkaProducer {
     if (this.#attempt === 0) {
       log.error({ broker: 'kafka', brokers: this.#opts.brokers, err: this.#down }, 'Kafka not reachable yet; answering 503 until it is')
     }
-    this.#retryLater(() => { void this.#tryConnect() })
+    this.#retryLater(() => {
+      this.#tryConnect().catch((thrown: unknown) => log.error({ broker: 'kafka', err: messageOf(thrown) }, 'Kafka producer cannot be made'))
+    })
   }
 
   #create (): NativeProducer {
@@ -170,6 +175,7 @@ export class KafkaProducer {
       if (err === null && this.#down !== undefined && this.#connected) this.#down = undefined
     })
     producer.on('event.error', err => {
+      if (err.isFatal === true) this.#replace(producer, err.message ?? 'fatal error')
       // The client's error events carry code -1 for this one: it is known by its text too.
       if (err.code === KAFKA_CODES.ALL_BROKERS_DOWN || /all broker connections are down/i.test(err.message ?? '')) this.#confirmDown()
       log.warn({ broker: 'kafka', brokers, code: err.code, err: err.message }, 'Kafka producer error')
@@ -189,10 +195,27 @@ export class KafkaProducer {
   #confirmDown (): void {
     if (this.#probing || !this.#connected || this.#closed) return
     this.#probing = true
+    this.#probe = undefined
     void this.probe().then(up => {
       this.#probing = false
       if (!up) this.#retryLater(() => this.#confirmDown())
     })
+  }
+
+  /**
+   * The idempotent producer hit a fatal error (say, a sequence it cannot recover): it refuses every
+   * record from now on. Down at once; a fresh client replaces it, its records failed back (and
+   * tried again by delivery or the relay).
+   */
+  #replace (broken: NativeProducer, why: string): void {
+    if (this.#producer !== broken || this.#closed) return
+    this.#opts.log.error({ broker: 'kafka', brokers: this.#opts.brokers, err: why }, 'Kafka producer failed for good; making a new one')
+    this.#down = `fatal: ${why}`
+    this.#connected = false
+    this.#producer = undefined
+    broken.disconnect(PROBE_TIMEOUT_MS, () => undefined)
+    const log = this.#opts.log
+    this.#tryConnect().catch((thrown: unknown) => log.error({ broker: 'kafka', err: messageOf(thrown) }, 'Kafka producer cannot be made'))
   }
 
   #retryLater (again: () => void): void {
@@ -201,13 +224,23 @@ export class KafkaProducer {
     this.#retry = setTimeout(again, RETRY_MS[this.#attempt++] ?? MAX_RETRY_MS).unref()
   }
 
-  /** Asks the cluster for its brokers; marks the producer up or down by the answer. */
-  async probe (): Promise<boolean> {
+  /**
+   * Asks the cluster for its brokers (not its topics: cheap on any cluster); marks the producer up
+   * or down by the answer. Callers at the same time share one request; an answer holds for a second.
+   */
+  probe (): Promise<boolean> {
+    if (this.#probe !== undefined && Date.now() - this.#probe.at < PROBE_CACHE_MS) return this.#probe.up
+    const up = this.#ask()
+    this.#probe = { at: Date.now(), up }
+    return up
+  }
+
+  async #ask (): Promise<boolean> {
     const producer = this.#producer
     if (producer === undefined || !this.#connected) return false
     const err = await new Promise<KafkaLikeError | null>(resolve => {
       try {
-        producer.getMetadata({ timeout: PROBE_TIMEOUT_MS }, err => resolve(err))
+        producer.getMetadata({ timeout: PROBE_TIMEOUT_MS, allTopics: false }, err => resolve(err))
       } catch (thrown) {
         resolve({ message: messageOf(thrown) })
       }
@@ -240,7 +273,7 @@ export class KafkaProducer {
     producer.produce(topic, null, value, key, timestamp, delivered, headers)
   }
 
-  /** The last destination leaves: what is queued gets its chance to go out, then the producer disconnects. */
+  /** The last destination leaves: what is queued gets its chance to go out (at most timeoutMs), then the producer disconnects. */
   async release (timeoutMs: number): Promise<void> {
     if (--this.#users > 0) return
     this.#closed = true
@@ -249,7 +282,7 @@ export class KafkaProducer {
     await this.#connecting
     const producer = this.#producer
     if (producer === undefined || !this.#connected) return
-    await new Promise<void>(resolve => producer.flush(timeoutMs, () => resolve()))
+    // disconnect() flushes first, for at most timeoutMs: one wait, not two.
     await new Promise<void>(resolve => producer.disconnect(timeoutMs, () => resolve()))
   }
 }
