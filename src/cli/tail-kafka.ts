@@ -44,11 +44,13 @@ export async function tailKafka (destination: KafkaDestination, opts: KafkaTail)
   }
   let seen = 0
   let stopping = false
-  // Once, and outside the client's callback: the consumer is unassigned and closed, then the process ends.
+  // Once, and outside the client's callback: what was printed is flushed and the process ends. The
+  // reader joined no group and committed nothing, so there is nothing to leave; closing the client
+  // while records flow in can hang or crash it (librdkafka's threads end with the process).
   const stop = () => {
     if (stopping) return
     stopping = true
-    setImmediate(() => { void reader.close().then(() => process.exit(0)) })
+    setImmediate(() => process.stdout.write('', () => process.exit(0)))
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
