@@ -19,6 +19,13 @@ const FieldTemplateSchema = Type.Union([
 ], { description: 'A text with {{ }} placeholders, or {"$sha256": "<text>"}' })
 const optional = (description: string) => Type.Optional({ ...FieldTemplateSchema, description })
 
+/** Headers (AMQP, Kafka record): names of 1 to 255 characters, values templates or literals, null to drop a default. */
+const headers = (description: string) => Type.Optional(Type.Record(
+  Type.String({ minLength: 1, maxLength: 255 }),
+  Type.Union([FieldTemplateSchema, Type.Number(), Type.Boolean(), Type.Null()]),
+  { description }
+))
+
 // What a message carries besides its body, per broker (src/envelopes/message.ts).
 export const MESSAGE_SCHEMAS = {
   rabbitmq: Type.Object({
@@ -28,11 +35,7 @@ export const MESSAGE_SCHEMAS = {
       type: optional('type; default the event type'),
       appId: optional('appId; default the source')
     }, { additionalProperties: false, description: 'AMQP properties; messageId is always the event id' })),
-    headers: Type.Optional(Type.Record(
-      Type.String({ minLength: 1, maxLength: 255 }),
-      Type.Union([FieldTemplateSchema, Type.Number(), Type.Boolean(), Type.Null()]),
-      { description: 'Headers added to the default ones; null drops one' }
-    ))
+    headers: headers('Headers added to the default ones; null drops one')
   }, { additionalProperties: false, description: 'Message fields besides the body, as templates' }),
   sqs: Type.Object({
     groupId: optional('FIFO MessageGroupId; default the catalog\'s group field, else the tenant'),
@@ -51,11 +54,7 @@ export const MESSAGE_SCHEMAS = {
   kafka: Type.Object({
     topic: optional('Topic; default the destination\'s topic'),
     key: optional('Record key; default the destination\'s key, else none'),
-    headers: Type.Optional(Type.Record(
-      Type.String({ minLength: 1, maxLength: 255 }),
-      Type.Union([FieldTemplateSchema, Type.Number(), Type.Boolean(), Type.Null()]),
-      { description: 'Record headers added to the default ones; null drops one' }
-    ))
+    headers: headers('Record headers added to the default ones; null drops one')
   }, { additionalProperties: false, description: 'Message fields besides the body, as templates' })
 } as const satisfies { [K in keyof typeof MESSAGE_FIELDS]: TSchema }
 

@@ -59,4 +59,4 @@ export function classifyKafkaError (err: KafkaLikeError | Error, topic: string):
   return new BrokerError(message, { retryable: true, reason: 'server_error', cause: err })
 }
 
-export const KAFKA_CODES = { ALL_BROKERS_DOWN, MSG_SIZE_TOO_LARGE }
+export const KAFKA_CODES = { ALL_BROKERS_DOWN }
