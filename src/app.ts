@@ -61,7 +61,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const ajv = createAjv()
   const catalog = loadCatalog(config, ajv)
   const routing = loadRouting(config, catalog.list(), ajv, deps.env)
-  const apiKeys = config.API_KEYS_FILE === undefined ? undefined : ApiKeys.load(config.API_KEYS_FILE, ajv)
+  const apiKeys = config.API_KEYS_FILE === undefined ? undefined : ApiKeys.load(config.API_KEYS_FILE, ajv, config.TENANT_ID_FORMAT)
   const db = openDatabase(config.DATA_DIR)
   // The log destination counts the lines a slow stdout made it drop (src/observability/log-destination.ts).
   const stream = deps.logStream

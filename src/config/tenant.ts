@@ -9,14 +9,11 @@ export function isValidTenantId (value: string, format: TenantIdFormat): boolean
 }
 
 /**
- * The one spelling of a tenant id: a UUID in any case is the same tenant, so it is lower-cased
- * before it keys anything (envelopes, idempotency, read-back, API key scopes, SQS groups).
+ * The one spelling of a tenant id: under TENANT_ID_FORMAT=uuid a UUID in any case is the same
+ * tenant, so it is lower-cased before it keys anything (envelopes, idempotency, read-back, API key
+ * scopes, SQS groups). A slug is the client's name for its tenant, kept as sent whatever its shape,
+ * a UUID's included: slugs differing in case are different tenants.
  */
 export function normalizeTenantId (value: string, format: TenantIdFormat): string {
   return format === 'uuid' ? value.toLowerCase() : value
-}
-
-/** A tenant named in a configuration file (API keys, rate limits), spelled as requests are after normalisation. */
-export function normalizeConfiguredTenant (value: string): string {
-  return UUID.test(value) ? value.toLowerCase() : value
 }

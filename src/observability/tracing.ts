@@ -1,11 +1,18 @@
+import { STATUS_CODES } from 'node:http'
 import { DiagLogLevel, diag, type Tracer, type TracerProvider } from '@opentelemetry/api'
-import { getBooleanFromEnv, getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core'
+import {
+  getBooleanFromEnv,
+  getStringFromEnv,
+  getStringListFromEnv,
+  loggingErrorHandler,
+  setGlobalErrorHandler
+} from '@opentelemetry/core'
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources'
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions'
 import type { FastifyBaseLogger } from 'fastify'
-import { ConfigError, messageOf } from '../errors.js'
+import { ConfigError, codeOf } from '../errors.js'
 
 /** The name of the gateway's tracer, and its service name unless OTEL_SERVICE_NAME says otherwise. */
 export const SERVICE_NAME = 'event-gateway'
@@ -21,6 +28,99 @@ export interface Tracing {
 }
 
 const OFF: Tracing = { tracer: undefined, shutdown: async () => {} }
+
+/**
+ * How often one kind of the SDK's complaints may reach the log: a collector that is down fails
+ * every export, one every OTEL_BSP_SCHEDULE_DELAY (5 s) under traffic.
+ */
+export const OTEL_LOG_INTERVAL_MS = 60_000
+
+/** The longest text of the SDK's that a log line carries. */
+const MAX_TEXT = 160
+
+/** Distinct complaints throttled apart; any more share one window, so that varied ones cannot flood the log either. */
+const MAX_KINDS = 32
+
+/**
+ * A text of the SDK's as a bounded line. Quoted text is dropped: the SDK quotes what it could not
+ * read, such as a collector's answer, and a collector (or a proxy) may echo the export's request
+ * headers in it, OTEL_EXPORTER_OTLP_HEADERS' credentials with them.
+ */
+export function boundedText (text: string): string {
+  // eslint-disable-next-line no-control-regex
+  const line = text.replace(/[\x00-\x1f\x7f]+/g, ' ').replace(/"[^"]*(?:"|$)/g, '"…"').trim()
+  return line.length <= MAX_TEXT ? line : `${line.slice(0, MAX_TEXT - 1)}…`
+}
+
+/**
+ * Why an export failed, in a few words. An HTTP refusal is its status with the standard reason
+ * phrase, never the collector's own phrase or body (the SDK keeps the body on the error); a
+ * network failure is its code (ECONNREFUSED); the SDK's own errors ("Request timed out") are their message.
+ */
+export function exportFailureReason (thrown: unknown): string {
+  const code = codeOf(thrown)
+  if (typeof code === 'number') return `HTTP ${code}${STATUS_CODES[code] === undefined ? '' : ` ${STATUS_CODES[code]}`}`
+  if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,39}$/.test(code)) return code
+  return boundedText(thrown instanceof Error ? thrown.message || thrown.name : String(thrown))
+}
+
+interface Line { level: 'error' | 'warn', msg: string, fields?: Record<string, string> }
+
+/**
+ * At most one line per kind and interval: the first at once; what comes within the interval is
+ * counted, and said at its end as one line (the last one, with `suppressed`: how many it stands
+ * for), which opens another interval. close() says what is still counted.
+ */
+export class LogThrottle {
+  readonly #windows = new Map<string, { last: Line, suppressed: number, timer: NodeJS.Timeout }>()
+  readonly #log: FastifyBaseLogger
+  readonly #intervalMs: number
+
+  constructor (log: FastifyBaseLogger, intervalMs = OTEL_LOG_INTERVAL_MS) {
+    this.#log = log
+    this.#intervalMs = intervalMs
+  }
+
+  report (kind: string, line: Line): void {
+    const key = this.#windows.has(kind) || this.#windows.size < MAX_KINDS ? kind : '(other)'
+    const open = this.#windows.get(key)
+    if (open !== undefined) {
+      open.last = line
+      open.suppressed++
+      return
+    }
+    this.#write(line, 0)
+    this.#open(key, line)
+  }
+
+  close (): void {
+    for (const { last, suppressed, timer } of this.#windows.values()) {
+      clearTimeout(timer)
+      if (suppressed > 0) this.#write(last, suppressed)
+    }
+    this.#windows.clear()
+  }
+
+  #open (key: string, last: Line): void {
+    const timer = setTimeout(() => {
+      const window = this.#windows.get(key)
+      this.#windows.delete(key)
+      if (window === undefined || window.suppressed === 0) return
+      this.#write(window.last, window.suppressed)
+      this.#open(key, window.last)
+    }, this.#intervalMs).unref()
+    this.#windows.set(key, { last, suppressed: 0, timer })
+  }
+
+  #write ({ level, msg, fields }: Line, suppressed: number): void {
+    const base = { component: 'opentelemetry', ...fields }
+    if (suppressed === 0) {
+      this.#log[level](base, msg)
+    } else {
+      this.#log[level]({ ...base, suppressed }, `${msg} (${suppressed} times since the last line of its kind)`)
+    }
+  }
+}
 
 /** Tracing with a provider the caller owns (tests: an in-memory exporter); it is not shut down here. */
 export function tracingWith (provider: TracerProvider): Tracing {
@@ -68,11 +168,18 @@ function otlpWanted (log: FastifyBaseLogger): boolean {
  * Tracing as the standard OTEL_* variables configure it, read by the SDK's own helpers: the
  * sampler (OTEL_TRACES_SAMPLER, default parentbased_always_on), the batch processor (OTEL_BSP_*),
  * the exporter (OTEL_EXPORTER_OTLP_*), the resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES).
- * The SDK's own complaints (an unknown sampler, a collector that does not answer) go to our log.
+ * The SDK's own complaints (an unknown sampler, a collector that does not answer) go to our log,
+ * as bounded lines, each kind at most once per OTEL_LOG_INTERVAL_MS (LogThrottle).
  */
 export function tracingFromEnv (log: FastifyBaseLogger): Tracing {
+  const throttle = new LogThrottle(log)
+  // Only the SDK's text and its plain values: an Error or a buffer among the arguments may be a
+  // collector's answer. Numbers are masked in the kind so that "Dropped 3 spans" and "Dropped 7
+  // spans" are throttled as one.
   const forward = (level: 'error' | 'warn') => (message: string, ...args: unknown[]) => {
-    log[level]({ component: 'opentelemetry' }, [message, ...args.map(String)].join(' '))
+    const plain = args.filter(a => typeof a === 'string' || typeof a === 'number' || typeof a === 'boolean')
+    const msg = boundedText([message, ...plain].join(' '))
+    throttle.report(msg.replace(/[0-9]+/g, '#'), { level, msg })
   }
   const noop = () => {}
   diag.setLogger(
@@ -83,9 +190,18 @@ export function tracingFromEnv (log: FastifyBaseLogger): Tracing {
   try {
     wanted = otlpWanted(log)
   } finally {
-    if (!wanted) diag.disable()
+    if (!wanted) {
+      diag.disable()
+      throttle.close()
+    }
   }
   if (!wanted) return OFF
+  // A failed export reaches the SDK's global error handler, whose default logs the whole error:
+  // the collector's answer included (OTLPExporterError.data), and its stack.
+  setGlobalErrorHandler(err => {
+    const reason = exportFailureReason(err)
+    throttle.report('export', { level: 'error', msg: `spans not exported: ${reason}`, fields: { reason } })
+  })
   const resource = defaultResource()
     .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: SERVICE_NAME }))
     .merge(detectResources({ detectors: [envDetector] }))
@@ -95,12 +211,18 @@ export function tracingFromEnv (log: FastifyBaseLogger): Tracing {
     shutdown: async () => {
       let timer: NodeJS.Timeout | undefined
       const timeout = new Promise<void>(resolve => { timer = setTimeout(resolve, TRACE_FLUSH_TIMEOUT_MS).unref() })
+      let failure: string | undefined
       try {
         await Promise.race([provider.shutdown(), timeout])
       } catch (err) {
-        log.warn({ component: 'opentelemetry', err: messageOf(err) }, 'could not export the last spans')
+        failure = exportFailureReason(err)
       } finally {
         clearTimeout(timer)
+        throttle.close()
+        if (failure !== undefined) {
+          log.warn({ component: 'opentelemetry', reason: failure }, `could not export the last spans: ${failure}`)
+        }
+        setGlobalErrorHandler(loggingErrorHandler())
         diag.disable()
       }
     }

@@ -6,7 +6,7 @@ import { loadJsonFile } from '../../config/file.js'
 import { GatewayError } from '../../errors.js'
 import { HEADERS } from './headers.js'
 import { patternMatcher } from '../../routing/patterns.js'
-import { normalizeConfiguredTenant } from '../../config/tenant.js'
+import { normalizeTenantId, type TenantIdFormat } from '../../config/tenant.js'
 
 // API_KEYS_FILE holds sha256 digests of keys, never the keys, so the file is not itself a secret.
 export const ApiKeysFileSchema = Type.Object({
@@ -37,20 +37,20 @@ export interface ApiKey {
 export class ApiKeys {
   readonly #byDigest = new Map<string, ApiKey>()
 
-  constructor (file: ApiKeysFile) {
+  constructor (file: ApiKeysFile, format: TenantIdFormat) {
     for (const k of file.keys) {
-      // Tenants as requests spell them after normalisation: UUIDs in lower case.
+      // Tenants as requests spell them after normalisation: lower case under TENANT_ID_FORMAT=uuid, as written under slug.
       this.#byDigest.set(k.sha256, {
         name: k.name,
-        allowsTenant: patternMatcher(k.tenants.map(normalizeConfiguredTenant)),
+        allowsTenant: patternMatcher(k.tenants.map(tenant => normalizeTenantId(tenant, format))),
         allowsType: patternMatcher(k.eventTypes),
         admin: k.admin === true
       })
     }
   }
 
-  static load (path: string, ajv: Ajv): ApiKeys {
-    return new ApiKeys(loadJsonFile('API_KEYS_FILE', path, ApiKeysFileSchema, ajv))
+  static load (path: string, ajv: Ajv, format: TenantIdFormat): ApiKeys {
+    return new ApiKeys(loadJsonFile('API_KEYS_FILE', path, ApiKeysFileSchema, ajv), format)
   }
 
   /** The key presented as `Authorization: Bearer <key>`; EVG_UNAUTHORIZED when absent or unknown. */

@@ -6,12 +6,12 @@ import { GatewayError } from '../../errors.js'
 import { HEADERS } from './headers.js'
 import { isValidTenantId, normalizeTenantId } from '../../config/tenant.js'
 import type { RequestContext } from '../../envelopes/event.js'
+import { readTraceparent } from '../../observability/trace-context.js'
 
 export type { RequestContext }
 
 // Visible ASCII only: these values travel in AMQP headers and SQS attributes and reach logs.
 const OPAQUE = /^[\x21-\x7e]{1,128}$/
-const TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/
 
 function single (headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name]
@@ -35,7 +35,7 @@ export function correlationIdFrom (headers: IncomingHttpHeaders): string {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The caller's traceparent once checked (callerTraceparent): null when it sent none, or none valid. */
+    /** The caller's traceparent once checked (callerTraceparent), in version 00: null when it sent none, or none valid. */
     checkedTraceparent: string | null | undefined
   }
 }
@@ -43,11 +43,12 @@ declare module 'fastify' {
 /**
  * The caller's W3C trace context, checked once per request whoever asks first (the server span,
  * the event's context); an invalid one is dropped, as W3C Trace Context asks, rather than refused.
+ * A later version than 00 is read by its first fields and goes on as version 00 (readTraceparent).
  */
 export function callerTraceparent (request: FastifyRequest): string | undefined {
   if (request.checkedTraceparent === undefined) {
     const value = request.headers[HEADERS.traceparent]
-    request.checkedTraceparent = typeof value === 'string' && TRACEPARENT.test(value) ? value : null
+    request.checkedTraceparent = (typeof value === 'string' ? readTraceparent(value) : undefined) ?? null
   }
   return request.checkedTraceparent ?? undefined
 }
