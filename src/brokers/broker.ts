@@ -39,10 +39,16 @@ export class BrokerError extends Error {
   readonly down: boolean
   /** Set when the event itself is too large for the broker: answered 413, not 502. */
   readonly tooLarge: boolean
+  /**
+   * The broker answered about this event and said "not now" (a nack, a failed batch entry, a
+   * throttle): the outbox counts it as an attempt and moves the event behind later ones. Unset for
+   * what is no answer at all (a timeout, a lost connection): that counts nothing and reorders nothing.
+   */
+  readonly answered: boolean
 
   constructor (
     message: string,
-    options: { retryable: boolean, reason: string, down?: boolean, tooLarge?: boolean, cause?: unknown }
+    options: { retryable: boolean, reason: string, down?: boolean, tooLarge?: boolean, answered?: boolean, cause?: unknown }
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'BrokerError'
@@ -50,6 +56,7 @@ export class BrokerError extends Error {
     this.reason = options.reason
     this.down = options.down ?? false
     this.tooLarge = options.tooLarge ?? false
+    this.answered = options.answered ?? false
   }
 }
 

@@ -15,7 +15,11 @@ export function refusedFor (destination: string, error: BrokerError): GatewayErr
   })
 }
 
-export type DeliveryResult = { ok: true } | { ok: false, error: GatewayError }
+/**
+ * An event's answer. A failure that is `answered` was the broker's own "not now" for this event
+ * (a nack, a failed batch entry): the outbox counts it and moves the event behind later ones.
+ */
+export type DeliveryResult = { ok: true } | { ok: false, error: GatewayError, answered?: boolean }
 
 /**
  * Sync delivery to one destination: hands events to its broker and answers once it has them.
@@ -24,7 +28,7 @@ export type DeliveryResult = { ok: true } | { ok: false, error: GatewayError }
  * (refused for good).
  */
 /** An event of a publish: its result once known, and the seconds it took. */
-interface Slot { event: OutgoingEvent, result: DeliveryResult | undefined, seconds: number }
+interface Slot { event: OutgoingEvent, result: DeliveryResult | undefined, seconds: number, lastError?: BrokerError }
 
 export class SyncDelivery {
   readonly #name: string
@@ -90,6 +94,7 @@ export class SyncDelivery {
           slot.result = outcome
         } else if (outcome.error.retryable) {
           lastError = outcome.error
+          slot.lastError = outcome.error
           brokerDown &&= outcome.error.down
           retry.push(slot)
         } else {
@@ -113,17 +118,18 @@ export class SyncDelivery {
     if (pending.length > 0) {
       this.#log.warn({ ...labels, events: pending.length, reason: lastError?.reason, err: lastError?.message }, 'publish failed')
     }
-    const unavailable = `${name} could not take the event (${lastError?.reason ?? 'no answer'}); retry later`
-    const notTaken = (): DeliveryResult => ({
+    // Each event's own last failure: in a batch, one event nacked and another timed out are told apart.
+    const notTaken = (error: BrokerError | undefined): DeliveryResult => ({
       ok: false,
-      error: new GatewayError('EVG_BROKER_UNAVAILABLE', unavailable, {
+      error: new GatewayError('EVG_BROKER_UNAVAILABLE', `${name} could not take the event (${error?.reason ?? 'no answer'}); retry later`, {
         retryAfter: this.retryAfterSeconds,
-        extensions: { reason: lastError?.reason ?? 'unknown' }
-      })
+        extensions: { reason: error?.reason ?? 'unknown' }
+      }),
+      answered: error?.answered ?? false
     })
     return slots.map(slot => {
       // still pending: not taken in time
-      const r = slot.result ?? notTaken()
+      const r = slot.result ?? notTaken(slot.lastError)
       const outcome = r.ok ? 'published' : r.error.code === 'EVG_BROKER_UNAVAILABLE' ? 'unavailable' : 'rejected'
       const series = this.#series(slot.event.event.type, outcome)
       series.published.inc()

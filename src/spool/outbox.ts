@@ -101,12 +101,17 @@ export interface OutboxStore {
   claim (destination: string, owner: string): Promise<number[] | undefined>
   /** Gives buckets back that had nothing waiting. */
   release (destination: string, owner: string, buckets: readonly number[]): Promise<void>
-  /** The oldest waiting events of a destination (in those buckets), in accept order. */
+  /** The oldest waiting events of a destination (in those buckets) not deferred past now, in accept order. */
   next (destination: string, buckets: readonly number[] | undefined, limit: number): Promise<Spooled[]>
   /** Published: gone from the outbox. */
   remove (events: readonly Spooled[]): Promise<void>
-  /** A failed attempt the broker answered: counted. */
-  attempted (events: readonly Spooled[]): Promise<void>
+  /**
+   * A failed attempt the broker answered (a nack): counted, and the events moved behind every
+   * event waiting now, in their order, not taken by `next` before `retryAt` (ms since the epoch),
+   * so that one the broker keeps refusing waits on its own instead of in front of later ones.
+   * The Spooled objects given are stale afterwards (new seqs).
+   */
+  defer (events: readonly Spooled[], retryAt: number): Promise<void>
   /** Moved to the dead letters, with why. */
   bury (events: readonly Spooled[], reason: string): Promise<void>
   stats (): Promise<DestinationStats[]>

@@ -14,8 +14,11 @@ export async function createTables (client: pg.PoolClient, destinations: readonl
     CREATE TABLE IF NOT EXISTS spool_outbox (
       seq bigserial PRIMARY KEY,
       ${columns},
-      attempts int NOT NULL DEFAULT 0
+      attempts int NOT NULL DEFAULT 0,
+      retry_at bigint NOT NULL DEFAULT 0
     );
+    -- An outbox of an earlier version: the column a deferred event waits by (0: no wait).
+    ALTER TABLE spool_outbox ADD COLUMN IF NOT EXISTS retry_at bigint NOT NULL DEFAULT 0;
     CREATE INDEX IF NOT EXISTS spool_outbox_destination_seq ON spool_outbox (destination, seq);
     CREATE INDEX IF NOT EXISTS spool_outbox_destination_bucket ON spool_outbox (destination, bucket);
     CREATE TABLE IF NOT EXISTS spool_dead_letters (

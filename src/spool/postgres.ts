@@ -207,10 +207,10 @@ export class PostgresOutbox implements OutboxStore {
 
   async next (destination: string, buckets: readonly number[] | undefined, limit: number): Promise<Spooled[]> {
     const { rows } = buckets === undefined
-      ? await this.#query<Spooled>(`SELECT ${SELECTED} FROM spool_outbox WHERE destination = $1
-          ORDER BY seq LIMIT $2`, [destination, limit])
-      : await this.#query<Spooled>(`SELECT ${SELECTED} FROM spool_outbox WHERE destination = $1 AND bucket = ANY($3::int[])
-          ORDER BY seq LIMIT $2`, [destination, limit, buckets])
+      ? await this.#query<Spooled>(`SELECT ${SELECTED} FROM spool_outbox WHERE destination = $1 AND retry_at <= $3
+          ORDER BY seq LIMIT $2`, [destination, limit, Date.now()])
+      : await this.#query<Spooled>(`SELECT ${SELECTED} FROM spool_outbox WHERE destination = $1 AND retry_at <= $4
+          AND bucket = ANY($3::int[]) ORDER BY seq LIMIT $2`, [destination, limit, buckets, Date.now()])
     return rows
   }
 
@@ -223,16 +223,19 @@ export class PostgresOutbox implements OutboxStore {
     }
   }
 
-  async attempted (events: readonly Spooled[]): Promise<void> {
+  async defer (events: readonly Spooled[], retryAt: number): Promise<void> {
     if (events.length === 0) return
-    await this.#query('UPDATE spool_outbox SET attempts = attempts + 1 WHERE seq = ANY($1::bigint[])', [events.map(e => e.seq)])
+    // New seqs from the sequence: after every event waiting now, in the same bucket (the same replica relays them).
+    await this.#query(`WITH moved AS (DELETE FROM spool_outbox WHERE seq = ANY($1::bigint[]) RETURNING *)
+      INSERT INTO spool_outbox (${COLUMNS}, attempts, retry_at) SELECT ${COLUMNS}, attempts + 1, $2 FROM moved ORDER BY seq`,
+    [events.map(e => e.seq), retryAt])
   }
 
   async bury (events: readonly Spooled[], reason: string): Promise<void> {
     if (events.length === 0) return
     await this.#query(`WITH moved AS (DELETE FROM spool_outbox WHERE seq = ANY($1::bigint[]) RETURNING *)
       INSERT INTO spool_dead_letters (${COLUMNS}, attempts, reason, failed_at)
-      SELECT ${COLUMNS}, attempts, $2, $3 FROM moved ORDER BY seq`, [events.map(e => e.seq), reason, Date.now()])
+      SELECT ${COLUMNS}, attempts, $2, $3 FROM moved ORDER BY accepted_at, seq`, [events.map(e => e.seq), reason, Date.now()])
   }
 
   async stats (): Promise<DestinationStats[]> {

@@ -25,9 +25,11 @@ const GATHER_MS = 100
 /**
  * Drains one destination's outbox: the oldest waiting events, in accept order, a batch at a time,
  * each batch through the destination's sync delivery. An event leaves the outbox only once the
- * broker confirmed it; one the broker refused for good, or failed OUTBOX_MAX_ATTEMPTS times while
- * it was up, becomes a dead letter. While the destination fails, the relay backs off and starts
- * again from the oldest event, so a tenant's events are never overtaken by its later ones.
+ * broker confirmed it; one the broker refused for good, or said "not now" to OUTBOX_MAX_ATTEMPTS
+ * times, becomes a dead letter. An event the broker said "not now" to moves behind the later ones
+ * (they are not held back by it); one it did not answer at all stays where it is. The relay backs
+ * off only when nothing of a batch got through, and then starts again from the oldest event, so
+ * through an outage a tenant's events are never overtaken by its later ones.
  */
 export class Relay {
   readonly #destination: { name: string, broker: Broker, delivery: Delivery }
@@ -150,7 +152,7 @@ export class Relay {
 
   /** One batch: taken, published, settled. */
   async #pass (): Promise<'idle' | 'done' | 'full' | 'failed'> {
-    const { name, broker, delivery } = this.#destination
+    const { name, delivery } = this.#destination
     const store = this.#store
     const owner = this.#options.owner
     // Until the outbox takes the deletion, nothing is published: the same events would go again.
@@ -169,25 +171,39 @@ export class Relay {
     const results = await delivery.publish(batch.map(toOutgoing))
     const published: Spooled[] = []
     const refused = new Map<string, Spooled[]>()
-    const failed: Spooled[] = []
+    const nacked: Spooled[] = []
+    let unanswered = 0
     // Delivery answers once per event, in order.
     for (const [event, result] of zip(batch, results)) {
       if (result.ok) published.push(event)
       else if (!result.error.retryable) {
         const reason = `${result.error.code}: ${result.error.message}`
         refused.set(reason, [...refused.get(reason) ?? [], event])
-      } else failed.push(event)
+      } else if (result.answered === true) nacked.push(event)
+      else unanswered++
     }
     await this.#removePublished(published)
     for (const [reason, events] of refused) await this.#bury(events, reason)
-    // A full batch: more may wait; else the outbox was drained and the relay waits for an append.
-    if (failed.length === 0) return batch.length === this.#options.batchSize ? 'full' : 'done'
-    // Attempts count only while the broker answers: an outage of any length buries nothing.
-    if ((await broker.health()).up) {
-      await store.attempted(failed)
-      await this.#bury(failed.filter(e => e.attempts + 1 >= this.#options.maxAttempts), `failed ${this.#options.maxAttempts} attempts`)
+    // The broker said "not now" to these (a queue at its length limit nacks): counted, and moved
+    // behind the later events, each to wait its own backoff, so they never hold every tenant back.
+    const spent = nacked.filter(e => e.attempts + 1 >= this.#options.maxAttempts)
+    await this.#bury(spent, `failed ${this.#options.maxAttempts} attempts`)
+    await this.#defer(nacked.filter(e => e.attempts + 1 < this.#options.maxAttempts))
+    // No answer (a timeout, a lost connection) counts nothing and moves nothing: an outage of any
+    // length buries nothing and keeps the order. The destination backs off only when nothing got
+    // through for want of an answer.
+    if (unanswered > 0 && published.length === 0) return 'failed'
+    return batch.length === this.#options.batchSize || nacked.length > 0 || unanswered > 0 ? 'full' : 'done'
+  }
+
+  /** Each event waits base × 2^attempts (at most OUTBOX_RETRY_MAX_MS) before it is taken again. */
+  async #defer (events: Spooled[]): Promise<void> {
+    const byAttempts = new Map<number, Spooled[]>()
+    for (const e of events) byAttempts.set(e.attempts + 1, [...byAttempts.get(e.attempts + 1) ?? [], e])
+    const { baseMs, maxMs } = this.#options
+    for (const [attempts, group] of byAttempts) {
+      await this.#store.defer(group, Date.now() + Math.min(maxMs, baseMs * 2 ** Math.min(attempts, 30)))
     }
-    return 'failed'
   }
 
   /** Deletes what the broker has; what the outbox could not delete is kept for the next pass to delete first. */

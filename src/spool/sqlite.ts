@@ -47,7 +47,7 @@ export class SqliteOutbox implements OutboxStore {
   #failing: { why: string, at: number } | undefined
   /** Replays and purges, one at a time. */
   #settling: Promise<unknown> = Promise.resolve()
-  readonly #next: Database.Statement<[destination: string, limit: number], Spooled>
+  readonly #next: Database.Statement<[destination: string, now: number, limit: number], Spooled>
   readonly #oldest: Database.Statement<[destination: string], number>
 
   constructor (dataDir: string) {
@@ -57,7 +57,8 @@ export class SqliteOutbox implements OutboxStore {
       CREATE TABLE IF NOT EXISTS outbox (
         seq INTEGER PRIMARY KEY,
         ${columns},
-        attempts INTEGER NOT NULL DEFAULT 0
+        attempts INTEGER NOT NULL DEFAULT 0,
+        retry_at INTEGER NOT NULL DEFAULT 0
       );
       CREATE INDEX IF NOT EXISTS outbox_destination_seq ON outbox (destination, seq);
       CREATE TABLE IF NOT EXISTS dead_letters (
@@ -69,18 +70,23 @@ export class SqliteOutbox implements OutboxStore {
       );
       CREATE INDEX IF NOT EXISTS dead_letters_destination_id ON dead_letters (destination, id);
     `)
+    // An outbox of an earlier version: the column a deferred event waits by (0: no wait).
+    const columnsNow = this.#db.prepare<[], { name: string }>('PRAGMA table_info(outbox)').all()
+    if (!columnsNow.some(c => c.name === 'retry_at')) this.#db.exec('ALTER TABLE outbox ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0')
     this.#writer = new SqliteWriter(this.#db.name, {
       append: `INSERT INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       remove: `DELETE FROM outbox WHERE ${SEQS}`,
-      attempted: `UPDATE outbox SET attempts = attempts + 1 WHERE ${SEQS}`,
+      // Rowids only grow past the largest one waiting: the copies go after everything there.
+      defer: `INSERT INTO outbox (${COLUMNS}, attempts, retry_at)
+        SELECT ${COLUMNS}, attempts + 1, ? FROM outbox WHERE ${SEQS} ORDER BY seq`,
       bury: `INSERT INTO dead_letters (${COLUMNS}, attempts, reason, failed_at)
-        SELECT ${COLUMNS}, attempts, ?, ? FROM outbox WHERE ${SEQS} ORDER BY seq`,
+        SELECT ${COLUMNS}, attempts, ?, ? FROM outbox WHERE ${SEQS} ORDER BY accepted_at, seq`,
       replay: `INSERT INTO outbox (${COLUMNS}) SELECT ${COLUMNS} FROM dead_letters WHERE ${WHERE_DEAD} ORDER BY id`,
       forget: `DELETE FROM dead_letters WHERE ${WHERE_DEAD}`
     })
     this.#next = this.#db.prepare(`SELECT seq, destination, bucket, tenant, event_id AS eventId, type, meta, body,
         content_type AS contentType, traceparent, bytes, accepted_at AS acceptedAt, attempts
-      FROM outbox WHERE destination = ? ORDER BY seq LIMIT ?`)
+      FROM outbox WHERE destination = ? AND retry_at <= ? ORDER BY seq LIMIT ?`)
     this.#oldest = this.#db
       .prepare<[string], number>('SELECT accepted_at AS at FROM outbox WHERE destination = ? ORDER BY seq LIMIT 1')
       .pluck()
@@ -155,7 +161,7 @@ export class SqliteOutbox implements OutboxStore {
   async release (): Promise<void> {}
 
   async next (destination: string, _buckets: readonly number[] | undefined, limit: number): Promise<Spooled[]> {
-    return this.#next.all(destination, limit)
+    return this.#next.all(destination, Date.now(), limit)
   }
 
   async remove (events: readonly Spooled[]): Promise<void> {
@@ -164,9 +170,10 @@ export class SqliteOutbox implements OutboxStore {
     for (const e of events) this.#count(e.destination, { depth: -1, bytes: -e.bytes })
   }
 
-  async attempted (events: readonly Spooled[]): Promise<void> {
+  async defer (events: readonly Spooled[], retryAt: number): Promise<void> {
     if (events.length === 0) return
-    await this.#write([['attempted', JSON.stringify(events.map(e => e.seq))]])
+    const seqs = JSON.stringify(events.map(e => e.seq))
+    await this.#write([['defer', retryAt, seqs], ['remove', seqs]])
   }
 
   async bury (events: readonly Spooled[], reason: string): Promise<void> {

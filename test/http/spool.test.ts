@@ -182,7 +182,8 @@ t.test(
 
 t.test('a broker that answers but keeps failing: a dead letter after OUTBOX_MAX_ATTEMPTS', async t => {
   const { app, broker } = await build(t, { ...SPOOL, OUTBOX_MAX_ATTEMPTS: '2', RETRY_MAX_ATTEMPTS: '1' })
-  broker.failNext(2)
+  // Its answer about the event, "not now" (a nack): a timeout would count nothing.
+  broker.failNext(2, new BrokerError('nacked', { retryable: true, reason: 'nack', answered: true }))
   const id = (await app.inject(post('call.ended', call('flaky')))).json().id
   const [dead] = await until('the dead letter', async () => {
     const p = (await app.inject('/v1/admin/dead-letters')).json()

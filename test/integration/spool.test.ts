@@ -1,14 +1,16 @@
 // Spool mode against the real RabbitMQ and PostgreSQL: a broker outage under load, a gateway
-// killed with SIGKILL mid-load, two replicas sharing a PostgreSQL outbox with one of them killed.
+// killed with SIGKILL mid-load, two replicas sharing a PostgreSQL outbox with one of them killed,
+// a bounded queue that rejects one type's events while the others flow.
 // Every 202 must reach an independent consumer, in each tenant's accept order; duplicates
 // (at-least-once) are counted and bounded.
 import { randomUUID } from 'node:crypto'
+import amqplib from 'amqplib'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import { gateway } from '../attacks/gateway-process.js'
 import { dataDir, exampleOf } from '../helper.js'
 import { serviceSkip } from '../services.js'
-import { Consumer, cleanupExchange, rabbitmqctl, rabbitSkip, takeRabbitMqTurn, uniqueName } from './rabbit-helper.js'
+import { AMQP_URL, Consumer, cleanupExchange, rabbitmqctl, rabbitSkip, takeRabbitMqTurn, uniqueName } from './rabbit-helper.js'
 
 const PG_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const BODY = JSON.stringify(exampleOf('call.ended'))
@@ -235,4 +237,58 @@ t.test('two replicas on one PostgreSQL outbox, one killed: the other delivers ev
     const o = await fetch(`${b.base}/v1/admin/outbox`).then(r => r.json()) as { destinations: { depth: number }[] }
     return o.destinations[0]?.depth === 0
   })
+})
+
+t.test('a bounded queue that rejects one type (reject-publish): every other event flows past the refused ones', { skip }, async t => {
+  await takeRabbitMqTurn(t)
+  const exchange = uniqueName('spool-bounded')
+  cleanupExchange(t, exchange)
+  const gw = await gateway(t, {
+    BROKER: 'rabbitmq',
+    AMQP_EXCHANGE: exchange,
+    DELIVERY_MODE: 'spool',
+    OUTBOX_BATCH_SIZE: '10',
+    RETRY_MAX_ATTEMPTS: '1',
+    OUTBOX_MAX_ATTEMPTS: '1000'
+  })
+  const all = await Consumer.bind(t, exchange)
+  // A consumer's queue for one type, full: RabbitMQ nacks every call.started the exchange routes to it.
+  const conn = await amqplib.connect(AMQP_URL)
+  t.teardown(() => conn.close().catch(() => undefined))
+  const ch = await conn.createChannel()
+  const bounded = uniqueName('bounded')
+  await ch.assertQueue(bounded, { durable: true, arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } })
+  t.teardown(() => ch.deleteQueue(bounded).then(() => undefined, () => undefined))
+  await ch.bindQueue(bounded, exchange, 'comms.call.started')
+
+  const post = async (type: string) => {
+    const r = await fetch(`${gw.base}/v1/events/${type}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-tenant-id': randomUUID() },
+      body: JSON.stringify(exampleOf(type))
+    })
+    t.equal(r.status, 202)
+    return (await r.json() as { id: string }).id
+  }
+  // The refused ones first, at the head of the outbox.
+  const refused: string[] = []
+  for (let i = 0; i < 10; i++) refused.push(await post('call.started'))
+  const later: string[] = []
+  for (let i = 0; i < 100; i++) later.push(await post('call.ended'))
+  await all.waitForIds(later, 15_000)
+  const arrived = all.messages.map(m => m.properties.messageId as string)
+  t.same(later.filter(id => !arrived.includes(id)), [], 'the 100 later events delivered within 15 s while the 10 are refused')
+  t.equal(arrived.filter(id => later.includes(id)).length, 100, 'each of them once')
+  type Outbox = { destinations: { depth: number }[] }
+  const waiting = await fetch(`${gw.base}/v1/admin/outbox`).then(r => r.json()) as Outbox
+  t.equal(waiting.destinations[0]?.depth, 10, 'the refused ones still wait in the outbox, not dead letters')
+
+  // Room in the bounded queue: they go.
+  await ch.deleteQueue(bounded)
+  await all.waitForIds(refused, 30_000)
+  const now = new Set(all.messages.map(m => m.properties.messageId as string))
+  t.same(refused.filter(id => !now.has(id)), [], 'delivered once the queue takes them')
+  const copies = all.messages.filter(m => refused.includes(m.properties.messageId as string)).length
+  // A nacked event that another queue took is there again after each retry (docs/delivery-modes.md says when).
+  t.comment(`${copies} copies of the 10 refused events reached the other queue`)
 })

@@ -5,6 +5,7 @@ import t, { type Test } from 'tap'
 import { bucketOf, type DestinationStats, type OutboxStore, type SpoolRow } from '../../src/spool/outbox.js'
 import { PostgresOutbox } from '../../src/spool/postgres.js'
 import { SqliteOutbox } from '../../src/spool/sqlite.js'
+import { openDatabase } from '../../src/storage/database.js'
 import { dataDir } from '../helper.js'
 import { serviceSkip } from '../services.js'
 
@@ -145,7 +146,7 @@ for (const [name, { skip, open }] of Object.entries(stores)) {
     t.same(store.totals(), { events: 4, bytes: sum([...orders, ...audit]) })
   })
 
-  t.test(`${name}: remove deletes, attempted counts, and totals follow`, { skip }, async t => {
+  t.test(`${name}: remove deletes, defer counts and moves behind what waits, and totals follow`, { skip }, async t => {
     const { store } = await open(t)
     const rows = [0, 1, 2].map(n => row('orders', randomUUID(), n))
     await store.append(rows)
@@ -154,17 +155,48 @@ for (const [name, { skip, open }] of Object.entries(stores)) {
     await store.remove([first])
     t.same((await store.next('orders', undefined, 10)).map(e => e.eventId), [second.eventId, third.eventId])
     t.same(store.totals(), { events: 2, bytes: second.bytes + third.bytes })
-    await store.attempted([second])
-    await store.attempted([second, third])
-    t.same((await store.next('orders', undefined, 10)).map(e => e.attempts), [2, 1])
+    const fourth = row('orders', randomUUID(), 3)
+    await store.append([fourth])
+    await store.defer([second], 0)
+    const [, , deferred] = await store.next('orders', undefined, 10)
+    t.same((await store.next('orders', undefined, 10)).map(e => [e.eventId, e.attempts]),
+      [[third.eventId, 0], [fourth.eventId, 0], [second.eventId, 1]], 'counted, and behind the later events')
+    if (deferred === undefined) throw new Error('the deferred event expected')
+    await store.defer([third, deferred], 0)
+    t.same((await store.next('orders', undefined, 10)).map(e => [e.eventId, e.attempts]),
+      [[fourth.eventId, 0], [third.eventId, 1], [second.eventId, 2]], 'deferred together, they keep their order')
+    t.same(store.totals(), { events: 3, bytes: second.bytes + third.bytes + fourth.bytes }, 'moving changes no count')
+    t.same((await store.next('orders', undefined, 10)).map(({ seq: _s, attempts: _a, ...r }) => r).slice(1),
+      [third, second].map(({ seq: _s, attempts: _a, ...r }) => r), 'every field kept')
     await store.remove([])
-    await store.attempted([])
-    await store.remove([second, third])
+    await store.defer([], 0)
+    await store.remove(await store.next('orders', undefined, 10))
     t.same(await store.next('orders', undefined, 10), [])
     t.same(store.totals(), { events: 0, bytes: 0 })
     const stats = await statsOf(store, 'orders')
     t.match(stats, { depth: 0, bytes: 0, deadLetters: 0 })
     t.equal(stats.oldestAcceptedAt, undefined, 'no oldest when nothing waits')
+  })
+
+  t.test(`${name}: a deferred event is not taken before its time; it still counts and can be buried`, { skip }, async t => {
+    const { store, reopen } = await open(t)
+    const rows = [0, 1, 2].map(n => row('orders', randomUUID(), n))
+    await store.append(rows)
+    const [first] = await store.next('orders', undefined, 10)
+    if (first === undefined) throw new Error('an event expected')
+    await store.defer([first], Date.now() + 60_000)
+    t.same((await store.next('orders', undefined, 10)).map(e => e.eventId), [rows[1]?.eventId, rows[2]?.eventId], 'waits its minute')
+    t.same(store.totals(), { events: 3, bytes: sum(rows) }, 'still counted')
+    t.match(await statsOf(store, 'orders'), { depth: 3 })
+    const again = await reopen()
+    t.same((await again.next('orders', undefined, 10)).length, 2, 'a restart keeps the wait')
+    if (again !== store) await again.close()
+    const [soon] = await store.next('orders', undefined, 1)
+    if (soon === undefined) throw new Error('an event expected')
+    await store.defer([soon], Date.now() + 150)
+    await new Promise(resolve => setTimeout(resolve, 200)) // the wait is wall-clock time, kept in the outbox
+    t.same((await store.next('orders', undefined, 10)).map(e => [e.eventId, e.attempts]), [[rows[2]?.eventId, 0], [rows[1]?.eventId, 1]],
+      'taken again once its time has come, behind the later one')
   })
 
   t.test(`${name}: bury moves events to the dead letters with reason and attempts; they still count in totals`, { skip }, async t => {
@@ -174,10 +206,12 @@ for (const [name, { skip, open }] of Object.entries(stores)) {
     await store.append(rows)
     const [first, second, third] = await store.next('orders', undefined, 10)
     if (first === undefined || second === undefined || third === undefined) throw new Error('three events expected')
-    await store.attempted([second])
-    await store.attempted([second])
+    await store.defer([second], 0)
+    await store.defer((await store.next('orders', undefined, 10)).filter(e => e.eventId === second.eventId), 0)
+    const [again] = (await store.next('orders', undefined, 10)).filter(e => e.eventId === second.eventId)
+    if (again === undefined) throw new Error('the deferred event expected')
     const before = Date.now()
-    await store.bury([second, first], 'EVG_BROKER_REJECTED: refused')
+    await store.bury([again, first], 'EVG_BROKER_REJECTED: refused')
     await store.bury([], 'nothing')
     t.same((await store.next('orders', undefined, 10)).map(e => e.eventId), [third.eventId], 'no longer waiting')
     t.same(store.totals(), { events: 3, bytes: sum(rows) }, 'dead letters count against the limits')
@@ -230,8 +264,9 @@ for (const [name, { skip, open }] of Object.entries(stores)) {
     await store.append(rows)
     const orders = await store.next('orders', undefined, 10)
     const audit = await store.next('audit', undefined, 10)
-    await store.attempted(orders.slice(0, 2))
-    await store.bury(orders.slice(0, 3), 'refused')
+    await store.defer(orders.slice(0, 2), 0)
+    const firstThree = new Set(orders.slice(0, 3).map(o => o.eventId))
+    await store.bury((await store.next('orders', undefined, 10)).filter(e => firstThree.has(e.eventId)), 'refused')
     await store.bury(audit, 'refused')
     const late = row('orders', tenant, 6)
     await store.append([late])
@@ -467,4 +502,25 @@ t.test('postgres: an owner that stops renewing loses its buckets when the lease 
   }
   t.same(taken, [bucketOf(tenant)], 'taken over once the lease ended')
   t.same(await store.claim('orders', 'dead-owner'), [], 'the old owner does not get it back while the new one holds it')
+})
+
+t.test('sqlite: an outbox written by an earlier version (no retry_at column) opens, and its events flow', async t => {
+  const dir = dataDir(t)
+  const old = openDatabase(dir, 'outbox.db')
+  old.exec(`CREATE TABLE outbox (seq INTEGER PRIMARY KEY, destination text NOT NULL, bucket INTEGER NOT NULL, tenant text NOT NULL,
+    event_id text NOT NULL, type text NOT NULL, meta text NOT NULL, body text NOT NULL, content_type text NOT NULL, traceparent text,
+    bytes INTEGER NOT NULL, accepted_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0)`)
+  const r = row('orders', randomUUID(), 0)
+  old.prepare(`INSERT INTO outbox (destination, bucket, tenant, event_id, type, meta, body, content_type, traceparent, bytes, accepted_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    .run(r.destination, r.bucket, r.tenant, r.eventId, r.type, r.meta, r.body, r.contentType, r.traceparent, r.bytes, r.acceptedAt)
+  old.close()
+  const store = new SqliteOutbox(dir)
+  await store.connect()
+  t.teardown(() => store.close())
+  const [waiting] = await store.next('orders', undefined, 10)
+  t.equal(waiting?.eventId, r.eventId, 'the waiting event is there')
+  if (waiting === undefined) return
+  await store.defer([waiting], Date.now() + 60_000)
+  t.same(await store.next('orders', undefined, 10), [], 'and can be deferred')
 })

@@ -33,7 +33,9 @@ export function classifyAwsError (err: unknown, service: string): BrokerError {
   }
   const retryable = isRetryableCode(name) || e.$retryable !== undefined || e.$fault === 'server' || (status !== undefined && status >= 500)
   const reason = retryable ? (/thrott/i.test(name) ? 'throttled' : 'server_error') : snake(name)
-  return new BrokerError(`${service}: ${name}: ${e.message ?? ''}`.trim(), { retryable, reason, cause: err })
+  // A timeout the SDK reports (our request deadline, a socket timeout) is no answer; any HTTP status is one.
+  const answered = status !== undefined
+  return new BrokerError(`${service}: ${name}: ${e.message ?? ''}`.trim(), { retryable, reason, answered, cause: err })
 }
 
 function snake (name: string): string {

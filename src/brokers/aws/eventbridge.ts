@@ -84,7 +84,11 @@ export class EventBridgeBroker implements Broker {
         const reason = retryable
           ? (/thrott/i.test(code) ? 'throttled' : 'server_error')
           : code.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase()
-        const error = new BrokerError(`EventBridge: ${code}: ${result?.ErrorMessage ?? 'no result for this entry'}`, { retryable, reason })
+        const error = new BrokerError(`EventBridge: ${code}: ${result?.ErrorMessage ?? 'no result for this entry'}`, {
+          retryable,
+          reason,
+          answered: result !== undefined
+        })
         outcomes[index] = { ok: false, error }
       })
     })

@@ -134,7 +134,8 @@ export class SqsBroker implements Broker {
         const senderFault = failed.SenderFault === true
         const error = new BrokerError(`SQS: ${failed.Code ?? 'failed'}: ${failed.Message ?? ''}`.trim(), {
           retryable: !senderFault,
-          reason: senderFault ? 'sender_fault' : 'server_error'
+          reason: senderFault ? 'sender_fault' : 'server_error',
+          answered: true
         })
         outcomes[Number(failed.Id)] = { ok: false, error }
       }

@@ -56,7 +56,8 @@ export function classifyKafkaError (err: KafkaLikeError | Error, topic: string):
   if (code === ALL_BROKERS_DOWN || code === TRANSPORT) {
     return new BrokerError(message, { retryable: true, reason: 'disconnected', down: true, cause: err })
   }
-  return new BrokerError(message, { retryable: true, reason: 'server_error', cause: err })
+  // A broker's error code (positive; librdkafka's own are negative) is its answer about the record.
+  return new BrokerError(message, { retryable: true, reason: 'server_error', answered: code !== undefined && code > 0, cause: err })
 }
 
 export const KAFKA_CODES = { ALL_BROKERS_DOWN }

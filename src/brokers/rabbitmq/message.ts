@@ -115,5 +115,6 @@ export function outcomeOf (result: ConfirmResult | BrokerError, outgoing: Outgoi
   }
   const closed = /closed/i.test(result.message)
   const message = closed ? `channel closed before the confirm: ${result.message}` : `RabbitMQ nacked the event: ${result.message}`
-  return { ok: false, error: new BrokerError(message, { retryable: true, reason: closed ? 'connection_lost' : 'nack', cause: result }) }
+  const error = new BrokerError(message, { retryable: true, reason: closed ? 'connection_lost' : 'nack', answered: !closed, cause: result })
+  return { ok: false, error }
 }
