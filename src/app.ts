@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import { ApiKeys } from './http/context/api-keys.js'
 import { isEventReader, type Broker } from './brokers/broker.js'
+import { healthOf } from './brokers/health.js'
 import { brokerFactory, messagingOf, type BrokerFactory } from './brokers/index.js'
 import { loadCatalog, type Catalog } from './catalog/index.js'
 import { kafkaSettings, type Config } from './config/index.js'
@@ -152,7 +153,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     await spool?.connect()
     await Promise.all(destinations.map(async t => {
       await t.broker.connect()
-      metrics.brokerUp.set({ destination: t.name, broker: t.broker.name }, (await t.broker.health()).up ? 1 : 0)
+      metrics.brokerUp.set({ destination: t.name, broker: t.broker.name }, (await healthOf(t.broker)).up ? 1 : 0)
     }))
     spool?.startRelays()
   })

@@ -14,7 +14,10 @@ import { RabbitMqBroker } from './rabbitmq/index.js'
 export interface BrokerFactoryOptions {
   db: Db
   log: FastifyBaseLogger
-  /** How long start-up waits for a RabbitMQ connection before serving 503s and retrying. */
+  /**
+   * PUBLISH_TIMEOUT_MS: how long start-up waits for a RabbitMQ connection before serving 503s and
+   * retrying, and each AWS call's deadline.
+   */
   connectTimeoutMs: number
   /** Kafka destinations: how to reach the cluster (KAFKA_* variables) and librdkafka's deadline per record. */
   kafka?: { security: KafkaSecurity, deliveryTimeoutMs: number }
@@ -57,8 +60,8 @@ export function brokerFactory (opts: BrokerFactoryOptions): BrokerFactory {
         appId: source,
         log: opts.log
       })
-      case 'sqs': return new SqsBroker(destination)
-      case 'eventbridge': return new EventBridgeBroker({ ...destination, source })
+      case 'sqs': return new SqsBroker({ ...destination, timeoutMs: opts.connectTimeoutMs })
+      case 'eventbridge': return new EventBridgeBroker({ ...destination, source, timeoutMs: opts.connectTimeoutMs })
       case 'kafka': {
         producers ??= new KafkaProducers({ ...kafka, log: opts.log })
         const producer = producers.for(destination.brokers, destination.clientId, destination.compression)

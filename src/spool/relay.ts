@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Broker } from '../brokers/broker.js'
+import { healthOf } from '../brokers/health.js'
 import type { Delivery } from '../delivery/fan-out.js'
 import { backoffMs } from '../delivery/retry.js'
 import { messageOf } from '../errors.js'
@@ -125,10 +126,10 @@ export class Relay {
   async #backOff (ms: number): Promise<void> {
     const broker = this.#destination.broker
     const until = Date.now() + ms
-    const wasDown = !(await broker.health()).up
+    const wasDown = !(await healthOf(broker)).up
     while (!this.#stopping && Date.now() < until) {
       await this.#sleep(Math.min(1000, until - Date.now()), false)
-      if (wasDown && (await broker.health()).up) return
+      if (wasDown && (await healthOf(broker)).up) return
     }
   }
 

@@ -6,6 +6,7 @@ import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
 import { OTHER_TENANT, TENANT, exampleOf, post, testConfig } from '../helper.js'
+import { HoldingProxy } from './holding-proxy.js'
 
 // SQS through the fauxqs emulator, started here, spoken to by the real AWS SDK over HTTP.
 const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false })
@@ -201,4 +202,54 @@ t.test('no credentials: the gateway refuses to start, saying why', async t => {
     async () => { await app.ready() },
     { name: 'ConfigError', message: /AWS credentials: the SDK's credentials chain found none for SQS/ }
   )
+})
+
+t.test('SQS stops answering (bytes held): 503 by the deadline, readiness answers, sockets freed, delivery back at once', async t => {
+  const target = new URL(fauxqs.address)
+  const proxy = await HoldingProxy.start(t, { host: target.hostname, port: Number(target.port) })
+  process.env.AWS_ENDPOINT_URL_SQS = proxy.url
+  t.teardown(() => { process.env.AWS_ENDPOINT_URL_SQS = fauxqs.address })
+  const queueUrl = queue(false)
+  const sync = await gateway(t, queueUrl, { PUBLISH_TIMEOUT_MS: '1000' })
+  const spooled = await gateway(t, queueUrl, { PUBLISH_TIMEOUT_MS: '1000', DELIVERY_MODE: 'spool' })
+  t.equal((await sync.inject(post('call.ended', exampleOf('call.ended')))).statusCode, 202, 'through the proxy')
+
+  proxy.hold()
+  // Answers at all: before the deadlines, the SDK waited for a socket timeout of 15 minutes.
+  const within = <T>(what: Promise<T>, ms: number) => Promise.race([
+    what,
+    new Promise<'no answer'>(resolve => setTimeout(resolve, ms, 'no answer'))
+  ])
+  const five = Array.from({ length: 5 }, () => sync.inject(post('call.ended', exampleOf('call.ended'))))
+  const publishes = await within(Promise.all(five), 15_000)
+  if (publishes === 'no answer') throw new Error('publishes hung while SQS did not answer')
+  t.same(publishes.map(r => r.statusCode), [503, 503, 503, 503, 503], 'each publish a 503')
+  t.match(publishes[0]?.json(), { code: 'EVG_BROKER_UNAVAILABLE', reason: 'timeout' })
+  const ready = await within(sync.inject('/health/ready'), 15_000)
+  if (ready === 'no answer') throw new Error('readiness hung while SQS did not answer')
+  t.equal(ready.statusCode, 503, 'readiness answers: down')
+  t.match(ready.json(), { destinations: [{ up: false }] })
+  const metrics = await within(sync.inject('/metrics'), 15_000)
+  t.not(metrics, 'no answer', 'metrics answer')
+  const spool = async () => (await spooled.inject(post('call.ended', exampleOf('call.ended')))).json().id as string
+  const queued = await Promise.all(Array.from({ length: 5 }, spool))
+  t.equal(queued.length, 5, 'spool mode keeps accepting')
+  // The SDK destroys each aborted request's socket: none stays with the silent network (the relay
+  // and its probes keep opening new ones, each closed at its deadline: 1 s, a probe's 2 s).
+  let oldest = 0
+  for (const end = Date.now() + 10_000; Date.now() < end;) {
+    oldest = Math.max(oldest, proxy.oldestHeldMs)
+    await new Promise(resolve => setTimeout(resolve, 100)) // watching another party's sockets
+  }
+  t.ok(oldest < 5000, `no request to the silent endpoint left open past its deadline (the longest: ${oldest} ms)`)
+
+  proxy.pass()
+  let status = 0
+  for (const stop = Date.now() + 10_000; status !== 202 && Date.now() < stop;) {
+    status = (await sync.inject(post('call.ended', exampleOf('call.ended')))).statusCode
+    if (status !== 202) await new Promise(resolve => setTimeout(resolve, 200)) // a client retrying
+  }
+  t.equal(status, 202, 'published again once the network is back')
+  const bodies = (await drain(queueUrl, 7)).map(m => JSON.parse(m.Body ?? '{}') as { id: string })
+  t.same(queued.filter(id => !bodies.some(b => b.id === id)), [], 'the events spooled meanwhile delivered')
 })

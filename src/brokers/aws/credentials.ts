@@ -35,11 +35,32 @@ export async function checkCredentials (provider: Provider, service: string): Pr
   }
 }
 
-/** Client settings a destination may name; what it leaves out comes from the SDK's own variables. */
-export function awsClientConfig (opts: { region?: string, endpoint?: string }): { region?: string, endpoint?: string } {
+/** How long a health probe (GetQueueAttributes, DescribeEventBus) may take before it counts as no answer. */
+export const AWS_PROBE_TIMEOUT_MS = 2000
+
+/** A call's deadline: each call is aborted when it passes, its socket destroyed rather than left to the SDK's 15 minutes. */
+export function deadline (ms: number): { abortSignal: AbortSignal } {
+  return { abortSignal: AbortSignal.timeout(ms) }
+}
+
+interface ClientSettings {
+  region?: string
+  endpoint?: string
+  requestHandler?: { connectionTimeout: number, requestTimeout: number }
+}
+
+/**
+ * Client settings a destination may name (what it leaves out comes from the SDK's own variables),
+ * and time limits: a connection not made within `timeoutMs` (at most 3 s) fails, and a socket
+ * silent for `timeoutMs` is destroyed, so a network that drops packets frees its sockets.
+ */
+export function awsClientConfig (opts: { region?: string, endpoint?: string, timeoutMs?: number }): ClientSettings {
   return {
     ...(opts.region === undefined ? {} : { region: opts.region }),
-    ...(opts.endpoint === undefined ? {} : { endpoint: opts.endpoint })
+    ...(opts.endpoint === undefined ? {} : { endpoint: opts.endpoint }),
+    ...(opts.timeoutMs === undefined
+      ? {}
+      : { requestHandler: { connectionTimeout: Math.min(opts.timeoutMs, 3000), requestTimeout: opts.timeoutMs } })
   }
 }
 
@@ -49,8 +70,8 @@ export function awsClientConfig (opts: { region?: string, endpoint?: string }): 
  * otherwise call (an emulator's queue URL names hosts such as sqs.eu-central-1.localhost).
  */
 export function sqsClientConfig (
-  opts: { region?: string, endpoint?: string }
-): { region?: string, endpoint?: string, useQueueUrlAsEndpoint?: boolean } {
+  opts: { region?: string, endpoint?: string, timeoutMs?: number }
+): ClientSettings & { useQueueUrlAsEndpoint?: boolean } {
   const explicit = opts.endpoint ?? process.env.AWS_ENDPOINT_URL_SQS ?? process.env.AWS_ENDPOINT_URL
   return { ...awsClientConfig(opts), ...(explicit === undefined ? {} : { useQueueUrlAsEndpoint: false }) }
 }

@@ -26,6 +26,10 @@ export function classifyAwsError (err: unknown, service: string): BrokerError {
   const e = err as SdkError
   const name = e.name ?? e.code ?? 'Error'
   const status = e.$metadata?.httpStatusCode
+  // Our deadline passed (the call was aborted) or the socket went silent: no answer, not a refusal.
+  if (status === undefined && /^(AbortError|TimeoutError)$/.test(name)) {
+    return new BrokerError(`${service} did not answer in time: ${e.message ?? name}`, { retryable: true, reason: 'timeout', cause: err })
+  }
   // No HTTP answer at all: the endpoint is unreachable (refused, DNS, reset).
   if (status === undefined && e.$fault === undefined) {
     const down = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN/.test(`${e.code ?? ''} ${e.message ?? ''}`)

@@ -1,6 +1,6 @@
 import { DescribeEventBusCommand, EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
-import { awsClientConfig, checkClient, probeAnswered } from './credentials.js'
+import { AWS_PROBE_TIMEOUT_MS, awsClientConfig, checkClient, deadline, probeAnswered } from './credentials.js'
 import { sendInChunks, sizeRefusal } from './chunks.js'
 import { classifyAwsError, isRetryableCode } from './errors.js'
 
@@ -8,6 +8,8 @@ export interface EventBridgeOptions {
   busName: string
   source: string
   maxEntryBytes: number
+  /** Each call's deadline (PUBLISH_TIMEOUT_MS): aborted when it passes. */
+  timeoutMs?: number
   /** Default: the SDK's (AWS_REGION, AWS_ENDPOINT_URL_EVENTBRIDGE, AWS_ENDPOINT_URL). */
   region?: string
   endpoint?: string
@@ -72,7 +74,8 @@ export class EventBridgeBroker implements Broker {
     const built = events.map(event => this.#entry(event))
     const limits = { maxBytes: this.#opts.maxEntryBytes, per: BATCH, noun: 'entry' }
     return sendInChunks('EventBridge', built, limits, async (chunk, outcomes) => {
-      const res = await this.#client.send(new PutEventsCommand({ Entries: chunk.map(c => c.entry) }))
+      const call = new PutEventsCommand({ Entries: chunk.map(c => c.entry) })
+      const res = await this.#client.send(call, this.#opts.timeoutMs === undefined ? {} : deadline(this.#opts.timeoutMs))
       chunk.forEach(({ index }, k) => {
         const result = res.Entries?.[k]
         if (result?.EventId !== undefined && result.ErrorCode === undefined) {
@@ -96,7 +99,7 @@ export class EventBridgeBroker implements Broker {
 
   async health (): Promise<BrokerHealth> {
     try {
-      await this.#client.send(new DescribeEventBusCommand({ Name: this.#opts.busName }))
+      await this.#client.send(new DescribeEventBusCommand({ Name: this.#opts.busName }), deadline(AWS_PROBE_TIMEOUT_MS))
       return { up: true }
     } catch (err) {
       const error = classifyAwsError(err, 'EventBridge')

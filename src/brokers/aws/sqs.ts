@@ -8,13 +8,15 @@ import {
 } from '@aws-sdk/client-sqs'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import type { GatewayEvent } from '../../envelopes/event.js'
-import { checkClient, probeAnswered, sqsClientConfig } from './credentials.js'
+import { AWS_PROBE_TIMEOUT_MS, checkClient, deadline, probeAnswered, sqsClientConfig } from './credentials.js'
 import { sendInChunks, sizeRefusal } from './chunks.js'
 import { classifyAwsError } from './errors.js'
 
 export interface SqsOptions {
   queueUrl: string
   maxMessageBytes: number
+  /** Each call's deadline (PUBLISH_TIMEOUT_MS): aborted when it passes. */
+  timeoutMs?: number
   /** Default: the SDK's (AWS_REGION, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL). */
   region?: string
   endpoint?: string
@@ -91,6 +93,10 @@ export class SqsBroker implements Broker {
     await checkClient(this.#client.config, 'SQS')
   }
 
+  #deadline (): { abortSignal?: AbortSignal } {
+    return this.#opts.timeoutMs === undefined ? {} : deadline(this.#opts.timeoutMs)
+  }
+
   #entry (outgoing: OutgoingEvent): SqsEntry & { size: number } {
     const { event, body, message } = outgoing
     const attrs = messageAttributes(outgoing)
@@ -122,12 +128,12 @@ export class SqsBroker implements Broker {
       const [first] = chunk
       if (total === 1 && first !== undefined) {
         const { index, entry } = first
-        await this.#client.send(new SendMessageCommand({ QueueUrl: queueUrl, ...entry }))
+        await this.#client.send(new SendMessageCommand({ QueueUrl: queueUrl, ...entry }), this.#deadline())
         outcomes[index] = { ok: true }
         return
       }
       const entries = chunk.map(({ index, entry }) => ({ Id: String(index), ...entry }))
-      const res = await this.#client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }))
+      const res = await this.#client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }), this.#deadline())
       for (const ok of res.Successful ?? []) outcomes[Number(ok.Id)] = { ok: true }
       for (const failed of res.Failed ?? []) {
         // SenderFault: the entry itself is wrong and would fail again; otherwise try again.
@@ -150,7 +156,8 @@ export class SqsBroker implements Broker {
 
   async health (): Promise<BrokerHealth> {
     try {
-      await this.#client.send(new GetQueueAttributesCommand({ QueueUrl: this.#opts.queueUrl, AttributeNames: ['QueueArn'] }))
+      const probe = new GetQueueAttributesCommand({ QueueUrl: this.#opts.queueUrl, AttributeNames: ['QueueArn'] })
+      await this.#client.send(probe, deadline(AWS_PROBE_TIMEOUT_MS))
       return { up: true }
     } catch (err) {
       const error = classifyAwsError(err, 'SQS')

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
 import type { Broker } from '../../brokers/broker.js'
+import { healthOf } from '../../brokers/health.js'
 import type { Metrics } from '../../observability/metrics.js'
 import type { Spool } from '../../spool/index.js'
 import type { StateStore } from '../../state/index.js'
@@ -55,7 +56,7 @@ export async function healthRoutes (app: FastifyInstance, opts: HealthOptions): 
   const check = async () => {
     const outboxes = opts.spool === undefined ? undefined : await outboxStates(opts.spool)
     return await Promise.all(destinations.map(async d => {
-      const health = await d.broker.health()
+      const health = await healthOf(d.broker)
       metrics.brokerUp.set({ destination: d.name, broker: d.broker.name }, health.up ? 1 : 0)
       const outbox = d.mode === 'spool' ? outboxes?.get(d.name) : undefined
       return {
