@@ -90,7 +90,13 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
 
   const testBroker = deps.broker
   const makeBroker = deps.brokers ?? (testBroker === undefined
-    ? brokerFactory({ db, log: app.log, connectTimeoutMs: config.PUBLISH_TIMEOUT_MS, kafka: kafkaSettings(config) })
+    ? brokerFactory({
+      db,
+      log: app.log,
+      connectTimeoutMs: config.PUBLISH_TIMEOUT_MS,
+      heartbeatSeconds: config.AMQP_HEARTBEAT_SECONDS,
+      kafka: kafkaSettings(config)
+    })
     : () => testBroker)
   const policy = {
     maxAttempts: config.RETRY_MAX_ATTEMPTS,

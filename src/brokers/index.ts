@@ -21,6 +21,8 @@ export interface BrokerFactoryOptions {
   connectTimeoutMs: number
   /** Kafka destinations: how to reach the cluster (KAFKA_* variables) and librdkafka's deadline per record. */
   kafka?: { security: KafkaSecurity, deliveryTimeoutMs: number }
+  /** AMQP_HEARTBEAT_SECONDS, asked of RabbitMQ when a URL does not name its own. */
+  heartbeatSeconds?: number
 }
 
 export type BrokerFactory = (destination: DestinationConfig) => Broker
@@ -47,7 +49,7 @@ export function messagingOf (destination: DestinationConfig): Messaging {
 
 /** Builds each destination's broker adapter; RabbitMQ destinations with one URL share a connection. */
 export function brokerFactory (opts: BrokerFactoryOptions): BrokerFactory {
-  const connections = new AmqpConnections(opts.log, opts.connectTimeoutMs)
+  const connections = new AmqpConnections(opts.log, opts.connectTimeoutMs, opts.heartbeatSeconds)
   const kafka = opts.kafka ?? { security: { protocol: 'PLAINTEXT', mechanism: 'PLAIN' }, deliveryTimeoutMs: opts.connectTimeoutMs }
   let producers: KafkaProducers | undefined
   return destination => {

@@ -70,6 +70,8 @@ export const ConfigSchema = Type.Object({
   RETRY_MAX_MS: Int(2000, 1, 60000, 'largest backoff step'),
   AMQP_URL: Type.String({ default: 'amqp://guest:guest@127.0.0.1:5672', minLength: 1 }),
   AMQP_EXCHANGE: Type.String({ default: 'events', minLength: 1, maxLength: 200 }),
+  AMQP_HEARTBEAT_SECONDS: Int(5, 1, 600, 'RabbitMQ heartbeat: a connection silent for about twice this is taken as lost; ' +
+    'a URL\'s own ?heartbeat= wins'),
   AMQP_ALTERNATE_EXCHANGE: Type.Optional(Type.String({
     maxLength: 255,
     description: 'keeps unroutable events; default <AMQP_EXCHANGE>.unrouted, empty to refuse them (502) instead'

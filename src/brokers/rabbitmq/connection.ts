@@ -35,8 +35,11 @@ export class AmqpConnection {
   readonly inflight = new Set<(result: BrokerError) => void>()
   #closing = false
 
-  constructor (url: string, log: FastifyBaseLogger, connectTimeoutMs: number) {
+  readonly #heartbeatSeconds: number | undefined
+
+  constructor (url: string, log: FastifyBaseLogger, connectTimeoutMs: number, heartbeatSeconds?: number) {
     this.url = url
+    this.#heartbeatSeconds = heartbeatSeconds
     this.#log = log
     this.#connectTimeoutMs = connectTimeoutMs
   }
@@ -58,7 +61,7 @@ export class AmqpConnection {
 
   async #connect (): Promise<void> {
     const log = this.#log
-    const conn = await amqplib.connect(this.url, {
+    const conn = await amqplib.connect(withHeartbeat(this.url, this.#heartbeatSeconds), {
       // Nagle would hold small publish frames back waiting for ACKs: latency for nothing.
       noDelay: true,
       recovery: {
@@ -162,14 +165,24 @@ export class AmqpConnection {
 /** One connection per distinct URL, shared by the destinations that name it. */
 export class AmqpConnections {
   readonly #byUrl = new Map<string, AmqpConnection>()
-  constructor (readonly log: FastifyBaseLogger, readonly connectTimeoutMs: number) {}
+  constructor (readonly log: FastifyBaseLogger, readonly connectTimeoutMs: number, readonly heartbeatSeconds?: number) {}
 
   for (url: string): AmqpConnection {
     let conn = this.#byUrl.get(url)
     if (conn === undefined) {
-      conn = new AmqpConnection(url, this.log, this.connectTimeoutMs)
+      conn = new AmqpConnection(url, this.log, this.connectTimeoutMs, this.heartbeatSeconds)
       this.#byUrl.set(url, conn)
     }
     return conn
   }
+}
+
+/**
+ * The URL with a heartbeat asked for, unless it names its own: without one the server's (60 s)
+ * applies, and a network that drops packets silently leaves the connection "up" for minutes while
+ * confirms never come. amqplib reads it from the URL's query.
+ */
+export function withHeartbeat (url: string, seconds: number | undefined): string {
+  if (seconds === undefined || /[?&]heartbeat=/.test(url)) return url
+  return `${url}${url.includes('?') ? '&' : '?'}heartbeat=${seconds}`
 }

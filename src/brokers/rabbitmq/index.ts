@@ -24,6 +24,9 @@ const MAX_RETRY_MS = 5000
  * the broker closes (say, the exchange was deleted) or a declaration it refuses affects this
  * destination alone; it is retried with backoff while the connection stays up.
  */
+/** How long closing waits for the confirms still due (an unresponsive broker sends none). */
+const CLOSE_CONFIRMS_MS = 2000
+
 export class RabbitMqBroker implements Broker, ConnectionUser {
   readonly name = 'rabbitmq'
   readonly #opts: RabbitMqOptions
@@ -193,7 +196,12 @@ export class RabbitMqBroker implements Broker, ConnectionUser {
   async close (): Promise<void> {
     this.#closed = true
     clearTimeout(this.#retry)
-    await this.#channel?.waitForConfirms().catch(() => undefined)
+    // Bounded: an unresponsive broker's confirms never come, and shutdown must still close the rest.
+    const confirmed = this.#channel?.waitForConfirms().catch(() => undefined)
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(resolve, CLOSE_CONFIRMS_MS)
+      void Promise.resolve(confirmed).then(() => { clearTimeout(timer); resolve() })
+    })
     this.#channel = undefined
     await this.#conn.release(this)
   }
