@@ -114,7 +114,12 @@ export interface OutboxStore {
   defer (events: readonly Spooled[], retryAt: number): Promise<void>
   /** Moved to the dead letters, with why. */
   bury (events: readonly Spooled[], reason: string): Promise<void>
-  stats (): Promise<DestinationStats[]>
+  /**
+   * Each destination's counts. PostgreSQL: as its 1-second refresher last read them, so that
+   * readiness probes, scrapes and the admin API cost nothing however large the backlog
+   * (`fresh`: counted now, for tests and tools); SQLite keeps them exactly, always.
+   */
+  stats (options?: { fresh?: boolean }): Promise<DestinationStats[]>
   deadLetters (query: { destination?: string, after?: number, limit: number }): Promise<DeadLetter[]>
   /** Back into the outbox, at its end, with no attempts counted; resolves with how many. */
   replay (query: DeadLetterQuery): Promise<number>

@@ -84,7 +84,13 @@ export class PostgresOutbox implements OutboxStore {
       client?.release()
     }
     await this.#refresh()
-    this.#refresher = setInterval(() => { void this.#refresh().catch(() => undefined) }, 1000)
+    // One count at a time: a count slower than a second (a large backlog) is not joined by another.
+    let counting = false
+    this.#refresher = setInterval(() => {
+      if (counting) return
+      counting = true
+      void this.#refresh().catch(() => undefined).finally(() => { counting = false })
+    }, 1000)
     this.#refresher.unref()
   }
 
@@ -238,8 +244,8 @@ export class PostgresOutbox implements OutboxStore {
       SELECT ${COLUMNS}, attempts, $2, $3 FROM moved ORDER BY accepted_at, seq`, [events.map(e => e.seq), reason, Date.now()])
   }
 
-  async stats (): Promise<DestinationStats[]> {
-    await this.#refresh()
+  async stats (options: { fresh?: boolean } = {}): Promise<DestinationStats[]> {
+    if (options.fresh === true) await this.#refresh()
     return this.#stats
   }
 

@@ -109,7 +109,7 @@ const sum = (rows: readonly SpoolRow[]) => rows.reduce((s, r) => s + r.bytes, 0)
 
 /** A destination's stats; a destination the store has no line for has nothing. */
 async function statsOf (store: OutboxStore, destination: string): Promise<DestinationStats> {
-  const found = (await store.stats()).find(s => s.destination === destination)
+  const found = (await store.stats({ fresh: true })).find(s => s.destination === destination)
   return found ?? { destination, depth: 0, bytes: 0, deadLetters: 0, deadBytes: 0 }
 }
 
@@ -523,4 +523,31 @@ t.test('sqlite: an outbox written by an earlier version (no retry_at column) ope
   if (waiting === undefined) return
   await store.defer([waiting], Date.now() + 60_000)
   t.same(await store.next('orders', undefined, 10), [], 'and can be deferred')
+})
+
+t.test('postgres: probes and scrapes read the refresher\'s counts: a backlog being counted, or a locked table, does not hold them', {
+  skip: pgSkip
+}, async t => {
+  const url = await pgSchema(t)
+  const store = new PostgresOutbox(url, log, { queryTimeoutMs: 20_000 })
+  t.teardown(() => store.close())
+  await store.connect(DESTINATIONS)
+  // A backlog built with SQL, as an outage leaves one.
+  const admin = new pg.Client({ connectionString: url })
+  await admin.connect()
+  t.teardown(() => admin.end())
+  await admin.query(`INSERT INTO spool_outbox (destination, bucket, tenant, event_id, type, meta, body, content_type, bytes, accepted_at)
+    SELECT 'orders', n % 32, 't', 'e' || n, 'call.ended', '{}', '{}', 'application/json', 2, 1700000000000 + n FROM generate_series(1, 200000) n`)
+  const counted = async () => (await store.stats()).find(s => s.destination === 'orders')?.depth
+  for (let i = 0; i < 50 && await counted() !== 200_000; i++) await new Promise(resolve => setTimeout(resolve, 100)) // the refresher's second
+  t.equal(await counted(), 200_000, 'the refresher counted the backlog')
+  // Hold the table: a count would wait for the lock; the stats must not.
+  await admin.query('BEGIN')
+  await admin.query('LOCK TABLE spool_outbox IN ACCESS EXCLUSIVE MODE')
+  const answered = await Promise.race([
+    Promise.all(Array.from({ length: 20 }, () => store.stats())).then(() => 'answered'),
+    new Promise(resolve => setTimeout(resolve, 5000, 'waited for the table'))
+  ])
+  await admin.query('ROLLBACK')
+  t.equal(answered, 'answered', '20 probes answered from the counts kept, none waiting on the table')
 })
