@@ -41,6 +41,7 @@ export class PostgresOutbox implements OutboxStore {
   readonly #log: FastifyBaseLogger
   readonly #where: string
   #leaseMs = 30_000
+  readonly #timeoutMs: number
   #queue: { rows: readonly SpoolRow[], resolve: () => void, reject: (err: unknown) => void }[] = []
   #inserting = false
   /** The rows of the INSERT under way: not in the count yet, but in the totals. */
@@ -59,6 +60,7 @@ export class PostgresOutbox implements OutboxStore {
     this.#where = safeUrl(url)
     if (options.leaseMs !== undefined) this.#leaseMs = options.leaseMs
     const timeout = options.queryTimeoutMs ?? 5000
+    this.#timeoutMs = timeout
     this.#pool = new pg.Pool({
       connectionString: url,
       max: 4,
@@ -115,9 +117,33 @@ export class PostgresOutbox implements OutboxStore {
     }
   }
 
+  /**
+   * Resolves once the rows are committed; fails when that has not happened within the query
+   * timeout (PUBLISH_TIMEOUT_MS) counted from the call, whatever it waited for (a connection from
+   * the pool, an INSERT of earlier appends). Rows still waiting for their INSERT then are taken
+   * back (never stored); rows of an INSERT under way may still commit, and are relayed: their 503
+   * is a "maybe", as a sync destination's is when a confirm is lost.
+   */
   append (rows: readonly SpoolRow[]): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ rows, resolve, reject })
+      const waiting = {
+        rows,
+        resolve: () => { clearTimeout(timer); resolve() },
+        reject: (err: unknown) => { clearTimeout(timer); reject(err) }
+      }
+      const timer = setTimeout(() => {
+        const queued = this.#queue.indexOf(waiting)
+        if (queued !== -1) {
+          this.#queue.splice(queued, 1)
+          for (const r of rows) {
+            this.#totals.events--
+            this.#totals.bytes -= r.bytes
+          }
+        }
+        const why = `PostgreSQL (${this.#where}) did not commit within ${this.#timeoutMs} ms`
+        reject(Object.assign(new Error(why), { code: 'ETIMEDOUT' }))
+      }, this.#timeoutMs)
+      this.#queue.push(waiting)
       for (const r of rows) {
         this.#totals.events++
         this.#totals.bytes += r.bytes
