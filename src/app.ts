@@ -19,6 +19,7 @@ import { eventRoutes, type EventsRouteOptions } from './http/routes/events/index
 import { eventTypeRoutes } from './http/routes/event-types.js'
 import { healthRoutes } from './http/routes/health.js'
 import { bodiesInFlight, maxConnections } from './http/hooks/limits.js'
+import { contentEncoding } from './http/hooks/content-encoding.js'
 import { shutdown } from './http/hooks/shutdown.js'
 import { parseJsonBody } from './http/json-body.js'
 import { problems } from './http/problems/index.js'
@@ -128,6 +129,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(requestTracing, { tracer: tracing.tracer })
   await app.register(shutdown)
   await app.register(bodiesInFlight, { budget: config.HTTP_MAX_INFLIGHT_BODY_BYTES, bodyLimit: config.BODY_LIMIT_BYTES })
+  await app.register(contentEncoding)
   await app.register(accessLog)
   await app.register(requestMetrics)
 

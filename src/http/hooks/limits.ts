@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { problem } from '../../errors.js'
 import { sendProblem } from '../problems/index.js'
+import { contentCodings } from './content-encoding.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -37,7 +38,8 @@ export function maxConnections (configured: number, limit = openFilesLimit()): n
 /**
  * A budget of request body bytes in flight: a request that would exceed it is answered 503 at
  * once, before its body is read, so no shape or number of requests can grow the heap past a
- * bounded multiple of the budget. Chunked bodies count as the largest body allowed.
+ * bounded multiple of the budget. Chunked and compressed bodies count as the largest body allowed
+ * (a compressed one may decode to anything up to the limit).
  */
 async function bodiesInFlightPlugin (app: FastifyInstance, opts: { budget: number, bodyLimit: number }): Promise<void> {
   let inFlight = 0
@@ -45,7 +47,8 @@ async function bodiesInFlightPlugin (app: FastifyInstance, opts: { budget: numbe
   app.addHook('onRequest', async (request, reply) => {
     if (request.method !== 'POST' && request.method !== 'PUT' && request.method !== 'PATCH') return
     const declared = Number(request.headers['content-length'])
-    const bytes = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, opts.bodyLimit) : opts.bodyLimit
+    const sized = Number.isFinite(declared) && declared >= 0 && contentCodings(request.headers).length === 0
+    const bytes = sized ? Math.min(declared, opts.bodyLimit) : opts.bodyLimit
     if (inFlight + bytes > opts.budget) {
       // The body is not read: the connection cannot carry another request after this answer.
       reply.header('connection', 'close')

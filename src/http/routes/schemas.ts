@@ -110,9 +110,10 @@ export const EventsPageSchema = Type.Object({
 const header = (description: string, examples?: string[]) => Type.String({ description, ...(examples === undefined ? {} : { examples }) })
 
 /**
- * The context headers of the event routes. X-Tenant-ID is required unless ALLOW_MOCK_CONTEXT: the
- * context hook refuses a request without it (400 EVG_BAD_CONTEXT) before this schema is checked,
- * so marking it required changes the document, not the answer.
+ * The context headers of the event routes, and the body's Content-Encoding. X-Tenant-ID is
+ * required unless ALLOW_MOCK_CONTEXT: the context hook refuses a request without it (400
+ * EVG_BAD_CONTEXT) before this schema is checked, so marking it required changes the document,
+ * not the answer.
  */
 export function contextHeaders (config: Pick<Config, 'ALLOW_MOCK_CONTEXT'>): TObject {
   const mock = config.ALLOW_MOCK_CONTEXT ? ' (MOCK_TENANT_ID when absent: ALLOW_MOCK_CONTEXT is on)' : ''
@@ -125,7 +126,14 @@ export function contextHeaders (config: Pick<Config, 'ALLOW_MOCK_CONTEXT'>): TOb
     'idempotency-key': Type.Optional(
       header('A repeat with the same key and body within 24 hours gets the first answer; another body gets 409')
     ),
-    traceparent: Type.Optional(header('W3C trace context, carried into the envelope; an invalid one is dropped'))
+    traceparent: Type.Optional(header('W3C trace context, carried into the envelope; an invalid one is dropped')),
+    // Read by src/http/hooks/content-encoding.ts; documented with the publishing routes, whose bodies can be large.
+    'content-encoding': Type.Optional(header(
+      'The body\'s compression: `gzip` (or `x-gzip`), `deflate` (the zlib format), `br`, or `zstd` (on Node.js 22.15 and later); ' +
+      '`identity` or none: as it is. Case-insensitive, one coding at most. BODY_LIMIT_BYTES applies to the decoded body (413); ' +
+      'a stream that does not decode is 400; another coding, or several, 415 with Accept-Encoding naming those the gateway decodes',
+      ['gzip']
+    ))
   })
 }
 
