@@ -2,7 +2,8 @@ import { networkInterfaces } from 'node:os'
 import { connect } from 'node:net'
 import { once } from 'node:events'
 import t, { type Test } from 'tap'
-import { TENANT, dataDir, runTs } from './helper.js'
+import { buildApp } from '../src/app.js'
+import { TENANT, dataDir, runTs, testConfig } from './helper.js'
 
 // What a person meets on the first start: where the gateway listens without keys, where the docs
 // are, what `/` gives, and a Ctrl-C that does not wait for a load balancer that is not there.
@@ -91,4 +92,18 @@ t.test('Ctrl-C outside Kubernetes: no drain; on Kubernetes (KUBERNETES_SERVICE_H
   pod.server.child.kill('SIGTERM')
   await pod.server.printed('stdout', 'shutting down: draining')
   t.match(pod.server.out.stdout, /"signal":"SIGTERM","drainSeconds":5,"msg":"shutting down: draining"/)
+})
+
+t.test('a broker that is down at start, with PUBLISH_TIMEOUT_MS over 10 s: the gateway still starts (503s until it is up)', async t => {
+  const app = await buildApp(testConfig(t, {
+    BROKER: 'rabbitmq',
+    AMQP_URL: 'amqp://guest:guest@127.0.0.1:9',
+    PUBLISH_TIMEOUT_MS: '10500'
+  }))
+  t.teardown(() => app.close())
+  // Fastify gives a hook 10 s unless told otherwise: the start's wait for the broker took longer.
+  await app.ready()
+  const ready = await app.inject('/health/ready')
+  t.equal(ready.statusCode, 503)
+  t.match(ready.json(), { status: 'unavailable', destinations: [{ up: false }] })
 })

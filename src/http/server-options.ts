@@ -27,6 +27,9 @@ export function serverOptions (config: Config, logStream?: DestinationStream): F
     // request.log's child logger is made only when a request logs more than its access line.
     childLoggerFactory: lazyChildLogger,
     bodyLimit: config.BODY_LIMIT_BYTES,
+    // The start's connections (app.ts, onReady) each wait up to PUBLISH_TIMEOUT_MS for a broker or
+    // store that is late, then serve 503s: Fastify's 10 s for a hook would stop the start instead.
+    pluginTimeout: 3 * config.PUBLISH_TIMEOUT_MS + 10_000,
     // A caller's X-Request-ID, when it is one we can log safely, else a new one (echoed in app.ts).
     genReqId: request => {
       const given = request.headers[HEADERS.requestId]
