@@ -6,7 +6,7 @@ import type { Config } from '../config/index.js'
 import { refusedFor, type DeliveryResult } from '../delivery/publisher.js'
 import { codeOf, GatewayError } from '../errors.js'
 import type { Metrics } from '../observability/metrics.js'
-import { toRow, type DeadLetterQuery, type DestinationStats, type OutboxStore } from './outbox.js'
+import { toRow, type DeadLetterQuery, type DestinationStats, type OutboxStore, type TenantScope } from './outbox.js'
 import { PostgresOutbox } from './postgres.js'
 import type { Delivery } from '../delivery/fan-out.js'
 import { Relay } from './relay.js'
@@ -131,6 +131,20 @@ export class Spool {
   async purge (query: DeadLetterQuery): Promise<number> {
     const n = await this.store.purge(query)
     if (n > 0) this.#log.warn({ destination: query.destination, events: n }, 'dead letters purged')
+    return n
+  }
+
+  /**
+   * The events still waiting for a destination this gateway no longer spools (gone from the
+   * routes): deleted. A destination spooled now is refused: its relay would race the delete.
+   */
+  async purgeWaiting (destination: string, tenants?: TenantScope): Promise<number> {
+    if (this.destinations.includes(destination)) {
+      throw new GatewayError('EVG_VALIDATION',
+        `'${destination.slice(0, 64)}' is spooled by this gateway: its waiting events are being relayed, not purged`)
+    }
+    const n = await this.store.purgeWaiting(destination, tenants)
+    if (n > 0) this.#log.warn({ destination, events: n }, 'waiting events of a destination no longer spooled purged')
     return n
   }
 

@@ -80,10 +80,20 @@ export interface DestinationStats {
   deadBytes: number
 }
 
-/** Which dead letters an admin call is about: a destination's, some ids, or all. */
+/**
+ * Tenants an admin key is scoped to, as its patterns name them: these exactly, and those starting
+ * with one of the prefixes. Absent: every tenant.
+ */
+export interface TenantScope {
+  exact: string[]
+  prefixes: string[]
+}
+
+/** Which dead letters an admin call is about: a destination's, some ids, or all (of the tenants, when scoped). */
 export interface DeadLetterQuery {
   destination?: string
   ids?: number[]
+  tenants?: TenantScope
 }
 
 /** What both outbox stores (embedded SQLite, PostgreSQL) do. */
@@ -120,10 +130,15 @@ export interface OutboxStore {
    * (`fresh`: counted now, for tests and tools); SQLite keeps them exactly, always.
    */
   stats (options?: { fresh?: boolean }): Promise<DestinationStats[]>
-  deadLetters (query: { destination?: string, after?: number, limit: number }): Promise<DeadLetter[]>
+  deadLetters (query: { destination?: string, after?: number, limit: number, tenants?: TenantScope }): Promise<DeadLetter[]>
   /** Back into the outbox, at its end, with no attempts counted; resolves with how many. */
   replay (query: DeadLetterQuery): Promise<number>
   purge (query: DeadLetterQuery): Promise<number>
+  /**
+   * Deletes the events waiting (not dead) for a destination (of those tenants, when scoped);
+   * resolves with how many. Only for a destination nothing appends to or relays any more.
+   */
+  purgeWaiting (destination: string, tenants?: TenantScope): Promise<number>
   /** Why appends fail now; undefined while they work. */
   down (): string | undefined
   close (): Promise<void>

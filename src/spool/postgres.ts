@@ -10,14 +10,18 @@ import {
   type DestinationStats,
   type OutboxStore,
   type SpoolRow,
-  type Spooled
+  type Spooled,
+  type TenantScope
 } from './outbox.js'
 
 const SELECTED = 'seq, destination, bucket, tenant, event_id AS "eventId", type, meta, body, content_type AS "contentType", traceparent, ' +
   'bytes, accepted_at AS "acceptedAt", attempts'
 /** Buckets one replica relays at once: with several replicas, each takes a share. */
 const CLAIM = 8
-const WHERE_DEAD = '($1::text IS NULL OR destination = $1) AND ($2::bigint[] IS NULL OR id = ANY($2))'
+// Tenants: every one ($n NULL), or these exactly and those starting with a prefix (parameters n and n+1).
+const whereTenant = (n: number): string => `($${n}::text[] IS NULL OR tenant = ANY($${n}::text[]) ` +
+  `OR EXISTS (SELECT 1 FROM unnest($${n + 1}::text[]) p WHERE left(tenant, length(p)) = p))`
+const WHERE_DEAD = `($1::text IS NULL OR destination = $1) AND ($2::bigint[] IS NULL OR id = ANY($2)) AND ${whereTenant(3)}`
 
 /** A destination's counts, waiting and dead, as #refresh reads them. */
 interface CountsRow { destination: string, depth: number, bytes: number, oldest: number | null, dead: number, deadBytes: number }
@@ -52,6 +56,9 @@ export class PostgresOutbox implements OutboxStore {
   #totals = { events: 0, bytes: 0 }
   #stats: DestinationStats[] = []
   #refresher: NodeJS.Timeout | undefined
+  /** Connecting again after a start that could not reach PostgreSQL. */
+  #retrying: NodeJS.Timeout | undefined
+  #connecting = false
   #lastError = 0
 
   /** `queryTimeoutMs`: a query not answered by then fails (an unresponsive PostgreSQL is a 503, not a hang). */
@@ -74,17 +81,50 @@ export class PostgresOutbox implements OutboxStore {
     this.#pool.on('error', err => { this.#failed(err) })
   }
 
+  /**
+   * Creates the tables and starts counting. A PostgreSQL that cannot be reached (refused, timed
+   * out, not resolved, starting up) does not stop the start: the store reports itself down (appends
+   * fail, spooled destinations answer 503 EVG_SPOOL_UNAVAILABLE) and tries again every second
+   * until it can, so a replica can restart during a PostgreSQL outage. One that answers with a
+   * refusal (a wrong password, no such database) stops the start.
+   */
   async connect (destinations: readonly string[]): Promise<void> {
+    try {
+      await this.#createTables(destinations)
+    } catch (err) {
+      if (!unreachable(err)) throw new Error(`the outbox at SPOOL_URL (${this.#where}) cannot be used: ${messageOf(err)}`)
+      this.#down = `PostgreSQL (${this.#where}) is not reachable yet: ${messageOf(err)}`
+      this.#log.error({ store: this.#where, err: messageOf(err) },
+        'outbox (PostgreSQL) not reachable at start: spooled destinations answer 503 until it is; trying again each second')
+      this.#retrying = setInterval(() => {
+        if (this.#connecting) return
+        this.#connecting = true
+        this.#createTables(destinations).then(async () => {
+          clearInterval(this.#retrying)
+          this.#down = undefined
+          this.#log.info({ store: this.#where }, 'outbox (PostgreSQL) reachable: spooled destinations take events again')
+          await this.#startCounting()
+        }, () => undefined).finally(() => { this.#connecting = false })
+      }, 1000)
+      return
+    }
+    await this.#startCounting()
+  }
+
+  async #createTables (destinations: readonly string[]): Promise<void> {
     let client: pg.PoolClient | undefined
     try {
       client = await this.#pool.connect()
       await createTables(client, destinations)
     } catch (err) {
       await client?.query('ROLLBACK').catch(() => undefined)
-      throw new Error(`the outbox at SPOOL_URL (${this.#where}) cannot be used: ${messageOf(err)}`)
+      throw err
     } finally {
       client?.release()
     }
+  }
+
+  async #startCounting (): Promise<void> {
     await this.#refresh()
     // One count at a time: a count slower than a second (a large backlog) is not joined by another.
     let counting = false
@@ -125,6 +165,9 @@ export class PostgresOutbox implements OutboxStore {
    * is a "maybe", as a sync destination's is when a confirm is lost.
    */
   append (rows: readonly SpoolRow[]): Promise<void> {
+    if (this.#retrying !== undefined && this.#down !== undefined && this.#refresher === undefined) {
+      return Promise.reject(Object.assign(new Error(this.#down), { code: 'ECONNREFUSED' }))
+    }
     return new Promise((resolve, reject) => {
       const waiting = {
         rows,
@@ -275,22 +318,29 @@ export class PostgresOutbox implements OutboxStore {
     return this.#stats
   }
 
-  async deadLetters (query: { destination?: string, after?: number, limit: number }): Promise<DeadLetter[]> {
+  async deadLetters (query: { destination?: string, after?: number, limit: number, tenants?: TenantScope }): Promise<DeadLetter[]> {
     const { rows } = await this.#query<DeadLetter>(`SELECT id, destination, tenant, event_id AS "eventId", type, reason, attempts,
         accepted_at AS "acceptedAt", failed_at AS "failedAt", body AS envelope
-      FROM spool_dead_letters WHERE ($1::text IS NULL OR destination = $1) AND id > $2 ORDER BY id LIMIT $3`,
-    [query.destination ?? null, query.after ?? 0, query.limit])
+      FROM spool_dead_letters WHERE ($1::text IS NULL OR destination = $1) AND id > $2 AND ${whereTenant(4)} ORDER BY id LIMIT $3`,
+    [query.destination ?? null, query.after ?? 0, query.limit, ...tenantParams(query.tenants)])
     return rows
   }
 
   async replay (query: DeadLetterQuery): Promise<number> {
     const result = await this.#query(`WITH moved AS (DELETE FROM spool_dead_letters WHERE ${WHERE_DEAD} RETURNING *)
-      INSERT INTO spool_outbox (${COLUMNS}) SELECT ${COLUMNS} FROM moved ORDER BY id`, [query.destination ?? null, query.ids ?? null])
+      INSERT INTO spool_outbox (${COLUMNS}) SELECT ${COLUMNS} FROM moved ORDER BY id`, deadParams(query))
     return result.rowCount ?? 0
   }
 
   async purge (query: DeadLetterQuery): Promise<number> {
-    const result = await this.#query(`DELETE FROM spool_dead_letters WHERE ${WHERE_DEAD}`, [query.destination ?? null, query.ids ?? null])
+    const result = await this.#query(`DELETE FROM spool_dead_letters WHERE ${WHERE_DEAD}`, deadParams(query))
+    await this.#refresh().catch(() => undefined)
+    return result.rowCount ?? 0
+  }
+
+  async purgeWaiting (destination: string, tenants?: TenantScope): Promise<number> {
+    const result = await this.#query(`DELETE FROM spool_outbox WHERE destination = $1 AND ${whereTenant(2)}`,
+      [destination, ...tenantParams(tenants)])
     await this.#refresh().catch(() => undefined)
     return result.rowCount ?? 0
   }
@@ -300,8 +350,27 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async close (): Promise<void> {
+    clearInterval(this.#retrying)
     clearInterval(this.#refresher)
     while (this.#inserting || this.#queue.length > 0) await new Promise(resolve => setTimeout(resolve, 5))
     await this.#pool.end()
   }
+}
+
+function deadParams (query: DeadLetterQuery): unknown[] {
+  return [query.destination ?? null, query.ids ?? null, ...tenantParams(query.tenants)]
+}
+
+/** A TenantScope as whereTenant takes it: two text arrays, or nulls for every tenant. */
+function tenantParams (tenants: TenantScope | undefined): [string[] | null, string[] | null] {
+  return tenants === undefined ? [null, null] : [tenants.exact, tenants.prefixes]
+}
+
+/** A failure to reach PostgreSQL at all, as opposed to its refusal (SQLSTATE 28P01, 3D000...): worth waiting out. */
+function unreachable (err: unknown): boolean {
+  const code = codeOf(err)?.toString()
+  if (code === '57P03') return true // the database system is starting up
+  if (code !== undefined && /^[0-9A-Z]{5}$/.test(code)) return false
+  return code === undefined || /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/.test(code) ||
+    /timeout|terminated|Connection terminated/i.test(messageOf(err))
 }

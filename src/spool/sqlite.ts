@@ -8,6 +8,7 @@ import {
   type DeadLetter,
   type DeadLetterQuery,
   type DestinationStats,
+  type TenantScope,
   type OutboxStore,
   type SpoolRow,
   type Spooled
@@ -15,8 +16,12 @@ import {
 
 // A dead-letter query: one destination's or all, some ids (a JSON array) or all; up to an id
 // (dead letters buried since the query was counted have larger ones).
+// Tenants: every one (@exact NULL), or these (JSON arrays) exactly and those starting with a prefix.
+const WHERE_TENANT = '(@exact IS NULL OR tenant IN (SELECT value FROM json_each(@exact)) ' +
+  'OR EXISTS (SELECT 1 FROM json_each(@prefixes) p WHERE substr(tenant, 1, length(p.value)) = p.value))'
 const WHERE_DEAD = '(@destination IS NULL OR destination = @destination) AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids))) ' +
-  'AND id <= @upto'
+  `AND id <= @upto AND ${WHERE_TENANT}`
+const WHERE_WAITING = `destination = @destination AND seq <= @upto AND ${WHERE_TENANT}`
 const SEQS = 'seq IN (SELECT value FROM json_each(?))'
 
 /** How long a failed append keeps the outbox reported down. */
@@ -28,7 +33,10 @@ interface Counts { depth: number, bytes: number, deadLetters: number, deadBytes:
 interface TableCount { destination: string, n: number, bytes: number }
 
 /** What a dead-letter query names, as deadParams gives it. */
-interface DeadParams { destination: string | null, ids: string | null, upto: number }
+interface DeadParams extends TenantParams { destination: string | null, ids: string | null, upto: number }
+
+/** A TenantScope as the queries take it: JSON arrays, or nulls for every tenant. */
+interface TenantParams { exact: string | null, prefixes: string | null }
 
 /**
  * The embedded outbox: DATA_DIR/outbox.db, its own file so that its commits never wait for the
@@ -82,7 +90,8 @@ export class SqliteOutbox implements OutboxStore {
       bury: `INSERT INTO dead_letters (${COLUMNS}, attempts, reason, failed_at)
         SELECT ${COLUMNS}, attempts, ?, ? FROM outbox WHERE ${SEQS} ORDER BY accepted_at, seq`,
       replay: `INSERT INTO outbox (${COLUMNS}) SELECT ${COLUMNS} FROM dead_letters WHERE ${WHERE_DEAD} ORDER BY id`,
-      forget: `DELETE FROM dead_letters WHERE ${WHERE_DEAD}`
+      forget: `DELETE FROM dead_letters WHERE ${WHERE_DEAD}`,
+      drop: `DELETE FROM outbox WHERE ${WHERE_WAITING}`
     })
     this.#next = this.#db.prepare(`SELECT seq, destination, bucket, tenant, event_id AS eventId, type, meta, body,
         content_type AS contentType, traceparent, bytes, accepted_at AS acceptedAt, attempts
@@ -190,11 +199,13 @@ export class SqliteOutbox implements OutboxStore {
     })
   }
 
-  async deadLetters (query: { destination?: string, after?: number, limit: number }): Promise<DeadLetter[]> {
-    return this.#db.prepare<{ destination: string | null, after: number, limit: number }, DeadLetter>(`SELECT id, destination, tenant,
-        event_id AS eventId, type, reason, attempts, accepted_at AS acceptedAt, failed_at AS failedAt, body AS envelope
-      FROM dead_letters WHERE (@destination IS NULL OR destination = @destination) AND id > @after ORDER BY id LIMIT @limit`)
-      .all({ destination: query.destination ?? null, after: query.after ?? 0, limit: query.limit })
+  async deadLetters (query: { destination?: string, after?: number, limit: number, tenants?: TenantScope }): Promise<DeadLetter[]> {
+    return this.#db.prepare<TenantParams & { destination: string | null, after: number, limit: number }, DeadLetter>(`SELECT id,
+        destination, tenant, event_id AS eventId, type, reason, attempts, accepted_at AS acceptedAt, failed_at AS failedAt,
+        body AS envelope
+      FROM dead_letters WHERE (@destination IS NULL OR destination = @destination) AND id > @after AND ${WHERE_TENANT}
+      ORDER BY id LIMIT @limit`)
+      .all({ destination: query.destination ?? null, after: query.after ?? 0, limit: query.limit, ...tenantParams(query.tenants) })
   }
 
   async replay (query: DeadLetterQuery): Promise<number> {
@@ -229,6 +240,23 @@ export class SqliteOutbox implements OutboxStore {
     return await run
   }
 
+  /** Counted first, like #settle: nothing appends to the destination, so the count is what is deleted. */
+  async purgeWaiting (destination: string, tenants?: TenantScope): Promise<number> {
+    const run = this.#settling.then(async () => {
+      const params = { destination, upto: Number.MAX_SAFE_INTEGER, ...tenantParams(tenants) }
+      const found = this.#db
+        .prepare<typeof params, { n: number, bytes: number | null, upto: number | null }>(`SELECT count(*) AS n, sum(bytes) AS bytes,
+          max(seq) AS upto FROM outbox WHERE ${WHERE_WAITING}`)
+        .get(params)
+      if (found === undefined || found.n === 0 || found.upto === null) return 0
+      await this.#write([['drop', { ...params, upto: found.upto }]])
+      this.#count(destination, { depth: -found.n, bytes: -(found.bytes ?? 0) })
+      return found.n
+    })
+    this.#settling = run.catch(() => undefined)
+    return await run
+  }
+
   down (): string | undefined {
     // A failed write marks it down for a few seconds, not until the next one works: a
     // readiness probe that took the gateway out of rotation would otherwise keep it out.
@@ -242,5 +270,16 @@ export class SqliteOutbox implements OutboxStore {
 }
 
 function deadParams (query: DeadLetterQuery, upto: number): DeadParams {
-  return { destination: query.destination ?? null, ids: query.ids === undefined ? null : JSON.stringify(query.ids), upto }
+  return {
+    destination: query.destination ?? null,
+    ids: query.ids === undefined ? null : JSON.stringify(query.ids),
+    upto,
+    ...tenantParams(query.tenants)
+  }
+}
+
+function tenantParams (tenants: TenantScope | undefined): TenantParams {
+  return tenants === undefined
+    ? { exact: null, prefixes: null }
+    : { exact: JSON.stringify(tenants.exact), prefixes: JSON.stringify(tenants.prefixes) }
 }

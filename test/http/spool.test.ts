@@ -503,3 +503,151 @@ t.test(
     t.equal((await outboxUntil(app, 'drained', d => d.depth === 0)).depth, 0)
   }
 )
+
+t.test('admin keys scoped to tenants: a key for one tenant lists, pages, replays and purges only its dead letters', async t => {
+  const sha = (key: string) => createHash('sha256').update(key).digest('hex')
+  const dir = t.testdir({
+    'keys.json': JSON.stringify({
+      keys: [
+        { name: 'publisher', sha256: sha('publisher-key'), tenants: ['*'], eventTypes: ['*'] },
+        { name: 'admin-a', sha256: sha('admin-a-key'), tenants: [TENANT], eventTypes: ['*'], admin: true },
+        { name: 'admin-prefix', sha256: sha('admin-prefix-key'), tenants: [`${TENANT.slice(0, 4)}*`], eventTypes: ['*'], admin: true },
+        { name: 'admin-all', sha256: sha('admin-all-key'), tenants: ['*'], eventTypes: ['*'], admin: true }
+      ]
+    })
+  })
+  const { app, broker } = await build(t, { ...SPOOL, API_KEYS_FILE: join(dir, 'keys.json') })
+  const as = (key: string): Record<string, string> => ({ authorization: `Bearer ${key}` })
+  type Dead = { id: number, tenantId: string, eventId: string }
+  const list = async (key: string, query = '') => {
+    const res = await app.inject({ method: 'GET', url: `/v1/admin/dead-letters${query}`, headers: as(key) })
+    t.equal(res.statusCode, 200)
+    return res.json() as { deadLetters: Dead[], next: number }
+  }
+  broker.failNext(5, refusal)
+  const sent: { tenant: string, id: string }[] = []
+  for (const [n, tenant] of [TENANT, OTHER_TENANT, TENANT, OTHER_TENANT, TENANT].entries()) {
+    const res = await app.inject(post('call.ended', call(`scoped-${n}`), { 'x-tenant-id': tenant, ...as('publisher-key') }))
+    sent.push({ tenant, id: res.json().id })
+    await until(`dead letter ${n}`, async () => (await list('admin-all-key')).deadLetters.length > n)
+  }
+  const mine = sent.filter(s => s.tenant === TENANT).map(s => s.id)
+  const theirs = sent.filter(s => s.tenant === OTHER_TENANT).map(s => s.id)
+  const all = (await list('admin-all-key')).deadLetters
+  t.same(all.map(d => d.eventId), sent.map(s => s.id), 'the * key sees every tenant\'s')
+  t.same((await list('admin-a-key')).deadLetters.map(d => d.eventId), mine, 'tenant A\'s key: only A\'s')
+  t.same((await list('admin-prefix-key')).deadLetters.map(d => d.eventId), mine, 'a prefix pattern: the tenants it matches')
+  const page1 = await list('admin-a-key', '?limit=2')
+  const page2 = await list('admin-a-key', `?limit=2&after=${page1.next}`)
+  const page3 = await list('admin-a-key', `?limit=2&after=${page2.next}`)
+  t.same([...page1.deadLetters, ...page2.deadLetters].map(d => d.eventId), mine, 'pages over A\'s own')
+  t.same(page3, { deadLetters: [], next: page2.next })
+
+  const outbox = await app.inject({ method: 'GET', url: '/v1/admin/outbox', headers: as('admin-a-key') })
+  t.equal(outbox.statusCode, 403, 'the outbox\'s counts are every tenant\'s: not for a scoped key')
+  t.equal(outbox.json().code, 'EVG_FORBIDDEN')
+  t.equal((await app.inject({ method: 'GET', url: '/v1/admin/outbox', headers: as('admin-all-key') })).statusCode, 200)
+
+  const idOf = (eventId: string | undefined) => all.find(d => d.eventId === eventId)?.id ?? 0
+  const purge = await app.inject({
+    method: 'POST',
+    url: '/v1/admin/dead-letters/purge',
+    headers: as('admin-a-key'),
+    payload: { ids: [idOf(theirs[0]), idOf(mine[0])] }
+  })
+  t.same(purge.json(), { purged: 1 }, 'B\'s id is not touched, and not counted')
+  const replay = await app.inject({
+    method: 'POST', url: '/v1/admin/dead-letters/replay', headers: as('admin-a-key'), payload: { all: true }
+  })
+  t.same(replay.json(), { replayed: 2 }, 'all: A\'s')
+  await until('A\'s replayed to be published', () => idsOf(broker).includes(mine[2] ?? ''))
+  t.same((await list('admin-a-key')).deadLetters, [])
+  t.same((await list('admin-all-key')).deadLetters.map(d => d.eventId), theirs, 'B\'s untouched')
+  const byDestination = await app.inject({
+    method: 'POST', url: '/v1/admin/dead-letters/replay', headers: as('admin-a-key'), payload: { destination: 'local' }
+  })
+  t.same(byDestination.json(), { replayed: 0 }, 'by destination: none of A\'s left')
+  const rest = await app.inject({
+    method: 'POST', url: '/v1/admin/dead-letters/purge', headers: as('admin-all-key'), payload: { all: true }
+  })
+  t.same(rest.json(), { purged: 2 }, 'the * key: every tenant\'s')
+})
+
+t.test('the events waiting for a destination gone from the routes: purged by POST /v1/admin/outbox/purge; the limits follow', {
+  timeout: 60_000
+}, async t => {
+  const config = testConfig(t, SPOOL)
+  const down = new Switchable()
+  down.up = false
+  const first = await buildApp(config, { broker: down })
+  await first.ready()
+  for (const [n, tenant] of [TENANT, OTHER_TENANT, TENANT].entries()) {
+    t.equal((await first.inject(post('call.ended', call(`stranded-${n}`), { 'x-tenant-id': tenant }))).json().status, 'queued')
+  }
+  await first.close()
+
+  const path = join(config.DATA_DIR, 'routes.json')
+  writeFileSync(path, JSON.stringify({
+    destinations: { other: { broker: 'rabbitmq', exchange: 'other.events', delivery: 'spool' } },
+    routes: [{ types: ['*'], to: ['other'] }]
+  }))
+  const broker = new MemoryBroker()
+  const second = await buildApp({ ...config, ROUTES_FILE: path, OUTBOX_MAX_EVENTS: 3 }, { broker })
+  t.teardown(() => second.close())
+  await second.ready()
+  const full = await second.inject(post('call.ended', call('blocked')))
+  t.equal(full.statusCode, 503, 'the stranded events count against OUTBOX_MAX_EVENTS')
+
+  const live = await second.inject({ method: 'POST', url: '/v1/admin/outbox/purge', payload: { destination: 'other' } })
+  t.equal(live.statusCode, 400, 'a destination spooled now: its relay would race')
+  t.match(live.headers['content-type'], /^application\/problem\+json/)
+  t.equal(live.json().code, 'EVG_VALIDATION')
+  const purged = await second.inject({ method: 'POST', url: '/v1/admin/outbox/purge', payload: { destination: 'local' } })
+  t.equal(purged.statusCode, 200)
+  t.same(purged.json(), { purged: 3 })
+  t.same((await second.inject({ method: 'POST', url: '/v1/admin/outbox/purge', payload: { destination: 'local' } })).json(), { purged: 0 })
+  const sent = await second.inject(post('call.ended', call('unblocked')))
+  t.equal(sent.statusCode, 202, 'room again: the counts followed')
+  await until('published to the live destination', () => idsOf(broker).includes(sent.json().id))
+  t.same(idsOf(broker), [sent.json().id], 'the stranded events were never published')
+})
+
+t.test('POST /v1/admin/outbox/purge with a key scoped to a tenant: only its waiting events', async t => {
+  const sha = (key: string) => createHash('sha256').update(key).digest('hex')
+  const keysDir = t.testdir({
+    'keys.json': JSON.stringify({
+      keys: [
+        { name: 'publisher', sha256: sha('publisher-key'), tenants: ['*'], eventTypes: ['*'] },
+        { name: 'admin-a', sha256: sha('admin-a-key'), tenants: [TENANT], eventTypes: ['*'], admin: true }
+      ]
+    })
+  })
+  const as = (key: string): Record<string, string> => ({ authorization: `Bearer ${key}` })
+  const config = testConfig(t, { ...SPOOL, API_KEYS_FILE: join(keysDir, 'keys.json') })
+  const down = new Switchable()
+  down.up = false
+  const first = await buildApp(config, { broker: down })
+  await first.ready()
+  for (const [n, tenant] of [TENANT, OTHER_TENANT, TENANT].entries()) {
+    const res = await first.inject(post('call.ended', call(`stranded-${n}`), { 'x-tenant-id': tenant, ...as('publisher-key') }))
+    t.equal(res.json().status, 'queued')
+  }
+  await first.close()
+  const path = join(config.DATA_DIR, 'routes.json')
+  writeFileSync(path, JSON.stringify({
+    destinations: { other: { broker: 'rabbitmq', exchange: 'other.events', delivery: 'spool' } },
+    routes: [{ types: ['*'], to: ['other'] }]
+  }))
+  const second = await buildApp({ ...config, ROUTES_FILE: path }, { broker: new MemoryBroker() })
+  t.teardown(() => second.close())
+  await second.ready()
+  const purge = () => second.inject({
+    method: 'POST', url: '/v1/admin/outbox/purge', headers: as('admin-a-key'), payload: { destination: 'local' }
+  })
+  t.same((await purge()).json(), { purged: 2 }, 'A\'s two, not B\'s')
+  t.same((await purge()).json(), { purged: 0 })
+  const publisher = await second.inject({
+    method: 'POST', url: '/v1/admin/outbox/purge', headers: as('publisher-key'), payload: { destination: 'local' }
+  })
+  t.equal(publisher.statusCode, 403, 'not an admin key')
+})

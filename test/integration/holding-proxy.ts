@@ -17,11 +17,12 @@ export class HoldingProxy {
     this.#server = server
   }
 
-  static async start (t: Test, target: { host: string, port: number }): Promise<HoldingProxy> {
+  /** `port`: where to listen (default: a free one). */
+  static async start (t: Test, target: { host: string, port: number }, port = 0): Promise<HoldingProxy> {
     const server = net.createServer()
     const proxy = new HoldingProxy(server)
     server.on('connection', client => { proxy.#connect(client, target) })
-    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    await new Promise<void>(resolve => server.listen(port, '127.0.0.1', resolve))
     t.teardown(() => proxy.close())
     return proxy
   }

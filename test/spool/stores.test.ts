@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
+import net from 'node:net'
 import pg from 'pg'
 import pino from 'pino'
 import t, { type Test } from 'tap'
@@ -6,7 +7,8 @@ import { bucketOf, type DestinationStats, type OutboxStore, type SpoolRow } from
 import { PostgresOutbox } from '../../src/spool/postgres.js'
 import { SqliteOutbox } from '../../src/spool/sqlite.js'
 import { openDatabase } from '../../src/storage/database.js'
-import { dataDir } from '../helper.js'
+import { buildApp } from '../../src/app.js'
+import { dataDir, exampleOf, post, testConfig } from '../helper.js'
 import { HoldingProxy } from '../integration/holding-proxy.js'
 import { serviceSkip } from '../services.js'
 
@@ -589,4 +591,106 @@ t.test('postgres: an unresponsive PostgreSQL (bytes held) fails an append by PUB
   // A statement PostgreSQL got before the hold may still commit when the bytes flow again: such a
   // 503 is a "maybe" (docs/configuration.md, SPOOL_URL); what is certain is the bound above.
   t.ok((await store.next('orders', undefined, 100)).length >= 2, 'the appends answered 202 are there')
+})
+
+// Admin keys scoped to tenants: the stores filter by exact tenants and prefixes in their queries.
+for (const [name, { skip, open }] of Object.entries(stores)) {
+  /** Dead letters of tenants a_1, a_2, abc, b (twice each, in turn): `_` is no wildcard for a prefix. */
+  async function deadOfTenants (store: OutboxStore): Promise<SpoolRow[]> {
+    const tenants = ['a_1', 'abc', 'b', 'a_2', 'a_1', 'abc', 'b', 'a_2']
+    const rows = tenants.map((tenant, n) => row(n % 2 === 0 ? 'orders' : 'audit', tenant, n))
+    await store.append(rows)
+    await store.bury([...await store.next('orders', undefined, 10), ...await store.next('audit', undefined, 10)]
+      .sort((x, y) => x.seq - y.seq), 'refused')
+    return rows
+  }
+  const scope = { exact: ['b'], prefixes: ['a_'] }
+
+  t.test(`${name}: dead letters of some tenants only (exact and prefix), paged over theirs`, { skip }, async t => {
+    const { store } = await open(t)
+    await deadOfTenants(store)
+    const mine = await store.deadLetters({ limit: 100, tenants: scope })
+    t.same(mine.map(d => d.tenant), ['a_1', 'b', 'a_2', 'a_1', 'b', 'a_2'], '\'a_\' is a prefix, not a pattern: not abc')
+    const page1 = await store.deadLetters({ limit: 4, tenants: scope })
+    const page2 = await store.deadLetters({ limit: 4, tenants: scope, after: page1.at(-1)?.id ?? 0 })
+    t.same([page1.length, page2.length], [4, 2])
+    t.same([...page1, ...page2].map(d => d.id), mine.map(d => d.id), 'the pages are the tenants\' own, each once')
+    t.same((await store.deadLetters({ limit: 100, destination: 'orders', tenants: scope })).map(d => d.tenant), ['a_1', 'b', 'a_1', 'b'])
+    t.same(await store.deadLetters({ limit: 100, tenants: { exact: ['nobody'], prefixes: [] } }), [])
+    t.equal((await store.deadLetters({ limit: 100 })).length, 8, 'unscoped: every tenant\'s')
+  })
+
+  t.test(`${name}: replay and purge touch only the tenants' dead letters, whatever ids are named; totals follow`, { skip }, async t => {
+    const { store } = await open(t)
+    const rows = await deadOfTenants(store)
+    const all = await store.deadLetters({ limit: 100 })
+    const ids = all.map(d => d.id)
+    t.equal(await store.replay({ ids, tenants: { exact: ['b'], prefixes: [] } }), 2, 'only b\'s of the ids named')
+    t.same((await store.next('orders', undefined, 10)).map(e => e.tenant), ['b', 'b'])
+    t.equal(await store.purge({ ids, tenants: { exact: [], prefixes: ['a_'] } }), 4, 'only a_1\'s and a_2\'s')
+    t.same((await store.deadLetters({ limit: 100 })).map(d => d.tenant), ['abc', 'abc'], 'the other tenant\'s untouched')
+    t.equal(await store.purge({ destination: 'audit', tenants: scope }), 0, 'none of theirs left')
+    const left = rows.filter(r => r.tenant === 'b' || r.tenant === 'abc')
+    t.same(store.totals(), { events: 4, bytes: sum(left) })
+    t.match(await statsOf(store, 'audit'), { depth: 0, deadLetters: 2 })
+  })
+
+  t.test(`${name}: purgeWaiting deletes a destination's waiting events (of some tenants), not its dead letters; totals follow`, {
+    skip
+  }, async t => {
+    const { store } = await open(t)
+    const rows = ['a_1', 'abc', 'b', 'a_2'].map((tenant, n) => row('audit', tenant, n))
+    const others = [row('orders', 'a_1', 4)]
+    await store.append([...rows, ...others])
+    const [dead] = await store.next('audit', undefined, 1)
+    await store.bury(dead === undefined ? [] : [dead], 'refused') // a_1's
+    t.equal(await store.purgeWaiting('audit', scope), 2, 'b\'s and a_2\'s: a_1\'s is dead, abc is not the key\'s')
+    t.same((await store.next('audit', undefined, 10)).map(e => e.tenant), ['abc'])
+    t.same(store.totals(), { events: 3, bytes: sum([rows[0], rows[1], ...others].filter(r => r !== undefined)) })
+    t.equal(await store.purgeWaiting('audit'), 1, 'unscoped: every tenant\'s (abc)')
+    t.same(await store.next('audit', undefined, 10), [])
+    t.match(await statsOf(store, 'audit'), { depth: 0, bytes: 0, deadLetters: 1 })
+    t.same((await store.next('orders', undefined, 10)).map(e => e.eventId), others.map(r => r.eventId), 'another destination untouched')
+    t.equal(await store.purgeWaiting('audit'), 0)
+    t.same(store.totals(), { events: 2, bytes: sum([rows[0], ...others].filter(r => r !== undefined)) })
+  })
+}
+
+t.test('postgres: a gateway whose SPOOL_URL cannot be reached at start starts, answers 503, and takes events once it can', {
+  skip: pgSkip
+}, async t => {
+  const schemaUrl = new URL(await pgSchema(t))
+  // A port nothing listens on yet: PostgreSQL "down".
+  const port = await new Promise<number>(resolve => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo
+      probe.close(() => resolve(port))
+    })
+  })
+  const target = { host: schemaUrl.hostname, port: Number(schemaUrl.port || 5432) }
+  schemaUrl.host = `127.0.0.1:${port}`
+  const app = await buildApp(testConfig(t, { DELIVERY_MODE: 'spool', SPOOL_URL: schemaUrl.toString(), PUBLISH_TIMEOUT_MS: '1000' }))
+  t.teardown(() => app.close())
+  await app.ready()
+  const refused = await app.inject(post('call.ended', exampleOf('call.ended')))
+  t.equal(refused.statusCode, 503, 'started, and answers 503 while the outbox cannot be reached')
+  t.match(refused.json(), { code: 'EVG_SPOOL_UNAVAILABLE' })
+  const ready = (await app.inject('/health/ready')).json() as { destinations: { outbox?: { up: boolean } }[] }
+  t.equal(ready.destinations[0]?.outbox?.up, false, 'readiness: the outbox is down')
+
+  await HoldingProxy.start(t, target, port)
+  let status = 0
+  for (let i = 0; i < 40 && status !== 202; i++) {
+    status = (await app.inject(post('call.ended', exampleOf('call.ended')))).statusCode
+    if (status !== 202) await new Promise(resolve => setTimeout(resolve, 250)) // its retry each second
+  }
+  t.equal(status, 202, 'takes events once PostgreSQL can be reached')
+})
+
+t.test('postgres: a SPOOL_URL that PostgreSQL refuses (no such database) still stops the start', { skip: pgSkip }, async t => {
+  const url = new URL(PG_URL)
+  url.pathname = '/evg_no_such_database'
+  const store = new PostgresOutbox(url.toString(), log)
+  await t.rejects(store.connect(DESTINATIONS), /cannot be used: .*evg_no_such_database/)
+  await store.close()
 })

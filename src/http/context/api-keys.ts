@@ -19,7 +19,7 @@ export const ApiKeysFileSchema = Type.Object({
       description: 'Types it may publish; "*" for any, "call.*" for a prefix'
     }),
     admin: Type.Optional(Type.Boolean({
-      description: 'May use the admin API (/v1/admin: the outbox and its dead letters, every tenant\'s); default false'
+      description: 'May use the admin API (/v1/admin: the outbox and its dead letters, of its tenants); default false'
     }))
   }, { additionalProperties: false }), { minItems: 1 })
 }, { additionalProperties: false })
@@ -30,6 +30,8 @@ export interface ApiKey {
   name: string
   allowsTenant (tenant: string): boolean
   allowsType (type: string): boolean
+  /** Its tenant patterns, normalised as requests spell tenants (`*`, `abc*`, exact ids). */
+  tenants: readonly string[]
   /** May use /v1/admin. */
   admin: boolean
 }
@@ -40,9 +42,11 @@ export class ApiKeys {
   constructor (file: ApiKeysFile, format: TenantIdFormat) {
     for (const k of file.keys) {
       // Tenants as requests spell them after normalisation: lower case under TENANT_ID_FORMAT=uuid, as written under slug.
+      const tenants = k.tenants.map(tenant => normalizeTenantId(tenant, format))
       this.#byDigest.set(k.sha256, {
         name: k.name,
-        allowsTenant: patternMatcher(k.tenants.map(tenant => normalizeTenantId(tenant, format))),
+        allowsTenant: patternMatcher(tenants),
+        tenants,
         allowsType: patternMatcher(k.eventTypes),
         admin: k.admin === true
       })

@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import type { ApiKeys } from '../context/api-keys.js'
+import type { ApiKey, ApiKeys } from '../context/api-keys.js'
 import { GatewayError, messageOf } from '../../errors.js'
 import { fastifyFields } from '../problems/index.js'
 import { addLogFields } from '../hooks/access-log.js'
-import type { DeadLetterQuery } from '../../spool/outbox.js'
+import type { DeadLetterQuery, TenantScope } from '../../spool/outbox.js'
 import type { Spool } from '../../spool/index.js'
 import { eventSecurity, problemResponses } from './schemas.js'
 
@@ -57,6 +57,22 @@ const SelectionSchema = Type.Object({
   'x-component': 'DeadLetterSelection'
 })
 
+/** A key's tenant patterns as the stores take them; undefined: every tenant (`*`). */
+export function tenantScope (key: Pick<ApiKey, 'tenants'>): TenantScope | undefined {
+  if (key.tenants.includes('*')) return undefined
+  return {
+    exact: key.tenants.filter(t => !t.endsWith('*')),
+    prefixes: key.tenants.filter(t => t.endsWith('*')).map(t => t.slice(0, -1))
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The admin key's tenants (undefined: every tenant, or auth off). */
+    adminTenants?: TenantScope
+  }
+}
+
 /** A stored envelope as JSON; the outbox keeps what the gateway serialized. */
 const parseEnvelope = (text: string): unknown => JSON.parse(text)
 
@@ -68,7 +84,8 @@ export interface AdminOptions {
 
 /**
  * `/v1/admin`: the outbox and its dead letters, across tenants. With API_KEYS_FILE, only keys
- * with `"admin": true`; without it (auth off), open like every other route.
+ * with `"admin": true`, and only their tenants' dead letters (a key for `*`: every tenant's);
+ * without it (auth off), open like every other route.
  */
 export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Promise<void> {
   const { apiKeys } = opts
@@ -87,7 +104,15 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
     const key = apiKeys.authenticate(request.headers)
     addLogFields(request, { apiKey: key.name })
     if (!key.admin) throw new GatewayError('EVG_FORBIDDEN', 'this API key may not use the admin API')
+    const tenants = tenantScope(key)
+    if (tenants !== undefined) request.adminTenants = tenants
   })
+  /** The outbox's counts are every tenant's together: only for keys of every tenant. */
+  const everyTenant = (tenants: TenantScope | undefined): void => {
+    if (tenants !== undefined) {
+      throw new GatewayError('EVG_FORBIDDEN', 'the outbox\'s counts are every tenant\'s: only an admin key for tenants ["*"] may read them')
+    }
+  }
   const spoolOf = (destination?: string): Spool => {
     const spool = opts.spool
     if (spool === undefined) {
@@ -103,13 +128,14 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
     destination?: string | undefined
     ids?: number[] | undefined
     all?: boolean | undefined
-  }): DeadLetterQuery => {
+  }, tenants: TenantScope | undefined): DeadLetterQuery => {
     if (body.destination === undefined && body.ids === undefined && body.all !== true) {
       throw new GatewayError('EVG_VALIDATION', 'name a destination, ids, or "all": true')
     }
     return {
       ...(body.destination === undefined ? {} : { destination: body.destination }),
-      ...(body.ids === undefined ? {} : { ids: body.ids })
+      ...(body.ids === undefined ? {} : { ids: body.ids }),
+      ...(tenants === undefined ? {} : { tenants })
     }
   }
 
@@ -121,7 +147,8 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
       security,
       response: { 200: OutboxSchema, ...problemResponses }
     }
-  }, async () => {
+  }, async request => {
+    everyTenant(request.adminTenants)
     const spool = spoolOf()
     const states = await spool.states()
     return {
@@ -160,7 +187,8 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
     const rows = await spool.store.deadLetters({
       limit: q.limit ?? 100,
       ...(q.destination === undefined ? {} : { destination: q.destination }),
-      ...(q.after === undefined ? {} : { after: q.after })
+      ...(q.after === undefined ? {} : { after: q.after }),
+      ...(request.adminTenants === undefined ? {} : { tenants: request.adminTenants })
     })
     return {
       deadLetters: rows.map(r => ({
@@ -192,7 +220,7 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
     }
   }, async request => {
     const spool = spoolOf(request.body.destination)
-    return { replayed: await spool.replay(selection(request.body)) }
+    return { replayed: await spool.replay(selection(request.body, request.adminTenants)) }
   })
 
   typed.post('/v1/admin/dead-letters/purge', {
@@ -206,6 +234,24 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
     }
   }, async request => {
     const spool = spoolOf(request.body.destination)
-    return { purged: await spool.purge(selection(request.body)) }
+    return { purged: await spool.purge(selection(request.body, request.adminTenants)) }
+  })
+
+  typed.post('/v1/admin/outbox/purge', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Delete the events still waiting for a destination no longer spooled',
+      description: 'For a destination gone from the routes: nothing relays its events any more, and they count ' +
+        'against OUTBOX_MAX_*. Refused (400) for a destination spooled now. Dead letters are not touched.',
+      operationId: 'admin_purge_outbox',
+      security,
+      body: Type.Object({
+        destination: Type.String({ minLength: 1, maxLength: 64, description: 'A destination no longer spooled by this gateway' })
+      }, { additionalProperties: false }),
+      response: { 200: Type.Object({ purged: Type.Integer() }, { description: 'How many were deleted' }), ...problemResponses }
+    }
+  }, async request => {
+    const spool = spoolOf()
+    return { purged: await spool.purgeWaiting(request.body.destination, request.adminTenants) }
   })
 }
