@@ -1,5 +1,6 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
+import { RABBITMQ_CLOSE_MS } from './brokers/rabbitmq/connection.js'
 import { codeOf } from './errors.js'
 import { ConfigError, drainSeconds, listenHost, loadConfig, orExitOnConfigError, type Config } from './config/index.js'
 import { LogDestination } from './observability/log-destination.js'
@@ -26,12 +27,13 @@ async function main (): Promise<void> {
   // answers what is in flight (each bounded by PUBLISH_TIMEOUT_MS), closes idle keep-alive
   // connections, the brokers and the database, exports the last spans, and writes out the
   // buffered log lines. Spooled destinations' relays finish their batch (bounded by the publish
-  // deadline too) after the requests. A fatal error skips the drain. The delay bounds all of it:
+  // deadline too) after the requests, then the brokers close (RabbitMQ: at most RABBITMQ_CLOSE_MS
+  // with a silent network). A fatal error skips the drain. The delay bounds all of it:
   // keep terminationGracePeriodSeconds above it.
   const drain = drainSeconds(config)
   const drainMs = drain * 1000
   const relaysMs = app.destinations.some(d => d.mode === 'spool') ? config.PUBLISH_TIMEOUT_MS : 0
-  const delay = drainMs + config.PUBLISH_TIMEOUT_MS + relaysMs + TRACE_FLUSH_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS + 3000
+  const delay = drainMs + config.PUBLISH_TIMEOUT_MS + relaysMs + RABBITMQ_CLOSE_MS + TRACE_FLUSH_TIMEOUT_MS + LOG_FLUSH_TIMEOUT_MS + 3000
   closeWithGrace({ delay, logger: app.log }, async ({ signal, err }) => {
     if (err !== undefined) {
       app.log.error({ err }, 'shutting down after an error')

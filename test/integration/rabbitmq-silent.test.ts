@@ -4,7 +4,8 @@
 // none is buried), and delivery resumes within seconds of the network coming back.
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
-import { exampleOf, post, testConfig } from '../helper.js'
+import { gateway } from '../attacks/gateway-process.js'
+import { TENANT, exampleOf, post, testConfig } from '../helper.js'
 import { HoldingProxy } from './holding-proxy.js'
 import { AMQP_URL, Consumer, cleanupExchange, rabbitSkip, takeRabbitMqTurn, uniqueName } from './rabbit-helper.js'
 
@@ -67,4 +68,39 @@ t.test('RabbitMQ silent: 503 at the deadline, lost in seconds by the heartbeat, 
   t.same(queued.filter(id => !arrived.has(id)), [], 'every spooled event delivered after the silence')
   const dead = (await spooled.inject('/v1/admin/dead-letters')).json() as { deadLetters: unknown[] }
   t.same(dead.deadLetters, [], 'none buried, with OUTBOX_MAX_ATTEMPTS=1: the silence counted no attempt')
+})
+
+t.test('SIGTERM while RabbitMQ is silent with confirms due: every step of the shutdown is bounded, exit 0', {
+  skip, timeout: 120_000
+}, async t => {
+  await takeRabbitMqTurn(t)
+  const rabbit = new URL(AMQP_URL)
+  const proxy = await HoldingProxy.start(t, { host: rabbit.hostname, port: Number(rabbit.port || 5672) })
+  const url = new URL(AMQP_URL)
+  url.host = new URL(proxy.url).host
+  const exchange = uniqueName('silent-stop')
+  cleanupExchange(t, exchange)
+  // A heartbeat longer than the test: the connection still looks up while nothing answers.
+  const gw = await gateway(t, {
+    BROKER: 'rabbitmq',
+    AMQP_URL: url.toString(),
+    AMQP_EXCHANGE: exchange,
+    AMQP_HEARTBEAT_SECONDS: '600',
+    DELIVERY_MODE: 'spool',
+    PUBLISH_TIMEOUT_MS: '2000'
+  })
+  const send = () => fetch(`${gw.base}/v1/events/call.ended`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-tenant-id': TENANT },
+    body: JSON.stringify(exampleOf('call.ended'))
+  })
+  t.equal((await send()).status, 202)
+  proxy.hold()
+  // Queued, and taken by the relay, whose publish now waits for a confirm that never comes.
+  for (let i = 0; i < 5; i++) t.equal((await send()).status, 202)
+  await sleep(500)
+  gw.child.kill('SIGTERM')
+  t.equal(await gw.exit, 0, 'exit 0: the relay, the confirms, the outbox and the database each closed within their bounds', {
+    stderr: gw.stderr().slice(-3000)
+  })
 })

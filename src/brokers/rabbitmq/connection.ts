@@ -13,6 +13,12 @@ export interface ConnectionUser {
   detach (): void
 }
 
+/** How long closing the connection waits for the broker's answer. */
+const CLOSE_CONNECTION_MS = 2000
+
+/** At most how long closing a RabbitMQ destination takes: its confirms still due, then the connection (server.ts's shutdown budget). */
+export const RABBITMQ_CLOSE_MS = 2000 + CLOSE_CONNECTION_MS
+
 // amqplib reports an unknown vhost as the server closing instead of opening the connection.
 const REFUSED = /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|vhost|Expected ConnectionOpenOk/i
 
@@ -157,7 +163,18 @@ export class AmqpConnection {
     this.#users.delete(user)
     if (this.#users.size > 0) return
     this.#closing = true
-    await this.#conn?.close().catch(() => undefined)
+    // Bounded: closing waits for the broker's Close-Ok, which a silent network never brings; then
+    // the socket is destroyed, so shutdown goes on to close the outbox and the databases.
+    const model = this.#model
+    const closed = await Promise.race([
+      (this.#conn?.close() ?? Promise.resolve()).then(() => true, () => true),
+      new Promise<false>(resolve => setTimeout(resolve, CLOSE_CONNECTION_MS, false).unref())
+    ])
+    if (!closed && model !== undefined) {
+      const { connection } = model
+      if ('stream' in connection && connection.stream instanceof Writable) connection.stream.destroy()
+      this.#log.warn({ broker: 'rabbitmq' }, `RabbitMQ did not answer the close within ${CLOSE_CONNECTION_MS} ms: connection dropped`)
+    }
     this.#model = undefined
   }
 }

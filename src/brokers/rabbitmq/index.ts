@@ -25,7 +25,7 @@ const MAX_RETRY_MS = 5000
  * destination alone; it is retried with backoff while the connection stays up.
  */
 /** How long closing waits for the confirms still due (an unresponsive broker sends none). */
-const CLOSE_CONFIRMS_MS = 2000
+const CLOSE_CONFIRMS_MS = 2000 // RABBITMQ_CLOSE_MS in connection.ts counts it
 
 export class RabbitMqBroker implements Broker, ConnectionUser {
   readonly name = 'rabbitmq'
