@@ -22,6 +22,11 @@ export interface OutgoingEvent {
   traceparent?: string
 }
 
+/** The tracestate a message carries: the caller's, beside a traceparent (W3C: never one without the other). */
+export function tracestateOf (outgoing: OutgoingEvent): string | undefined {
+  return outgoing.traceparent === undefined ? undefined : outgoing.event.tracestate
+}
+
 /** The routing key a message goes out with: the destination's declared one, else the catalog's. */
 export function routingKeyOf (outgoing: OutgoingEvent): string {
   return outgoing.message?.routingKey ?? outgoing.event.routingKey

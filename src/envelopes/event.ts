@@ -11,6 +11,8 @@ export interface RequestContext {
   accountId?: string
   correlationId: string
   traceparent?: string
+  /** The caller's W3C tracestate, with a valid traceparent only. */
+  tracestate?: string
 }
 
 /**
@@ -29,6 +31,8 @@ export interface GatewayEvent {
   accountId?: string
   correlationId: string
   traceparent?: string
+  /** The caller's tracestate: messages carry it beside their traceparent (our spans do not change it). */
+  tracestate?: string
   data: Record<string, unknown>
   /** RabbitMQ routing key, filled from the data. */
   routingKey: string
@@ -64,6 +68,7 @@ export function createEvent (
   if (ctx.userId !== undefined) event.userId = ctx.userId
   if (ctx.accountId !== undefined) event.accountId = ctx.accountId
   if (ctx.traceparent !== undefined) event.traceparent = ctx.traceparent
+  if (ctx.tracestate !== undefined) event.tracestate = ctx.tracestate
   const dedupe = entry.dedupeKey === undefined ? undefined : scalar(data[entry.dedupeKey])
   if (dedupe !== undefined) event.dedupeKey = dedupe
   const group = entry.groupKey === undefined ? undefined : scalar(data[entry.groupKey])

@@ -62,6 +62,8 @@ const EVENT_FIELDS: Record<string, (scope: FieldScope) => Omit<Field, 'name'>> =
   account: () => ({ facts: text(CONTEXT, true), get: e => e.accountId }),
   correlationId: () => ({ facts: text(CONTEXT), get: e => e.correlationId }),
   traceparent: () => ({ facts: text(55, true), get: (_e, traceparent) => traceparent }),
+  // W3C: at most 512 characters (longer is not passed on), and only beside a traceparent.
+  tracestate: () => ({ facts: text(512, true), get: (e, traceparent) => traceparent === undefined ? undefined : e.tracestate }),
   // A batch item's is the request's key, a space and the item's index (src/http/routes/events/batch.ts).
   idempotencyKey: () => ({ facts: { ...text(255 + 1 + 5, true), ascii: false }, get: e => e.idempotencyKey }),
   routingKey: () => ({ facts: text(255), get: e => e.routingKey }),

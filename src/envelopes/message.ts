@@ -64,7 +64,8 @@ export const DEFAULT_HEADERS: Record<string, FieldTemplate> = {
   'x-correlation-id': '{{correlationId}}',
   'x-user-id': '{{user}}',
   'x-account-id': '{{account}}',
-  traceparent: '{{traceparent}}'
+  traceparent: '{{traceparent}}',
+  tracestate: '{{tracestate}}'
 }
 
 /** The attributes every SQS message carries; a destination's `attributes` add to them, or drop one with null. */
@@ -73,6 +74,7 @@ export const DEFAULT_ATTRIBUTES: Record<string, FieldTemplate> = {
   'tenant-id': '{{tenant}}',
   'correlation-id': '{{correlationId}}',
   'user-id': '{{user}}',
+  // Not tracestate: SQS takes 10 attributes, and a destination declares it when its consumers want it.
   traceparent: '{{traceparent}}'
 }
 

@@ -19,8 +19,8 @@ export function dataSchemaUri (type: string): string {
 export const PROFILES = {
   /**
    * CloudEvents 1.0, structured JSON, with the gateway's context as extension attributes; optional
-   * attributes are absent when unknown, as CloudEvents asks. `traceparent` is the distributed
-   * tracing extension: the message's producer context, the same one its transport carries.
+   * attributes are absent when unknown, as CloudEvents asks. `traceparent` and `tracestate` are the
+   * distributed tracing extension: the message's producer context, the same one its transport carries.
    */
   cloudevents: {
     contentType: 'application/cloudevents+json',
@@ -37,7 +37,8 @@ export const PROFILES = {
       data: '{{data}}',
       userid: '{{user}}',
       accountid: '{{account}}',
-      traceparent: '{{traceparent}}'
+      traceparent: '{{traceparent}}',
+      tracestate: '{{tracestate}}'
     }
   },
   /** Seed 003's "Event Schema Standard" of the Ocelot platform: its modules read organizationId, userId and data. */

@@ -1,5 +1,5 @@
 import { ROOT_CONTEXT, trace, type Context, type SpanContext } from '@opentelemetry/api'
-import { parseTraceParent } from '@opentelemetry/core'
+import { TraceState, parseTraceParent } from '@opentelemetry/core'
 
 // W3C Trace Context in and out, with the OpenTelemetry API and core: the request path never loads the SDK.
 
@@ -25,10 +25,30 @@ export function readTraceparent (value: string): string | undefined {
   return `00${value.slice(2, FIELDS_LENGTH - 2)}0${sampled}`
 }
 
-/** The context a server span starts in: the caller's, from a traceparent already read (readTraceparent: version 00). */
-export function callerContext (traceparent: string | undefined): Context {
+/**
+ * A caller's tracestate as the gateway passes it on (several headers are one list, Node joins
+ * them): OpenTelemetry's parse, which drops members that are not key=value as W3C Trace Context
+ * defines them, keeps at most 32, and drops a value over 512 characters whole; undefined when
+ * nothing is left.
+ */
+export function readTracestate (value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined
+  const state = new TraceState(Array.isArray(value) ? value.join(',') : value).serialize()
+  return state === '' ? undefined : state
+}
+
+/**
+ * The context a server span starts in: the caller's, from a traceparent already read
+ * (readTraceparent: version 00) and its tracestate, which the gateway's spans then carry on.
+ */
+export function callerContext (traceparent: string | undefined, tracestate?: string): Context {
   const parent = traceparent === undefined ? null : parseTraceParent(traceparent)
-  return parent === null ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, { ...parent, isRemote: true })
+  if (parent === null) return ROOT_CONTEXT
+  return trace.setSpanContext(ROOT_CONTEXT, {
+    ...parent,
+    isRemote: true,
+    ...(tracestate === undefined ? {} : { traceState: new TraceState(tracestate) })
+  })
 }
 
 /** A span's context as a W3C traceparent (version 00), as a consumer reads it. */

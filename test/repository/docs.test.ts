@@ -153,7 +153,8 @@ t.test('docs/envelopes.md: every profile, with exactly the fields it writes', as
     userId: 'user-9',
     accountId: 'acct-1',
     correlationId: 'corr-1',
-    traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+    traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    tracestate: 'congo=t61rcWkgMzE'
   })
   const profileSections = headings(doc).filter(h => /^## `[^`]+`$/.test(h)).map(h => codes(h)[0])
   t.same(sorted(profileSections as string[]), sorted(PROFILE_NAMES), 'a section per profile, and none for a profile that does not exist')

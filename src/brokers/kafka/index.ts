@@ -1,6 +1,6 @@
 import { asError } from '../../errors.js'
 import type { Broker, BrokerHealth, OutgoingEvent, PublishOutcome } from '../broker.js'
-import { BrokerError } from '../broker.js'
+import { BrokerError, tracestateOf } from '../broker.js'
 import { classifyKafkaError } from './errors.js'
 import type { KafkaHeader, KafkaProducer } from './producer.js'
 
@@ -19,7 +19,9 @@ const REMEMBERED_MS = 10 * 60_000
 const MAX_RECORD_BYTES = 1_000_000 - 512
 
 /** The record headers every record carries when its destination declares none (docs/envelopes.md). */
-function defaultHeaders ({ event, traceparent }: OutgoingEvent): KafkaHeader[] {
+function defaultHeaders (outgoing: OutgoingEvent): KafkaHeader[] {
+  const { event, traceparent } = outgoing
+  const tracestate = tracestateOf(outgoing)
   const headers: KafkaHeader[] = [
     { 'x-event-type': event.type },
     { 'x-tenant-id': event.tenantId },
@@ -28,6 +30,7 @@ function defaultHeaders ({ event, traceparent }: OutgoingEvent): KafkaHeader[] {
   if (event.userId !== undefined) headers.push({ 'x-user-id': event.userId })
   if (event.accountId !== undefined) headers.push({ 'x-account-id': event.accountId })
   if (traceparent !== undefined) headers.push({ traceparent })
+  if (tracestate !== undefined) headers.push({ tracestate })
   return headers
 }
 

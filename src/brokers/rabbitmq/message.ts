@@ -1,6 +1,6 @@
 import type { Options } from 'amqplib'
 import type { GatewayEvent } from '../../envelopes/event.js'
-import { BrokerError, routingKeyOf, type OutgoingEvent, type PublishOutcome } from '../broker.js'
+import { BrokerError, routingKeyOf, tracestateOf, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 
 /** What a publish's confirm came back as: null (confirmed), an error (nack, channel closed) or a return before it. */
 export const RETURNED = Symbol('returned')
@@ -14,6 +14,7 @@ interface Headers {
   'x-user-id': string | undefined
   'x-account-id': string | undefined
   traceparent: string | undefined
+  tracestate: string | undefined
 }
 
 /**
@@ -35,7 +36,8 @@ export class PublishOptions {
     'x-correlation-id': '',
     'x-user-id': undefined,
     'x-account-id': undefined,
-    traceparent: undefined
+    traceparent: undefined,
+    tracestate: undefined
   }
 
   readonly #options: Properties<Headers>
@@ -51,8 +53,11 @@ export class PublishOptions {
   }
 
   /** The options for this message; valid until the next call (pass them to `ch.publish()` at once). */
-  for ({ event, contentType, traceparent, message }: OutgoingEvent): Options.Publish {
-    const options = message?.headers === undefined ? this.#defaults(event, traceparent) : this.#declaredHeaders(message.headers)
+  for (outgoing: OutgoingEvent): Options.Publish {
+    const { event, contentType, traceparent, message } = outgoing
+    const options = message?.headers === undefined
+      ? this.#defaults(event, traceparent, tracestateOf(outgoing))
+      : this.#declaredHeaders(message.headers)
     const declared = message?.properties
     options.contentType = contentType
     options.messageId = event.id
@@ -63,7 +68,7 @@ export class PublishOptions {
     return options
   }
 
-  #defaults (event: GatewayEvent, traceparent: string | undefined): Properties<Headers> {
+  #defaults (event: GatewayEvent, traceparent: string | undefined, tracestate: string | undefined): Properties<Headers> {
     const headers = this.#headers
     headers['x-event-type'] = event.type
     headers['x-tenant-id'] = event.tenantId
@@ -71,6 +76,7 @@ export class PublishOptions {
     headers['x-user-id'] = event.userId
     headers['x-account-id'] = event.accountId
     headers.traceparent = traceparent
+    headers.tracestate = tracestate
     return this.#options
   }
 

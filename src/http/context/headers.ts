@@ -7,6 +7,7 @@ export const HEADERS = {
   idempotencyKey: 'idempotency-key',
   idempotencyReplayed: 'idempotency-replayed',
   traceparent: 'traceparent',
+  tracestate: 'tracestate',
   authorization: 'authorization',
   requestId: 'x-request-id',
   retryAfter: 'retry-after'

@@ -6,7 +6,7 @@ import { GatewayError } from '../../errors.js'
 import { HEADERS } from './headers.js'
 import { isValidTenantId, normalizeTenantId } from '../../config/tenant.js'
 import type { RequestContext } from '../../envelopes/event.js'
-import { readTraceparent } from '../../observability/trace-context.js'
+import { readTraceparent, readTracestate } from '../../observability/trace-context.js'
 
 export type { RequestContext }
 
@@ -75,6 +75,12 @@ export function contextFromHeaders (
     correlationId,
     ...(userId === undefined ? {} : { userId }),
     ...(accountId === undefined ? {} : { accountId }),
-    ...(traceparent === undefined ? {} : { traceparent })
+    ...(traceparent === undefined ? {} : { traceparent, ...tracestateOf(headers) })
   }
+}
+
+/** The caller's tracestate, read only beside a valid traceparent (W3C: without one it is ignored). */
+function tracestateOf (headers: IncomingHttpHeaders): { tracestate?: string } {
+  const tracestate = readTracestate(headers[HEADERS.tracestate])
+  return tracestate === undefined ? {} : { tracestate }
 }

@@ -9,7 +9,8 @@ import {
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { callerTraceparent } from '../context/request-context.js'
-import { callerContext } from '../../observability/trace-context.js'
+import { callerContext, readTracestate } from '../../observability/trace-context.js'
+import { HEADERS } from '../context/headers.js'
 import { addLogFields } from './access-log.js'
 
 declare module 'fastify' {
@@ -62,7 +63,7 @@ async function requestTracingPlugin (app: FastifyInstance, { tracer }: { tracer:
     const route = request.routeOptions.url
     if (route?.startsWith('/v1/') === true) {
       const type = request.routeOptions.config.eventType
-      const parent = callerContext(callerTraceparent(request))
+      const parent = callerContext(callerTraceparent(request), readTracestate(request.headers[HEADERS.tracestate]))
       const span = tracer.startSpan(`${request.method} ${route}`, {
         kind: SpanKind.SERVER,
         attributes: {

@@ -70,6 +70,7 @@ export const CloudEventSchema = Type.Object({
   accountid: Type.Optional(Type.String()),
   correlationid: Type.String(),
   traceparent: Type.Optional(Type.String()),
+  tracestate: Type.Optional(Type.String()),
   data: EventData
 }, {
   description: 'Profile `cloudevents`: CloudEvents 1.0, structured JSON, with the context extension attributes',
@@ -127,12 +128,14 @@ export function contextHeaders (config: Pick<Config, 'ALLOW_MOCK_CONTEXT'>): TOb
       header('A repeat with the same key and body within 24 hours gets the first answer; another body gets 409')
     ),
     traceparent: Type.Optional(header('W3C trace context, carried into the envelope; an invalid one is dropped')),
+    tracestate: Type.Optional(header('W3C trace state, read beside a valid traceparent only and carried on with it; ' +
+      'invalid members are dropped, a value over 512 characters whole')),
     // Read by src/http/hooks/content-encoding.ts; documented with the publishing routes, whose bodies can be large.
     'content-encoding': Type.Optional(header(
       'The body\'s compression: `gzip` (or `x-gzip`), `deflate` (the zlib format), `br`, or `zstd` (on Node.js 22.15 and later); ' +
       '`identity` or none: as it is. Case-insensitive, one coding at most. BODY_LIMIT_BYTES applies to the decoded body (413); ' +
-      'a stream that does not decode is 400; another coding, or several, 415 with Accept-Encoding naming those the gateway decodes',
-      ['gzip']
+      'a stream that does not decode is 400; another coding, or several, 415 with Accept-Encoding naming those the gateway decodes'
+      // No example: Swagger UI's Try it out would send it with the uncompressed example body (400).
     ))
   })
 }
