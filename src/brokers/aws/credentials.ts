@@ -46,7 +46,7 @@ export function deadline (ms: number): { abortSignal: AbortSignal } {
 interface ClientSettings {
   region?: string
   endpoint?: string
-  requestHandler?: { connectionTimeout: number, requestTimeout: number }
+  requestHandler?: { connectionTimeout: number, requestTimeout: number, throwOnRequestTimeout: true }
 }
 
 /**
@@ -60,7 +60,11 @@ export function awsClientConfig (opts: { region?: string, endpoint?: string, tim
     ...(opts.endpoint === undefined ? {} : { endpoint: opts.endpoint }),
     ...(opts.timeoutMs === undefined
       ? {}
-      : { requestHandler: { connectionTimeout: Math.min(opts.timeoutMs, 3000), requestTimeout: opts.timeoutMs } })
+      // throwOnRequestTimeout: the request fails (and is destroyed) rather than the SDK printing a
+      // warning line on stderr, outside the JSON log, for each request that went silent.
+      : {
+          requestHandler: { connectionTimeout: Math.min(opts.timeoutMs, 3000), requestTimeout: opts.timeoutMs, throwOnRequestTimeout: true }
+        })
   }
 }
 
