@@ -199,12 +199,14 @@ t.test('zip bombs: 2 GiB of zeros sent as a few KB to 2 MB, refused 413 once the
         instance: '/v1/events/call.ended'
       })
       t.ok(cpuMs < 1500, `inflating stopped at the limit (${Math.round(cpuMs)} ms of CPU)`)
-      // Nor does it go on after the answer: a decoder left running would keep a core busy.
+      // Nor does it go on after the answer: a decoder left running would keep a core busy, about
+      // 1,500 ms of CPU in the next 1,500 ms; the rest (the client sending the remaining bytes, the
+      // server dropping them, a GC of the bomb) stays far below, even on a loaded machine.
       const idle = process.cpuUsage()
-      await new Promise(resolve => setTimeout(resolve, 500))
+      await new Promise(resolve => setTimeout(resolve, 1500))
       const after = process.cpuUsage(idle)
       const afterMs = (after.user + after.system) / 1000
-      t.ok(afterMs < 150, `nothing inflates once it is answered (${Math.round(afterMs)} ms of CPU in the next 500 ms)`)
+      t.ok(afterMs < 700, `nothing inflates once it is answered (${Math.round(afterMs)} ms of CPU in the next 1,500 ms)`)
     })
   }
   t.equal(broker.calls, 0)
