@@ -38,9 +38,12 @@ export async function checkCredentials (provider: Provider, service: string): Pr
 /** How long a health probe (GetQueueAttributes, DescribeEventBus) may take before it counts as no answer. */
 export const AWS_PROBE_TIMEOUT_MS = 2000
 
-/** A call's deadline: each call is aborted when it passes, its socket destroyed rather than left to the SDK's 15 minutes. */
-export function deadline (ms: number): { abortSignal: AbortSignal } {
-  return { abortSignal: AbortSignal.timeout(ms) }
+/**
+ * A call's deadline: each call is aborted when it passes, its socket destroyed rather than left to
+ * the SDK's 15 minutes; none when no deadline was given (a client a test made).
+ */
+export function deadline (ms: number | undefined): { abortSignal?: AbortSignal } {
+  return ms === undefined ? {} : { abortSignal: AbortSignal.timeout(ms) }
 }
 
 interface ClientSettings {

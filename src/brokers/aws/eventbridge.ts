@@ -75,7 +75,7 @@ export class EventBridgeBroker implements Broker {
     const limits = { maxBytes: this.#opts.maxEntryBytes, per: BATCH, noun: 'entry' }
     return sendInChunks('EventBridge', built, limits, async (chunk, outcomes) => {
       const call = new PutEventsCommand({ Entries: chunk.map(c => c.entry) })
-      const res = await this.#client.send(call, this.#opts.timeoutMs === undefined ? {} : deadline(this.#opts.timeoutMs))
+      const res = await this.#client.send(call, deadline(this.#opts.timeoutMs))
       chunk.forEach(({ index }, k) => {
         const result = res.Entries?.[k]
         if (result?.EventId !== undefined && result.ErrorCode === undefined) {

@@ -93,10 +93,6 @@ export class SqsBroker implements Broker {
     await checkClient(this.#client.config, 'SQS')
   }
 
-  #deadline (): { abortSignal?: AbortSignal } {
-    return this.#opts.timeoutMs === undefined ? {} : deadline(this.#opts.timeoutMs)
-  }
-
   #entry (outgoing: OutgoingEvent): SqsEntry & { size: number } {
     const { event, body, message } = outgoing
     const attrs = messageAttributes(outgoing)
@@ -128,12 +124,13 @@ export class SqsBroker implements Broker {
       const [first] = chunk
       if (total === 1 && first !== undefined) {
         const { index, entry } = first
-        await this.#client.send(new SendMessageCommand({ QueueUrl: queueUrl, ...entry }), this.#deadline())
+        await this.#client.send(new SendMessageCommand({ QueueUrl: queueUrl, ...entry }), deadline(this.#opts.timeoutMs))
         outcomes[index] = { ok: true }
         return
       }
       const entries = chunk.map(({ index, entry }) => ({ Id: String(index), ...entry }))
-      const res = await this.#client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }), this.#deadline())
+      const batch = new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries })
+      const res = await this.#client.send(batch, deadline(this.#opts.timeoutMs))
       for (const ok of res.Successful ?? []) outcomes[Number(ok.Id)] = { ok: true }
       for (const failed of res.Failed ?? []) {
         // SenderFault: the entry itself is wrong and would fail again; otherwise try again.
