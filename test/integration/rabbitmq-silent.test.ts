@@ -2,7 +2,7 @@
 // by a proxy of the tests' own): sync publishes answer 503 by their deadline, the connection is
 // taken as lost by its heartbeat in seconds, spooled events wait (a timeout is not a refusal:
 // none is buried), and delivery resumes within seconds of the network coming back.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { gateway } from '../attacks/gateway-process.js'
 import { TENANT, exampleOf, post, testConfig } from '../helper.js'
@@ -13,16 +13,22 @@ const skip = await rabbitSkip()
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
 
-t.test('RabbitMQ silent: 503 at the deadline, lost in seconds by the heartbeat, nothing buried, delivery back at once', {
-  skip, timeout: 120_000
-}, async t => {
+/** RabbitMQ's turn, a holding proxy in front of it, the AMQP URL through the proxy, and an exchange of the test's own. */
+async function rabbitBehindProxy (t: Test, name: string) {
   await takeRabbitMqTurn(t)
   const rabbit = new URL(AMQP_URL)
   const proxy = await HoldingProxy.start(t, { host: rabbit.hostname, port: Number(rabbit.port || 5672) })
   const url = new URL(AMQP_URL)
   url.host = new URL(proxy.url).host
-  const exchange = uniqueName('silent')
+  const exchange = uniqueName(name)
   cleanupExchange(t, exchange)
+  return { proxy, url, exchange }
+}
+
+t.test('RabbitMQ silent: 503 at the deadline, lost in seconds by the heartbeat, nothing buried, delivery back at once', {
+  skip, timeout: 120_000
+}, async t => {
+  const { proxy, url, exchange } = await rabbitBehindProxy(t, 'silent')
   const env = {
     BROKER: 'rabbitmq',
     AMQP_URL: url.toString(),
@@ -73,13 +79,7 @@ t.test('RabbitMQ silent: 503 at the deadline, lost in seconds by the heartbeat, 
 t.test('SIGTERM while RabbitMQ is silent with confirms due: every step of the shutdown is bounded, exit 0', {
   skip, timeout: 120_000
 }, async t => {
-  await takeRabbitMqTurn(t)
-  const rabbit = new URL(AMQP_URL)
-  const proxy = await HoldingProxy.start(t, { host: rabbit.hostname, port: Number(rabbit.port || 5672) })
-  const url = new URL(AMQP_URL)
-  url.host = new URL(proxy.url).host
-  const exchange = uniqueName('silent-stop')
-  cleanupExchange(t, exchange)
+  const { proxy, url, exchange } = await rabbitBehindProxy(t, 'silent-stop')
   // A heartbeat longer than the test: the connection still looks up while nothing answers.
   const gw = await gateway(t, {
     BROKER: 'rabbitmq',
