@@ -96,7 +96,13 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
       log: app.log,
       connectTimeoutMs: config.PUBLISH_TIMEOUT_MS,
       heartbeatSeconds: config.AMQP_HEARTBEAT_SECONDS,
-      kafka: kafkaSettings(config)
+      kafka: kafkaSettings(config),
+      coalescing: {
+        maxEntries: config.AWS_BATCH_MAX_ENTRIES,
+        lingerMs: config.AWS_BATCH_LINGER_MS,
+        callsInFlight: config.AWS_CALLS_IN_FLIGHT
+      },
+      onAwsCall: (destination, broker, entries) => { metrics.awsCallEntries.observe({ destination, broker }, entries) }
     })
     : () => testBroker)
   const policy = {

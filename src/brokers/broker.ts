@@ -74,12 +74,14 @@ export interface BrokerHealth {
 
 /**
  * What every broker adapter implements. `publish` makes one attempt and answers per event, in
- * order; retries, deadlines, metrics and logs belong to delivery.
+ * order; retries, deadlines, metrics and logs belong to delivery. `deadline` (epoch ms) is when
+ * delivery stops waiting: an adapter that holds events before sending them (AWS calls gathering
+ * company) never sends one after it.
  */
 export interface Broker {
   readonly name: string
   connect (): Promise<void>
-  publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]>
+  publish (events: readonly OutgoingEvent[], deadline?: number): Promise<PublishOutcome[]>
   health (): Promise<BrokerHealth>
   close (): Promise<void>
   /**

@@ -10,6 +10,7 @@ import { KafkaProducers } from './kafka/producer.js'
 import type { KafkaSecurity } from '../config/index.js'
 import { AmqpConnections } from './rabbitmq/connection.js'
 import { RabbitMqBroker } from './rabbitmq/index.js'
+import type { CoalescingOptions } from './aws/coalescer.js'
 
 export interface BrokerFactoryOptions {
   db: Db
@@ -23,6 +24,10 @@ export interface BrokerFactoryOptions {
   kafka?: { security: KafkaSecurity, deliveryTimeoutMs: number }
   /** AMQP_HEARTBEAT_SECONDS, asked of RabbitMQ when a URL does not name its own. */
   heartbeatSeconds?: number
+  /** SQS and EventBridge: how events gather into calls (AWS_BATCH_*, AWS_CALLS_IN_FLIGHT). */
+  coalescing?: CoalescingOptions
+  /** Told each SQS or EventBridge call's entries (gateway_aws_call_entries). */
+  onAwsCall?: (destination: string, broker: string, entries: number) => void
 }
 
 export type BrokerFactory = (destination: DestinationConfig) => Broker
@@ -52,6 +57,11 @@ export function brokerFactory (opts: BrokerFactoryOptions): BrokerFactory {
   const connections = new AmqpConnections(opts.log, opts.connectTimeoutMs, opts.heartbeatSeconds)
   const kafka = opts.kafka ?? { security: { protocol: 'PLAINTEXT', mechanism: 'PLAIN' }, deliveryTimeoutMs: opts.connectTimeoutMs }
   let producers: KafkaProducers | undefined
+  const onAwsCall = opts.onAwsCall
+  const aws = ({ name, broker }: DestinationConfig) => ({
+    ...(opts.coalescing === undefined ? {} : { coalescing: opts.coalescing }),
+    ...(onAwsCall === undefined ? {} : { onCall: (entries: number) => onAwsCall(name, broker, entries) })
+  })
   return destination => {
     const source = destination.envelopeOptions.source
     switch (destination.broker) {
@@ -62,8 +72,8 @@ export function brokerFactory (opts: BrokerFactoryOptions): BrokerFactory {
         appId: source,
         log: opts.log
       })
-      case 'sqs': return new SqsBroker({ ...destination, timeoutMs: opts.connectTimeoutMs })
-      case 'eventbridge': return new EventBridgeBroker({ ...destination, source, timeoutMs: opts.connectTimeoutMs })
+      case 'sqs': return new SqsBroker({ ...destination, timeoutMs: opts.connectTimeoutMs, ...aws(destination) })
+      case 'eventbridge': return new EventBridgeBroker({ ...destination, source, timeoutMs: opts.connectTimeoutMs, ...aws(destination) })
       case 'kafka': {
         producers ??= new KafkaProducers({ ...kafka, log: opts.log })
         const producer = producers.for(destination.brokers, destination.clientId, destination.compression)

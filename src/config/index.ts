@@ -80,6 +80,11 @@ export const ConfigSchema = Type.Object({
   SQS_MAX_MESSAGE_BYTES: Int(262144, 1024, 1048576, 'largest SQS message (body + attributes); larger events get 413'),
   EVENTBRIDGE_BUS_NAME: Type.String({ default: 'default', minLength: 1 }),
   EVENTBRIDGE_MAX_ENTRY_BYTES: Int(262144, 1024, 1048576, 'largest PutEvents entry as AWS counts it; larger events get 413'),
+  AWS_BATCH_MAX_ENTRIES: Int(10, 1, 10,
+    'SQS and EventBridge: events at most in one call (SendMessageBatch, PutEvents); 1 sends each alone'),
+  AWS_BATCH_LINGER_MS: Int(0, 0, 1000, 'SQS and EventBridge: how long an event may wait for others to share its call; 0: not at all'),
+  AWS_CALLS_IN_FLIGHT: Int(1, 1, 1000, 'SQS and EventBridge: calls with room that may be out at once per queue or bus; ' +
+    'while that many are out, new events gather into the next call until it is full or one returns'),
   KAFKA_BROKERS: Type.Optional(Type.String({
     minLength: 1,
     pattern: '^[^\\s,]+:[0-9]{1,5}(,[^\\s,]+:[0-9]{1,5})*$',

@@ -155,7 +155,7 @@ export class SyncDelivery {
           : new BrokerError(messageOf(err), { retryable: true, reason: 'error', cause: err })))
       }
       try {
-        this.#broker.publish(batch).then(outcomes => {
+        this.#broker.publish(batch, Date.now() + remainingMs).then(outcomes => {
           clearTimeout(timer)
           resolve(outcomes)
         }, failed)

@@ -49,6 +49,13 @@ export function createMetrics (logLinesDropped: () => number = () => 0) {
       labelNames: ['type', 'code'] as const,
       registers: [registry]
     }),
+    awsCallEntries: new Histogram({
+      name: 'gateway_aws_call_entries',
+      help: 'Events per SQS or EventBridge call (SendMessage, SendMessageBatch, PutEvents), per destination',
+      labelNames: ['destination', 'broker'] as const,
+      buckets: [1, 2, 3, 5, 8, 10],
+      registers: [registry]
+    }),
     batchSize: new Histogram({
       name: 'gateway_batch_size',
       help: 'Events per batch request (POST /v1/events) that was a valid batch',

@@ -56,6 +56,39 @@ t.test('a batch of 25 goes out as 10 + 10 + 5', async t => {
   t.same(fake.calls.map(c => c.length), [10, 10, 5])
 })
 
+t.test('200 single events at once share PutEvents calls: fewer than 60, each event once; a lone one goes at once', async t => {
+  const app = await gateway(t)
+  const answers = await Promise.all(Array.from({ length: 200 }, (_, i) =>
+    app.inject(post('call.ended', { ...exampleOf('call.ended'), call_id: `c-${i}` }))))
+  t.same(answers.map(r => r.statusCode), answers.map(() => 202), 'every request 202')
+  t.ok(fake.calls.length < 60, `${fake.calls.length} calls for 200 events`)
+  t.ok(fake.calls.every(c => c.length <= 10), 'at most 10 entries a call')
+  const ids = fake.entries.map(e => JSON.parse(e.Detail).id as string)
+  t.equal(ids.length, 200)
+  t.same(new Set(ids), new Set(answers.map(r => r.json().id as string)), 'the 200 answered ids, each once')
+  t.match((await app.inject('/metrics')).body, new RegExp(
+    `gateway_aws_call_entries_count\\{destination="eventbridge",broker="eventbridge"\\} ${fake.calls.length}\\b`
+  ))
+  const before = fake.calls.length
+  for (let i = 0; i < 3; i++) {
+    t.equal((await app.inject(post('call.ended', exampleOf('call.ended')))).statusCode, 202)
+    t.equal(fake.calls.length, before + i + 1, 'sent before the answer, alone')
+  }
+})
+
+t.test('an entry refused in a shared call fails only its own request', async t => {
+  const app = await gateway(t)
+  fake.failWith = (_call, _i, e) => (JSON.parse(e.Detail).data.call_id === 'c-7' ? 'AccessDeniedException' : undefined)
+  const answers = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+    app.inject(post('call.ended', { ...exampleOf('call.ended'), call_id: `c-${i}` }))))
+  t.equal(answers[7]?.statusCode, 502)
+  t.match(answers[7]?.json(), { code: 'EVG_BROKER_REJECTED', reason: 'access_denied_exception' })
+  t.equal(answers.filter(r => r.statusCode === 202).length, 19)
+  const shared = fake.calls.find(c => c.some(e => JSON.parse(e.Detail).data.call_id === 'c-7'))
+  t.ok((shared?.length ?? 0) > 1, 'c-7 shared its call with others')
+  t.ok(fake.calls.length < 20, `${fake.calls.length} calls`)
+})
+
 t.test('partial failure on HTTP 200: only throttled/internal entries are retried; others are refused per event', async t => {
   const app = await gateway(t)
   fake.failWith = (call, i) => {

@@ -1,11 +1,12 @@
 import './aws-env.js'
 import { createHash } from 'node:crypto'
+import { createServer, request } from 'node:http'
 import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs'
 import { startFauxqs } from 'fauxqs'
 import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { BUILTIN_ENTRIES } from '../../src/catalog/index.js'
-import { OTHER_TENANT, TENANT, exampleOf, post, testConfig } from '../helper.js'
+import { OTHER_TENANT, TENANT, exampleOf, post, postBatch, testConfig } from '../helper.js'
 import { HoldingProxy } from './holding-proxy.js'
 
 // SQS through the fauxqs emulator, started here, spoken to by the real AWS SDK over HTTP.
@@ -136,6 +137,101 @@ t.test('batch ingest: SendMessageBatch in chunks of 10; an entry SQS refuses is 
   t.equal(results.filter((r: { status?: string }) => r.status === 'published').length, 24)
   const messages = await drain(url, 24)
   t.equal(messages.length, 24)
+})
+
+/**
+ * fauxqs behind a proxy that records each call the SDK makes (its action and entries), with
+ * AWS_ENDPOINT_URL_SQS pointing at it for the test.
+ */
+async function countedCalls (t: Test) {
+  const calls: { action: string, entries: number }[] = []
+  const target = new URL(fauxqs.address)
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const body = Buffer.concat(chunks)
+      const action = String(req.headers['x-amz-target'] ?? '').replace('AmazonSQS.', '')
+      if (action.startsWith('SendMessage')) {
+        const { Entries } = JSON.parse(body.toString() || '{}') as { Entries?: unknown[] }
+        calls.push({ action, entries: Entries?.length ?? 1 })
+      }
+      const up = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, answer => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        answer.pipe(res)
+      })
+      up.on('error', () => res.destroy())
+      up.end(body)
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  process.env.AWS_ENDPOINT_URL_SQS = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  t.teardown(() => {
+    process.env.AWS_ENDPOINT_URL_SQS = fauxqs.address
+    server.close()
+  })
+  return calls
+}
+
+t.test('200 single events at once to one queue share calls: fewer than 60, each event delivered once', async t => {
+  const calls = await countedCalls(t)
+  const url = queue(false)
+  const app = await gateway(t, url)
+  const answers = await Promise.all(Array.from({ length: 200 }, (_, i) =>
+    app.inject(post('call.ended', { ...exampleOf('call.ended'), call_id: `c-${i}` }))))
+  t.same(answers.map(r => r.statusCode), answers.map(() => 202), 'every request 202')
+  t.ok(calls.length < 60, `${calls.length} calls for 200 events`)
+  t.equal(calls.reduce((n, c) => n + c.entries, 0), 200, 'every event in exactly one call')
+  t.ok(calls.every(c => c.entries <= 10), 'at most 10 a call')
+  const messages = await drain(url, 200)
+  const ids = messages.map(m => JSON.parse(m.Body as string).id as string)
+  t.equal(ids.length, 200)
+  t.same(new Set(ids), new Set(answers.map(r => r.json().id as string)), 'the 200 answered ids, each once')
+  const metrics = (await app.inject('/metrics')).body
+  t.match(metrics, new RegExp(`gateway_aws_call_entries_count\\{destination="sqs",broker="sqs"\\} ${calls.length}\\b`), 'calls counted')
+  t.match(metrics, /gateway_aws_call_entries_sum\{destination="sqs",broker="sqs"\} 200\b/)
+})
+
+t.test('an entry SQS refuses in a shared call fails only its own request; the others are 202', async t => {
+  const calls = await countedCalls(t)
+  const url = queue(false, { MaximumMessageSize: '2048' })
+  const app = await gateway(t, url)
+  const answers = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+    app.inject(post('call.ended', { ...exampleOf('call.ended'), call_id: `c-${i}`, transcript: i === 7 ? 'x'.repeat(3000) : null }))))
+  t.equal(answers[7]?.statusCode, 502)
+  t.match(answers[7]?.json(), { code: 'EVG_BROKER_REJECTED', reason: 'sender_fault' })
+  t.equal(answers.filter(r => r.statusCode === 202).length, 19, 'the other 19 published')
+  t.ok(calls.some(c => c.action === 'SendMessageBatch' && c.entries > 1), 'they shared calls')
+  t.ok(calls.length < 20, `${calls.length} calls`)
+  t.equal((await drain(url, 19)).length, 19)
+})
+
+t.test('FIFO under concurrency: each group\'s events arrive in the order they were sent', async t => {
+  const url = queue(true)
+  const app = await gateway(t, url)
+  const tenants = [TENANT, OTHER_TENANT, '1f0e5a52-7c1d-4d4e-9b8a-3e2f1d0c9b8a', '2a3b4c5d-6e7f-4a1b-8c2d-3e4f5a6b7c8d']
+  const answers = await Promise.all(tenants.map(tenant => app.inject(postBatch(
+    Array.from({ length: 30 }, (_, i) => ({ type: 'call.ended', data: { ...exampleOf('call.ended'), call_id: `c-${i}` } })),
+    { 'x-tenant-id': tenant }
+  ))))
+  t.same(answers.map(r => r.statusCode), [202, 202, 202, 202])
+  const messages = await drain(url, 120)
+  t.equal(messages.length, 120)
+  for (const tenant of tenants) {
+    const seq = messages.filter(m => m.Attributes?.MessageGroupId === tenant).map(m => JSON.parse(m.Body as string).data.call_id as string)
+    t.same(seq, Array.from({ length: 30 }, (_, i) => `c-${i}`), 'in order, each once')
+  }
+})
+
+t.test('a lone event at a low rate goes at once, in a call of its own', async t => {
+  const calls = await countedCalls(t)
+  const url = queue(false)
+  const app = await gateway(t, url)
+  for (let i = 0; i < 5; i++) {
+    t.equal((await app.inject(post('call.ended', { ...exampleOf('call.ended'), call_id: `c-${i}` }))).statusCode, 202)
+    t.equal(calls.length, i + 1, 'sent before the answer, alone')
+  }
+  t.same(calls.map(c => c.action), Array(5).fill('SendMessage'))
 })
 
 t.test('size is checked before sending: 413, nothing sent', async t => {

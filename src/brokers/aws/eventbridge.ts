@@ -1,7 +1,7 @@
 import { DescribeEventBusCommand, EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import { AWS_PROBE_TIMEOUT_MS, awsClientConfig, checkClient, deadline, probeAnswered } from './credentials.js'
-import { sendInChunks, sizeRefusal } from './chunks.js'
+import { Coalescer, DEFAULT_COALESCING, sizeRefusal, type CoalescingOptions, type Ready, type ServiceLimits } from './coalescer.js'
 import { classifyAwsError, isRetryableCode } from './errors.js'
 
 export interface EventBridgeOptions {
@@ -14,9 +14,11 @@ export interface EventBridgeOptions {
   region?: string
   endpoint?: string
   client?: EventBridgeClient
+  /** How events gather into PutEvents calls (default: up to 10, no linger, 1 call with room out). */
+  coalescing?: CoalescingOptions
+  /** Told the number of entries of each call (gateway_aws_call_entries). */
+  onCall?: (entries: number) => void
 }
-
-const BATCH = 10
 
 /** W3C traceparent -> X-Ray trace header (Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>). */
 export function xrayTraceHeader (traceparent: string | undefined): string | undefined {
@@ -43,17 +45,24 @@ export class EventBridgeBroker implements Broker {
   readonly name = 'eventbridge'
   readonly #opts: EventBridgeOptions
   readonly #client: EventBridgeClient
+  readonly #limits: ServiceLimits
+  readonly #coalescer: Coalescer<PutEventsRequestEntry>
 
   constructor (opts: EventBridgeOptions) {
     this.#opts = opts
     this.#client = opts.client ?? new EventBridgeClient({ maxAttempts: 1, ...awsClientConfig(opts) })
+    this.#limits = { service: 'EventBridge', noun: 'entry', maxBytes: opts.maxEntryBytes }
+    this.#coalescer = new Coalescer(this.#limits, entries => this.#call(entries), {
+      ...(opts.coalescing ?? DEFAULT_COALESCING),
+      ...(opts.onCall === undefined ? {} : { onCall: opts.onCall })
+    })
   }
 
   async connect (): Promise<void> {
     await checkClient(this.#client.config, 'EventBridge')
   }
 
-  #entry ({ event, body, traceparent, message }: OutgoingEvent): { entry: PutEventsRequestEntry, size: number } {
+  #entry ({ event, body, traceparent, message }: OutgoingEvent): Ready<PutEventsRequestEntry> {
     const trace = xrayTraceHeader(traceparent)
     const entry: PutEventsRequestEntry = {
       EventBusName: message?.busName ?? this.#opts.busName,
@@ -67,33 +76,30 @@ export class EventBridgeBroker implements Broker {
   }
 
   refusal (event: OutgoingEvent): BrokerError | undefined {
-    return sizeRefusal('EventBridge', this.#entry(event).size, { maxBytes: this.#opts.maxEntryBytes, noun: 'entry' })
+    return sizeRefusal(this.#entry(event).size, this.#limits)
   }
 
-  async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
-    const built = events.map(event => this.#entry(event))
-    const limits = { maxBytes: this.#opts.maxEntryBytes, per: BATCH, noun: 'entry' }
-    return sendInChunks('EventBridge', built, limits, async (chunk, outcomes) => {
-      const call = new PutEventsCommand({ Entries: chunk.map(c => c.entry) })
-      const res = await this.#client.send(call, deadline(this.#opts.timeoutMs))
-      chunk.forEach(({ index }, k) => {
-        const result = res.Entries?.[k]
-        if (result?.EventId !== undefined && result.ErrorCode === undefined) {
-          outcomes[index] = { ok: true }
-          return
-        }
-        const code = result?.ErrorCode ?? 'NoResult'
-        const retryable = isRetryableCode(code) || result === undefined
-        const reason = retryable
-          ? (/thrott/i.test(code) ? 'throttled' : 'server_error')
-          : code.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase()
-        const error = new BrokerError(`EventBridge: ${code}: ${result?.ErrorMessage ?? 'no result for this entry'}`, {
-          retryable,
-          reason,
-          answered: result !== undefined
-        })
-        outcomes[index] = { ok: false, error }
+  /** Each event goes out in one PutEvents call with the others ready for this bus. */
+  async publish (events: readonly OutgoingEvent[], deadline?: number): Promise<PublishOutcome[]> {
+    return this.#coalescer.publish(events.map(event => this.#entry(event)), deadline ?? Date.now() + (this.#opts.timeoutMs ?? Infinity))
+  }
+
+  async #call (entries: PutEventsRequestEntry[]): Promise<PublishOutcome[]> {
+    const res = await this.#client.send(new PutEventsCommand({ Entries: entries }), deadline(this.#opts.timeoutMs))
+    return entries.map((_, k): PublishOutcome => {
+      const result = res.Entries?.[k]
+      if (result?.EventId !== undefined && result.ErrorCode === undefined) return { ok: true }
+      const code = result?.ErrorCode ?? 'NoResult'
+      const retryable = isRetryableCode(code) || result === undefined
+      const reason = retryable
+        ? (/thrott/i.test(code) ? 'throttled' : 'server_error')
+        : code.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase()
+      const error = new BrokerError(`EventBridge: ${code}: ${result?.ErrorMessage ?? 'no result for this entry'}`, {
+        retryable,
+        reason,
+        answered: result !== undefined
       })
+      return { ok: false, error }
     })
   }
 
@@ -110,6 +116,7 @@ export class EventBridgeBroker implements Broker {
   }
 
   async close (): Promise<void> {
+    this.#coalescer.close()
     if (this.#opts.client === undefined) this.#client.destroy()
   }
 }

@@ -9,7 +9,7 @@ import {
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import type { GatewayEvent } from '../../envelopes/event.js'
 import { AWS_PROBE_TIMEOUT_MS, checkClient, deadline, probeAnswered, sqsClientConfig } from './credentials.js'
-import { sendInChunks, sizeRefusal } from './chunks.js'
+import { Coalescer, DEFAULT_COALESCING, sizeRefusal, type CoalescingOptions, type Ready, type ServiceLimits } from './coalescer.js'
 import { classifyAwsError } from './errors.js'
 
 export interface SqsOptions {
@@ -21,9 +21,11 @@ export interface SqsOptions {
   region?: string
   endpoint?: string
   client?: SQSClient
+  /** How events gather into SendMessageBatch calls (default: up to 10, no linger, 1 call with room out). */
+  coalescing?: CoalescingOptions
+  /** Told the number of entries of each call (gateway_aws_call_entries). */
+  onCall?: (entries: number) => void
 }
-
-const BATCH = 10
 
 interface SqsEntry {
   MessageBody: string
@@ -82,73 +84,71 @@ export class SqsBroker implements Broker {
   readonly #opts: SqsOptions
   readonly #client: SQSClient
   readonly #fifo: boolean
+  readonly #limits: ServiceLimits
+  readonly #coalescer: Coalescer<SqsEntry>
 
   constructor (opts: SqsOptions) {
     this.#opts = opts
     this.#client = opts.client ?? new SQSClient({ maxAttempts: 1, ...sqsClientConfig(opts) })
     this.#fifo = opts.queueUrl.endsWith('.fifo')
+    this.#limits = { service: 'SQS', noun: 'message', maxBytes: opts.maxMessageBytes }
+    this.#coalescer = new Coalescer(this.#limits, entries => this.#call(entries), {
+      ...(opts.coalescing ?? DEFAULT_COALESCING),
+      ...(opts.onCall === undefined ? {} : { onCall: opts.onCall })
+    })
   }
 
   async connect (): Promise<void> {
     await checkClient(this.#client.config, 'SQS')
   }
 
-  #entry (outgoing: OutgoingEvent): SqsEntry & { size: number } {
+  #entry (outgoing: OutgoingEvent): Ready<SqsEntry> {
     const { event, body, message } = outgoing
     const attrs = messageAttributes(outgoing)
-    return {
+    const size = messageSize(body, attrs)
+    if (!this.#fifo) return { entry: { MessageBody: body, MessageAttributes: attrs }, size }
+    const group = message?.groupId ?? event.groupKey ?? event.tenantId
+    const entry = {
       MessageBody: body,
       MessageAttributes: attrs,
-      ...(this.#fifo
-        ? {
-            MessageGroupId: message?.groupId ?? event.groupKey ?? event.tenantId,
-            MessageDeduplicationId: message?.deduplicationId ?? deduplicationId(event)
-          }
-        : {}),
-      size: messageSize(body, attrs)
+      MessageGroupId: group,
+      MessageDeduplicationId: message?.deduplicationId ?? deduplicationId(event)
     }
+    return { entry, size, group }
   }
 
   refusal (event: OutgoingEvent): BrokerError | undefined {
-    return sizeRefusal('SQS', this.#entry(event).size, { maxBytes: this.#opts.maxMessageBytes, noun: 'message' })
+    return sizeRefusal(this.#entry(event).size, this.#limits)
   }
 
-  async publish (events: readonly OutgoingEvent[]): Promise<PublishOutcome[]> {
-    const built = events.map(event => {
-      const { size, ...entry } = this.#entry(event)
-      return { entry, size }
-    })
-    const queueUrl = this.#opts.queueUrl
-    const limits = { maxBytes: this.#opts.maxMessageBytes, per: BATCH, noun: 'message' }
-    return sendInChunks('SQS', built, limits, async (chunk, outcomes, total) => {
-      const [first] = chunk
-      if (total === 1 && first !== undefined) {
-        const { index, entry } = first
-        await this.#client.send(new SendMessageCommand({ QueueUrl: queueUrl, ...entry }), deadline(this.#opts.timeoutMs))
-        outcomes[index] = { ok: true }
-        return
-      }
-      const entries = chunk.map(({ index, entry }) => ({ Id: String(index), ...entry }))
-      const batch = new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries })
-      const res = await this.#client.send(batch, deadline(this.#opts.timeoutMs))
-      for (const ok of res.Successful ?? []) outcomes[Number(ok.Id)] = { ok: true }
-      for (const failed of res.Failed ?? []) {
-        // SenderFault: the entry itself is wrong and would fail again; otherwise try again.
-        const senderFault = failed.SenderFault === true
-        const error = new BrokerError(`SQS: ${failed.Code ?? 'failed'}: ${failed.Message ?? ''}`.trim(), {
-          retryable: !senderFault,
-          reason: senderFault ? 'sender_fault' : 'server_error',
-          answered: true
-        })
-        outcomes[Number(failed.Id)] = { ok: false, error }
-      }
-      for (const { index } of chunk) {
-        outcomes[index] ??= {
-          ok: false,
-          error: new BrokerError('SQS did not answer for this entry', { retryable: true, reason: 'no_answer' })
-        }
-      }
-    })
+  /** Each event goes out with the others ready for this queue: SendMessageBatch, or SendMessage when alone. */
+  async publish (events: readonly OutgoingEvent[], deadline?: number): Promise<PublishOutcome[]> {
+    return this.#coalescer.publish(events.map(event => this.#entry(event)), deadline ?? Date.now() + (this.#opts.timeoutMs ?? Infinity))
+  }
+
+  async #call (entries: SqsEntry[]): Promise<PublishOutcome[]> {
+    const QueueUrl = this.#opts.queueUrl
+    const [first] = entries
+    if (entries.length === 1 && first !== undefined) {
+      await this.#client.send(new SendMessageCommand({ QueueUrl, ...first }), deadline(this.#opts.timeoutMs))
+      return [{ ok: true }]
+    }
+    const batch = new SendMessageBatchCommand({ QueueUrl, Entries: entries.map((entry, i) => ({ Id: String(i), ...entry })) })
+    const res = await this.#client.send(batch, deadline(this.#opts.timeoutMs))
+    const outcomes: PublishOutcome[] = new Array(entries.length)
+    for (const ok of res.Successful ?? []) outcomes[Number(ok.Id)] = { ok: true }
+    for (const failed of res.Failed ?? []) {
+      // SenderFault: the entry itself is wrong and would fail again; otherwise try again.
+      const senderFault = failed.SenderFault === true
+      const error = new BrokerError(`SQS: ${failed.Code ?? 'failed'}: ${failed.Message ?? ''}`.trim(), {
+        retryable: !senderFault,
+        reason: senderFault ? 'sender_fault' : 'server_error',
+        answered: true
+      })
+      outcomes[Number(failed.Id)] = { ok: false, error }
+    }
+    // An entry the answer does not name: the coalescer answers it "no answer" (retryable).
+    return outcomes
   }
 
   async health (): Promise<BrokerHealth> {
@@ -165,6 +165,7 @@ export class SqsBroker implements Broker {
   }
 
   async close (): Promise<void> {
+    this.#coalescer.close()
     if (this.#opts.client === undefined) this.#client.destroy()
   }
 }

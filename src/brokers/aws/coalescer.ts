@@ -1,0 +1,184 @@
+import { BrokerError, type PublishOutcome } from '../broker.js'
+import { classifyAwsError } from './errors.js'
+
+/** How events for one queue or bus are gathered into calls (AWS_BATCH_* and AWS_CALLS_IN_FLIGHT). */
+export interface CoalescingOptions {
+  /** Entries per call at most: 10 for SendMessageBatch and PutEvents; 1 sends each event alone. */
+  maxEntries: number
+  /** How long an event may wait for company before a call with room goes out; 0: not at all. */
+  lingerMs: number
+  /**
+   * Calls with room for more entries that may be in flight at once. While that many are out, new
+   * events gather into the next call until it is full or a call returns; full calls always go.
+   */
+  callsInFlight: number
+}
+
+export const DEFAULT_COALESCING: CoalescingOptions = { maxEntries: 10, lingerMs: 0, callsInFlight: 1 }
+
+/** The service's limits: bytes per entry, which are also the most a call may carry (SQS, EventBridge). */
+export interface ServiceLimits {
+  service: string
+  /** What the service calls an entry, for the refusal: `message`, `entry`. */
+  noun: string
+  maxBytes: number
+}
+
+/** The refusal of an entry over the service's size limit (answered 413), before any call. */
+export function sizeRefusal (size: number, limits: ServiceLimits): BrokerError | undefined {
+  if (size <= limits.maxBytes) return undefined
+  return new BrokerError(`the ${limits.noun} is ${size} bytes; ${limits.service} takes at most ${limits.maxBytes}`, {
+    retryable: false,
+    reason: 'too_large',
+    tooLarge: true
+  })
+}
+
+/** An entry ready to send: its size as the service counts it, and its FIFO group if any. */
+export interface Ready<E> {
+  entry: E
+  size: number
+  group?: string
+}
+
+interface Waiting<E> extends Ready<E> {
+  /** When the caller stops waiting (epoch ms): an entry still here then is never sent. */
+  deadline: number
+  since: number
+  resolve: (outcome: PublishOutcome) => void
+}
+
+/** One call: the entries it carries, in order; answers each, or throws for all. */
+export type SendCall<E> = (entries: E[]) => Promise<PublishOutcome[]>
+
+/**
+ * Gathers the events that are ready for one queue or bus into as few calls as the service takes:
+ * an event goes out at once when fewer than `callsInFlight` calls with room are out (a lone event
+ * is never held back), else with the events that arrive while it waits, up to `maxEntries` and
+ * `maxBytes` a call. Each entry's own result goes back to its own caller. Entries of one FIFO group
+ * are never in two calls at once, and keep their order.
+ */
+export class Coalescer<E> {
+  readonly #limits: ServiceLimits
+  readonly #service: string
+  readonly #send: SendCall<E>
+  readonly #opts: CoalescingOptions
+  readonly #maxBytes: number
+  readonly #onCall: ((entries: number) => void) | undefined
+  #queue: Waiting<E>[] = []
+  /** Calls out that were sent with room for more. */
+  #open = 0
+  /** FIFO groups with an entry in a call that is out, and how many. */
+  readonly #busy = new Map<string, number>()
+  #timer: NodeJS.Timeout | undefined
+
+  constructor (limits: ServiceLimits, send: SendCall<E>, opts: CoalescingOptions & { onCall?: (entries: number) => void }) {
+    this.#limits = limits
+    this.#service = limits.service
+    this.#send = send
+    this.#opts = opts
+    this.#maxBytes = limits.maxBytes
+    this.#onCall = opts.onCall
+  }
+
+  /**
+   * Sends `entries` with whatever else is waiting, and answers each, in order: an entry over the
+   * size limit is refused before any call (413); one still waiting at `deadline` is never sent.
+   */
+  publish (entries: readonly Ready<E>[], deadline: number): Promise<PublishOutcome[]> {
+    const since = Date.now()
+    const outcomes = entries.map(r => {
+      const tooLarge = sizeRefusal(r.size, this.#limits)
+      if (tooLarge !== undefined) return { ok: false as const, error: tooLarge }
+      return new Promise<PublishOutcome>(resolve => {
+        this.#queue.push({ ...r, deadline, since, resolve })
+      })
+    })
+    this.#pump()
+    return Promise.all(outcomes)
+  }
+
+  #pump (): void {
+    const now = Date.now()
+    if (this.#queue.some(w => w.deadline <= now)) this.#expire(now, 'not sent before the publish deadline')
+    for (;;) {
+      const { picked, full } = this.#pick()
+      if (picked.length === 0) return
+      if (!full) {
+        if (this.#open >= this.#opts.callsInFlight) return
+        const waited = now - (picked[0] as Waiting<E>).since
+        if (waited < this.#opts.lingerMs) {
+          this.#timer ??= setTimeout(() => { this.#timer = undefined; this.#pump() }, this.#opts.lingerMs - waited)
+          return
+        }
+      }
+      const taken = new Set(picked)
+      this.#queue = this.#queue.filter(w => !taken.has(w))
+      void this.#call(picked, full)
+    }
+  }
+
+  /** Entries whose caller has stopped waiting are answered "no answer in time" and never sent. */
+  #expire (now: number, why: string): void {
+    const late = new BrokerError(`${this.#service}: ${why}`, { retryable: true, reason: 'timeout' })
+    this.#queue = this.#queue.filter(w => {
+      if (w.deadline > now) return true
+      w.resolve({ ok: false, error: late })
+      return false
+    })
+  }
+
+  /**
+   * The next call's entries, oldest first: up to `maxEntries` and `maxBytes`, skipping FIFO groups
+   * that have an entry out (and every later entry of a group skipped once, to keep its order).
+   */
+  #pick (): { picked: Waiting<E>[], full: boolean } {
+    const picked: Waiting<E>[] = []
+    let bytes = 0
+    let skipped: Set<string> | undefined
+    for (const w of this.#queue) {
+      if (w.group !== undefined && (this.#busy.has(w.group) || skipped?.has(w.group) === true)) {
+        (skipped ??= new Set()).add(w.group)
+        continue
+      }
+      if (bytes + w.size > this.#maxBytes) return { picked, full: true }
+      picked.push(w)
+      bytes += w.size
+      if (picked.length === this.#opts.maxEntries) return { picked, full: true }
+    }
+    return { picked, full: false }
+  }
+
+  async #call (picked: Waiting<E>[], full: boolean): Promise<void> {
+    if (!full) this.#open++
+    for (const { group } of picked) if (group !== undefined) this.#busy.set(group, (this.#busy.get(group) ?? 0) + 1)
+    this.#onCall?.(picked.length)
+    let outcomes: PublishOutcome[]
+    try {
+      outcomes = await this.#send(picked.map(w => w.entry))
+    } catch (err) {
+      const error = classifyAwsError(err, this.#service)
+      outcomes = picked.map(() => ({ ok: false, error }))
+    }
+    if (!full) this.#open--
+    for (const { group } of picked) {
+      if (group === undefined) continue
+      const n = (this.#busy.get(group) ?? 1) - 1
+      if (n === 0) this.#busy.delete(group)
+      else this.#busy.set(group, n)
+    }
+    picked.forEach((w, i) => {
+      w.resolve(outcomes[i] ?? {
+        ok: false,
+        error: new BrokerError(`${this.#service} did not answer for this entry`, { retryable: true, reason: 'no_answer' })
+      })
+    })
+    this.#pump()
+  }
+
+  /** Answers what still waits (at close): never sent, so a retry elsewhere cannot double it. */
+  close (): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#expire(Number.POSITIVE_INFINITY, 'not sent: the gateway is closing')
+  }
+}
