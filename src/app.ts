@@ -102,7 +102,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
         lingerMs: config.AWS_BATCH_LINGER_MS,
         callsInFlight: config.AWS_CALLS_IN_FLIGHT
       },
-      onAwsCall: (destination, broker, entries) => { metrics.awsCallEntries.observe({ destination, broker }, entries) }
+      onAwsCall: (destination, broker, entries) => { metrics.awsCallEntries.observe({ destination, broker }, entries) },
+      ...(tracing.tracer === undefined ? {} : { tracer: tracing.tracer })
     })
     : () => testBroker)
   const policy = {

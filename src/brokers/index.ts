@@ -1,3 +1,4 @@
+import type { Tracer } from '@opentelemetry/api'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Db } from '../storage/database.js'
 import type { DestinationConfig } from '../routing/index.js'
@@ -28,6 +29,8 @@ export interface BrokerFactoryOptions {
   coalescing?: CoalescingOptions
   /** Told each SQS or EventBridge call's entries (gateway_aws_call_entries). */
   onAwsCall?: (destination: string, broker: string, entries: number) => void
+  /** When tracing is on: each SQS or EventBridge call's span, linked to its messages' producer spans. */
+  tracer?: Tracer
 }
 
 export type BrokerFactory = (destination: DestinationConfig) => Broker
@@ -58,9 +61,11 @@ export function brokerFactory (opts: BrokerFactoryOptions): BrokerFactory {
   const kafka = opts.kafka ?? { security: { protocol: 'PLAINTEXT', mechanism: 'PLAIN' }, deliveryTimeoutMs: opts.connectTimeoutMs }
   let producers: KafkaProducers | undefined
   const onAwsCall = opts.onAwsCall
-  const aws = ({ name, broker }: DestinationConfig) => ({
+  const tracer = opts.tracer
+  const aws = (destination: DestinationConfig) => ({
     ...(opts.coalescing === undefined ? {} : { coalescing: opts.coalescing }),
-    ...(onAwsCall === undefined ? {} : { onCall: (entries: number) => onAwsCall(name, broker, entries) })
+    ...(onAwsCall === undefined ? {} : { onCall: (entries: number) => onAwsCall(destination.name, destination.broker, entries) }),
+    ...(tracer === undefined ? {} : { trace: { tracer, ...messagingOf(destination) } })
   })
   return destination => {
     const source = destination.envelopeOptions.source

@@ -58,3 +58,36 @@ t.test('SQS and EventBridge: each message carries its own producer span, in the 
   t.equal(entry.TraceHeader, `Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=${producers.get('bus')};Sampled=1`, 'EventBridge TraceHeader')
   t.equal(JSON.parse(entry.Detail).traceparent, `00-${TRACE_ID}-${producers.get('bus')}-01`, 'its envelope')
 })
+
+t.test('events that share an SQS or EventBridge call: one send span per call, linked to each message\'s producer span', async t => {
+  const queueUrl = fauxqs.createQueue('evg-tracing-2').queueUrl
+  const path = join(dataDir(t), 'routes.json')
+  writeFileSync(path, JSON.stringify({
+    destinations: { queue: { broker: 'sqs', queueUrl }, bus: { broker: 'eventbridge', busName: 'orders-bus' } },
+    routes: [{ types: ['*'], to: ['queue', 'bus'] }]
+  }))
+  const exporter = new InMemorySpanExporter()
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
+  const app = await buildApp(testConfig(t, { ROUTES_FILE: path }), { tracerProvider })
+  t.teardown(() => app.close())
+  await app.ready()
+
+  const answers = await Promise.all(Array.from({ length: 12 }, (_, i) =>
+    app.inject(post('call.ended', { ...exampleOf('call.ended'), call_id: `c-${i}` }, {
+      traceparent: `00-${TRACE_ID}-${(i + 1).toString(16).padStart(16, '0')}-01`
+    }))))
+  t.same(answers.map(r => r.statusCode), answers.map(() => 202))
+  const spans = exporter.getFinishedSpans()
+  for (const [destination, system] of [['queue', 'aws_sqs'], ['bus', 'aws.eventbridge']] as const) {
+    const producers = new Set(spans.filter(s => s.kind === SpanKind.PRODUCER && s.attributes['evg.destination'] === destination)
+      .map(s => s.spanContext().spanId))
+    t.equal(producers.size, 12, `${destination}: a producer span per request`)
+    const calls = spans.filter(s => s.kind === SpanKind.CLIENT && s.attributes['messaging.system'] === system)
+    t.ok(calls.length > 0 && calls.length < 12, `${destination}: ${calls.length} calls for 12 events`)
+    t.ok(calls.every(s => s.name.startsWith('send ')), 'named send <destination>')
+    const linked = calls.flatMap(s => s.links.map(l => l.context.spanId))
+    t.same(new Set(linked), producers, 'every producer span linked from the call that carried its message, once')
+    t.equal(linked.length, 12)
+    t.same(calls.map(s => s.attributes['messaging.batch.message_count']), calls.map(s => s.links.length), 'count = links')
+  }
+})

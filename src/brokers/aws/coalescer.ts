@@ -1,3 +1,5 @@
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Link, type Tracer } from '@opentelemetry/api'
+import { parseTraceParent } from '@opentelemetry/core'
 import { BrokerError, type PublishOutcome } from '../broker.js'
 import { classifyAwsError } from './errors.js'
 
@@ -34,11 +36,29 @@ export function sizeRefusal (size: number, limits: ServiceLimits): BrokerError |
   })
 }
 
-/** An entry ready to send: its size as the service counts it, and its FIFO group if any. */
+/** An entry ready to send: its size as the service counts it, its FIFO group if any, its message's trace context. */
 export interface Ready<E> {
   entry: E
   size: number
   group?: string
+  traceparent?: string
+}
+
+/** The entry with its message's trace context (the producer span's, when tracing is on), for the call's span. */
+export function withTrace<E> (ready: Ready<E>, outgoing: { traceparent?: string }): Ready<E> {
+  if (outgoing.traceparent !== undefined) ready.traceparent = outgoing.traceparent
+  return ready
+}
+
+/**
+ * Each call's span, when tracing is on: `send <destination>` (a client span of its own trace) linked
+ * to the producer span of every message it carries, as OpenTelemetry's messaging conventions
+ * have a batch send.
+ */
+export interface CallTracing {
+  tracer: Tracer
+  system: string
+  destination: string
 }
 
 interface Waiting<E> extends Ready<E> {
@@ -65,6 +85,7 @@ export class Coalescer<E> {
   readonly #opts: CoalescingOptions
   readonly #maxBytes: number
   readonly #onCall: ((entries: number) => void) | undefined
+  readonly #trace: CallTracing | undefined
   #queue: Waiting<E>[] = []
   /** Calls out that were sent with room for more. */
   #open = 0
@@ -72,13 +93,18 @@ export class Coalescer<E> {
   readonly #busy = new Map<string, number>()
   #timer: NodeJS.Timeout | undefined
 
-  constructor (limits: ServiceLimits, send: SendCall<E>, opts: CoalescingOptions & { onCall?: (entries: number) => void }) {
+  constructor (
+    limits: ServiceLimits,
+    send: SendCall<E>,
+    opts: CoalescingOptions & { onCall?: (entries: number) => void, trace?: CallTracing }
+  ) {
     this.#limits = limits
     this.#service = limits.service
     this.#send = send
     this.#opts = opts
     this.#maxBytes = limits.maxBytes
     this.#onCall = opts.onCall
+    this.#trace = opts.trace
   }
 
   /**
@@ -153,12 +179,18 @@ export class Coalescer<E> {
     if (!full) this.#open++
     for (const { group } of picked) if (group !== undefined) this.#busy.set(group, (this.#busy.get(group) ?? 0) + 1)
     this.#onCall?.(picked.length)
+    const span = this.#trace === undefined ? undefined : this.#span(this.#trace, picked)
     let outcomes: PublishOutcome[]
     try {
       outcomes = await this.#send(picked.map(w => w.entry))
     } catch (err) {
       const error = classifyAwsError(err, this.#service)
       outcomes = picked.map(() => ({ ok: false, error }))
+    }
+    if (span !== undefined) {
+      const failed = picked.filter((_, i) => outcomes[i]?.ok !== true).length
+      if (failed > 0) span.setStatus({ code: SpanStatusCode.ERROR, message: `${failed} of ${picked.length} entries not taken` })
+      span.end()
     }
     if (!full) this.#open--
     for (const { group } of picked) {
@@ -174,6 +206,24 @@ export class Coalescer<E> {
       })
     })
     this.#pump()
+  }
+
+  #span ({ tracer, system, destination }: CallTracing, picked: readonly Waiting<E>[]) {
+    const links: Link[] = []
+    for (const { traceparent } of picked) {
+      const context = traceparent === undefined ? null : parseTraceParent(traceparent)
+      if (context !== null) links.push({ context })
+    }
+    return tracer.startSpan(`send ${destination}`, {
+      kind: SpanKind.CLIENT,
+      links,
+      attributes: {
+        'messaging.system': system,
+        'messaging.destination.name': destination,
+        'messaging.operation.type': 'send',
+        'messaging.batch.message_count': picked.length
+      }
+    }, ROOT_CONTEXT)
   }
 
   /** Answers what still waits (at close): never sent, so a retry elsewhere cannot double it. */

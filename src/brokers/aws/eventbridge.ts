@@ -1,7 +1,9 @@
 import { DescribeEventBusCommand, EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge'
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import { AWS_PROBE_TIMEOUT_MS, awsClientConfig, checkClient, deadline, probeAnswered } from './credentials.js'
-import { Coalescer, DEFAULT_COALESCING, sizeRefusal, type CoalescingOptions, type Ready, type ServiceLimits } from './coalescer.js'
+import {
+  Coalescer, DEFAULT_COALESCING, sizeRefusal, withTrace, type CallTracing, type CoalescingOptions, type Ready, type ServiceLimits
+} from './coalescer.js'
 import { classifyAwsError, isRetryableCode } from './errors.js'
 
 export interface EventBridgeOptions {
@@ -18,6 +20,8 @@ export interface EventBridgeOptions {
   coalescing?: CoalescingOptions
   /** Told the number of entries of each call (gateway_aws_call_entries). */
   onCall?: (entries: number) => void
+  /** Each call's span, linked to its messages' producer spans (when tracing is on). */
+  trace?: CallTracing
 }
 
 /** W3C traceparent -> X-Ray trace header (Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>). */
@@ -54,7 +58,8 @@ export class EventBridgeBroker implements Broker {
     this.#limits = { service: 'EventBridge', noun: 'entry', maxBytes: opts.maxEntryBytes }
     this.#coalescer = new Coalescer(this.#limits, entries => this.#call(entries), {
       ...(opts.coalescing ?? DEFAULT_COALESCING),
-      ...(opts.onCall === undefined ? {} : { onCall: opts.onCall })
+      ...(opts.onCall === undefined ? {} : { onCall: opts.onCall }),
+      ...(opts.trace === undefined ? {} : { trace: opts.trace })
     })
   }
 
@@ -81,7 +86,8 @@ export class EventBridgeBroker implements Broker {
 
   /** Each event goes out in one PutEvents call with the others ready for this bus. */
   async publish (events: readonly OutgoingEvent[], deadline?: number): Promise<PublishOutcome[]> {
-    return this.#coalescer.publish(events.map(event => this.#entry(event)), deadline ?? Date.now() + (this.#opts.timeoutMs ?? Infinity))
+    const ready = events.map(event => withTrace(this.#entry(event), event))
+    return this.#coalescer.publish(ready, deadline ?? Date.now() + (this.#opts.timeoutMs ?? Infinity))
   }
 
   async #call (entries: PutEventsRequestEntry[]): Promise<PublishOutcome[]> {

@@ -9,7 +9,9 @@ import {
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import type { GatewayEvent } from '../../envelopes/event.js'
 import { AWS_PROBE_TIMEOUT_MS, checkClient, deadline, probeAnswered, sqsClientConfig } from './credentials.js'
-import { Coalescer, DEFAULT_COALESCING, sizeRefusal, type CoalescingOptions, type Ready, type ServiceLimits } from './coalescer.js'
+import {
+  Coalescer, DEFAULT_COALESCING, sizeRefusal, withTrace, type CallTracing, type CoalescingOptions, type Ready, type ServiceLimits
+} from './coalescer.js'
 import { classifyAwsError } from './errors.js'
 
 export interface SqsOptions {
@@ -25,6 +27,8 @@ export interface SqsOptions {
   coalescing?: CoalescingOptions
   /** Told the number of entries of each call (gateway_aws_call_entries). */
   onCall?: (entries: number) => void
+  /** Each call's span, linked to its messages' producer spans (when tracing is on). */
+  trace?: CallTracing
 }
 
 interface SqsEntry {
@@ -94,7 +98,8 @@ export class SqsBroker implements Broker {
     this.#limits = { service: 'SQS', noun: 'message', maxBytes: opts.maxMessageBytes }
     this.#coalescer = new Coalescer(this.#limits, entries => this.#call(entries), {
       ...(opts.coalescing ?? DEFAULT_COALESCING),
-      ...(opts.onCall === undefined ? {} : { onCall: opts.onCall })
+      ...(opts.onCall === undefined ? {} : { onCall: opts.onCall }),
+      ...(opts.trace === undefined ? {} : { trace: opts.trace })
     })
   }
 
@@ -123,7 +128,8 @@ export class SqsBroker implements Broker {
 
   /** Each event goes out with the others ready for this queue: SendMessageBatch, or SendMessage when alone. */
   async publish (events: readonly OutgoingEvent[], deadline?: number): Promise<PublishOutcome[]> {
-    return this.#coalescer.publish(events.map(event => this.#entry(event)), deadline ?? Date.now() + (this.#opts.timeoutMs ?? Infinity))
+    const ready = events.map(event => withTrace(this.#entry(event), event))
+    return this.#coalescer.publish(ready, deadline ?? Date.now() + (this.#opts.timeoutMs ?? Infinity))
   }
 
   async #call (entries: SqsEntry[]): Promise<PublishOutcome[]> {
