@@ -1,16 +1,18 @@
 import t from 'tap'
 import { BrokerError, type PublishOutcome } from '../../src/brokers/broker.js'
-import { Coalescer, DEFAULT_COALESCING, type CoalescingOptions, type Ready } from '../../src/brokers/aws/coalescer.js'
+import { Coalescer, DEFAULT_COALESCING, MAX_CALLS_OUT, type CoalescingOptions, type Ready } from '../../src/brokers/aws/coalescer.js'
 
 // The coalescer in front of SQS and EventBridge, with a sender of the test's own: each call is
 // recorded and answered when the test says.
-interface Call { entries: string[], answer: (outcomes?: PublishOutcome[]) => void, fail: (err: unknown) => void }
+interface Call { entries: string[], timeoutMs: number, answer: (outcomes?: PublishOutcome[]) => void, fail: (err: unknown) => void }
 
-function service (opts: Partial<CoalescingOptions> = {}, maxBytes = 1000) {
+function service (opts: Partial<CoalescingOptions> & { onCall?: (n: number) => void } = {}, maxBytes = 1000) {
   const calls: Call[] = []
-  const coalescer = new Coalescer<string>({ service: 'SQS', noun: 'message', maxBytes }, entries => new Promise((resolve, reject) => {
+  const limits = { service: 'SQS', noun: 'message', maxBytes }
+  const coalescer = new Coalescer<string>(limits, (entries, timeoutMs) => new Promise((resolve, reject) => {
     calls.push({
       entries,
+      timeoutMs,
       answer: outcomes => { resolve(outcomes ?? entries.map(() => ({ ok: true }))) },
       fail: reject
     })
@@ -190,4 +192,52 @@ t.test('close answers what still waits, without sending it', async t => {
   calls[0]?.answer()
   await first
   t.same(calls.map(c => c.entries), [['out']])
+})
+
+t.test('a call has the time its entries have left: the earliest deadline, so none is delivered after its caller gave up', async t => {
+  const { calls, coalescer } = service()
+  const first = coalescer.publish([ready('a')], Date.now() + 5000)
+  const soon = coalescer.publish([ready('b')], Date.now() + 800)
+  const last = coalescer.publish([ready('c')], Date.now() + 5000)
+  t.ok((calls[0]?.timeoutMs ?? 0) > 4000, 'a lone call: its own deadline')
+  await new Promise(resolve => setTimeout(resolve, 300))
+  calls[0]?.answer()
+  await first
+  t.same(calls[1]?.entries, ['b', 'c'])
+  const left = calls[1]?.timeoutMs ?? Infinity
+  t.ok(left <= 500 && left > 0, `the shared call is cut at b's deadline (${left} ms left), not given a fresh one`)
+  calls[1]?.answer()
+  await Promise.all([soon, last])
+})
+
+t.test('a linger never runs into a deadline: an event with less time left than the linger goes at once', async t => {
+  const { calls, coalescer } = service({ lingerMs: 1000 })
+  const answer = coalescer.publish([ready('hurry')], Date.now() + 500)
+  t.same(calls.map(c => c.entries), [['hurry']], 'sent at once')
+  calls[0]?.answer()
+  t.same(await answer, [{ ok: true }])
+})
+
+t.test('a throwing observer does not stall the queue', async t => {
+  let throws = true
+  const { calls, coalescer } = service({ onCall: () => { if (throws) { throws = false; throw new Error('observer bug') } } })
+  const [outcome] = await coalescer.publish([ready('a')], later)
+  t.equal(outcome?.ok, false, 'that call\'s entry fails, answered')
+  const next = coalescer.publish([ready('b')], later)
+  t.same(calls.map(c => c.entries), [['b']], 'the next lone event goes at once: nothing left counted as out')
+  calls[0]?.answer()
+  t.same(await next, [{ ok: true }])
+})
+
+t.test(`at most ${MAX_CALLS_OUT} calls out at once, full ones included`, async t => {
+  const { calls, coalescer } = service()
+  const answers = coalescer.publish(Array.from({ length: 1000 }, (_, i) => ready(`e${i}`)), later)
+  t.equal(calls.length, MAX_CALLS_OUT, 'the rest wait')
+  for (let answered = 0; answered < calls.length; answered++) {
+    calls[answered]?.answer()
+    await tick()
+    t.ok(calls.length - answered - 1 <= MAX_CALLS_OUT, 'never more out')
+  }
+  t.equal((await answers).length, 1000)
+  t.equal(calls.length, 100, 'a hundred full calls in all')
 })

@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Link, type Tracer } from '@opentelemetry/api'
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Link, type Span, type Tracer } from '@opentelemetry/api'
 import { parseTraceParent } from '@opentelemetry/core'
 import { BrokerError, type PublishOutcome } from '../broker.js'
 import { classifyAwsError } from './errors.js'
@@ -68,8 +68,17 @@ interface Waiting<E> extends Ready<E> {
   resolve: (outcome: PublishOutcome) => void
 }
 
-/** One call: the entries it carries, in order; answers each, or throws for all. */
-export type SendCall<E> = (entries: E[]) => Promise<PublishOutcome[]>
+/**
+ * One call: the entries it carries, in order, and the time it has (the earliest deadline of its
+ * entries); answers each, or throws for all.
+ */
+export type SendCall<E> = (entries: E[], timeoutMs: number) => Promise<PublishOutcome[]>
+
+/**
+ * Calls out at once per queue or bus, full ones included: a batch of 1,000 events is 100 calls,
+ * which the SDK's sockets (50) would queue with their deadlines running.
+ */
+export const MAX_CALLS_OUT = 32
 
 /**
  * Gathers the events that are ready for one queue or bus into as few calls as the service takes:
@@ -89,6 +98,8 @@ export class Coalescer<E> {
   #queue: Waiting<E>[] = []
   /** Calls out that were sent with room for more. */
   #open = 0
+  /** Calls out, full or not. */
+  #out = 0
   /** FIFO groups with an entry in a call that is out, and how many. */
   readonly #busy = new Map<string, number>()
   #timer: NodeJS.Timeout | undefined
@@ -127,14 +138,14 @@ export class Coalescer<E> {
   #pump (): void {
     const now = Date.now()
     if (this.#queue.some(w => w.deadline <= now)) this.#expire(now, 'not sent before the publish deadline')
-    for (;;) {
+    while (this.#out < MAX_CALLS_OUT) {
       const { picked, full } = this.#pick()
       if (picked.length === 0) return
       if (!full) {
         if (this.#open >= this.#opts.callsInFlight) return
-        const waited = now - (picked[0] as Waiting<E>).since
-        if (waited < this.#opts.lingerMs) {
-          this.#timer ??= setTimeout(() => { this.#timer = undefined; this.#pump() }, this.#opts.lingerMs - waited)
+        const due = this.#due(picked)
+        if (now < due) {
+          this.#timer ??= setTimeout(() => { this.#timer = undefined; this.#pump() }, due - now)
           return
         }
       }
@@ -142,6 +153,18 @@ export class Coalescer<E> {
       this.#queue = this.#queue.filter(w => !taken.has(w))
       void this.#call(picked, full)
     }
+  }
+
+  /**
+   * When a call with room goes out: once its oldest entry has lingered, and no later than a linger
+   * before any of its entries' deadlines (an event never waits for company into its deadline).
+   */
+  #due (picked: readonly Waiting<E>[]): number {
+    const linger = this.#opts.lingerMs
+    if (linger === 0) return 0
+    let due = (picked[0] as Waiting<E>).since + linger
+    for (const w of picked) due = Math.min(due, w.deadline - linger)
+    return due
   }
 
   /** Entries whose caller has stopped waiting are answered "no answer in time" and never sent. */
@@ -175,29 +198,38 @@ export class Coalescer<E> {
     return { picked, full: false }
   }
 
+  /**
+   * One call, aborted at the earliest deadline of its entries: a call still out when its caller
+   * has answered 503 could otherwise deliver an event the client then sends again.
+   */
   async #call (picked: Waiting<E>[], full: boolean): Promise<void> {
     if (!full) this.#open++
+    this.#out++
     for (const { group } of picked) if (group !== undefined) this.#busy.set(group, (this.#busy.get(group) ?? 0) + 1)
-    this.#onCall?.(picked.length)
-    const span = this.#trace === undefined ? undefined : this.#span(this.#trace, picked)
-    let outcomes: PublishOutcome[]
+    let outcomes: PublishOutcome[] = []
+    let span: Span | undefined
     try {
-      outcomes = await this.#send(picked.map(w => w.entry))
+      this.#onCall?.(picked.length)
+      span = this.#trace === undefined ? undefined : this.#span(this.#trace, picked)
+      const remainingMs = Math.max(1, Math.min(...picked.map(w => w.deadline)) - Date.now())
+      outcomes = await this.#send(picked.map(w => w.entry), remainingMs)
     } catch (err) {
-      const error = classifyAwsError(err, this.#service)
+      const error = err instanceof BrokerError ? err : classifyAwsError(err, this.#service)
       outcomes = picked.map(() => ({ ok: false, error }))
+    } finally {
+      if (!full) this.#open--
+      this.#out--
+      for (const { group } of picked) {
+        if (group === undefined) continue
+        const n = (this.#busy.get(group) ?? 1) - 1
+        if (n === 0) this.#busy.delete(group)
+        else this.#busy.set(group, n)
+      }
     }
     if (span !== undefined) {
       const failed = picked.filter((_, i) => outcomes[i]?.ok !== true).length
       if (failed > 0) span.setStatus({ code: SpanStatusCode.ERROR, message: `${failed} of ${picked.length} entries not taken` })
       span.end()
-    }
-    if (!full) this.#open--
-    for (const { group } of picked) {
-      if (group === undefined) continue
-      const n = (this.#busy.get(group) ?? 1) - 1
-      if (n === 0) this.#busy.delete(group)
-      else this.#busy.set(group, n)
     }
     picked.forEach((w, i) => {
       w.resolve(outcomes[i] ?? {
@@ -229,6 +261,7 @@ export class Coalescer<E> {
   /** Answers what still waits (at close): never sent, so a retry elsewhere cannot double it. */
   close (): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
     this.#expire(Number.POSITIVE_INFINITY, 'not sent: the gateway is closing')
   }
 }

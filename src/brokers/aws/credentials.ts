@@ -39,11 +39,13 @@ export async function checkCredentials (provider: Provider, service: string): Pr
 export const AWS_PROBE_TIMEOUT_MS = 2000
 
 /**
- * A call's deadline: each call is aborted when it passes, its socket destroyed rather than left to
- * the SDK's 15 minutes; none when no deadline was given (a client a test made).
+ * A call's deadline, the nearest of `limits` (ms from now): each call is aborted when it passes,
+ * its socket destroyed rather than left to the SDK's 15 minutes; none when no limit is known (a
+ * client a test made).
  */
-export function deadline (ms: number | undefined): { abortSignal?: AbortSignal } {
-  return ms === undefined ? {} : { abortSignal: AbortSignal.timeout(ms) }
+export function deadline (...limits: (number | undefined)[]): { abortSignal?: AbortSignal } {
+  const ms = Math.min(...limits.map(l => l ?? Infinity))
+  return Number.isFinite(ms) ? { abortSignal: AbortSignal.timeout(Math.max(1, ms)) } : {}
 }
 
 interface ClientSettings {

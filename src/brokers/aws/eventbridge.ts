@@ -56,7 +56,7 @@ export class EventBridgeBroker implements Broker {
     this.#opts = opts
     this.#client = opts.client ?? new EventBridgeClient({ maxAttempts: 1, ...awsClientConfig(opts) })
     this.#limits = { service: 'EventBridge', noun: 'entry', maxBytes: opts.maxEntryBytes }
-    this.#coalescer = new Coalescer(this.#limits, entries => this.#call(entries), {
+    this.#coalescer = new Coalescer(this.#limits, (entries, timeoutMs) => this.#call(entries, timeoutMs), {
       ...(opts.coalescing ?? DEFAULT_COALESCING),
       ...(opts.onCall === undefined ? {} : { onCall: opts.onCall }),
       ...(opts.trace === undefined ? {} : { trace: opts.trace })
@@ -90,8 +90,8 @@ export class EventBridgeBroker implements Broker {
     return this.#coalescer.publish(ready, deadline ?? Date.now() + (this.#opts.timeoutMs ?? Infinity))
   }
 
-  async #call (entries: PutEventsRequestEntry[]): Promise<PublishOutcome[]> {
-    const res = await this.#client.send(new PutEventsCommand({ Entries: entries }), deadline(this.#opts.timeoutMs))
+  async #call (entries: PutEventsRequestEntry[], timeoutMs: number): Promise<PublishOutcome[]> {
+    const res = await this.#client.send(new PutEventsCommand({ Entries: entries }), deadline(this.#opts.timeoutMs, timeoutMs))
     return entries.map((_, k): PublishOutcome => {
       const result = res.Entries?.[k]
       if (result?.EventId !== undefined && result.ErrorCode === undefined) return { ok: true }

@@ -96,7 +96,7 @@ export class SqsBroker implements Broker {
     this.#client = opts.client ?? new SQSClient({ maxAttempts: 1, ...sqsClientConfig(opts) })
     this.#fifo = opts.queueUrl.endsWith('.fifo')
     this.#limits = { service: 'SQS', noun: 'message', maxBytes: opts.maxMessageBytes }
-    this.#coalescer = new Coalescer(this.#limits, entries => this.#call(entries), {
+    this.#coalescer = new Coalescer(this.#limits, (entries, timeoutMs) => this.#call(entries, timeoutMs), {
       ...(opts.coalescing ?? DEFAULT_COALESCING),
       ...(opts.onCall === undefined ? {} : { onCall: opts.onCall }),
       ...(opts.trace === undefined ? {} : { trace: opts.trace })
@@ -132,15 +132,15 @@ export class SqsBroker implements Broker {
     return this.#coalescer.publish(ready, deadline ?? Date.now() + (this.#opts.timeoutMs ?? Infinity))
   }
 
-  async #call (entries: SqsEntry[]): Promise<PublishOutcome[]> {
+  async #call (entries: SqsEntry[], timeoutMs: number): Promise<PublishOutcome[]> {
     const QueueUrl = this.#opts.queueUrl
     const [first] = entries
     if (entries.length === 1 && first !== undefined) {
-      await this.#client.send(new SendMessageCommand({ QueueUrl, ...first }), deadline(this.#opts.timeoutMs))
+      await this.#client.send(new SendMessageCommand({ QueueUrl, ...first }), deadline(this.#opts.timeoutMs, timeoutMs))
       return [{ ok: true }]
     }
     const batch = new SendMessageBatchCommand({ QueueUrl, Entries: entries.map((entry, i) => ({ Id: String(i), ...entry })) })
-    const res = await this.#client.send(batch, deadline(this.#opts.timeoutMs))
+    const res = await this.#client.send(batch, deadline(this.#opts.timeoutMs, timeoutMs))
     const outcomes: PublishOutcome[] = new Array(entries.length)
     for (const ok of res.Successful ?? []) outcomes[Number(ok.Id)] = { ok: true }
     for (const failed of res.Failed ?? []) {
