@@ -26,6 +26,8 @@ import { problems } from './http/problems/index.js'
 import { accessLog } from './http/hooks/access-log.js'
 import { requestMetrics } from './http/hooks/request-metrics.js'
 import { requestTracing } from './http/hooks/request-tracing.js'
+import { asyncApiRoutes } from './http/routes/asyncapi.js'
+import { asyncApiDocument, GATEWAY_VERSION } from './asyncapi/document.js'
 import { loadRouting } from './routing/index.js'
 import { openStateStore } from './state/index.js'
 import { TenantLimits } from './state/rate-limiter.js'
@@ -141,6 +143,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(requestMetrics)
 
   await app.register(docs, { catalog })
+  await app.register(asyncApiRoutes, {
+    document: () => asyncApiDocument({ entries: catalog.list(), destinations: routing.destinations, version: GATEWAY_VERSION })
+  })
   // 65% of V8's heap limit: far above the ~26 MB live heap under load, well below an OOM.
   const pressure = {
     maxEventLoopDelay: 1000,

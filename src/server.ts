@@ -61,8 +61,9 @@ async function main (): Promise<void> {
   app.log.info({
     destinations: app.destinations.map(d => `${d.name} (${d.broker.name}, ${d.envelope})`),
     types: app.catalog.size,
-    docs: `${base}/docs`
-  }, `event-gateway ready: the docs at ${base}/docs`)
+    docs: `${base}/docs`,
+    asyncapi: `${base}/docs/asyncapi`
+  }, `event-gateway ready: the docs at ${base}/docs (publishers) and ${base}/docs/asyncapi (consumers)`)
 }
 
 /** Listens; a port already in use is a configuration problem (one line, exit 1), not a stack. */

@@ -43,7 +43,8 @@ async function start (t: Test, env: Record<string, string> = {}) {
 t.test('without keys or HOST: the loopback only, said in the log; the log names the docs address', async t => {
   const { server, base, port } = await start(t)
   t.match(base, /^http:\/\/127\.0\.0\.1:\d+$/, 'the docs address is in the ready line')
-  t.match(server.out.stdout, /event-gateway ready: the docs at http:\/\/127\.0\.0\.1:\d+\/docs/)
+  const docs = /event-gateway ready: the docs at http:\/\/127\.0\.0\.1:\d+\/docs \(publishers\) and http:\/\/[\d.:]+\/docs\/asyncapi/
+  t.match(server.out.stdout, docs)
   t.match(
     server.out.stdout,
     /authentication is off, so the gateway listens on 127\.0\.0\.1 only; set HOST=0\.0\.0\.0 to listen on every interface/
@@ -67,11 +68,10 @@ t.test('`/`: a page of links for a browser, the same links as JSON for a client 
   t.equal(html.status, 200)
   t.match(html.headers.get('content-type'), /^text\/html/)
   const page = await html.text()
-  for (const href of ['/docs', '/openapi.json', '/v1/event-types', '/health/ready', '/metrics']) t.match(page, `href="${href}"`)
+  const hrefs = ['/docs', '/openapi.json', '/docs/asyncapi', '/asyncapi.json', '/v1/event-types', '/health/ready', '/metrics']
+  for (const href of hrefs) t.match(page, `href="${href}"`)
   const json = await fetch(`${base}/`, { headers: { accept: 'application/json' } })
-  t.match(await json.json(), {
-    links: [{ href: '/docs' }, { href: '/openapi.json' }, { href: '/v1/event-types' }, { href: '/health/ready' }, { href: '/metrics' }]
-  })
+  t.match(await json.json(), { links: hrefs.map(href => ({ href })) })
   t.equal(
     (await fetch(`${base}/v1/events/call.started`, {
       method: 'POST',

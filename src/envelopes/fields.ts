@@ -180,6 +180,11 @@ function schemaAt (scope: Pick<FieldScope, 'type' | 'schema'>, path: readonly st
   return { schema, optional }
 }
 
+/** The JSON Schema of a field of the data (`data.a.b`: `['a', 'b']`), and whether it may be missing. */
+export function dataSchemaAt (scope: Pick<FieldScope, 'type' | 'schema'>, path: readonly string[]): { schema: object, optional: boolean } {
+  return schemaAt(scope, path)
+}
+
 /** The facts of a field of the data, from the type's JSON Schema. */
 export function dataFacts (scope: Pick<FieldScope, 'type' | 'schema'>, ...path: string[]): Facts {
   const { schema, optional } = schemaAt(scope, path)

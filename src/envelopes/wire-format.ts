@@ -4,6 +4,7 @@ import { TemplateError } from './expression.js'
 import type { FieldScope } from './fields.js'
 import { compileMessage, type KeyField, type MessageBroker, type MessageSpec, type WireMessage } from './message.js'
 import { PROFILES, type ProfileName } from './profiles.js'
+import { envelopeSchema } from './schema.js'
 import { compileTemplate, type JsonTemplate, type Placement } from './template.js'
 
 /**
@@ -27,6 +28,8 @@ export interface WireFormat {
   readonly fixed: Partial<Record<KeyField, string>>
   /** Every message key field the destination declares for the type, fixed or not. */
   readonly declared: ReadonlySet<KeyField>
+  /** The JSON Schema of the envelope, the type's data schema referenced at `dataRef` (the AsyncAPI document). */
+  readonly schema: (dataRef: string) => object
 }
 
 /** What a destination adds to every envelope it sends (from the routes file). */
@@ -112,6 +115,7 @@ export function compileWireFormat (
     placements: envelope.placements,
     fixed: message?.fixed ?? {},
     declared: message?.declared ?? new Set(),
+    schema: dataRef => envelopeSchema(isProfileName(spec.envelope) ? PROFILES[spec.envelope].template : spec.envelope, scope, dataRef),
     ...(message === undefined ? {} : { message: message.render }),
     ...(message?.check === undefined ? {} : { check: message.check })
   }

@@ -63,8 +63,11 @@ t.test('a person who opens the gateway\'s address in a browser reaches the docs'
   const page = await browser.newPage()
   const home = await page.goto(`${base}/`)
   t.equal(home?.status(), 200, 'not a 404 problem')
-  t.same(await page.getByRole('link').allInnerTexts(), ['/docs', '/openapi.json', '/v1/event-types', '/health/ready', '/metrics'])
-  await page.getByRole('link', { name: '/docs' }).click()
+  t.same(
+    await page.getByRole('link').allInnerTexts(),
+    ['/docs', '/openapi.json', '/docs/asyncapi', '/asyncapi.json', '/v1/event-types', '/health/ready', '/metrics']
+  )
+  await page.getByRole('link', { name: '/docs', exact: true }).click()
   await page.locator('.opblock').first().waitFor()
   t.match(page.url(), /\/docs\/?$/, 'the link leads to Swagger UI, with the operations listed')
 })

@@ -32,7 +32,8 @@ async function docsPlugin (app: FastifyInstance, opts: { catalog: Catalog }): Pr
         description: 'POST an event\'s data to its typed endpoint; the gateway validates it, wraps it in a CloudEvents envelope ' +
           'with the tenant context from the headers, and answers 202 once the broker has it (status published), ' +
           'or, for a spooled destination, once its outbox has it (status queued). ' +
-          'Errors are RFC 9457 problems (application/problem+json) with a stable EVG_* code.',
+          'Errors are RFC 9457 problems (application/problem+json) with a stable EVG_* code. ' +
+          'What consumers receive at each destination (envelopes, headers, addresses): [the AsyncAPI document](/docs/asyncapi).',
         license: { name: 'MIT', identifier: 'MIT' }
       },
       // The gateway that serves this document; it does not know the address clients reach it by.
@@ -72,6 +73,8 @@ async function docsPlugin (app: FastifyInstance, opts: { catalog: Catalog }): Pr
 const LINKS = [
   { href: '/docs', title: 'API documentation (Swagger UI): every event type, its schema and an example to try' },
   { href: '/openapi.json', title: 'The OpenAPI document' },
+  { href: '/docs/asyncapi', title: 'What consumers receive (AsyncAPI): each destination\'s channels, envelopes and headers' },
+  { href: '/asyncapi.json', title: 'The AsyncAPI document' },
   { href: '/v1/event-types', title: 'The event types, with their JSON Schemas' },
   { href: '/health/ready', title: 'Readiness: each destination and its state' },
   { href: '/metrics', title: 'Prometheus metrics' }
