@@ -13,6 +13,7 @@ import {
   Coalescer, DEFAULT_COALESCING, sizeRefusal, withTrace, type CallTracing, type CoalescingOptions, type Ready, type ServiceLimits
 } from './coalescer.js'
 import { classifyAwsError } from './errors.js'
+import { NativeMd5 } from './md5.js'
 
 export interface SqsOptions {
   queueUrl: string
@@ -93,7 +94,7 @@ export class SqsBroker implements Broker {
 
   constructor (opts: SqsOptions) {
     this.#opts = opts
-    this.#client = opts.client ?? new SQSClient({ maxAttempts: 1, ...sqsClientConfig(opts) })
+    this.#client = opts.client ?? new SQSClient({ maxAttempts: 1, md5: NativeMd5, ...sqsClientConfig(opts) })
     this.#fifo = opts.queueUrl.endsWith('.fifo')
     this.#limits = { service: 'SQS', noun: 'message', maxBytes: opts.maxMessageBytes }
     this.#coalescer = new Coalescer(this.#limits, (entries, timeoutMs) => this.#call(entries, timeoutMs), {
