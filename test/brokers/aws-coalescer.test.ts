@@ -159,19 +159,28 @@ t.test('an event still waiting at its deadline is answered "timeout" and never s
   t.same(calls.map(c => c.entries), [['out']], 'never sent: a retry cannot double it')
 })
 
-t.test('a linger holds a call with room for company; a full call does not wait', async t => {
+t.test('a linger holds a call with room for company while the queue is busy; a lone event after a quiet spell goes at once', async t => {
   const { calls, coalescer } = service({ lingerMs: 50 })
+  const lone = coalescer.publish([ready('lone')], later)
+  t.same(calls.map(c => c.entries), [['lone']], 'nothing was sent for a while: at once')
   const answers = [coalescer.publish([ready('a')], later), coalescer.publish([ready('b')], later)]
-  t.same(calls, [], 'nothing yet')
-  answers.push(coalescer.publish([ready('c')], later))
-  await new Promise(resolve => setTimeout(resolve, 120))
-  t.same(calls.map(c => c.entries), [['a', 'b', 'c']], 'one call for the three')
   calls[0]?.answer()
+  await lone
+  answers.push(coalescer.publish([ready('c')], later))
+  t.equal(calls.length, 1, 'a call just ended: the next one waits for company')
+  await new Promise(resolve => setTimeout(resolve, 120))
+  t.same(calls.map(c => c.entries), [['lone'], ['a', 'b', 'c']], 'one call for the three')
+  calls[1]?.answer()
   await Promise.all(answers)
   const full = coalescer.publish(Array.from({ length: 10 }, (_, i) => ready(`f${i}`)), later)
-  t.equal(calls.length, 2, 'ten at once: sent without lingering')
-  calls[1]?.answer()
+  t.equal(calls.length, 3, 'ten at once: sent without lingering')
+  calls[2]?.answer()
   await full
+  await new Promise(resolve => setTimeout(resolve, 80))
+  const quiet = coalescer.publish([ready('after')], later)
+  t.equal(calls.length, 4, 'after a quiet spell longer than the linger: at once again')
+  calls[3]?.answer()
+  await quiet
 })
 
 t.test('AWS_BATCH_MAX_ENTRIES=1: each event its own call', async t => {
@@ -212,9 +221,12 @@ t.test('a call has the time its entries have left: the earliest deadline, so non
 
 t.test('a linger never runs into a deadline: an event with less time left than the linger goes at once', async t => {
   const { calls, coalescer } = service({ lingerMs: 1000 })
-  const answer = coalescer.publish([ready('hurry')], Date.now() + 500)
-  t.same(calls.map(c => c.entries), [['hurry']], 'sent at once')
+  const first = coalescer.publish([ready('first')], later)
   calls[0]?.answer()
+  await first
+  const answer = coalescer.publish([ready('hurry')], Date.now() + 500)
+  t.same(calls.map(c => c.entries), [['first'], ['hurry']], 'busy queue, but sent at once')
+  calls[1]?.answer()
   t.same(await answer, [{ ok: true }])
 })
 

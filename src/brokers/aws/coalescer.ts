@@ -100,6 +100,8 @@ export class Coalescer<E> {
   #open = 0
   /** Calls out, full or not. */
   #out = 0
+  /** When the last call ended (epoch ms). */
+  #lastEnded = 0
   /** FIFO groups with an entry in a call that is out, and how many. */
   readonly #busy = new Map<string, number>()
   #timer: NodeJS.Timeout | undefined
@@ -143,7 +145,7 @@ export class Coalescer<E> {
       if (picked.length === 0) return
       if (!full) {
         if (this.#open >= this.#opts.callsInFlight) return
-        const due = this.#due(picked)
+        const due = this.#due(picked, now)
         if (now < due) {
           this.#timer ??= setTimeout(() => { this.#timer = undefined; this.#pump() }, due - now)
           return
@@ -156,12 +158,14 @@ export class Coalescer<E> {
   }
 
   /**
-   * When a call with room goes out: once its oldest entry has lingered, and no later than a linger
-   * before any of its entries' deadlines (an event never waits for company into its deadline).
+   * When a call with room goes out. While the queue is busy (a call is out, or one ended within
+   * the linger), once its oldest entry has lingered, and no later than a linger before any of its
+   * entries' deadlines (an event never waits for company into its deadline). After a quiet spell,
+   * at once: a lone event is never held back.
    */
-  #due (picked: readonly Waiting<E>[]): number {
+  #due (picked: readonly Waiting<E>[], now: number): number {
     const linger = this.#opts.lingerMs
-    if (linger === 0) return 0
+    if (linger === 0 || (this.#out === 0 && now - this.#lastEnded >= linger)) return 0
     let due = (picked[0] as Waiting<E>).since + linger
     for (const w of picked) due = Math.min(due, w.deadline - linger)
     return due
@@ -219,6 +223,7 @@ export class Coalescer<E> {
     } finally {
       if (!full) this.#open--
       this.#out--
+      this.#lastEnded = Date.now()
       for (const { group } of picked) {
         if (group === undefined) continue
         const n = (this.#busy.get(group) ?? 1) - 1
