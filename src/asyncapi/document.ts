@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { firstExample, type CatalogEntry } from '../catalog/index.js'
 import { createEvent, type GatewayEvent } from '../envelopes/event.js'
-import { compileText } from '../envelopes/value.js'
-import type { FieldScope } from '../envelopes/fields.js'
-import { DEFAULT_ATTRIBUTES, DEFAULT_HEADERS, type FieldTemplate, type WireMessage } from '../envelopes/message.js'
+import { compileText, type Value } from '../envelopes/value.js'
+import { DEFAULT_ATTRIBUTES, DEFAULT_HEADERS, type FieldTemplate } from '../envelopes/message.js'
+import { factsSchema } from '../envelopes/schema.js'
 import type { WireFormat } from '../envelopes/wire-format.js'
 import type { DestinationConfig } from '../routing/index.js'
 
@@ -40,77 +40,103 @@ function exampleEvent (entry: CatalogEntry): GatewayEvent {
   return event
 }
 
-/** A message field's schema from its template: what the compiler knows of its value. */
-function fieldSchema (template: FieldTemplate | number | boolean, scope: FieldScope): { schema: Json, optional: boolean } {
-  if (typeof template !== 'string') return { schema: { const: template }, optional: false }
-  const value = compileText(template, scope)
-  if (value.constant !== undefined) return { schema: { const: value.constant.value }, optional: false }
-  const types = [...value.facts.types]
-  return { schema: { type: types.length === 1 ? types[0] : types }, optional: value.facts.optional }
+/**
+ * An address rendered per event, as AsyncAPI writes one: each `{{expression}}` of a template (or
+ * `{field}` of the catalog's routing key) a `{parameter}`, located in the payload when it is a
+ * field of the data and the envelope carries the data.
+ */
+function parameterised (template: string, dataPath: string | undefined, catalog = false): { address: string, parameters?: Json } {
+  const parameters: Json = {}
+  const pattern = catalog ? /\{([^{}]+)\}/g : /\{\{\s*(.*?)\s*\}\}/g
+  const address = template.replace(pattern, (_, expression: string) => {
+    const field = catalog ? `data.${expression}` : expression
+    const name = key(field).replace(/\./g, '_').replace(/_+/g, '_').replace(/^_|_$/g, '') || 'value'
+    const simple = /^data\.([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)$/.exec(field)
+    parameters[name] = {
+      description: `Rendered per event from ${catalog ? `the data's ${expression}` : `{{${expression}}}`}`,
+      ...(simple?.[1] === undefined || dataPath === undefined
+        ? {}
+        : { location: `$message.payload#${dataPath}/${simple[1].replace(/\./g, '/')}` })
+    }
+    return `{${name}}`
+  })
+  return Object.keys(parameters).length === 0 ? { address } : { address, parameters }
 }
 
-/** Headers (or SQS attributes): the broker's defaults by their templates, or those the destination declares by an example. */
-function headersSchema (
-  defaults: Record<string, FieldTemplate>, declared: Record<string, unknown> | undefined, scope: FieldScope
-): Json {
+/** A key field's address: fixed for the type, else its template with parameters, else the destination's own. */
+function addressField (format: WireFormat, field: 'routingKey' | 'busName' | 'topic', fallback: string, dataPath: string | undefined) {
+  const fixed = format.fixed[field]
+  if (fixed !== undefined) return { address: fixed }
+  const template = format.described?.templates[field]
+  return parameterised(template ?? fallback, dataPath)
+}
+
+/** The header or attribute table a destination's messages carry, compiled: declared, else the broker's defaults. */
+function tableOf (destination: DestinationConfig, format: WireFormat): readonly [string, Value][] | undefined {
+  const compile = (defaults: Record<string, FieldTemplate>) =>
+    Object.entries(defaults).map(([name, t]): [string, Value] => [name, compileText(typeof t === 'string' ? t : '', format.scope)])
+  switch (destination.broker) {
+    case 'rabbitmq':
+    case 'kafka': return format.described?.headers ?? compile(DEFAULT_HEADERS)
+    case 'sqs': return format.described?.attributes ?? compile(DEFAULT_ATTRIBUTES)
+    default: return undefined
+  }
+}
+
+/**
+ * Its schema as a consumer reads it: AMQP keeps a header's JSON type, Kafka headers and SQS
+ * attribute values are text. What may be missing (or null, or an empty attribute) is not sent.
+ */
+function tableSchema (table: readonly [string, Value][], text: boolean): Json {
   const properties: Json = {}
   const required: string[] = []
-  if (declared === undefined) {
-    for (const [name, template] of Object.entries(defaults)) {
-      const { schema, optional } = fieldSchema(template, scope)
-      properties[name] = schema
-      if (!optional) required.push(name)
-    }
-  } else {
-    for (const [name, value] of Object.entries(declared)) {
-      const v = typeof value === 'object' && value !== null && 'value' in value ? (value as { value: unknown }).value : value
-      properties[name] = { type: typeof v === 'number' ? 'number' : typeof v === 'boolean' ? 'boolean' : 'string' }
-    }
+  for (const [name, value] of table) {
+    const facts = { ...value.facts, types: new Set([...value.facts.types].filter(t => t !== 'null')) }
+    properties[name] = value.constant !== undefined
+      ? { const: text ? String(value.constant.value) : value.constant.value }
+      : text ? { type: 'string' } : factsSchema(facts)
+    if (!value.facts.optional && !value.facts.types.has('null') && (!text || value.facts.nonEmpty)) required.push(name)
   }
   return { type: 'object', properties, ...(required.length === 0 ? {} : { required }) }
 }
 
-/** The headers (message attributes) of the example message, as a consumer reads them. */
-function exampleHeaders (
-  destination: DestinationConfig, scope: FieldScope, event: GatewayEvent, message: WireMessage | undefined
-): Json | undefined {
-  const render = (templates: Record<string, FieldTemplate>) => Object.fromEntries(Object.entries(templates)
-    .map(([name, t]) => [name, compileText(typeof t === 'string' ? t : '', scope).get(event, undefined)])
-    .filter(([, v]) => v !== undefined))
-  switch (destination.broker) {
-    case 'rabbitmq': return message?.headers ?? render(DEFAULT_HEADERS)
-    case 'kafka': return message?.headers
-    case 'sqs': return message?.attributes === undefined
-      ? render(DEFAULT_ATTRIBUTES)
-      : Object.fromEntries(Object.entries(message.attributes).map(([n, a]) => [n, a.value]))
-    case 'eventbridge':
-      return { source: message?.source ?? destination.envelopeOptions.source, 'detail-type': message?.detailType ?? event.type }
-    case 'local': return undefined
+/** The example message's headers (attributes), rendered from the same table. */
+function tableExample (table: readonly [string, Value][], event: GatewayEvent, text: boolean): Json {
+  const out: Json = {}
+  for (const [name, value] of table) {
+    const v = value.get(event, undefined)
+    if (v === undefined || v === null || (text && v === '')) continue
+    out[name] = text ? String(v) : v
   }
+  return out
 }
 
 interface Address {
   /** Channel key. */
   id: string
   address: string
+  parameters?: Json
   bindings?: Json
   description: string
 }
 
-function addressOf (destination: DestinationConfig, event: GatewayEvent, message: WireMessage | undefined): Address {
+function addressOf (destination: DestinationConfig, format: WireFormat, entry: CatalogEntry): Address {
   const name = destination.name
+  const dataPath = dataPathOf(format)
   switch (destination.broker) {
     case 'rabbitmq': {
-      const routingKey = message?.routingKey ?? event.routingKey
+      const at = format.described?.templates.routingKey === undefined && format.fixed.routingKey === undefined
+        ? parameterised(entry.routingKey, dataPath, true)
+        : addressField(format, 'routingKey', entry.routingKey, dataPath)
       return {
-        id: key(`${name}.${routingKey}`),
-        address: routingKey,
-        description: `RabbitMQ: routing key \`${routingKey}\` on the durable topic exchange \`${destination.exchange}\`; ` +
+        id: key(`${name}.${at.address}`),
+        ...at,
+        description: `RabbitMQ: routing key \`${at.address}\` on the durable topic exchange \`${destination.exchange}\`; ` +
           'bind a queue with this key (or a pattern that matches it)',
         bindings: {
           amqp: {
             is: 'routingKey',
-            exchange: { name: destination.exchange, type: 'topic', durable: true, autoDelete: false, vhost: '/' },
+            exchange: { name: destination.exchange, type: 'topic', durable: true, autoDelete: false, vhost: vhostOf(destination.url) },
             bindingVersion: '0.3.0'
           }
         }
@@ -121,26 +147,26 @@ function addressOf (destination: DestinationConfig, event: GatewayEvent, message
       return {
         id: key(`${name}.${queue}`),
         address: queue,
-        description: `AWS SQS queue \`${destination.queueUrl}\``,
+        description: `AWS SQS queue \`${queue}\``,
         bindings: { sqs: { queue: { name: queue, fifoQueue: queue.endsWith('.fifo') }, bindingVersion: '0.2.0' } }
       }
     }
     case 'eventbridge': {
-      const bus = message?.busName ?? destination.busName
+      const at = addressField(format, 'busName', destination.busName, dataPath)
       return {
-        id: key(`${name}.${bus}`),
-        address: bus,
-        description: `AWS EventBridge bus \`${bus}\`: each message is a PutEvents entry; a rule matches it by its \`source\` and ` +
-          '`detail-type` (the message\'s headers here), and its target receives the event with the envelope as `detail`'
+        id: key(`${name}.${at.address}`),
+        ...at,
+        description: `AWS EventBridge bus \`${at.address}\`: each message is a PutEvents entry; a rule matches it by its \`source\` ` +
+          'and `detail-type` (the message\'s headers here), and its target receives the event with the envelope as `detail`'
       }
     }
     case 'kafka': {
-      const topic = message?.topic ?? destination.topic
+      const at = addressField(format, 'topic', destination.topic, dataPath)
       return {
-        id: key(`${name}.${topic}`),
-        address: topic,
-        description: `Kafka topic \`${topic}\` on ${destination.brokers}`,
-        bindings: { kafka: { topic, bindingVersion: '0.5.0' } }
+        id: key(`${name}.${at.address}`),
+        ...at,
+        description: `Kafka topic \`${at.address}\``,
+        bindings: { kafka: { topic: at.address, bindingVersion: '0.5.0' } }
       }
     }
     case 'local':
@@ -152,6 +178,18 @@ function addressOf (destination: DestinationConfig, event: GatewayEvent, message
   }
 }
 
+/** Where the envelope puts the data, as a JSON Pointer; undefined when it merges it (a spread) or leaves it out. */
+function dataPathOf (format: WireFormat): string | undefined {
+  const placed = format.placements.find(p => 'field' in p && p.field === 'data')
+  return placed === undefined ? undefined : placed.path.map(p => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('')
+}
+
+/** The AMQP virtual host a URL names ('/' when none). */
+function vhostOf (url: string): string {
+  const path = new URL(url).pathname
+  return path.length > 1 ? decodeURIComponent(path.slice(1)) : '/'
+}
+
 function server (destination: DestinationConfig): Json {
   switch (destination.broker) {
     case 'rabbitmq': {
@@ -160,7 +198,8 @@ function server (destination: DestinationConfig): Json {
       return { host: url.host, protocol: url.protocol.replace(':', ''), description: `RabbitMQ (destination ${destination.name})` }
     }
     case 'sqs': {
-      const host = /^https?:\/\/([^/]+)/.exec(destination.queueUrl)?.[1] ?? 'sqs.amazonaws.com'
+      // The host only: never credentials a URL may carry.
+      const host = /^https?:\/\/(?:[^@/]*@)?([^/]+)/.exec(destination.queueUrl)?.[1] ?? 'sqs.amazonaws.com'
       return { host, protocol: 'sqs', description: `AWS SQS (destination ${destination.name})` }
     }
     case 'eventbridge': {
@@ -182,29 +221,42 @@ function server (destination: DestinationConfig): Json {
   }
 }
 
-/** Where the correlation id is: in the envelope when it carries it, else in the headers. */
+/** Where the correlation id is: in the envelope when it carries it, else in a header the gateway fills with it. */
 function correlationIdOf (format: WireFormat, headers: Json | undefined): Json | undefined {
   const placed = format.placements.find(p => 'field' in p && p.field === 'correlationId')
-  if (placed !== undefined) return { location: `$message.payload#/${placed.path.join('/')}` }
-  const header = Object.keys(headers ?? {}).find(h => /correlation/i.test(h))
+  if (placed !== undefined) {
+    return { location: `$message.payload#${placed.path.map(p => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('')}` }
+  }
+  const names = Object.keys((headers?.properties ?? {}) as Json)
+  const header = names.find(h => h === 'x-correlation-id' || h === 'correlation-id')
   return header === undefined ? undefined : { location: `$message.header#/${header}` }
 }
 
-function headersOf (destination: DestinationConfig, scope: FieldScope, message: WireMessage | undefined, type: string): Json | undefined {
-  switch (destination.broker) {
-    case 'rabbitmq': return headersSchema(DEFAULT_HEADERS, message?.headers, scope)
-    case 'kafka': return message?.headers === undefined ? undefined : headersSchema({}, message.headers, scope)
-    case 'sqs': return headersSchema(DEFAULT_ATTRIBUTES, message?.attributes, scope)
-    case 'eventbridge': return {
-      type: 'object',
-      description: 'The PutEvents entry\'s fields a rule matches',
-      properties: {
-        source: { const: message?.source ?? destination.envelopeOptions.source },
-        'detail-type': message?.detailType === undefined ? { const: type } : { type: 'string' }
-      }
+/** The message's headers as a schema, and as the example carries them. */
+function headersOf (destination: DestinationConfig, format: WireFormat, event: GatewayEvent): { schema?: Json, example?: Json } {
+  if (destination.broker === 'eventbridge') {
+    // No binding in AsyncAPI: the entry's fields a rule matches, described as the message's headers.
+    const message = format.message?.(event, undefined)
+    const declared = format.described?.templates ?? {}
+    const source = format.fixed.source ?? (declared.source === undefined ? destination.envelopeOptions.source : undefined)
+    const detailType = format.fixed.detailType ?? (declared.detailType === undefined ? event.type : undefined)
+    return {
+      schema: {
+        type: 'object',
+        description: 'The PutEvents entry\'s fields a rule matches',
+        properties: {
+          source: source === undefined ? { type: 'string' } : { const: source },
+          'detail-type': detailType === undefined ? { type: 'string' } : { const: detailType }
+        },
+        required: ['source', 'detail-type']
+      },
+      example: { source: message?.source ?? destination.envelopeOptions.source, 'detail-type': message?.detailType ?? event.type }
     }
-    case 'local': return undefined
   }
+  const table = tableOf(destination, format)
+  if (table === undefined) return {}
+  const text = destination.broker !== 'rabbitmq'
+  return { schema: tableSchema(table, text), example: tableExample(table, event, text) }
 }
 
 /** The AsyncAPI 3.0 document of what `destinations` send for `entries`. */
@@ -220,40 +272,33 @@ export function asyncApiDocument ({ entries, destinations, version }: AsyncApiIn
     for (const [type, format] of destination.formats) {
       const entry = byType.get(type)
       if (entry === undefined) continue
-      const scope: FieldScope = {
-        type,
-        schema: entry.schema,
-        ...(entry.aggregate === undefined ? {} : { aggregate: entry.aggregate }),
-        source: destination.envelopeOptions.source,
-        module: destination.envelopeOptions.module ?? destination.envelopeOptions.source
-      }
       schemas[key(type)] ??= entry.schema
       const event = exampleEvent(entry)
-      const message = format.message?.(event, undefined)
-      const at = addressOf(destination, event, message)
-      const headers = headersOf(destination, scope, message, type)
-      const example = exampleHeaders(destination, scope, event, message)
+      const at = addressOf(destination, format, entry)
+      const headers = headersOf(destination, format, event)
       const id = key(`${destination.name}.${type}`)
+      const correlationId = correlationIdOf(format, headers.schema)
       messages[id] = {
         name: type,
         title: `${type} at ${destination.name}`,
         summary: entry.description,
         contentType: format.contentType,
         payload: format.schema(`#/components/schemas/${key(type)}`),
-        ...(headers === undefined ? {} : { headers }),
-        ...(correlationIdOf(format, example) === undefined ? {} : { correlationId: correlationIdOf(format, example) }),
+        ...(headers.schema === undefined ? {} : { headers: headers.schema }),
+        ...(correlationId === undefined ? {} : { correlationId }),
         examples: [{
           name: 'catalog-example',
           payload: JSON.parse(format.encode(event, undefined)),
-          ...(example === undefined ? {} : { headers: example })
+          ...(headers.example === undefined ? {} : { headers: headers.example })
         }],
         ...(destination.broker === 'rabbitmq' ? { bindings: { amqp: { messageType: type, bindingVersion: '0.3.0' } } } : {}),
-        ...(destination.broker === 'kafka' ? { bindings: { kafka: { key: { type: 'string' }, bindingVersion: '0.5.0' } } } : {}),
+        ...(destination.broker === 'kafka' ? { bindings: { kafka: { key: { type: ['string', 'null'] }, bindingVersion: '0.5.0' } } } : {}),
         'x-envelope': format.envelope
       }
       const channel = channels[at.id] ??= {
         address: at.address,
         description: at.description,
+        ...(at.parameters === undefined ? {} : { parameters: at.parameters }),
         servers: [{ $ref: `#/servers/${key(destination.name)}` }],
         messages: {},
         ...(at.bindings === undefined ? {} : { bindings: at.bindings })

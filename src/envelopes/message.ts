@@ -96,6 +96,14 @@ export interface CompiledMessage {
   declared: ReadonlySet<KeyField>
   /** What only the event can tell; undefined when the start proved every field fits. */
   check?: (event: GatewayEvent) => FieldError[] | undefined
+  /** For the AsyncAPI document: the key fields' templates as declared, and the header and attribute tables compiled. */
+  described: MessageDescription
+}
+
+export interface MessageDescription {
+  templates: Partial<Record<KeyField, string>>
+  headers?: readonly [string, Value][]
+  attributes?: readonly [string, Value][]
 }
 
 function value (template: FieldTemplate | number | boolean, scope: FieldScope): Value {
@@ -196,6 +204,7 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
   const reads = new Set<string>()
   const fixed: Partial<Record<KeyField, string>> = {}
   const declared = new Set<KeyField>()
+  const described: MessageDescription = { templates: {} }
   const use = (v: Value) => { for (const r of v.reads) reads.add(r) }
   for (const name of ['routingKey', 'groupId', 'deduplicationId', 'busName', 'source', 'detailType', 'topic'] as const) {
     const template = spec[name]
@@ -203,6 +212,7 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
     const v = keyField(name, template, scope, checks)
     use(v)
     declared.add(name)
+    described.templates[name] = typeof template === 'string' ? template : JSON.stringify(template)
     if (v.constant !== undefined) fixed[name] = String(v.constant.value)
     renders.push([name, (event, traceparent) => String(v.get(event, traceparent))])
   }
@@ -237,6 +247,7 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
     const headerName = (key: string) => Buffer.byteLength(key) > 255 || key === '' ? 'a header name is 1 to 255 bytes' : undefined
     const headers = table('headers', merged(DEFAULT_HEADERS, spec.headers), scope, headerName)
     headers.forEach(([, v]) => use(v))
+    described.headers = headers
     // Bytes, at most 4 a character: headers proven to fit amqplib's buffer are not checked per event.
     const most = headers.reduce<number | undefined>((n, [k, v]) => {
       if (n === undefined || v.facts.maxLength === undefined) return undefined
@@ -263,6 +274,7 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
         `SQS takes at most ${MAX_SQS_ATTRIBUTES}: drop some defaults with null`)
     }
     attributes.forEach(([, v]) => use(v))
+    described.attributes = attributes
     // Values from the data may bring characters (or numbers) SQS does not take.
     const fromData = attributes.filter(([, v]) => [...v.reads].some(r => r.startsWith('data')) &&
       (!v.facts.ascii || v.facts.types.has('number') || v.facts.types.has('integer')))
@@ -283,6 +295,7 @@ export function compileMessage (broker: MessageBroker, spec: MessageSpec, scope:
     reads,
     fixed,
     declared,
+    described,
     render: (event, traceparent) => {
       const message: Record<string, unknown> = {}
       for (const [name, render] of renders) {

@@ -1,4 +1,4 @@
-import { dataSchemaAt, type Facts, type FieldScope } from './fields.js'
+import { dataFacts, dataSchemaAt, type Facts, type FieldScope } from './fields.js'
 import { SPREAD, type JsonTemplate } from './template.js'
 import { compileFunction, compileText, type Value } from './value.js'
 
@@ -9,7 +9,8 @@ import { compileFunction, compileText, type Value } from './value.js'
 
 type Schema = Record<string, unknown>
 
-function factsSchema (facts: Facts): Schema {
+/** What the compiler knows of a value, as a schema: its JSON types, its longest text. */
+export function factsSchema (facts: Facts): Schema {
   const types = [...facts.types].filter(t => !(t === 'integer' && facts.types.has('number')))
   return {
     ...(types.length === 1 ? { type: types[0] } : { type: types }),
@@ -22,8 +23,12 @@ function valueSchema (value: Value, scope: FieldScope, dataRef: string): Schema 
   if (value.constant !== undefined) return { const: value.constant.value }
   if (value.field === 'data') return { $ref: dataRef }
   if (value.field?.startsWith('data.') === true) {
-    const { schema } = dataSchemaAt(scope, value.field.slice(5).split('.'))
-    return { ...schema }
+    const path = value.field.slice(5).split('.')
+    const { schema } = dataSchemaAt(scope, path)
+    // A fallback (`{{data.x ?? null}}`) writes a value the field's own schema may not allow.
+    const own = dataFacts(scope, ...path)
+    const fallback = own.optional !== value.facts.optional || [...value.facts.types].some(t => !own.types.has(t))
+    return fallback ? { anyOf: [{ ...schema }, factsSchema(value.facts)] } : { ...schema }
   }
   return factsSchema(value.facts)
 }
@@ -45,29 +50,36 @@ function nodeSchema (template: JsonTemplate, scope: FieldScope, dataRef: string)
   const call = compileFunction(template, scope)
   if (call !== undefined) return { schema: valueSchema(call, scope, dataRef), optional: call.facts.optional }
   const properties: Record<string, unknown> = {}
-  const required: string[] = []
-  let open = false
+  const required = new Set<string>()
+  // The template's own keys win over the data's (the encoder leaves those out of a spread).
+  const own = new Set(Object.keys(template).filter(k => k !== SPREAD))
+  let rest: unknown = false
+  let patterns: Record<string, unknown> | undefined
   for (const [key, item] of Object.entries(template)) {
     if (key === SPREAD && typeof item === 'string') {
       // The fields of the data (or of an object in it) merged in: the spread object's own.
       const value = compileText(item, scope)
       const path = value.field === 'data' ? [] : (value.field ?? 'data').slice(5).split('.')
       const { schema } = dataSchemaAt(scope, path) as { schema: Schema }
-      Object.assign(properties, schema.properties ?? {})
-      if (Array.isArray(schema.required)) required.push(...schema.required as string[])
-      open ||= schema.additionalProperties !== false
+      for (const [name, sub] of Object.entries((schema.properties ?? {}) as Record<string, unknown>)) {
+        if (!own.has(name)) properties[name] = sub
+      }
+      if (Array.isArray(schema.required)) for (const name of schema.required as string[]) if (!own.has(name)) required.add(name)
+      if (schema.patternProperties !== undefined) patterns = schema.patternProperties as Record<string, unknown>
+      rest = schema.additionalProperties ?? true
       continue
     }
     const node = nodeSchema(item, scope, dataRef)
     properties[key] = node.schema
-    if (!node.optional) required.push(key)
+    if (!node.optional) required.add(key)
   }
   return {
     schema: {
       type: 'object',
       properties,
-      ...(required.length === 0 ? {} : { required }),
-      ...(open ? {} : { additionalProperties: false })
+      ...(required.size === 0 ? {} : { required: [...required] }),
+      ...(patterns === undefined ? {} : { patternProperties: patterns }),
+      ...(rest === true ? {} : { additionalProperties: rest })
     },
     optional: false
   }
@@ -75,5 +87,7 @@ function nodeSchema (template: JsonTemplate, scope: FieldScope, dataRef: string)
 
 /** The schema of the envelope `template` writes for `scope`'s type; `dataRef` is where the type's data schema is. */
 export function envelopeSchema (template: JsonTemplate, scope: FieldScope, dataRef: string): object {
-  return nodeSchema(template, scope, dataRef).schema
+  const { schema, optional } = nodeSchema(template, scope, dataRef)
+  // A whole envelope that may be missing is written as null.
+  return optional ? { anyOf: [schema, { type: 'null' }] } : schema
 }

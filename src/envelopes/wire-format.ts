@@ -2,7 +2,9 @@ import type { FieldError } from '../errors.js'
 import type { GatewayEvent } from './event.js'
 import { TemplateError } from './expression.js'
 import type { FieldScope } from './fields.js'
-import { compileMessage, type KeyField, type MessageBroker, type MessageSpec, type WireMessage } from './message.js'
+import {
+  compileMessage, type KeyField, type MessageBroker, type MessageDescription, type MessageSpec, type WireMessage
+} from './message.js'
 import { PROFILES, type ProfileName } from './profiles.js'
 import { envelopeSchema } from './schema.js'
 import { compileTemplate, type JsonTemplate, type Placement } from './template.js'
@@ -30,6 +32,10 @@ export interface WireFormat {
   readonly declared: ReadonlySet<KeyField>
   /** The JSON Schema of the envelope, the type's data schema referenced at `dataRef` (the AsyncAPI document). */
   readonly schema: (dataRef: string) => object
+  /** The declared message fields' templates and compiled header and attribute tables (the AsyncAPI document). */
+  readonly described?: MessageDescription
+  /** What a template reads is compiled against: the type and the destination (the AsyncAPI document). */
+  readonly scope: FieldScope
 }
 
 /** What a destination adds to every envelope it sends (from the routes file). */
@@ -116,7 +122,8 @@ export function compileWireFormat (
     fixed: message?.fixed ?? {},
     declared: message?.declared ?? new Set(),
     schema: dataRef => envelopeSchema(isProfileName(spec.envelope) ? PROFILES[spec.envelope].template : spec.envelope, scope, dataRef),
-    ...(message === undefined ? {} : { message: message.render }),
+    scope,
+    ...(message === undefined ? {} : { message: message.render, described: message.described }),
     ...(message?.check === undefined ? {} : { check: message.check })
   }
 }
