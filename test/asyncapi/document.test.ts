@@ -121,7 +121,8 @@ t.test('the committed seed-platform document is what the code generates (npm run
   const committed = readFileSync('docs/asyncapi.seed-platform.json', 'utf8')
   // The environment of the command the docs give, whatever this one holds.
   t.equal(generateAsyncApi({ ROUTES_FILE: SEED_ROUTES }), committed,
-    'regenerate it: env -i PATH="$PATH" ROUTES_FILE=examples/routes.seed-platform.json npm run asyncapi -- docs/asyncapi.seed-platform.json')
+    'regenerate it: env -i PATH="$PATH" ROUTES_FILE=examples/routes.seed-platform.json ' +
+    'npm run asyncapi -- docs/asyncapi.seed-platform.json')
 })
 
 t.test('the document never carries a broker URL\'s credentials', async t => {
