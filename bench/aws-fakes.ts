@@ -1,15 +1,48 @@
 // The AWS destinations' stand-ins, in a process of their own (so their CPU is not the gateway's):
-// fauxqs for SQS and the tests' PutEvents endpoint for EventBridge. Prints one JSON line with
-// their addresses and the queue's URL, then serves until killed.
+// fauxqs for SQS and the tests' PutEvents endpoint for EventBridge. SQS is reached through a
+// proxy that counts the calls that send (SendMessage, SendMessageBatch); EventBridge counts its
+// PutEvents calls. GET <sqsEndpoint>/__counts answers both counts. Prints one JSON line with the
+// addresses and the queue's URL, then serves until killed.
+import { Agent, createServer, request } from 'node:http'
 import { startFauxqs } from 'fauxqs'
 import { FakeEventBridge } from '../test/integration/fake-eventbridge.js'
 
 const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false })
 const queueUrl = fauxqs.createQueue('evg-bench').queueUrl
+const counts = { sqs: 0, eventbridge: 0 }
+
 const eventBridge = new FakeEventBridge()
+const handle = eventBridge.handle.bind(eventBridge)
+eventBridge.handle = async (target, input) => {
+  if (target.endsWith('.PutEvents')) counts.eventbridge++
+  return handle(target, input)
+}
 await new Promise<void>(resolve => eventBridge.server.listen(0, '127.0.0.1', resolve))
+
+const upstream = new URL(fauxqs.address)
+const agent = new Agent({ keepAlive: true })
+const sqsProxy = createServer((req, res) => {
+  if (req.url === '/__counts') {
+    res.end(JSON.stringify(counts))
+    return
+  }
+  if (String(req.headers['x-amz-target']).startsWith('AmazonSQS.SendMessage')) counts.sqs++
+  const target = { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers, agent }
+  const up = request(target, answer => {
+    res.writeHead(answer.statusCode ?? 502, answer.headers)
+    answer.pipe(res)
+  })
+  up.on('error', () => res.destroy())
+  req.pipe(up)
+})
+await new Promise<void>(resolve => sqsProxy.listen(0, '127.0.0.1', resolve))
+
 // Keep no history: the bench sends hundreds of thousands of events.
 setInterval(() => { eventBridge.calls = [] }, 1000).unref()
 setInterval(() => { fauxqs.reset() }, 5000).unref()
-const { port } = eventBridge.server.address() as { port: number }
-console.log(JSON.stringify({ sqsEndpoint: fauxqs.address, queueUrl, eventBridgeEndpoint: `http://127.0.0.1:${port}` }))
+const port = (server: typeof sqsProxy) => (server.address() as { port: number }).port
+console.log(JSON.stringify({
+  sqsEndpoint: `http://127.0.0.1:${port(sqsProxy)}`,
+  queueUrl,
+  eventBridgeEndpoint: `http://127.0.0.1:${port(eventBridge.server)}`
+}))

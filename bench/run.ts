@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import amqplib from 'amqplib'
 import { declareTopology } from '../src/brokers/rabbitmq/topology.js'
 import { Redis } from 'ioredis'
-import { BENCH_REDIS_URL, LEGS, type LegContext } from './legs.js'
+import { BENCH_REDIS_URL, LEGS, LOW_RATE_LEGS, awsCallCounts, type LegContext } from './legs.js'
 import { autocannon, gatewayArgs, gcPauses, median, runJson, type Server } from './servers.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
@@ -19,6 +19,8 @@ const CPU_SECONDS = Number(process.env.BENCH_CPU_SECONDS ?? 10)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const FIXED_SECONDS = Number(process.env.BENCH_FIXED_SECONDS ?? 30)
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 3)
+/** The low-rate legs' requests per second (issue 24: a lone event is sent at once). */
+const LOW_RATE = Number(process.env.BENCH_LOW_RATE ?? 10)
 /** Only these legs (comma-separated ids), for quick runs while working on one path. */
 /** BENCH_CLOSED=0: CPU runs only (no closed-loop runs). */
 const CLOSED = process.env.BENCH_CLOSED !== '0'
@@ -44,6 +46,8 @@ interface Row {
   rssMb?: number
   gcMaxMs: number
   gcOver5: number
+  /** Calls the AWS stand-in received per 1,000 events answered, median of the runs (AWS legs). */
+  awsCalls?: number
 }
 interface LatencyRow {
   id: string
@@ -55,6 +59,7 @@ interface LatencyRow {
   non2xx: number
   gcMaxMs?: number
   gcOver5?: number
+  awsCalls?: number
 }
 const rows: Row[] = []
 const latency: LatencyRow[] = []
@@ -152,15 +157,21 @@ async function main (): Promise<void> {
       const mainUs: number[] = []
       const windows: [number, number][] = []
       let non2xx = 0
+      const awsCalls: number[] = []
       for (let run = 0; run < RUNS; run++) {
+        const callsBefore = leg.awsCalls === undefined ? undefined : (await awsCallCounts(ctx))[leg.awsCalls]
         const r = fixedRate(server, leg.path, { ...load, rate: leg.rate, seconds: CPU_SECONDS, cpu: true })
         const events = r.ok * leg.eventsPerRequest
         cpuUs.push((r.cpuTicks as number) / CLK_TCK * 1e6 / Math.max(1, events))
         mainUs.push((r.mainCpuTicks as number) / CLK_TCK * 1e6 / Math.max(1, events))
         windows.push([r.startedAt, r.endedAt])
         non2xx += r.non2xx + r.errors
+        if (leg.awsCalls !== undefined && callsBefore !== undefined) {
+          awsCalls.push(((await awsCallCounts(ctx))[leg.awsCalls] - callsBefore) * 1000 / Math.max(1, events))
+        }
         log(`  run ${run + 1}: ${cpuUs.at(-1)?.toFixed(1)} µs/event (main thread ${mainUs.at(-1)?.toFixed(1)}), ` +
-          `${r.rate.toFixed(0)} req/s answered, non-2xx ${r.non2xx + r.errors}`)
+          `${r.rate.toFixed(0)} req/s answered, non-2xx ${r.non2xx + r.errors}` +
+          `${awsCalls.length > run ? `, ${awsCalls.at(-1)?.toFixed(0)} AWS calls per 1,000 events` : ''}`)
         if (leg.rabbitmq === true) await purge()
       }
       let closed: Row['closed']
@@ -190,7 +201,38 @@ async function main (): Promise<void> {
         non2xx,
         ...(rssMb === undefined ? {} : { rssMb }),
         gcMaxMs: pauses.max,
-        gcOver5: pauses.over5
+        gcOver5: pauses.over5,
+        ...(awsCalls.length === 0 ? {} : { awsCalls: median(awsCalls) })
+      })
+    } finally {
+      await server.stop()
+    }
+  }
+
+  // Issue 24: SQS at a low fixed rate, coalescing and each event alone: a lone event is not held back.
+  for (const leg of LOW_RATE_LEGS) {
+    if (ONLY !== undefined && !ONLY.includes(leg.id)) continue
+    const server = await leg.start(ctx)
+    if (server === undefined) {
+      notes.push(`Leg ${leg.id} skipped: ${leg.what} could not start.`)
+      continue
+    }
+    try {
+      log(`${leg.id}: ${leg.what}, fixed ${LOW_RATE} req/s for ${FIXED_SECONDS} s`)
+      const load = { body: single, headers: [`x-tenant-id: ${TENANT}`], rate: LOW_RATE }
+      if (WARMUP_SECONDS > 0) fixedRate(server, '/v1/events/call.ended', { ...load, seconds: WARMUP_SECONDS })
+      const before = (await awsCallCounts(ctx)).sqs
+      const r = fixedRate(server, '/v1/events/call.ended', { ...load, seconds: FIXED_SECONDS })
+      const calls = ((await awsCallCounts(ctx)).sqs - before) * 1000 / Math.max(1, r.ok)
+      latency.push({
+        id: leg.id,
+        what: `${leg.what}, fixed ${LOW_RATE} req/s for ${FIXED_SECONDS} s`,
+        rate: r.rate,
+        p50: r.p50,
+        p90: r.p90,
+        p99: r.p99,
+        non2xx: r.non2xx + r.errors,
+        awsCalls: calls
       })
     } finally {
       await server.stop()
@@ -265,7 +307,7 @@ function report (): void {
     return x && y ? x.rate / y.rate : undefined
   }
   const check = (v: number | undefined, ok: (v: number) => boolean): boolean | undefined => (v === undefined ? undefined : ok(v))
-  const gatewayRows = rows.filter(r => !['fastify', 'bridge'].includes(r.id))
+  const gatewayRows = rows.filter(r => !['fastify', 'bridge', 'durable-store'].includes(r.id))
   const gw99 = lat('p99-gateway')
   const direct99 = lat('p99-direct')
   const added99 = gw99 && direct99 ? gw99.p99 - direct99.p99 : undefined
@@ -308,7 +350,32 @@ function report (): void {
       `${fmt(closedRatio('spool-sqlite', 'local'), 2)}× (PostgreSQL outbox: ${fmt(closedRatio('spool-postgres', 'local'), 2)}×)`,
       check(closedRatio('spool-sqlite', 'local'), v => v >= 0.8)
     ],
-    ['0 non-2xx (gateway legs)', String(non2xx), gatewayRows.length === 0 ? undefined : non2xx === 0]
+    ['0 non-2xx (gateway legs)', String(non2xx), gatewayRows.length === 0 ? undefined : non2xx === 0],
+    ...(['sqs', 'eventbridge', 'sqs-linger'] as const).flatMap((aws): [string, string, boolean | undefined][] => [
+      [
+        `issue 24: ${aws} single ≤ 1.5× the RabbitMQ single leg's CPU per event`,
+        `${fmt(cpuRatio(aws, 'rabbitmq'), 2)}×`,
+        check(cpuRatio(aws, 'rabbitmq'), v => v <= 1.5)
+      ],
+      [
+        `issue 24: ${aws}: AWS calls per 1,000 single events ≤ 200 at ${row(aws)?.rate ?? '–'} req/s`,
+        fmt(row(aws)?.awsCalls),
+        check(row(aws)?.awsCalls, v => v <= 200)
+      ]
+    ]),
+    ...(['sqs-low', 'sqs-low-linger'] as const).map((id): [string, string, boolean | undefined] => {
+      const [r, alone] = [lat(id), lat('sqs-low-alone')]
+      return [
+        `issue 24: ${id}, SQS at ${LOW_RATE} req/s: at most one call per event, p99 ≤ each-event-alone p99 + 2 ms`,
+        `${fmt(r?.awsCalls)} calls per 1,000; p99 ${fmt(r?.p99, 2)} ms against ${fmt(alone?.p99, 2)} ms`,
+        r === undefined || alone === undefined ? undefined : (r.awsCalls ?? Infinity) <= 1000 && r.p99 <= alone.p99 + 2
+      ]
+    }),
+    [
+      'issue 24: BROKER=local single ≤ 0.8× the hand-written durable store\'s CPU per event',
+      `${fmt(cpuRatio('local', 'durable-store'), 2)}×`,
+      check(cpuRatio('local', 'durable-store'), v => v <= 0.8)
+    ]
   ]
   const rabbit = (() => {
     try {
@@ -319,17 +386,21 @@ function report (): void {
     }
   })()
   const table = [
-    '| leg | what | offered req/s | CPU µs/event (median) | runs | of which main thread | closed-loop events/s | closed-loop p99 ms | ' +
-      'peak RSS MB | GC > 5 ms | non-2xx |',
-    '|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|',
+    '| leg | what | offered req/s | CPU µs/event (median) | runs | of which main thread | AWS calls per 1,000 events | ' +
+      'closed-loop events/s | closed-loop p99 ms | peak RSS MB | GC > 5 ms | non-2xx |',
+    '|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map(r => `| ${r.id} | ${r.what} | ${r.rate} | **${fmt(r.cpuMedian, 1)}** | ${r.cpuUs.map(u => fmt(u, 1)).join(', ')} | ` +
-      `${fmt(r.mainMedian, 1)} | ${fmt(r.closed?.rate)} | ${fmt(r.closed?.p99, 1)} | ${fmt(r.rssMb)} | ${r.gcOver5} | ${r.non2xx} |`)
+      `${fmt(r.mainMedian, 1)} | ${fmt(r.awsCalls)} | ${fmt(r.closed?.rate)} | ${fmt(r.closed?.p99, 1)} | ${fmt(r.rssMb)} | ` +
+      `${r.gcOver5} | ${r.non2xx} |`)
   ].join('\n')
   const latencyTable = latency.length === 0
     ? ''
-    : ['| leg | what | req/s | p50 ms | p90 ms | p99 ms | GC > 5 ms | non-2xx |', '|---|---|---:|---:|---:|---:|---:|---:|',
+    : [
+        '| leg | what | req/s | p50 ms | p90 ms | p99 ms | AWS calls per 1,000 events | GC > 5 ms | non-2xx |',
+        '|---|---|---:|---:|---:|---:|---:|---:|---:|',
         ...latency.map(r => `| ${r.id} | ${r.what} | ${fmt(r.rate)} | ${fmt(r.p50, 2)} | ${fmt(r.p90, 2)} | ${fmt(r.p99, 2)} | ` +
-          `${r.gcOver5 === undefined ? '–' : r.gcOver5} | ${r.non2xx} |`)].join('\n')
+          `${fmt(r.awsCalls)} | ${r.gcOver5 === undefined ? '–' : r.gcOver5} | ${r.non2xx} |`)
+      ].join('\n')
   const goalTable = [
     '| goal | measured | met |',
     '|---|---:|:---:|',
