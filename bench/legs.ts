@@ -1,6 +1,7 @@
 // The server legs of `npm run bench`, in table order. A leg is a server to start and the load to
 // put on it; adding one (say, keyed single events: `keyHeader: 'idempotency-key'`) is one entry.
 import { spawn } from 'node:child_process'
+import { get } from 'node:http'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -101,8 +102,15 @@ function awsFakes (ctx: LegContext) {
 
 /** The calls that sent events the AWS stand-ins have received so far. */
 export async function awsCallCounts (ctx: LegContext): Promise<Record<AwsService, number>> {
-  const res = await fetch(`${(await awsFakes(ctx)).sqsEndpoint}/__counts`)
-  return await res.json() as Record<AwsService, number>
+  const url = `${(await awsFakes(ctx)).sqsEndpoint}/__counts`
+  // A connection of its own each time: a kept-alive one may be closed by the server as it is reused.
+  return await new Promise((resolve, reject) => {
+    get(url, { agent: false }, res => {
+      let body = ''
+      res.on('data', (chunk: Buffer) => { body += chunk.toString() })
+      res.on('end', () => { resolve(JSON.parse(body) as Record<AwsService, number>) })
+    }).on('error', reject)
+  })
 }
 
 /** The gateway sending to SQS through fauxqs, with these settings besides. */
