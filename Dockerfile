@@ -21,7 +21,7 @@ ENV NODE_ENV=production PORT=3000 HOST=0.0.0.0 DATA_DIR=/data
 # The heap limit npm start sets, as an environment variable so that `docker run -e` or a
 # Kubernetes Deployment can raise it (a flag in CMD would win over NODE_OPTIONS). A smaller old
 # space makes V8 collect sooner; the live heap is ~26 MB under load.
-ENV NODE_OPTIONS=--max-old-space-size=192
+ENV NODE_OPTIONS="--max-old-space-size=192 --max-semi-space-size=8"
 WORKDIR /app
 COPY --from=build /prod/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

@@ -21,7 +21,7 @@ async function freePort (): Promise<number> {
 export async function gateway (t: Test, env: Record<string, string> = {}, openFiles?: number) {
   const port = await freePort()
   const fullEnv = { ...process.env, LOG_LEVEL: 'warn', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir(t), ...env }
-  const node = [process.execPath, '--max-old-space-size=192', ...tsNodeArgs(), 'src/server.ts']
+  const node = [process.execPath, '--max-old-space-size=192', '--max-semi-space-size=8', ...tsNodeArgs(), 'src/server.ts']
   const child = openFiles === undefined
     ? spawn(node[0] as string, node.slice(1), { env: fullEnv, stdio: ['ignore', 'ignore', 'pipe'] })
     : spawn('bash', ['-c', `ulimit -n ${openFiles} && exec "$@"`, 'bash', ...node], { env: fullEnv, stdio: ['ignore', 'ignore', 'pipe'] })
