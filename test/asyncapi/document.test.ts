@@ -1,14 +1,14 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { Parser } from '@asyncapi/parser'
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
-import { chromium, type Browser } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { MemoryBroker } from '../../src/brokers/memory.js'
 import { firstExample } from '../../src/catalog/index.js'
 import type { DestinationConfig } from '../../src/routing/index.js'
 import { generateAsyncApi } from '../../scripts/write-asyncapi.js'
+import { inBrowser, skipBrowser } from '../browser.js'
 import { OTHER_TENANT, post, testConfig } from '../helper.js'
 
 // The consumers' contract, checked against what the gateway really sends: every catalog type's
@@ -17,8 +17,6 @@ import { OTHER_TENANT, post, testConfig } from '../helper.js'
 // messages went to, and its payload schema must accept each message's body.
 
 const SEED_ROUTES = 'examples/routes.seed-platform.json'
-const CHROMIUM = '/usr/bin/chromium'
-const skipBrowser = !existsSync(CHROMIUM) && !process.env.CI ? 'Chromium not installed (apt-get install chromium)' : false
 
 interface Sent { destination: DestinationConfig, broker: MemoryBroker }
 
@@ -134,14 +132,7 @@ t.test('the document never carries a broker URL\'s credentials', async t => {
 
 t.test('/docs/asyncapi renders the document in a browser, offline, and lists every channel', { skip: skipBrowser }, async t => {
   const { app, document } = await gateway(t, { ROUTES_FILE: SEED_ROUTES })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run']
-  })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage()
+  const { base, page } = await inBrowser(t, app)
   const elsewhere: string[] = []
   page.on('request', r => { if (!r.url().startsWith(base)) elsewhere.push(r.url()) })
   const problems: string[] = []

@@ -1,25 +1,14 @@
-import { existsSync } from 'node:fs'
 import t, { type Test } from 'tap'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { buildApp } from '../../src/app.js'
+import { inBrowser, skipBrowser as skip } from '../browser.js'
 import { TENANT, testConfig } from '../helper.js'
-
-const CHROMIUM = '/usr/bin/chromium'
-// CI installs Chromium, so there its absence is a failure, not a skip.
-const skip = !existsSync(CHROMIUM) && !process.env.CI ? 'Chromium not installed (apt-get install chromium)' : false
 
 /** A gateway on a free port and a Chromium page, both closed when the test ends. */
 async function gatewayInBrowser (t: Test): Promise<{ base: string, page: Page }> {
   const app = await buildApp(testConfig(t))
   t.teardown(() => app.close())
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run']
-  })
-  t.teardown(() => browser.close())
-  return { base, page: await browser.newPage() }
+  return inBrowser(t, app)
 }
 
 t.test('Swagger UI: a developer opens /docs, tries call.ended with its example and gets 202', { skip }, async t => {
@@ -51,16 +40,7 @@ t.test('Swagger UI: a developer opens /docs, tries call.ended with its example a
 })
 
 t.test('a person who opens the gateway\'s address in a browser reaches the docs', { skip }, async t => {
-  const app = await buildApp(testConfig(t))
-  t.teardown(() => app.close())
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run']
-  })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage()
+  const { base, page } = await gatewayInBrowser(t)
   const home = await page.goto(`${base}/`)
   t.equal(home?.status(), 200, 'not a 404 problem')
   t.same(

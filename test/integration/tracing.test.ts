@@ -6,7 +6,7 @@ import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
 import { SpanKind } from '@opentelemetry/api'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { startFauxqs } from 'fauxqs'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { dataDir, exampleOf, post, testConfig } from '../helper.js'
 import { FakeEventBridge, type Entry } from './fake-eventbridge.js'
@@ -29,8 +29,9 @@ fake.buses.add('orders-bus')
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
 
-t.test('SQS and EventBridge: each message carries its own producer span, in the transport and in the envelope', async t => {
-  const queueUrl = fauxqs.createQueue('evg-tracing-1').queueUrl
+/** A gateway sending every type to a queue of its own and to the bus, its spans kept in memory. */
+async function tracedGateway (t: Test, queue: string) {
+  const queueUrl = fauxqs.createQueue(queue).queueUrl
   const path = join(dataDir(t), 'routes.json')
   writeFileSync(path, JSON.stringify({
     destinations: { queue: { broker: 'sqs', queueUrl }, bus: { broker: 'eventbridge', busName: 'orders-bus' } },
@@ -41,6 +42,11 @@ t.test('SQS and EventBridge: each message carries its own producer span, in the 
   const app = await buildApp(testConfig(t, { ROUTES_FILE: path }), { tracerProvider })
   t.teardown(() => app.close())
   await app.ready()
+  return { queueUrl, exporter, app }
+}
+
+t.test('SQS and EventBridge: each message carries its own producer span, in the transport and in the envelope', async t => {
+  const { queueUrl, exporter, app } = await tracedGateway(t, 'evg-tracing-1')
 
   const res = await app.inject(post('call.ended', exampleOf('call.ended'), { traceparent: `00-${TRACE_ID}-00f067aa0ba902b7-01` }))
   t.equal(res.statusCode, 202)
@@ -60,17 +66,7 @@ t.test('SQS and EventBridge: each message carries its own producer span, in the 
 })
 
 t.test('events that share an SQS or EventBridge call: one send span per call, linked to each message\'s producer span', async t => {
-  const queueUrl = fauxqs.createQueue('evg-tracing-2').queueUrl
-  const path = join(dataDir(t), 'routes.json')
-  writeFileSync(path, JSON.stringify({
-    destinations: { queue: { broker: 'sqs', queueUrl }, bus: { broker: 'eventbridge', busName: 'orders-bus' } },
-    routes: [{ types: ['*'], to: ['queue', 'bus'] }]
-  }))
-  const exporter = new InMemorySpanExporter()
-  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
-  const app = await buildApp(testConfig(t, { ROUTES_FILE: path }), { tracerProvider })
-  t.teardown(() => app.close())
-  await app.ready()
+  const { exporter, app } = await tracedGateway(t, 'evg-tracing-2')
 
   const answers = await Promise.all(Array.from({ length: 12 }, (_, i) =>
     app.inject(post('call.ended', { ...exampleOf('call.ended'), call_id: `c-${i}` }, {
