@@ -181,7 +181,12 @@ function addressOf (destination: DestinationConfig, format: WireFormat, entry: C
 /** Where the envelope puts the data, as a JSON Pointer; undefined when it merges it (a spread) or leaves it out. */
 function dataPathOf (format: WireFormat): string | undefined {
   const placed = format.placements.find(p => 'field' in p && p.field === 'data')
-  return placed === undefined ? undefined : placed.path.map(p => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('')
+  return placed === undefined ? undefined : pointer(placed.path)
+}
+
+/** A JSON Pointer (RFC 6901) to a place in the envelope. */
+function pointer (path: readonly (string | number)[]): string {
+  return path.map(p => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('')
 }
 
 /** The AMQP virtual host a URL names ('/' when none). */
@@ -225,7 +230,7 @@ function server (destination: DestinationConfig): Json {
 function correlationIdOf (format: WireFormat, headers: Json | undefined): Json | undefined {
   const placed = format.placements.find(p => 'field' in p && p.field === 'correlationId')
   if (placed !== undefined) {
-    return { location: `$message.payload#${placed.path.map(p => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('')}` }
+    return { location: `$message.payload#${pointer(placed.path)}` }
   }
   const names = Object.keys((headers?.properties ?? {}) as Json)
   const header = names.find(h => h === 'x-correlation-id' || h === 'correlation-id')

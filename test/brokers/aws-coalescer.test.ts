@@ -16,7 +16,7 @@ function service (opts: Partial<CoalescingOptions> & { onCall?: (n: number) => v
       answer: outcomes => { resolve(outcomes ?? entries.map(() => ({ ok: true }))) },
       fail: reject
     })
-  }), { ...DEFAULT_COALESCING, ...opts })
+  }), { coalescing: { ...DEFAULT_COALESCING, ...opts }, ...(opts.onCall === undefined ? {} : { onCall: opts.onCall }) })
   return { calls, coalescer }
 }
 

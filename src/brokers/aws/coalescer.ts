@@ -68,6 +68,16 @@ interface Waiting<E> extends Ready<E> {
   resolve: (outcome: PublishOutcome) => void
 }
 
+/** What an AWS broker's options give its coalescer (SqsOptions, EventBridgeOptions). */
+export interface CoalescerOptions {
+  /** How events gather into calls (default: up to 10, no linger, 1 call with room out). */
+  coalescing?: CoalescingOptions
+  /** Told the number of entries of each call (gateway_aws_call_entries). */
+  onCall?: (entries: number) => void
+  /** Each call's span, linked to its messages' producer spans (when tracing is on). */
+  trace?: CallTracing
+}
+
 /**
  * One call: the entries it carries, in order, and the time it has (the earliest deadline of its
  * entries); answers each, or throws for all.
@@ -106,15 +116,11 @@ export class Coalescer<E> {
   readonly #busy = new Map<string, number>()
   #timer: NodeJS.Timeout | undefined
 
-  constructor (
-    limits: ServiceLimits,
-    send: SendCall<E>,
-    opts: CoalescingOptions & { onCall?: (entries: number) => void, trace?: CallTracing }
-  ) {
+  constructor (limits: ServiceLimits, send: SendCall<E>, opts: CoalescerOptions = {}) {
     this.#limits = limits
     this.#service = limits.service
     this.#send = send
-    this.#opts = opts
+    this.#opts = opts.coalescing ?? DEFAULT_COALESCING
     this.#maxBytes = limits.maxBytes
     this.#onCall = opts.onCall
     this.#trace = opts.trace

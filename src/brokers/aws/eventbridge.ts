@@ -2,11 +2,11 @@ import { DescribeEventBusCommand, EventBridgeClient, PutEventsCommand, type PutE
 import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type PublishOutcome } from '../broker.js'
 import { AWS_PROBE_TIMEOUT_MS, awsClientConfig, checkClient, deadline, probeAnswered } from './credentials.js'
 import {
-  Coalescer, DEFAULT_COALESCING, sizeRefusal, withTrace, type CallTracing, type CoalescingOptions, type Ready, type ServiceLimits
+  Coalescer, sizeRefusal, withTrace, type CoalescerOptions, type Ready, type ServiceLimits
 } from './coalescer.js'
 import { classifyAwsError, isRetryableCode } from './errors.js'
 
-export interface EventBridgeOptions {
+export interface EventBridgeOptions extends CoalescerOptions {
   busName: string
   source: string
   maxEntryBytes: number
@@ -16,12 +16,6 @@ export interface EventBridgeOptions {
   region?: string
   endpoint?: string
   client?: EventBridgeClient
-  /** How events gather into PutEvents calls (default: up to 10, no linger, 1 call with room out). */
-  coalescing?: CoalescingOptions
-  /** Told the number of entries of each call (gateway_aws_call_entries). */
-  onCall?: (entries: number) => void
-  /** Each call's span, linked to its messages' producer spans (when tracing is on). */
-  trace?: CallTracing
 }
 
 /** W3C traceparent -> X-Ray trace header (Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>). */
@@ -56,11 +50,7 @@ export class EventBridgeBroker implements Broker {
     this.#opts = opts
     this.#client = opts.client ?? new EventBridgeClient({ maxAttempts: 1, ...awsClientConfig(opts) })
     this.#limits = { service: 'EventBridge', noun: 'entry', maxBytes: opts.maxEntryBytes }
-    this.#coalescer = new Coalescer(this.#limits, (entries, timeoutMs) => this.#call(entries, timeoutMs), {
-      ...(opts.coalescing ?? DEFAULT_COALESCING),
-      ...(opts.onCall === undefined ? {} : { onCall: opts.onCall }),
-      ...(opts.trace === undefined ? {} : { trace: opts.trace })
-    })
+    this.#coalescer = new Coalescer(this.#limits, (entries, timeoutMs) => this.#call(entries, timeoutMs), opts)
   }
 
   async connect (): Promise<void> {

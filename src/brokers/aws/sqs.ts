@@ -10,12 +10,12 @@ import { BrokerError, type Broker, type BrokerHealth, type OutgoingEvent, type P
 import type { GatewayEvent } from '../../envelopes/event.js'
 import { AWS_PROBE_TIMEOUT_MS, checkClient, deadline, probeAnswered, sqsClientConfig } from './credentials.js'
 import {
-  Coalescer, DEFAULT_COALESCING, sizeRefusal, withTrace, type CallTracing, type CoalescingOptions, type Ready, type ServiceLimits
+  Coalescer, sizeRefusal, withTrace, type CoalescerOptions, type Ready, type ServiceLimits
 } from './coalescer.js'
 import { classifyAwsError } from './errors.js'
 import { NativeMd5 } from './md5.js'
 
-export interface SqsOptions {
+export interface SqsOptions extends CoalescerOptions {
   queueUrl: string
   maxMessageBytes: number
   /** Each call's deadline (PUBLISH_TIMEOUT_MS): aborted when it passes. */
@@ -24,12 +24,6 @@ export interface SqsOptions {
   region?: string
   endpoint?: string
   client?: SQSClient
-  /** How events gather into SendMessageBatch calls (default: up to 10, no linger, 1 call with room out). */
-  coalescing?: CoalescingOptions
-  /** Told the number of entries of each call (gateway_aws_call_entries). */
-  onCall?: (entries: number) => void
-  /** Each call's span, linked to its messages' producer spans (when tracing is on). */
-  trace?: CallTracing
 }
 
 interface SqsEntry {
@@ -97,11 +91,7 @@ export class SqsBroker implements Broker {
     this.#client = opts.client ?? new SQSClient({ maxAttempts: 1, md5: NativeMd5, ...sqsClientConfig(opts) })
     this.#fifo = opts.queueUrl.endsWith('.fifo')
     this.#limits = { service: 'SQS', noun: 'message', maxBytes: opts.maxMessageBytes }
-    this.#coalescer = new Coalescer(this.#limits, (entries, timeoutMs) => this.#call(entries, timeoutMs), {
-      ...(opts.coalescing ?? DEFAULT_COALESCING),
-      ...(opts.onCall === undefined ? {} : { onCall: opts.onCall }),
-      ...(opts.trace === undefined ? {} : { trace: opts.trace })
-    })
+    this.#coalescer = new Coalescer(this.#limits, (entries, timeoutMs) => this.#call(entries, timeoutMs), opts)
   }
 
   async connect (): Promise<void> {
