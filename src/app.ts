@@ -13,7 +13,7 @@ import { FanOut, type Destination } from './delivery/fan-out.js'
 import { Intake } from './delivery/intake.js'
 import { SyncDelivery } from './delivery/publisher.js'
 import { HEADERS } from './http/context/headers.js'
-import { createMetrics, type Metrics } from './observability/metrics.js'
+import { createMetrics, type Metrics, type ProtectedCount } from './observability/metrics.js'
 import { docs } from './http/routes/docs.js'
 import { eventRoutes, type EventsRouteOptions } from './http/routes/events/index.js'
 import { eventTypeRoutes } from './http/routes/event-types.js'
@@ -28,7 +28,7 @@ import { requestMetrics } from './http/hooks/request-metrics.js'
 import { requestTracing } from './http/hooks/request-tracing.js'
 import { asyncApiRoutes } from './http/routes/asyncapi.js'
 import { asyncApiDocument, GATEWAY_VERSION } from './asyncapi/document.js'
-import { loadRouting } from './routing/index.js'
+import { loadRouting, type DestinationConfig } from './routing/index.js'
 import { openStateStore } from './state/index.js'
 import { TenantLimits } from './state/rate-limiter.js'
 import { serverOptions } from './http/server-options.js'
@@ -70,7 +70,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   // The log destination counts the lines a slow stdout made it drop (src/observability/log-destination.ts).
   const stream = deps.logStream
   const dropped = () => stream !== undefined && 'dropped' in stream && typeof stream.dropped === 'number' ? stream.dropped : 0
-  const metrics = createMetrics(dropped)
+  const metrics = createMetrics(dropped, () => protectedCounts(routing.destinations))
   const limits = TenantLimits.load(config, ajv)
 
   const app = Fastify(serverOptions(config, deps.logStream))
@@ -188,6 +188,19 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     await tracing.shutdown()
   })
   return app
+}
+
+/** Per destination and action, the values its protections changed (every action of a rule shows, 0 until used). */
+function * protectedCounts (destinations: readonly DestinationConfig[]): Iterable<ProtectedCount> {
+  for (const d of destinations) {
+    for (const format of d.formats.values()) {
+      const protection = format.protection
+      if (protection === undefined) continue
+      for (const action of new Set(protection.rules.map(r => r.action))) {
+        yield { destination: d.name, action, count: protection.counts[action] }
+      }
+    }
+  }
 }
 
 /** Reservations outlive any publish (its deadline, then settling the key), so a live holder never loses its key. */

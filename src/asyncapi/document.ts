@@ -4,7 +4,7 @@ import { createEvent, type GatewayEvent } from '../envelopes/event.js'
 import { compileText, type Value } from '../envelopes/value.js'
 import { DEFAULT_ATTRIBUTES, DEFAULT_HEADERS, type FieldTemplate } from '../envelopes/message.js'
 import { factsSchema } from '../envelopes/schema.js'
-import type { WireFormat } from '../envelopes/wire-format.js'
+import { protectedEvent, type WireFormat } from '../envelopes/wire-format.js'
 import type { DestinationConfig } from '../routing/index.js'
 
 // The consumers' contract: an AsyncAPI 3.0 document of what the running configuration sends,
@@ -277,8 +277,11 @@ export function asyncApiDocument ({ entries, destinations, version }: AsyncApiIn
     for (const [type, format] of destination.formats) {
       const entry = byType.get(type)
       if (entry === undefined) continue
-      schemas[key(type)] ??= entry.schema
-      const event = exampleEvent(entry)
+      // A destination that gets fields protected has a data schema of its own (them as strings, or gone).
+      const dataId = format.protection === undefined ? key(type) : key(`${destination.name}.${type}.data`)
+      schemas[dataId] ??= format.protection?.schema ?? entry.schema
+      const raw = exampleEvent(entry)
+      const event = protectedEvent(format, raw, false)
       const at = addressOf(destination, format, entry)
       const headers = headersOf(destination, format, event)
       const id = key(`${destination.name}.${type}`)
@@ -288,7 +291,7 @@ export function asyncApiDocument ({ entries, destinations, version }: AsyncApiIn
         title: `${type} at ${destination.name}`,
         summary: entry.description,
         contentType: format.contentType,
-        payload: format.schema(`#/components/schemas/${key(type)}`),
+        payload: format.schema(`#/components/schemas/${dataId}`),
         ...(headers.schema === undefined ? {} : { headers: headers.schema }),
         ...(correlationId === undefined ? {} : { correlationId }),
         examples: [{

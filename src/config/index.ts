@@ -105,6 +105,10 @@ export const ConfigSchema = Type.Object({
     description: 'PEM file of the CA that signed the brokers\' certificates (SSL, SASL_SSL); default the system\'s'
   })),
   API_KEYS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON file of API keys; auth is off without it' })),
+  PROTECTION_KEYS_FILE: Type.Optional(Type.String({
+    minLength: 1,
+    description: 'JSON file of the secrets protected fields are hashed and encrypted with (docs/protection.md); never logged'
+  })),
   STATE_URL: Type.Optional(Type.String({
     pattern: '^(rediss?://.+)?$',
     description: 'redis://… (or rediss://): idempotency keys and rate limits shared by every replica; ' +

@@ -1,7 +1,7 @@
 import { ROOT_CONTEXT, type Context, type Tracer } from '@opentelemetry/api'
 import type { Broker, OutgoingEvent } from '../brokers/broker.js'
 import type { Messaging } from '../brokers/index.js'
-import type { WireFormat } from '../envelopes/index.js'
+import { protectedEvent, type WireFormat } from '../envelopes/index.js'
 import { GatewayError, type FieldError } from '../errors.js'
 import type { GatewayEvent } from '../envelopes/event.js'
 import { toTraceparent } from '../observability/trace-context.js'
@@ -48,7 +48,7 @@ export class FanOut {
   readonly #byType = new Map<string, Destination[]>()
   readonly #spooled = new Set<string>()
   /** Per type, the wire formats that must see an event before it is accepted (what the start could not prove). */
-  readonly #checks = new Map<string, { destination: string, check: NonNullable<WireFormat['check']> }[]>()
+  readonly #checks = new Map<string, { destination: string, check: NonNullable<WireFormat['check']>, format: WireFormat }[]>()
   readonly #tracer: Tracer | undefined
 
   /** `tracer`: absent when tracing is off; messages then carry the caller's traceparent as it came. */
@@ -61,8 +61,11 @@ export class FanOut {
         const destination = byName.get(n)
         if (destination === undefined) throw new Error(`route for ${type} names no destination '${n}'`)
         if (destination.mode === 'spool') this.#spooled.add(type)
-        const check = destination.formats.get(type)?.check
-        if (check !== undefined) this.#checks.set(type, [...this.#checks.get(type) ?? [], { destination: destination.name, check }])
+        const format = destination.formats.get(type)
+        const check = format?.check
+        if (format !== undefined && check !== undefined) {
+          this.#checks.set(type, [...this.#checks.get(type) ?? [], { destination: destination.name, check, format }])
+        }
         return destination
       }))
     }
@@ -77,8 +80,9 @@ export class FanOut {
     const checks = this.#checks.get(event.type)
     if (checks === undefined) return undefined
     let errors: FieldError[] | undefined
-    for (const { destination, check } of checks) {
-      for (const e of check(event) ?? []) {
+    for (const { destination, check, format } of checks) {
+      // Message fields are made from the protected event: checked as they will be sent.
+      for (const e of check(protectedEvent(format, event, false)) ?? []) {
         (errors ??= []).push({
           path: `${prefix}${e.path === '/' ? '' : e.path}` || '/',
           message: `${e.message} at destination ${destination}`
@@ -118,12 +122,15 @@ export class FanOut {
     // serialized envelope, unless it carries each message's own trace context. With one
     // destination (the usual case) nothing is shared: no cache.
     const encoded = perDestination.size > 1 ? events.map(() => new Map<WireFormat['encode'], string>()) : undefined
-    const encode = (destination: Destination, { event, i }: Fate, producer: string | undefined): OutgoingEvent => {
-      const traceparent = producer ?? event.traceparent
-      const format = destination.formats.get(event.type)
-      if (format === undefined) throw new Error(`${destination.name} has no wire format for ${event.type}`)
+    const encode = (destination: Destination, { event: raw, i }: Fate, producer: string | undefined): OutgoingEvent => {
+      const traceparent = producer ?? raw.traceparent
+      const format = destination.formats.get(raw.type)
+      if (format === undefined) throw new Error(`${destination.name} has no wire format for ${raw.type}`)
+      // What this destination gets, protected: its envelope, its message fields, and what its
+      // outbox or store keeps of the event. Never shared with another destination.
+      const event = protectedEvent(format, raw)
       const message = format.message?.(event, traceparent)
-      const cache = encoded?.[i]
+      const cache = format.protection === undefined ? encoded?.[i] : undefined
       let body = cache === undefined || format.usesTraceparent ? undefined : cache.get(format.encode)
       if (body === undefined) {
         body = format.encode(event, traceparent)

@@ -202,7 +202,14 @@ export class Intake {
         const keyedBy = { ref: k.ref, token: r.token }
         toSend.push(r.partial === undefined
           ? { index: k.index, event: k.item.event, keyed: keyedBy }
-          : { index: k.index, event: r.partial.event, already: new Set(r.partial.delivered), keyed: keyedBy })
+          // The kept event's id, time and context with this request's data: the key's fingerprint
+          // proves it the same, and the data is not kept (it may hold what a destination gets protected).
+          : {
+              index: k.index,
+              event: { ...r.partial.event, data: k.item.event.data },
+              already: new Set(r.partial.delivered),
+              keyed: keyedBy
+            })
       }
     }
     return busy
@@ -248,7 +255,10 @@ export class Intake {
       // the failure may pass, and a destination that did not answer in time may have it all the
       // same: consumers that deduplicate by id then see it once. A refusal for good frees the key.
       settled.push(result.delivered.length > 0 || result.error.retryable
-        ? this.#settle('keep', () => this.#store.keepPartial(keyed.ref, keyed.token, { event, delivered: result.delivered }))
+        ? this.#settle('keep', () => this.#store.keepPartial(keyed.ref, keyed.token, {
+          event: { ...event, data: {} },
+          delivered: result.delivered
+        }))
         : this.#settle('release', () => this.#store.release(keyed.ref, keyed.token)))
     }
     // #settle never rejects

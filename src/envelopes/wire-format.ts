@@ -1,4 +1,5 @@
 import type { FieldError } from '../errors.js'
+import type { Protection } from '../protection/rules.js'
 import type { GatewayEvent } from './event.js'
 import { TemplateError } from './expression.js'
 import type { FieldScope } from './fields.js'
@@ -36,6 +37,22 @@ export interface WireFormat {
   readonly described?: MessageDescription
   /** What a template reads is compiled against: the type and the destination (the AsyncAPI document). */
   readonly scope: FieldScope
+  /**
+   * The data fields the destination gets protected: every message field and the envelope are made
+   * from `protectedEvent(format, event)`, and `scope.schema` is what that event's data is.
+   */
+  readonly protection?: Protection
+}
+
+/**
+ * The event as a destination gets it: the data protected by its rules (`protect` in the routes
+ * file), else the event itself. `counted`: false for what is not sent, which the metrics skip.
+ */
+export function protectedEvent (format: Pick<WireFormat, 'protection'>, event: GatewayEvent, counted = true): GatewayEvent {
+  const protection = format.protection
+  if (protection === undefined) return event
+  const data = protection.apply(event.data, event, counted)
+  return data === event.data ? event : { ...event, data }
 }
 
 /** What a destination adds to every envelope it sends (from the routes file). */

@@ -12,11 +12,36 @@ const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 // One registry per app so tests and several apps in one process never share counters.
 // Labels are bounded sets (types, codes, outcomes, destinations from the routes file, route
 // patterns): never tenant or user ids, never a raw URL.
-export function createMetrics (logLinesDropped: () => number = () => 0) {
+/** Values a destination's protection changed so far, per action (read at each scrape). */
+export interface ProtectedCount {
+  destination: string
+  action: string
+  count: number
+}
+
+export function createMetrics (logLinesDropped: () => number = () => 0, protectedValues: () => Iterable<ProtectedCount> = () => []) {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(name)
   let counted = 0
+  // Counted by each protection as plain numbers (no label lookup per value), summed here per scrape.
+  void new Counter({
+    name: 'gateway_protected_values_total',
+    help: 'Data field values a destination got protected (routes file protect), by destination and action (drop, hash, encrypt)',
+    labelNames: ['destination', 'action'] as const,
+    registers: [registry],
+    collect () {
+      this.reset()
+      const totals = new Map<string, ProtectedCount>()
+      for (const c of protectedValues()) {
+        const key = `${c.destination}\0${c.action}`
+        const total = totals.get(key)
+        if (total === undefined) totals.set(key, { ...c })
+        else total.count += c.count
+      }
+      for (const { destination, action, count } of totals.values()) this.inc({ destination, action }, count)
+    }
+  })
   // registered in the registry, read through its collect()
   void new Counter({
     name: 'gateway_log_lines_dropped_total',

@@ -4,11 +4,20 @@ import { DEFAULT_PROFILE, type EnvelopeOptions } from '../envelopes/index.js'
 import { PROFILES } from '../envelopes/profiles.js'
 import type { MessageSpec } from '../envelopes/message.js'
 import { compileWireFormat, type EnvelopeSpec, type WireFormat } from '../envelopes/wire-format.js'
+import type { ProtectionKeys } from '../protection/keys.js'
+import { compileProtection, ProtectionError, type ProtectAction, type Protection } from '../protection/rules.js'
 import { patternMatcher } from './patterns.js'
 import type { BrokerKind } from './routes-file.js'
 
-/** What a type's schema says, for compiling templates against it. */
-export type TypeInfo = Pick<FieldScope, 'type' | 'schema' | 'aggregate'>
+/** What a type's schema says, for compiling templates against it; the fields the catalog makes its keys of. */
+export type TypeInfo = Pick<FieldScope, 'type' | 'schema' | 'aggregate'> & {
+  routingKey?: string
+  dedupeKey?: string
+  groupKey?: string
+}
+
+/** Per type pattern, the data fields a destination gets protected (`protect` in the routes file). */
+export type ProtectSpec = Record<string, Record<string, ProtectAction>>
 
 /** A destination's wire-format fields, as the routes file gives them (its own, and per type pattern). */
 export interface FormatSpec {
@@ -27,6 +36,7 @@ interface Declared extends FormatSpec {
   key?: MessageSpec['key']
   /** Kafka: how a cloudevents envelope travels (default binary). */
   cloudevents?: 'binary' | 'structured'
+  protect?: ProtectSpec
 }
 
 /**
@@ -57,10 +67,13 @@ export function compileFormats (
   types: readonly TypeInfo[],
   options: EnvelopeOptions,
   problems: string[],
-  warnings: string[]
+  warnings: string[],
+  keys?: ProtectionKeys
 ): Map<string, WireFormat> {
   const here = `destinations.${name}`
   const entries = (declared.formats ?? []).map(f => ({ spec: f, match: patternMatcher(f.types) }))
+  const protects = Object.entries(declared.protect ?? {}).map(([pattern, rules]) => ({ pattern, rules, match: patternMatcher([pattern]) }))
+  const protectsUsed = new Set<string>()
   const used = new Set<number>()
   const formats = new Map<string, WireFormat>()
   const seen = new Set<string>()
@@ -94,10 +107,19 @@ export function compileFormats (
       ...(contentType === undefined ? {} : { contentType }),
       ...(Object.keys(message).length === 0 ? {} : { message })
     }
-    const scope = { ...info, source: options.source, module: options.module ?? options.source }
+    const protection = protectionOf(here, info, protects, keys, problems, protectsUsed)
+    if (protection === null) continue
+    const scope = {
+      type: info.type,
+      schema: protection?.schema ?? info.schema,
+      ...(info.aggregate === undefined ? {} : { aggregate: info.aggregate }),
+      source: options.source,
+      module: options.module ?? options.source
+    }
     try {
       const format = compileWireFormat(formatSpec, broker, scope)
-      formats.set(info.type, binary ? { ...format, envelope: 'cloudevents' } : format)
+      const withProtection = protection === undefined ? format : { ...format, protection }
+      formats.set(info.type, binary ? { ...withProtection, envelope: 'cloudevents' } : withProtection)
     } catch (err) {
       if (!(err instanceof TemplateError)) throw err
       for (const message of err.message.split('\n')) {
@@ -112,6 +134,9 @@ export function compileFormats (
   entries.forEach((e, i) => {
     if (!used.has(i)) warnings.push(`${here}.formats.${i} (${e.spec.types.join(', ')}) matches no type routed to ${name}`)
   })
+  for (const { pattern } of protects) {
+    if (!protectsUsed.has(pattern)) warnings.push(`${here}.protect.${pattern} matches no type routed to ${name}`)
+  }
   // FIFO deduplication is queue-wide: an id that leaves the tenant out lets one tenant's event
   // suppress another's with the same values for five minutes. Allowed (a team's own publisher may
   // compute it so), said at every start.
@@ -124,6 +149,57 @@ export function compileFormats (
       'one tenant\'s event is dropped as a duplicate of another tenant\'s with the same values')
   }
   return formats
+}
+
+/**
+ * A type's protection at a destination: the rules of every `protect` pattern that matches it (one
+ * pointer named twice must say the same action). Undefined when none applies; null when the rules
+ * are wrong (the problem is added, naming the file's field, the type and the pointer).
+ */
+function protectionOf (
+  here: string,
+  info: TypeInfo,
+  protects: readonly { pattern: string, rules: Record<string, ProtectAction>, match: (type: string) => boolean }[],
+  keys: ProtectionKeys | undefined,
+  problems: string[],
+  used: Set<string>
+): Protection | undefined | null {
+  const rules = new Map<string, { action: ProtectAction, pattern: string }>()
+  for (const { pattern, rules: its, match } of protects) {
+    if (!match(info.type)) continue
+    used.add(pattern)
+    for (const [pointer, action] of Object.entries(its)) {
+      const earlier = rules.get(pointer)
+      if (earlier !== undefined && earlier.action !== action) {
+        problems.push(`${here}.protect.${pattern}.${pointer} (${info.type}): ${action}, ` +
+          `where ${here}.protect.${earlier.pattern} says ${earlier.action}`)
+        return null
+      }
+      rules.set(pointer, { action, pattern })
+    }
+  }
+  if (rules.size === 0) return undefined
+  try {
+    return compileProtection([...rules].map(([pointer, { action }]) => ({ pointer, action })), {
+      type: info.type,
+      schema: info.schema,
+      keyFields: keyFieldsOf(info)
+    }, keys)
+  } catch (err) {
+    if (!(err instanceof ProtectionError)) throw err
+    problems.push(`${here}.protect.${rules.get(err.pointer)?.pattern ?? '*'}.${err.pointer} (${info.type}): ${err.message}`)
+    return null
+  }
+}
+
+/** The data fields the catalog makes a type's keys of: protecting one would change where its events go. */
+function keyFieldsOf (info: TypeInfo): Map<string, string> {
+  const fields = new Map<string, string>()
+  for (const [, field] of (info.routingKey ?? '').matchAll(/\{([^}]+)\}/g)) if (field !== undefined) fields.set(field, 'routing key')
+  if (info.dedupeKey !== undefined) fields.set(info.dedupeKey, 'dedupe key')
+  if (info.groupKey !== undefined) fields.set(info.groupKey, 'group key (FIFO MessageGroupId)')
+  if (info.aggregate !== undefined) fields.set(info.aggregate.idField, 'aggregate id')
+  return fields
 }
 
 /** `message.groupId: why` -> `destinations.x.formats.0.message.groupId (survey.refused): why`. */

@@ -3,6 +3,7 @@ import { alternateExchange, type Config } from '../config/index.js'
 import type { EnvelopeOptions } from '../envelopes/index.js'
 import type { WireFormat } from '../envelopes/wire-format.js'
 import { ConfigError } from '../errors.js'
+import { ProtectionKeys } from '../protection/keys.js'
 import { patternMatcher } from './patterns.js'
 import { compileFormats, type TypeInfo } from './formats.js'
 import { readRoutesFile, type RoutesFile } from './routes-file.js'
@@ -145,7 +146,8 @@ export function resolveRouting (
   entries: readonly TypeInfo[],
   config: Config,
   where: string,
-  fieldName: FieldName = fileField
+  fieldName: FieldName = fileField,
+  keys?: ProtectionKeys
 ): Routing {
   const matchers = file.routes.map(r => patternMatcher(r.types))
   const routes = new Map<string, string[]>()
@@ -182,7 +184,7 @@ export function resolveRouting (
       continue
     }
     const routed = entries.filter(e => routes.get(e.type)?.includes(name) === true)
-    const formats = compileFormats(name, spec.broker, spec, routed, envelopeOptions(spec, config), problems, warnings)
+    const formats = compileFormats(name, spec.broker, spec, routed, envelopeOptions(spec, config), problems, warnings, keys)
     if (problems.length === 0) destinations.push(complete(name, spec, config, formats, fail))
   }
   const [only] = problems
@@ -201,8 +203,11 @@ export function loadRouting (
   ajv: Ajv,
   env: Record<string, string | undefined> = process.env
 ): Routing {
+  // Checked whether or not a route protects anything: a wrong keys file stops the start.
+  const keys = config.PROTECTION_KEYS_FILE === undefined ? undefined : ProtectionKeys.load(config.PROTECTION_KEYS_FILE, ajv, env)
   if (config.ROUTES_FILE === undefined) {
-    return resolveRouting(defaultRoutesFile(config), entries, config, 'Invalid configuration', envField)
+    return resolveRouting(defaultRoutesFile(config), entries, config, 'Invalid configuration', envField, keys)
   }
-  return resolveRouting(readRoutesFile(config.ROUTES_FILE, ajv, env), entries, config, `ROUTES_FILE: ${config.ROUTES_FILE}`)
+  const file = readRoutesFile(config.ROUTES_FILE, ajv, env)
+  return resolveRouting(file, entries, config, `ROUTES_FILE: ${config.ROUTES_FILE}`, fileField, keys)
 }

@@ -3,8 +3,10 @@ import type { Ajv } from 'ajv'
 import { PROFILE_NAMES } from '../envelopes/index.js'
 import type { MESSAGE_FIELDS } from '../envelopes/message.js'
 import { readJsonFile } from '../config/file.js'
+import { expandReferences } from '../config/references.js'
 import { ConfigError, messageOf } from '../errors.js'
 import { toFieldErrors } from '../validation/index.js'
+import { PROTECT_ACTIONS } from '../protection/rules.js'
 
 // ROUTES_FILE: destinations by name and the routes that send event types to them. The shape is
 // part of the contract (docs/routes-file.md); tests hold the document and these schemas together.
@@ -106,7 +108,16 @@ const common = {
   })),
   delivery: Type.Optional(Type.Enum(['sync', 'spool'], {
     description: 'sync: answer once the broker has the event; spool: once the outbox has it, the relay publishes it; default DELIVERY_MODE'
-  }))
+  })),
+  protect: Type.Optional(Type.Record(
+    Type.String({ pattern: TYPE_PATTERN_PATTERN, maxLength: 129 }),
+    Type.Record(
+      Type.String({ pattern: '^/', minLength: 2, maxLength: 1024 }),
+      Type.Enum(PROTECT_ACTIONS),
+      { minProperties: 1, description: 'JSON Pointer into the data -> drop, hash or encrypt' }
+    ),
+    { minProperties: 1, description: 'Per type pattern, the data fields this destination gets protected (docs/protection.md)' }
+  ))
 }
 const aws = {
   region: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'AWS region; default AWS_REGION' })),
@@ -232,26 +243,15 @@ export interface RoutesFile {
   routes: Static<typeof RouteSchema>[]
 }
 
-const reference = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
-
-/**
- * `${NAME}` (or `${NAME:-default}`) in a string, from the environment. The value is never part of
- * an error message: it may be a password.
- */
-export function expandReferences (text: string, env: Record<string, string | undefined>, where: string): string {
-  return text.replace(reference, (_match, name: string, fallback: string | undefined) => {
-    const value = env[name]
-    if (value !== undefined && value !== '') return value
-    if (fallback !== undefined) return fallback
-    throw new ConfigError(`${where}: \${${name}} is not set in the environment`)
-  })
-}
+/** `/protect/call.ended/~1transcript` -> `protect.call.ended./transcript`: a field as the file spells it. */
+const dotted = (pointer: string): string =>
+  pointer.slice(1).split('/').map(t => t.replaceAll('~1', '/').replaceAll('~0', '~')).join('.')
 
 /** Whether `value` is valid by `schema`; when not, its problems are added to `problems`, each naming its field. */
 function conforms<S extends TSchema> (ajv: Ajv, schema: S, value: unknown, prefix: string, problems: string[]): value is Static<S> {
   const check = ajv.compile<Static<S>>(schema)
   if (check(value)) return true
-  problems.push(...toFieldErrors(check.errors).map(e => `${prefix}${e.path.slice(1).replaceAll('/', '.') || '(root)'}: ${e.message}`))
+  problems.push(...toFieldErrors(check.errors).map(e => `${prefix}${dotted(e.path) || '(root)'}: ${e.message}`))
   return false
 }
 

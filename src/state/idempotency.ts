@@ -22,6 +22,10 @@ export interface KeyRef {
 
 /** An event some of its destinations still lack: a repeat completes only those. */
 export interface PartialDelivery {
+  /**
+   * The event without its data (`{}`): a repeat has the same data, by its fingerprint, and the
+   * store never holds a value some destination gets protected.
+   */
   event: GatewayEvent
   delivered: string[]
 }
