@@ -1,6 +1,7 @@
 // The server legs of `npm run bench`, in table order. A leg is a server to start and the load to
 // put on it; adding one (say, keyed single events: `keyHeader: 'idempotency-key'`) is one entry.
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { get } from 'node:http'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -177,6 +178,41 @@ function templateRoutes (ctx: LegContext): string {
   return path
 }
 
+/**
+ * Issue 26: a call.ended whose transcript is 1,024 characters of text (the other fields as in the
+ * single body), for the protect legs.
+ */
+function transcriptBody (ctx: LegContext): string {
+  const path = join(ctx.work, 'single-transcript-1k.json')
+  const transcript = 'Customer asked for a callback tomorrow at 2pm about moving to the family plan. '.repeat(13).slice(0, 1024)
+  writeFileSync(path, JSON.stringify({ call_id: 'call-7f3a9c', duration: 180, outcome: 'completed', transcript }))
+  return path
+}
+
+/**
+ * Issue 26: a routes file with one RabbitMQ destination (the envelope its default, cloudevents), in
+ * clear, or with its call.ended transcript encrypted by a fresh key of a PROTECTION_KEYS_FILE.
+ */
+function protectEnv (ctx: LegContext, encrypt: boolean): Record<string, string> {
+  const dir = mkdtempSync(join(ctx.work, 'protect-'))
+  const routes = join(dir, 'routes.json')
+  writeFileSync(routes, JSON.stringify({
+    destinations: {
+      rabbitmq: {
+        broker: 'rabbitmq',
+        url: ctx.amqpUrl,
+        exchange: ctx.exchange,
+        ...(encrypt ? { protect: { 'call.ended': { '/transcript': 'encrypt' } } } : {})
+      }
+    },
+    routes: [{ types: ['*'], to: ['rabbitmq'] }]
+  }))
+  if (!encrypt) return { ROUTES_FILE: routes }
+  const keys = join(dir, 'keys.json')
+  writeFileSync(keys, JSON.stringify({ active: 'k1', keys: [{ id: 'k1', secret: randomBytes(32).toString('base64') }] }), { mode: 0o600 })
+  return { ROUTES_FILE: routes, PROTECTION_KEYS_FILE: keys }
+}
+
 const singleLoad = { path: '/v1/events/call.ended', body: (ctx: LegContext) => ctx.single, eventsPerRequest: 1 }
 const tenant = (ctx: LegContext) => [`x-tenant-id: ${ctx.tenant}`]
 
@@ -256,6 +292,20 @@ export const LEGS: Leg[] = [
     connections: 64,
     rabbitmq: true
   },
+  // Issue 26: what encrypting a 1 KB transcript costs per event, against the same event in clear:
+  // the same routes file's RabbitMQ destination, with and without its protect rule.
+  ...(['clear', 'encrypt'] as const).map(mode => ({
+    id: `protect-${mode}`,
+    what: 'gateway, RabbitMQ (ROUTES_FILE), single event with a 1,024-character transcript, ' +
+      (mode === 'encrypt' ? 'encrypted (protect: AES-256-GCM, PROTECTION_KEYS_FILE)' : 'in clear (no protect)'),
+    start: gateway(ctx => protectEnv(ctx, mode === 'encrypt')),
+    ...singleLoad,
+    body: transcriptBody,
+    headers: tenant,
+    rate: RATE,
+    connections: 64,
+    rabbitmq: true
+  })),
   // Issue 10: keyed single events cost at most a fifth of the throughput, on either state store.
   // Each keyed leg has an unkeyed twin: the same server and the same load generator.
   ...(['sqlite', 'redis'] as const).flatMap(store => (['unkeyed', 'keyed'] as const).map(keyed => ({

@@ -375,6 +375,13 @@ function report (): void {
       'issue 24: BROKER=local single ≤ 0.8× the hand-written durable store\'s CPU per event',
       `${fmt(cpuRatio('local', 'durable-store'), 2)}×`,
       check(cpuRatio('local', 'durable-store'), v => v <= 0.8)
+    ],
+    // Shown, not judged: the issue sets no goal.
+    [
+      'issue 26: 1 KB transcript encrypted vs clear, CPU per event (protect-encrypt / protect-clear; no goal set)',
+      `${fmt(cpuRatio('protect-encrypt', 'protect-clear'), 2)}× ` +
+        `(${fmt(row('protect-encrypt')?.cpuMedian, 1)} against ${fmt(row('protect-clear')?.cpuMedian, 1)} µs)`,
+      undefined
     ]
   ]
   const rabbit = (() => {
@@ -431,7 +438,9 @@ the connections each leg names. GC pauses are counted inside the CPU windows (pe
 \`bench/gc-probe.mjs\`). The \`keyed-*\` legs send a new \`Idempotency-Key\` with every request,
 their \`unkeyed-*\` twins none; both drive the closed loop through \`bench/keyed.ts\` (autocannon's
 API, one client for both), the Redis ones with \`STATE_URL\` on a database of the bench's own
-(\`BENCH_REDIS_URL\`, emptied before each leg).
+(\`BENCH_REDIS_URL\`, emptied before each leg). The \`protect-*\` legs post a \`call.ended\` whose
+transcript is 1,024 characters to a routes file's RabbitMQ destination, in clear and with
+\`"protect": {"call.ended": {"/transcript": "encrypt"}}\` (a fresh key in \`PROTECTION_KEYS_FILE\`).
 
 ${table}
 

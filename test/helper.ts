@@ -131,12 +131,14 @@ export function uncoveredEnv (env: Record<string, string | undefined>): Record<s
  * Runs one of our TypeScript entry points (src/server.ts, src/cli/*.ts) in a child process, as a
  * user would, collecting what it prints.
  */
-export function runTs (script: string, args: string[] = [], env: Record<string, string | undefined> = {}) {
+export function runTs (script: string, args: string[] = [], env: Record<string, string | undefined> = {}, stdin?: string) {
   const child = spawn(
     process.execPath,
     [...tsNodeArgs(), script, ...args],
-    { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }
+    { env: { ...process.env, ...env }, stdio: 'pipe' }
   )
+  // Nothing to read unless given: stdin ends at once.
+  child.stdin.end(stdin ?? '')
   const out = { stdout: '', stderr: '' }
   child.stdout.on('data', d => { out.stdout += d })
   child.stderr.on('data', d => { out.stderr += d })
