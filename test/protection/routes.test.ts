@@ -174,3 +174,25 @@ t.test('a wrong protect rule stops the start, naming the file, destination, type
   const { app } = await build(t, dropEnv)
   t.equal((await app.inject(post('call.ended', exampleOf('call.ended')))).statusCode, 202)
 })
+
+t.test('message fields the destination declares are made from the protected event', async t => {
+  const routes = {
+    destinations: {
+      d: {
+        broker: 'rabbitmq',
+        exchange: 'd.events',
+        protect: { 'call.ended': { '/transcript': 'hash' } },
+        message: { headers: { 'x-transcript': '{{data.transcript ?? null}}' } }
+      },
+      rest: { broker: 'local' }
+    },
+    routes: [{ types: ['call.ended'], to: ['d'] }, { types: ['*'], to: ['rest'] }]
+  }
+  process.env.TEST_PROTECTION_SECRET = SECRET
+  const broker = new MemoryBroker()
+  const { app } = await build(t, files(t, routes), { brokers: () => broker })
+  t.equal((await app.inject(post('call.ended', { ...exampleOf('call.ended'), transcript: TRANSCRIPT }))).statusCode, 202)
+  const [sent] = broker.published
+  t.match(sent?.message?.headers?.['x-transcript'], /^[0-9a-f]{64}$/)
+  t.equal(sent?.message?.headers?.['x-transcript'], sent?.envelope.data.transcript, 'the header is the value the envelope carries')
+})
