@@ -78,7 +78,16 @@ function gateway (env: (ctx: LegContext) => Record<string, string> | Promise<Rec
 }
 
 /** fauxqs and the fake PutEvents endpoint, in their own process, started once and killed at exit. */
-let aws: Promise<{ sqsEndpoint: string, queueUrl: string, eventBridgeEndpoint: string }> | undefined
+interface AwsFakes {
+  sqsEndpoint: string
+  queueUrl: string
+  eventBridgeEndpoint: string
+  /** The same stand-ins, answering after an AWS-like round trip (`roundTripMs`). */
+  sqsFarEndpoint: string
+  eventBridgeFarEndpoint: string
+  roundTripMs: number
+}
+let aws: Promise<AwsFakes> | undefined
 function awsFakes (ctx: LegContext) {
   aws ??= new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'bench/aws-fakes.ts'], {
@@ -114,11 +123,21 @@ export async function awsCallCounts (ctx: LegContext): Promise<Record<AwsService
   })
 }
 
-/** The gateway sending to SQS through fauxqs, with these settings besides. */
-function sqsGateway (env: Record<string, string> = {}) {
+/** The gateway sending to SQS through fauxqs, with these settings besides; `far`: answered after an AWS-like round trip. */
+function sqsGateway (env: Record<string, string> = {}, far = false) {
   return gateway(async ctx => {
     const fakes = await awsFakes(ctx)
-    return { BROKER: 'sqs', SQS_QUEUE_URL: fakes.queueUrl, AWS_ENDPOINT_URL_SQS: fakes.sqsEndpoint, ...AWS_ENV, ...env }
+    const endpoint = far ? fakes.sqsFarEndpoint : fakes.sqsEndpoint
+    return { BROKER: 'sqs', SQS_QUEUE_URL: fakes.queueUrl, AWS_ENDPOINT_URL_SQS: endpoint, ...AWS_ENV, ...env }
+  })
+}
+
+/** The gateway sending to the PutEvents stand-in, with these settings besides; `far` as for SQS. */
+function eventBridgeGateway (env: Record<string, string> = {}, far = false) {
+  return gateway(async ctx => {
+    const fakes = await awsFakes(ctx)
+    const endpoint = far ? fakes.eventBridgeFarEndpoint : fakes.eventBridgeEndpoint
+    return { BROKER: 'eventbridge', AWS_ENDPOINT_URL_EVENTBRIDGE: endpoint, ...AWS_ENV, ...env }
   })
 }
 /**
@@ -385,11 +404,35 @@ export const LEGS: Leg[] = [
   {
     id: 'eventbridge',
     what: 'gateway, BROKER=eventbridge (local PutEvents endpoint), single event',
-    start: gateway(async ctx => ({
-      BROKER: 'eventbridge',
-      AWS_ENDPOINT_URL_EVENTBRIDGE: (await awsFakes(ctx)).eventBridgeEndpoint,
-      ...AWS_ENV
-    })),
+    start: eventBridgeGateway(),
+    ...singleLoad,
+    headers: tenant,
+    rate: AWS_RATE,
+    awsCalls: 'eventbridge'
+  },
+  {
+    id: 'eventbridge-linger',
+    what: 'gateway, BROKER=eventbridge (local PutEvents endpoint), single event, AWS_BATCH_LINGER_MS=5',
+    start: eventBridgeGateway({ AWS_BATCH_LINGER_MS: '5' }),
+    ...singleLoad,
+    headers: tenant,
+    rate: AWS_RATE,
+    awsCalls: 'eventbridge'
+  },
+  // The stand-ins answer in 1-2 ms; AWS, from within its region, in 10-30: calls then fill without a linger.
+  {
+    id: 'sqs-far',
+    what: 'gateway, BROKER=sqs (fauxqs answering after 15 ms, as AWS does), single event, defaults',
+    start: sqsGateway({}, true),
+    ...singleLoad,
+    headers: tenant,
+    rate: AWS_RATE,
+    awsCalls: 'sqs'
+  },
+  {
+    id: 'eventbridge-far',
+    what: 'gateway, BROKER=eventbridge (PutEvents endpoint answering after 15 ms, as AWS does), single event, defaults',
+    start: eventBridgeGateway({}, true),
     ...singleLoad,
     headers: tenant,
     rate: AWS_RATE,
