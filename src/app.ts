@@ -10,7 +10,8 @@ import { loadCatalog, type Catalog } from './catalog/index.js'
 import { kafkaSettings, type Config } from './config/index.js'
 import { openDatabase } from './storage/database.js'
 import { FanOut, type Destination } from './delivery/fan-out.js'
-import { Intake } from './delivery/intake.js'
+import { Intake, type IntakeOptions } from './delivery/intake.js'
+import type { ProtectionKeys } from './protection/keys.js'
 import { SyncDelivery } from './delivery/publisher.js'
 import { HEADERS } from './http/context/headers.js'
 import { createMetrics, type Metrics, type ProtectedCount } from './observability/metrics.js'
@@ -157,7 +158,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     config,
     catalog,
     fanOut,
-    intake: new Intake(fanOut, state.idempotency, intakeOptions(config), metrics, app.log),
+    intake: new Intake(fanOut, state.idempotency, intakeOptions(config, routing.keys), metrics, app.log),
     rateLimits: limits.any ? { limits, limiter: state.rateLimiter } : undefined,
     metrics,
     pressure,
@@ -204,6 +205,10 @@ function * protectedCounts (destinations: readonly DestinationConfig[]): Iterabl
 }
 
 /** Reservations outlive any publish (its deadline, then settling the key), so a live holder never loses its key. */
-function intakeOptions (config: Config): { waitMs: number, leaseMs: number } {
-  return { waitMs: config.IDEMPOTENCY_WAIT_MS, leaseMs: 2 * config.PUBLISH_TIMEOUT_MS + 10_000 }
+function intakeOptions (config: Config, keys: ProtectionKeys | undefined): IntakeOptions {
+  return {
+    waitMs: config.IDEMPOTENCY_WAIT_MS,
+    leaseMs: 2 * config.PUBLISH_TIMEOUT_MS + 10_000,
+    ...(keys === undefined ? {} : { fingerprintKey: (tenant: string) => keys.key(tenant, 'fingerprint', keys.first) as Buffer })
+  }
 }

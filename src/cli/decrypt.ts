@@ -40,7 +40,14 @@ try {
 
 /** `value` with every encrypted string in it opened, each by its pointer under `at`. */
 function openAll (value: unknown, at: string, place: { tenant: string, type: string }): unknown {
-  if (typeof value === 'string' && value.startsWith(ENCRYPTED_PREFIX)) return decryptValue(keys, { ...place, pointer: at }, value)
+  if (typeof value === 'string' && value.startsWith(ENCRYPTED_PREFIX)) {
+    try {
+      return decryptValue(keys, { ...place, pointer: at }, value)
+    } catch (err) {
+      // Which field: a clear value may look like an encrypted one.
+      throw err instanceof DecryptError ? new DecryptError(`${at}: ${err.message}`) : err
+    }
+  }
   if (Array.isArray(value)) return value.map((v, i) => openAll(v, `${at}/${i}`, place))
   if (!isObject(value)) return value
   const token = (k: string) => k.replaceAll('~', '~0').replaceAll('/', '~1')

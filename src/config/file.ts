@@ -4,12 +4,26 @@ import type { Static, TSchema } from 'typebox'
 import { codeOf, ConfigError, messageOf } from '../errors.js'
 import { toFieldErrors } from '../validation/index.js'
 
-/** The JSON in the file a variable names; a ConfigError naming the variable and why when it cannot be read. */
-export function readJsonFile (variable: string, path: string): unknown {
+/**
+ * The JSON in the file a variable names; a ConfigError naming the variable and why when it cannot
+ * be read. `secret`: the file holds secrets, so a syntax error says where, never what is there
+ * (JSON.parse quotes the text around it).
+ */
+export function readJsonFile (variable: string, path: string, secret = false): unknown {
+  let text: string
   try {
-    return JSON.parse(readFileSync(path, 'utf8'))
+    text = readFileSync(path, 'utf8')
   } catch (err) {
     throw new ConfigError(`${variable}: cannot read ${path}: ${codeOf(err) ?? messageOf(err)}`)
+  }
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    if (!secret) throw new ConfigError(`${variable}: cannot read ${path}: ${messageOf(err)}`)
+    const at = Number(/position (\d+)/.exec(messageOf(err))?.[1] ?? NaN)
+    const before = Number.isNaN(at) ? undefined : text.slice(0, at).split('\n')
+    const where = before === undefined ? '' : ` at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`
+    throw new ConfigError(`${variable}: ${path} is not valid JSON${where}`)
   }
 }
 

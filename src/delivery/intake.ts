@@ -35,6 +35,8 @@ export interface IntakeOptions {
   waitMs: number
   /** How long a reservation outlives a holder that died: longer than any publish. */
   leaseMs: number
+  /** The tenant's key for fingerprints, when fields are protected (PROTECTION_KEYS_FILE); plain SHA-256 without. */
+  fingerprintKey?: (tenant: string) => Buffer
 }
 
 interface Keyed {
@@ -106,7 +108,8 @@ export class Intake {
         plain.push({ index, event })
         return
       }
-      const ref = { tenant: event.tenantId, key, print: fingerprint(event.type, event.data) }
+      const print = fingerprint(event.type, event.data, this.#options.fingerprintKey?.(event.tenantId))
+      const ref = { tenant: event.tenantId, key, print }
       const earlier = firstOfKey.get(idOf(ref))
       if (earlier === undefined) {
         firstOfKey.set(idOf(ref), { index, print: ref.print })
@@ -159,7 +162,8 @@ export class Intake {
    * no client key has), so they share the key space without colliding with single events' keys.
    */
   async pinBatch (tenant: string, key: string, events: readonly { type: string, data: unknown }[]): Promise<GatewayError | undefined> {
-    const ref = { tenant, key: `${key} batch`, print: fingerprint('batch', events.map(e => [e.type, e.data])) }
+    const print = fingerprint('batch', events.map(e => [e.type, e.data]), this.#options.fingerprintKey?.(tenant))
+    const ref = { tenant, key: `${key} batch`, print }
     let pinned: Reservation
     try {
       pinned = await this.#store.reserve(ref, this.#options.leaseMs)

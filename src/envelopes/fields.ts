@@ -43,6 +43,19 @@ export interface FieldScope {
   /** The destination's source (and Ocelot module). */
   source: string
   module: string
+  /** The URI of what the data conforms to (CloudEvents `dataschema`); default the type's, `dataSchemaUri(type)`. */
+  dataSchema?: string
+}
+
+/**
+ * The URI a type's data schema is known by (CloudEvents `dataschema`): GET /v1/event-types/{type}
+ * serves it. A destination that gets fields protected has its own, `destination` named in it: the
+ * AsyncAPI document's `<destination>.<type>.data` schema.
+ */
+export function dataSchemaUri (type: string, destination?: string): string {
+  return destination === undefined
+    ? `urn:event-gateway:event-types:${type}`
+    : `urn:event-gateway:destinations:${destination}:event-types:${type}`
 }
 
 const STRING = new Set<JsonType>(['string'])
@@ -69,6 +82,10 @@ const EVENT_FIELDS: Record<string, (scope: FieldScope) => Omit<Field, 'name'>> =
   routingKey: () => ({ facts: text(255), get: e => e.routingKey }),
   source: s => ({ facts: { ...text(s.source.length), ascii: isPrintable(s.source) }, constant: s.source, get: () => s.source }),
   module: s => ({ facts: { ...text(s.module.length), ascii: isPrintable(s.module) }, constant: s.module, get: () => s.module }),
+  dataschema: s => {
+    const uri = s.dataSchema ?? dataSchemaUri(s.type)
+    return { facts: { ...text(uri.length), ascii: isPrintable(uri) }, constant: uri, get: () => uri }
+  },
   'aggregate.type': s => {
     const type = aggregateTypeOf(s)
     return { facts: { ...text(type.length), ascii: isPrintable(type) }, constant: type, get: () => type }

@@ -1,5 +1,7 @@
 import type { JsonTemplate } from './template.js'
 
+export { dataSchemaUri } from './fields.js'
+
 // The envelopes the gateway knows by name, written in the same template language a routes file
 // uses for its own. Compiled per type like any template; test/envelopes/profiles.test.ts holds
 // their bytes to the hand-written encoders they replaced.
@@ -7,13 +9,6 @@ import type { JsonTemplate } from './template.js'
 export interface Profile {
   contentType: string
   template: JsonTemplate
-}
-
-const DATA_SCHEMA_PREFIX = 'urn:event-gateway:event-types:'
-
-/** The URI a type's schema is known by (CloudEvents `dataschema`); GET /v1/event-types/{type} serves it. */
-export function dataSchemaUri (type: string): string {
-  return `${DATA_SCHEMA_PREFIX}${type}`
 }
 
 export const PROFILES = {
@@ -31,7 +26,7 @@ export const PROFILES = {
       type: '{{type}}',
       time: '{{time}}',
       datacontenttype: 'application/json',
-      dataschema: `${DATA_SCHEMA_PREFIX}{{type}}`,
+      dataschema: '{{dataschema}}',
       tenantid: '{{tenant}}',
       correlationid: '{{correlationId}}',
       data: '{{data}}',

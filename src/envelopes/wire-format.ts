@@ -90,7 +90,7 @@ export function compileEnvelope (
       'a template is JSON with {{ }} placeholders')
   }
   const aggregate = `${scope.aggregate?.type ?? ''}\0${scope.aggregate?.idField ?? ''}`
-  const key = `${envelope}\0${scope.type}\0${scope.source}\0${scope.module}\0${aggregate}`
+  const key = `${envelope}\0${scope.type}\0${scope.source}\0${scope.module}\0${aggregate}\0${scope.dataSchema ?? ''}`
   let forSchema = builtins.get(scope.schema)
   if (forSchema === undefined) {
     forSchema = new Map()

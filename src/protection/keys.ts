@@ -23,9 +23,9 @@ export const ProtectionKeysFileSchema = Type.Object({
 
 export type ProtectionKeysFile = Static<typeof ProtectionKeysFileSchema>
 
-/** What a derived key is for: the HKDF `info`. */
-export type Purpose = 'hash' | 'encrypt'
-export const HKDF_INFO: Record<Purpose, string> = { hash: 'evg:hash:v1', encrypt: 'evg:encrypt:v1' }
+/** What a derived key is for: the HKDF `info`. `fingerprint` is the gateway's own (idempotency records). */
+export type Purpose = 'hash' | 'encrypt' | 'fingerprint'
+export const HKDF_INFO: Record<Purpose, string> = { hash: 'evg:hash:v1', encrypt: 'evg:encrypt:v1', fingerprint: 'evg:fingerprint:v1' }
 const SECRET_BYTES = 32
 
 /** HKDF-SHA256 of a secret for one tenant and purpose: 32 bytes. */
@@ -40,12 +40,18 @@ const CACHED_KEYS = 10_000
 /** The secrets, by id; derived keys on demand, cached. Never logged: no toJSON shows a secret. */
 export class ProtectionKeys {
   readonly active: string
+  /**
+   * The first key listed: idempotency fingerprints are keyed with it, so that they stay the same
+   * across a rotation (a new key is added and made active, the old one stays listed a while).
+   */
+  readonly first: string
   readonly #secrets: ReadonlyMap<string, Buffer>
   readonly #derived = new Map<string, Buffer>()
 
   constructor (active: string, secrets: ReadonlyMap<string, Buffer>) {
     if (!secrets.has(active)) throw new Error(`the active key '${active}' is not listed`)
     this.active = active
+    this.first = secrets.keys().next().value as string
     this.#secrets = secrets
   }
 
@@ -78,7 +84,7 @@ export class ProtectionKeys {
     const fail = (problems: string[]): never => {
       throw new ConfigError(`PROTECTION_KEYS_FILE: ${path} is not valid: ${problems.join('; ')}`)
     }
-    const file = readJsonFile('PROTECTION_KEYS_FILE', path)
+    const file = readJsonFile('PROTECTION_KEYS_FILE', path, true)
     const check = ajv.compile<ProtectionKeysFile>(ProtectionKeysFileSchema)
     if (!check(file)) fail(toFieldErrors(check.errors).map(e => `${e.path.slice(1).replaceAll('/', '.') || '(root)'}: ${e.message}`))
     const valid = file as ProtectionKeysFile

@@ -67,17 +67,40 @@ function holders (node: unknown): Schema[] {
   return [node, ...variants.flatMap(holders)].filter(s => isObject(s.properties))
 }
 
-/** Every schema object that defines the field at `tokens` (several under unions), with its parent. */
-function locate (schema: unknown, tokens: readonly string[]): { parent: Schema, key: string }[] {
+/**
+ * Whether every value `node` allows is an object (or null): a field inside it is then always a
+ * field, never part of a string or an array that would go out as it came. A schema without a
+ * `type` allows anything.
+ */
+function objectsOnly (node: unknown): boolean {
+  if (!isObject(node)) return false
+  const allOf = Array.isArray(node.allOf) ? node.allOf as unknown[] : []
+  if (allOf.some(objectsOnly)) return true
+  const union = [...Array.isArray(node.anyOf) ? node.anyOf as unknown[] : [], ...Array.isArray(node.oneOf) ? node.oneOf as unknown[] : []]
+  if (union.length > 0) return union.every(v => objectsOnly(v) || (isObject(v) && v.type === 'null'))
+  const types = Array.isArray(node.type) ? node.type as unknown[] : [node.type]
+  return types.includes('object') && types.every(t => t === 'object' || t === 'null')
+}
+
+/**
+ * Every schema object that defines the field at `tokens` (several under unions), with its parent;
+ * a ProtectionError when a field on the way may be something other than an object.
+ */
+function locate (schema: unknown, tokens: readonly string[], pointer: string): { parent: Schema, key: string }[] {
   let nodes: unknown[] = [schema]
   let found: { parent: Schema, key: string }[] = []
-  for (const token of tokens) {
+  tokens.forEach((token, i) => {
+    if (i > 0 && !nodes.every(objectsOnly)) {
+      const outer = `/${tokens.slice(0, i).map(t => t.replaceAll('~', '~0').replaceAll('/', '~1')).join('/')}`
+      throw new ProtectionError(pointer, `is inside ${outer}, which may be other than an object (its schema allows it): ` +
+        `protect ${outer} as a whole`)
+    }
     found = nodes.flatMap(holders).flatMap(parent => {
       const properties = parent.properties as Schema
       return Object.hasOwn(properties, token) ? [{ parent, key: token }] : []
     })
     nodes = found.map(f => (f.parent.properties as Schema)[f.key])
-  }
+  })
   return found
 }
 
@@ -131,12 +154,12 @@ export function compileProtection (rules: readonly ProtectRule[], type: Protecte
     if (key !== undefined) {
       throw new ProtectionError(a.pointer, `is the field the catalog makes the event's ${key} of; it cannot be protected`)
     }
-    const places = locate(type.schema, a.tokens)
+    const places = locate(type.schema, a.tokens, a.pointer)
     if (places.length === 0) throw new ProtectionError(a.pointer, `is not a field of ${type.type} (its schema does not define it)`)
     if (a.action !== 'drop' && keys === undefined) {
       throw new ProtectionError(a.pointer, `${a.action} needs PROTECTION_KEYS_FILE, which is not set`)
     }
-    for (const { parent, key: field } of locate(schema, a.tokens)) {
+    for (const { parent, key: field } of locate(schema, a.tokens, a.pointer)) {
       const properties = parent.properties as Schema
       if (a.action === 'drop') {
         delete properties[field]

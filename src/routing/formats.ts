@@ -1,5 +1,5 @@
 import { TemplateError } from '../envelopes/expression.js'
-import type { FieldScope } from '../envelopes/fields.js'
+import { dataSchemaUri, type FieldScope } from '../envelopes/fields.js'
 import { DEFAULT_PROFILE, type EnvelopeOptions } from '../envelopes/index.js'
 import { PROFILES } from '../envelopes/profiles.js'
 import type { MessageSpec } from '../envelopes/message.js'
@@ -114,7 +114,9 @@ export function compileFormats (
       schema: protection?.schema ?? info.schema,
       ...(info.aggregate === undefined ? {} : { aggregate: info.aggregate }),
       source: options.source,
-      module: options.module ?? options.source
+      module: options.module ?? options.source,
+      // What its data conforms to is not the type's schema: its envelope says so.
+      ...(protection === undefined ? {} : { dataSchema: dataSchemaUri(info.type, name) })
     }
     try {
       const format = compileWireFormat(formatSpec, broker, scope)
@@ -134,8 +136,9 @@ export function compileFormats (
   entries.forEach((e, i) => {
     if (!used.has(i)) warnings.push(`${here}.formats.${i} (${e.spec.types.join(', ')}) matches no type routed to ${name}`)
   })
+  // Refused, not warned: a misspelt type would send the fields it meant to protect in clear.
   for (const { pattern } of protects) {
-    if (!protectsUsed.has(pattern)) warnings.push(`${here}.protect.${pattern} matches no type routed to ${name}`)
+    if (!protectsUsed.has(pattern)) problems.push(`${here}.protect.${pattern}: matches no type routed to ${name}`)
   }
   // FIFO deduplication is queue-wide: an id that leaves the tenant out lets one tenant's event
   // suppress another's with the same values for five minutes. Allowed (a team's own publisher may

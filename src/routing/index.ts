@@ -42,6 +42,8 @@ export interface Routing {
   routes: Map<string, string[]>
   /** Things worth a warning at start: destinations no route uses, routes that match nothing. */
   warnings: string[]
+  /** PROTECTION_KEYS_FILE's keys, when it is set. */
+  keys?: ProtectionKeys
 }
 
 /** Without ROUTES_FILE: one destination named after BROKER, from today's variables, for every type. */
@@ -193,7 +195,7 @@ export function resolveRouting (
   const shown = problems.slice(0, 20)
   if (problems.length > shown.length) shown.push(`... and ${problems.length - shown.length} more`)
   if (problems.length > 1) throw new ConfigError(`${where}: the wire formats are not valid:\n  ${shown.join('\n  ')}`)
-  return { destinations, routes, warnings }
+  return { destinations, routes, warnings, ...(keys === undefined ? {} : { keys }) }
 }
 
 /** The routing a config asks for: ROUTES_FILE, or the one-destination default. */

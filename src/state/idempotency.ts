@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto'
+import { createHmac, hash } from 'node:crypto'
 import stringify from 'safe-stable-stringify'
 import { GatewayError } from '../errors.js'
 import type { GatewayEvent } from '../envelopes/event.js'
@@ -57,10 +57,15 @@ export interface IdempotencyStore {
   release (ref: KeyRef, token: string): Promise<void>
 }
 
-/** Same type and same JSON value (any key order, any number spelling) give the same fingerprint. */
-export function fingerprint (type: string, data: unknown): string {
+/**
+ * Same type and same JSON value (any key order, any number spelling) give the same fingerprint.
+ * With `key` (the tenant's, when fields are protected) an HMAC: the stored fingerprint cannot be
+ * matched against guesses of a protected value by whoever reads the state store.
+ */
+export function fingerprint (type: string, data: unknown, key?: Buffer): string {
+  const text = `${type}\0${stringify(data) ?? ''}`
   // One-shot hash: no Hash object per request.
-  return hash('sha256', `${type}\0${stringify(data) ?? ''}`, 'hex')
+  return key === undefined ? hash('sha256', text, 'hex') : createHmac('sha256', key).update(text).digest('hex')
 }
 
 /** The header (EVG_BAD_CONTEXT), or a batch event's `idempotencyKey` at `path` (EVG_VALIDATION). */

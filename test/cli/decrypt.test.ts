@@ -28,6 +28,11 @@ t.test('decrypt opens one value, or every encrypted value of an event\'s data, b
   const opened = { call_id: 'c-1', transcript: 'callback at 2pm', caller: { phone: { number: '+15551234567' } }, outcome: 'completed' }
   t.same(JSON.parse(all.out.stdout), opened)
 
+  const moved = JSON.stringify({ transcript: byK1, notes: byK1 })
+  const wrongField = runTs('src/cli/decrypt.ts', ['--tenant', TENANT, '--type', 'call.ended'], env, moved)
+  t.equal(await wrongField.exit, 2, 'a value moved to another field does not open')
+  t.match(wrongField.out.stderr, /decrypt: \/notes: does not open/)
+
   const other = runTs('src/cli/decrypt.ts', ['--tenant', OTHER_TENANT, '--type', 'call.ended', '--pointer', '/transcript', byK1], env)
   t.equal(await other.exit, 2)
   t.match(other.out.stderr, /does not open: another tenant, type or field, another key, or altered/)

@@ -6,6 +6,7 @@ import { MemoryBroker } from '../../src/brokers/memory.js'
 import { ConfigError } from '../../src/errors.js'
 import { ProtectionKeys } from '../../src/protection/keys.js'
 import { decryptValue } from '../../src/protection/values.js'
+import { fingerprint } from '../../src/state/idempotency.js'
 import { createAjv } from '../../src/validation/index.js'
 import { build, dataDir, exampleOf, OTHER_TENANT, post, TENANT } from '../helper.js'
 
@@ -67,6 +68,9 @@ t.test('one destination gets the transcript encrypted, one hashed, the trusted o
   t.notMatch(JSON.stringify(analytics.published[0]?.event), '555-0134', 'nor in what the broker (or an outbox) keeps of the event')
   t.match(warehouse.published[0]?.envelope.data.transcript, /^[0-9a-f]{64}$/)
   t.equal(trusted.published[0]?.envelope.data.transcript, TRANSCRIPT, 'the trusted destination gets it in clear')
+  // What each one's data conforms to: the type's schema, or the destination's protected one.
+  t.equal(trusted.published[0]?.envelope.dataschema, 'urn:event-gateway:event-types:call.ended')
+  t.equal(warehouse.published[0]?.envelope.dataschema, 'urn:event-gateway:destinations:warehouse:event-types:call.ended')
   t.equal(trusted.published[0]?.envelope.id, analytics.published[0]?.envelope.id, 'the same event everywhere')
   // Hashing: equal within a tenant, different across tenants.
   await app.inject(post('call.ended', data))
@@ -99,21 +103,27 @@ t.test('validation runs on the raw payload: a bad value is a 400 naming the fiel
 })
 
 t.test('a partial fan-out kept for its idempotency key holds no data; the repeat completes it, protected', async t => {
-  const { app, analytics, trusted, config } = await gateway(t)
+  const { app, analytics, trusted, config, keys } = await gateway(t)
   analytics.failNext(1, new BrokerError('connection lost', { retryable: true, reason: 'connection_lost' }))
-  const request = post('call.ended', { ...exampleOf('call.ended'), transcript: TRANSCRIPT }, { 'idempotency-key': 'k-protect-1' })
+  const data = { ...exampleOf('call.ended'), transcript: TRANSCRIPT }
+  const request = post('call.ended', data, { 'idempotency-key': 'k-protect-1' })
   t.equal((await app.inject(request)).statusCode, 503)
   t.equal(trusted.published.length, 1)
-  // The embedded state store's files (SQLite, its WAL) under DATA_DIR.
-  const stored = readdirSync(config.DATA_DIR, { recursive: true, encoding: 'utf8' })
-    .map(f => { try { return readFileSync(join(config.DATA_DIR, f)).toString('latin1') } catch { return '' } }).join('\n')
-  t.notMatch(stored, '555-0134', 'no file under DATA_DIR holds the value')
   const repeat = await app.inject(request)
   t.equal(repeat.statusCode, 202)
   t.equal(analytics.published.length, 1)
   t.match(analytics.published[0]?.envelope.data.transcript, /^evg:v1:/)
   t.equal(analytics.published[0]?.envelope.id, trusted.published[0]?.envelope.id, 'the same event id, completed')
   t.equal(trusted.published.length, 1, 'not sent again where it was')
+  // Closed: the embedded state store has written what it keeps (SQLite, its WAL) under DATA_DIR.
+  await app.close()
+  const stored = readdirSync(config.DATA_DIR, { recursive: true, encoding: 'utf8' })
+    .map(f => { try { return readFileSync(join(config.DATA_DIR, f)).toString('latin1') } catch { return '' } }).join('\n')
+  t.notMatch(stored, '555-0134', 'no file under DATA_DIR holds the value')
+  // Nor a plain hash of the data, which a guess of the transcript could be checked against.
+  t.notMatch(stored, fingerprint('call.ended', data), 'the fingerprint is not a plain SHA-256 of the data')
+  const keyed = fingerprint('call.ended', data, keys.key(TENANT, 'fingerprint', keys.first))
+  t.match(stored, keyed, 'but an HMAC with the tenant\'s own key')
 })
 
 t.test('the AsyncAPI document shows the protected fields as strings, and its examples protected', async t => {
@@ -154,7 +164,8 @@ t.test('a wrong protect rule stops the start, naming the file, destination, type
       { 'call.ended': { transcript: 'hash' } },
       `${at('call.ended', 'transcript', 'call.ended')}must be a JSON Pointer to a field of the data`
     ],
-    [{ 'call.ended': { '/transcript': 'blur' } }, 'destinations.d.protect.call.ended./transcript: must be one of: drop, hash, encrypt']
+    [{ 'call.ended': { '/transcript': 'blur' } }, 'destinations.d.protect.call.ended./transcript: must be one of: drop, hash, encrypt'],
+    [{ 'call.endd': { '/transcript': 'hash' } }, 'destinations.d.protect.call.endd: matches no type routed to d']
   ]
   const only = (protect: unknown) => ({ destinations: { d: { broker: 'local', protect } }, routes: [{ types: ['*'], to: ['d'] }] })
   for (const [protect, message] of cases) {

@@ -76,13 +76,31 @@ t.test('a JSON object\'s own __proto__ key is protected as a field, never the pr
 t.test('refused at start: not a field, an array item, a key field, overlaps, no keys, not a pointer', async t => {
   const cases: [ProtectRule[], RegExp][] = [
     [[{ pointer: '/caller/fax', action: 'hash' }], /is not a field of support\.call/],
-    [[{ pointer: '/tags/0/label', action: 'hash' }], /is not a field of support\.call/],
+    [[{ pointer: '/tags/0/label', action: 'hash' }], /is inside \/tags, which may be other than an object[^:]*: protect \/tags as a whole/],
     [[{ pointer: '/call_id', action: 'hash' }], /is the field the catalog makes the event's routing key of/],
     [[{ pointer: '/caller', action: 'encrypt' }, { pointer: '/caller/phone', action: 'drop' }], /is inside \/caller/],
     [[{ pointer: 'caller', action: 'drop' }], /must be a JSON Pointer/],
     [[{ pointer: '/caller/a~2b', action: 'drop' }], /has a ~ that is not ~0 or ~1/]
   ]
   for (const [rules, message] of cases) t.throws(() => compile(rules), message)
+  // A field inside something that may be a string or an array would go out in clear as that.
+  const loose = (contact: object) => ({
+    type: 'support.call', keyFields: new Map(), schema: { type: 'object', properties: { contact } }
+  })
+  const phone = [{ pointer: '/contact/phone', action: 'hash' as const }]
+  const object = { type: 'object', properties: { phone: { type: 'string' } } }
+  for (const contact of [
+    { anyOf: [{ type: 'string' }, object] },
+    { type: ['object', 'string'], properties: { phone: { type: 'string' } } },
+    { properties: { phone: { type: 'string' } } }
+  ]) {
+    const refused = /is inside \/contact, which may be other than an object/
+    t.throws(() => compileProtection(phone, loose(contact), keys), refused, JSON.stringify(contact))
+  }
+  const objects = [{ anyOf: [object, { type: 'null' }] }, { type: ['object', 'null'], properties: { phone: {} } }, { allOf: [object] }]
+  for (const contact of objects) {
+    t.ok(compileProtection(phone, loose(contact), keys), JSON.stringify(contact))
+  }
   t.throws(() => compileProtection([{ pointer: '/notes', action: 'encrypt' }], type, undefined), /encrypt needs PROTECTION_KEYS_FILE/)
   t.ok(compileProtection([{ pointer: '/notes', action: 'drop' }], type, undefined), 'drop needs no keys')
   t.same(parsePointer('/a~1b/c~0d'), ['a/b', 'c~d'])

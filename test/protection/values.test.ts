@@ -83,6 +83,12 @@ t.test('a wrong keys file stops the start, naming the file and the field, never 
     t.notMatch(error.message, SECRET_2)
   }
   t.throws(() => ProtectionKeys.load(join(dir, 'absent.json'), createAjv(), {}), /PROTECTION_KEYS_FILE: cannot read .*absent\.json: ENOENT/)
+  // A syntax error says where, never the text around it: the file holds secrets.
+  const broken = join(dir, 'broken.json')
+  writeFileSync(broken, `{\n  "active": "k1",\n  "keys": [{ "id": "k1", "secret": ${SECRET_1} }]\n}`)
+  const error = t.throws(() => ProtectionKeys.load(broken, createAjv(), {}), ConfigError) as Error
+  t.match(error.message, /^PROTECTION_KEYS_FILE: \S+broken\.json is not valid JSON( at line 3, column \d+)?$/)
+  t.notMatch(error.message, SECRET_1.slice(0, 8))
   const keys = keysOf({ active: 'k1', keys: [{ id: 'k1', secret: SECRET_1 }] }, {}, dir)
   t.notMatch(JSON.stringify(keys), SECRET_1, 'serialised, the keys show their ids only')
 })
