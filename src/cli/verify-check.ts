@@ -17,7 +17,7 @@ export function checkEnvelope (
   const problems = [...received.problems]
   const readBack = (field: string): unknown => {
     const at = format.placements.find((p): p is Extract<Placement, { field: string }> => 'field' in p && p.field === field)
-    return at === undefined ? undefined : valueAt(envelope, at.path)
+    return at === undefined ? undefined : valueAt(received.envelope, at.path)
   }
   const time = readBack('time')
   const placesTime = format.placements.some(p => 'field' in p && p.field === 'time')

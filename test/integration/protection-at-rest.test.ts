@@ -19,10 +19,10 @@ import { ProtectionKeys } from '../../src/protection/keys.js'
 import { decryptValue, hashValue } from '../../src/protection/values.js'
 import { createAjv } from '../../src/validation/index.js'
 import { dataDir, exampleOf, LogCapture, post, postBatch, testConfig } from '../helper.js'
+import { PG_URL, pgSchema, pgSkip } from '../postgres.js'
 import { serviceSkip } from '../services.js'
 import { AMQP_URL, cleanupExchange, Consumer, rabbitSkip, takeRabbitMqTurn, uniqueName } from './rabbit-helper.js'
 
-const PG_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 // A Redis database of this file's own (the other tests use 11): flushed before and after.
 const REDIS_DB = 14
 const REDIS_URL = (() => {
@@ -35,18 +35,6 @@ const DOWN_URL = 'amqp://guest:guest@127.0.0.1:1'
 
 const skip = await rabbitSkip()
 if (skip === false) await takeRabbitMqTurn(t)
-
-async function pgSkip (): Promise<string | false> {
-  return await serviceSkip('PostgreSQL', {
-    at: PG_URL,
-    probe: async () => {
-      const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 })
-      await client.connect()
-      await client.end()
-    },
-    hint: 'start it with pg_ctlcluster'
-  })
-}
 
 async function redisSkip (): Promise<string | false> {
   return await serviceSkip('Redis', {
@@ -69,22 +57,6 @@ async function redisSkip (): Promise<string | false> {
 }
 
 const skipShared = skip !== false ? skip : (await pgSkip()) || (await redisSkip())
-
-/** A schema of this run's own, dropped at the end; the URL's search_path names it. */
-async function pgSchema (t: Test): Promise<{ schema: string, url: string }> {
-  const schema = `evg_protect_${randomUUID().slice(0, 8)}`
-  const client = new pg.Client(PG_URL)
-  await client.connect()
-  await client.query(`CREATE SCHEMA ${schema}`)
-  await client.end()
-  t.teardown(async () => {
-    const c = new pg.Client(PG_URL)
-    await c.connect()
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
-    await c.end()
-  })
-  return { schema, url: `${PG_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}` }
-}
 
 /** This file's Redis database, empty, emptied again at the end. */
 async function redisDb (t: Test): Promise<Redis> {
@@ -185,7 +157,7 @@ async function run (t: Test, mode: 'embedded' | 'shared') {
   }))
 
   let shared: { schema: string, url: string, redis: Redis } | undefined
-  if (mode === 'shared') shared = { ...await pgSchema(t), redis: await redisDb(t) }
+  if (mode === 'shared') shared = { ...await pgSchema(t, 'evg_protect'), redis: await redisDb(t) }
   const env: Record<string, string> = {
     LOG_LEVEL: 'trace',
     ROUTES_FILE: routesFile,

@@ -5,46 +5,16 @@
 // (at-least-once) are counted and bounded.
 import { randomUUID } from 'node:crypto'
 import amqplib from 'amqplib'
-import pg from 'pg'
 import t, { type Test } from 'tap'
 import { gateway } from '../attacks/gateway-process.js'
 import { dataDir, exampleOf } from '../helper.js'
-import { serviceSkip } from '../services.js'
+import { pgSchema, pgSkip } from '../postgres.js'
 import { AMQP_URL, Consumer, cleanupExchange, rabbitmqctl, rabbitSkip, takeRabbitMqTurn, uniqueName } from './rabbit-helper.js'
 
-const PG_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const BODY = JSON.stringify(exampleOf('call.ended'))
-
-async function pgSkip (): Promise<string | false> {
-  return await serviceSkip('PostgreSQL', {
-    at: PG_URL,
-    probe: async () => {
-      const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 })
-      await client.connect()
-      await client.end()
-    },
-    hint: 'start it with pg_ctlcluster'
-  })
-}
 
 const skip = await rabbitSkip()
 const skipPg = skip === false ? await pgSkip() : skip
-
-/** A schema of this test's own, dropped at the end: the URL's search_path names it. */
-async function pgSchema (t: Test): Promise<string> {
-  const schema = `evg_spool_${randomUUID().slice(0, 8)}`
-  const client = new pg.Client(PG_URL)
-  await client.connect()
-  await client.query(`CREATE SCHEMA ${schema}`)
-  await client.end()
-  t.teardown(async () => {
-    const c = new pg.Client(PG_URL)
-    await c.connect()
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
-    await c.end()
-  })
-  return `${PG_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`
-}
 
 /**
  * Tenants each sending one event at a time (so each tenant's accept order is defined) to the
@@ -212,7 +182,7 @@ t.test('two replicas on one PostgreSQL outbox, one killed: the other delivers ev
   await takeRabbitMqTurn(t)
   const exchange = uniqueName('spool-pg')
   cleanupExchange(t, exchange)
-  const url = await pgSchema(t)
+  const { url } = await pgSchema(t, 'evg_spool')
   const env = {
     BROKER: 'rabbitmq', AMQP_EXCHANGE: exchange, DELIVERY_MODE: 'spool', SPOOL_URL: url, OUTBOX_LEASE_MS: '3000', PUBLISH_TIMEOUT_MS: '1000'
   }

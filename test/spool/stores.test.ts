@@ -10,44 +10,13 @@ import { openDatabase } from '../../src/storage/database.js'
 import { buildApp } from '../../src/app.js'
 import { dataDir, exampleOf, post, testConfig } from '../helper.js'
 import { HoldingProxy } from '../integration/holding-proxy.js'
-import { serviceSkip } from '../services.js'
+import { PG_URL, pgSchema, pgSkip as pgSkipped } from '../postgres.js'
 
 // One contract, both outbox stores: what the relay, the limits and the admin API rely on.
 // PostgreSQL is the real one on this machine; each test gets a schema of its own
 // (evg_test_<random>, dropped after), so runs and tests never see each other's rows.
-const PG_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const log = pino({ level: 'silent' })
-
-const pgSkip = await serviceSkip('PostgreSQL', {
-  at: PG_URL,
-  probe: async () => {
-    const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 })
-    try {
-      await client.connect()
-      await client.query('SELECT 1')
-    } finally {
-      await client.end().catch(() => undefined)
-    }
-  }
-})
-
-/** A schema of the test's own, dropped when it ends; the URL that makes it the search path. */
-async function pgSchema (t: Test): Promise<string> {
-  const schema = `evg_test_${randomBytes(6).toString('hex')}`
-  const admin = new pg.Client({ connectionString: PG_URL })
-  await admin.connect()
-  await admin.query(`CREATE SCHEMA ${schema}`)
-  await admin.end()
-  t.teardown(async () => {
-    const client = new pg.Client({ connectionString: PG_URL })
-    await client.connect()
-    await client.query(`DROP SCHEMA ${schema} CASCADE`)
-    await client.end()
-  })
-  const url = new URL(PG_URL)
-  url.searchParams.set('options', `-c search_path=${schema}`)
-  return url.toString()
-}
+const pgSkip = await pgSkipped()
 
 const DESTINATIONS = ['orders', 'audit']
 
@@ -71,7 +40,7 @@ const stores: Record<string, { skip: string | false, open: (t: Test, options?: {
   postgres: {
     skip: pgSkip,
     open: async (t, options = {}) => {
-      const url = await pgSchema(t)
+      const url = (await pgSchema(t)).url
       const opened: OutboxStore[] = []
       // Registered after the schema's teardown, so it runs first (tap runs teardowns in reverse).
       t.teardown(async () => { for (const s of opened) await s.close().catch(() => undefined) })
@@ -531,7 +500,7 @@ t.test('sqlite: an outbox written by an earlier version (no retry_at column) ope
 t.test('postgres: probes and scrapes read the refresher\'s counts: a backlog being counted, or a locked table, does not hold them', {
   skip: pgSkip
 }, async t => {
-  const url = await pgSchema(t)
+  const url = (await pgSchema(t)).url
   const store = new PostgresOutbox(url, log, { queryTimeoutMs: 20_000 })
   t.teardown(() => store.close())
   await store.connect(DESTINATIONS)
@@ -561,7 +530,7 @@ t.test('postgres: probes and scrapes read the refresher\'s counts: a backlog bei
 t.test('postgres: an unresponsive PostgreSQL (bytes held) fails an append by PUBLISH_TIMEOUT_MS, however long it queued', {
   skip: pgSkip
 }, async t => {
-  const url = new URL(await pgSchema(t))
+  const url = new URL((await pgSchema(t)).url)
   const proxy = await HoldingProxy.start(t, { host: url.hostname, port: Number(url.port || 5432) })
   url.host = new URL(proxy.url).host
   const store = new PostgresOutbox(url.toString(), log, { queryTimeoutMs: 1500 })
@@ -659,7 +628,7 @@ for (const [name, { skip, open }] of Object.entries(stores)) {
 t.test('postgres: a gateway whose SPOOL_URL cannot be reached at start starts, answers 503, and takes events once it can', {
   skip: pgSkip
 }, async t => {
-  const schemaUrl = new URL(await pgSchema(t))
+  const schemaUrl = new URL((await pgSchema(t)).url)
   // A port nothing listens on yet: PostgreSQL "down".
   const port = await new Promise<number>(resolve => {
     const probe = net.createServer().listen(0, '127.0.0.1', () => {
