@@ -150,15 +150,20 @@ function kafkaMock (ctx: LegContext) {
     const child = spawn('/usr/bin/python3', ['test/integration/kafka-mock.py', '3'], { cwd: ctx.root, stdio: ['pipe', 'pipe', 'inherit'] })
     process.once('exit', () => child.kill())
     let out = ''
-    child.stdout.on('data', (chunk: Buffer) => {
+    const started = (chunk: Buffer) => {
       out += chunk.toString()
       const line = out.split('\n').find(l => l.startsWith('{"bootstraps"'))
       if (line === undefined) return
       const { bootstraps } = JSON.parse(line) as { bootstraps: string }
       child.stdin.write(`${JSON.stringify({ op: 'create_topic', topic: 'bench.events', partitions: 4, replication: 1 })}\n`)
       resolve(bootstraps)
+      // What it prints from now on is read and dropped: kept, the text grew for the rest of the
+      // bench and each chunk searched all of it (a core spinning after the last leg).
+      child.stdout.off('data', started)
+      child.stdout.resume()
       child.unref()
-    })
+    }
+    child.stdout.on('data', started)
     child.once('exit', code => reject(new Error(`kafka-mock exited (${code})`)))
   })
   return kafka

@@ -459,3 +459,5 @@ try {
 } finally {
   rmSync(work, { recursive: true, force: true })
 }
+// The stand-ins' processes (Kafka's mock cluster, the AWS fakes) keep pipes open; they end with this one.
+process.exit(0)
