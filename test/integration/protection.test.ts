@@ -5,6 +5,8 @@ import { join } from 'node:path'
 import amqplib from 'amqplib'
 import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
+import { ProtectionKeys } from '../../src/protection/keys.js'
+import { decryptValue } from '../../src/protection/values.js'
 import { LogCapture, OTHER_TENANT, TENANT, dataDir, exampleOf, post, testConfig } from '../helper.js'
 import { serviceSkip } from '../services.js'
 import { ConsumerProcess, PYTHON, type Line } from './consumer-process.js'
@@ -58,8 +60,9 @@ function exchanges (t: Test): Exchanges {
 }
 
 /**
- * The routes file: analytics gets the transcript encrypted and the contact hashed, trusted gets
- * everything in clear, the store keeps the transcript hashed. The consumers declare their
+ * The routes file: analytics gets the transcript encrypted (transcript chunks without it) and the
+ * contact hashed, trusted gets everything in clear, the store keeps the transcript hashed (and a
+ * chunk's encrypted). The consumers declare their
  * exchanges themselves, plain, as the seeds do: no alternate exchange.
  */
 function routesFile (x: Exchanges) {
@@ -69,10 +72,14 @@ function routesFile (x: Exchanges) {
         broker: 'rabbitmq',
         exchange: x.analytics,
         alternateExchange: '',
-        protect: { 'call.ended': { '/transcript': 'encrypt' }, 'survey.completed': { '/contact_id': 'hash' } }
+        protect: {
+          'call.ended': { '/transcript': 'encrypt' },
+          'call.transcribed': { '/transcript': 'drop' },
+          'survey.completed': { '/contact_id': 'hash' }
+        }
       },
       trusted: { broker: 'rabbitmq', exchange: x.trusted, alternateExchange: '' },
-      store: { broker: 'local', protect: { 'call.ended': { '/transcript': 'hash' } } }
+      store: { broker: 'local', protect: { 'call.ended': { '/transcript': 'hash' }, 'call.transcribed': { '/transcript': 'encrypt' } } }
     },
     routes: [
       { types: ['call.*', 'survey.completed'], to: ['analytics', 'trusted', 'store'] },
@@ -166,6 +173,7 @@ t.test('analytics opens the encrypted transcript and joins the hashed contact wi
   const survey1 = await send(t, app, 'survey.completed', surveyCompleted())
   const survey2 = await send(t, app, 'survey.completed', surveyCompleted())
   const surveyOther = await send(t, app, 'survey.completed', surveyCompleted(), OTHER_TENANT)
+  const chunk = await send(t, app, 'call.transcribed', { ...exampleOf('call.transcribed'), transcript: TRANSCRIPT })
   const got = async (c: ConsumerProcess, id: string) => await c.waitFor(l => l.id === id, `event ${id}`)
 
   await t.test('the transcript: encrypted, and the recipe opens it with the event\'s tenant, type and pointer only', async t => {
@@ -235,6 +243,20 @@ t.test('analytics opens the encrypted transcript and joins the hashed contact wi
     const stored = readdirSync(dir, { recursive: true, encoding: 'utf8' })
       .map(f => { try { return readFileSync(join(dir, f)).toString('latin1') } catch { return '' } }).join('\n')
     t.notMatch(stored, MARKER, 'no file under DATA_DIR holds the transcript')
+  })
+
+  await t.test('a transcript chunk: dropped at analytics, in clear at trusted, encrypted in the local store', async t => {
+    const dropped = await got(analytics, chunk)
+    t.notOk('transcript' in (dropped.data as object), 'the field is gone')
+    t.equal(field(dropped, 'language'), exampleOf('call.transcribed').language, 'the others as sent')
+    t.notMatch(dropped.body, MARKER)
+    t.equal(field(await got(trusted, chunk), 'transcript'), TRANSCRIPT)
+    const stored = (await readBack(app, 'call.transcribed')).events
+    t.same(stored.map(e => e.id), [chunk])
+    const value = stored[0]?.data.transcript as string
+    t.match(value, EVG)
+    const keys = new ProtectionKeys('k1', new Map([['k1', Buffer.from(K1, 'base64')]]))
+    t.equal(decryptValue(keys, { tenant: TENANT, type: 'call.transcribed', pointer: '/transcript' }, value), TRANSCRIPT)
   })
 
   await t.test('nothing dropped or malformed', async t => {
