@@ -10,6 +10,7 @@ import { createAjv } from '../validation/index.js'
 import { messageOf } from '../errors.js'
 import { ProtectionKeys } from '../protection/keys.js'
 import { decryptValue, DecryptError, ENCRYPTED_PREFIX } from '../protection/values.js'
+import { pointerOf } from '../validation/pointer.js'
 import { cliConfig, exitWith, isObject } from './common.js'
 
 const usage = 'npm run decrypt -- --tenant ID --type TYPE (--pointer /field VALUE | < data.json)'
@@ -50,8 +51,7 @@ function openAll (value: unknown, at: string, place: { tenant: string, type: str
   }
   if (Array.isArray(value)) return value.map((v, i) => openAll(v, `${at}/${i}`, place))
   if (!isObject(value)) return value
-  const token = (k: string) => k.replaceAll('~', '~0').replaceAll('/', '~1')
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, openAll(v, `${at}/${token(k)}`, place)]))
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, openAll(v, `${at}${pointerOf([k])}`, place)]))
 }
 
 try {

@@ -5,6 +5,7 @@ import { readJsonFile } from '../config/file.js'
 import { expandReferences } from '../config/references.js'
 import { ConfigError, messageOf } from '../errors.js'
 import { toFieldErrors } from '../validation/index.js'
+import { dottedPath } from '../validation/pointer.js'
 
 // PROTECTION_KEYS_FILE: the secrets protected fields are hashed and encrypted with. Each tenant's
 // keys are derived from a secret (HKDF-SHA256, salt the tenant id, info per purpose), so one
@@ -86,7 +87,7 @@ export class ProtectionKeys {
     }
     const file = readJsonFile('PROTECTION_KEYS_FILE', path, true)
     const check = ajv.compile<ProtectionKeysFile>(ProtectionKeysFileSchema)
-    if (!check(file)) fail(toFieldErrors(check.errors).map(e => `${e.path.slice(1).replaceAll('/', '.') || '(root)'}: ${e.message}`))
+    if (!check(file)) fail(toFieldErrors(check.errors).map(e => `${dottedPath(e.path) || '(root)'}: ${e.message}`))
     const valid = file as ProtectionKeysFile
     const problems: string[] = []
     const secrets = new Map<string, Buffer>()

@@ -1,5 +1,6 @@
 import type { ProtectionKeys } from './keys.js'
 import { encryptValue, ENCRYPTED_PATTERN, hashValue, HASHED_PATTERN } from './values.js'
+import { pointerOf, pointerTokens } from '../validation/pointer.js'
 
 export const PROTECT_ACTIONS = ['drop', 'hash', 'encrypt'] as const
 export type ProtectAction = typeof PROTECT_ACTIONS[number]
@@ -57,7 +58,7 @@ export function parsePointer (pointer: string): string[] {
     throw new ProtectionError(pointer, 'must be a JSON Pointer to a field of the data, e.g. /transcript or /caller/phone')
   }
   if (/~[^01]|~$/.test(pointer)) throw new ProtectionError(pointer, 'has a ~ that is not ~0 or ~1 (RFC 6901)')
-  return pointer.slice(1).split('/').map(t => t.replaceAll('~1', '/').replaceAll('~0', '~'))
+  return pointerTokens(pointer)
 }
 
 /** The schemas (a union's variants included) that hold `token` as a property, in `node`. */
@@ -91,7 +92,7 @@ function locate (schema: unknown, tokens: readonly string[], pointer: string): {
   let found: { parent: Schema, key: string }[] = []
   tokens.forEach((token, i) => {
     if (i > 0 && !nodes.every(objectsOnly)) {
-      const outer = `/${tokens.slice(0, i).map(t => t.replaceAll('~', '~0').replaceAll('/', '~1')).join('/')}`
+      const outer = pointerOf(tokens.slice(0, i))
       throw new ProtectionError(pointer, `is inside ${outer}, which may be other than an object (its schema allows it): ` +
         `protect ${outer} as a whole`)
     }

@@ -6,6 +6,7 @@ import { readJsonFile } from '../config/file.js'
 import { expandReferences } from '../config/references.js'
 import { ConfigError, messageOf } from '../errors.js'
 import { toFieldErrors } from '../validation/index.js'
+import { dottedPath } from '../validation/pointer.js'
 import { PROTECT_ACTIONS } from '../protection/rules.js'
 
 // ROUTES_FILE: destinations by name and the routes that send event types to them. The shape is
@@ -243,15 +244,11 @@ export interface RoutesFile {
   routes: Static<typeof RouteSchema>[]
 }
 
-/** `/protect/call.ended/~1transcript` -> `protect.call.ended./transcript`: a field as the file spells it. */
-const dotted = (pointer: string): string =>
-  pointer.slice(1).split('/').map(t => t.replaceAll('~1', '/').replaceAll('~0', '~')).join('.')
-
 /** Whether `value` is valid by `schema`; when not, its problems are added to `problems`, each naming its field. */
 function conforms<S extends TSchema> (ajv: Ajv, schema: S, value: unknown, prefix: string, problems: string[]): value is Static<S> {
   const check = ajv.compile<Static<S>>(schema)
   if (check(value)) return true
-  problems.push(...toFieldErrors(check.errors).map(e => `${prefix}${dotted(e.path) || '(root)'}: ${e.message}`))
+  problems.push(...toFieldErrors(check.errors).map(e => `${prefix}${dottedPath(e.path) || '(root)'}: ${e.message}`))
   return false
 }
 
